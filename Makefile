@@ -1,0 +1,66 @@
+# mesh-adapter: `make run` starts the demo stack, `make test` runs the suite.
+# Both set up the virtualenv (and the Kafka jars) on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv codegen check lint fmt typecheck buflint codegen-check test test-fast run simulator adapter kafka-up kafka-down bench clean
+
+help:
+	@echo "make run        simulator + Kafka + adapter, with a demo gRPC call and a Kafka event (Ctrl-C stops)"
+	@echo "make test       the whole test suite (starts its own Kafka broker)"
+	@echo "make codegen    regenerate generated/ from protos/"
+	@echo "make check      ruff, mypy, buf lint, codegen drift"
+	@echo "make bench      benchmarks in bench/, printed side by side"
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP)
+
+codegen: $(STAMP)
+	PY=$(PY) scripts/codegen.sh
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check adapter simulator tests bench scripts
+	$(VENV)/bin/ruff format --check adapter simulator tests bench scripts
+
+fmt: $(STAMP)
+	$(VENV)/bin/ruff check --fix adapter simulator tests bench scripts
+	$(VENV)/bin/ruff format adapter simulator tests bench scripts
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+buflint: $(STAMP)
+	$(VENV)/bin/buf lint
+
+# Regenerates and fails when the committed stubs differ from the protos.
+codegen-check: codegen
+	@git diff --exit-code --stat -- generated || (echo "generated/ is stale: run 'make codegen' and commit" && exit 1)
+	@test -z "$$(git status --porcelain -- generated)" || (git status --porcelain -- generated; echo "generated/ has files not committed" && exit 1)
+
+check: lint typecheck buflint codegen-check
+
+test: $(STAMP)
+	scripts/run-tests.sh
+
+run: $(STAMP)
+	$(PY) -m adapter.demo
+
+kafka-up:
+	scripts/kafka start
+
+kafka-down:
+	scripts/kafka stop
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache var
