@@ -1,0 +1,56 @@
+"""Command line: ``python -m adapter [serve]``.
+
+Exit codes: 0 clean shutdown, 2 bad configuration or protos.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+
+from adapter.config.settings import ConfigError, Settings, load_settings
+from adapter.descriptors.method_spec import SpecError
+
+__all__ = ["main", "serve"]
+
+logger = logging.getLogger("adapter")
+
+
+async def serve(settings: Settings) -> None:
+    """Runs the gRPC server until SIGINT/SIGTERM, then shuts down gracefully."""
+    from adapter.server.app import AdapterServer
+    from adapter.telemetry.tracing import build_tracer_provider
+
+    tracer_provider = build_tracer_provider(settings.telemetry)
+    server = AdapterServer(settings, tracer_provider=tracer_provider)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    try:
+        await stop.wait()
+        logger.info("signal received")
+    finally:
+        await server.stop()
+        tracer_provider.shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m adapter", description="mesh-adapter: gRPC/Kafka adapter")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="serve gRPC (default)")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        parser.exit(2, f"mesh-adapter: {exc}\n")
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command in (None, "serve"):
+        try:
+            asyncio.run(serve(settings))
+        except SpecError as exc:
+            parser.exit(2, f"mesh-adapter: {exc}\n")
+    return 0

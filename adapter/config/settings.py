@@ -1,0 +1,161 @@
+"""Typed configuration, read once at start-up.
+
+Sources, highest priority first: keyword arguments, environment variables prefixed
+``MESH_`` (nested keys joined by ``__``), then the TOML file named by
+``MESH_CONFIG_FILE``. Example::
+
+    MESH_UPSTREAMS__OPENFRAME__BASE_URL=https://api.openframe.io
+    MESH_UPSTREAMS__OPENFRAME__AUTH__API_KEY=...
+    MESH_UPSTREAMS__OPENFRAME__AUTH__HEADER=X-API-Key
+    MESH_UPSTREAMS__OPENFRAME__AUTH__SCHEME=
+    MESH_UPSTREAMS__OPENFRAME__PAGINATION__STYLE=cursor
+
+Every key is documented in ``docs/configuration.md``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "MESH_"
+CONFIG_FILE_ENV = "MESH_CONFIG_FILE"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ApiKeyAuth(_Frozen):
+    """A static API key sent in a header on every upstream request."""
+
+    type: Literal["api_key"] = "api_key"
+    api_key: SecretStr
+    #: Header carrying the key: ``Authorization`` (documented) or e.g. ``X-API-Key``.
+    header: str = "Authorization"
+    #: Scheme before the key (``Bearer``); empty for a bare key as in ``X-API-Key``.
+    scheme: str = "Bearer"
+
+
+UpstreamAuth = ApiKeyAuth
+
+
+class PaginationSettings(_Frozen):
+    """How an upstream pages; overrides the style declared in the protos."""
+
+    #: ``None`` keeps each method's declared style; otherwise forces one for the upstream.
+    style: Literal["page", "cursor", "offset"] | None = None
+    page_param: str = "page"
+    per_page_param: str = "per_page"
+    cursor_param: str = "cursor"
+    limit_param: str = "limit"
+    skip_param: str = "skip"
+    #: Page size used when the caller sends ``page_size = 0``.
+    default_page_size: int = Field(default=50, ge=1)
+    #: Larger ``page_size`` values are clamped to this (AIP-158).
+    max_page_size: int = Field(default=100, ge=1)
+    #: Dotted path of the total count in the list body (empty: not reported).
+    total_field: str = "meta.total"
+    #: Dotted path of the next cursor in the list body (cursor style).
+    next_cursor_field: str = "meta.next_cursor"
+
+
+class UpstreamSettings(_Frozen):
+    """One vendor API: where it is, how to authenticate, how to talk to it."""
+
+    base_url: HttpUrl
+    auth: UpstreamAuth
+    #: Bound of an upstream call when the gRPC caller sets no deadline.
+    default_timeout_seconds: float = Field(default=30.0, gt=0)
+    connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    #: Larger answers are refused (RESOURCE_EXHAUSTED) instead of buffered.
+    max_response_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_connections: int = Field(default=100, ge=1)
+    max_keepalive_connections: int = Field(default=50, ge=0)
+    #: ``aiohttp`` (httpx-aiohttp) holds up under concurrency; ``httpx`` is the
+    #: pure httpcore pool. See bench/upstream_transport.py for the comparison.
+    transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    verify_tls: bool = True
+    #: Extra CA bundle (PEM) for upstreams behind a private CA.
+    ca_bundle: Path | None = None
+    #: Redirects are followed only to the upstream's own host, at most this many.
+    max_redirects: int = Field(default=3, ge=0)
+    pagination: PaginationSettings = PaginationSettings()
+
+
+class GrpcSettings(_Frozen):
+    host: str = "127.0.0.1"
+    port: int = Field(default=50051, ge=0, le=65535)
+    #: In-flight calls get this long to finish after SIGTERM.
+    grace_period_seconds: float = Field(default=10.0, ge=0)
+    reflection: bool = True
+    max_receive_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+
+
+class TelemetrySettings(_Frozen):
+    service_name: str = "mesh-adapter"
+    #: Export spans over OTLP/gRPC. Defaults to on when the standard
+    #: ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set.
+    otlp_enabled: bool = Field(default_factory=lambda: bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")))
+
+
+class Settings(BaseSettings):
+    """Everything the adapter reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    grpc: GrpcSettings = GrpcSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
+    #: Keyed by the ``upstream`` name the protos' service options use.
+    upstreams: dict[str, UpstreamSettings] = Field(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_FILE_ENV)
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+
+class ConfigError(Exception):
+    """Configuration is missing or invalid; the message names each bad key."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Reads and validates the settings, turning pydantic's errors into one
+    message that names each bad key as an environment variable would."""
+    config_file = os.environ.get(CONFIG_FILE_ENV)
+    if config_file and not Path(config_file).is_file():
+        raise ConfigError(f"{CONFIG_FILE_ENV}={config_file}: no such file")
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            dotted = ".".join(str(part) for part in err["loc"])
+            env_name = ENV_PREFIX + "__".join(str(part).upper() for part in err["loc"])
+            lines.append(f"  {dotted} ({env_name}): {err['msg']}")
+        raise ConfigError("invalid configuration:\n" + "\n".join(lines)) from None

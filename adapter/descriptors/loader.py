@@ -1,0 +1,78 @@
+"""Finds the services to serve: every generated proto module is imported, and
+each service carrying a ``(meshadapter.options.v1.service)`` option is read
+into :class:`~adapter.descriptors.method_spec.MethodSpec` values.
+
+Adding an endpoint is a proto change plus ``make codegen``: nothing here lists
+services or methods.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import meshadapter
+from google.protobuf import descriptor as _d
+from google.protobuf import descriptor_pool
+from meshadapter.options.v1 import options_pb2
+
+from .method_spec import MethodSpec, SpecError, method_spec
+
+__all__ = ["ServiceSpec", "import_generated_modules", "load_service_specs"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSpec:
+    name: str
+    upstream: str
+    methods: tuple[MethodSpec, ...]
+    descriptor: _d.ServiceDescriptor
+
+
+def generated_root() -> Path:
+    """Directory holding the generated packages (``openframe``, ``octospine``...)."""
+    return Path(meshadapter.__file__).resolve().parent.parent
+
+
+def import_generated_modules() -> list[_d.FileDescriptor]:
+    """Imports every ``*_pb2`` module under the generated root; returns their files."""
+    files: list[_d.FileDescriptor] = []
+    root = generated_root()
+    for package in sorted(p.name for p in root.iterdir() if (p / "__init__.py").is_file()):
+        pkg = importlib.import_module(package)
+        for info in pkgutil.walk_packages(pkg.__path__, prefix=f"{package}."):
+            if info.name.endswith("_pb2"):
+                module = importlib.import_module(info.name)
+                files.append(module.DESCRIPTOR)
+    return files
+
+
+def load_service_specs(
+    pool: descriptor_pool.DescriptorPool | None = None,
+) -> list[ServiceSpec]:
+    """Specs of every upstream-backed service, sorted by name."""
+    files = import_generated_modules()
+    pool = pool or descriptor_pool.Default()
+    specs: list[ServiceSpec] = []
+    errors: list[str] = []
+    for file in files:
+        for service in pool.FindFileByName(file.name).services_by_name.values():
+            opts = service.GetOptions()
+            if not opts.HasExtension(options_pb2.service):
+                continue
+            upstream = opts.Extensions[options_pb2.service].upstream
+            if not upstream:
+                errors.append(f"{service.full_name}: the service option names no upstream")
+                continue
+            methods = []
+            for method in service.methods:
+                try:
+                    methods.append(method_spec(method, upstream))
+                except SpecError as exc:
+                    errors.append(str(exc))
+            specs.append(ServiceSpec(service.full_name, upstream, tuple(methods), service))
+    if errors:
+        raise SpecError("invalid proto annotations:\n  " + "\n  ".join(errors))
+    return sorted(specs, key=lambda s: s.name)

@@ -1,0 +1,147 @@
+"""What one RPC means upstream, read from its descriptor's options.
+
+A :class:`MethodSpec` gathers the method's ``google.api.http`` rule and the
+``meshadapter.options.v1`` options; nothing here knows a particular endpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from google.api import annotations_pb2, http_pb2
+from google.protobuf import descriptor as _d
+from google.protobuf import message_factory
+from google.protobuf.message import Message
+from meshadapter.options.v1 import options_pb2
+
+from adapter.transcoding.path_template import PathTemplate, PathTemplateError
+
+__all__ = ["MethodSpec", "PageStyle", "SpecError", "method_spec"]
+
+_IDEMPOTENT_VERBS = frozenset({"GET", "PUT", "DELETE", "HEAD", "OPTIONS"})
+
+
+class SpecError(ValueError):
+    """A proto's annotations are incomplete or inconsistent (found at start-up)."""
+
+
+class PageStyle(Enum):
+    NONE = "none"
+    PAGE = "page"
+    CURSOR = "cursor"
+    OFFSET = "offset"
+
+
+_STYLE_BY_OPTION = {
+    options_pb2.PAGINATION_UNSPECIFIED: PageStyle.NONE,
+    options_pb2.PAGINATION_NONE: PageStyle.NONE,
+    options_pb2.PAGINATION_PAGE: PageStyle.PAGE,
+    options_pb2.PAGINATION_CURSOR: PageStyle.CURSOR,
+    options_pb2.PAGINATION_OFFSET: PageStyle.OFFSET,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class MethodSpec:
+    """Everything the adapter needs to serve one RPC from its upstream."""
+
+    #: ``/package.Service/Method``, as on the wire.
+    path: str
+    service: str
+    name: str
+    upstream: str
+    http_method: str
+    template: PathTemplate
+    #: ``""`` (no body), ``"*"`` (all unbound fields) or a top-level field name.
+    body: str
+    #: Response field filled from the upstream's payload; ``""`` = the whole message.
+    response_body: str
+    envelope: str
+    page_style: PageStyle
+    idempotent: bool
+    idempotency_key_field: str
+    cache_ttl_seconds: int
+    input_type: type[Message]
+    output_type: type[Message]
+    descriptor: _d.MethodDescriptor
+
+    @property
+    def route(self) -> str:
+        """``GET /v1/alerts/{alert_id}``: names the endpoint in logs, spans and metrics."""
+        return f"{self.http_method} {self.template.text}"
+
+
+def _http_rule(rule: http_pb2.HttpRule) -> tuple[str, str]:
+    kind = rule.WhichOneof("pattern")
+    if kind is None:
+        raise SpecError("the google.api.http rule has no pattern")
+    if kind == "custom":
+        return rule.custom.kind.upper(), rule.custom.path
+    return kind.upper(), getattr(rule, kind)
+
+
+def method_spec(method: _d.MethodDescriptor, upstream: str) -> MethodSpec:
+    """Reads one method's options; raises SpecError naming the method."""
+    where = method.full_name
+    if method.client_streaming or method.server_streaming:
+        raise SpecError(f"{where}: streaming methods cannot map to a REST call")
+    opts = method.GetOptions()
+    if not opts.HasExtension(annotations_pb2.http):
+        raise SpecError(f"{where}: no google.api.http annotation")
+    rule = opts.Extensions[annotations_pb2.http]
+    extra = (
+        opts.Extensions[options_pb2.method]
+        if opts.HasExtension(options_pb2.method)
+        else options_pb2.UpstreamMethod()
+    )
+    verb, path = _http_rule(rule)
+    try:
+        template = PathTemplate.parse(path)
+    except PathTemplateError as exc:
+        raise SpecError(f"{where}: {exc}") from exc
+
+    inp, out = method.input_type, method.output_type
+    for var in template.variables:
+        _resolve_field(inp, var.field_path, where)
+    if rule.body not in ("", "*"):
+        _resolve_field(inp, (rule.body,), where)
+    if rule.response_body:
+        _resolve_field(out, (rule.response_body,), where)
+    key_field = extra.idempotency_key_field
+    if key_field:
+        _resolve_field(inp, (key_field,), where)
+
+    idempotent = extra.idempotent if extra.HasField("idempotent") else verb in _IDEMPOTENT_VERBS
+    return MethodSpec(
+        path=f"/{method.containing_service.full_name}/{method.name}",
+        service=method.containing_service.full_name,
+        name=method.name,
+        upstream=upstream,
+        http_method=verb,
+        template=template,
+        body=rule.body,
+        response_body=rule.response_body,
+        envelope=extra.response_envelope,
+        page_style=_STYLE_BY_OPTION.get(extra.pagination, PageStyle.NONE),
+        idempotent=idempotent,
+        idempotency_key_field=key_field,
+        cache_ttl_seconds=extra.cache_ttl_seconds,
+        input_type=message_factory.GetMessageClass(inp),
+        output_type=message_factory.GetMessageClass(out),
+        descriptor=method,
+    )
+
+
+def _resolve_field(message: _d.Descriptor, field_path: tuple[str, ...], where: str) -> _d.FieldDescriptor:
+    current: _d.Descriptor | None = message
+    field: _d.FieldDescriptor | None = None
+    for name in field_path:
+        if current is None:
+            raise SpecError(f"{where}: {'.'.join(field_path)} goes through a non-message field")
+        field = current.fields_by_name.get(name)
+        if field is None:
+            raise SpecError(f"{where}: {current.full_name} has no field {name!r}")
+        current = field.message_type
+    assert field is not None
+    return field

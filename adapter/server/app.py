@@ -1,0 +1,173 @@
+"""Assembles the gRPC server: every upstream-backed service found in the protos,
+health checking, reflection, tracing, graceful shutdown.
+
+Example::
+
+    async with AdapterServer(settings) as server:
+        print("listening on", server.port)
+        await server.wait_for_termination()
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from types import TracebackType
+
+import grpc
+import httpx
+from grpc import aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
+from opentelemetry.sdk.trace import TracerProvider
+
+from adapter.config.settings import Settings
+from adapter.descriptors.loader import ServiceSpec, load_service_specs
+from adapter.descriptors.method_spec import SpecError
+from adapter.transcoding.json_codec import JsonCodec
+from adapter.transcoding.method_transcoder import MethodTranscoder
+from adapter.upstream.caller import UpstreamCaller
+from adapter.upstream.client import UpstreamClient
+from adapter.upstream.credentials import ApiKeyCredentials
+
+from .handlers import UpstreamMethodHandler
+
+__all__ = ["AdapterServer"]
+
+logger = logging.getLogger(__name__)
+
+
+def _build_caller(
+    name: str,
+    settings: Settings,
+    tracer_provider: TracerProvider | None,
+    transport: httpx.AsyncBaseTransport | None,
+) -> UpstreamCaller:
+    upstream = settings.upstreams[name]
+    auth = upstream.auth
+    credentials = ApiKeyCredentials(api_key=auth.api_key, header=auth.header, scheme=auth.scheme)
+    return UpstreamClient(
+        name,
+        upstream,
+        credentials=credentials,
+        tracer_provider=tracer_provider,
+        transport=transport,
+    )
+
+
+class AdapterServer:
+    """The gRPC face of the adapter. ``start()`` / ``stop()``, or ``async with``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        tracer_provider: TracerProvider | None = None,
+        transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.specs: list[ServiceSpec] = load_service_specs()
+        missing = sorted({s.upstream for s in self.specs} - set(settings.upstreams))
+        if missing:
+            users = {m: [s.name for s in self.specs if s.upstream == m] for m in missing}
+            raise SpecError(
+                "; ".join(
+                    f"upstream {m!r} (used by {', '.join(users[m])}) is not configured: "
+                    f"set MESH_UPSTREAMS__{m.upper()}__BASE_URL and "
+                    f"MESH_UPSTREAMS__{m.upper()}__AUTH__API_KEY"
+                    for m in missing
+                )
+            )
+        self._tracer_provider = tracer_provider
+        self._transports = dict(transports or {})
+        self._callers: dict[str, UpstreamCaller] = {}
+        self._server: aio.Server | None = None
+        self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
+        self.port = 0
+
+    @property
+    def service_names(self) -> list[str]:
+        return [s.name for s in self.specs]
+
+    async def start(self) -> int:
+        """Binds and starts serving; returns the bound port."""
+        codec = JsonCodec()
+        grpc_settings = self.settings.grpc
+        server = aio.server(
+            interceptors=[aio_server_interceptor(tracer_provider=self._tracer_provider)],  # type: ignore[no-untyped-call]
+            options=[
+                ("grpc.max_receive_message_length", grpc_settings.max_receive_message_bytes),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        for spec in self.specs:
+            caller = self._callers.get(spec.upstream)
+            if caller is None:
+                caller = _build_caller(
+                    spec.upstream,
+                    self.settings,
+                    self._tracer_provider,
+                    self._transports.get(spec.upstream),
+                )
+                self._callers[spec.upstream] = caller
+            pagination = self.settings.upstreams[spec.upstream].pagination
+            handlers = {
+                m.name: grpc.unary_unary_rpc_method_handler(
+                    UpstreamMethodHandler(MethodTranscoder(m, codec, pagination), caller),
+                    request_deserializer=m.input_type.FromString,
+                    response_serializer=m.output_type.SerializeToString,
+                )
+                for m in spec.methods
+            }
+            server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(spec.name, handlers),))
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        names = [*self.service_names, health.SERVICE_NAME]
+        if grpc_settings.reflection:
+            names.append(reflection.SERVICE_NAME)
+            reflection.enable_server_reflection(names, server)
+        address = f"{grpc_settings.host}:{grpc_settings.port}"
+        self.port = server.add_insecure_port(address)
+        if not self.port:
+            raise OSError(f"cannot listen on {address}")
+        await server.start()
+        self._server = server
+        for name in ("", *self.service_names):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        logger.info(
+            "serving %d services (%d methods) on %s:%d",
+            len(self.specs),
+            sum(len(s.methods) for s in self.specs),
+            grpc_settings.host,
+            self.port,
+        )
+        return self.port
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Health goes NOT_SERVING, in-flight calls get ``grace`` seconds, then
+        upstream pools close. Idempotent."""
+        server, self._server = self._server, None
+        if server is not None:
+            await self._health.enter_graceful_shutdown()
+            grace = self.settings.grpc.grace_period_seconds if grace is None else grace
+            logger.info("shutting down: in-flight calls have %.1fs", grace)
+            await server.stop(grace)
+        callers, self._callers = self._callers, {}
+        for caller in callers.values():
+            await caller.aclose()
+
+    async def wait_for_termination(self) -> None:
+        if self._server is not None:
+            await self._server.wait_for_termination()
+
+    async def __aenter__(self) -> AdapterServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop(0)

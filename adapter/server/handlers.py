@@ -1,0 +1,92 @@
+"""The unary handler every upstream-backed RPC runs: bind, call, decode, or
+fail with a rich status. Nothing in it is specific to an endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import NoReturn, Protocol
+
+import grpc
+from google.protobuf.message import Message
+from grpc_status import rpc_status
+
+from adapter.status.mapping import to_rpc_status
+from adapter.transcoding.json_codec import MalformedPayloadError
+from adapter.transcoding.method_transcoder import MethodTranscoder
+from adapter.transcoding.response_binding import UnexpectedContentTypeError
+from adapter.upstream.caller import UpstreamCaller
+from adapter.upstream.client import raise_for_status
+from adapter.upstream.errors import UpstreamMalformedResponse
+
+__all__ = ["UpstreamMethodHandler"]
+
+logger = logging.getLogger(__name__)
+
+# Client-side problems are routine; log them quietly. Server-side ones loudly.
+_QUIET = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.ALREADY_EXISTS,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.CANCELLED,
+    }
+)
+_CODES = {c.value[0]: c for c in grpc.StatusCode}
+
+
+class HandlerContext(Protocol):
+    """The part of ``grpc.aio.ServicerContext`` a handler uses (grpc-stubs lags
+    behind grpc.aio here)."""
+
+    def time_remaining(self) -> float | None: ...
+
+    async def abort_with_status(self, status: grpc.Status) -> NoReturn: ...
+
+
+class UpstreamMethodHandler:
+    """Serves one RPC from its upstream."""
+
+    def __init__(self, transcoder: MethodTranscoder, caller: UpstreamCaller) -> None:
+        self.spec = transcoder.spec
+        self._transcoder = transcoder
+        self._caller = caller
+
+    async def __call__(self, request: Message, context: HandlerContext) -> Message:
+        spec = self.spec
+        loop = asyncio.get_running_loop()
+        remaining = context.time_remaining()
+        budget = self._caller.default_timeout
+        if remaining is not None:
+            budget = min(budget, max(remaining, 0.0))
+        try:
+            bound = self._transcoder.bind(request)
+            response = await self._caller.send(bound.request, deadline=loop.time() + budget)
+            raise_for_status(response, upstream=self._caller.name, route=spec.route)
+            try:
+                return self._transcoder.decode(response, bound)
+            except UnexpectedContentTypeError as exc:
+                raise UpstreamMalformedResponse(
+                    str(exc),
+                    reason="UPSTREAM_UNEXPECTED_CONTENT_TYPE",
+                    upstream=self._caller.name,
+                    route=spec.route,
+                    request_id=response.request_id,
+                ) from exc
+            except MalformedPayloadError as exc:
+                raise UpstreamMalformedResponse(
+                    f"answer does not fit {spec.output_type.DESCRIPTOR.full_name}: {exc}",
+                    upstream=self._caller.name,
+                    route=spec.route,
+                    request_id=response.request_id,
+                ) from exc
+        except Exception as exc:  # every failure leaves as a status, never UNKNOWN
+            status = to_rpc_status(
+                exc, http_method=spec.http_method, body_field=spec.body, upstream=self._caller.name
+            )
+            code = _CODES.get(status.code, grpc.StatusCode.UNKNOWN)
+            log = logger.info if code in _QUIET else logger.warning
+            log("%s -> %s: %s", spec.path, code.name, status.message)
+            await context.abort_with_status(rpc_status.to_status(status))

@@ -1,0 +1,35 @@
+"""Tracer provider set-up: one per process, passed down explicitly.
+
+Spans: a server span per RPC (grpc instrumentation's aio interceptor) and a
+client span per upstream HTTP attempt (httpx instrumentation on each client),
+which also injects W3C ``traceparent`` into the upstream request.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from adapter.config.settings import TelemetrySettings
+
+__all__ = ["build_tracer_provider"]
+
+logger = logging.getLogger(__name__)
+
+
+def build_tracer_provider(settings: TelemetrySettings, *, set_global: bool = True) -> TracerProvider:
+    """A provider exporting over OTLP when configured (``OTEL_EXPORTER_OTLP_*``
+    environment variables are read by the exporter itself)."""
+    provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name}))
+    if settings.otlp_enabled:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        logger.info("exporting traces over OTLP")
+    if set_global:
+        trace.set_tracer_provider(provider)
+    return provider

@@ -1,0 +1,41 @@
+"""Both directions of one method, with the paging style the configuration picks."""
+
+from __future__ import annotations
+
+from google.protobuf.message import Message
+
+from adapter.config.settings import PaginationSettings
+from adapter.descriptors.method_spec import MethodSpec, PageStyle
+from adapter.upstream.messages import UpstreamResponse
+
+from .json_codec import JsonCodec
+from .pagination import Paginator
+from .request_binding import BoundRequest, RequestBinder
+from .response_binding import ResponseBinder
+
+__all__ = ["MethodTranscoder"]
+
+
+def effective_page_style(spec: MethodSpec, settings: PaginationSettings) -> PageStyle:
+    """The protos declare a style; a deployment's configuration may override it."""
+    if spec.page_style is PageStyle.NONE or settings.style is None:
+        return spec.page_style
+    return PageStyle(settings.style)
+
+
+class MethodTranscoder:
+    """Request message -> upstream call -> response message, for one RPC."""
+
+    def __init__(self, spec: MethodSpec, codec: JsonCodec, pagination: PaginationSettings) -> None:
+        self.spec = spec
+        style = effective_page_style(spec, pagination)
+        paginator = None if style is PageStyle.NONE else Paginator(style, pagination)
+        self.page_style = style
+        self._requests = RequestBinder(spec, codec, paginator)
+        self._responses = ResponseBinder(spec, codec, paginator)
+
+    def bind(self, message: Message) -> BoundRequest:
+        return self._requests.bind(message)
+
+    def decode(self, response: UpstreamResponse, bound: BoundRequest) -> Message:
+        return self._responses.decode(response.body, response.content_type, bound.page, bound.fingerprint)

@@ -1,0 +1,147 @@
+"""AIP-158 paging for callers, whatever the upstream does.
+
+Callers send ``page_size`` / ``page_token`` and read ``next_page_token``. The
+token is opaque to them: base64url JSON holding the upstream position (page
+number, offset or the upstream's cursor), the page size in use, and a
+fingerprint of the request's filters so a token cannot be replayed against
+another query (AIP-158: that is INVALID_ARGUMENT).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from adapter.config.settings import PaginationSettings
+from adapter.descriptors.method_spec import PageStyle
+
+from .errors import BindingError
+
+__all__ = ["PagePosition", "Paginator", "filters_fingerprint"]
+
+_TOKEN_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class PagePosition:
+    """Where the current upstream call reads from."""
+
+    size: int
+    #: 1-based page (PAGE), item offset (OFFSET) or upstream cursor (CURSOR, "" = start).
+    at: int | str
+
+
+def filters_fingerprint(query: list[tuple[str, str]]) -> str:
+    """Short hash of the non-paging query parameters."""
+    digest = hashlib.blake2s(repr(sorted(query)).encode(), digest_size=6)
+    return digest.hexdigest()
+
+
+def _dig(document: Any, dotted: str) -> Any:
+    for key in dotted.split(".") if dotted else ():
+        if not isinstance(document, dict):
+            return None
+        document = document.get(key)
+    return document
+
+
+class Paginator:
+    """Translates between AIP-158 fields and one upstream paging style."""
+
+    def __init__(self, style: PageStyle, settings: PaginationSettings) -> None:
+        if style is PageStyle.NONE:
+            raise ValueError("a Paginator needs a paging style")
+        self.style = style
+        self.settings = settings
+
+    def position(self, page_size: int, page_token: str, fingerprint: str) -> PagePosition:
+        """Validates the caller's fields; raises BindingError (INVALID_ARGUMENT)."""
+        s = self.settings
+        if page_size < 0:
+            raise BindingError("page_size", "must not be negative")
+        size = min(page_size or s.default_page_size, s.max_page_size)
+        if not page_token:
+            return PagePosition(
+                size=size,
+                at=1 if self.style is PageStyle.PAGE else (0 if self.style is PageStyle.OFFSET else ""),
+            )
+        token = self._decode(page_token)
+        if token.get("f") != fingerprint:
+            raise BindingError("page_token", "was issued for a request with other filters")
+        if token.get("s") != self.style.value:
+            raise BindingError("page_token", "was issued for another paging scheme")
+        at = token.get("p")
+        kept_size = token.get("n")
+        if not isinstance(kept_size, int) or kept_size < 1:
+            raise BindingError("page_token", "is not a valid page token")
+        if self.style is PageStyle.CURSOR:
+            if not isinstance(at, str) or not at:
+                raise BindingError("page_token", "is not a valid page token")
+            return PagePosition(size=size, at=at)
+        if not isinstance(at, int) or at < 0:
+            raise BindingError("page_token", "is not a valid page token")
+        # Page numbers only line up with the size the token was issued for.
+        return PagePosition(size=kept_size if self.style is PageStyle.PAGE else size, at=at)
+
+    def query(self, pos: PagePosition) -> list[tuple[str, str]]:
+        """Upstream query parameters selecting ``pos``."""
+        s = self.settings
+        if self.style is PageStyle.PAGE:
+            return [(s.page_param, str(pos.at)), (s.per_page_param, str(pos.size))]
+        if self.style is PageStyle.OFFSET:
+            return [(s.skip_param, str(pos.at)), (s.limit_param, str(pos.size))]
+        params = [(s.limit_param, str(pos.size))]
+        if pos.at:
+            params.append((s.cursor_param, str(pos.at)))
+        return params
+
+    def next_page(
+        self, document: Any, item_count: int, pos: PagePosition, fingerprint: str
+    ) -> tuple[str, int]:
+        """``(next_page_token, total_size)`` from the upstream's list answer."""
+        raw_total = _dig(document, self.settings.total_field)
+        total = raw_total if isinstance(raw_total, int) and raw_total >= 0 else 0
+        next_at: int | str | None
+        if self.style is PageStyle.CURSOR:
+            cursor = _dig(document, self.settings.next_cursor_field)
+            next_at = cursor if isinstance(cursor, str) and cursor and item_count else None
+        elif self.style is PageStyle.PAGE:
+            assert isinstance(pos.at, int)
+            more = pos.at * pos.size < total if total else item_count >= pos.size
+            next_at = pos.at + 1 if more and item_count else None
+        else:
+            assert isinstance(pos.at, int)
+            seen = pos.at + item_count
+            more = seen < total if total else item_count >= pos.size
+            next_at = seen if more and item_count else None
+        if next_at is None:
+            return "", total
+        return self._encode(
+            {
+                "v": _TOKEN_VERSION,
+                "s": self.style.value,
+                "p": next_at,
+                "n": pos.size,
+                "f": fingerprint,
+            }
+        ), total
+
+    @staticmethod
+    def _encode(token: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(orjson.dumps(token)).rstrip(b"=").decode("ascii")
+
+    @staticmethod
+    def _decode(text: str) -> dict[str, Any]:
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            token = orjson.loads(raw)
+        except (binascii.Error, ValueError, orjson.JSONDecodeError):
+            raise BindingError("page_token", "is not a valid page token") from None
+        if not isinstance(token, dict) or token.get("v") != _TOKEN_VERSION:
+            raise BindingError("page_token", "is not a valid page token")
+        return token

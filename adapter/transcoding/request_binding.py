@@ -1,0 +1,282 @@
+"""Request message -> upstream REST call, per the method's ``google.api.http`` rule.
+
+- Path variables (``{alert.id}``) come from the named fields, percent-encoded.
+- ``body: "*"`` sends every field not bound to the path as the JSON body;
+  ``body: "<field>"`` sends that field; the other fields become query parameters.
+- Query parameters: nested fields dotted (``filter.kind=x``), repeated fields
+  repeated (``tag=a&tag=b``), enums by their wire name, timestamps in RFC 3339.
+  proto3 fields at their default value are not sent (``optional`` ones are when set).
+- AIP fields are not forwarded as such: ``page_size``/``page_token`` become the
+  upstream's paging parameters, the idempotency-key field becomes the
+  ``Idempotency-Key`` header, and ``update_mask`` trims the body to the masked
+  fields (JSON merge-patch: a masked field left unset is sent as ``null``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from google.protobuf import descriptor as _d
+from google.protobuf.message import Message
+
+from adapter.descriptors.access import descriptor_of, enum_of, field_of, message_of
+from adapter.descriptors.method_spec import MethodSpec
+from adapter.upstream.messages import UpstreamRequest
+
+from .enum_names import enum_wire_names
+from .errors import BindingError
+from .json_codec import JsonCodec, format_timestamp, wire_name
+from .pagination import PagePosition, Paginator, filters_fingerprint
+from .path_template import PathTemplateError
+
+__all__ = ["BoundRequest", "RequestBinder"]
+
+_FD = _d.FieldDescriptor
+_PAGING_FIELDS = ("page_size", "page_token")
+_UPDATE_MASK = "update_mask"
+_QUERY_WKT: dict[str, Callable[[Any], str]] = {
+    "google.protobuf.Timestamp": format_timestamp,
+    "google.protobuf.Duration": lambda d: f"{d.seconds + d.nanos / 1e9:g}s",
+    "google.protobuf.FieldMask": lambda m: ",".join(m.paths),
+}
+_QUERY_FORBIDDEN = frozenset(
+    {
+        "google.protobuf.Struct",
+        "google.protobuf.Value",
+        "google.protobuf.ListValue",
+        "google.protobuf.Any",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BoundRequest:
+    """The upstream call plus the paging state needed to read its answer."""
+
+    request: UpstreamRequest
+    page: PagePosition | None
+    fingerprint: str
+
+
+def _scalar_to_query(field: _d.FieldDescriptor) -> Callable[[Any], str]:
+    if field.type == _FD.TYPE_ENUM:
+        names = enum_wire_names(enum_of(field))
+        return lambda n: names.get(n, str(n))
+    if field.type == _FD.TYPE_BOOL:
+        return lambda b: "true" if b else "false"
+    if field.type == _FD.TYPE_BYTES:
+        return lambda b: b.hex()
+    if field.type == _FD.TYPE_MESSAGE:
+        name = message_of(field).full_name
+        if name in _QUERY_WKT:
+            return _QUERY_WKT[name]
+        if name.startswith("google.protobuf.") and name.endswith("Value"):  # wrappers
+            return lambda m: str(m.value).lower() if isinstance(m.value, bool) else str(m.value)
+    return str
+
+
+class RequestBinder:
+    """Binds request messages of one method; built once at start-up."""
+
+    def __init__(self, spec: MethodSpec, codec: JsonCodec, paginator: Paginator | None) -> None:
+        self.spec = spec
+        self._codec = codec
+        self._paginator = paginator
+        desc = descriptor_of(spec.input_type)
+        fields = desc.fields_by_name
+        self._path_vars = [v.field_path for v in spec.template.variables]
+        bound_top = {p[0] for p in self._path_vars if len(p) == 1}
+        excluded = set(bound_top)
+        if paginator is not None:
+            for name in _PAGING_FIELDS:
+                if name not in fields:
+                    raise ValueError(f"{spec.path}: a paged method needs a {name} field")
+            excluded.update(_PAGING_FIELDS)
+        if spec.idempotency_key_field:
+            excluded.add(spec.idempotency_key_field)
+        self._mask_field = ""
+        mask = fields.get(_UPDATE_MASK)
+        if (
+            spec.body not in ("", "*")
+            and mask is not None
+            and mask.message_type is not None
+            and mask.message_type.full_name == "google.protobuf.FieldMask"
+        ):
+            self._mask_field = _UPDATE_MASK
+            excluded.add(_UPDATE_MASK)
+        self._body_excluded = frozenset(excluded)
+        if spec.body == "*":
+            self._query_fields: frozenset[str] = frozenset()
+        else:
+            self._query_fields = frozenset(
+                f.name for f in desc.fields if f.name not in excluded and f.name != spec.body
+            )
+            for name in self._query_fields:
+                _check_query_field(field_of(desc, name), spec.path, depth=0)
+        self._query_encoders: dict[str, Callable[[Any], str]] = {}
+
+    def bind(self, message: Message) -> BoundRequest:
+        """Raises BindingError naming the field when the request cannot be sent."""
+        spec = self.spec
+        try:
+            path = spec.template.render({".".join(p): self._path_value(message, p) for p in self._path_vars})
+        except PathTemplateError as exc:
+            raise BindingError(_field_of(str(exc)), str(exc).split(": ", 1)[-1]) from None
+
+        query: list[tuple[str, str]] = []
+        if self._query_fields:
+            self._append_query(message, "", self._query_fields, query)
+        fingerprint = filters_fingerprint(query)
+        page: PagePosition | None = None
+        if self._paginator is not None:
+            page = self._paginator.position(
+                message.page_size,  # type: ignore[attr-defined]
+                message.page_token,  # type: ignore[attr-defined]
+                fingerprint,
+            )
+            query.extend(self._paginator.query(page))
+
+        body = self._body(message)
+        headers: list[tuple[str, str]] = [("accept", "application/json")]
+        if body is not None:
+            headers.append(("content-type", "application/json"))
+        key = getattr(message, spec.idempotency_key_field) if spec.idempotency_key_field else ""
+        if key:
+            headers.append(("idempotency-key", key))
+        request = UpstreamRequest(
+            method=spec.http_method,
+            path=path,
+            route=spec.route,
+            query=tuple(query),
+            body=body,
+            headers=tuple(headers),
+            idempotent=spec.idempotent or bool(key),
+            idempotency_key=key,
+        )
+        return BoundRequest(request=request, page=page, fingerprint=fingerprint)
+
+    # path -------------------------------------------------------------------
+
+    @staticmethod
+    def _path_value(message: Message, field_path: tuple[str, ...]) -> str:
+        value: Any = message
+        for name in field_path:
+            field = field_of(descriptor_of(value), name)
+            value = getattr(value, name)
+        if field.type == _FD.TYPE_ENUM:
+            return "" if value == 0 else enum_wire_names(enum_of(field)).get(value, str(value))
+        if field.type == _FD.TYPE_BOOL:
+            return "true" if value else "false"
+        return str(value) if value not in ("", 0) else ""
+
+    # query ------------------------------------------------------------------
+
+    def _append_query(
+        self, message: Message, prefix: str, only: frozenset[str] | None, out: list[tuple[str, str]]
+    ) -> None:
+        for field, value in message.ListFields():
+            if only is not None and field.name not in only:
+                continue
+            key = prefix + wire_name(field)
+            if (
+                field.type == _FD.TYPE_MESSAGE
+                and message_of(field).full_name not in _QUERY_WKT
+                and not _is_wrapper(field)
+            ):
+                if field.is_repeated:
+                    raise BindingError(key, "repeated messages cannot be sent as query parameters")
+                self._append_query(value, key + ".", None, out)
+                continue
+            enc = self._query_encoders.get(field.full_name)
+            if enc is None:
+                enc = self._query_encoders[field.full_name] = _scalar_to_query(field)
+            if field.is_repeated:
+                out.extend((key, enc(v)) for v in value)
+            else:
+                out.append((key, enc(value)))
+
+    # body -------------------------------------------------------------------
+
+    def _body(self, message: Message) -> bytes | None:
+        spec = self.spec
+        if not spec.body:
+            return None
+        if spec.body == "*":
+            doc = self._codec.encode(message)
+            for name in self._body_excluded:
+                doc.pop(name, None)
+            for field_path in self._path_vars:  # nested path fields stay out of the body too
+                _pop_path(doc, field_path)
+            return orjson.dumps(doc)
+        field = field_of(descriptor_of(message), spec.body)
+        value = getattr(message, spec.body)
+        if field.type == _FD.TYPE_MESSAGE and not field.is_repeated:
+            doc_any: Any = self._codec.encode(value)
+            if self._mask_field and getattr(message, self._mask_field).paths:
+                doc_any = _apply_mask(
+                    doc_any, value, list(getattr(message, self._mask_field).paths), spec.body
+                )
+        else:
+            doc_any = self._codec.field_encoder(field)(value)
+        return orjson.dumps(doc_any)
+
+
+def _is_wrapper(field: _d.FieldDescriptor) -> bool:
+    name = message_of(field).full_name
+    return name.startswith("google.protobuf.") and name.endswith("Value") and name not in _QUERY_FORBIDDEN
+
+
+def _check_query_field(field: _d.FieldDescriptor, where: str, depth: int) -> None:
+    if field.type != _FD.TYPE_MESSAGE:
+        return
+    message = message_of(field)
+    name = message.full_name
+    if message.GetOptions().map_entry or name in _QUERY_FORBIDDEN:
+        raise ValueError(
+            f"{where}: field {field.full_name} ({name}) cannot be a query parameter; bind it to the body"
+        )
+    if name in _QUERY_WKT or _is_wrapper(field) or depth > 8:
+        return
+    for sub in message.fields:
+        _check_query_field(sub, where, depth + 1)
+
+
+def _field_of(text: str) -> str:
+    return text.split("=", 1)[0].split(" ", 1)[0]
+
+
+def _pop_path(doc: dict[str, Any], path: tuple[str, ...]) -> None:
+    for name in path[:-1]:
+        inner = doc.get(name)
+        if not isinstance(inner, dict):
+            return
+        doc = inner
+    doc.pop(path[-1], None)
+
+
+def _apply_mask(doc: dict[str, Any], resource: Message, paths: list[str], body_field: str) -> dict[str, Any]:
+    """Keeps only the masked fields of ``doc``; masked but unset fields become null."""
+    out: dict[str, Any] = {}
+    for path in paths:
+        parts = path.split(".")
+        descriptor: _d.Descriptor | None = descriptor_of(resource)
+        wire_parts = []
+        for part in parts:
+            if descriptor is None or part not in descriptor.fields_by_name:
+                raise BindingError("update_mask", f"{path!r} is not a field of {body_field}")
+            field = field_of(descriptor, part)
+            wire_parts.append(wire_name(field))
+            descriptor = field.message_type
+        src: Any = doc
+        dst = out
+        for i, key in enumerate(wire_parts):
+            last = i == len(wire_parts) - 1
+            src = src.get(key) if isinstance(src, dict) else None
+            if last:
+                dst[key] = src
+            else:
+                dst = dst.setdefault(key, {})
+    return out

@@ -1,0 +1,45 @@
+"""The values exchanged with an upstream: one request, one buffered response."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import httpx
+
+__all__ = ["UpstreamRequest", "UpstreamResponse"]
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    """An upstream REST call, fully bound (path rendered, body encoded)."""
+
+    method: str
+    path: str
+    #: ``GET /v1/alerts/{alert_id}``: the endpoint, for logs, spans and metrics.
+    route: str
+    query: tuple[tuple[str, str], ...] = ()
+    body: bytes | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    #: Whether repeating the call is safe (retries, issue #3).
+    idempotent: bool = False
+    #: Sent as ``Idempotency-Key``; makes a POST retryable.
+    idempotency_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamResponse:
+    """A complete upstream answer (body read within the size cap)."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes
+    #: The upstream's ``X-Request-Id`` (or similar), for RequestInfo.
+    request_id: str = ""
+    #: Attempts it took (retries add to this).
+    attempts: int = 1
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def content_type(self) -> str:
+        value: str = self.headers.get("content-type", "")
+        return value.split(";", 1)[0].strip().lower()
