@@ -12,6 +12,7 @@ from google.protobuf.message import Message
 from grpc_status import rpc_status
 
 from adapter.status.mapping import to_rpc_status
+from adapter.telemetry.redaction import redacted
 from adapter.transcoding.json_codec import MalformedPayloadError
 from adapter.transcoding.method_transcoder import MethodTranscoder
 from adapter.transcoding.response_binding import UnexpectedContentTypeError
@@ -61,6 +62,8 @@ class UpstreamMethodHandler:
         budget = self._caller.default_timeout
         if remaining is not None:
             budget = min(budget, max(remaining, 0.0))
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s request %s", spec.path, redacted(request))
         try:
             bound = self._transcoder.bind(request)
             response = await self._caller.send(bound.request, deadline=loop.time() + budget)

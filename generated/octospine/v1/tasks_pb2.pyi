@@ -202,6 +202,7 @@ class ListTasksRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     TYPE_FIELD_NUMBER: _builtins.int
+    UPDATED_AFTER_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Maximum tasks to return."""
     page_token: _builtins.str
@@ -210,6 +211,10 @@ class ListTasksRequest(_message.Message):
     """Only tasks in this state."""
     type: _builtins.str
     """Only tasks of this type."""
+    @_builtins.property
+    def updated_after(self) -> _timestamp_pb2.Timestamp:
+        """Only tasks changed strictly after this time (reads what an event stream missed)."""
+
     def __init__(
         self,
         *,
@@ -217,10 +222,11 @@ class ListTasksRequest(_message.Message):
         page_token: _builtins.str = ...,
         status: Global___TaskStatus.ValueType = ...,
         type: _builtins.str = ...,
+        updated_after: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["updated_after", b"updated_after"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "status", b"status", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "status", b"status", "type", b"type", "updated_after", b"updated_after"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -30,7 +30,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from meshadapter.options.v1 import options_pb2 as meshadapter_dot_options_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19openframe/v1/alerts.proto\x12\x0copenframe.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$meshadapter/options/v1/options.proto\"\xc8\x02\n\x05\x41lert\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x13\n\x05title\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12.\n\x08severity\x18\x03 \x01(\x0e\x32\x16.openframe.v1.SeverityB\x04\xe2\x41\x01\x02\x12\x11\n\tdevice_id\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12)\n\x06status\x18\x06 \x01(\x0e\x32\x19.openframe.v1.AlertStatus\x12\x34\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x34\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12)\n\x08metadata\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\"R\n\x12\x43reateAlertRequest\x12(\n\x05\x61lert\x18\x01 \x01(\x0b\x32\x13.openframe.v1.AlertB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\xa2\x01\n\x11ListAlertsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12)\n\x06status\x18\x03 \x01(\x0e\x32\x19.openframe.v1.AlertStatus\x12(\n\x08severity\x18\x04 \x01(\x0e\x32\x16.openframe.v1.Severity\x12\x11\n\tdevice_id\x18\x05 \x01(\t\"f\n\x12ListAlertsResponse\x12#\n\x06\x61lerts\x18\x01 \x03(\x0b\x32\x13.openframe.v1.Alert\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\")\n\x0fGetAlertRequest\x12\x16\n\x08\x61lert_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"o\n\x12UpdateAlertRequest\x12(\n\x05\x61lert\x18\x01 \x01(\x0b\x32\x13.openframe.v1.AlertB\x04\xe2\x41\x01\x02\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask*u\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x10\n\x0cSEVERITY_LOW\x10\x01\x12\x13\n\x0fSEVERITY_MEDIUM\x10\x02\x12\x11\n\rSEVERITY_HIGH\x10\x03\x12\x15\n\x11SEVERITY_CRITICAL\x10\x04*|\n\x0b\x41lertStatus\x12\x1c\n\x18\x41LERT_STATUS_UNSPECIFIED\x10\x00\x12\x15\n\x11\x41LERT_STATUS_OPEN\x10\x01\x12\x1d\n\x19\x41LERT_STATUS_ACKNOWLEDGED\x10\x02\x12\x19\n\x15\x41LERT_STATUS_RESOLVED\x10\x03\x32\xda\x03\n\x0c\x41lertService\x12o\n\x0b\x43reateAlert\x12 .openframe.v1.CreateAlertRequest\x1a\x13.openframe.v1.Alert\")\xca\xf3\x18\x0c\"\nrequest_id\x82\xd3\xe4\x93\x02\x13\"\n/v1/alerts:\x05\x61lert\x12w\n\nListAlerts\x12\x1f.openframe.v1.ListAlertsRequest\x1a .openframe.v1.ListAlertsResponse\"&\xca\xf3\x18\x08\x08\x02\x12\x04\x64\x61ta\x82\xd3\xe4\x93\x02\x14\x12\n/v1/alertsb\x06\x61lerts\x12]\n\x08GetAlert\x12\x1d.openframe.v1.GetAlertRequest\x1a\x13.openframe.v1.Alert\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/alerts/{alert_id}\x12p\n\x0bUpdateAlert\x12 .openframe.v1.UpdateAlertRequest\x1a\x13.openframe.v1.Alert\"*\xca\xf3\x18\x02\x18\x01\x82\xd3\xe4\x93\x02\x1e\x32\x15/v1/alerts/{alert.id}:\x05\x61lert\x1a\x0f\xca\xf3\x18\x0b\n\topenframeb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19openframe/v1/alerts.proto\x12\x0copenframe.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$meshadapter/options/v1/options.proto\"\xc8\x02\n\x05\x41lert\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x13\n\x05title\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12.\n\x08severity\x18\x03 \x01(\x0e\x32\x16.openframe.v1.SeverityB\x04\xe2\x41\x01\x02\x12\x11\n\tdevice_id\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12)\n\x06status\x18\x06 \x01(\x0e\x32\x19.openframe.v1.AlertStatus\x12\x34\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x34\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12)\n\x08metadata\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\"R\n\x12\x43reateAlertRequest\x12(\n\x05\x61lert\x18\x01 \x01(\x0b\x32\x13.openframe.v1.AlertB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\xd5\x01\n\x11ListAlertsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12)\n\x06status\x18\x03 \x01(\x0e\x32\x19.openframe.v1.AlertStatus\x12(\n\x08severity\x18\x04 \x01(\x0e\x32\x16.openframe.v1.Severity\x12\x11\n\tdevice_id\x18\x05 \x01(\t\x12\x31\n\rupdated_after\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"f\n\x12ListAlertsResponse\x12#\n\x06\x61lerts\x18\x01 \x03(\x0b\x32\x13.openframe.v1.Alert\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\")\n\x0fGetAlertRequest\x12\x16\n\x08\x61lert_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"o\n\x12UpdateAlertRequest\x12(\n\x05\x61lert\x18\x01 \x01(\x0b\x32\x13.openframe.v1.AlertB\x04\xe2\x41\x01\x02\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask*u\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x10\n\x0cSEVERITY_LOW\x10\x01\x12\x13\n\x0fSEVERITY_MEDIUM\x10\x02\x12\x11\n\rSEVERITY_HIGH\x10\x03\x12\x15\n\x11SEVERITY_CRITICAL\x10\x04*|\n\x0b\x41lertStatus\x12\x1c\n\x18\x41LERT_STATUS_UNSPECIFIED\x10\x00\x12\x15\n\x11\x41LERT_STATUS_OPEN\x10\x01\x12\x1d\n\x19\x41LERT_STATUS_ACKNOWLEDGED\x10\x02\x12\x19\n\x15\x41LERT_STATUS_RESOLVED\x10\x03\x32\xda\x03\n\x0c\x41lertService\x12o\n\x0b\x43reateAlert\x12 .openframe.v1.CreateAlertRequest\x1a\x13.openframe.v1.Alert\")\xca\xf3\x18\x0c\"\nrequest_id\x82\xd3\xe4\x93\x02\x13\"\n/v1/alerts:\x05\x61lert\x12w\n\nListAlerts\x12\x1f.openframe.v1.ListAlertsRequest\x1a .openframe.v1.ListAlertsResponse\"&\xca\xf3\x18\x08\x08\x02\x12\x04\x64\x61ta\x82\xd3\xe4\x93\x02\x14\x12\n/v1/alertsb\x06\x61lerts\x12]\n\x08GetAlert\x12\x1d.openframe.v1.GetAlertRequest\x1a\x13.openframe.v1.Alert\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/alerts/{alert_id}\x12p\n\x0bUpdateAlert\x12 .openframe.v1.UpdateAlertRequest\x1a\x13.openframe.v1.Alert\"*\xca\xf3\x18\x02\x18\x01\x82\xd3\xe4\x93\x02\x1e\x32\x15/v1/alerts/{alert.id}:\x05\x61lert\x1a\x0f\xca\xf3\x18\x0b\n\topenframeb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -63,22 +63,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ALERTSERVICE'].methods_by_name['GetAlert']._serialized_options = b'\202\323\344\223\002\027\022\025/v1/alerts/{alert_id}'
   _globals['_ALERTSERVICE'].methods_by_name['UpdateAlert']._loaded_options = None
   _globals['_ALERTSERVICE'].methods_by_name['UpdateAlert']._serialized_options = b'\312\363\030\002\030\001\202\323\344\223\002\0362\025/v1/alerts/{alert.id}:\005alert'
-  _globals['_SEVERITY']._serialized_start=1081
-  _globals['_SEVERITY']._serialized_end=1198
-  _globals['_ALERTSTATUS']._serialized_start=1200
-  _globals['_ALERTSTATUS']._serialized_end=1324
+  _globals['_SEVERITY']._serialized_start=1132
+  _globals['_SEVERITY']._serialized_end=1249
+  _globals['_ALERTSTATUS']._serialized_start=1251
+  _globals['_ALERTSTATUS']._serialized_end=1375
   _globals['_ALERT']._serialized_start=242
   _globals['_ALERT']._serialized_end=570
   _globals['_CREATEALERTREQUEST']._serialized_start=572
   _globals['_CREATEALERTREQUEST']._serialized_end=654
   _globals['_LISTALERTSREQUEST']._serialized_start=657
-  _globals['_LISTALERTSREQUEST']._serialized_end=819
-  _globals['_LISTALERTSRESPONSE']._serialized_start=821
-  _globals['_LISTALERTSRESPONSE']._serialized_end=923
-  _globals['_GETALERTREQUEST']._serialized_start=925
-  _globals['_GETALERTREQUEST']._serialized_end=966
-  _globals['_UPDATEALERTREQUEST']._serialized_start=968
-  _globals['_UPDATEALERTREQUEST']._serialized_end=1079
-  _globals['_ALERTSERVICE']._serialized_start=1327
-  _globals['_ALERTSERVICE']._serialized_end=1801
+  _globals['_LISTALERTSREQUEST']._serialized_end=870
+  _globals['_LISTALERTSRESPONSE']._serialized_start=872
+  _globals['_LISTALERTSRESPONSE']._serialized_end=974
+  _globals['_GETALERTREQUEST']._serialized_start=976
+  _globals['_GETALERTREQUEST']._serialized_end=1017
+  _globals['_UPDATEALERTREQUEST']._serialized_start=1019
+  _globals['_UPDATEALERTREQUEST']._serialized_end=1130
+  _globals['_ALERTSERVICE']._serialized_start=1378
+  _globals['_ALERTSERVICE']._serialized_end=1852
 # @@protoc_insertion_point(module_scope)

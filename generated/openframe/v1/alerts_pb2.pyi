@@ -181,6 +181,7 @@ class ListAlertsRequest(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     SEVERITY_FIELD_NUMBER: _builtins.int
     DEVICE_ID_FIELD_NUMBER: _builtins.int
+    UPDATED_AFTER_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Maximum alerts to return."""
     page_token: _builtins.str
@@ -191,6 +192,10 @@ class ListAlertsRequest(_message.Message):
     """Only alerts of this severity."""
     device_id: _builtins.str
     """Only alerts about this device."""
+    @_builtins.property
+    def updated_after(self) -> _timestamp_pb2.Timestamp:
+        """Only alerts changed strictly after this time (reads what an event stream missed)."""
+
     def __init__(
         self,
         *,
@@ -199,10 +204,11 @@ class ListAlertsRequest(_message.Message):
         status: Global___AlertStatus.ValueType = ...,
         severity: Global___Severity.ValueType = ...,
         device_id: _builtins.str = ...,
+        updated_after: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["updated_after", b"updated_after"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_id", b"device_id", "page_size", b"page_size", "page_token", b"page_token", "severity", b"severity", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_id", b"device_id", "page_size", b"page_size", "page_token", b"page_token", "severity", b"severity", "status", b"status", "updated_after", b"updated_after"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

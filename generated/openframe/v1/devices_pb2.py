@@ -29,7 +29,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from meshadapter.options.v1 import options_pb2 as meshadapter_dot_options_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aopenframe/v1/devices.proto\x12\x0copenframe.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$meshadapter/options/v1/options.proto\"\xd7\x02\n\x06\x44\x65vice\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12&\n\x04type\x18\x03 \x01(\x0e\x32\x18.openframe.v1.DeviceType\x12*\n\x06status\x18\x04 \x01(\x0e\x32\x1a.openframe.v1.DeviceStatus\x12\n\n\x02os\x18\x05 \x01(\t\x12\x12\n\nip_address\x18\x06 \x01(\t\x12\x17\n\x0forganization_id\x18\x07 \x01(\t\x12\x0c\n\x04tags\x18\x08 \x03(\t\x12-\n\tlast_seen\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12)\n\x08metadata\x18\x0b \x01(\x0b\x32\x17.google.protobuf.Struct\"\xa8\x01\n\x12ListDevicesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12*\n\x06status\x18\x03 \x01(\x0e\x32\x1a.openframe.v1.DeviceStatus\x12\x17\n\x0forganization_id\x18\x04 \x01(\t\x12&\n\x04type\x18\x05 \x01(\x0e\x32\x18.openframe.v1.DeviceType\"i\n\x13ListDevicesResponse\x12%\n\x07\x64\x65vices\x18\x01 \x03(\x0b\x32\x14.openframe.v1.Device\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\"+\n\x10GetDeviceRequest\x12\x17\n\tdevice_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02*\x81\x01\n\x0c\x44\x65viceStatus\x12\x1d\n\x19\x44\x45VICE_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14\x44\x45VICE_STATUS_ONLINE\x10\x01\x12\x19\n\x15\x44\x45VICE_STATUS_OFFLINE\x10\x02\x12\x1d\n\x19\x44\x45VICE_STATUS_MAINTENANCE\x10\x03*\xb0\x01\n\nDeviceType\x12\x1b\n\x17\x44\x45VICE_TYPE_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44\x45VICE_TYPE_WORKSTATION\x10\x01\x12\x16\n\x12\x44\x45VICE_TYPE_SERVER\x10\x02\x12\x17\n\x13\x44\x45VICE_TYPE_NETWORK\x10\x03\x12\x16\n\x12\x44\x45VICE_TYPE_MOBILE\x10\x04\x12\x1f\n\x1b\x44\x45VICE_TYPE_VIRTUAL_MACHINE\x10\x05\x32\x8a\x02\n\rDeviceService\x12~\n\x0bListDevices\x12 .openframe.v1.ListDevicesRequest\x1a!.openframe.v1.ListDevicesResponse\"*\xca\xf3\x18\n\x08\x02\x12\x04\x64\x61ta(\x05\x82\xd3\xe4\x93\x02\x16\x12\x0b/v1/devicesb\x07\x64\x65vices\x12h\n\tGetDevice\x12\x1e.openframe.v1.GetDeviceRequest\x1a\x14.openframe.v1.Device\"%\xca\xf3\x18\x02(\x05\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/devices/{device_id}\x1a\x0f\xca\xf3\x18\x0b\n\topenframeb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aopenframe/v1/devices.proto\x12\x0copenframe.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$meshadapter/options/v1/options.proto\"\x8d\x03\n\x06\x44\x65vice\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12&\n\x04type\x18\x03 \x01(\x0e\x32\x18.openframe.v1.DeviceType\x12*\n\x06status\x18\x04 \x01(\x0e\x32\x1a.openframe.v1.DeviceStatus\x12\n\n\x02os\x18\x05 \x01(\t\x12\x12\n\nip_address\x18\x06 \x01(\t\x12\x17\n\x0forganization_id\x18\x07 \x01(\t\x12\x0c\n\x04tags\x18\x08 \x03(\t\x12-\n\tlast_seen\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12)\n\x08metadata\x18\x0b \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x34\n\nupdated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"\xdb\x01\n\x12ListDevicesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12*\n\x06status\x18\x03 \x01(\x0e\x32\x1a.openframe.v1.DeviceStatus\x12\x17\n\x0forganization_id\x18\x04 \x01(\t\x12&\n\x04type\x18\x05 \x01(\x0e\x32\x18.openframe.v1.DeviceType\x12\x31\n\rupdated_after\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"i\n\x13ListDevicesResponse\x12%\n\x07\x64\x65vices\x18\x01 \x03(\x0b\x32\x14.openframe.v1.Device\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\"+\n\x10GetDeviceRequest\x12\x17\n\tdevice_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02*\x81\x01\n\x0c\x44\x65viceStatus\x12\x1d\n\x19\x44\x45VICE_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14\x44\x45VICE_STATUS_ONLINE\x10\x01\x12\x19\n\x15\x44\x45VICE_STATUS_OFFLINE\x10\x02\x12\x1d\n\x19\x44\x45VICE_STATUS_MAINTENANCE\x10\x03*\xb0\x01\n\nDeviceType\x12\x1b\n\x17\x44\x45VICE_TYPE_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44\x45VICE_TYPE_WORKSTATION\x10\x01\x12\x16\n\x12\x44\x45VICE_TYPE_SERVER\x10\x02\x12\x17\n\x13\x44\x45VICE_TYPE_NETWORK\x10\x03\x12\x16\n\x12\x44\x45VICE_TYPE_MOBILE\x10\x04\x12\x1f\n\x1b\x44\x45VICE_TYPE_VIRTUAL_MACHINE\x10\x05\x32\x8a\x02\n\rDeviceService\x12~\n\x0bListDevices\x12 .openframe.v1.ListDevicesRequest\x1a!.openframe.v1.ListDevicesResponse\"*\xca\xf3\x18\n\x08\x02\x12\x04\x64\x61ta(\x05\x82\xd3\xe4\x93\x02\x16\x12\x0b/v1/devicesb\x07\x64\x65vices\x12h\n\tGetDevice\x12\x1e.openframe.v1.GetDeviceRequest\x1a\x14.openframe.v1.Device\"%\xca\xf3\x18\x02(\x05\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/devices/{device_id}\x1a\x0f\xca\xf3\x18\x0b\n\topenframeb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,6 +40,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DEVICE'].fields_by_name['id']._serialized_options = b'\342A\001\003'
   _globals['_DEVICE'].fields_by_name['created_at']._loaded_options = None
   _globals['_DEVICE'].fields_by_name['created_at']._serialized_options = b'\342A\001\003'
+  _globals['_DEVICE'].fields_by_name['updated_at']._loaded_options = None
+  _globals['_DEVICE'].fields_by_name['updated_at']._serialized_options = b'\342A\001\003'
   _globals['_GETDEVICEREQUEST'].fields_by_name['device_id']._loaded_options = None
   _globals['_GETDEVICEREQUEST'].fields_by_name['device_id']._serialized_options = b'\342A\001\002'
   _globals['_DEVICESERVICE']._loaded_options = None
@@ -48,18 +50,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DEVICESERVICE'].methods_by_name['ListDevices']._serialized_options = b'\312\363\030\n\010\002\022\004data(\005\202\323\344\223\002\026\022\013/v1/devicesb\007devices'
   _globals['_DEVICESERVICE'].methods_by_name['GetDevice']._loaded_options = None
   _globals['_DEVICESERVICE'].methods_by_name['GetDevice']._serialized_options = b'\312\363\030\002(\005\202\323\344\223\002\031\022\027/v1/devices/{device_id}'
-  _globals['_DEVICESTATUS']._serialized_start=878
-  _globals['_DEVICESTATUS']._serialized_end=1007
-  _globals['_DEVICETYPE']._serialized_start=1010
-  _globals['_DEVICETYPE']._serialized_end=1186
+  _globals['_DEVICESTATUS']._serialized_start=983
+  _globals['_DEVICESTATUS']._serialized_end=1112
+  _globals['_DEVICETYPE']._serialized_start=1115
+  _globals['_DEVICETYPE']._serialized_end=1291
   _globals['_DEVICE']._serialized_start=209
-  _globals['_DEVICE']._serialized_end=552
-  _globals['_LISTDEVICESREQUEST']._serialized_start=555
-  _globals['_LISTDEVICESREQUEST']._serialized_end=723
-  _globals['_LISTDEVICESRESPONSE']._serialized_start=725
-  _globals['_LISTDEVICESRESPONSE']._serialized_end=830
-  _globals['_GETDEVICEREQUEST']._serialized_start=832
-  _globals['_GETDEVICEREQUEST']._serialized_end=875
-  _globals['_DEVICESERVICE']._serialized_start=1189
-  _globals['_DEVICESERVICE']._serialized_end=1455
+  _globals['_DEVICE']._serialized_end=606
+  _globals['_LISTDEVICESREQUEST']._serialized_start=609
+  _globals['_LISTDEVICESREQUEST']._serialized_end=828
+  _globals['_LISTDEVICESRESPONSE']._serialized_start=830
+  _globals['_LISTDEVICESRESPONSE']._serialized_end=935
+  _globals['_GETDEVICEREQUEST']._serialized_start=937
+  _globals['_GETDEVICEREQUEST']._serialized_end=980
+  _globals['_DEVICESERVICE']._serialized_start=1294
+  _globals['_DEVICESERVICE']._serialized_end=1560
 # @@protoc_insertion_point(module_scope)

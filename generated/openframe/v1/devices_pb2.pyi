@@ -102,6 +102,7 @@ class Device(_message.Message):
     LAST_SEEN_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Opaque id, e.g. "dev_001"."""
     hostname: _builtins.str
@@ -132,6 +133,10 @@ class Device(_message.Message):
     def metadata(self) -> _struct_pb2.Struct:
         """Vendor-specific attributes."""
 
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp:
+        """Last change of any field."""
+
     def __init__(
         self,
         *,
@@ -146,10 +151,11 @@ class Device(_message.Message):
         last_seen: _timestamp_pb2.Timestamp | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         metadata: _struct_pb2.Struct | None = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "last_seen", b"last_seen", "metadata", b"metadata"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "last_seen", b"last_seen", "metadata", b"metadata", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "hostname", b"hostname", "id", b"id", "ip_address", b"ip_address", "last_seen", b"last_seen", "metadata", b"metadata", "organization_id", b"organization_id", "os", b"os", "status", b"status", "tags", b"tags", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "hostname", b"hostname", "id", b"id", "ip_address", b"ip_address", "last_seen", b"last_seen", "metadata", b"metadata", "organization_id", b"organization_id", "os", b"os", "status", b"status", "tags", b"tags", "type", b"type", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -166,6 +172,7 @@ class ListDevicesRequest(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     TYPE_FIELD_NUMBER: _builtins.int
+    UPDATED_AFTER_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Maximum devices to return (default and cap come from configuration)."""
     page_token: _builtins.str
@@ -176,6 +183,10 @@ class ListDevicesRequest(_message.Message):
     """Only devices of this organisation."""
     type: Global___DeviceType.ValueType
     """Only devices of this kind."""
+    @_builtins.property
+    def updated_after(self) -> _timestamp_pb2.Timestamp:
+        """Only devices changed strictly after this time (reads what an event stream missed)."""
+
     def __init__(
         self,
         *,
@@ -184,10 +195,11 @@ class ListDevicesRequest(_message.Message):
         status: Global___DeviceStatus.ValueType = ...,
         organization_id: _builtins.str = ...,
         type: Global___DeviceType.ValueType = ...,
+        updated_after: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["updated_after", b"updated_after"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "page_size", b"page_size", "page_token", b"page_token", "status", b"status", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "page_size", b"page_size", "page_token", b"page_token", "status", b"status", "type", b"type", "updated_after", b"updated_after"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

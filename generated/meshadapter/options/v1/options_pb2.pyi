@@ -134,31 +134,60 @@ Global___UpstreamMethod: _TypeAlias = UpstreamMethod  # noqa: Y015
 
 @_typing.final
 class EventRoute(_message.Message):
-    """How an event message is published (read by the Kafka fan-out)."""
+    """How a vendor event becomes this message and where it is published (read by
+    the Kafka fan-out). A WebSocket frame or webhook body looks like
+    `{"type"|"event": <source type>, "id": ..., "action": ..., "timestamp": ...,
+    "data": {...}}`; `data` is decoded into `payload_field` (or into the message
+    itself when empty), and `event_id`, `action`, `time` fields, when the message
+    has them, receive the envelope's `id`, `action` and `timestamp`.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    SOURCE_FIELD_NUMBER: _builtins.int
+    SOURCE_TYPES_FIELD_NUMBER: _builtins.int
+    PAYLOAD_FIELD_FIELD_NUMBER: _builtins.int
     CE_TYPE_FIELD_NUMBER: _builtins.int
     TOPICS_FIELD_NUMBER: _builtins.int
     KEY_FIELD_FIELD_NUMBER: _builtins.int
+    ID_FIELDS_FIELD_NUMBER: _builtins.int
+    source: _builtins.str
+    """Upstream that emits it (`upstreams.<name>` in configuration)."""
+    payload_field: _builtins.str
+    """Field receiving the envelope's `data`; empty = the message itself."""
     ce_type: _builtins.str
-    """CloudEvents `type`, e.g. "io.openframe.alert.created"."""
+    """CloudEvents `type`; `.{action}` is appended when the event has an action."""
     key_field: _builtins.str
     """Dotted path of the field whose value is the Kafka record key (entity id)."""
+    @_builtins.property
+    def source_types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Vendor event names mapped to this message (WebSocket `type`, webhook `event`)."""
+
     @_builtins.property
     def topics(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Default topics (before the configured prefix/renames); several = fan-out."""
 
+    @_builtins.property
+    def id_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Dotted paths whose values, joined, form the CloudEvents `id`. Content-derived
+        ids make the same change seen twice (live and backfilled, WebSocket and
+        webhook) the same event. Empty = the vendor's event id (`event_id`).
+        """
+
     def __init__(
         self,
         *,
+        source: _builtins.str = ...,
+        source_types: _abc.Iterable[_builtins.str] | None = ...,
+        payload_field: _builtins.str = ...,
         ce_type: _builtins.str = ...,
         topics: _abc.Iterable[_builtins.str] | None = ...,
         key_field: _builtins.str = ...,
+        id_fields: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ce_type", b"ce_type", "key_field", b"key_field", "topics", b"topics"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ce_type", b"ce_type", "id_fields", b"id_fields", "key_field", b"key_field", "payload_field", b"payload_field", "source", b"source", "source_types", b"source_types", "topics", b"topics"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
