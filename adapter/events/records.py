@@ -1,0 +1,31 @@
+"""The unit the event pipeline moves: one Kafka record, fully formed.
+
+Sources (WebSocket, webhooks) build :class:`OutboundRecord` values; the spool
+stores them durably; the Kafka sink delivers them. Nothing downstream of the
+source re-encodes a record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["OutboundRecord"]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundRecord:
+    """A record bound for one Kafka topic."""
+
+    topic: str
+    #: Entity id (device, alert, task) so one entity's events share a partition.
+    key: bytes | None
+    value: bytes
+    #: CloudEvents binary-mode headers (``ce_*``, ``content-type``) and ``traceparent``.
+    headers: tuple[tuple[str, bytes], ...]
+    #: CloudEvents id: the identity used to drop duplicates before they are spooled.
+    ce_id: str
+
+    @property
+    def size(self) -> int:
+        """Approximate bytes, for spool accounting."""
+        return len(self.value) + len(self.key or b"") + sum(len(k) + len(v) for k, v in self.headers)
