@@ -26,6 +26,12 @@ class OutboundRecord:
     ce_id: str
 
     @property
+    def identity(self) -> str:
+        """What duplicates share: the same event on the same topic (an event fanned
+        out to several topics is one record per topic, each kept)."""
+        return f"{self.topic}\x00{self.ce_id}"
+
+    @property
     def size(self) -> int:
         """Approximate bytes, for spool accounting."""
         return len(self.value) + len(self.key or b"") + sum(len(k) + len(v) for k, v in self.headers)
