@@ -108,6 +108,79 @@ class TelemetrySettings(_Frozen):
     otlp_enabled: bool = Field(default_factory=lambda: bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")))
 
 
+class KafkaSettings(_Frozen):
+    """Where events go. ``KAFKA_BOOTSTRAP_SERVERS`` in the environment also sets
+    ``bootstrap_servers`` (and tells ``make run`` not to start a local broker)."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    client_id: str = "mesh-adapter"
+    #: Bound of one delivery attempt (aiokafka's request timeout).
+    request_timeout_seconds: float = Field(default=15.0, gt=0)
+    #: Bound of producer start/stop, which can hang when the broker is gone.
+    lifecycle_timeout_seconds: float = Field(default=10.0, gt=0)
+    linger_ms: int = Field(default=5, ge=0)
+
+
+class SpoolSettings(_Frozen):
+    """The durable buffer between sources and Kafka."""
+
+    path: Path = Path("var/spool/events.db")
+    max_records: int = Field(default=100_000, ge=1)
+    max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
+    #: ``normal`` survives a process crash; ``full`` also survives power loss (slower).
+    synchronous: Literal["normal", "full"] = "normal"
+
+
+class WebSocketSourceSettings(_Frozen):
+    """One vendor's WebSocket stream."""
+
+    enabled: bool = True
+    #: ``ws(s)://`` URL of the stream; empty = derived from the upstream's base_url.
+    url: str = ""
+    #: What to subscribe to (OpenFrame topics / OCTOSPINE events); empty = every
+    #: type the protos route for this upstream.
+    subscribe: list[str] = Field(default_factory=list)
+    #: Protocol-level ping period; a missing pong within ``stall_timeout_seconds`` is a stall.
+    ping_interval_seconds: float = Field(default=5.0, gt=0)
+    stall_timeout_seconds: float = Field(default=10.0, gt=0)
+    backoff_initial_seconds: float = Field(default=0.5, gt=0)
+    backoff_max_seconds: float = Field(default=30.0, gt=0)
+    #: Read missed changes over REST after every reconnect.
+    backfill: bool = True
+
+
+class WebhookSettings(_Frozen):
+    """The HTTP endpoint receiving OCTOSPINE's signed webhooks."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8090, ge=0, le=65535)
+    path: str = "/webhooks/octospine"
+    #: Active signing secrets (several during a rotation). Empty = webhooks refused.
+    secrets: list[SecretStr] = Field(default_factory=list)
+    #: Accepted distance between the event's timestamp and now (replay window).
+    tolerance_seconds: float = Field(default=300.0, gt=0)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+
+class EventsSettings(_Frozen):
+    """WebSocket and webhook events fanned out onto Kafka."""
+
+    enabled: bool = True
+    kafka: KafkaSettings = KafkaSettings()
+    spool: SpoolSettings = SpoolSettings()
+    #: Prepended to every topic name, e.g. ``prod.``.
+    topic_prefix: str = ""
+    #: Default topic name (from the protos) -> name to use instead.
+    topic_renames: dict[str, str] = Field(default_factory=dict)
+    #: Topics whose record values are JSON instead of protobuf.
+    json_topics: list[str] = Field(default_factory=list)
+    dead_letter_topic: str = "meshadapter.deadletter"
+    #: Per upstream name (``openframe``, ``octospine``).
+    websockets: dict[str, WebSocketSourceSettings] = Field(default_factory=dict)
+    webhook: WebhookSettings = WebhookSettings()
+
+
 class Settings(BaseSettings):
     """Everything the adapter reads from its environment."""
 
@@ -123,6 +196,7 @@ class Settings(BaseSettings):
     telemetry: TelemetrySettings = TelemetrySettings()
     #: Keyed by the ``upstream`` name the protos' service options use.
     upstreams: dict[str, UpstreamSettings] = Field(default_factory=dict)
+    events: EventsSettings = EventsSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -150,6 +224,10 @@ def load_settings(**overrides: object) -> Settings:
     config_file = os.environ.get(CONFIG_FILE_ENV)
     if config_file and not Path(config_file).is_file():
         raise ConfigError(f"{CONFIG_FILE_ENV}={config_file}: no such file")
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if bootstrap and not os.environ.get(f"{ENV_PREFIX}EVENTS__KAFKA__BOOTSTRAP_SERVERS"):
+        # The ecosystem's usual variable, honoured as a fallback.
+        os.environ[f"{ENV_PREFIX}EVENTS__KAFKA__BOOTSTRAP_SERVERS"] = bootstrap
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:

@@ -18,7 +18,9 @@ from google.protobuf.message import Message
 __all__ = ["REDACTED", "redacted"]
 
 REDACTED = "[REDACTED]"
-_SECRET_KEY = re.compile(r"pass(word)?|secret|token|api[_-]?key|access[_-]?key|private|authori[sz]ation|credential", re.I)
+_SECRET_KEY = re.compile(
+    r"pass(word)?|secret|token|api[_-]?key|access[_-]?key|private|authori[sz]ation|credential", re.I
+)
 _FD = _d.FieldDescriptor
 
 
@@ -44,7 +46,11 @@ def redacted(message: Message) -> dict[str, Any]:
     for field, value in message.ListFields():
         if field.GetOptions().debug_redact:
             out[field.name] = REDACTED
-        elif field.type == _FD.TYPE_MESSAGE and field.message_type is not None and field.message_type.GetOptions().map_entry:
+        elif (
+            field.type == _FD.TYPE_MESSAGE
+            and field.message_type is not None
+            and field.message_type.GetOptions().map_entry
+        ):
             out[field.name] = {k: _plain(v) for k, v in value.items()}
         else:
             out[field.name] = _plain(value)
