@@ -1,0 +1,1 @@
+"""OCTOSPINE: health, pipelines, automations, integrations, tasks, webhooks (`/api`, `/ws`)."""
