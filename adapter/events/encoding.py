@@ -9,7 +9,8 @@ Headers of every record::
     ce_type         route ce_type + "." + action, e.g. io.openframe.alert.created
     ce_time         RFC 3339
     ce_subject      the record key (entity id)
-    content-type    application/protobuf; proto=<message full name>  (or application/json)
+    content-type    application/protobuf; proto=<message full name>
+                    (application/json; proto=<...> for topics configured as JSON)
     traceparent     W3C trace context of the span that received the event
 
 What cannot be decoded or routed becomes a dead-letter record instead (see
@@ -148,7 +149,7 @@ class EventEncoder:
         for topic in route.topics:
             if topic in self._json_topics:
                 value = orjson.dumps(self._codec.encode(message))
-                content_type = "application/json"
+                content_type = f"application/json; proto={route.full_name}"
             else:
                 value = message.SerializeToString(deterministic=True)
                 content_type = f"application/protobuf; proto={route.full_name}"

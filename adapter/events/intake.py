@@ -1,0 +1,138 @@
+"""Where sources hand events over: encode, trace, spool durably.
+
+A source (WebSocket, webhook, backfill) calls :meth:`EventIntake.accept`; when
+it returns, every event is durable in the spool (or was a duplicate, or was
+dead-lettered), so the source may acknowledge it or advance its position.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, TracerProvider
+
+from .encoding import EventEncoder, UnroutableEventError, VendorEvent
+from .records import OutboundRecord
+from .spool import EventSpool, SpoolFull
+
+__all__ = ["AcceptResult", "EventIntake", "IntakeFullError"]
+
+logger = logging.getLogger(__name__)
+
+
+class IntakeFullError(Exception):
+    """The spool has no room; the source must push back (503, paused reads)."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"event spool full; retry in {retry_after:.0f}s")
+        self.retry_after = retry_after
+
+
+@dataclass(slots=True)
+class AcceptResult:
+    accepted: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+
+
+@dataclass(slots=True)
+class IntakeStats:
+    accepted: Counter[str] = field(default_factory=Counter)
+    duplicates: Counter[str] = field(default_factory=Counter)
+    dead_lettered: Counter[str] = field(default_factory=Counter)
+
+
+class EventIntake:
+    """Turns vendor events into spooled records."""
+
+    def __init__(
+        self,
+        encoder: EventEncoder,
+        spool: EventSpool,
+        *,
+        tracer_provider: TracerProvider | None = None,
+        full_retry_after: float = 5.0,
+    ) -> None:
+        self.encoder = encoder
+        self._spool = spool
+        self._tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
+        self._retry_after = full_retry_after
+        self.stats = IntakeStats()
+
+    async def accept(self, events: Sequence[VendorEvent], *, wait: bool = False) -> AcceptResult:
+        """Durably accepts ``events``. With ``wait`` a full spool is waited out
+        (WebSocket: reads pause meanwhile); without, IntakeFullError is raised
+        (webhook: 503 + Retry-After)."""
+        records: list[OutboundRecord] = []
+        owners: list[int] = []  # which event each record came from
+        dead: set[int] = set()
+        for index, event in enumerate(events):
+            produced = self._encode(event)
+            if produced[0].topic == self.encoder.dead_letter_topic:
+                dead.add(index)
+            records.extend(produced)
+            owners.extend([index] * len(produced))
+        while True:
+            try:
+                fresh = await self._spool.append(records)
+                break
+            except SpoolFull:
+                if not wait:
+                    raise IntakeFullError(self._retry_after) from None
+                logger.warning(
+                    "event spool full (%d events): pausing %s intake", self._spool.depth, _sources(events)
+                )
+                await self._spool.wait_for_room(None)
+        result = AcceptResult(dead_lettered=len(dead))
+        accepted_events = {owners[i] for i, is_new in enumerate(fresh) if is_new}
+        for index, event in enumerate(events):
+            name = f"{event.source}.{event.channel}"
+            if index in dead:
+                continue
+            if index in accepted_events:
+                result.accepted += 1
+                self.stats.accepted[name] += 1
+            else:
+                result.duplicates += 1
+                self.stats.duplicates[name] += 1
+        return result
+
+    def _encode(self, event: VendorEvent) -> list[OutboundRecord]:
+        with self._tracer.start_as_current_span(
+            f"receive {event.source} {event.type or 'event'}",
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": event.channel,
+                "messaging.operation.type": "receive",
+                "messaging.message.id": event.id,
+                "meshadapter.event.source": event.source,
+                "meshadapter.event.type": event.type,
+            },
+        ) as span:
+            try:
+                return self.encoder.records(event)
+            except UnroutableEventError as exc:
+                span.set_attribute("meshadapter.dead_letter.reason", exc.reason)
+                self.stats.dead_lettered[f"{event.source}.{exc.reason}"] += 1
+                logger.warning(
+                    "dead-lettering %s %s event %r: %s", event.source, event.channel, event.type, exc.detail
+                )
+                raw = event.raw or repr(event.data).encode()
+                return [
+                    self.encoder.dead_letter(
+                        event,
+                        raw=raw,
+                        source=event.source,
+                        channel=event.channel,
+                        reason=exc.reason,
+                        detail=exc.detail,
+                    )
+                ]
+
+
+def _sources(events: Sequence[VendorEvent]) -> str:
+    return ", ".join(sorted({f"{e.source} {e.channel}" for e in events}))

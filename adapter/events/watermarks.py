@@ -1,0 +1,62 @@
+"""How far each event stream has been durably read, kept across restarts.
+
+A watermark moves only after the events before it are in the spool, so a
+restart backfills from a point nothing after which was lost. Small JSON file,
+replaced atomically (write to a temporary file, fsync, rename).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+from pathlib import Path
+
+__all__ = ["WatermarkStore"]
+
+logger = logging.getLogger(__name__)
+
+
+class WatermarkStore:
+    """Per-source high-water marks (vendor event times)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._marks: dict[str, dt.datetime] = {}
+        self._dirty = False
+        try:
+            raw = json.loads(path.read_text())
+            self._marks = {k: dt.datetime.fromisoformat(v) for k, v in raw.items()}
+        except FileNotFoundError:
+            pass
+        except (ValueError, AttributeError, TypeError) as exc:
+            logger.warning("ignoring unreadable watermark file %s: %s", path, exc)
+
+    def get(self, source: str) -> dt.datetime | None:
+        return self._marks.get(source)
+
+    def advance(self, source: str, timestamp: str) -> None:
+        """Moves ``source``'s mark forward to ``timestamp`` (RFC 3339); never back."""
+        try:
+            when = dt.datetime.fromisoformat(timestamp)
+        except ValueError:
+            return
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        current = self._marks.get(source)
+        if current is None or when > current:
+            self._marks[source] = when
+            self._dirty = True
+
+    def flush(self) -> None:
+        if not self._dirty:
+            return
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._path.with_suffix(".tmp")
+        with open(tmp, "w") as handle:
+            json.dump({k: v.isoformat() for k, v in self._marks.items()}, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(self._path)
+        self._dirty = False

@@ -1,0 +1,193 @@
+"""``meshadapter.v1.EventService``: the published events as a gRPC server stream.
+
+Backed by Kafka (one consumer per stream, partitions assigned, no consumer
+group), so a client resumes from the ``position`` of the last event it saw.
+Flow control: ``context.write`` waits while the client's HTTP/2 window is
+full, and the consumer fetches in bounded batches, so a slow client slows its
+own stream and never grows the adapter's memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from google.protobuf import any_pb2, timestamp_pb2
+from google.protobuf.message import Message
+from meshadapter.v1 import events_pb2, events_pb2_grpc
+
+from adapter.transcoding.json_codec import JsonCodec
+
+__all__ = ["EventStreamServicer", "decode_position", "encode_position"]
+
+logger = logging.getLogger(__name__)
+
+Position = dict[str, dict[int, int]]
+
+
+def encode_position(position: Position) -> str:
+    doc = {topic: {str(p): o for p, o in parts.items()} for topic, parts in position.items()}
+    return base64.urlsafe_b64encode(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).rstrip(b"=").decode()
+
+
+def decode_position(token: str) -> Position:
+    try:
+        doc = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        return {str(t): {int(p): int(o) for p, o in parts.items()} for t, parts in doc.items()}
+    except (binascii.Error, ValueError, TypeError, AttributeError, orjson.JSONDecodeError):
+        raise ValueError("resume_from is not a position issued by this service") from None
+
+
+class EventStreamServicer(events_pb2_grpc.EventServiceServicer):
+    """Streams Kafka records of the event topics as ``meshadapter.v1.Event``."""
+
+    def __init__(
+        self,
+        *,
+        bootstrap_servers: str,
+        topics: list[str],
+        message_types: dict[str, type[Message]],
+        codec: JsonCodec,
+        metadata_timeout_seconds: float = 10.0,
+        batch: int = 100,
+    ) -> None:
+        self._bootstrap = bootstrap_servers
+        self._topics = topics
+        self._types = message_types
+        self._codec = codec
+        self._metadata_timeout = metadata_timeout_seconds
+        self._batch = batch
+
+    async def Subscribe(
+        self, request: events_pb2.SubscribeRequest, context: Any
+    ) -> AsyncIterator[events_pb2.Event]:
+        topics = list(request.topics) or self._topics
+        unknown = sorted(set(topics) - set(self._topics))
+        if unknown:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"not an event topic: {', '.join(unknown)}")
+        try:
+            resume = decode_position(request.resume_from) if request.resume_from else None
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            enable_auto_commit=False,
+            group_id=None,
+            fetch_max_bytes=1024 * 1024,
+            max_partition_fetch_bytes=256 * 1024,
+            request_timeout_ms=15000,
+        )
+        try:
+            async with asyncio.timeout(self._metadata_timeout):
+                await consumer.start()
+                assignment = await self._assign(consumer, topics)
+        except TimeoutError:
+            await consumer.stop()
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "Kafka is unreachable; retry later")
+        try:
+            position = await self._seek(consumer, assignment, resume, request.start_from)
+            types = tuple(request.filter.types)
+            keys = set(request.filter.keys)
+            while True:
+                batches = await consumer.getmany(timeout_ms=500, max_records=self._batch)
+                for tp, records in batches.items():
+                    for record in records:
+                        position.setdefault(tp.topic, {})[tp.partition] = record.offset + 1
+                        event = self._event(record)
+                        if types and not event.type.startswith(types):
+                            continue
+                        if keys and event.key not in keys:
+                            continue
+                        event.position = encode_position(position)
+                        yield event  # waits on the client's flow-control window
+        finally:
+            await asyncio.wait_for(consumer.stop(), timeout=self._metadata_timeout)
+
+    async def _assign(self, consumer: AIOKafkaConsumer, topics: list[str]) -> list[TopicPartition]:
+        assignment: list[TopicPartition] = []
+        for topic in topics:
+            partitions = None
+            while not partitions:  # a topic appears once its first record is published
+                await consumer._client.force_metadata_update()
+                partitions = consumer.partitions_for_topic(topic)
+                if not partitions:
+                    await consumer._client.add_topic(topic)
+                    await asyncio.sleep(0.2)
+            assignment.extend(TopicPartition(topic, p) for p in sorted(partitions))
+        consumer.assign(assignment)
+        return assignment
+
+    async def _seek(
+        self,
+        consumer: AIOKafkaConsumer,
+        assignment: list[TopicPartition],
+        resume: Position | None,
+        start_from: int,
+    ) -> Position:
+        position: Position = {}
+        if resume is not None:
+            for tp in assignment:
+                offset = resume.get(tp.topic, {}).get(tp.partition)
+                if offset is None:
+                    await consumer.seek_to_beginning(tp)  # a partition the token did not know yet
+                else:
+                    consumer.seek(tp, offset)
+                    position.setdefault(tp.topic, {})[tp.partition] = offset
+            return position
+        if start_from == events_pb2.START_FROM_EARLIEST:
+            await consumer.seek_to_beginning(*assignment)
+        else:
+            await consumer.seek_to_end(*assignment)
+        for tp in assignment:
+            position.setdefault(tp.topic, {})[tp.partition] = await consumer.position(tp)
+        return position
+
+    def _event(self, record: Any) -> events_pb2.Event:
+        headers = {k: v.decode("utf-8", "replace") for k, v in record.headers or ()}
+        event = events_pb2.Event(
+            id=headers.get("ce_id", ""),
+            source=headers.get("ce_source", ""),
+            type=headers.get("ce_type", ""),
+            key=(record.key or b"").decode("utf-8", "replace"),
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            traceparent=headers.get("traceparent", ""),
+        )
+        when = headers.get("ce_time")
+        if when:
+            try:
+                stamp = timestamp_pb2.Timestamp()
+                stamp.FromDatetime(dt.datetime.fromisoformat(when).astimezone(dt.UTC).replace(tzinfo=None))
+                event.time.CopyFrom(stamp)
+            except ValueError:
+                pass
+        data = self._data(headers.get("content-type", ""), record.value or b"")
+        if data is not None:
+            event.data.CopyFrom(data)
+        return event
+
+    def _data(self, content_type: str, value: bytes) -> any_pb2.Any | None:
+        media, _, params = content_type.partition(";")
+        proto = dict(p.strip().split("=", 1) for p in params.split(";") if "=" in p).get("proto", "")
+        media = media.strip()
+        if media == "application/protobuf" and proto:
+            return any_pb2.Any(type_url=f"type.googleapis.com/{proto}", value=value)
+        cls = self._types.get(proto)
+        if media == "application/json" and cls is not None:
+            try:
+                message = self._codec.decode(cls, orjson.loads(value))
+            except ValueError:
+                return None
+            packed = any_pb2.Any()
+            packed.Pack(message)
+            return packed
+        return None  # dead letters and foreign records carry no typed data
