@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hmac
+from collections.abc import Mapping
+
 from aiohttp import web
 
 from simulator.crud import add_crud_routes, read_object
 from simulator.errors import ApiError
 from simulator.octospine.services import OctospineServices
+from simulator.octospine.webhooks import sign
 from simulator.websocket import octospine_ws
 from simulator.wire import json_response
 
@@ -30,6 +34,7 @@ def add_routes(router: web.UrlDispatcher, services: OctospineServices) -> None:
     async def incoming_webhook(request: web.Request) -> web.StreamResponse:
         # An incoming webhook call fires the enabled automations with a matching trigger.
         endpoint = "/webhooks/" + request.match_info["endpoint"]
+        _check_signature(services, endpoint, await request.read(), request.headers)
         payload = await read_object(request, required=False)
         fired = [
             services.trigger_automation(a["id"], payload)["automation_id"]
@@ -61,3 +66,20 @@ def add_routes(router: web.UrlDispatcher, services: OctospineServices) -> None:
     router.add_post("/api/tasks/{task_id}/cancel", cancel_task)
     router.add_post(INCOMING_WEBHOOK_ROUTE, incoming_webhook)
     router.add_get(WS_ROUTE, octospine_ws, allow_head=False)
+
+
+def _check_signature(
+    services: OctospineServices, endpoint: str, body: bytes, headers: Mapping[str, str]
+) -> None:
+    """Incoming webhooks registered with an HMAC secret need `x-octospine-signature`."""
+    secrets: list[str] = []
+    for hook in services.webhook_resources.store.all():
+        secret = (hook.get("authentication") or {}).get("secret")
+        wanted = hook.get("type") == "incoming" and hook.get("endpoint") == endpoint
+        if secret and wanted and hook.get("active", True):
+            secrets.append(secret)
+    if not secrets:
+        return
+    offered = headers.get("x-octospine-signature", "")
+    if not any(hmac.compare_digest(sign(secret, body), offered) for secret in secrets):
+        raise ApiError(401, "Missing or invalid x-octospine-signature")

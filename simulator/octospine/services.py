@@ -68,7 +68,12 @@ class TaskService(ResourceService):
     """Tasks: a create starts a background run; cancel and delete stop it."""
 
     def __init__(self, store: ResourceStore) -> None:
-        super().__init__(store=store, schema=TASK, filters={"status": TASK_STATUSES, "type": ()})
+        super().__init__(
+            store=store,
+            schema=TASK,
+            filters={"status": TASK_STATUSES, "type": ()},
+            time_filters={"updated_after": "updated_at"},
+        )
         self.runner: TaskRunner | None = None
 
     def prepare_new(self, resource: JsonObject) -> JsonObject:
