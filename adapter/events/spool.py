@@ -1,0 +1,578 @@
+"""Durable local spool of outbound records, between the sources and Kafka.
+
+A source appends records here *before* it acknowledges them to the vendor; the
+drainer (:mod:`adapter.events.delivery`) removes them only after Kafka
+acknowledged them. So an event the adapter accepted survives a Kafka outage and a
+crash of the adapter (``kill -9`` included), and is delivered at least once.
+
+Storage is SQLite (stdlib ``sqlite3``) in WAL mode, not a hand-written log: a
+well-kept library with years of crash testing beats our own framing, checksums
+and recovery code. Durability per ``synchronous`` setting:
+
+* ``"normal"``: a commit is in the OS page cache when ``append`` returns, so it
+  survives the process dying (``kill -9``, OOM); the last commits can be lost if
+  the *machine* loses power.
+* ``"full"``: the WAL is fsynced at every commit, so it also survives power loss,
+  at a throughput cost (see ``docs/delivery.md`` for measured figures).
+
+All SQLite work runs on one dedicated thread (the event loop never blocks on
+disk) and is therefore serialised. Appends that arrive while a commit is in
+progress share the next transaction (group commit).
+
+Exceptions::
+
+    SpoolError
+    ├── SpoolFull     the batch does not fit (carries depth and bytes)
+    ├── SpoolClosed   used before start() or after stop()
+    └── SpoolLocked   another process has this spool open
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import sqlite3
+import struct
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Literal, TypeVar
+
+from .dedupe import SEEN_SCHEMA, SeenIds
+from .records import OutboundRecord
+
+__all__ = ["EventSpool", "SpoolClosed", "SpoolError", "SpoolFull", "SpoolLocked"]
+
+logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+MiB = 1024 * 1024
+
+
+class SpoolError(Exception):
+    """Base of spool failures."""
+
+
+class SpoolFull(SpoolError):
+    """The batch would push the spool past ``max_records`` or ``max_bytes``.
+
+    Sources push back when they see it: the webhook answers 503 with
+    ``Retry-After``, the WebSocket pauses reads until :meth:`EventSpool.wait_for_room`.
+    """
+
+    def __init__(self, *, depth: int, bytes: int, max_records: int, max_bytes: int, wanted: int) -> None:
+        super().__init__(
+            f"spool full: {depth}/{max_records} records, {bytes}/{max_bytes} bytes; "
+            f"batch of {wanted} new records does not fit"
+        )
+        self.depth = depth
+        self.bytes = bytes
+        self.max_records = max_records
+        self.max_bytes = max_bytes
+        self.wanted = wanted
+
+
+class SpoolClosed(SpoolError):
+    """The spool is not started (or already stopped)."""
+
+
+class SpoolLocked(SpoolError):
+    """Another process holds this spool's lock file: two drainers would deliver twice."""
+
+
+class EventSpool:
+    """The durable queue of records waiting for Kafka.
+
+    Example::
+
+        async with EventSpool(Path("var/spool/events.db")) as spool:
+            accepted = await spool.append(records)   # durable when it returns
+            for seq, record in await spool.pending(500):
+                ...
+            await spool.ack(delivered_seqs)
+
+    Sequence numbers are assigned at append time, ascend in append order and are
+    never reused, so ``pending`` is the order the sources accepted the events in.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_records: int = 100_000,
+        max_bytes: int = 256 * MiB,
+        synchronous: Literal["normal", "full"] = "normal",
+        dedupe_window: int = 200_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if synchronous not in ("normal", "full"):
+            raise ValueError(f"synchronous must be 'normal' or 'full', not {synchronous!r}")
+        if max_records < 1 or max_bytes < 1 or dedupe_window < 0:
+            raise ValueError("max_records and max_bytes must be positive, dedupe_window not negative")
+        self.path = Path(path)
+        self.max_records = max_records
+        self.max_bytes = max_bytes
+        self.synchronous = synchronous
+        self.dedupe_window = dedupe_window
+        self._clock = clock
+        self._store = _SpoolStore(
+            self.path, synchronous=synchronous, dedupe_window=dedupe_window, clock=clock
+        )
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock_fd: int | None = None
+        self._state: Literal["new", "open", "closing", "closed"] = "new"
+        self._snapshot = _Snapshot(depth=0, bytes=0, oldest_at=None, dead_letters=0)
+        # Group commit: appends queue here; one committer task turns each queue-full into a transaction.
+        self._queue: list[tuple[list[OutboundRecord], asyncio.Future[list[bool]]]] = []
+        self._queued = asyncio.Event()
+        self._committer: asyncio.Task[None] | None = None
+        self._has_records = asyncio.Event()
+        self._has_room = asyncio.Event()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Opens (or creates) the spool and recovers what a previous process left.
+
+        Raises :class:`SpoolLocked` when another process has it open.
+        """
+        if self._state == "open":
+            return
+        if self._state != "new":
+            raise SpoolClosed("a stopped EventSpool cannot be restarted; make a new one")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = _acquire_lock(self.path.with_name(self.path.name + ".lock"))
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"spool-{self.path.name}")
+        try:
+            self._apply(await self._run(self._store.open))
+        except BaseException:
+            await self._release()
+            self._state = "closed"
+            raise
+        self._state = "open"
+        self._committer = asyncio.create_task(self._commit_loop(), name=f"spool-commit-{self.path.name}")
+        snap = self._snapshot
+        if snap.depth:
+            logger.info(
+                "spool %s recovered %d pending events (%d bytes) from a previous run; they will be delivered",
+                self.path,
+                snap.depth,
+                snap.bytes,
+            )
+        else:
+            logger.info("spool %s opened (empty, synchronous=%s)", self.path, self.synchronous)
+
+    async def stop(self) -> None:
+        """Commits appends already queued, then closes the database. Idempotent."""
+        if self._state in ("closing", "closed"):
+            return
+        if self._state == "new":
+            self._state = "closed"
+            return
+        self._state = "closing"
+        self._queued.set()
+        if self._committer is not None:
+            await self._committer  # it returns once the queue is empty
+        await self._release()
+        self._state = "closed"
+        logger.info("spool %s closed with %d events pending", self.path, self._snapshot.depth)
+
+    async def __aenter__(self) -> EventSpool:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def depth(self) -> int:
+        """Records waiting for Kafka."""
+        return self._snapshot.depth
+
+    @property
+    def bytes(self) -> int:
+        """Payload bytes (``OutboundRecord.size``) waiting for Kafka; not the file size."""
+        return self._snapshot.bytes
+
+    @property
+    def dead_letters(self) -> int:
+        """Records set aside by :meth:`dead_letter` (kept in the database, never delivered)."""
+        return self._snapshot.dead_letters
+
+    @property
+    def oldest_pending_age(self) -> float:
+        """Seconds the oldest pending record has waited (0.0 when empty)."""
+        oldest = self._snapshot.oldest_at
+        return 0.0 if oldest is None else max(0.0, self._clock() - oldest)
+
+    @property
+    def has_room(self) -> bool:
+        """Below both limits (a batch may still not fit)."""
+        return self._has_room.is_set()
+
+    async def wait_for_room(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 (the API)
+        """Waits until the spool is below both limits; False when ``timeout`` passed first."""
+        return await _wait_event(self._has_room, timeout)
+
+    async def wait_for_records(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
+        """Waits until at least one record is pending; False when ``timeout`` passed first.
+
+        The drainer's way to sleep while idle without polling.
+        """
+        return await _wait_event(self._has_records, timeout)
+
+    # -- operations --------------------------------------------------------------------------
+
+    async def append(self, records: Sequence[OutboundRecord]) -> list[bool]:
+        """Stores ``records`` durably, all or nothing; returns per record whether it was new.
+
+        False means its ``ce_id`` was accepted before (within the dedupe window, or
+        earlier in this batch): the source may acknowledge it, it is not stored twice.
+        Raises :class:`SpoolFull` when the new records do not fit (nothing is stored).
+        """
+        self._check_open()
+        if not records:
+            return []
+        future: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
+        self._queue.append((list(records), future))
+        self._queued.set()
+        return await future
+
+    async def pending(self, limit: int) -> list[tuple[int, OutboundRecord]]:
+        """Up to ``limit`` records waiting for Kafka, oldest first, with their sequence numbers."""
+        self._check_open()
+        return await self._run(self._store.pending, limit)
+
+    async def ack(self, seqs: Sequence[int]) -> None:
+        """Removes delivered records. Unknown sequence numbers are ignored (acks are idempotent)."""
+        self._check_open()
+        if seqs:
+            self._apply(await self._run(self._store.remove, list(seqs), None))
+
+    async def dead_letter(self, seqs: Sequence[int], reason: str) -> None:
+        """Moves records Kafka can never accept (too large, invalid topic) out of the queue.
+
+        They stay in the database (table ``dead_letters``, with ``reason``) for an
+        operator to inspect; they are not lost, only no longer retried.
+        """
+        self._check_open()
+        if seqs:
+            self._apply(await self._run(self._store.remove, list(seqs), reason))
+
+    # -- internals ---------------------------------------------------------------------------
+
+    async def _commit_loop(self) -> None:
+        while True:
+            await self._queued.wait()
+            self._queued.clear()
+            if not self._queue:
+                if self._state != "open":
+                    return
+                continue
+            group, self._queue = self._queue, []
+            try:
+                outcome: _AppendOutcome = await self._run(
+                    self._store.append_groups,
+                    [records for records, _ in group],
+                    self.max_records,
+                    self.max_bytes,
+                )
+            except Exception as exc:  # disk full, I/O error: every append of this group failed
+                logger.error("spool %s: commit of %d appends failed: %r", self.path, len(group), exc)
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            self._apply(outcome.snapshot)
+            for (_, future), result in zip(group, outcome.results, strict=True):
+                if future.done():  # the caller was cancelled; what committed stays committed
+                    continue
+                if isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+            if self._queue:
+                self._queued.set()
+
+    def _apply(self, snapshot: _Snapshot) -> None:
+        self._snapshot = snapshot
+        _toggle(self._has_records, snapshot.depth > 0)
+        _toggle(self._has_room, snapshot.depth < self.max_records and snapshot.bytes < self.max_bytes)
+
+    async def _run(self, fn: Callable[..., _T], *args: object) -> _T:
+        assert self._executor is not None
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def _release(self) -> None:
+        if self._executor is not None:
+            try:
+                await self._run(self._store.close)
+            finally:
+                self._executor.shutdown(wait=True)
+                self._executor = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = None
+
+    def _check_open(self) -> None:
+        if self._state != "open":
+            raise SpoolClosed(f"spool {self.path} is {self._state}")
+
+
+# -- the SQLite side: everything below runs on the spool's one thread ------------------------
+
+_SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: never reused, even when emptied
+    topic TEXT NOT NULL,
+    key BLOB,
+    value BLOB NOT NULL,
+    headers BLOB NOT NULL,
+    ce_id TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    enqueued_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    seq INTEGER PRIMARY KEY,
+    topic TEXT NOT NULL,
+    key BLOB,
+    value BLOB NOT NULL,
+    headers BLOB NOT NULL,
+    ce_id TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    enqueued_at REAL NOT NULL,
+    failed_at REAL NOT NULL,
+    reason TEXT NOT NULL
+);
+"""
+_COLUMNS = "seq, topic, key, value, headers, ce_id, size, enqueued_at"
+_CHUNK = 500  # bound parameters per statement, well below SQLite's limit
+# Header codec: (name length u16, value length u32) then both, per header.
+_HEADER = struct.Struct(">HI")
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    depth: int
+    bytes: int
+    oldest_at: float | None
+    dead_letters: int
+
+
+@dataclass(frozen=True, slots=True)
+class _AppendOutcome:
+    #: Per append of the group: its per-record flags, or why it stored nothing.
+    results: list[list[bool] | Exception]
+    snapshot: _Snapshot
+
+
+class _SpoolStore:
+    def __init__(
+        self, path: Path, *, synchronous: str, dedupe_window: int, clock: Callable[[], float]
+    ) -> None:
+        self._path = path
+        self._synchronous = synchronous
+        self._seen = SeenIds(dedupe_window)
+        self._clock = clock
+        self._db: sqlite3.Connection | None = None
+        self._depth = 0
+        self._bytes = 0
+        self._oldest_at: float | None = None
+        self._dead = 0
+
+    def open(self) -> _Snapshot:
+        db = sqlite3.connect(self._path, isolation_level=None)  # transactions are explicit
+        try:
+            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise SpoolError(f"{self._path}: SQLite refused WAL mode (got {mode!r})")
+            db.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
+            db.execute("PRAGMA journal_size_limit=67108864")  # truncate a WAL grown during an outage
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > _SCHEMA_VERSION:
+                raise SpoolError(f"{self._path} has schema {version}, newer than this adapter's")
+            db.executescript(_SCHEMA + SEEN_SCHEMA)
+            db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+            self._depth, self._bytes = db.execute(
+                "SELECT count(*), coalesce(sum(size), 0) FROM records"
+            ).fetchone()
+            self._dead = db.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
+        except BaseException:
+            db.close()
+            raise
+        self._db = db
+        self._oldest_at = self._query_oldest()
+        return self._snapshot()
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._db.close()
+            self._db = None
+
+    def append_groups(
+        self, groups: list[list[OutboundRecord]], max_records: int, max_bytes: int
+    ) -> _AppendOutcome:
+        db = self._conn()
+        before = (self._depth, self._bytes, self._oldest_at)
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            results = [self._append_one(db, records, max_records, max_bytes) for records in groups]
+            self._seen.prune(db)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            self._depth, self._bytes, self._oldest_at = before
+            raise
+        return _AppendOutcome(results, self._snapshot())
+
+    def pending(self, limit: int) -> list[tuple[int, OutboundRecord]]:
+        rows = self._conn().execute(
+            "SELECT seq, topic, key, value, headers, ce_id FROM records ORDER BY seq LIMIT ?", (limit,)
+        )
+        return [
+            (seq, OutboundRecord(topic=topic, key=key, value=value, headers=_decode_headers(h), ce_id=ce_id))
+            for seq, topic, key, value, h, ce_id in rows
+        ]
+
+    def remove(self, seqs: list[int], dead_letter_reason: str | None) -> _Snapshot:
+        db = self._conn()
+        removed = removed_bytes = dead = 0
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for i in range(0, len(seqs), _CHUNK):
+                chunk = seqs[i : i + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                if dead_letter_reason is not None:
+                    dead += db.execute(
+                        f"INSERT OR IGNORE INTO dead_letters SELECT {_COLUMNS}, ?, ? "
+                        f"FROM records WHERE seq IN ({marks})",
+                        (self._clock(), dead_letter_reason, *chunk),
+                    ).rowcount
+                for (size,) in db.execute(
+                    f"DELETE FROM records WHERE seq IN ({marks}) RETURNING size", chunk
+                ):
+                    removed += 1
+                    removed_bytes += size
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        self._depth -= removed
+        self._bytes -= removed_bytes
+        self._dead += dead
+        self._oldest_at = self._query_oldest()
+        return self._snapshot()
+
+    def _append_one(
+        self, db: sqlite3.Connection, records: list[OutboundRecord], max_records: int, max_bytes: int
+    ) -> list[bool] | Exception:
+        # A savepoint per append: one that does not fit (or fails) is undone alone,
+        # the others of the group still commit.
+        db.execute("SAVEPOINT one_append")
+        try:
+            fresh = self._seen.claim(db, [r.ce_id for r in records])
+            new = [r for r, is_new in zip(records, fresh, strict=True) if is_new]
+            new_bytes = sum(r.size for r in new)
+            if new and (self._depth + len(new) > max_records or self._bytes + new_bytes > max_bytes):
+                db.execute("ROLLBACK TO one_append")
+                db.execute("RELEASE one_append")
+                return SpoolFull(
+                    depth=self._depth,
+                    bytes=self._bytes,
+                    max_records=max_records,
+                    max_bytes=max_bytes,
+                    wanted=len(new),
+                )
+            now = self._clock()
+            db.executemany(
+                "INSERT INTO records (topic, key, value, headers, ce_id, size, enqueued_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(r.topic, r.key, r.value, _encode_headers(r.headers), r.ce_id, r.size, now) for r in new],
+            )
+            db.execute("RELEASE one_append")
+        except Exception as exc:
+            db.execute("ROLLBACK TO one_append")
+            db.execute("RELEASE one_append")
+            return exc
+        if new:
+            self._depth += len(new)
+            self._bytes += new_bytes
+            if self._oldest_at is None:
+                self._oldest_at = now
+        return fresh
+
+    def _query_oldest(self) -> float | None:
+        row = self._conn().execute("SELECT enqueued_at FROM records ORDER BY seq LIMIT 1").fetchone()
+        return None if row is None else float(row[0])
+
+    def _snapshot(self) -> _Snapshot:
+        return _Snapshot(self._depth, self._bytes, self._oldest_at, self._dead)
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise SpoolClosed(f"spool {self._path} is not open")
+        return self._db
+
+
+def _encode_headers(headers: Sequence[tuple[str, bytes]]) -> bytes:
+    parts: list[bytes] = []
+    for name, value in headers:
+        raw = name.encode()
+        parts += (_HEADER.pack(len(raw), len(value)), raw, value)
+    return b"".join(parts)
+
+
+def _decode_headers(blob: bytes) -> tuple[tuple[str, bytes], ...]:
+    headers: list[tuple[str, bytes]] = []
+    at = 0
+    while at < len(blob):
+        name_len, value_len = _HEADER.unpack_from(blob, at)
+        at += _HEADER.size
+        name = blob[at : at + name_len].decode()
+        at += name_len
+        headers.append((name, blob[at : at + value_len]))
+        at += value_len
+    return tuple(headers)
+
+
+def _acquire_lock(lock_path: Path) -> int:
+    # flock, not the SQLite file lock: WAL lets two processes write, and two drainers
+    # on one spool would deliver every record twice. The kernel drops it on kill -9.
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise SpoolLocked(f"{lock_path} is held by another process") from None
+    return fd
+
+
+def _toggle(event: asyncio.Event, value: bool) -> None:
+    if value:
+        event.set()
+    else:
+        event.clear()
+
+
+async def _wait_event(event: asyncio.Event, timeout: float | None) -> bool:  # noqa: ASYNC109
+    if event.is_set():
+        return True
+    try:
+        async with asyncio.timeout(timeout):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
