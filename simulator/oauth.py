@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import math
 from collections.abc import Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -77,7 +78,7 @@ def _token_answer(tokens: TokenStore, client_id: str, scope: str, *, refresh: bo
     body: JsonObject = {
         "access_token": access.token,
         "token_type": "Bearer",
-        "expires_in": int(tokens.ttl_s),
+        "expires_in": math.ceil(tokens.ttl_s),
         "scope": scope,
     }
     if refresh_token:
