@@ -1,0 +1,505 @@
+"""Sends records to Kafka through one idempotent aiokafka producer, every step bounded.
+
+The producer is configured for safety (``enable_idempotence=True``, ``acks="all"``),
+which in aiokafka means a batch is retried *forever* while the broker is away: its
+send future and ``stop()`` never finish (aiokafka issue #1101). So here every
+``start``, every batch of sends and every ``stop`` runs under a deadline, and a
+producer that missed one, or hit a non-retriable error (``ProducerFenced``,
+``OutOfOrderSequenceNumber``, a dead sender task...), is discarded and a fresh
+one is built on next use. Nothing is lost by discarding: the caller (the
+drainer) keeps every record in the spool until this sink reports it delivered.
+
+Each send gets a PRODUCER span (OpenTelemetry messaging conventions, names in
+:data:`SEMCONV`) whose parent is the record's ``traceparent`` header, set by the
+source on receipt; the span's own context replaces that header on the record
+sent, so a consumer extracting it continues the same trace.
+
+Exceptions (``retriable`` says whether sending the record again can help)::
+
+    DeliveryError
+    ├── KafkaUnavailable   no producer could be started within start_timeout
+    ├── DeliveryTimeout    not acknowledged within delivery_timeout (producer rebuilt)
+    ├── DeliveryFailed     a Kafka or producer error (producer rebuilt when it is fatal),
+    │                      or not sent because an earlier record of the batch failed
+    └── RecordRejected     Kafka can never take this record (too large, bad topic); not retriable
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Final
+
+import aiokafka.errors as kafka_errors
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from opentelemetry import trace
+from opentelemetry.propagators.textmap import Getter
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from .records import OutboundRecord
+
+__all__ = [
+    "SEMCONV",
+    "Delivered",
+    "DeliveryError",
+    "DeliveryFailed",
+    "DeliveryTimeout",
+    "KafkaSink",
+    "KafkaUnavailable",
+    "RecordRejected",
+]
+
+logger = logging.getLogger(__name__)
+
+# Errors about the record itself: sending it again can never succeed.
+_REJECTED = (
+    kafka_errors.MessageSizeTooLargeError,
+    kafka_errors.RecordTooLargeError,
+    kafka_errors.RecordListTooLargeError,
+    kafka_errors.InvalidTopicError,
+    kafka_errors.CorruptRecordException,
+    kafka_errors.InvalidTimestampError,
+)
+
+
+class DeliveryError(Exception):
+    """Base of delivery failures."""
+
+    retriable = True
+
+
+class KafkaUnavailable(DeliveryError):
+    """No producer could be started (broker down, bootstrap failed, start timed out)."""
+
+
+class DeliveryTimeout(DeliveryError):
+    """Kafka did not acknowledge within ``delivery_timeout``."""
+
+
+class DeliveryFailed(DeliveryError):
+    """Kafka or the producer failed the send; a fresh producer may succeed."""
+
+    def __init__(self, message: str, *, fatal: bool = False) -> None:
+        super().__init__(message)
+        #: The producer is unusable (non-retriable error): it is discarded and rebuilt.
+        self.fatal = fatal
+
+
+class RecordRejected(DeliveryError):
+    """Kafka can never accept this record (too large, invalid topic...)."""
+
+    retriable = False
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """Kafka acknowledged the record (``acks=all``) at this position."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class KafkaSink:
+    """Delivers :class:`OutboundRecord` batches to Kafka.
+
+    Example::
+
+        async with KafkaSink("127.0.0.1:9092", client_id="mesh-adapter") as sink:
+            outcomes = await sink.send_batch(records)   # Delivered or DeliveryError, per record
+
+    ``start()`` does not fail when the broker is down (the adapter keeps accepting
+    events into the spool); the producer is (re)built on the next send.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str | list[str],
+        *,
+        client_id: str = "mesh-adapter",
+        request_timeout_ms: int = 10_000,
+        delivery_timeout: float = 20.0,
+        start_timeout: float = 10.0,
+        stop_timeout: float = 5.0,
+        linger_ms: int = 5,
+        max_batch_size: int = 256 * 1024,
+        max_request_size: int = 1024 * 1024,
+        compression_type: str | None = None,
+        tracer_provider: TracerProvider | None = None,
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.client_id = client_id
+        self.delivery_timeout = delivery_timeout
+        self.start_timeout = start_timeout
+        self.stop_timeout = stop_timeout
+        self._producer_config: dict[str, Any] = {
+            "bootstrap_servers": bootstrap_servers,
+            "client_id": client_id,
+            "enable_idempotence": True,
+            "acks": "all",
+            "request_timeout_ms": request_timeout_ms,
+            "linger_ms": linger_ms,
+            "max_batch_size": max_batch_size,
+            "max_request_size": max_request_size,
+            "compression_type": compression_type,
+            "retry_backoff_ms": 200,
+        }
+        self._request_timeout_ms = request_timeout_ms
+        self._tracing = _ProducerTracing(tracer_provider, client_id=client_id)
+        self._generation: _Generation | None = None
+        self._producer_lock = asyncio.Lock()
+        self._started = False
+        #: Producers discarded after a timeout or a fatal error (a metric).
+        self.rebuilds = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connects within ``start_timeout``; a broker that is down is logged, not raised."""
+        self._started = True
+        try:
+            await self._current()
+        except KafkaUnavailable as exc:
+            logger.warning("Kafka not reachable at start (%s); will retry on first send", exc)
+
+    async def stop(self) -> None:
+        """Closes the producer within ``stop_timeout`` (force-closes it after). Idempotent.
+
+        Records not yet acknowledged are abandoned here; the spool still has them.
+        """
+        self._started = False
+        async with self._producer_lock:
+            generation, self._generation = self._generation, None
+        if generation is not None:
+            await self._close(generation)
+
+    async def __aenter__(self) -> KafkaSink:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    @property
+    def connected(self) -> bool:
+        """A started producer exists (not a promise that the broker answers right now)."""
+        return self._generation is not None
+
+    # -- sending -----------------------------------------------------------------------------
+
+    async def send(self, record: OutboundRecord) -> Delivered:
+        """Sends one record and waits for its acknowledgement; raises :class:`DeliveryError`."""
+        (outcome,) = await self.send_batch([record])
+        if isinstance(outcome, DeliveryError):
+            raise outcome
+        return outcome
+
+    async def send_batch(self, records: Sequence[OutboundRecord]) -> list[Delivered | DeliveryError]:
+        """Sends ``records`` in order, all in flight together; one outcome per record.
+
+        Order per partition holds: records are handed to the producer in the given
+        order, the idempotent producer keeps it, and after the first record the
+        producer refuses (other than a :class:`RecordRejected`) the rest of the
+        batch is not handed over at all. Outcomes are read at one instant (all
+        acknowledged, or the ``delivery_timeout`` deadline), so for each partition
+        the delivered records are a prefix of what was sent.
+        """
+        if not records:
+            return []
+        try:
+            generation = await self._current()
+        except KafkaUnavailable as exc:
+            return [exc] * len(records)
+        producer = generation.producer
+        deadline = asyncio.get_running_loop().time() + self.delivery_timeout
+        outcomes: list[Delivered | DeliveryError | None] = [None] * len(records)
+        in_flight: list[tuple[int, asyncio.Future[Any], Span]] = []
+        handing_over: tuple[int, Span] | None = None  # the record inside producer.send()
+        fatal: BaseException | None = None
+        try:
+            async with asyncio.timeout_at(deadline):
+                for index, record in enumerate(records):
+                    span, headers = self._tracing.start(record)
+                    handing_over = (index, span)
+                    try:
+                        future = await producer.send(
+                            record.topic, value=record.value, key=record.key, headers=headers
+                        )
+                    except Exception as exc:
+                        handing_over = None
+                        error = outcomes[index] = _translate(exc)
+                        self._tracing.end(span, error)
+                        if isinstance(error, RecordRejected):
+                            continue
+                        if isinstance(error, DeliveryFailed) and error.fatal:
+                            fatal = error
+                        break
+                    handing_over = None
+                    generation.unacked.add(future)
+                    future.add_done_callback(generation.unacked.discard)
+                    future.add_done_callback(_consume_exception)
+                    in_flight.append((index, future, span))
+                if in_flight:
+                    await asyncio.wait([future for _, future, _ in in_flight])
+        except TimeoutError:
+            fatal = fatal or TimeoutError()
+        except asyncio.CancelledError:
+            for _, _, span in in_flight:
+                self._tracing.end(span, DeliveryFailed("cancelled"))
+            if handing_over is not None:
+                self._tracing.end(handing_over[1], DeliveryFailed("cancelled"))
+            raise
+        if handing_over is not None:  # the deadline passed inside producer.send()
+            index, span = handing_over
+            late = DeliveryTimeout(f"not taken by the producer within {self.delivery_timeout:.1f}s")
+            outcomes[index] = late
+            self._tracing.end(span, late)
+        # One instant: every future is either resolved now or counted as timed out.
+        for index, future, span in in_flight:
+            outcome = outcomes[index] = self._outcome(future)
+            if isinstance(outcome, DeliveryTimeout) or (
+                isinstance(outcome, DeliveryFailed) and outcome.fatal
+            ):
+                fatal = fatal or outcome
+            self._tracing.end(span, outcome)
+        if fatal is not None:
+            await self._discard(generation, reason=fatal)
+        not_sent = DeliveryFailed("not sent: an earlier record of this batch failed")
+        return [not_sent if outcome is None else outcome for outcome in outcomes]
+
+    def _outcome(self, future: asyncio.Future[Any]) -> Delivered | DeliveryError:
+        if not future.done():
+            return DeliveryTimeout(f"no acknowledgement within {self.delivery_timeout:.1f}s")
+        if future.cancelled():
+            return DeliveryFailed("send cancelled", fatal=True)
+        exc = future.exception()
+        if exc is not None:
+            return _translate(exc)
+        meta = future.result()
+        return Delivered(meta.topic, meta.partition, meta.offset)
+
+    # -- topics ------------------------------------------------------------------------------
+
+    async def ensure_topics(
+        self, names: Sequence[str], *, partitions: int = 3, replication_factor: int = 1
+    ) -> list[str]:
+        """Creates the topics of ``names`` that do not exist yet; returns those it created.
+
+        Bounded by ``start_timeout``; raises :class:`KafkaUnavailable` when it passes.
+        """
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.bootstrap_servers,
+            client_id=f"{self.client_id}-admin",
+            request_timeout_ms=self._request_timeout_ms,
+        )
+        try:
+            async with asyncio.timeout(self.start_timeout):
+                await admin.start()
+                missing = sorted(set(names) - set(await admin.list_topics()))
+                if not missing:
+                    return []
+                response = await admin.create_topics(
+                    [NewTopic(name, partitions, replication_factor) for name in missing],
+                    timeout_ms=self._request_timeout_ms,
+                )
+        except TimeoutError as exc:
+            raise KafkaUnavailable(f"could not create topics within {self.start_timeout:.1f}s") from exc
+        except kafka_errors.KafkaError as exc:
+            raise KafkaUnavailable(f"could not create topics: {exc}") from exc
+        finally:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(self.stop_timeout):
+                    await admin.close()
+        created = []
+        for topic, code, *_ in response.topic_errors:
+            error = kafka_errors.for_code(code)
+            if error is kafka_errors.NoError:
+                created.append(topic)
+            elif error is not kafka_errors.TopicAlreadyExistsError:  # a concurrent creator won
+                raise DeliveryFailed(f"creating topic {topic!r} failed: {error.__name__}")
+        logger.info("created Kafka topics %s (%d partitions)", ", ".join(created), partitions)
+        return created
+
+    # -- producer lifecycle ------------------------------------------------------------------
+
+    async def _current(self) -> _Generation:
+        async with self._producer_lock:
+            if self._generation is not None:
+                return self._generation
+            if not self._started:
+                raise KafkaUnavailable("the Kafka sink is not started")
+            generation = _Generation(AIOKafkaProducer(**self._producer_config))
+            try:
+                async with asyncio.timeout(self.start_timeout):
+                    await generation.producer.start()
+            except (TimeoutError, kafka_errors.KafkaError, OSError) as exc:
+                await self._close(generation)
+                reason = "timed out" if isinstance(exc, TimeoutError) else str(exc)
+                raise KafkaUnavailable(f"cannot start a Kafka producer ({reason})") from exc
+            self._generation = generation
+            logger.info("Kafka producer %s connected to %s", self.client_id, self.bootstrap_servers)
+            return generation
+
+    async def _discard(self, generation: _Generation, *, reason: BaseException) -> None:
+        async with self._producer_lock:
+            if self._generation is generation:
+                self._generation = None
+        self.rebuilds += 1
+        logger.warning(
+            "discarding Kafka producer after %s; a new one is built on the next send",
+            "a delivery timeout" if isinstance(reason, TimeoutError | DeliveryTimeout) else reason,
+        )
+        await self._close(generation)
+
+    async def _close(self, generation: _Generation) -> None:
+        """Closes a producer, bounded by ``stop_timeout``.
+
+        With nothing unacknowledged, aiokafka's own ``stop()``. Otherwise (and when
+        that overruns) it is closed forcibly, because its ``stop()`` would wait for
+        those batches for ever (#1101): pending sends fail with :class:`DeliveryFailed`
+        (their records are still in the spool), the sender task is cancelled and the
+        connections closed. That part uses private aiokafka attributes.
+        """
+        producer = generation.producer
+        if not generation.unacked:
+            try:
+                async with asyncio.timeout(self.stop_timeout):
+                    await producer.stop()
+                return
+            except TimeoutError:
+                logger.warning("Kafka producer stop overran %.1fs; closing it forcibly", self.stop_timeout)
+            except Exception as exc:
+                logger.warning("Kafka producer stop failed (%r); closing it forcibly", exc)
+        for future in list(generation.unacked):
+            if not future.done():
+                future.set_exception(DeliveryFailed("producer closed before Kafka acknowledged"))
+        producer._closed = True  # keeps its __del__ from warning: closed below
+        sender_task = producer._sender.sender_task
+        if sender_task is not None and not sender_task.done():
+            sender_task.cancel()
+            await asyncio.wait([sender_task], timeout=self.stop_timeout)
+        try:
+            async with asyncio.timeout(self.stop_timeout):
+                await producer.client.close()
+        except Exception as exc:
+            logger.error("could not close a discarded Kafka producer's connections: %r", exc)
+
+
+@dataclass(eq=False)
+class _Generation:
+    """One producer instance and the send futures it has not resolved yet."""
+
+    producer: Any  # AIOKafkaProducer (untyped)
+    unacked: set[asyncio.Future[Any]] = field(default_factory=set)
+
+
+def _translate(exc: BaseException) -> DeliveryError:
+    if isinstance(exc, DeliveryError):
+        return exc
+    error: DeliveryError
+    if isinstance(exc, _REJECTED):
+        error = RecordRejected(f"Kafka rejected the record: {exc}")
+    else:
+        # Retriable Kafka errors keep the producer; anything else (fenced, out of order
+        # sequence, dead sender task, unknown exceptions) means it is no longer trusted.
+        error = DeliveryFailed(f"{type(exc).__name__}: {exc}", fatal=not getattr(exc, "retriable", False))
+    error.__cause__ = exc
+    return error
+
+
+def _consume_exception(future: asyncio.Future[Any]) -> None:
+    # A future resolved after its batch's deadline has no reader; mark its error seen.
+    if not future.cancelled():
+        future.exception()
+
+
+# -- tracing -------------------------------------------------------------------------------
+
+#: OpenTelemetry messaging semantic-convention names, in one table because upstream keeps
+#: renaming them; a deprecated spelling stays beside its replacement while consumers move.
+SEMCONV: Final = {
+    "system": "messaging.system",
+    "destination": "messaging.destination.name",
+    "operation_type": "messaging.operation.type",
+    "operation_name": "messaging.operation.name",
+    "operation_deprecated": "messaging.operation",  # -> messaging.operation.type
+    "message_id": "messaging.message.id",
+    "message_key": "messaging.kafka.message.key",
+    "body_size": "messaging.message.body.size",
+    "client_id": "messaging.client.id",
+    "partition": "messaging.destination.partition.id",
+    "partition_deprecated": "messaging.kafka.destination.partition",  # -> ...partition.id
+    "offset": "messaging.kafka.offset",
+    "offset_deprecated": "messaging.kafka.message.offset",  # -> messaging.kafka.offset
+    "error_type": "error.type",
+}
+_TRACE_HEADERS = frozenset({"traceparent", "tracestate"})
+
+
+class _HeaderGetter(Getter[Sequence[tuple[str, bytes]]]):
+    def get(self, carrier: Sequence[tuple[str, bytes]], key: str) -> list[str] | None:
+        values = [value.decode("latin-1") for name, value in carrier if name.lower() == key]
+        return values or None
+
+    def keys(self, carrier: Sequence[tuple[str, bytes]]) -> list[str]:
+        return [name for name, _ in carrier]
+
+
+_GETTER = _HeaderGetter()
+
+
+class _ProducerTracing:
+    """One PRODUCER span per send, parented by the record's ``traceparent``."""
+
+    def __init__(self, tracer_provider: TracerProvider | None, *, client_id: str) -> None:
+        self._tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
+        # W3C trace context explicitly, not the global propagator: the header is the contract.
+        self._propagator = TraceContextTextMapPropagator()
+        self._client_id = client_id
+
+    def start(self, record: OutboundRecord) -> tuple[Span, list[tuple[str, bytes]]]:
+        """The span, and the record's headers with its ``traceparent`` in place of the source's."""
+        attributes: dict[str, str | int] = {
+            SEMCONV["system"]: "kafka",
+            SEMCONV["destination"]: record.topic,
+            SEMCONV["operation_type"]: "send",
+            SEMCONV["operation_name"]: "send",
+            SEMCONV["operation_deprecated"]: "publish",
+            SEMCONV["message_id"]: record.ce_id,
+            SEMCONV["body_size"]: len(record.value),
+            SEMCONV["client_id"]: self._client_id,
+        }
+        if record.key is not None:
+            with contextlib.suppress(UnicodeDecodeError):  # no canonical string form: left out
+                attributes[SEMCONV["message_key"]] = record.key.decode()
+        span = self._tracer.start_span(
+            f"send {record.topic}",
+            context=self._propagator.extract(record.headers, getter=_GETTER),
+            kind=SpanKind.PRODUCER,
+            attributes=attributes,
+        )
+        carrier: dict[str, str] = {}
+        self._propagator.inject(carrier, context=trace.set_span_in_context(span))
+        headers = [(name, value) for name, value in record.headers if name.lower() not in _TRACE_HEADERS]
+        headers += [(name, value.encode()) for name, value in carrier.items()]
+        return span, headers
+
+    @staticmethod
+    def end(span: Span, outcome: Delivered | DeliveryError) -> None:
+        if isinstance(outcome, Delivered):
+            span.set_attribute(SEMCONV["partition"], str(outcome.partition))
+            span.set_attribute(SEMCONV["partition_deprecated"], outcome.partition)
+            span.set_attribute(SEMCONV["offset"], outcome.offset)
+            span.set_attribute(SEMCONV["offset_deprecated"], outcome.offset)
+        else:
+            span.set_attribute(SEMCONV["error_type"], type(outcome).__name__)
+            span.set_status(Status(StatusCode.ERROR, str(outcome)))
+        span.end()
