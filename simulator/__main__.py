@@ -44,6 +44,8 @@ def parse_args(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[Simulat
     p.add_argument("--openframe-port", type=int, default=int(env("openframe_port") or 8081))
     p.add_argument("--octospine-port", type=int, default=int(env("octospine_port") or 8082))
     p.add_argument("--profile", choices=sorted(PROFILES), default=env("profile") or "documented")
+    p.add_argument("--openframe-profile", choices=sorted(PROFILES), default=env("openframe_profile"))
+    p.add_argument("--octospine-profile", choices=sorted(PROFILES), default=env("octospine_profile"))
     p.add_argument("--auth-style", choices=AUTH_STYLES, default=env("auth_style"))
     p.add_argument("--pagination", choices=PAGINATION_STYLES, default=env("pagination"))
     p.add_argument("--rate-limit-per-minute", type=int, default=env("rate_limit_per_minute"))
@@ -72,6 +74,8 @@ def parse_args(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[Simulat
         p.error(str(exc))
     config = SimulatorConfig(
         profile=args.profile,
+        openframe_profile=args.openframe_profile,
+        octospine_profile=args.octospine_profile,
         auth_style=args.auth_style,
         pagination=args.pagination,
         rate_limit_per_minute=(
@@ -119,7 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     config, level = parse_args(sys.argv[1:] if argv is None else argv, os.environ)
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        config.settings()
+        config.settings("openframe")
+        config.settings("octospine")
     except ValueError as exc:
         logger.error("%s", exc)
         return 2

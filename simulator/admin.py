@@ -49,11 +49,11 @@ def add_admin_routes(router: web.UrlDispatcher, vendor: Vendor, sim: Simulator) 
 
     @routes.get("/_sim/health")
     async def health(request: web.Request) -> web.StreamResponse:
-        settings = sim.settings
+        settings = sim.settings[vendor]
         return json_response(
             {
                 "vendor": vendor,
-                "profile": sim.config.profile,
+                "profile": sim.config.profile_of(vendor),
                 "auth_style": settings.auth_style,
                 "pagination": settings.pagination,
                 "rate_limit_per_minute": settings.rate_limit_per_minute,

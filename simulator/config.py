@@ -86,6 +86,9 @@ class SimulatorConfig:
     """
 
     profile: str = "documented"
+    # Per-vendor presets, overriding `profile` for that vendor (e.g. only OCTOSPINE drifted).
+    openframe_profile: str | None = None
+    octospine_profile: str | None = None
     auth_style: AuthStyle | None = None
     pagination: PaginationStyle | None = None
     rate_limit_per_minute: int | None = None
@@ -127,13 +130,20 @@ class SimulatorConfig:
 
     shutdown_timeout_s: float = 1.0
 
-    def settings(self) -> ProfileSettings:
-        """The effective wire switches: the profile's preset overlaid with explicit switches."""
+    def profile_of(self, vendor: Vendor) -> str:
+        """The profile name in force for `vendor`."""
+        chosen = self.openframe_profile if vendor == "openframe" else self.octospine_profile
+        return chosen or self.profile
+
+    def settings(self, vendor: Vendor = "openframe") -> ProfileSettings:
+        """The effective wire switches of `vendor`: its profile's preset overlaid with the
+        explicit switches (which apply to both vendors)."""
+        name = self.profile_of(vendor)
         try:
-            base = PROFILES[self.profile]
+            base = PROFILES[name]
         except KeyError:
             known = ", ".join(sorted(PROFILES))
-            raise ValueError(f"unknown profile {self.profile!r} (known: {known})") from None
+            raise ValueError(f"unknown profile {name!r} (known: {known})") from None
         resolved = replace(
             base,
             auth_style=self.auth_style or base.auth_style,

@@ -99,7 +99,7 @@ def _redirect(fault: Fault, request: web.Request) -> web.Response:
 
 def _wrong_content_type(fault: Fault) -> web.Response:
     body = fault.body if fault.body is not None else HTML_ERROR_PAGE
-    raw = body.encode() if isinstance(body, str) else body if isinstance(body, bytes) else b""
+    raw = body.encode() if isinstance(body, str) else body if isinstance(body, bytes) else dumps(body)
     response = web.Response(status=fault.status or 200, body=raw)
     response.headers["Content-Type"] = fault.content_type or "text/html"
     response.headers.update(fault.headers or {})

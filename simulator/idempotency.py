@@ -17,6 +17,10 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 
 
+class KeyReusedError(Exception):
+    """The key was first used with a different request body."""
+
+
 @dataclass(frozen=True)
 class StoredAnswer:
     """The first answer given for a key."""
@@ -54,10 +58,11 @@ class IdempotencyCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    async def lookup(self, slot: Slot, body: bytes) -> StoredAnswer | bool | None:
-        """The stored answer; True if the key differs in body; None if this attempt must run.
+    async def lookup(self, slot: Slot, body: bytes) -> StoredAnswer | None:
+        """The stored answer, or None when this attempt must run.
 
         When None is returned the caller owns the slot and must `complete` or `abandon` it.
+        Raises `KeyReusedError` when the key was first used with another body.
         """
         fingerprint = hashlib.sha256(body).hexdigest()
         while True:
@@ -66,7 +71,7 @@ class IdempotencyCache:
                 self._entries[slot] = _Entry(fingerprint)
                 return None
             if entry.fingerprint != fingerprint:
-                return True
+                raise KeyReusedError(slot[2])
             answer = await asyncio.shield(entry.answer)
             if answer is not None:
                 return answer

@@ -19,7 +19,7 @@ from aiohttp.typedefs import Handler
 from simulator.auth import authenticate
 from simulator.errors import ApiError, error_response
 from simulator.fault_responses import apply_fault
-from simulator.idempotency import IDEMPOTENCY_HEADER
+from simulator.idempotency import IDEMPOTENCY_HEADER, KeyReusedError
 from simulator.recording import RequestRecord
 from simulator.runtime import RUNTIME, is_admin, route_of
 from simulator.wire import new_request_id
@@ -165,10 +165,11 @@ async def deduplicate(request: web.Request, handler: Handler) -> web.StreamRespo
         return await handler(request)
     runtime = request.app[RUNTIME]
     slot = (request.get(CREDENTIAL, ""), request.path, key)
-    stored = await runtime.idempotency.lookup(slot, await request.read())
-    if stored is True:
-        raise ApiError(409, f"{IDEMPOTENCY_HEADER} {key!r} was used with a different body")
-    if stored is not None and stored is not False:
+    try:
+        stored = await runtime.idempotency.lookup(slot, await request.read())
+    except KeyReusedError:
+        raise ApiError(409, f"{IDEMPOTENCY_HEADER} {key!r} was used with a different body") from None
+    if stored is not None:
         return stored.response()
     try:
         try:

@@ -54,13 +54,13 @@ class Simulator:
     """OpenFrame and OCTOSPINE upstreams on two ports, stateful and fault-injectable.
 
     `start` / `stop` (idempotent) or ``async with``. Public attributes: `config`, `settings`
-    (effective profile), `state` (stores), `openframe` / `octospine` (services that change
+    (effective profile switches per vendor), `state` (stores), `openframe` / `octospine` (services that change
     state and publish events), `faults`, `log`, `rate_limits`, `tokens`, `hubs`.
     """
 
     def __init__(self, config: SimulatorConfig | None = None) -> None:
         self.config = config or SimulatorConfig()
-        self.settings = self.config.settings()
+        self.settings = {v: self.config.settings(v) for v in VENDORS}
         self.log = RequestLog()
         self.faults = FaultSet()
         self.state = SimulatorState(OpenFrameStores.empty(), OctospineStores.empty())
@@ -71,7 +71,7 @@ class Simulator:
         }
         self.rate_limits = {
             v: FixedWindowRateLimiter(
-                self.settings.rate_limit_per_minute, window_s=self.config.rate_limit_window_s
+                self.settings[v].rate_limit_per_minute, window_s=self.config.rate_limit_window_s
             )
             for v in VENDORS
         }
@@ -102,17 +102,18 @@ class Simulator:
             await self.stop()
             raise
         logger.info(
-            "simulator up: openframe %s, octospine %s (profile %s)",
+            "simulator up: openframe %s (profile %s), octospine %s (profile %s)",
             self.openframe_url,
+            self.config.profile_of("openframe"),
             self.octospine_url,
-            self.config.profile,
+            self.config.profile_of("octospine"),
         )
 
     async def _start_vendor(self, vendor: Vendor) -> None:
         runtime = VendorRuntime(
             vendor=vendor,
             config=self.config,
-            settings=self.settings,
+            settings=self.settings[vendor],
             log=self.log,
             faults=self.faults,
             limiter=self.rate_limits[vendor],

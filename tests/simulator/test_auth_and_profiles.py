@@ -95,3 +95,14 @@ async def test_documented_profile_sends_no_rate_limit_headers(sim: Simulator) ->
     response = await _get(sim.openframe_url, "/v1/alerts", {"Authorization": f"Bearer {OF_KEY}"})
     assert "X-RateLimit-Limit-Minute" not in response.headers
     assert set(response.json()["meta"]) == {"page", "per_page", "total"}
+
+
+async def test_profile_per_vendor(start_sim: StartSim) -> None:
+    sim = await start_sim(octospine_profile="drifted")
+    assert sim.settings["openframe"] == PROFILES["documented"]
+    assert (
+        await _get(sim.openframe_url, "/v1/devices", {"Authorization": f"Bearer {OF_KEY}"})
+    ).status_code == 200
+    octo = await _get(sim.octospine_url, "/api/tasks", {"X-API-Key": OS_KEY})
+    assert set(octo.json()["meta"]) == {"next_cursor"}
+    assert octo.headers["X-RateLimit-Limit-Minute"] == "100"
