@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -192,6 +193,6 @@ async def octospine_ws(request: web.Request) -> web.StreamResponse:
     return await _serve(request, OCTOSPINE_DIALECT)
 
 
-def sessions(runtime_hub_subscribers: list[Any]) -> list[WsSession]:
-    """The WebSocket sessions among a hub's subscribers."""
-    return [s for s in runtime_hub_subscribers if isinstance(s, WsSession)]
+def sessions(subscribers: Iterable[object]) -> list[WsSession]:
+    """The WebSocket sessions among an event hub's subscribers."""
+    return [s for s in subscribers if isinstance(s, WsSession)]
