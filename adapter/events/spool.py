@@ -272,11 +272,11 @@ class EventSpool:
 
     async def _commit_loop(self) -> None:
         while True:
-            await self._queued.wait()
-            self._queued.clear()
             if not self._queue:
                 if self._state != "open":
-                    return
+                    return  # stop() waits for this: everything queued is committed
+                await self._queued.wait()
+                self._queued.clear()
                 continue
             group, self._queue = self._queue, []
             try:
@@ -300,8 +300,6 @@ class EventSpool:
                     future.set_exception(result)
                 else:
                     future.set_result(result)
-            if self._queue:
-                self._queued.set()
 
     def _apply(self, snapshot: _Snapshot) -> None:
         self._snapshot = snapshot

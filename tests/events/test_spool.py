@@ -1,0 +1,280 @@
+"""EventSpool: durability, order, dedupe, limits, recovery (including after a real kill -9)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import textwrap
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from adapter.events.records import OutboundRecord
+from adapter.events.spool import EventSpool, SpoolClosed, SpoolFull, SpoolLocked
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def record(
+    n: int, *, key: bytes | None = b"device-1", size: int = 10, ce_id: str | None = None
+) -> OutboundRecord:
+    return OutboundRecord(
+        topic="mesh.events",
+        key=key,
+        value=b"%06d" % n + b"." * size,
+        headers=(("ce_id", b"e-%d" % n), ("content-type", b"application/json"), ("empty", b"")),
+        ce_id=ce_id or f"e-{n}",
+    )
+
+
+@pytest_asyncio.fixture
+async def spool(tmp_path: Path) -> AsyncIterator[EventSpool]:
+    async with EventSpool(tmp_path / "spool.db") as opened:
+        yield opened
+
+
+async def test_append_pending_ack_round_trip(spool: EventSpool) -> None:
+    records = [record(1), record(2, key=None), record(3)]
+    assert await spool.append(records) == [True, True, True]
+    assert spool.depth == 3
+    assert spool.bytes == sum(r.size for r in records)
+
+    pending = await spool.pending(10)
+    assert [r for _, r in pending] == records  # keys, None key, headers (empty value too) intact
+    seqs = [seq for seq, _ in pending]
+    assert seqs == sorted(seqs)
+
+    await spool.ack(seqs[:2])
+    assert [r for _, r in await spool.pending(10)] == records[2:]
+    assert spool.depth == 1
+    assert spool.bytes == records[2].size
+    await spool.ack(seqs)  # acks are idempotent
+    assert spool.depth == 0
+    assert spool.bytes == 0
+    assert spool.oldest_pending_age == 0.0
+
+
+async def test_pending_is_oldest_first_and_limited(spool: EventSpool) -> None:
+    for start in range(0, 30, 10):
+        await spool.append([record(n) for n in range(start, start + 10)])
+    first = await spool.pending(7)
+    assert [r.ce_id for _, r in first] == [f"e-{n}" for n in range(7)]
+    await spool.ack([seq for seq, _ in first])
+    assert [r.ce_id for _, r in await spool.pending(100)] == [f"e-{n}" for n in range(7, 30)]
+
+
+async def test_duplicate_ce_ids_are_reported_and_not_stored(spool: EventSpool) -> None:
+    assert await spool.append([record(1), record(2)]) == [True, True]
+    # A redelivery of 2, a new 3, and 3 again within the same batch.
+    assert await spool.append([record(2), record(3), record(3)]) == [False, True, False]
+    assert spool.depth == 3
+    # Still a duplicate after delivery: the id is remembered, not the record.
+    await spool.ack([seq for seq, _ in await spool.pending(10)])
+    assert await spool.append([record(1)]) == [False]
+    assert spool.depth == 0
+
+
+async def test_dedupe_window_keeps_only_the_newest_ids(tmp_path: Path) -> None:
+    async with EventSpool(tmp_path / "s.db", dedupe_window=3) as spool:
+        await spool.append([record(n) for n in range(5)])  # remembers 2, 3, 4
+        assert await spool.append([record(4), record(0)]) == [False, True]
+
+
+async def test_dedupe_survives_reopening(tmp_path: Path) -> None:
+    async with EventSpool(tmp_path / "s.db") as spool:
+        await spool.append([record(1)])
+    async with EventSpool(tmp_path / "s.db") as spool:
+        assert await spool.append([record(1), record(2)]) == [False, True]
+
+
+async def test_spool_full_is_all_or_nothing(tmp_path: Path) -> None:
+    async with EventSpool(tmp_path / "s.db", max_records=5) as spool:
+        await spool.append([record(n) for n in range(4)])
+        with pytest.raises(SpoolFull) as caught:
+            await spool.append([record(10), record(11)])
+        assert (caught.value.depth, caught.value.max_records, caught.value.wanted) == (4, 5, 2)
+        assert spool.depth == 4
+        # The ids of the refused batch were not remembered: a retry is accepted.
+        assert await spool.append([record(10)]) == [True]
+        # Duplicates take no room, so a full spool still answers them.
+        assert await spool.append([record(1)]) == [False]
+        assert not spool.has_room
+
+
+async def test_spool_full_by_bytes(tmp_path: Path) -> None:
+    one = record(0, size=1000).size
+    async with EventSpool(tmp_path / "s.db", max_bytes=3 * one) as spool:
+        await spool.append([record(n, size=1000) for n in range(3)])
+        with pytest.raises(SpoolFull) as caught:
+            await spool.append([record(9, size=1000)])
+        assert caught.value.bytes == 3 * one
+
+
+async def test_wait_for_room_after_ack(tmp_path: Path) -> None:
+    async with EventSpool(tmp_path / "s.db", max_records=2) as spool:
+        await spool.append([record(1), record(2)])
+        assert await spool.wait_for_room(timeout=0.05) is False
+        waiter = asyncio.create_task(spool.wait_for_room(timeout=5))
+        (seq, _), _ = await spool.pending(2)
+        await spool.ack([seq])
+        assert await waiter is True
+        assert await spool.append([record(3)]) == [True]
+
+
+async def test_wait_for_records_wakes_on_append(spool: EventSpool) -> None:
+    assert await spool.wait_for_records(timeout=0.05) is False
+    waiter = asyncio.create_task(spool.wait_for_records(timeout=5))
+    await spool.append([record(1)])
+    assert await waiter is True
+
+
+async def test_concurrent_appends_share_commits_and_keep_each_callers_order(spool: EventSpool) -> None:
+    async def source(s: int) -> None:
+        for batch in range(10):
+            await spool.append([record(s * 1000 + batch * 10 + i) for i in range(10)])
+
+    await asyncio.gather(*(source(s) for s in range(20)))
+    assert spool.depth == 2000
+    pending = await spool.pending(5000)
+    by_source: dict[int, list[int]] = {}
+    for _, r in pending:
+        n = int(r.ce_id.removeprefix("e-"))
+        by_source.setdefault(n // 1000, []).append(n)
+    assert all(ns == sorted(ns) and len(ns) == 100 for ns in by_source.values())
+
+
+async def test_a_full_batch_does_not_fail_the_others_in_its_commit(tmp_path: Path) -> None:
+    async with EventSpool(tmp_path / "s.db", max_records=10) as spool:
+        results = await asyncio.gather(
+            spool.append([record(n) for n in range(5)]),
+            spool.append([record(n) for n in range(100, 120)]),  # can never fit
+            spool.append([record(n) for n in range(200, 205)]),
+            return_exceptions=True,
+        )
+        assert results[0] == [True] * 5
+        assert isinstance(results[1], SpoolFull)
+        assert results[2] == [True] * 5
+        assert spool.depth == 10
+
+
+async def test_dead_letters_leave_the_queue_but_stay_on_disk(tmp_path: Path) -> None:
+    async with EventSpool(tmp_path / "s.db") as spool:
+        await spool.append([record(1), record(2)])
+        (seq, _), _ = await spool.pending(2)
+        await spool.dead_letter([seq], "MessageSizeTooLargeError")
+        assert [r.ce_id for _, r in await spool.pending(10)] == ["e-2"]
+        assert spool.dead_letters == 1
+    async with EventSpool(tmp_path / "s.db") as spool:
+        assert spool.dead_letters == 1
+        assert spool.depth == 1
+
+
+async def test_pending_records_survive_reopening(tmp_path: Path) -> None:
+    clock = [1000.0]
+    async with EventSpool(tmp_path / "s.db", clock=lambda: clock[0]) as spool:
+        await spool.append([record(n) for n in range(50)])
+        await spool.ack([seq for seq, _ in await spool.pending(20)])
+    clock[0] = 1042.0
+    async with EventSpool(tmp_path / "s.db", clock=lambda: clock[0]) as spool:
+        assert spool.depth == 30
+        assert spool.oldest_pending_age == 42.0
+        assert [r.ce_id for _, r in await spool.pending(100)] == [f"e-{n}" for n in range(20, 50)]
+        # Sequence numbers are never reused, so new records queue behind the recovered ones.
+        await spool.append([record(99)])
+        assert (await spool.pending(100))[-1][1].ce_id == "e-99"
+
+
+async def test_one_process_per_spool(tmp_path: Path) -> None:
+    async with EventSpool(tmp_path / "s.db"):
+        with pytest.raises(SpoolLocked):
+            await EventSpool(tmp_path / "s.db").start()
+    async with EventSpool(tmp_path / "s.db") as spool:  # released on stop
+        assert spool.depth == 0
+
+
+async def test_lifecycle_is_explicit_and_stop_idempotent(tmp_path: Path) -> None:
+    spool = EventSpool(tmp_path / "s.db")
+    with pytest.raises(SpoolClosed):
+        await spool.append([record(1)])
+    await spool.start()
+    await spool.start()
+    appending = asyncio.create_task(spool.append([record(1)]))
+    await asyncio.sleep(0)  # let the append queue, then stop: it is committed, not dropped
+    await spool.stop()
+    await spool.stop()
+    assert await appending == [True]
+    with pytest.raises(SpoolClosed):
+        await spool.pending(1)
+    async with EventSpool(tmp_path / "s.db") as reopened:
+        assert reopened.depth == 1
+
+
+# -- a real crash ---------------------------------------------------------------------------
+
+CHILD = textwrap.dedent(
+    """
+    import asyncio, sys
+    from pathlib import Path
+    from adapter.events.records import OutboundRecord
+    from adapter.events.spool import EventSpool
+
+    async def main(path: str, synchronous: str) -> None:
+        spool = EventSpool(Path(path), synchronous=synchronous)
+        await spool.start()
+        n = 0
+        while True:  # runs until SIGKILL
+            batch = [
+                OutboundRecord("t", b"k%d" % (i % 7), b"v" * 100, (("ce_id", b"%d" % i),), f"id-{i}")
+                for i in range(n, n + 50)
+            ]
+            await spool.append(batch)
+            n += 50
+            # Only now is the batch "acknowledged to the source".
+            sys.stdout.write(f"{n}\\n")
+            sys.stdout.flush()
+
+    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    """
+)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("synchronous", ["normal", "full"])
+async def test_acknowledged_appends_survive_kill_9(tmp_path: Path, synchronous: str) -> None:
+    path = tmp_path / "crash.db"
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        CHILD,
+        str(path),
+        synchronous,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert child.stdout is not None
+    acknowledged = 0
+    async with asyncio.timeout(30):
+        while acknowledged < 10_000:
+            line = await child.stdout.readline()
+            assert line, "the child exited before it was killed"
+            acknowledged = int(line)
+    child.send_signal(signal.SIGKILL)  # mid-append: the child appends without pause
+    await child.wait()
+    assert child.returncode == -signal.SIGKILL
+
+    async with EventSpool(path) as spool:
+        pending = await spool.pending(1_000_000)
+    ids = [int(r.ce_id.removeprefix("id-")) for _, r in pending]
+    # Every acknowledged record is there; later ones are there whole (batch by batch) or not at all.
+    assert len(ids) >= acknowledged
+    assert len(ids) % 50 == 0
+    assert ids == list(range(len(ids)))
+    assert all(
+        r.value == b"v" * 100 and r.headers == (("ce_id", str(i).encode()),)
+        for i, (_, r) in zip(ids, pending, strict=True)
+    )
