@@ -67,6 +67,11 @@ class MethodSpec:
     descriptor: _d.MethodDescriptor
 
     @property
+    def is_create(self) -> bool:
+        """An AIP-133 standard Create (a 409 then means ALREADY_EXISTS)."""
+        return self.name.startswith("Create") and self.http_method == "POST"
+
+    @property
     def route(self) -> str:
         """``GET /v1/alerts/{alert_id}``: names the endpoint in logs, spans and metrics."""
         return f"{self.http_method} {self.template.text}"

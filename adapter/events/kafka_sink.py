@@ -193,6 +193,11 @@ class KafkaSink:
         """A started producer exists (not a promise that the broker answers right now)."""
         return self._generation is not None
 
+    @property
+    def in_flight(self) -> int:
+        """Records handed to the producer and not acknowledged yet (a gauge)."""
+        return 0 if self._generation is None else len(self._generation.unacked)
+
     # -- sending -----------------------------------------------------------------------------
 
     async def send(self, record: OutboundRecord) -> Delivered:

@@ -87,7 +87,7 @@ class UpstreamMethodHandler:
                 ) from exc
         except Exception as exc:  # every failure leaves as a status, never UNKNOWN
             status = to_rpc_status(
-                exc, http_method=spec.http_method, body_field=spec.body, upstream=self._caller.name
+                exc, is_create=spec.is_create, body_field=spec.body, upstream=self._caller.name
             )
             code = _CODES.get(status.code, grpc.StatusCode.UNKNOWN)
             log = logger.info if code in _QUIET else logger.warning

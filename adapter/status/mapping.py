@@ -9,7 +9,7 @@ Follows ``google/rpc/code.proto`` and gRPC proposal A54. Deliberate choices:
   adapter uses for that upstream; retrying will not help.
 - **504 / 408 -> UNAVAILABLE**, not DEADLINE_EXCEEDED: an upstream-internal timeout
   is transient; DEADLINE_EXCEEDED is kept for the caller's own deadline.
-- **409 -> ALREADY_EXISTS** for creates (POST), ABORTED otherwise (AIP-193).
+- **409 -> ALREADY_EXISTS** for standard Create methods, ABORTED otherwise (AIP-193).
 - **Malformed success answers -> INTERNAL**: the upstream broke its contract.
 - Unlisted 4xx -> FAILED_PRECONDITION, unlisted 5xx -> UNAVAILABLE.
 
@@ -82,8 +82,8 @@ REASON_TABLE: dict[str, grpc.StatusCode] = {
 }
 
 
-def _status_for_http(status: int, http_method: str) -> tuple[grpc.StatusCode, str]:
-    if status == 409 and http_method == "POST":
+def _status_for_http(status: int, is_create: bool) -> tuple[grpc.StatusCode, str]:
+    if status == 409 and is_create:
         return C.ALREADY_EXISTS, "UPSTREAM_ALREADY_EXISTS"
     if status in HTTP_STATUS_TABLE:
         return HTTP_STATUS_TABLE[status]
@@ -113,7 +113,7 @@ def _status(code: grpc.StatusCode, message: str, details: list[Message]) -> stat
 
 
 def to_rpc_status(
-    exc: BaseException, *, http_method: str = "", body_field: str = "", upstream: str = ""
+    exc: BaseException, *, is_create: bool = False, body_field: str = "", upstream: str = ""
 ) -> status_pb2.Status:
     """Status for any failure of a handler. ``body_field`` prefixes upstream
     field violations so they name the caller's request fields (``alert.title``)."""
@@ -147,7 +147,7 @@ def to_rpc_status(
             ],
         )
     if isinstance(exc, UpstreamStatusError):
-        return _from_http_status(exc, http_method=http_method, body_field=body_field)
+        return _from_http_status(exc, is_create=is_create, body_field=body_field)
     if isinstance(exc, UpstreamError):
         code = REASON_TABLE.get(exc.reason, C.UNAVAILABLE if exc.retriable else C.INTERNAL)
         details: list[Message] = [
@@ -168,9 +168,9 @@ def to_rpc_status(
     )
 
 
-def _from_http_status(exc: UpstreamStatusError, *, http_method: str, body_field: str) -> status_pb2.Status:
+def _from_http_status(exc: UpstreamStatusError, *, is_create: bool, body_field: str) -> status_pb2.Status:
     response = exc.response
-    code, reason = _status_for_http(response.status, http_method)
+    code, reason = _status_for_http(response.status, is_create)
     vendor: VendorError = parse_vendor_error(response.body, response.content_type)
     metadata = {"upstream": exc.upstream, "route": exc.route, "http_status": str(response.status)}
     if vendor.code:

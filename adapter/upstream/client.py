@@ -172,20 +172,28 @@ class UpstreamClient:
             raise UpstreamRedirectBlocked(
                 f"more than {self.settings.max_redirects} redirects", **where
             ) from exc
-        except httpx.TimeoutException as exc:
-            cause = exc.__cause__
-            if isinstance(cause, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
-                # httpx-aiohttp reports a dropped connection as a connect timeout.
-                raise UpstreamConnectionReset(f"connection dropped: {cause}", **where) from exc
-            raise UpstreamTimeoutError(f"timed out connecting ({type(exc).__name__})", **where) from exc
-        except httpx.ConnectError as exc:
-            raise UpstreamConnectError(f"cannot connect: {exc}", **where) from exc
-        except (httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError) as exc:
-            raise UpstreamConnectionReset(
-                f"connection dropped mid-answer: {exc or type(exc).__name__}", **where
-            ) from exc
         except httpx.TransportError as exc:
-            raise UpstreamTransportError(f"transport failure: {exc or type(exc).__name__}", **where) from exc
+            # httpx-aiohttp maps aiohttp's errors coarsely (a refused connection or a
+            # dropped one surfaces as ConnectTimeout): classify by the original cause.
+            cause = exc.__cause__
+            if isinstance(cause, aiohttp.ClientConnectorError):
+                raise UpstreamConnectError(f"cannot connect: {cause}", **where) from exc
+            if isinstance(
+                cause, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError | aiohttp.ClientPayloadError
+            ):
+                raise UpstreamConnectionReset(f"connection dropped: {cause}", **where) from exc
+            raise self._translate_httpx(exc, where) from exc
+
+    def _translate_httpx(self, exc: httpx.TransportError, where: dict[str, str]) -> UpstreamError:
+        if isinstance(exc, httpx.TimeoutException):
+            return UpstreamTimeoutError(f"timed out connecting ({type(exc).__name__})", **where)
+        if isinstance(exc, httpx.ConnectError):
+            return UpstreamConnectError(f"cannot connect: {exc}", **where)
+        if isinstance(exc, httpx.ReadError | httpx.RemoteProtocolError | httpx.WriteError):
+            return UpstreamConnectionReset(
+                f"connection dropped mid-answer: {exc or type(exc).__name__}", **where
+            )
+        return UpstreamTransportError(f"transport failure: {exc or type(exc).__name__}", **where)
 
     async def aclose(self) -> None:
         """Closes the pool; idempotent."""

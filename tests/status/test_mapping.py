@@ -170,7 +170,7 @@ def test_http_outcomes(http, headers, body, method, code, reason, detail_types) 
     )
     status = to_rpc_status(
         UpstreamStatusError(response, upstream="octospine", route=f"{method} /x"),
-        http_method=method,
+        is_create=method == "POST",
         body_field="task",
     )
     assert status.code == code.value[0]
@@ -188,7 +188,7 @@ def test_validation_violations_name_request_fields() -> None:
     details = _details(
         to_rpc_status(
             UpstreamStatusError(response, upstream="openframe", route="POST /v1/alerts"),
-            http_method="POST",
+            is_create=True,
             body_field="alert",
         )
     )

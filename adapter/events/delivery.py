@@ -1,0 +1,315 @@
+"""The drainer: moves spooled records to Kafka, oldest first, and acks what Kafka took.
+
+One task loops: read up to ``batch_size`` pending records (spool order), send them
+all together through the sink, ack in the spool exactly the records Kafka
+acknowledged, and, when any record failed, wait a jittered exponential backoff
+and start again from the oldest record still pending. So a failed record is
+re-sent before anything that came after it, and a consumer that drops repeated
+``ce_id`` values sees each key's events in the order the sources accepted them
+(see ``docs/delivery.md`` for why the retry cannot reorder them).
+
+Records Kafka can never take (:class:`~adapter.events.kafka_sink.RecordRejected`)
+are moved to the spool's dead-letter table instead of blocking everything behind them.
+
+Logging is per state change ("Kafka unreachable since 12:00:01, 3412 events spooled,
+retrying in 2.0s"; "Kafka reachable again after 41s") plus one progress line per
+``progress_interval``, never a line per event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Literal, Protocol
+
+from .kafka_sink import Delivered, DeliveryError, DeliveryTimeout, KafkaUnavailable
+from .records import OutboundRecord
+from .spool import EventSpool, SpoolClosed
+
+__all__ = ["DrainerMetrics", "RecordSink", "SpoolDrainer"]
+
+logger = logging.getLogger(__name__)
+
+State = Literal["idle", "delivering", "failing", "stopped"]
+
+
+class RecordSink(Protocol):
+    """What the drainer needs from a sink (:class:`~adapter.events.kafka_sink.KafkaSink`)."""
+
+    async def send_batch(self, records: Sequence[OutboundRecord]) -> list[Delivered | DeliveryError]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DrainerMetrics:
+    """Counters since start, and gauges read now; names fit a metrics exporter as they are."""
+
+    delivered: int
+    retried: int  # record sends that failed and will be (or were) sent again
+    dead_lettered: int
+    failed_rounds: int
+    spool_depth: int
+    oldest_pending_age: float  # seconds
+    state: State
+    failing_for: float  # seconds since the first failure of the current outage, 0.0 when healthy
+
+
+class SpoolDrainer:
+    """Delivers what the spool holds, for as long as it runs.
+
+    Example::
+
+        async with EventSpool(path) as spool, KafkaSink(servers) as sink, SpoolDrainer(spool, sink):
+            ...  # sources append; the drainer delivers
+
+    Start it after the spool and the sink, stop it before them.
+    """
+
+    def __init__(
+        self,
+        spool: EventSpool,
+        sink: RecordSink,
+        *,
+        batch_size: int = 500,
+        backoff_initial: float = 0.2,
+        backoff_max: float = 5.0,
+        stop_grace: float = 5.0,
+        progress_interval: float = 30.0,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        if batch_size < 1 or backoff_initial <= 0 or backoff_max < backoff_initial:
+            raise ValueError("batch_size >= 1 and 0 < backoff_initial <= backoff_max are required")
+        self._spool = spool
+        self._sink = sink
+        self.batch_size = batch_size
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.stop_grace = stop_grace
+        self.progress_interval = progress_interval
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._state: State = "idle"
+        self._failing_since: float | None = None
+        self._delivered = self._retried = self._dead_lettered = self._failed_rounds = 0
+        self._progress_at = 0.0
+        self._progress_delivered = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Starts the delivery task (idempotent)."""
+        if self._task is None:
+            self._stopping.clear()
+            self._progress_at = self._clock()
+            self._task = asyncio.create_task(self._run(), name="spool-drainer")
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Keeps delivering for up to ``grace`` seconds (default ``stop_grace``) while
+        Kafka takes records, then stops; what is left stays spooled for the next start.
+        Idempotent."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping.set()
+        grace = self.stop_grace if grace is None else grace
+        done, _ = await asyncio.wait([task], timeout=grace)
+        if not done:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        elif task.exception() is not None:
+            logger.error("spool drainer had failed: %r", task.exception())
+        self._state = "stopped"
+        logger.info(
+            "spool drainer stopped: %d delivered, %d still spooled (delivered on next start)",
+            self._delivered,
+            self._spool.depth,
+        )
+
+    async def __aenter__(self) -> SpoolDrainer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    def metrics(self) -> DrainerMetrics:
+        """Counters and gauges, for an exporter or a health check."""
+        since = self._failing_since
+        return DrainerMetrics(
+            delivered=self._delivered,
+            retried=self._retried,
+            dead_lettered=self._dead_lettered,
+            failed_rounds=self._failed_rounds,
+            spool_depth=self._spool.depth,
+            oldest_pending_age=self._spool.oldest_pending_age,
+            state=self._state,
+            failing_for=0.0 if since is None else max(0.0, self._clock() - since),
+        )
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        backoff = self.backoff_initial
+        while True:
+            if self._stopping.is_set() and (self._state == "failing" or self._spool.depth == 0):
+                return  # stopping: leave once empty, or at once while Kafka is failing
+            if not await self._wait_for_records():
+                continue
+            failed: list[DeliveryError] | None  # None: the round broke, not Kafka
+            try:
+                failed = await self._deliver_once()
+            except SpoolClosed:
+                logger.error("spool closed under the drainer; stop the drainer before the spool")
+                return
+            except Exception:
+                logger.exception("spool drainer round failed unexpectedly; retrying")
+                failed = None
+            if failed == []:
+                backoff = self.backoff_initial
+                self._recovered()
+                self._maybe_log_progress()
+                continue
+            delay = backoff / 2 + self._rng.uniform(0, backoff / 2)  # "equal jitter"
+            backoff = min(backoff * 2, self.backoff_max)
+            self._failed_rounds += 1
+            if failed:
+                self._failing(failed[0], delay)
+            if await _wait(self._stopping, delay):
+                return  # stop requested while Kafka is failing: nothing more to drain now
+
+    async def _wait_for_records(self) -> bool:
+        if self._spool.depth > 0:
+            return True
+        if self._state != "failing":
+            self._state = "idle"
+        self._maybe_log_progress()
+        records = asyncio.create_task(self._spool.wait_for_records(self.progress_interval))
+        stopping = asyncio.create_task(self._stopping.wait())
+        try:
+            await asyncio.wait([records, stopping], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            records.cancel()
+            stopping.cancel()
+        return self._spool.depth > 0
+
+    async def _deliver_once(self) -> list[DeliveryError]:
+        """One round; returns the retriable failures (empty: all delivered or dead-lettered)."""
+        entries = await self._spool.pending(self.batch_size)
+        if not entries:
+            return []
+        if self._state != "failing":
+            self._state = "delivering"
+        outcomes = await self._sink.send_batch([record for _, record in entries])
+        delivered: list[int] = []
+        rejected: list[tuple[int, OutboundRecord, DeliveryError]] = []
+        failed: list[DeliveryError] = []
+        for (seq, record), outcome in zip(entries, outcomes, strict=True):
+            if isinstance(outcome, Delivered):
+                delivered.append(seq)
+            elif outcome.retriable:
+                failed.append(outcome)
+            else:
+                rejected.append((seq, record, outcome))
+        if delivered:
+            await self._spool.ack(delivered)
+            self._delivered += len(delivered)
+        for seq, record, error in rejected:
+            logger.error(
+                "Kafka rejected event %s for %s for good (%s); kept in the spool's dead_letters table",
+                record.ce_id,
+                record.topic,
+                error,
+            )
+            await self._spool.dead_letter([seq], str(error))
+            self._dead_lettered += 1
+        self._retried += len(failed)
+        return failed
+
+    # -- logging -----------------------------------------------------------------------------
+
+    def _failing(self, error: DeliveryError, delay: float) -> None:
+        now = self._clock()
+        what = "unreachable" if isinstance(error, KafkaUnavailable | DeliveryTimeout) else "failing"
+        if self._failing_since is None:
+            self._failing_since = now
+            self._state = "failing"
+            self._progress_at = now
+            logger.warning(
+                "Kafka %s since %s (%s), %d events spooled, retrying in %.1fs",
+                what,
+                _hms(now),
+                error,
+                self._spool.depth,
+                delay,
+            )
+        elif now - self._progress_at >= self.progress_interval:
+            self._progress_at = now
+            logger.warning(
+                "Kafka still %s since %s (%.0fs; %s), %d events spooled, oldest %.0fs old, retrying in %.1fs",
+                what,
+                _hms(self._failing_since),
+                now - self._failing_since,
+                error,
+                self._spool.depth,
+                self._spool.oldest_pending_age,
+                delay,
+            )
+
+    def _recovered(self) -> None:
+        if self._failing_since is not None:
+            logger.info(
+                "Kafka delivering again after %.0fs; %d events spooled, draining in order",
+                self._clock() - self._failing_since,
+                self._spool.depth,
+            )
+            self._failing_since = None
+            self._state = "delivering"
+
+    def _maybe_log_progress(self) -> None:
+        now = self._clock()
+        elapsed = now - self._progress_at
+        if elapsed < self.progress_interval:
+            return
+        sent = self._delivered - self._progress_delivered
+        if sent:
+            logger.info(
+                "delivered %d events in %.0fs (%.0f/s), %d spooled, oldest %.1fs old",
+                sent,
+                elapsed,
+                sent / elapsed,
+                self._spool.depth,
+                self._spool.oldest_pending_age,
+            )
+        self._progress_at = now
+        self._progress_delivered = self._delivered
+
+
+async def _wait(event: asyncio.Event, delay: float) -> bool:
+    """Sleeps ``delay`` seconds unless ``event`` is set first; True when it was."""
+    try:
+        async with asyncio.timeout(delay):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
+
+
+def _hms(at: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(at))

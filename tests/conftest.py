@@ -1,0 +1,101 @@
+"""Shared fixtures: the simulator over real sockets, the adapter on a real
+grpc.aio server bound to 127.0.0.1:0, and channels to it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+import pytest
+import pytest_asyncio
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from adapter.config.settings import Settings
+from adapter.server.app import AdapterServer
+from simulator import Simulator, SimulatorConfig
+
+OPENFRAME_KEY = "test-openframe-key"
+OCTOSPINE_KEY = "test-octospine-key"
+
+
+def adapter_settings(sim: Simulator, *, transport: str = "aiohttp", **overrides: Any) -> Settings:
+    """Settings pointing the adapter at ``sim`` with the auth style of its profile."""
+    upstreams: dict[str, Any] = {}
+    for vendor, url, key in (
+        ("openframe", sim.openframe_url, OPENFRAME_KEY),
+        ("octospine", sim.octospine_url, OCTOSPINE_KEY),
+    ):
+        wire = sim.config.settings(vendor)
+        auth = {"header": "X-API-Key", "scheme": ""} if wire.auth_style == "x-api-key" else {}
+        upstreams[vendor] = {"base_url": url, "auth": {"api_key": key, **auth}, "transport": transport}
+        if wire.pagination != "page":
+            upstreams[vendor]["pagination"] = {"style": wire.pagination}
+    values: dict[str, Any] = {"grpc": {"host": "127.0.0.1", "port": 0}, "upstreams": upstreams}
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture(params=["documented", "drifted"])
+def profile(request: pytest.FixtureRequest) -> str:
+    """Runs a test once per simulator profile (the issue asks for both)."""
+    return str(request.param)
+
+
+@pytest_asyncio.fixture
+async def simulator(request: pytest.FixtureRequest) -> AsyncIterator[Simulator]:
+    profile = request.getfixturevalue("profile") if "profile" in request.fixturenames else "documented"
+    sim = Simulator(
+        SimulatorConfig(
+            profile=profile,
+            openframe_api_key=OPENFRAME_KEY,
+            octospine_api_key=OCTOSPINE_KEY,
+            openframe_port=0,
+            octospine_port=0,
+        )
+    )
+    await sim.start()
+    try:
+        yield sim
+    finally:
+        await sim.stop()
+
+
+@pytest.fixture
+def span_exporter() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+def tracer_provider(span_exporter: InMemorySpanExporter) -> TracerProvider:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(span_exporter))
+    return provider
+
+
+@pytest_asyncio.fixture
+async def adapter(
+    request: pytest.FixtureRequest, simulator: Simulator, tracer_provider: TracerProvider
+) -> AsyncIterator[AdapterServer]:
+    # A test module may parametrize the HTTP transport with a `transport` fixture.
+    transport = request.getfixturevalue("transport") if "transport" in request.fixturenames else "aiohttp"
+    server = AdapterServer(adapter_settings(simulator, transport=transport), tracer_provider=tracer_provider)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop(0)
+
+
+@pytest_asyncio.fixture
+async def channel(adapter: AdapterServer) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{adapter.port}") as ch:
+        yield ch
+
+
+@pytest.fixture
+def stub(channel: grpc.aio.Channel) -> Callable[[Any], Any]:
+    """``stub(devices_pb2_grpc.DeviceServiceStub)`` -> a stub on the adapter."""
+    return lambda cls: cls(channel)
