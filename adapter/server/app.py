@@ -11,7 +11,7 @@ Example::
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 
 import grpc
@@ -28,32 +28,17 @@ from adapter.descriptors.method_spec import SpecError
 from adapter.transcoding.json_codec import JsonCodec
 from adapter.transcoding.method_transcoder import MethodTranscoder
 from adapter.upstream.caller import UpstreamCaller
-from adapter.upstream.client import UpstreamClient
-from adapter.upstream.credentials import ApiKeyCredentials
+from adapter.upstream.factory import build_credentials, build_upstream_caller
 
 from .handlers import UpstreamMethodHandler
 
-__all__ = ["AdapterServer"]
+__all__ = ["AdapterServer", "ExtraService"]
+
+#: A servicer the adapter serves beside the upstream-backed ones:
+#: (full service name, function registering it on a server).
+ExtraService = tuple[str, Callable[[aio.Server], None]]
 
 logger = logging.getLogger(__name__)
-
-
-def _build_caller(
-    name: str,
-    settings: Settings,
-    tracer_provider: TracerProvider | None,
-    transport: httpx.AsyncBaseTransport | None,
-) -> UpstreamCaller:
-    upstream = settings.upstreams[name]
-    auth = upstream.auth
-    credentials = ApiKeyCredentials(api_key=auth.api_key, header=auth.header, scheme=auth.scheme)
-    return UpstreamClient(
-        name,
-        upstream,
-        credentials=credentials,
-        tracer_provider=tracer_provider,
-        transport=transport,
-    )
 
 
 class AdapterServer:
@@ -65,7 +50,11 @@ class AdapterServer:
         *,
         tracer_provider: TracerProvider | None = None,
         transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+        callers: Mapping[str, UpstreamCaller] | None = None,
+        extra_services: Sequence[ExtraService] = (),
     ) -> None:
+        """``callers`` lets the owner share upstream callers (e.g. with event
+        backfill); missing ones are built from configuration and closed on stop."""
         self.settings = settings
         self.specs: list[ServiceSpec] = load_service_specs()
         missing = sorted({s.upstream for s in self.specs} - set(settings.upstreams))
@@ -81,7 +70,9 @@ class AdapterServer:
             )
         self._tracer_provider = tracer_provider
         self._transports = dict(transports or {})
+        self._shared_callers = dict(callers or {})
         self._callers: dict[str, UpstreamCaller] = {}
+        self._extra_services = list(extra_services)
         self._server: aio.Server | None = None
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self.port = 0
@@ -102,13 +93,15 @@ class AdapterServer:
             ],
         )
         for spec in self.specs:
-            caller = self._callers.get(spec.upstream)
+            caller = self._shared_callers.get(spec.upstream) or self._callers.get(spec.upstream)
             if caller is None:
-                caller = _build_caller(
+                upstream = self.settings.upstreams[spec.upstream]
+                caller = build_upstream_caller(
                     spec.upstream,
-                    self.settings,
-                    self._tracer_provider,
-                    self._transports.get(spec.upstream),
+                    upstream,
+                    credentials=build_credentials(spec.upstream, upstream),
+                    tracer_provider=self._tracer_provider,
+                    transport=self._transports.get(spec.upstream),
                 )
                 self._callers[spec.upstream] = caller
             pagination = self.settings.upstreams[spec.upstream].pagination
@@ -121,8 +114,10 @@ class AdapterServer:
                 for m in spec.methods
             }
             server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(spec.name, handlers),))
+        for _, register in self._extra_services:
+            register(server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        names = [*self.service_names, health.SERVICE_NAME]
+        names = [*self.service_names, *(name for name, _ in self._extra_services), health.SERVICE_NAME]
         if grpc_settings.reflection:
             names.append(reflection.SERVICE_NAME)
             reflection.enable_server_reflection(names, server)
