@@ -8,8 +8,12 @@ with ``pytest_plugins = ["tests.events.kafka_fixtures"]``.
   the end of the session only if it started it.
 - ``new_topic`` (function): creates a uniquely named topic per call, deletes them after.
 - :func:`consume_all`: every record of a topic, with a bounded wait.
+- :func:`wait_until`: a bounded wait on a condition (tests never sleep to synchronise).
 - :func:`stop_broker` / :func:`start_broker`: for outage tests (SIGTERM stop, so the
   restart is quick; a SIGKILLed broker takes ~10 s longer to come back).
+
+Test modules also import the helpers directly, before pytest loads this file as a
+plugin, so it opts out of assertion rewriting (it has no asserts): PYTEST_DONT_REWRITE.
 """
 
 from __future__ import annotations
@@ -34,6 +38,16 @@ KAFKA_PORT = 19092
 BOOTSTRAP = f"127.0.0.1:{KAFKA_PORT}"
 
 TopicFactory = Callable[..., Awaitable[str]]
+
+
+async def wait_until(predicate: Callable[[], bool], *, within: float, what: str) -> None:
+    """Waits for a condition (checked every 20 ms); fails the test after ``within`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not predicate():
+        if loop.time() > deadline:
+            pytest.fail(f"waited {within}s for {what}")
+        await asyncio.sleep(0.02)
 
 
 def kafka_script(command: str, *, timeout: float = 150.0) -> subprocess.CompletedProcess[str]:
@@ -128,6 +142,19 @@ async def new_topic(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Asy
         await delete_topics(kafka_bootstrap, created)
 
 
+async def partitions_of(bootstrap: str, topic: str) -> list[int]:
+    """The partition ids of ``topic`` (from the broker, not a client's metadata cache)."""
+    admin = _admin(bootstrap)
+    try:
+        await admin.start()
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if described["error_code"]:
+        raise RuntimeError(f"{topic}: {kafka_errors.for_code(described['error_code']).__name__}")
+    return sorted(p["partition"] for p in described["partitions"])
+
+
 async def consume_all(
     bootstrap: str, topic: str, *, expected: int | None = None, within: float = 30.0
 ) -> list[ConsumerRecord[Any, Any]]:
@@ -147,12 +174,8 @@ async def consume_all(
     records: list[ConsumerRecord[Any, Any]] = []
     try:
         async with asyncio.timeout(within):
+            tps = [TopicPartition(topic, p) for p in await partitions_of(bootstrap, topic)]
             await consumer.start()
-            partitions = None
-            while not partitions:
-                await consumer.topics()  # refreshes metadata
-                partitions = consumer.partitions_for_topic(topic)
-            tps = [TopicPartition(topic, p) for p in sorted(partitions)]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             while True:

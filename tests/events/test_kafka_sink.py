@@ -1,0 +1,222 @@
+"""KafkaSink against the real broker: round trip, tracing, rejection, and bounded waits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from adapter.events.kafka_sink import (
+    Delivered,
+    DeliveryError,
+    KafkaSink,
+    KafkaUnavailable,
+    RecordRejected,
+)
+from adapter.events.records import OutboundRecord
+from tests.events.kafka_fixtures import (
+    TopicFactory,
+    consume_all,
+    delete_topics,
+    start_broker,
+    stop_broker,
+    wait_until,
+)
+
+pytest_plugins = ["tests.events.kafka_fixtures"]
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(60)]
+
+TRACE_ID = 0x0AF7651916CD43DD8448EB211C80319C
+PARENT_SPAN_ID = 0xB7AD6B7169203331
+TRACEPARENT = f"00-{TRACE_ID:032x}-{PARENT_SPAN_ID:016x}-01".encode()
+
+
+def record(
+    topic: str, n: int, *, key: bytes | None = b"device-1", traceparent: bool = True
+) -> OutboundRecord:
+    headers: tuple[tuple[str, bytes], ...] = (("ce_id", b"e-%d" % n), ("ce_type", b"device.updated"))
+    if traceparent:
+        headers += (("traceparent", TRACEPARENT),)
+    headers += (("content-type", b"application/json"),)
+    return OutboundRecord(topic=topic, key=key, value=b'{"n": %d}' % n, headers=headers, ce_id=f"e-{n}")
+
+
+@pytest.fixture
+def exporter() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+async def sink(kafka_bootstrap: str, exporter: InMemorySpanExporter) -> AsyncIterator[KafkaSink]:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    async with KafkaSink(kafka_bootstrap, client_id="test-sink", tracer_provider=provider) as opened:
+        yield opened
+
+
+async def test_round_trip_keeps_keys_values_and_headers(
+    sink: KafkaSink, kafka_bootstrap: str, new_topic: TopicFactory
+) -> None:
+    topic = await new_topic()
+    records = [record(topic, n, key=b"device-%d" % (n % 3)) for n in range(30)]
+    records.append(record(topic, 99, key=None))
+    outcomes = await sink.send_batch(records)
+    assert all(isinstance(o, Delivered) for o in outcomes), outcomes
+
+    consumed = await consume_all(kafka_bootstrap, topic, expected=len(records))
+    by_id = {dict(c.headers)["ce_id"].decode(): c for c in consumed}
+    assert len(consumed) == len(by_id) == len(records)
+    for sent, outcome in zip(records, outcomes, strict=True):
+        got = by_id[sent.ce_id]
+        assert isinstance(outcome, Delivered)
+        assert (got.partition, got.offset) == (outcome.partition, outcome.offset)
+        assert (got.key, got.value) == (sent.key, sent.value)
+        # Same headers in the same order, except that traceparent is now the producer span's.
+        assert [h for h in got.headers if h[0] != "traceparent"] == [
+            h for h in sent.headers if h[0] != "traceparent"
+        ]
+        assert dict(got.headers)["traceparent"] != TRACEPARENT
+
+
+# Attribute name -> expected value; None: compare with the delivery outcome below.
+SPAN_ATTRIBUTES: dict[str, object] = {
+    "messaging.system": "kafka",
+    "messaging.operation.type": "send",
+    "messaging.operation": "publish",
+    "messaging.operation.name": "send",
+    "messaging.kafka.message.key": "device-1",
+    "messaging.message.id": "e-7",
+    "messaging.client.id": "test-sink",
+    "messaging.destination.name": None,
+    "messaging.destination.partition.id": None,
+    "messaging.kafka.offset": None,
+}
+
+
+async def test_producer_span_continues_the_trace_and_rides_on_the_record(
+    sink: KafkaSink, kafka_bootstrap: str, new_topic: TopicFactory, exporter: InMemorySpanExporter
+) -> None:
+    topic = await new_topic()
+    delivered = await sink.send(record(topic, 7))
+
+    (span,) = exporter.get_finished_spans()
+    assert span.name == f"send {topic}"
+    assert span.kind is SpanKind.PRODUCER
+    assert span.context.trace_id == TRACE_ID
+    assert span.parent is not None and span.parent.span_id == PARENT_SPAN_ID
+    known = {
+        "messaging.destination.name": topic,
+        "messaging.destination.partition.id": str(delivered.partition),
+        "messaging.kafka.offset": delivered.offset,
+    }
+    for name, expected in SPAN_ATTRIBUTES.items():
+        assert span.attributes is not None
+        assert span.attributes.get(name) == (known[name] if expected is None else expected), name
+
+    (consumed,) = await consume_all(kafka_bootstrap, topic, expected=1)
+    assert dict(consumed.headers)["traceparent"] == (
+        f"00-{TRACE_ID:032x}-{span.context.span_id:016x}-{span.context.trace_flags:02x}".encode()
+    )
+
+
+async def test_record_without_traceparent_starts_a_trace(
+    sink: KafkaSink, kafka_bootstrap: str, new_topic: TopicFactory, exporter: InMemorySpanExporter
+) -> None:
+    topic = await new_topic()
+    await sink.send(record(topic, 1, traceparent=False))
+    (span,) = exporter.get_finished_spans()
+    assert span.parent is None
+    (consumed,) = await consume_all(kafka_bootstrap, topic, expected=1)
+    assert dict(consumed.headers)["traceparent"] == (
+        f"00-{span.context.trace_id:032x}-{span.context.span_id:016x}-{span.context.trace_flags:02x}".encode()
+    )
+
+
+async def test_a_rejected_record_does_not_hold_back_the_others(
+    sink: KafkaSink, kafka_bootstrap: str, new_topic: TopicFactory, exporter: InMemorySpanExporter
+) -> None:
+    topic = await new_topic()
+    too_big = OutboundRecord(topic=topic, key=b"device-1", value=b"x" * 2_000_000, headers=(), ce_id="big")
+    outcomes = await sink.send_batch([record(topic, 1), too_big, record(topic, 2)])
+    assert isinstance(outcomes[0], Delivered)
+    assert isinstance(outcomes[1], RecordRejected)
+    assert not outcomes[1].retriable
+    assert isinstance(outcomes[2], Delivered)
+    assert sink.rebuilds == 0  # a bad record is not the producer's fault
+    failed = [s for s in exporter.get_finished_spans() if s.status.status_code is StatusCode.ERROR]
+    assert [s.attributes and s.attributes["messaging.message.id"] for s in failed] == ["big"]
+    consumed = await consume_all(kafka_bootstrap, topic, expected=2)
+    assert [c.value for c in consumed] == [b'{"n": 1}', b'{"n": 2}']
+
+
+async def test_ensure_topics_creates_only_the_missing_ones(
+    sink: KafkaSink, kafka_bootstrap: str, new_topic: TopicFactory
+) -> None:
+    existing = await new_topic()
+    fresh = existing + "-fresh"
+    try:
+        assert await sink.ensure_topics([existing, fresh], partitions=3) == [fresh]
+        assert await sink.ensure_topics([existing, fresh]) == []
+        delivered = await sink.send(record(fresh, 1, key=b"k"))
+        assert delivered.partition in (0, 1, 2)
+    finally:
+        await delete_topics(kafka_bootstrap, [fresh])
+
+
+async def test_nothing_listening_fails_fast_and_start_does_not_raise(unused_tcp_port: int) -> None:
+    async with KafkaSink(f"127.0.0.1:{unused_tcp_port}", start_timeout=2) as sink:
+        assert not sink.connected
+        (outcome,) = await sink.send_batch([record("t", 1)])
+        assert isinstance(outcome, KafkaUnavailable)
+        assert outcome.retriable
+        with pytest.raises(KafkaUnavailable):
+            await sink.ensure_topics(["t"])
+
+
+async def test_a_broker_that_never_answers_cannot_hang_start() -> None:
+    # Accepts connections, never answers: aiokafka would wait request_timeout_ms (10 s) per try.
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        await reader.read()  # until the client hangs up
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        async with KafkaSink(f"127.0.0.1:{port}", start_timeout=1.0, stop_timeout=1.0) as sink:
+            (outcome,) = await sink.send_batch([record("t", 1)])
+        assert isinstance(outcome, KafkaUnavailable)
+        assert loop.time() - started < 4.0  # two bounded start attempts, not 2 x 10 s
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_stop_is_bounded_when_the_broker_is_gone(kafka_bootstrap: str, new_topic: TopicFactory) -> None:
+    topic = await new_topic()
+    sink = KafkaSink(kafka_bootstrap, delivery_timeout=30.0, stop_timeout=2.0)
+    await sink.start()
+    await sink.send(record(topic, 0))  # connected, metadata known
+    records = [record(topic, n, key=b"device-%d" % (n % 5)) for n in range(1, 201)]
+    stop_broker()
+    try:
+        sending = asyncio.create_task(sink.send_batch(records))
+        await wait_until(lambda: sink.in_flight == len(records), within=10, what="sends handed over")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await sink.stop()  # aiokafka's own stop() would wait for those batches for ever (#1101)
+        assert loop.time() - started < 2.0 + 1.0
+        outcomes = await asyncio.wait_for(sending, 2.0)  # released at once, not after 30 s
+        assert all(isinstance(o, DeliveryError) and o.retriable for o in outcomes)
+    finally:
+        start_broker()
