@@ -20,11 +20,11 @@ logger = logging.getLogger("adapter")
 
 async def serve(settings: Settings) -> None:
     """Runs the gRPC server until SIGINT/SIGTERM, then shuts down gracefully."""
-    from adapter.server.app import AdapterServer
+    from adapter.runtime import MeshAdapter
     from adapter.telemetry.tracing import build_tracer_provider
 
     tracer_provider = build_tracer_provider(settings.telemetry)
-    server = AdapterServer(settings, tracer_provider=tracer_provider)
+    server = MeshAdapter(settings, tracer_provider=tracer_provider)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,0 +1,226 @@
+"""The whole adapter as one object: upstream callers, the gRPC server, and the
+event pipeline (sources -> spool -> Kafka), started and stopped in order.
+
+Start order: callers -> spool -> Kafka sink -> drainer -> webhook receiver ->
+WebSocket sources -> gRPC server. Stop is the reverse, so nothing accepted is
+left half-way: sources stop first, the drainer gets a grace period to empty
+the spool, and what remains stays spooled for the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from types import TracebackType
+
+from meshadapter.v1 import events_pb2_grpc
+from opentelemetry.trace import TracerProvider
+
+from adapter.config.settings import Settings, WebSocketSourceSettings
+from adapter.descriptors.loader import load_service_specs
+from adapter.events.backfill import Backfiller
+from adapter.events.delivery import SpoolDrainer
+from adapter.events.encoding import EventEncoder
+from adapter.events.intake import EventIntake
+from adapter.events.kafka_sink import KafkaSink, KafkaUnavailable
+from adapter.events.routing import EventRouter, load_event_routes, topic_name
+from adapter.events.spool import EventSpool
+from adapter.events.vendor_streams import STREAMS
+from adapter.events.watermarks import WatermarkStore
+from adapter.events.webhook_receiver import WebhookReceiver
+from adapter.events.webhook_verifier import WebhookVerifier
+from adapter.events.websocket_source import WebSocketSource
+from adapter.server.app import AdapterServer, ExtraService
+from adapter.server.event_service import EventStreamServicer
+from adapter.transcoding.json_codec import JsonCodec
+from adapter.transcoding.method_transcoder import MethodTranscoder
+from adapter.upstream.caller import UpstreamCaller
+from adapter.upstream.credentials import CredentialProvider
+from adapter.upstream.factory import build_credentials, build_upstream_caller
+
+__all__ = ["MeshAdapter"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EventPipeline:
+    """The running parts of the event fan-out (for health, metrics and tests)."""
+
+    spool: EventSpool
+    sink: KafkaSink
+    drainer: SpoolDrainer
+    intake: EventIntake
+    watermarks: WatermarkStore
+    webhook: WebhookReceiver | None = None
+    sources: dict[str, WebSocketSource] = field(default_factory=dict)
+
+
+def websocket_url(base_url: str, path: str) -> str:
+    """``http://host:port`` + ``/v1/ws`` -> ``ws://host:port/v1/ws``."""
+    scheme, _, rest = base_url.rstrip("/").partition("://")
+    return f"{'wss' if scheme == 'https' else 'ws'}://{rest}{path}"
+
+
+class MeshAdapter:
+    """Everything ``python -m adapter`` runs."""
+
+    def __init__(self, settings: Settings, *, tracer_provider: TracerProvider | None = None) -> None:
+        self.settings = settings
+        self._tracer_provider = tracer_provider
+        self._codec = JsonCodec()
+        self.credentials: dict[str, CredentialProvider] = {}
+        self.callers: dict[str, UpstreamCaller] = {}
+        self.events: EventPipeline | None = None
+        self.server: AdapterServer | None = None
+
+    async def start(self) -> None:
+        for name, upstream in self.settings.upstreams.items():
+            self.credentials[name] = build_credentials(name, upstream)
+            self.callers[name] = build_upstream_caller(
+                name, upstream, credentials=self.credentials[name], tracer_provider=self._tracer_provider
+            )
+        extra: list[ExtraService] = []
+        if self.settings.events.enabled:
+            self.events, servicer = await self._start_events()
+            extra.append(
+                (
+                    "meshadapter.v1.EventService",
+                    lambda server: events_pb2_grpc.add_EventServiceServicer_to_server(servicer, server),
+                )
+            )
+        self.server = AdapterServer(
+            self.settings, tracer_provider=self._tracer_provider, callers=self.callers, extra_services=extra
+        )
+        await self.server.start()
+
+    async def _start_events(self) -> tuple[EventPipeline, EventStreamServicer]:
+        cfg = self.settings.events
+        routes = load_event_routes(cfg)
+        router = EventRouter(routes)
+        dead_letter_topic = topic_name(cfg.dead_letter_topic, cfg)
+        encoder = EventEncoder(
+            router,
+            self._codec,
+            source_uris={n: str(u.base_url).rstrip("/") for n, u in self.settings.upstreams.items()},
+            json_topics=frozenset(cfg.json_topics),
+            dead_letter_topic=dead_letter_topic,
+        )
+        spool = EventSpool(
+            cfg.spool.path,
+            max_records=cfg.spool.max_records,
+            max_bytes=cfg.spool.max_bytes,
+            synchronous=cfg.spool.synchronous,
+        )
+        await spool.start()
+        sink = KafkaSink(
+            cfg.kafka.bootstrap_servers,
+            client_id=cfg.kafka.client_id,
+            request_timeout_ms=int(cfg.kafka.request_timeout_seconds * 1000),
+            start_timeout=cfg.kafka.lifecycle_timeout_seconds,
+            stop_timeout=cfg.kafka.lifecycle_timeout_seconds,
+            linger_ms=cfg.kafka.linger_ms,
+            tracer_provider=self._tracer_provider,
+        )
+        await sink.start()
+        topics = [*router.topics(), dead_letter_topic]
+        try:
+            created = await sink.ensure_topics(topics)
+            if created:
+                logger.info("created Kafka topics: %s", ", ".join(created))
+        except KafkaUnavailable as exc:
+            logger.warning("Kafka not reachable at start (%s): events are spooled until it is", exc)
+        drainer = SpoolDrainer(spool, sink)
+        await drainer.start()
+        intake = EventIntake(encoder, spool, tracer_provider=self._tracer_provider)
+        watermarks = WatermarkStore(cfg.spool.path.with_name("watermarks.json"))
+        pipeline = EventPipeline(
+            spool=spool, sink=sink, drainer=drainer, intake=intake, watermarks=watermarks
+        )
+
+        if cfg.webhook.enabled and "octospine" in self.settings.upstreams:
+            if not cfg.webhook.secrets:
+                logger.warning("webhook receiver enabled without secrets: every delivery will get 503")
+            verifier = WebhookVerifier(cfg.webhook.secrets, tolerance_seconds=cfg.webhook.tolerance_seconds)
+            pipeline.webhook = WebhookReceiver(cfg.webhook, intake=intake, verifier=verifier)
+            await pipeline.webhook.start()
+
+        transcoders = self._transcoders()
+        for name, stream in STREAMS.items():
+            upstream = self.settings.upstreams.get(name)
+            source_cfg = cfg.websockets.get(name)
+            if upstream is None or (source_cfg is not None and not source_cfg.enabled):
+                continue
+            source_cfg = source_cfg or WebSocketSourceSettings()
+            backfiller = Backfiller(
+                name,
+                stream.backfill,
+                transcoders=transcoders,
+                caller=self.callers[name],
+                codec=self._codec,
+            )
+            source = WebSocketSource(
+                stream,
+                source_cfg,
+                url=source_cfg.url or websocket_url(str(upstream.base_url), stream.path),
+                credentials=self.credentials[name],
+                intake=intake,
+                watermarks=watermarks,
+                backfiller=backfiller,
+            )
+            pipeline.sources[name] = source
+            await source.start()
+
+        servicer = EventStreamServicer(
+            bootstrap_servers=cfg.kafka.bootstrap_servers,
+            topics=router.topics(),
+            message_types={r.full_name: r.message_type for r in routes},
+            codec=self._codec,
+        )
+        return pipeline, servicer
+
+    def _transcoders(self) -> dict[str, MethodTranscoder]:
+        out: dict[str, MethodTranscoder] = {}
+        for service in load_service_specs():
+            upstream = self.settings.upstreams.get(service.upstream)
+            if upstream is None:
+                continue
+            for method in service.methods:
+                out[method.path] = MethodTranscoder(method, self._codec, upstream.pagination)
+        return out
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stops in reverse order of start; idempotent."""
+        server, self.server = self.server, None
+        if server is not None:
+            await server.stop(grace)
+        events, self.events = self.events, None
+        if events is not None:
+            for source in events.sources.values():
+                await source.stop()
+            if events.webhook is not None:
+                await events.webhook.stop()
+            await events.drainer.stop()
+            await events.sink.stop()
+            await events.spool.stop()
+            events.watermarks.flush()
+        callers, self.callers = self.callers, {}
+        for caller in callers.values():
+            await caller.aclose()
+
+    @property
+    def grpc_port(self) -> int:
+        return self.server.port if self.server is not None else 0
+
+    async def wait_for_termination(self) -> None:
+        if self.server is not None:
+            await self.server.wait_for_termination()
+
+    async def __aenter__(self) -> MeshAdapter:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop(0)
