@@ -32,7 +32,7 @@ from .kafka_sink import Delivered, DeliveryError, DeliveryTimeout, KafkaUnavaila
 from .records import OutboundRecord
 from .spool import EventSpool, SpoolClosed
 
-__all__ = ["DrainerMetrics", "RecordSink", "SpoolDrainer"]
+__all__ = ["Backoff", "DrainerMetrics", "RecordSink", "SpoolDrainer"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,31 @@ class RecordSink(Protocol):
     """What the drainer needs from a sink (:class:`~adapter.events.kafka_sink.KafkaSink`)."""
 
     async def send_batch(self, records: Sequence[OutboundRecord]) -> list[Delivered | DeliveryError]: ...
+
+
+class Backoff:
+    """Jittered exponential backoff: ``initial``, doubling, capped at ``maximum``.
+
+    "Equal jitter": each delay is half the current step plus a random part of the
+    other half, so retries after a shared outage spread out but never collapse to 0.
+    """
+
+    def __init__(self, initial: float, maximum: float, rng: random.Random | None = None) -> None:
+        if not 0 < initial <= maximum:
+            raise ValueError("0 < initial <= maximum is required")
+        self.initial = initial
+        self.maximum = maximum
+        self._rng = rng or random.Random()
+        self._step = initial
+
+    def next(self) -> float:
+        """The delay before the next retry; the step doubles for the one after."""
+        delay = self._step / 2 + self._rng.uniform(0, self._step / 2)
+        self._step = min(self._step * 2, self.maximum)
+        return delay
+
+    def reset(self) -> None:
+        self._step = self.initial
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,17 +108,15 @@ class SpoolDrainer:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
-        if batch_size < 1 or backoff_initial <= 0 or backoff_max < backoff_initial:
-            raise ValueError("batch_size >= 1 and 0 < backoff_initial <= backoff_max are required")
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
         self._spool = spool
         self._sink = sink
         self.batch_size = batch_size
-        self.backoff_initial = backoff_initial
-        self.backoff_max = backoff_max
+        self._backoff = Backoff(backoff_initial, backoff_max, rng)
         self.stop_grace = stop_grace
         self.progress_interval = progress_interval
         self._clock = clock
-        self._rng = rng or random.Random()
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._state: State = "idle"
@@ -166,13 +189,13 @@ class SpoolDrainer:
     # -- the loop ----------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        backoff = self.backoff_initial
         while True:
             if self._stopping.is_set() and (self._state == "failing" or self._spool.depth == 0):
                 return  # stopping: leave once empty, or at once while Kafka is failing
             if not await self._wait_for_records():
                 continue
             failed: list[DeliveryError] | None  # None: the round broke, not Kafka
+            round_started = self._clock()
             try:
                 failed = await self._deliver_once()
             except SpoolClosed:
@@ -182,15 +205,14 @@ class SpoolDrainer:
                 logger.exception("spool drainer round failed unexpectedly; retrying")
                 failed = None
             if failed == []:
-                backoff = self.backoff_initial
+                self._backoff.reset()
                 self._recovered()
                 self._maybe_log_progress()
                 continue
-            delay = backoff / 2 + self._rng.uniform(0, backoff / 2)  # "equal jitter"
-            backoff = min(backoff * 2, self.backoff_max)
+            delay = self._backoff.next()
             self._failed_rounds += 1
             if failed:
-                self._failing(failed[0], delay)
+                self._failing(failed[0], delay, round_started)
             if await _wait(self._stopping, delay):
                 return  # stop requested while Kafka is failing: nothing more to drain now
 
@@ -244,17 +266,18 @@ class SpoolDrainer:
 
     # -- logging -----------------------------------------------------------------------------
 
-    def _failing(self, error: DeliveryError, delay: float) -> None:
+    def _failing(self, error: DeliveryError, delay: float, round_started: float) -> None:
         now = self._clock()
         what = "unreachable" if isinstance(error, KafkaUnavailable | DeliveryTimeout) else "failing"
         if self._failing_since is None:
-            self._failing_since = now
+            # "since" is when the failed round began: a timeout is noticed only at its end.
+            self._failing_since = round_started
             self._state = "failing"
             self._progress_at = now
             logger.warning(
                 "Kafka %s since %s (%s), %d events spooled, retrying in %.1fs",
                 what,
-                _hms(now),
+                _hms(round_started),
                 error,
                 self._spool.depth,
                 delay,
@@ -281,6 +304,8 @@ class SpoolDrainer:
             )
             self._failing_since = None
             self._state = "delivering"
+            self._progress_at = self._clock()  # the next progress line is about the catch-up
+            self._progress_delivered = self._delivered
 
     def _maybe_log_progress(self) -> None:
         now = self._clock()

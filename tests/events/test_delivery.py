@@ -1,0 +1,261 @@
+"""SpoolDrainer: retry order, dead letters, stop semantics (with a scripted sink), then the
+real thing: delivery in order per key, and a broker outage that loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapter.events.delivery import Backoff, SpoolDrainer
+from adapter.events.kafka_sink import (
+    Delivered,
+    DeliveryError,
+    DeliveryFailed,
+    DeliveryTimeout,
+    KafkaSink,
+    KafkaUnavailable,
+    RecordRejected,
+)
+from adapter.events.records import OutboundRecord
+from adapter.events.spool import EventSpool
+from tests.events.kafka_fixtures import TopicFactory, consume_all, start_broker, stop_broker, wait_until
+
+pytest_plugins = ["tests.events.kafka_fixtures"]
+
+Outcome = Delivered | DeliveryError
+
+
+def record(n: int, *, topic: str = "t", keys: int = 10) -> OutboundRecord:
+    key = b"device-%d" % (n % keys)
+    return OutboundRecord(
+        topic=topic, key=key, value=b"%d" % n, headers=(("ce_id", b"e-%d" % n),), ce_id=f"e-{n}"
+    )
+
+
+def number(r: OutboundRecord) -> int:
+    return int(r.ce_id.removeprefix("e-"))
+
+
+class ScriptedSink:
+    """A sink whose outcome per record comes from ``script(round, record)``."""
+
+    def __init__(self, script: Callable[[int, OutboundRecord], Outcome | None] | None = None) -> None:
+        self.script = script or (lambda _round, _record: None)
+        self.rounds: list[list[int]] = []
+        self.release = asyncio.Event()
+        self.block = False
+
+    async def send_batch(self, records: Sequence[OutboundRecord]) -> list[Outcome]:
+        self.rounds.append([number(r) for r in records])
+        if self.block:
+            await self.release.wait()
+        round_no = len(self.rounds) - 1
+        return [self.script(round_no, r) or Delivered(r.topic, 0, number(r)) for r in records]
+
+
+def drainer(spool: EventSpool, sink: Any, **overrides: Any) -> SpoolDrainer:
+    options: dict[str, Any] = {
+        "batch_size": 10,
+        "backoff_initial": 0.01,
+        "backoff_max": 0.02,
+        "rng": random.Random(7),
+    }
+    return SpoolDrainer(spool, sink, **(options | overrides))
+
+
+@pytest.mark.parametrize(
+    ("initial", "maximum", "expected_steps"),
+    [
+        (0.2, 5.0, [0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0]),
+        (1.0, 1.0, [1.0, 1.0, 1.0]),
+    ],
+)
+def test_backoff_doubles_with_jitter_up_to_the_cap(
+    initial: float, maximum: float, expected_steps: list[float]
+) -> None:
+    backoff = Backoff(initial, maximum, random.Random(1))
+    for step in expected_steps:
+        delay = backoff.next()
+        assert step / 2 <= delay <= step
+    backoff.reset()
+    assert backoff.next() <= initial
+
+
+async def test_a_failure_resends_from_the_first_unacked_record(tmp_path: Path) -> None:
+    def script(round_no: int, r: OutboundRecord) -> Outcome | None:
+        if round_no == 0 and number(r) == 3:
+            return DeliveryTimeout("no ack")
+        if round_no == 0 and number(r) > 3 and number(r) % 2:
+            return DeliveryFailed("not sent")
+        return None  # delivered (4, 6, 8: "other partitions" that made it)
+
+    sink = ScriptedSink(script)
+    async with EventSpool(tmp_path / "s.db") as spool:
+        await spool.append([record(n) for n in range(20)])
+        async with drainer(spool, sink) as running:
+            await wait_until(lambda: spool.depth == 0, within=5, what="drained")
+            metrics = running.metrics()
+    assert sink.rounds[0] == list(range(10))
+    # Round 2 starts with the failed 3, keeps spool order, skips only what Kafka acknowledged.
+    assert sink.rounds[1] == [3, 5, 7, 9, 10, 11, 12, 13, 14, 15]
+    assert sorted(n for r in sink.rounds for n in r) == sorted([*range(20), 3, 5, 7, 9])
+    assert (metrics.delivered, metrics.retried, metrics.failed_rounds) == (20, 4, 1)
+
+
+async def test_rejected_records_go_to_dead_letters_and_the_rest_flows(tmp_path: Path) -> None:
+    sink = ScriptedSink(lambda _r, rec: RecordRejected("too large") if number(rec) == 2 else None)
+    async with EventSpool(tmp_path / "s.db") as spool:
+        await spool.append([record(n) for n in range(5)])
+        async with drainer(spool, sink) as running:
+            await wait_until(lambda: spool.depth == 0, within=5, what="drained")
+            assert running.metrics().dead_lettered == 1
+        assert spool.dead_letters == 1
+    assert sink.rounds == [[0, 1, 2, 3, 4]]  # never retried
+
+
+async def test_one_log_line_per_state_change(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    sink = ScriptedSink(lambda round_no, _r: KafkaUnavailable("refused") if round_no < 6 else None)
+    caplog.set_level(logging.INFO, logger="adapter.events.delivery")
+    async with EventSpool(tmp_path / "s.db") as spool:
+        await spool.append([record(n) for n in range(300)])
+        async with drainer(spool, sink, progress_interval=3600):
+            await wait_until(lambda: spool.depth == 0, within=5, what="drained")
+    messages = [r.getMessage() for r in caplog.records if r.name == "adapter.events.delivery"]
+    down = [m for m in messages if m.startswith("Kafka unreachable since")]
+    assert len(down) == 1
+    assert "300 events spooled, retrying in" in down[0]
+    assert sum(m.startswith("Kafka delivering again after") for m in messages) == 1
+    assert len(messages) <= 3  # down, up, stopped: nothing per event or per round
+
+
+async def test_stop_leaves_what_it_could_not_deliver_for_the_next_start(tmp_path: Path) -> None:
+    stuck = ScriptedSink()
+    stuck.block = True  # Kafka never answers
+    async with EventSpool(tmp_path / "s.db") as spool:
+        await spool.append([record(n) for n in range(25)])
+        running = drainer(spool, stuck, stop_grace=0.2)
+        await running.start()
+        await wait_until(lambda: bool(stuck.rounds), within=5, what="a send")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await running.stop()
+        assert loop.time() - started < 2
+        assert spool.depth == 25
+
+    healthy = ScriptedSink()
+    async with EventSpool(tmp_path / "s.db") as spool, drainer(spool, healthy):
+        await wait_until(lambda: spool.depth == 0, within=5, what="drained after restart")
+    assert [n for r in healthy.rounds for n in r] == list(range(25))
+
+
+async def test_stop_drains_what_it_can_within_the_grace(tmp_path: Path) -> None:
+    sink = ScriptedSink()
+    async with EventSpool(tmp_path / "s.db") as spool:
+        await spool.append([record(n) for n in range(200)])
+        running = drainer(spool, sink, batch_size=7, stop_grace=10)
+        await running.start()
+        await running.stop()
+        assert spool.depth == 0
+    assert [n for r in sink.rounds for n in r] == list(range(200))
+
+
+# -- the real broker ------------------------------------------------------------------------
+
+
+def assert_complete_and_in_order(consumed: list[Any], sent: list[OutboundRecord]) -> int:
+    """Every sent record arrived; repeats are identical copies; per key, first
+    occurrences keep the spool order. Returns the number of duplicates."""
+    first_seen: dict[str, Any] = {}
+    duplicates = 0
+    for c in consumed:  # by (partition, offset): one key lives on one partition
+        ce_id = dict(c.headers)["ce_id"].decode()
+        if ce_id in first_seen:
+            duplicates += 1
+            assert (c.key, c.value) == (first_seen[ce_id].key, first_seen[ce_id].value)
+            continue
+        first_seen[ce_id] = c
+    assert set(first_seen) == {r.ce_id for r in sent}, "records lost"
+    per_key: dict[bytes, list[int]] = {}
+    for c in sorted(first_seen.values(), key=lambda c: (c.partition, c.offset)):
+        per_key.setdefault(c.key, []).append(int(c.value))
+    for key, numbers in per_key.items():
+        assert numbers == sorted(numbers), f"order broken for {key!r}"
+    return duplicates
+
+
+@pytest.mark.kafka
+@pytest.mark.timeout(60)
+async def test_delivers_recovered_and_new_records_in_order_per_key(
+    tmp_path: Path, kafka_bootstrap: str, new_topic: TopicFactory
+) -> None:
+    topic = await new_topic(partitions=3)
+    sent = [record(n, topic=topic, keys=30) for n in range(3000)]
+    async with EventSpool(tmp_path / "s.db") as spool:  # a previous run left these behind
+        await spool.append(sent[:1000])
+    async with (
+        EventSpool(tmp_path / "s.db") as spool,
+        KafkaSink(kafka_bootstrap, client_id="test-drainer") as sink,
+        SpoolDrainer(spool, sink, batch_size=500) as running,
+    ):
+        for start in range(1000, 3000, 100):
+            await spool.append(sent[start : start + 100])
+        await wait_until(lambda: spool.depth == 0, within=30, what="spool drained")
+        assert running.metrics().delivered == 3000
+    consumed = await consume_all(kafka_bootstrap, topic, expected=3000)
+    assert assert_complete_and_in_order(consumed, sent) == 0
+
+
+@pytest.mark.kafka
+@pytest.mark.timeout(90)
+async def test_broker_outage_loses_nothing_and_keeps_order_per_key(
+    tmp_path: Path, kafka_bootstrap: str, new_topic: TopicFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="adapter.events")
+    topic = await new_topic(partitions=3)
+    sent = [record(n, topic=topic, keys=50) for n in range(4000)]
+    sink = KafkaSink(
+        kafka_bootstrap,
+        client_id="test-outage",
+        request_timeout_ms=3000,
+        delivery_timeout=3.0,
+        start_timeout=3.0,
+        stop_timeout=2.0,
+    )
+    async with (
+        EventSpool(tmp_path / "s.db") as spool,
+        sink,
+        SpoolDrainer(spool, sink, batch_size=500, backoff_max=1.0, progress_interval=5.0) as running,
+    ):
+        await spool.append(sent[:500])
+        await wait_until(lambda: spool.depth == 0, within=15, what="healthy delivery")
+
+        stop_broker()
+        try:
+            for start in range(500, 3500, 100):  # a source keeps accepting events meanwhile
+                await spool.append(sent[start : start + 100])
+            await wait_until(lambda: running.state == "failing", within=15, what="the outage noticed")
+            rounds = running.metrics().failed_rounds
+            # ~10 s of outage; the drainer keeps retrying (no hang) and has not crashed.
+            await wait_until(lambda: running.metrics().failing_for >= 10, within=20, what="a 10 s outage")
+            await spool.append(sent[3500:])
+            assert running.metrics().failed_rounds > rounds + 3
+            assert spool.depth >= 3500
+        finally:
+            start_broker()
+        await wait_until(lambda: spool.depth == 0, within=40, what="the spool to drain after the outage")
+        metrics = running.metrics()
+        assert metrics.state != "failing"
+        assert metrics.delivered >= 4000
+
+    consumed = await consume_all(kafka_bootstrap, topic, expected=4000)
+    duplicates = assert_complete_and_in_order(consumed, sent)
+    assert duplicates <= 1000  # at most what was in flight when the broker went away
+    messages = [r.getMessage() for r in caplog.records if r.name == "adapter.events.delivery"]
+    assert sum(m.startswith("Kafka unreachable since") for m in messages) == 1
+    assert sum(m.startswith("Kafka delivering again after") for m in messages) == 1
