@@ -48,10 +48,10 @@ codegen-check: codegen
 check: lint typecheck buflint codegen-check
 
 test: $(STAMP)
-	scripts/run-tests.sh
+	scripts/run-tests.sh $(ARGS)
 
 run: $(STAMP)
-	$(PY) -m adapter.demo
+	$(PY) scripts/demo.py
 
 kafka-up:
 	scripts/kafka start

@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         parser.exit(2, f"mesh-adapter: {exc}\n")
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # One line per upstream request is the DEBUG level's job, not INFO's.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     if args.command in (None, "serve"):
         try:
             asyncio.run(serve(settings))

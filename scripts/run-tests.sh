@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# `make test`: the whole suite against real components. Starts the project's own
+# Kafka broker for tests on 127.0.0.1:19092 (never a developer's 9092) and stops
+# it afterwards if it started it. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export KAFKA_PORT=19092
+started=0
+if ! scripts/kafka status >/dev/null 2>&1; then
+  scripts/kafka start
+  started=1
+fi
+cleanup() { if [ "$started" = 1 ]; then scripts/kafka stop; fi; }
+trap cleanup EXIT
+if [ -f tests/crosslang/setup.sh ]; then tests/crosslang/setup.sh; fi
+.venv/bin/pytest "$@"
