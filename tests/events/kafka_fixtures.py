@@ -143,16 +143,24 @@ async def new_topic(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Asy
 
 
 async def partitions_of(bootstrap: str, topic: str) -> list[int]:
-    """The partition ids of ``topic`` (from the broker, not a client's metadata cache)."""
+    """The partition ids of ``topic``, from the broker (not a client's metadata cache).
+
+    Waits while the topic does not exist yet (auto-created by a producer that has
+    not sent yet); the caller bounds the wait.
+    """
     admin = _admin(bootstrap)
     try:
         await admin.start()
-        (described,) = await admin.describe_topics([topic])
+        while True:
+            (described,) = await admin.describe_topics([topic])
+            error = kafka_errors.for_code(described["error_code"])
+            if error is kafka_errors.NoError and described["partitions"]:
+                return sorted(p["partition"] for p in described["partitions"])
+            if error not in (kafka_errors.NoError, kafka_errors.UnknownTopicOrPartitionError):
+                raise RuntimeError(f"{topic}: {error.__name__}")
+            await asyncio.sleep(0.1)  # not there yet
     finally:
         await admin.close()
-    if described["error_code"]:
-        raise RuntimeError(f"{topic}: {kafka_errors.for_code(described['error_code']).__name__}")
-    return sorted(p["partition"] for p in described["partitions"])
 
 
 async def consume_all(
