@@ -9,6 +9,8 @@ Sources, highest priority first: keyword arguments, environment variables prefix
     MESH_UPSTREAMS__OPENFRAME__AUTH__HEADER=X-API-Key
     MESH_UPSTREAMS__OPENFRAME__AUTH__SCHEME=
     MESH_UPSTREAMS__OPENFRAME__PAGINATION__STYLE=cursor
+    MESH_UPSTREAMS__OCTOSPINE__AUTH__TYPE=oauth2_client_credentials
+    MESH_UPSTREAMS__OCTOSPINE__RESILIENCE__RETRY__MAX_ATTEMPTS=4
 
 Every key is documented in ``docs/configuration.md``.
 """
@@ -27,26 +29,20 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+# Re-exported: the auth and resilience models live in their own modules.
+from .auth import ApiKeyAuth as ApiKeyAuth
+from .auth import JwtAuth as JwtAuth
+from .auth import OAuth2AuthorizationCodeAuth as OAuth2AuthorizationCodeAuth
+from .auth import OAuth2ClientCredentialsAuth as OAuth2ClientCredentialsAuth
+from .auth import UpstreamAuth as UpstreamAuth
+from .resilience import ResilienceSettings as ResilienceSettings
+
 ENV_PREFIX = "MESH_"
 CONFIG_FILE_ENV = "MESH_CONFIG_FILE"
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ApiKeyAuth(_Frozen):
-    """A static API key sent in a header on every upstream request."""
-
-    type: Literal["api_key"] = "api_key"
-    api_key: SecretStr
-    #: Header carrying the key: ``Authorization`` (documented) or e.g. ``X-API-Key``.
-    header: str = "Authorization"
-    #: Scheme before the key (``Bearer``); empty for a bare key as in ``X-API-Key``.
-    scheme: str = "Bearer"
-
-
-UpstreamAuth = ApiKeyAuth
 
 
 class PaginationSettings(_Frozen):
@@ -90,6 +86,8 @@ class UpstreamSettings(_Frozen):
     #: Redirects are followed only to the upstream's own host, at most this many.
     max_redirects: int = Field(default=3, ge=0)
     pagination: PaginationSettings = PaginationSettings()
+    #: Retries, retry budget, rate limit, circuit breaker, cache (docs/resilience.md).
+    resilience: ResilienceSettings = ResilienceSettings()
 
 
 class GrpcSettings(_Frozen):

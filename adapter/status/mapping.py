@@ -18,6 +18,18 @@ upstream, route and HTTP status), ``RequestInfo`` with the upstream's request id
 when known, ``RetryInfo`` from ``Retry-After``, ``BadRequest`` from validation
 failures and ``QuotaFailure`` on 429. The table is data; see
 tests/status/test_mapping.py for its expectations.
+
+Failures of the resilience layers and credentials (docs/resilience.md):
+
+- **Circuit open -> UNAVAILABLE** with ``RetryInfo`` (when the next probe goes).
+- **Client-side quota spent -> RESOURCE_EXHAUSTED** with ``RetryInfo`` and
+  ``QuotaFailure``, exactly like the vendor's own 429.
+- **Token endpoint unreachable or 5xx -> UNAVAILABLE** (transient); **token
+  refused or login missing -> INTERNAL**: as with a 401, the adapter's
+  credentials are wrong and the caller cannot fix them.
+- A ``Retry-After`` longer than the caller's remaining deadline fails at once
+  with the upstream's status and ``RetryInfo``; ErrorInfo's metadata says why
+  retries stopped (``retry_stopped``) and how many attempts were made.
 """
 
 from __future__ import annotations
@@ -30,6 +42,8 @@ from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
+from adapter.auth.errors import TokenEndpointUnavailable
+from adapter.resilience.errors import CircuitOpenError, LocalRateLimitExceeded
 from adapter.transcoding.errors import BindingError
 from adapter.upstream.errors import (
     CallDeadlineExceeded,
@@ -79,6 +93,12 @@ REASON_TABLE: dict[str, grpc.StatusCode] = {
     "UPSTREAM_REDIRECT_BLOCKED": C.INTERNAL,
     "UPSTREAM_MALFORMED_RESPONSE": C.INTERNAL,
     "UPSTREAM_UNEXPECTED_CONTENT_TYPE": C.INTERNAL,
+    "UPSTREAM_CIRCUIT_OPEN": C.UNAVAILABLE,
+    "UPSTREAM_QUOTA_EXHAUSTED": C.RESOURCE_EXHAUSTED,
+    "UPSTREAM_TOKEN_ENDPOINT_UNAVAILABLE": C.UNAVAILABLE,
+    "UPSTREAM_TOKEN_REJECTED": C.INTERNAL,
+    "UPSTREAM_LOGIN_REQUIRED": C.INTERNAL,
+    "UPSTREAM_CREDENTIALS_UNAVAILABLE": C.INTERNAL,
 }
 
 
@@ -159,6 +179,7 @@ def to_rpc_status(
         ]
         if exc.request_id:
             details.append(error_details_pb2.RequestInfo(request_id=exc.request_id))
+        details.extend(_local_failure_details(exc))
         return _status(code, f"{exc.upstream} {exc.route}: {exc}".strip(), details)
     logger.exception("unexpected failure in a handler", exc_info=exc)
     return _status(
@@ -168,6 +189,28 @@ def to_rpc_status(
     )
 
 
+def _local_failure_details(exc: UpstreamError) -> list[Message]:
+    """RetryInfo / QuotaFailure of failures the adapter decided itself."""
+    retry_after: float | None = None
+    if isinstance(exc, CircuitOpenError | LocalRateLimitExceeded | TokenEndpointUnavailable):
+        retry_after = exc.retry_after
+    details: list[Message] = []
+    if retry_after is not None:
+        details.append(error_details_pb2.RetryInfo(retry_delay=_duration(retry_after)))
+    if isinstance(exc, LocalRateLimitExceeded):
+        details.append(
+            error_details_pb2.QuotaFailure(
+                violations=[
+                    error_details_pb2.QuotaFailure.Violation(
+                        subject=f"upstream:{exc.upstream}",
+                        description=f"{exc.limit} requests per {exc.window_seconds:g}s (client-side quota)",
+                    )
+                ]
+            )
+        )
+    return details
+
+
 def _from_http_status(exc: UpstreamStatusError, *, is_create: bool, body_field: str) -> status_pb2.Status:
     response = exc.response
     code, reason = _status_for_http(response.status, is_create)
@@ -175,6 +218,9 @@ def _from_http_status(exc: UpstreamStatusError, *, is_create: bool, body_field: 
     metadata = {"upstream": exc.upstream, "route": exc.route, "http_status": str(response.status)}
     if vendor.code:
         metadata["upstream_code"] = vendor.code
+    if response.attempts > 1:
+        metadata["attempts"] = str(response.attempts)
+    metadata.update(response.extra)
     details: list[Message] = [
         error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=metadata)
     ]

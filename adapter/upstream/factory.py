@@ -1,28 +1,77 @@
 """Builds each upstream's credentials and caller from configuration.
 
-The one place that decides what stands between a handler and the network, so
-adding a layer (retries, rate limiting, circuit breaking, caching) is a change
-here and nowhere else.
+The one place that decides what stands between a handler and the network. The
+caller stack, outermost first::
+
+    ResponseCache          (cacheable reads only)
+    CircuitBreakerCaller   (per route)
+    RetryingCaller         (with its RetryBudget)
+    UpstreamRateLimiter    (per upstream credential)
+    UpstreamClient         (credentials + one refresh on 401, deadline, HTTP)
+
+Why this order:
+
+- The cache is outermost so a hit costs nothing below it: no quota, no retry
+  budget, no breaker probe.
+- The breaker judges whole calls, after retries: an attempt a retry repaired is
+  not a failure, and while the breaker is open a call fails before it spends
+  retry budget or quota.
+- Retries sit above the rate limiter so every attempt, retries included, takes a
+  slot: the vendor counts each request, and a retry waits for quota like any
+  other request (a 429's ``Retry-After`` pauses the limiter for everyone too).
+- The limiter sits above the client's 401 refresh: the vendor authenticates
+  before it counts, so the rejected attempt did not use quota and the re-sent one
+  uses the slot already taken.
+- Every layer is handed the same absolute deadline and never waits past it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import httpx
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
+from adapter.auth.from_settings import credentials_from_settings
 from adapter.config.settings import UpstreamSettings
+from adapter.descriptors.method_spec import MethodSpec
+from adapter.resilience import (
+    CircuitBreakerCaller,
+    ResponseCache,
+    RetryBudget,
+    RetryingCaller,
+    RetryPolicy,
+    UpstreamRateLimiter,
+)
 
 from .caller import UpstreamCaller
 from .client import UpstreamClient
-from .credentials import ApiKeyCredentials, CredentialProvider
+from .credentials import CredentialProvider
 
 __all__ = ["build_credentials", "build_upstream_caller"]
 
 
 def build_credentials(name: str, settings: UpstreamSettings) -> CredentialProvider:
     """The credential provider of upstream ``name`` (shared by REST and WebSocket)."""
-    auth = settings.auth
-    return ApiKeyCredentials(api_key=auth.api_key, header=auth.header, scheme=auth.scheme)
+    return credentials_from_settings(name, settings)
+
+
+def _cache_ttls(
+    name: str, settings: UpstreamSettings, methods: Iterable[MethodSpec] | None
+) -> dict[str, float]:
+    if methods is None:
+        from adapter.descriptors.loader import load_service_specs
+
+        methods = [m for s in load_service_specs() if s.upstream == name for m in s.methods]
+    cap = settings.resilience.cache.max_ttl_seconds
+    ttls: dict[str, float] = {}
+    for spec in methods:
+        if spec.upstream == name and spec.cache_ttl_seconds > 0 and spec.http_method == "GET":
+            ttls[spec.route] = (
+                float(spec.cache_ttl_seconds) if cap is None else min(cap, spec.cache_ttl_seconds)
+            )
+    return ttls
 
 
 def build_upstream_caller(
@@ -32,8 +81,59 @@ def build_upstream_caller(
     credentials: CredentialProvider,
     tracer_provider: TracerProvider | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    meter_provider: MeterProvider | None = None,
+    methods: Iterable[MethodSpec] | None = None,
 ) -> UpstreamCaller:
-    """The caller handlers use for upstream ``name``."""
-    return UpstreamClient(
+    """The caller handlers use for upstream ``name``: the client wrapped in the
+    resilience layers ``settings.resilience`` enables (see the module docstring).
+    ``methods`` (default: read from the protos) supply the cacheable routes."""
+    resilience = settings.resilience
+    caller: UpstreamCaller = UpstreamClient(
         name, settings, credentials=credentials, tracer_provider=tracer_provider, transport=transport
     )
+    if resilience.rate_limit.enabled:
+        caller = UpstreamRateLimiter(
+            caller,
+            limit=resilience.rate_limit.requests_per_window,
+            window=resilience.rate_limit.window_seconds,
+            learn_from_headers=resilience.rate_limit.learn_from_headers,
+            meter_provider=meter_provider,
+        )
+    retry, budget = resilience.retry, resilience.retry_budget
+    if retry.max_attempts > 1:
+        caller = RetryingCaller(
+            caller,
+            policy=RetryPolicy(
+                max_attempts=retry.max_attempts,
+                initial_backoff=retry.initial_backoff_seconds,
+                max_backoff=retry.max_backoff_seconds,
+                multiplier=retry.multiplier,
+                retryable_statuses=retry.retryable_statuses,
+            ),
+            budget=RetryBudget(
+                ratio=budget.ratio,
+                min_retries_per_second=budget.min_retries_per_second,
+                window_seconds=budget.window_seconds,
+            ),
+            meter_provider=meter_provider,
+        )
+    breaker = resilience.circuit_breaker
+    if breaker.enabled:
+        caller = CircuitBreakerCaller(
+            caller,
+            failure_threshold=breaker.failure_threshold,
+            open_seconds=breaker.open_seconds,
+            half_open_probes=breaker.half_open_probes,
+            meter_provider=meter_provider,
+        )
+    cache = resilience.cache
+    ttls = _cache_ttls(name, settings, methods) if cache.enabled else {}
+    if ttls:
+        caller = ResponseCache(
+            caller,
+            ttls=ttls,
+            max_entries=cache.max_entries,
+            max_bytes=cache.max_bytes,
+            meter_provider=meter_provider,
+        )
+    return caller

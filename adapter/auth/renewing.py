@@ -1,0 +1,118 @@
+"""The shared mechanics of credentials that expire: a cached bearer token,
+renewed by one caller while the others wait, and renewed once more when the
+upstream rejects it.
+
+Subclasses say how to obtain a token (:meth:`RenewingCredentials._obtain`);
+this class decides when. A renewal runs as one shielded task: callers whose
+deadline passes stop waiting for it, but the renewal finishes and is kept, so
+the next caller does not start another (no stampede on the token endpoint).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = ["BearerToken", "RenewingCredentials"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class BearerToken:
+    """An access token and when to stop using it (monotonic clock)."""
+
+    value: str
+    #: Renew at or after this time (None: until the upstream rejects it).
+    renew_at: float | None = None
+
+    def __repr__(self) -> str:
+        return f"BearerToken(***, renew_at={self.renew_at})"
+
+
+def renew_time(now: float, lifetime: float | None, margin: float) -> float | None:
+    """When a token obtained ``now`` with ``lifetime`` should be renewed: ``margin``
+    early, but never earlier than half-way (short-lived tokens would otherwise be
+    renewed on every call)."""
+    if lifetime is None:
+        return None
+    return now + lifetime - min(margin, lifetime / 2)
+
+
+class RenewingCredentials(ABC):
+    """A :class:`~adapter.upstream.credentials.CredentialProvider` around a renewable token."""
+
+    def __init__(
+        self,
+        *,
+        header: str = "Authorization",
+        scheme: str = "Bearer",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._header = header
+        self._scheme = scheme
+        self._clock = clock
+        self._token: BearerToken | None = None
+        self._renewal: asyncio.Task[BearerToken] | None = None
+        #: Tokens obtained so far (for tests and logs).
+        self.renewals = 0
+
+    @abstractmethod
+    async def _obtain(self, rejected: BearerToken | None) -> BearerToken:
+        """A fresh token. ``rejected`` is the token the upstream just refused, if
+        that is why (a source shared with other processes may already hold a newer one)."""
+
+    def _stale(self, token: BearerToken) -> bool:
+        """Whether ``token`` must be renewed before use (subclasses add reasons,
+        e.g. a rotated signing key)."""
+        return token.renew_at is not None and self._clock() >= token.renew_at
+
+    async def auth_headers(self) -> list[tuple[str, str]]:
+        token = self._token
+        if token is None or self._stale(token):
+            token = await self._renew(None)
+        return [(self._header, self._render(token))]
+
+    async def rejected(self, sent: list[tuple[str, str]]) -> bool:
+        sent_value = next((v for k, v in sent if k.lower() == self._header.lower()), None)
+        current = self._token
+        if current is not None and self._render(current) != sent_value:
+            return True  # renewed since that attempt: the new token is worth a try
+        logger.info("%s: the upstream rejected the token; renewing it once", self.describe())
+        self._token = None
+        await self._renew(current)
+        return True
+
+    async def _renew(self, rejected: BearerToken | None) -> BearerToken:
+        task = self._renewal
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._run_renewal(rejected))
+            self._renewal = task
+            task.add_done_callback(self._renewal_done)
+        # Shielded: a waiter's deadline cancels its wait, not the shared renewal.
+        return await asyncio.shield(task)
+
+    async def _run_renewal(self, rejected: BearerToken | None) -> BearerToken:
+        token = await self._obtain(rejected)
+        self.renewals += 1
+        self._token = token
+        return token
+
+    def _renewal_done(self, task: asyncio.Task[BearerToken]) -> None:
+        if self._renewal is task:
+            self._renewal = None
+        if not task.cancelled():
+            task.exception()  # retrieved here; every waiter also sees it
+
+    def _render(self, token: BearerToken) -> str:
+        return f"{self._scheme} {token.value}" if self._scheme else token.value
+
+    @abstractmethod
+    def describe(self) -> str: ...
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.describe()})"

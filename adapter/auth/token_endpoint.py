@@ -1,0 +1,158 @@
+"""One OAuth2 token endpoint (RFC 6749 section 3.2): posts a grant, reads the answer.
+
+Errors are classified for the callers above: an unreachable endpoint or a
+5xx/429 answer is :class:`TokenEndpointUnavailable` (retriable), a refused
+client or grant is :class:`TokenRejected`. Messages carry the RFC 6749 ``error``
+code and description, never the form that was sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import httpx
+import orjson
+
+from adapter.status.vendor_errors import parse_retry_after
+
+from .errors import TokenEndpointUnavailable, TokenRejected
+from .secret_source import SecretSource
+
+__all__ = ["TokenEndpoint", "TokenGrant"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class TokenGrant:
+    """A token answer. ``repr`` masks the tokens."""
+
+    access_token: str
+    token_type: str = "Bearer"
+    #: Seconds the access token lives (None: the endpoint did not say).
+    expires_in: float | None = None
+    refresh_token: str | None = None
+    scope: str = ""
+
+    def __repr__(self) -> str:
+        refresh = ", refresh_token=***" if self.refresh_token else ""
+        return f"TokenGrant(access_token=***{refresh}, expires_in={self.expires_in}, scope={self.scope!r})"
+
+
+class TokenEndpoint:
+    """Posts grants to ``url`` as client ``client_id``.
+
+    ``client_auth="basic"`` sends the secret as HTTP Basic (RFC 6749 2.3.1's
+    preferred form); ``"body"`` as ``client_secret`` form field. A public client
+    (no secret) always names itself with ``client_id`` in the form.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        client_id: str,
+        client_secret: SecretSource | None = None,
+        client_auth: Literal["basic", "body"] = "basic",
+        upstream: str = "",
+        timeout: float = 10.0,
+        verify: ssl.SSLContext | bool = True,
+        transport_factory: Callable[[], httpx.AsyncBaseTransport] | None = None,
+    ) -> None:
+        self.url = url
+        self.client_id = client_id
+        self._secret = client_secret
+        self._client_auth = client_auth
+        self._upstream = upstream
+        self._timeout = timeout
+        self._verify = verify
+        self._transport_factory = transport_factory
+        #: Token requests sent (for metrics and tests).
+        self.requests = 0
+
+    async def request(self, form: dict[str, str], *, recheck_secret: bool = False) -> TokenGrant:
+        """Posts ``form`` (``grant_type`` and its parameters) and returns the grant."""
+        data = dict(form)
+        auth: httpx.Auth | httpx._client.UseClientDefault = httpx.USE_CLIENT_DEFAULT
+        secret = self._secret.get(recheck=recheck_secret) if self._secret is not None else None
+        if secret is not None and self._client_auth == "basic":
+            auth = httpx.BasicAuth(self.client_id, secret)
+        else:
+            data["client_id"] = self.client_id
+            if secret is not None:
+                data["client_secret"] = secret
+        self.requests += 1
+        # A client per token request: they are rare (once per token lifetime), and
+        # nothing is left open between them.
+        async with httpx.AsyncClient(
+            timeout=self._timeout,
+            verify=self._verify,
+            trust_env=False,
+            follow_redirects=False,
+            transport=self._transport_factory() if self._transport_factory else None,
+        ) as client:
+            try:
+                response = await client.post(
+                    self.url, data=data, auth=auth, headers={"Accept": "application/json"}
+                )
+            except httpx.HTTPError as exc:
+                raise TokenEndpointUnavailable(
+                    f"token endpoint {self.url} unreachable: {type(exc).__name__}", upstream=self._upstream
+                ) from None  # the request (with the secret) stays out of the chain
+        return self._grant(response)
+
+    def _grant(self, response: httpx.Response) -> TokenGrant:
+        body = _json(response.content)
+        status = response.status_code
+        if status == 200 and isinstance(body.get("access_token"), str) and body["access_token"]:
+            return TokenGrant(
+                access_token=body["access_token"],
+                token_type=str(body.get("token_type") or "Bearer"),
+                expires_in=_seconds(body.get("expires_in")),
+                refresh_token=body.get("refresh_token")
+                if isinstance(body.get("refresh_token"), str)
+                else None,
+                scope=str(body.get("scope") or ""),
+            )
+        error = str(body.get("error") or "")
+        described = f"{error}: {body.get('error_description')}" if body.get("error_description") else error
+        where = f"token endpoint {self.url} answered HTTP {status}"
+        if status == 200:
+            raise TokenEndpointUnavailable(f"{where} without an access_token", upstream=self._upstream)
+        if status == 429 or status >= 500:
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            raise TokenEndpointUnavailable(
+                f"{where}{f' ({described})' if described else ''}",
+                upstream=self._upstream,
+                retry_after=retry_after,
+            )
+        logger.warning("%s: %s", where, described or "no error code")
+        raise TokenRejected(
+            f"{where}: {described or 'no error code'}",
+            upstream=self._upstream,
+            error=error or f"http_{status}",
+        )
+
+    def __repr__(self) -> str:
+        return f"TokenEndpoint({self.url!r}, client_id={self.client_id!r})"
+
+
+def _json(raw: bytes) -> dict[str, Any]:
+    try:
+        doc = orjson.loads(raw) if raw.strip() else {}
+    except orjson.JSONDecodeError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _seconds(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+        return float(value)
+    if isinstance(value, str) and value.isdigit():
+        return float(value)
+    return None

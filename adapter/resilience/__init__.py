@@ -1,0 +1,29 @@
+"""Layers between handlers and the upstream client, each an
+:class:`~adapter.upstream.caller.UpstreamCaller` wrapping the next: response
+cache, circuit breaker, retries (with a budget), client-side rate limiter.
+:mod:`adapter.upstream.factory` stacks them; docs/resilience.md explains them.
+"""
+
+from __future__ import annotations
+
+from .cache import ResponseCache
+from .circuit_breaker import BreakerState, CircuitBreakerCaller
+from .errors import CircuitOpenError, LocalRateLimitExceeded
+from .layer import CallerLayer, find_layer
+from .rate_limiter import UpstreamRateLimiter
+from .retry import RetryingCaller, RetryPolicy
+from .retry_budget import RetryBudget
+
+__all__ = [
+    "BreakerState",
+    "CallerLayer",
+    "CircuitBreakerCaller",
+    "CircuitOpenError",
+    "LocalRateLimitExceeded",
+    "ResponseCache",
+    "RetryBudget",
+    "RetryPolicy",
+    "RetryingCaller",
+    "UpstreamRateLimiter",
+    "find_layer",
+]

@@ -1,0 +1,226 @@
+"""A client-side rate limiter that keeps one upstream credential within its quota.
+
+Vendors count requests per credential in fixed windows whose boundaries the
+client does not know. A request is counted by the vendor at some instant
+between the moment it is sent and the moment its answer arrives, so the limiter
+holds each slot from admission until ``window`` after the answer: then no
+``window``-long span, wherever it lies, can hold more than ``limit`` arrivals,
+whatever the latency. (The cost is a little throughput: latency/window.)
+
+A call that finds no free slot waits, in order of arrival, if a slot frees
+before its deadline, and otherwise fails at once with
+:class:`LocalRateLimitExceeded` (``RESOURCE_EXHAUSTED`` + ``RetryInfo`` +
+``QuotaFailure``). The limiter also learns from the upstream: a lower
+``X-RateLimit-Limit*`` replaces the configured limit, ``X-RateLimit-Remaining*``
+below what this process used reveals other clients of the same credential, and a
+429's ``Retry-After`` pauses every call until it passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+from collections.abc import Iterable
+
+from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
+
+from adapter.status.vendor_errors import parse_retry_after
+from adapter.upstream.caller import UpstreamCaller
+from adapter.upstream.messages import UpstreamRequest, UpstreamResponse
+
+from .errors import LocalRateLimitExceeded
+from .layer import CallerLayer
+from .metrics import RATE_LIMIT_REMAINING, RATE_LIMIT_THROTTLED, meter
+
+__all__ = ["UpstreamRateLimiter"]
+
+logger = logging.getLogger(__name__)
+
+_LIMIT_HEADERS = ("x-ratelimit-limit", "x-ratelimit-limit-minute", "ratelimit-limit")
+_REMAINING_HEADERS = ("x-ratelimit-remaining", "x-ratelimit-remaining-minute", "ratelimit-remaining")
+
+
+def _header_int(response: UpstreamResponse, names: Iterable[str]) -> int | None:
+    for name in names:
+        value = response.headers.get(name)
+        if value is not None:
+            head = value.split(",", 1)[0].split(";", 1)[0].strip()
+            if head.isdigit():
+                return int(head)
+    return None
+
+
+class UpstreamRateLimiter(CallerLayer):
+    """At most ``limit`` requests per ``window`` seconds to ``inner``."""
+
+    def __init__(
+        self,
+        inner: UpstreamCaller,
+        *,
+        limit: int,
+        window: float,
+        learn_from_headers: bool = True,
+        meter_provider: MeterProvider | None = None,
+    ) -> None:
+        super().__init__(inner)
+        self.configured_limit = limit
+        self.limit = limit
+        self.window = window
+        self._learn = learn_from_headers
+        self._in_flight = 0
+        #: When each answered request's slot frees again (non-decreasing).
+        self._held: collections.deque[float] = collections.deque()
+        #: Slots other clients of the credential use, learned from headers, and until when.
+        self._foreign = 0
+        self._foreign_until = 0.0
+        self._paused_until = 0.0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._timer: asyncio.TimerHandle | None = None
+        m = meter(meter_provider)
+        m.create_observable_gauge(
+            RATE_LIMIT_REMAINING,
+            callbacks=[self._observe],
+            unit="{request}",
+            description="Requests the client-side quota still allows now",
+        )
+        self._throttled = m.create_counter(
+            RATE_LIMIT_THROTTLED, unit="{call}", description="Calls that waited for, or were refused, quota"
+        )
+
+    # accounting ------------------------------------------------------------
+
+    def _used(self, now: float) -> int:
+        while self._held and self._held[0] <= now:
+            self._held.popleft()
+        foreign = self._foreign if now < self._foreign_until else 0
+        return self._in_flight + len(self._held) + foreign
+
+    def remaining(self) -> int:
+        """Requests that could start now."""
+        now = self.now()
+        if now < self._paused_until:
+            return 0
+        return max(0, self.limit - self._used(now))
+
+    def _observe(self, options: CallbackOptions) -> Iterable[Observation]:
+        try:
+            value = self.remaining()
+        except RuntimeError:  # collected outside the event loop: estimate without the clock
+            value = max(0, self.limit - self._in_flight - len(self._held))
+        yield Observation(value, {"upstream": self.name})
+
+    def _free_at(self, position: int, now: float) -> float:
+        """Earliest time the ``position``-th (1-based) queued call could start."""
+        free_now = self.limit - self._used(now)
+        need = position - free_now
+        at = now
+        if need > 0:
+            upcoming = sorted(
+                [*self._held, *([self._foreign_until] * self._foreign if now < self._foreign_until else [])]
+            )
+            # Beyond the known releases, in-flight slots free no sooner than a window from now.
+            at = upcoming[need - 1] if need <= len(upcoming) else now + self.window
+        return max(at, self._paused_until)
+
+    # admission -------------------------------------------------------------
+
+    async def send(self, request: UpstreamRequest, *, deadline: float) -> UpstreamResponse:
+        await self._admit(request, deadline)
+        try:
+            response = await self.inner.send(request, deadline=deadline)
+        finally:
+            self._in_flight -= 1
+            self._held.append(self.now() + self.window)
+            self._wake()
+        if self._learn:
+            self._learn_from(response)
+        return response
+
+    async def _admit(self, request: UpstreamRequest, deadline: float) -> None:
+        now = self.now()
+        if not self._waiters and now >= self._paused_until and self._used(now) < self.limit:
+            self._in_flight += 1
+            return
+        start_at = self._free_at(len(self._waiters) + 1, now)
+        if start_at >= deadline:
+            self._refuse(request, start_at - now)
+        self._throttled.add(1, {"upstream": self.name, "outcome": "waited"})
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        self._wake()
+        try:
+            async with asyncio.timeout_at(deadline):
+                await waiter
+        except TimeoutError:
+            pass
+        except asyncio.CancelledError:
+            self._abandon(waiter)
+            raise
+        if waiter.done() and not waiter.cancelled():
+            return  # admitted (_wake counted the slot)
+        self._abandon(waiter)
+        self._refuse(request, self._free_at(len(self._waiters) + 1, self.now()) - self.now())
+
+    def _abandon(self, waiter: asyncio.Future[None]) -> None:
+        if waiter.done() and not waiter.cancelled():
+            self._in_flight -= 1  # admitted just as the caller left: give the slot back
+            self._wake()
+        else:
+            waiter.cancel()
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
+
+    def _refuse(self, request: UpstreamRequest, retry_after: float) -> None:
+        self._throttled.add(1, {"upstream": self.name, "outcome": "refused"})
+        raise LocalRateLimitExceeded(
+            upstream=self.name,
+            route=request.route,
+            retry_after=max(retry_after, 0.001),
+            limit=self.limit,
+            window_seconds=self.window,
+        )
+
+    def _wake(self) -> None:
+        """Admits queued calls while slots are free; re-arms a timer for the next release."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        now = self.now()
+        while self._waiters and now >= self._paused_until and self._used(now) < self.limit:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self._in_flight += 1
+                waiter.set_result(None)
+        if self._waiters:
+            at = self._free_at(1, now)
+            # When only in-flight calls hold slots, their completion calls _wake.
+            if at < now + self.window or now < self._paused_until:
+                self._timer = asyncio.get_running_loop().call_at(max(at, now), self._wake)
+
+    # learning --------------------------------------------------------------
+
+    def _learn_from(self, response: UpstreamResponse) -> None:
+        now = self.now()
+        if response.status == 429:
+            pause = parse_retry_after(response.headers.get("retry-after"))
+            if pause:
+                self._paused_until = max(self._paused_until, now + pause)
+                logger.warning("%s answered 429: pausing every call for %.1fs", self.name, pause)
+        limit = _header_int(response, _LIMIT_HEADERS)
+        if limit is not None and 0 < limit < self.limit:
+            logger.info(
+                "%s reports a quota of %d per window; using it instead of %d", self.name, limit, self.limit
+            )
+            self.limit = limit
+        remaining = _header_int(response, _REMAINING_HEADERS)
+        if remaining is not None and limit is not None:
+            # Everything this process sent in the vendor's current window is still
+            # counted in _used, so anything beyond it belongs to other clients.
+            foreign = (limit - remaining) - (
+                self._used(now) - (self._foreign if now < self._foreign_until else 0)
+            )
+            if foreign > 0:
+                self._foreign, self._foreign_until = foreign, now + self.window
+        self._wake()
