@@ -54,6 +54,7 @@ class EventPipeline:
     watermarks: WatermarkStore
     webhook: WebhookReceiver | None = None
     sources: dict[str, WebSocketSource] = field(default_factory=dict)
+    subscriptions: EventStreamServicer | None = None
 
 
 def websocket_url(base_url: str, path: str) -> str:
@@ -177,6 +178,7 @@ class MeshAdapter:
             message_types={r.full_name: r.message_type for r in routes},
             codec=self._codec,
         )
+        pipeline.subscriptions = servicer
         return pipeline, servicer
 
     def _transcoders(self) -> dict[str, MethodTranscoder]:

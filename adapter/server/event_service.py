@@ -65,6 +65,10 @@ class EventStreamServicer(events_pb2_grpc.EventServiceServicer):
         self._codec = codec
         self._metadata_timeout = metadata_timeout_seconds
         self._batch = batch
+        #: Records pulled from Kafka and records sent to clients, over all streams
+        #: (their difference is what streams hold in memory).
+        self.fetched = 0
+        self.sent = 0
 
     async def Subscribe(
         self, request: events_pb2.SubscribeRequest, context: Any
@@ -98,6 +102,7 @@ class EventStreamServicer(events_pb2_grpc.EventServiceServicer):
             keys = set(request.filter.keys)
             while True:
                 batches = await consumer.getmany(timeout_ms=500, max_records=self._batch)
+                self.fetched += sum(len(records) for records in batches.values())
                 for tp, records in batches.items():
                     for record in records:
                         position.setdefault(tp.topic, {})[tp.partition] = record.offset + 1
@@ -108,6 +113,7 @@ class EventStreamServicer(events_pb2_grpc.EventServiceServicer):
                             continue
                         event.position = encode_position(position)
                         yield event  # waits on the client's flow-control window
+                        self.sent += 1
         finally:
             await asyncio.wait_for(consumer.stop(), timeout=self._metadata_timeout)
 

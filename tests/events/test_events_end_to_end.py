@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 import pytest
 import pytest_asyncio
+from aiokafka import AIOKafkaProducer
 from meshadapter.v1 import events_pb2, events_pb2_grpc
 from octospine.v1 import common_pb2, webhooks_pb2, webhooks_pb2_grpc
 from octospine.v1 import events_pb2 as octo_events
@@ -230,3 +231,37 @@ async def test_event_service_streams_and_resumes(
         assert (nxt.partition, nxt.offset) not in {(e.partition, e.offset) for e in first}
         seen = {e.id for e in first} | {nxt.id}
         assert len(seen) == 3
+
+
+async def test_slow_subscriber_does_not_grow_memory(mesh: MeshAdapter, prefix: str) -> None:
+    """A client that stops reading stops the stream's Kafka reads: what the adapter
+    holds for it stays bounded while 10 000 records wait on the topic."""
+    assert mesh.events is not None and mesh.events.subscriptions is not None
+    servicer = mesh.events.subscriptions
+    topic = f"{prefix}openframe.devices"
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=20)
+    await producer.start()
+    try:
+        for i in range(10_000):
+            await producer.send(topic, key=b"dev_001", value=b"x" * 200, headers=[("ce_id", f"{i}".encode())])
+        await producer.flush()
+    finally:
+        await producer.stop()
+    # BDP probing off: the client keeps a fixed 64 KiB window instead of growing
+    # it to absorb megabytes into its own buffers, which would hide what the server does.
+    async with grpc.aio.insecure_channel(
+        f"127.0.0.1:{mesh.grpc_port}", options=[("grpc.http2.bdp_probe", 0)]
+    ) as channel:
+        stream = events_pb2_grpc.EventServiceStub(channel).Subscribe(
+            events_pb2.SubscribeRequest(topics=[topic], start_from=events_pb2.START_FROM_EARLIEST), timeout=30
+        )
+        for _ in range(10):
+            await stream.read()
+        # The client now reads nothing; wait until the server side stops pulling.
+        last, still = -1, 0
+        while still < 10:
+            await asyncio.sleep(0.1)
+            still = still + 1 if servicer.fetched == last else 0
+            last = servicer.fetched
+        stream.cancel()
+    assert servicer.fetched < 2_000, f"pulled {servicer.fetched} records for a client that read 10"
