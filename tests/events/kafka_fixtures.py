@@ -4,8 +4,10 @@ The broker is the project's own (``scripts/kafka``) on 127.0.0.1:19092, so tests
 never touch a developer's broker on 9092. Load these fixtures in a test module
 with ``pytest_plugins = ["tests.events.kafka_fixtures"]``.
 
-- ``kafka_bootstrap`` (session): starts the broker when it is not up, stops it at
-  the end of the session only if it started it.
+- ``kafka_bootstrap`` (session): starts the broker when it is not up. It leaves it
+  running at the end (``KAFKA_PORT=19092 scripts/kafka stop`` stops it): sessions
+  running side by side share the broker, and one finishing must not pull it from
+  under another.
 - ``new_topic`` (function): creates a uniquely named topic per call, deletes them after.
 - :func:`consume_all`: every record of a topic, with a bounded wait.
 - :func:`wait_until`: a bounded wait on a condition (tests never sleep to synchronise).
@@ -23,7 +25,7 @@ import os
 import re
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,13 +84,10 @@ def broker_running() -> bool:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
+def kafka_bootstrap() -> str:
     """``bootstrap_servers`` of a running test broker."""
-    was_running = broker_running()
     start_broker()
-    yield BOOTSTRAP
-    if not was_running:
-        stop_broker()
+    return BOOTSTRAP
 
 
 def _admin(bootstrap: str) -> AIOKafkaAdminClient:
