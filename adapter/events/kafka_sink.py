@@ -330,7 +330,8 @@ class KafkaSink:
                 created.append(topic)
             elif error is not kafka_errors.TopicAlreadyExistsError:  # a concurrent creator won
                 raise DeliveryFailed(f"creating topic {topic!r} failed: {error.__name__}")
-        logger.info("created Kafka topics %s (%d partitions)", ", ".join(created), partitions)
+        if created:
+            logger.debug("created Kafka topics %s (%d partitions)", ", ".join(created), partitions)
         return created
 
     # -- producer lifecycle ------------------------------------------------------------------
