@@ -8,7 +8,8 @@ holds each slot from admission until ``window`` after the answer: then no
 whatever the latency. (The cost is a little throughput: latency/window.)
 
 A call that finds no free slot waits, in order of arrival, if a slot frees
-before its deadline, and otherwise fails at once with
+early enough to still answer before its deadline (the upstream's typical
+latency is kept as a margin), and otherwise fails at once with
 :class:`LocalRateLimitExceeded` (``RESOURCE_EXHAUSTED`` + ``RetryInfo`` +
 ``QuotaFailure``). The limiter also learns from the upstream: a lower
 ``X-RateLimit-Limit*`` replaces the configured limit, ``X-RateLimit-Remaining*``
@@ -78,6 +79,9 @@ class UpstreamRateLimiter(CallerLayer):
         self._paused_until = 0.0
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._timer: asyncio.TimerHandle | None = None
+        #: Moving average of the inner call's duration: a slot that frees later than
+        #: deadline - this would admit a call that can only time out.
+        self._latency = 0.0
         m = meter(meter_provider)
         m.create_observable_gauge(
             RATE_LIMIT_REMAINING,
@@ -128,12 +132,14 @@ class UpstreamRateLimiter(CallerLayer):
 
     async def send(self, request: UpstreamRequest, *, deadline: float) -> UpstreamResponse:
         await self._admit(request, deadline)
+        started = self.now()
         try:
             response = await self.inner.send(request, deadline=deadline)
         finally:
             self._in_flight -= 1
             self._held.append(self.now() + self.window)
             self._wake()
+        self._latency += 0.2 * (self.now() - started - self._latency)
         if self._learn:
             self._learn_from(response)
         return response
@@ -143,15 +149,17 @@ class UpstreamRateLimiter(CallerLayer):
         if not self._waiters and now >= self._paused_until and self._used(now) < self.limit:
             self._in_flight += 1
             return
+        # Refusing while the caller still listens beats admitting it too late to answer.
+        latest = deadline - (2 * self._latency + 0.02)
         start_at = self._free_at(len(self._waiters) + 1, now)
-        if start_at >= deadline:
+        if start_at >= latest:
             self._refuse(request, start_at - now)
         self._throttled.add(1, {"upstream": self.name, "outcome": "waited"})
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         self._wake()
         try:
-            async with asyncio.timeout_at(deadline):
+            async with asyncio.timeout_at(latest):
                 await waiter
         except TimeoutError:
             pass

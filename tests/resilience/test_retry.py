@@ -60,8 +60,12 @@ async def test_stops_at_exactly_max_attempts(start_sim: StartSim) -> None:
     assert sum(v for a, v in retried if a["cause"] == "http_503") == 3
 
 
-@pytest.mark.parametrize(("status", "code"), [(500, C.INTERNAL), (400, C.INVALID_ARGUMENT), (404, C.NOT_FOUND)])
-async def test_non_retryable_status_is_one_attempt(start_sim: StartSim, status: int, code: grpc.StatusCode) -> None:
+@pytest.mark.parametrize(
+    ("status", "code"), [(500, C.INTERNAL), (400, C.INVALID_ARGUMENT), (404, C.NOT_FOUND)]
+)
+async def test_non_retryable_status_is_one_attempt(
+    start_sim: StartSim, status: int, code: grpc.StatusCode
+) -> None:
     sim = await start_sim()
     sim.faults.add(Fault(vendor="openframe", route=GET_ALERT, status=status))
     async with running_adapter(sim) as h:
@@ -77,7 +81,9 @@ async def test_post_without_idempotency_key_is_one_attempt(start_sim: StartSim) 
     async with running_adapter(sim) as h:
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await alerts_pb2_grpc.AlertServiceStub(h.channel).CreateAlert(
-                alerts_pb2.CreateAlertRequest(alert=alerts_pb2.Alert(title="t", severity=alerts_pb2.SEVERITY_LOW)),
+                alerts_pb2.CreateAlertRequest(
+                    alert=alerts_pb2.Alert(title="t", severity=alerts_pb2.SEVERITY_LOW)
+                ),
                 timeout=5,
             )
     assert info.value.code() == C.UNAVAILABLE
@@ -104,14 +110,18 @@ async def test_post_with_idempotency_key_is_retried_and_creates_once(start_sim: 
 
 
 def _http_date(seconds_from_now: float) -> str:
-    return email.utils.format_datetime(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds_from_now), usegmt=True)
+    return email.utils.format_datetime(
+        dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds_from_now), usegmt=True
+    )
 
 
 @pytest.mark.parametrize(("form", "status"), [("seconds", 429), ("http-date", 503)])
 async def test_retry_after_is_honoured(start_sim: StartSim, form: str, status: int) -> None:
     sim = await start_sim()
     retry_after: int | str = 1 if form == "seconds" else _http_date(1.5)
-    sim.faults.add(Fault(vendor="openframe", route=GET_ALERT, status=status, retry_after=retry_after, times=1))
+    sim.faults.add(
+        Fault(vendor="openframe", route=GET_ALERT, status=status, retry_after=retry_after, times=1)
+    )
     async with running_adapter(sim) as h:
         await _get(h)(alerts_pb2.GetAlertRequest(alert_id="alt_0001"), timeout=5)  # type: ignore[operator]
     first, second = sim.find_requests(route=GET_ALERT)

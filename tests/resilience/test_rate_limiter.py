@@ -1,0 +1,180 @@
+"""The client-side quota: waits when the deadline allows, refuses with RetryInfo
+and QuotaFailure otherwise, never lets the simulator count more than the quota
+in any window, and learns the vendor's limit from its headers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from openframe.v1 import alerts_pb2, alerts_pb2_grpc
+
+from adapter.resilience import LocalRateLimitExceeded, UpstreamRateLimiter
+from adapter.upstream.messages import UpstreamRequest, UpstreamResponse
+from simulator import Simulator
+
+from .harness import StartSim, error_details, running_adapter
+
+C = grpc.StatusCode
+GET_ALERT = "/v1/alerts/{alert_id}"
+REQUEST = UpstreamRequest(method="GET", path="/x", route="GET /x")
+
+
+class Instant:
+    """An inner caller answering at once (optionally with headers)."""
+
+    name = "fake"
+    default_timeout = 5.0
+
+    def __init__(self, headers: dict[str, str] | None = None, status: int = 200) -> None:
+        self.sent = 0
+        self.headers = headers or {}
+        self.status = status
+
+    async def send(self, request: UpstreamRequest, *, deadline: float) -> UpstreamResponse:
+        self.sent += 1
+        return UpstreamResponse(status=self.status, headers=httpx.Headers(self.headers), body=b"{}")
+
+    async def aclose(self) -> None:
+        pass
+
+
+def _deadline(seconds: float) -> float:
+    return asyncio.get_running_loop().time() + seconds
+
+
+async def test_waits_for_a_slot_when_the_deadline_allows() -> None:
+    limiter = UpstreamRateLimiter(Instant(), limit=2, window=0.2)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for _ in range(2):
+        await limiter.send(REQUEST, deadline=_deadline(1))
+    assert limiter.remaining() == 0
+    await limiter.send(REQUEST, deadline=_deadline(1))
+    # The third call waited until a window had passed since the first answer.
+    assert loop.time() - started >= 0.2
+
+
+async def test_refuses_at_once_when_the_slot_frees_after_the_deadline() -> None:
+    limiter = UpstreamRateLimiter(Instant(), limit=1, window=5.0)
+    await limiter.send(REQUEST, deadline=_deadline(1))
+    started = time.monotonic()
+    with pytest.raises(LocalRateLimitExceeded) as info:
+        await limiter.send(REQUEST, deadline=_deadline(1))
+    assert time.monotonic() - started < 0.05
+    assert 4.9 < info.value.retry_after <= 5.0
+    assert (info.value.limit, info.value.window_seconds) == (1, 5.0)
+
+
+async def test_queued_calls_are_admitted_in_arrival_order() -> None:
+    limiter = UpstreamRateLimiter(Instant(), limit=1, window=0.05)
+    order: list[int] = []
+
+    async def call(n: int) -> None:
+        await limiter.send(REQUEST, deadline=_deadline(2))
+        order.append(n)
+
+    await asyncio.gather(*(call(n) for n in range(6)))
+    assert order == list(range(6))
+
+
+async def test_learns_a_lower_limit_and_a_429_pause() -> None:
+    inner = Instant({"X-RateLimit-Limit-Minute": "3", "X-RateLimit-Remaining-Minute": "2"})
+    limiter = UpstreamRateLimiter(inner, limit=1000, window=10.0)
+    await limiter.send(REQUEST, deadline=_deadline(1))
+    assert limiter.limit == 3
+    assert limiter.remaining() == 2
+    inner.headers, inner.status = {"Retry-After": "30"}, 429
+    await limiter.send(REQUEST, deadline=_deadline(1))
+    assert limiter.remaining() == 0  # paused for everyone until Retry-After passes
+    with pytest.raises(LocalRateLimitExceeded) as info:
+        await limiter.send(REQUEST, deadline=_deadline(1))
+    assert info.value.retry_after > 29
+
+
+async def test_other_clients_of_the_credential_are_accounted_for() -> None:
+    # The vendor says 5 of 10 are left after our first request: 4 belong to someone else.
+    inner = Instant({"X-RateLimit-Limit": "10", "X-RateLimit-Remaining": "5"})
+    limiter = UpstreamRateLimiter(inner, limit=10, window=10.0)
+    await limiter.send(REQUEST, deadline=_deadline(1))
+    assert limiter.remaining() == 5
+
+
+def _quota_sim_overrides(quota: int, window: float) -> dict[str, Any]:
+    return {"rate_limit_per_minute": quota, "rate_limit_window_s": window}
+
+
+def _rejected(sim: Simulator, vendor: str = "openframe") -> int:
+    return sum(c.rejected for w in sim.rate_limits[vendor].windows().values() for c in w.values())  # type: ignore[index]
+
+
+@pytest.mark.usefixtures("profile")
+async def test_quota_holds_under_200_concurrent_callers_at_150_percent(start_sim: StartSim) -> None:
+    quota, window, duration = 100, 1.0, 2.0
+    sim = await start_sim(**_quota_sim_overrides(quota, window))
+    resilience = {"rate_limit": {"requests_per_window": quota, "window_seconds": window}}
+    offered = int(1.5 * quota * duration / window)  # 300 calls over 2 s
+    async with running_adapter(sim, resilience=resilience) as h:
+        stub = alerts_pb2_grpc.AlertServiceStub(h.channel)
+        loop = asyncio.get_running_loop()
+        start = loop.time() + 0.05
+        outcomes: list[Any] = []
+
+        async def caller(index: int) -> None:
+            # Caller i makes calls i, i+200, ... each at its slot of an even schedule.
+            for n in range(index, offered, 200):
+                await asyncio.sleep(max(0.0, start + n * duration / offered - loop.time()))
+                try:
+                    outcomes.append(
+                        await stub.GetAlert(alerts_pb2.GetAlertRequest(alert_id="alt_0001"), timeout=0.5)
+                    )
+                except grpc.aio.AioRpcError as exc:
+                    outcomes.append(exc)
+
+        await asyncio.gather(*(caller(i) for i in range(200)))
+        remaining = h.metric("mesh_adapter.upstream.rate_limit.remaining")
+        throttled = h.metric("mesh_adapter.upstream.rate_limit.throttled")
+    refused = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
+    served = len(outcomes) - len(refused)
+    assert len(outcomes) == offered
+    assert sim.rate_limits["openframe"].max_served_in_any_window() <= quota
+    assert _rejected(sim) == 0, "the simulator had to refuse requests: the limiter let too many through"
+    assert refused, "1.5x the quota must be refused in part"
+    assert served >= quota
+    for error in refused:
+        assert error.code() == C.RESOURCE_EXHAUSTED, error.details()
+        details = error_details(error)
+        assert details["ErrorInfo"].reason == "UPSTREAM_QUOTA_EXHAUSTED"
+        assert details["RetryInfo"].retry_delay.ToTimedelta().total_seconds() > 0
+        assert details["QuotaFailure"].violations[0].subject == "upstream:openframe"
+    assert [a for a, _ in remaining if a == {"upstream": "openframe"}]
+    assert sum(v for a, v in throttled if a["outcome"] == "refused") == len(refused)
+    print(
+        f"offered={offered} served={served} refused={len(refused)} "
+        f"max_in_window={sim.rate_limits['openframe'].max_served_in_any_window()} "
+        f"rejected_by_sim={_rejected(sim)}"
+    )
+
+
+@pytest.mark.usefixtures("profile")
+async def test_learns_the_vendors_lower_limit_from_headers(start_sim: StartSim) -> None:
+    quota, window = 20, 1.0
+    sim = await start_sim(rate_limit_headers=True, **_quota_sim_overrides(quota, window))
+    resilience = {"rate_limit": {"requests_per_window": 1000, "window_seconds": window}}
+    async with running_adapter(sim, resilience=resilience) as h:
+        stub = alerts_pb2_grpc.AlertServiceStub(h.channel)
+        await stub.GetAlert(alerts_pb2.GetAlertRequest(alert_id="alt_0001"), timeout=1)
+        assert h.layer("openframe", UpstreamRateLimiter).limit == quota
+        results = await asyncio.gather(
+            *(stub.GetAlert(alerts_pb2.GetAlertRequest(alert_id="alt_0001"), timeout=0.3) for _ in range(40)),
+            return_exceptions=True,
+        )
+    assert _rejected(sim) == 0
+    assert sim.rate_limits["openframe"].max_served_in_any_window() <= quota
+    # The first call and 19 of the burst fill the quota; the other 21 are refused locally.
+    assert sum(not isinstance(r, Exception) for r in results) == quota - 1
+    assert all(r.code() == C.RESOURCE_EXHAUSTED for r in results if isinstance(r, grpc.aio.AioRpcError))
