@@ -3,7 +3,8 @@
 #   1. protoc-gen-go and protoc-gen-go-grpc, at the versions go.mod pins (`tool` lines);
 #   2. Go stubs generated from protos/ into go/gen/ (git-ignored);
 #   3. the Go client binary, .build/crosslang-go;
-#   4. the Node client's dependencies (`npm ci` from package-lock.json).
+#   4. the Node client's dependencies (`npm ci` from package-lock.json, no
+#      install scripts run).
 # Idempotent: each part is skipped while a stamp keyed on the hash of its inputs
 # matches and its output exists. Prints one line per step; on failure, the
 # failing step's output and the cause. Called by scripts/run-tests.sh.
@@ -32,15 +33,19 @@ fail() {
   exit 1
 }
 
-# Runs a step quietly into $log; on failure shows its output (tail) and stops.
+# Runs a step quietly into $log; on failure shows its output and stops.
 step() {
   local what=$1
   shift
   local start=$SECONDS rc=0
   "$@" >"$log" 2>&1 || rc=$?
   if [ "$rc" != 0 ]; then
-    say "FAILED: $what (exit status $rc); its output:" >&2
-    tail -n 40 "$log" | sed 's/^/  | /' >&2
+    say "FAILED: $what (exit status $rc); its output ($log):" >&2
+    if [ "$(wc -l <"$log")" -le 60 ]; then
+      sed 's/^/  | /' "$log" >&2
+    else
+      { head -n 20 "$log" && echo '...' && tail -n 40 "$log"; } | sed 's/^/  | /' >&2
+    fi
     fail "$what. Fix the cause above and rerun tests/crosslang/setup.sh"
   fi
   say "$what ($((SECONDS - start)) s)"
@@ -114,6 +119,7 @@ else
   done
 
   tmp=$(mktemp -d "$build/gen.XXXXXX")
+  trap 'rm -rf "$tmp"' EXIT
   step "generated Go stubs for ${#files[@]} proto files from protos/" \
     "$PY" -m grpc_tools.protoc -I protos -I third_party \
     --plugin=protoc-gen-go="$gobin/protoc-gen-go" --plugin=protoc-gen-go-grpc="$gobin/protoc-gen-go-grpc" \
@@ -136,6 +142,6 @@ if up_to_date node "$node_key" "$node_dir/node_modules/@grpc/grpc-js/package.jso
   say "Node client dependencies up to date ($node_dir/node_modules)"
 else
   step "installed the Node client's dependencies (npm ci, package-lock.json)" \
-    "$NPM" --prefix "$node_dir" ci --ignore-scripts --no-audit --no-fund --loglevel=error
+    "$NPM" --prefix "$node_dir" ci --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error
   echo "$node_key" >"$build/node.stamp"
 fi

@@ -2,8 +2,8 @@
 // A Node.js client of mesh-adapter, built the way a Node user would build one:
 // @grpc/grpc-js with the service definitions loaded at run time from protos/
 // (and the googleapis protos in third_party/) by @grpc/proto-loader. Rich error
-// details are decoded from the `grpc-status-details-bin` trailer with
-// google/rpc/*.proto from the google-proto-files package.
+// details are decoded from the `grpc-status-details-bin` trailer with protobufjs
+// and google/rpc/{status,error_details}.proto, vendored in ./third_party/.
 //
 //   node client.js --addr 127.0.0.1:50051 list-devices
 //
@@ -18,11 +18,12 @@ const { parseArgs } = require('node:util');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 const protobuf = require('protobufjs');
-const googleProtoFiles = require('google-proto-files');
 
 const REPO = path.resolve(__dirname, '..', '..', '..');
 const PROTOS = path.join(REPO, 'protos');
 const THIRD_PARTY = path.join(REPO, 'third_party');
+// google/rpc/*.proto, verbatim from googleapis (see third_party/README.md here).
+const RPC_PROTOS = path.join(__dirname, 'third_party');
 
 // --- loading the API from protos/ --------------------------------------------
 
@@ -49,8 +50,8 @@ function loadApi() {
 // google.rpc.Status and the error detail messages, to decode the trailer.
 function loadRichErrorTypes() {
   const root = new protobuf.Root();
-  // 'google/rpc/status.proto' -> <google-proto-files>/google/rpc/status.proto
-  root.resolvePath = (_origin, target) => googleProtoFiles.getProtoPath(path.relative('google', target));
+  // google/protobuf/*.proto are protobufjs built-ins; the rest come from RPC_PROTOS.
+  root.resolvePath = (_origin, target) => path.join(RPC_PROTOS, target);
   root.loadSync(['google/rpc/status.proto', 'google/rpc/error_details.proto'], { keepCase: true });
   return root;
 }
