@@ -90,6 +90,7 @@ binary=$build/crosslang-go
 
 [ -f "$here/go/go.sum" ] || fail "$here/go/go.sum is missing: the Go client's dependencies must be pinned"
 if up_to_date go "$go_key" "$binary" "$gobin/protoc-gen-go" "$gobin/protoc-gen-go-grpc"; then
+  touch "$build/go.stamp" # checked now: the tests compare its mtime with the inputs'
   say "Go client up to date ($binary)"
 else
   # `tool` lines in go.mod pin the plugins and go.sum verifies them.
@@ -139,6 +140,7 @@ node_dir=$here/node
 [ -f "$node_dir/package-lock.json" ] || fail "$node_dir/package-lock.json is missing (npm ci needs it)"
 node_key=$(printf '%s\0' "$node_dir/package.json" "$node_dir/package-lock.json" | hash_files)-$(node --version)
 if up_to_date node "$node_key" "$node_dir/node_modules/@grpc/grpc-js/package.json"; then
+  touch "$build/node.stamp"
   say "Node client dependencies up to date ($node_dir/node_modules)"
 else
   step "installed the Node client's dependencies (npm ci, package-lock.json)" \

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,9 @@ from simulator import Fault, Simulator
 pytestmark = pytest.mark.crosslang
 
 HERE = Path(__file__).resolve().parent
-GO_BINARY = HERE / ".build" / "crosslang-go"
+REPO = HERE.parent.parent
+BUILD = HERE / ".build"
+GO_BINARY = BUILD / "crosslang-go"
 NODE_DIR = HERE / "node"
 SETUP = "tests/crosslang/setup.sh"
 # Bound on one client process: its calls have 10 s deadlines of their own.
@@ -74,9 +78,27 @@ class Client:
             pytest.fail(f"{self.language} client {scenario!r} printed no JSON ({exc}):\n{out[:2000]!r}")
 
 
+def _require_fresh(what: str, stamp: Path, inputs: Iterable[Path]) -> None:
+    """Fails unless setup.sh has checked ``what`` since its inputs last changed
+    (it touches ``stamp`` whenever the build is current)."""
+    if not stamp.is_file():
+        pytest.fail(f"{what} was never set up ({stamp} is missing): run {SETUP}")
+    checked = stamp.stat().st_mtime
+    changed = sorted(
+        str(p.relative_to(REPO) if p.is_relative_to(REPO) else p)
+        for p in inputs
+        if p.stat().st_mtime > checked
+    )
+    if changed:
+        pytest.fail(f"{what} is older than {', '.join(changed[:5])}: run {SETUP}")
+
+
 def go_client() -> Client:
     if not GO_BINARY.is_file():
         pytest.fail(f"the Go client is not built ({GO_BINARY} is missing): run {SETUP}")
+    go_dir = HERE / "go"
+    inputs = [*go_dir.glob("*.go"), go_dir / "go.mod", go_dir / "go.sum", *(REPO / "protos").rglob("*.proto")]
+    _require_fresh("the Go client", BUILD / "go.stamp", inputs)
     return Client("go", (str(GO_BINARY),))
 
 
@@ -86,6 +108,8 @@ def node_client() -> Client:
         pytest.fail(f"Node.js is not installed ('node' is not on PATH); install it, then run {SETUP}")
     if not (NODE_DIR / "node_modules" / "@grpc" / "grpc-js").is_dir():
         pytest.fail(f"the Node client's dependencies are missing ({NODE_DIR}/node_modules): run {SETUP}")
+    inputs = [NODE_DIR / "package.json", NODE_DIR / "package-lock.json"]
+    _require_fresh("the Node client's dependencies", BUILD / "node.stamp", inputs)
     return Client("node", (node, str(NODE_DIR / "client.js")))
 
 
@@ -226,10 +250,19 @@ async def test_deadline_exceeded_and_upstream_cancelled(
     )
 
 
-async def test_missing_client_fails_and_names_setup(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(f"{__name__}.GO_BINARY", HERE / ".build" / "no-such-binary")
-    with pytest.raises(pytest.fail.Exception, match=r"tests/crosslang/setup\.sh"):
+async def test_missing_or_stale_client_fails_and_names_setup(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(f"{__name__}.GO_BINARY", tmp_path / "no-such-binary")
+    with pytest.raises(pytest.fail.Exception, match=r"not built.*run tests/crosslang/setup\.sh"):
         go_client()
-    monkeypatch.setattr(f"{__name__}.NODE_DIR", HERE / "no-such-dir")
-    with pytest.raises(pytest.fail.Exception, match=r"tests/crosslang/setup\.sh"):
+    monkeypatch.setattr(f"{__name__}.NODE_DIR", tmp_path / "no-such-dir")
+    with pytest.raises(pytest.fail.Exception, match=r"missing.*run tests/crosslang/setup\.sh"):
         node_client()
+
+    stamp, source = tmp_path / "go.stamp", tmp_path / "main.go"
+    stamp.touch()
+    source.touch()
+    os.utime(stamp, (0, 0))  # checked long before the source changed
+    with pytest.raises(pytest.fail.Exception, match=r"older than .*run tests/crosslang/setup\.sh"):
+        _require_fresh("the Go client", stamp, [source])
