@@ -74,12 +74,15 @@ class TokenEndpoint:
         self._transport_factory = transport_factory
         #: Token requests sent (for metrics and tests).
         self.requests = 0
+        self._refused = False
 
     async def request(self, form: dict[str, str], *, recheck_secret: bool = False) -> TokenGrant:
         """Posts ``form`` (``grant_type`` and its parameters) and returns the grant."""
         data = dict(form)
         auth: httpx.Auth | httpx._client.UseClientDefault = httpx.USE_CLIENT_DEFAULT
-        secret = self._secret.get(recheck=recheck_secret) if self._secret is not None else None
+        # After a refusal the secret file may since have been rotated: look at once.
+        recheck = recheck_secret or self._refused
+        secret = self._secret.get(recheck=recheck) if self._secret is not None else None
         if secret is not None and self._client_auth == "basic":
             auth = httpx.BasicAuth(self.client_id, secret)
         else:
@@ -104,7 +107,13 @@ class TokenEndpoint:
                 raise TokenEndpointUnavailable(
                     f"token endpoint {self.url} unreachable: {type(exc).__name__}", upstream=self._upstream
                 ) from None  # the request (with the secret) stays out of the chain
-        return self._grant(response)
+        try:
+            grant = self._grant(response)
+        except TokenRejected:
+            self._refused = True
+            raise
+        self._refused = False
+        return grant
 
     def _grant(self, response: httpx.Response) -> TokenGrant:
         body = _json(response.content)

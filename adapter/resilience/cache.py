@@ -82,7 +82,9 @@ class ResponseCache(CallerLayer):
             CACHE_LOOKUPS, unit="{lookup}", description="Cacheable reads by outcome"
         )
 
-    def __len__(self) -> int:
+    @property
+    def entries(self) -> int:
+        """Entries held now. (Not ``__len__``: an empty cache must not be falsy.)"""
         return len(self._entries)
 
     def is_fresh(self, request: UpstreamRequest) -> bool:

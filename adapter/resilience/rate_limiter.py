@@ -150,7 +150,7 @@ class UpstreamRateLimiter(CallerLayer):
             self._in_flight += 1
             return
         # Refusing while the caller still listens beats admitting it too late to answer.
-        latest = deadline - (2 * self._latency + 0.02)
+        latest = deadline - (2 * self._latency + 0.05)
         start_at = self._free_at(len(self._waiters) + 1, now)
         if start_at >= latest:
             self._refuse(request, start_at - now)

@@ -114,10 +114,10 @@ def _rejected(sim: Simulator, vendor: str = "openframe") -> int:
 
 @pytest.mark.usefixtures("profile")
 async def test_quota_holds_under_200_concurrent_callers_at_150_percent(start_sim: StartSim) -> None:
-    quota, window, duration = 100, 1.0, 2.0
+    callers, window, duration = 200, 1.0, 2.0
+    quota = round(callers / (1.5 * duration / window))  # 67: 200 calls in 2 s offer 1.5x the quota
     sim = await start_sim(**_quota_sim_overrides(quota, window))
     resilience = {"rate_limit": {"requests_per_window": quota, "window_seconds": window}}
-    offered = int(1.5 * quota * duration / window)  # 300 calls over 2 s
     async with running_adapter(sim, resilience=resilience) as h:
         stub = alerts_pb2_grpc.AlertServiceStub(h.channel)
         loop = asyncio.get_running_loop()
@@ -125,19 +125,19 @@ async def test_quota_holds_under_200_concurrent_callers_at_150_percent(start_sim
         outcomes: list[Any] = []
 
         async def caller(index: int) -> None:
-            # Caller i makes calls i, i+200, ... each at its slot of an even schedule.
-            for n in range(index, offered, 200):
-                await asyncio.sleep(max(0.0, start + n * duration / offered - loop.time()))
-                try:
-                    outcomes.append(
-                        await stub.GetAlert(alerts_pb2.GetAlertRequest(alert_id="alt_0001"), timeout=0.5)
-                    )
-                except grpc.aio.AioRpcError as exc:
-                    outcomes.append(exc)
+            # 200 callers, all started together, each calling at its slot of an even schedule.
+            await asyncio.sleep(max(0.0, start + index * duration / callers - loop.time()))
+            try:
+                outcomes.append(
+                    await stub.GetAlert(alerts_pb2.GetAlertRequest(alert_id="alt_0001"), timeout=0.5)
+                )
+            except grpc.aio.AioRpcError as exc:
+                outcomes.append(exc)
 
-        await asyncio.gather(*(caller(i) for i in range(200)))
+        await asyncio.gather(*(caller(i) for i in range(callers)))
         remaining = h.metric("mesh_adapter.upstream.rate_limit.remaining")
         throttled = h.metric("mesh_adapter.upstream.rate_limit.throttled")
+    offered = callers
     refused = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
     served = len(outcomes) - len(refused)
     assert len(outcomes) == offered

@@ -168,7 +168,7 @@ async def test_no_attempt_starts_after_the_deadline(start_sim: StartSim) -> None
         elapsed = time.monotonic() - started
         await sim.wait_for(lambda: all(r.done for r in sim.find_requests(route=GET_ALERT)))
     assert info.value.code() in (C.DEADLINE_EXCEEDED, C.UNAVAILABLE)
-    assert elapsed < 1.2
+    assert elapsed < 1.5
     attempts = sim.find_requests(route=GET_ALERT)
     assert 2 <= len(attempts) < 10
     assert all(r.started < started + 0.8 for r in attempts)
