@@ -171,6 +171,9 @@ class EventsSettings(_Frozen):
     topic_prefix: str = ""
     #: Default topic name (from the protos) -> name to use instead.
     topic_renames: dict[str, str] = Field(default_factory=dict)
+    #: Default topic name -> further topics that receive the same events (fan-out),
+    #: e.g. ``{"openframe.security_events": ["siem.inbound"]}``.
+    extra_topics: dict[str, list[str]] = Field(default_factory=dict)
     #: Topics whose record values are JSON instead of protobuf.
     json_topics: list[str] = Field(default_factory=list)
     dead_letter_topic: str = "meshadapter.deadletter"

@@ -61,6 +61,15 @@ def topic_name(default: str, settings: EventsSettings) -> str:
     return settings.topic_prefix + settings.topic_renames.get(default, default)
 
 
+def _topics(defaults: list[str] | tuple[str, ...], settings: EventsSettings) -> tuple[str, ...]:
+    names: list[str] = []
+    for default in defaults:
+        for name in (default, *settings.extra_topics.get(default, ())):
+            if topic_name(name, settings) not in names:
+                names.append(topic_name(name, settings))
+    return tuple(names)
+
+
 def load_event_routes(settings: EventsSettings) -> list[EventRoute]:
     """Every event message of the generated protos, as a route."""
     routes: list[EventRoute] = []
@@ -86,7 +95,7 @@ def load_event_routes(settings: EventsSettings) -> list[EventRoute]:
                     source_types=tuple(option.source_types),
                     payload_field=option.payload_field,
                     ce_type=option.ce_type or f"{option.source}.{option.source_types[0]}",
-                    topics=tuple(topic_name(t, settings) for t in option.topics),
+                    topics=_topics(option.topics, settings),
                     key_field=key,
                     id_fields=ids,
                     has_event_id="event_id" in fields,

@@ -235,7 +235,7 @@ class EventSpool:
     async def append(self, records: Sequence[OutboundRecord]) -> list[bool]:
         """Stores ``records`` durably, all or nothing; returns per record whether it was new.
 
-        False means its ``ce_id`` was accepted before (within the dedupe window, or
+        False means its ``identity`` (topic + ce_id) was accepted before (within the dedupe window, or
         earlier in this batch): the source may acknowledge it, it is not stored twice.
         Raises :class:`SpoolFull` when the new records do not fit (nothing is stored).
         """
@@ -481,7 +481,8 @@ class _SpoolStore:
         # the others of the group still commit.
         db.execute("SAVEPOINT one_append")
         try:
-            fresh = self._seen.claim(db, [r.ce_id for r in records])
+            # Per topic: an event fanned out to several topics is one record on each.
+            fresh = self._seen.claim(db, [r.identity for r in records])
             new = [r for r, is_new in zip(records, fresh, strict=True) if is_new]
             new_bytes = sum(r.size for r in new)
             if new and (self._depth + len(new) > max_records or self._bytes + new_bytes > max_bytes):

@@ -265,3 +265,18 @@ async def test_slow_subscriber_does_not_grow_memory(mesh: MeshAdapter, prefix: s
             last = servicer.fetched
         stream.cancel()
     assert servicer.fetched < 2_000, f"pulled {servicer.fetched} records for a client that read 10"
+
+
+async def test_one_event_fans_out_to_several_topics(
+    simulator: Simulator, tmp_path: Path, prefix: str, tracer_provider: TracerProvider
+) -> None:
+    settings = mesh_settings(simulator, tmp_path, prefix, extra_topics={"openframe.alerts": ["siem.alerts"]})
+    async with MeshAdapter(settings, tracer_provider=tracer_provider) as adapter:
+        assert adapter.events is not None
+        await asyncio.wait_for(adapter.events.sources["openframe"].streaming.wait(), 10)
+        [alert] = await simulator.generate_events("openframe", "alert")
+        main = await consume_all(BOOTSTRAP, f"{prefix}openframe.alerts", expected=1)
+        copy = await consume_all(BOOTSTRAP, f"{prefix}siem.alerts", expected=1)
+    assert [r.key for r in main] == [r.key for r in copy] == [alert["id"].encode()]
+    assert headers(main[0])["ce_id"] == headers(copy[0])["ce_id"]
+    assert main[0].value == copy[0].value
