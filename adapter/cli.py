@@ -1,6 +1,6 @@
-"""Command line: ``python -m adapter [serve]``.
+"""Command line: ``python -m adapter [serve]``, ``python -m adapter login <upstream>``.
 
-Exit codes: 0 clean shutdown, 2 bad configuration or protos.
+Exit codes: 0 clean shutdown (or login done), 1 login failed, 2 bad configuration or protos.
 """
 
 from __future__ import annotations
@@ -42,12 +42,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m adapter", description="mesh-adapter: gRPC/Kafka adapter")
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="serve gRPC (default)")
+    login = sub.add_parser("login", help="one-time OAuth2 login of an upstream (stores its refresh token)")
+    login.add_argument("upstream", help="upstream name, e.g. openframe")
+    login.add_argument("--no-browser", action="store_true", help="only print the URL to open")
+    login.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the callback")
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
     except ConfigError as exc:
         parser.exit(2, f"mesh-adapter: {exc}\n")
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "login":
+        from adapter.auth.login_cli import login_command
+
+        return login_command(settings, args.upstream, open_browser=not args.no_browser, timeout=args.timeout)
     # One line per upstream request is the DEBUG level's job, not INFO's.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     if args.command in (None, "serve"):

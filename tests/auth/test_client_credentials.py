@@ -1,0 +1,105 @@
+"""OAuth2 client credentials against the simulator's OCTOSPINE token endpoint:
+one token request under concurrency, renewal before expiry, one transparent
+renewal on a 401, and token endpoint failures as statuses."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+import pytest
+from octospine.v1 import system_pb2, system_pb2_grpc
+
+from adapter.auth import ClientCredentials
+from simulator import Simulator
+
+from ..resilience.harness import StartSim, error_details, running_adapter
+
+pytestmark = pytest.mark.usefixtures("profile")
+
+C = grpc.StatusCode
+HEALTH = "/api/health"
+
+
+def oauth(**overrides: Any) -> dict[str, dict[str, Any]]:
+    auth = {
+        "type": "oauth2_client_credentials",
+        "token_url": "/oauth/token",
+        "client_id": "octospine-client",
+        "client_secret": "octospine-client-secret",
+    }
+    return {"octospine": {**auth, **overrides}}
+
+
+async def _health(h) -> system_pb2.Health:  # type: ignore[no-untyped-def]
+    return await system_pb2_grpc.SystemServiceStub(h.channel).GetHealth(
+        system_pb2.GetHealthRequest(), timeout=5
+    )
+
+
+def _token_requests(sim: Simulator) -> int:
+    return sim.tokens["octospine"].token_requests
+
+
+async def test_concurrent_calls_make_one_token_request(start_sim: StartSim) -> None:
+    sim = await start_sim()
+    async with running_adapter(sim, auth=oauth()) as h:
+        results = await asyncio.gather(*(_health(h) for _ in range(50)))
+    assert len(results) == 50
+    assert _token_requests(sim) == 1
+    assert {r.credential for r in sim.find_requests(route=HEALTH)} == {"oauth:octospine-client"}
+    assert sim.count(route=HEALTH) == 50
+
+
+async def test_stale_token_401_recovers_transparently(start_sim: StartSim) -> None:
+    sim = await start_sim()
+    async with running_adapter(sim, auth=oauth()) as h:
+        await _health(h)
+        sim.expire_tokens("octospine")
+        await _health(h)
+        assert [r.status for r in sim.find_requests(route=HEALTH)] == [200, 401, 200]
+        assert _token_requests(sim) == 2
+        # Many callers holding the stale token at once: still one renewal.
+        sim.expire_tokens("octospine")
+        results = await asyncio.gather(*(_health(h) for _ in range(30)))
+    assert len(results) == 30
+    assert _token_requests(sim) == 3
+
+
+async def test_token_is_renewed_before_it_expires(start_sim: StartSim) -> None:
+    sim = await start_sim(token_ttl_s=1.0)  # expires_in=1: renewed half-way, at 0.5 s
+    async with running_adapter(sim, auth=oauth()) as h:
+        await _health(h)
+        creds = h.credentials["octospine"]
+        assert isinstance(creds, ClientCredentials)
+        token = creds._token
+        assert token is not None and token.renew_at is not None
+        await sim.wait_for(lambda: creds._stale(token), timeout_s=2)
+        await _health(h)
+    assert _token_requests(sim) == 2
+    assert all(r.status == 200 for r in sim.find_requests(route=HEALTH))  # never sent an expired token
+
+
+async def test_wrong_client_secret_is_internal_and_not_retried(start_sim: StartSim) -> None:
+    sim = await start_sim()
+    async with running_adapter(sim, auth=oauth(client_secret="wrong")) as h:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await _health(h)
+    assert info.value.code() == C.INTERNAL
+    details = error_details(info.value)
+    assert details["ErrorInfo"].reason == "UPSTREAM_TOKEN_REJECTED"
+    assert "invalid_client" in info.value.details()
+    assert _token_requests(sim) == 1
+    assert sim.count(route=HEALTH) == 0
+
+
+async def test_unreachable_token_endpoint_is_unavailable(start_sim: StartSim) -> None:
+    sim = await start_sim()
+    auth = oauth(token_url="http://127.0.0.1:9/oauth/token", token_timeout_seconds=1)
+    async with running_adapter(sim, auth=auth, resilience={"retry": {"max_attempts": 2}}) as h:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await _health(h)
+    assert info.value.code() == C.UNAVAILABLE
+    assert error_details(info.value)["ErrorInfo"].reason == "UPSTREAM_TOKEN_ENDPOINT_UNAVAILABLE"
+    assert sim.count(route=HEALTH) == 0
