@@ -23,6 +23,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import time
 from collections.abc import Iterable
 
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
@@ -109,10 +110,12 @@ class UpstreamRateLimiter(CallerLayer):
         return max(0, self.limit - self._used(now))
 
     def _observe(self, options: CallbackOptions) -> Iterable[Observation]:
-        try:
-            value = self.remaining()
-        except RuntimeError:  # collected outside the event loop: estimate without the clock
-            value = max(0, self.limit - self._in_flight - len(self._held))
+        # Metric readers may collect from another thread: read copies, change nothing.
+        # (The default event loop's clock is time.monotonic.)
+        now = time.monotonic()
+        held = sum(1 for t in list(self._held) if t > now)
+        foreign = self._foreign if now < self._foreign_until else 0
+        value = 0 if now < self._paused_until else max(0, self.limit - self._in_flight - held - foreign)
         yield Observation(value, {"upstream": self.name})
 
     def _free_at(self, position: int, now: float) -> float:
