@@ -79,13 +79,11 @@ class TokenEndpoint:
     async def request(self, form: dict[str, str], *, recheck_secret: bool = False) -> TokenGrant:
         """Posts ``form`` (``grant_type`` and its parameters) and returns the grant."""
         data = dict(form)
-        auth: httpx.Auth | httpx._client.UseClientDefault = httpx.USE_CLIENT_DEFAULT
         # After a refusal the secret file may since have been rotated: look at once.
         recheck = recheck_secret or self._refused
         secret = self._secret.get(recheck=recheck) if self._secret is not None else None
-        if secret is not None and self._client_auth == "basic":
-            auth = httpx.BasicAuth(self.client_id, secret)
-        else:
+        basic = secret is not None and self._client_auth == "basic"
+        if not basic:
             data["client_id"] = self.client_id
             if secret is not None:
                 data["client_secret"] = secret
@@ -100,9 +98,13 @@ class TokenEndpoint:
             transport=self._transport_factory() if self._transport_factory else None,
         ) as client:
             try:
-                response = await client.post(
-                    self.url, data=data, auth=auth, headers={"Accept": "application/json"}
-                )
+                headers = {"Accept": "application/json"}
+                if basic:
+                    assert secret is not None
+                    auth = httpx.BasicAuth(self.client_id, secret)
+                    response = await client.post(self.url, data=data, auth=auth, headers=headers)
+                else:
+                    response = await client.post(self.url, data=data, headers=headers)
             except httpx.HTTPError as exc:
                 raise TokenEndpointUnavailable(
                     f"token endpoint {self.url} unreachable: {type(exc).__name__}", upstream=self._upstream

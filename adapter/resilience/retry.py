@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from opentelemetry.metrics import MeterProvider
 
+from adapter.auth.errors import TokenEndpointUnavailable
 from adapter.status.vendor_errors import parse_retry_after
 from adapter.upstream.caller import UpstreamCaller
 from adapter.upstream.errors import UpstreamConnectError, UpstreamError
@@ -123,8 +124,8 @@ class RetryingCaller(CallerLayer):
         retry_after: float | None = None
         if response is not None:
             retry_after = parse_retry_after(response.headers.get("retry-after"))
-        elif failure is not None:
-            retry_after = getattr(failure, "retry_after", None)  # e.g. a token endpoint's 503
+        elif isinstance(failure, TokenEndpointUnavailable):
+            retry_after = failure.retry_after
         if retry_after is not None:
             return True, retry_after
         return False, self.policy.backoff(attempt, self._rng)

@@ -92,6 +92,8 @@ def test_login_needs_an_authorization_code_upstream(
 ) -> None:
     for key in [k for k in os.environ if k.startswith("MESH_")]:
         monkeypatch.delenv(key)
+    # load_settings() copies this into os.environ; keep that from outliving the test.
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
     monkeypatch.setenv("MESH_UPSTREAMS__OCTOSPINE__BASE_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("MESH_UPSTREAMS__OCTOSPINE__AUTH__API_KEY", "k")
     assert main(["login", "octospine"]) == 2
