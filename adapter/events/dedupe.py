@@ -1,9 +1,11 @@
-"""The spool's memory of accepted CloudEvents ids, for dropping duplicates.
+"""The spool's memory of accepted events, for dropping duplicates.
 
 Vendors redeliver (a webhook retried after a timeout, a WebSocket replaying after a
-reconnect). The spool keeps the newest ``window`` accepted ``ce_id`` values in a
-SQLite table and claims ids inside the same transaction that stores the records,
-so "accepted" and "remembered" cannot disagree after a crash.
+reconnect). The spool keeps the newest ``window`` accepted identities
+(:attr:`OutboundRecord.identity`: topic + CloudEvents id, so an event fanned out to
+several topics is kept once per topic) in a SQLite table and claims them inside the
+same transaction that stores the records, so "accepted" and "remembered" cannot
+disagree after a crash.
 
 Runs on the spool's SQLite thread, inside a transaction the caller owns.
 """
@@ -16,27 +18,28 @@ from collections.abc import Sequence
 __all__ = ["SEEN_SCHEMA", "SeenIds"]
 
 # ids grow by one per insert (max + 1) and pruning drops only the lowest, so
-# ``max(id) - window`` is the cut-off without counting rows.
+# ``max(id) - window`` is the cut-off without counting rows. The ``ce_id`` column
+# holds identities (topic + ce_id) since fan-out; the name stays for existing files.
 SEEN_SCHEMA = "CREATE TABLE IF NOT EXISTS seen (id INTEGER PRIMARY KEY, ce_id TEXT NOT NULL UNIQUE);"
 
 _CHUNK = 500  # bound parameters per statement, well below SQLite's limit
 
 
 class SeenIds:
-    """Claims ids in the ``seen`` table; ``window=0`` disables deduplication."""
+    """Claims identities in the ``seen`` table; ``window=0`` disables deduplication."""
 
     def __init__(self, window: int) -> None:
         if window < 0:
             raise ValueError("dedupe window must not be negative")
         self.window = window
 
-    def claim(self, db: sqlite3.Connection, ce_ids: Sequence[str]) -> list[bool]:
-        """Remembers each id; True where it was new (the first of duplicates within ``ce_ids`` wins)."""
+    def claim(self, db: sqlite3.Connection, identities: Sequence[str]) -> list[bool]:
+        """Remembers each identity; True where it was new (the first of repeats within the call wins)."""
         if not self.window:
-            return [True] * len(ce_ids)
+            return [True] * len(identities)
         claimed: set[str] = set()
-        for i in range(0, len(ce_ids), _CHUNK):
-            chunk = ce_ids[i : i + _CHUNK]
+        for i in range(0, len(identities), _CHUNK):
+            chunk = identities[i : i + _CHUNK]
             # One statement per chunk; RETURNING lists exactly the rows that were inserted.
             sql = (
                 "INSERT INTO seen (ce_id) VALUES "
@@ -45,13 +48,13 @@ class SeenIds:
             )
             claimed.update(row[0] for row in db.execute(sql, chunk))
         fresh = []
-        for ce_id in ce_ids:
-            fresh.append(ce_id in claimed)
-            claimed.discard(ce_id)
+        for identity in identities:
+            fresh.append(identity in claimed)
+            claimed.discard(identity)
         return fresh
 
     def prune(self, db: sqlite3.Connection) -> None:
-        """Forgets all but the newest ``window`` ids."""
+        """Forgets all but the newest ``window`` identities."""
         if self.window:
             (top,) = db.execute("SELECT max(id) FROM seen").fetchone()
             if top is not None and top > self.window:

@@ -235,8 +235,9 @@ class EventSpool:
     async def append(self, records: Sequence[OutboundRecord]) -> list[bool]:
         """Stores ``records`` durably, all or nothing; returns per record whether it was new.
 
-        False means its ``identity`` (topic + ce_id) was accepted before (within the dedupe window, or
-        earlier in this batch): the source may acknowledge it, it is not stored twice.
+        False means its :attr:`~OutboundRecord.identity` (topic + ``ce_id``) was accepted
+        before (within the dedupe window, or earlier in this batch): the source may
+        acknowledge it, it is not stored twice.
         Raises :class:`SpoolFull` when the new records do not fit (nothing is stored).
         """
         self._check_open()

@@ -78,6 +78,11 @@ async def test_duplicate_ce_ids_are_reported_and_not_stored(spool: EventSpool) -
     assert spool.depth == 0
 
 
+async def test_the_same_event_on_another_topic_is_not_a_duplicate(spool: EventSpool) -> None:
+    fanned_out = OutboundRecord("mesh.audit", b"device-1", b"x", (), "e-1")
+    assert await spool.append([record(1), fanned_out, record(1)]) == [True, True, False]
+
+
 async def test_dedupe_window_keeps_only_the_newest_ids(tmp_path: Path) -> None:
     async with EventSpool(tmp_path / "s.db", dedupe_window=3) as spool:
         await spool.append([record(n) for n in range(5)])  # remembers 2, 3, 4
