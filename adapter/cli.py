@@ -58,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         return login_command(settings, args.upstream, open_browser=not args.no_browser, timeout=args.timeout)
     # One line per upstream request is the DEBUG level's job, not INFO's.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
+    # aiokafka logs every failed fetch/produce retry at ERROR during a broker outage;
+    # the drainer reports outages once per state change instead.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     if args.command in (None, "serve"):
         try:
             asyncio.run(serve(settings))

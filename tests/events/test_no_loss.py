@@ -47,7 +47,7 @@ def ce_id(alert: dict[str, Any]) -> str:
 def check_stream(records: Iterable[Any], expected: set[str]) -> None:
     """0 lost, 0 unexpected, duplicates identical, per-key versions in order."""
     by_id: dict[str, list[bytes]] = defaultdict(list)
-    per_key: dict[bytes, list[tuple[int, int, str]]] = defaultdict(list)
+    per_key: dict[bytes, list[tuple[int, int, tuple[int, int]]]] = defaultdict(list)
     for record in records:
         headers = {k: v.decode() for k, v in record.headers}
         by_id[headers["ce_id"]].append(record.value)
