@@ -112,6 +112,7 @@ class MeshAdapter:
             max_records=cfg.spool.max_records,
             max_bytes=cfg.spool.max_bytes,
             synchronous=cfg.spool.synchronous,
+            dedupe_window=cfg.spool.dedupe_window,
         )
         await spool.start()
         sink = KafkaSink(
@@ -120,6 +121,7 @@ class MeshAdapter:
             request_timeout_ms=int(cfg.kafka.request_timeout_seconds * 1000),
             start_timeout=cfg.kafka.lifecycle_timeout_seconds,
             stop_timeout=cfg.kafka.lifecycle_timeout_seconds,
+            delivery_timeout=max(cfg.kafka.delivery_timeout_seconds, cfg.kafka.request_timeout_seconds + 1),
             linger_ms=cfg.kafka.linger_ms,
             tracer_provider=self._tracer_provider,
         )
@@ -131,7 +133,9 @@ class MeshAdapter:
                 logger.info("created Kafka topics: %s", ", ".join(created))
         except KafkaUnavailable as exc:
             logger.warning("Kafka not reachable at start (%s): events are spooled until it is", exc)
-        drainer = SpoolDrainer(spool, sink)
+        drainer = SpoolDrainer(
+            spool, sink, batch_size=cfg.kafka.batch_size, stop_grace=cfg.kafka.stop_grace_seconds
+        )
         await drainer.start()
         intake = EventIntake(encoder, spool, tracer_provider=self._tracer_provider)
         watermarks = WatermarkStore(cfg.spool.path.with_name("watermarks.json"))

@@ -116,7 +116,13 @@ class KafkaSettings(_Frozen):
     request_timeout_seconds: float = Field(default=15.0, gt=0)
     #: Bound of producer start/stop, which can hang when the broker is gone.
     lifecycle_timeout_seconds: float = Field(default=10.0, gt=0)
+    #: Bound of a whole batch delivery (above the request timeout: it may retry inside).
+    delivery_timeout_seconds: float = Field(default=30.0, gt=0)
     linger_ms: int = Field(default=5, ge=0)
+    #: Records per delivery round of the drainer.
+    batch_size: int = Field(default=500, ge=1)
+    #: On shutdown, how long the drainer keeps emptying the spool into Kafka.
+    stop_grace_seconds: float = Field(default=5.0, ge=0)
 
 
 class SpoolSettings(_Frozen):
@@ -127,6 +133,8 @@ class SpoolSettings(_Frozen):
     max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
     #: ``normal`` survives a process crash; ``full`` also survives power loss (slower).
     synchronous: Literal["normal", "full"] = "normal"
+    #: How many recent CloudEvents ids are remembered to drop duplicates.
+    dedupe_window: int = Field(default=200_000, ge=0)
 
 
 class WebSocketSourceSettings(_Frozen):
