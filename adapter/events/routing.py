@@ -7,6 +7,7 @@ prefixed and renamed in configuration.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from google.protobuf import descriptor as _d
@@ -61,7 +62,7 @@ def topic_name(default: str, settings: EventsSettings) -> str:
     return settings.topic_prefix + settings.topic_renames.get(default, default)
 
 
-def _topics(defaults: list[str] | tuple[str, ...], settings: EventsSettings) -> tuple[str, ...]:
+def _topics(defaults: Iterable[str], settings: EventsSettings) -> tuple[str, ...]:
     names: list[str] = []
     for default in defaults:
         for name in (default, *settings.extra_topics.get(default, ())):
