@@ -3,13 +3,14 @@ authorization code with rotating refresh tokens (and its login command), minted
 JWTs, and secrets re-read from files when rotated.
 
 Public names are re-exported here; each lives in a module of its own.
+``adapter.auth.jwt_credentials`` (PyJWT) is imported only where minted JWTs are
+configured, so the rest does not need PyJWT installed.
 """
 
 from __future__ import annotations
 
 from .client_credentials import ClientCredentials
 from .errors import CredentialError, LoginRequired, TokenEndpointUnavailable, TokenRejected
-from .jwt_credentials import MintedJwtCredentials
 from .refresh_token import RefreshTokenCredentials
 from .secret_source import SecretSource
 from .token_endpoint import TokenEndpoint, TokenGrant
@@ -19,7 +20,6 @@ __all__ = [
     "ClientCredentials",
     "CredentialError",
     "LoginRequired",
-    "MintedJwtCredentials",
     "RefreshTokenCredentials",
     "SecretSource",
     "StoredTokens",

@@ -18,7 +18,6 @@ from adapter.config.settings import (
 from adapter.upstream.credentials import ApiKeyCredentials, CredentialProvider
 
 from .client_credentials import ClientCredentials
-from .jwt_credentials import MintedJwtCredentials
 from .login import LoginRequest
 from .refresh_token import RefreshTokenCredentials
 from .secret_source import SecretSource, source_of
@@ -95,6 +94,8 @@ def credentials_from_settings(
     static = source_of(auth.token, auth.token_file, reload_interval=auth.reload_interval_seconds)
     if static is not None:
         return ApiKeyCredentials(api_key=static, header=auth.header, scheme=auth.scheme)
+    from .jwt_credentials import MintedJwtCredentials  # needs PyJWT (and cryptography for RS/ES/PS)
+
     return MintedJwtCredentials(
         _required(
             source_of(auth.private_key, auth.private_key_file, reload_interval=auth.reload_interval_seconds)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from .errors import CredentialError
+
 __all__ = ["SecretSource"]
 
 logger = logging.getLogger(__name__)
@@ -62,8 +64,8 @@ class SecretSource:
 
     def get(self, *, recheck: bool = False) -> str:
         """The secret now; a file is re-read when it changed (checked at most every
-        ``reload_interval``, or now with ``recheck``). Raises OSError/ValueError
-        when the file is missing or empty on first read."""
+        ``reload_interval``, or now with ``recheck``). Raises CredentialError
+        when the file cannot be read, or is empty, the first time."""
         if self._path is None:
             return self._value
         now = self._clock()
@@ -82,9 +84,10 @@ class SecretSource:
             value = self._path.read_text(encoding="utf-8").strip()
             if not value:
                 raise ValueError(f"secret file {self._path} is empty")
-        except (OSError, ValueError):
+        except (OSError, ValueError) as exc:
             if first:
-                raise
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                raise CredentialError(f"cannot read secret file {self._path}: {reason}") from None
             # Mid-rotation (file briefly absent or empty): keep the last good value.
             logger.warning("cannot re-read secret file %s; keeping the previous value", self._path)
             return

@@ -13,7 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from octospine.v1 import system_pb2, system_pb2_grpc
 from openframe.v1 import alerts_pb2, alerts_pb2_grpc
 
-from adapter.auth import MintedJwtCredentials, SecretSource
+from adapter.auth import SecretSource
+from adapter.auth.jwt_credentials import MintedJwtCredentials
 from simulator import Simulator
 
 from ..resilience.harness import StartSim, running_adapter
