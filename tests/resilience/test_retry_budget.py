@@ -84,6 +84,7 @@ async def test_503_storm_concurrent_calls_stay_within_budget(start_sim: StartSim
             return_exceptions=True,
         )
         retries = sum(v for _, v in h.metric("mesh_adapter.upstream.retries"))
+    print(f"503 storm, 100 concurrent calls: {sim.count(route=GET_ALERT)} attempts, {retries} retries")
     assert all(isinstance(r, grpc.aio.AioRpcError) for r in results)
     # 100 calls, 20% of them, plus the floor of 1 retry/s over the 10 s window.
     assert sim.count(route=GET_ALERT) == 100 + retries
