@@ -32,16 +32,14 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Final
+from typing import Any
 
 import aiokafka.errors as kafka_errors
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from opentelemetry import trace
-from opentelemetry.propagators.textmap import Getter
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.trace import Span, TracerProvider
 
+from .kafka_tracing import SEMCONV, ProducerTracing
 from .records import OutboundRecord
 
 __all__ = [
@@ -151,7 +149,7 @@ class KafkaSink:
             "retry_backoff_ms": 200,
         }
         self._request_timeout_ms = request_timeout_ms
-        self._tracing = _ProducerTracing(tracer_provider, client_id=client_id)
+        self._tracing = ProducerTracing(tracer_provider, client_id=client_id)
         self._generation: _Generation | None = None
         self._producer_lock = asyncio.Lock()
         self._started = False
@@ -241,7 +239,7 @@ class KafkaSink:
                     except Exception as exc:
                         handing_over = None
                         error = outcomes[index] = _translate(exc)
-                        self._tracing.end(span, error)
+                        self._tracing.failed(span, error)
                         if isinstance(error, RecordRejected):
                             continue
                         if isinstance(error, DeliveryFailed) and error.fatal:
@@ -258,15 +256,15 @@ class KafkaSink:
             fatal = fatal or TimeoutError()
         except asyncio.CancelledError:
             for _, _, span in in_flight:
-                self._tracing.end(span, DeliveryFailed("cancelled"))
+                self._tracing.failed(span, DeliveryFailed("cancelled"))
             if handing_over is not None:
-                self._tracing.end(handing_over[1], DeliveryFailed("cancelled"))
+                self._tracing.failed(handing_over[1], DeliveryFailed("cancelled"))
             raise
         if handing_over is not None:  # the deadline passed inside producer.send()
             index, span = handing_over
             late = DeliveryTimeout(f"not taken by the producer within {self.delivery_timeout:.1f}s")
             outcomes[index] = late
-            self._tracing.end(span, late)
+            self._tracing.failed(span, late)
         # One instant: every future is either resolved now or counted as timed out.
         for index, future, span in in_flight:
             outcome = outcomes[index] = self._outcome(future)
@@ -274,7 +272,10 @@ class KafkaSink:
                 isinstance(outcome, DeliveryFailed) and outcome.fatal
             ):
                 fatal = fatal or outcome
-            self._tracing.end(span, outcome)
+            if isinstance(outcome, Delivered):
+                self._tracing.delivered(span, outcome.partition, outcome.offset)
+            else:
+                self._tracing.failed(span, outcome)
         if fatal is not None:
             await self._discard(generation, reason=fatal)
         not_sent = DeliveryFailed("not sent: an earlier record of this batch failed")
@@ -425,87 +426,3 @@ def _consume_exception(future: asyncio.Future[Any]) -> None:
     # A future resolved after its batch's deadline has no reader; mark its error seen.
     if not future.cancelled():
         future.exception()
-
-
-# -- tracing -------------------------------------------------------------------------------
-
-#: OpenTelemetry messaging semantic-convention names, in one table because upstream keeps
-#: renaming them; a deprecated spelling stays beside its replacement while consumers move.
-SEMCONV: Final = {
-    "system": "messaging.system",
-    "destination": "messaging.destination.name",
-    "operation_type": "messaging.operation.type",
-    "operation_name": "messaging.operation.name",
-    "operation_deprecated": "messaging.operation",  # -> messaging.operation.type
-    "message_id": "messaging.message.id",
-    "message_key": "messaging.kafka.message.key",
-    "body_size": "messaging.message.body.size",
-    "client_id": "messaging.client.id",
-    "partition": "messaging.destination.partition.id",
-    "partition_deprecated": "messaging.kafka.destination.partition",  # -> ...partition.id
-    "offset": "messaging.kafka.offset",
-    "offset_deprecated": "messaging.kafka.message.offset",  # -> messaging.kafka.offset
-    "error_type": "error.type",
-}
-_TRACE_HEADERS = frozenset({"traceparent", "tracestate"})
-
-
-class _HeaderGetter(Getter[Sequence[tuple[str, bytes]]]):
-    def get(self, carrier: Sequence[tuple[str, bytes]], key: str) -> list[str] | None:
-        values = [value.decode("latin-1") for name, value in carrier if name.lower() == key]
-        return values or None
-
-    def keys(self, carrier: Sequence[tuple[str, bytes]]) -> list[str]:
-        return [name for name, _ in carrier]
-
-
-_GETTER = _HeaderGetter()
-
-
-class _ProducerTracing:
-    """One PRODUCER span per send, parented by the record's ``traceparent``."""
-
-    def __init__(self, tracer_provider: TracerProvider | None, *, client_id: str) -> None:
-        self._tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
-        # W3C trace context explicitly, not the global propagator: the header is the contract.
-        self._propagator = TraceContextTextMapPropagator()
-        self._client_id = client_id
-
-    def start(self, record: OutboundRecord) -> tuple[Span, list[tuple[str, bytes]]]:
-        """The span, and the record's headers with its ``traceparent`` in place of the source's."""
-        attributes: dict[str, str | int] = {
-            SEMCONV["system"]: "kafka",
-            SEMCONV["destination"]: record.topic,
-            SEMCONV["operation_type"]: "send",
-            SEMCONV["operation_name"]: "send",
-            SEMCONV["operation_deprecated"]: "publish",
-            SEMCONV["message_id"]: record.ce_id,
-            SEMCONV["body_size"]: len(record.value),
-            SEMCONV["client_id"]: self._client_id,
-        }
-        if record.key is not None:
-            with contextlib.suppress(UnicodeDecodeError):  # no canonical string form: left out
-                attributes[SEMCONV["message_key"]] = record.key.decode()
-        span = self._tracer.start_span(
-            f"send {record.topic}",
-            context=self._propagator.extract(record.headers, getter=_GETTER),
-            kind=SpanKind.PRODUCER,
-            attributes=attributes,
-        )
-        carrier: dict[str, str] = {}
-        self._propagator.inject(carrier, context=trace.set_span_in_context(span))
-        headers = [(name, value) for name, value in record.headers if name.lower() not in _TRACE_HEADERS]
-        headers += [(name, value.encode()) for name, value in carrier.items()]
-        return span, headers
-
-    @staticmethod
-    def end(span: Span, outcome: Delivered | DeliveryError) -> None:
-        if isinstance(outcome, Delivered):
-            span.set_attribute(SEMCONV["partition"], str(outcome.partition))
-            span.set_attribute(SEMCONV["partition_deprecated"], outcome.partition)
-            span.set_attribute(SEMCONV["offset"], outcome.offset)
-            span.set_attribute(SEMCONV["offset_deprecated"], outcome.offset)
-        else:
-            span.set_attribute(SEMCONV["error_type"], type(outcome).__name__)
-            span.set_status(Status(StatusCode.ERROR, str(outcome)))
-        span.end()

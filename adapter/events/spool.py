@@ -30,21 +30,18 @@ Exceptions::
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
 import os
-import sqlite3
-import struct
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, TypeVar
 
-from .dedupe import SEEN_SCHEMA, SeenIds
 from .records import OutboundRecord
+from .spool_errors import SpoolClosed, SpoolError, SpoolFull, SpoolLocked
+from .spool_store import AppendOutcome, SpoolSnapshot, SpoolStore, acquire_lock
 
 __all__ = ["EventSpool", "SpoolClosed", "SpoolError", "SpoolFull", "SpoolLocked"]
 
@@ -52,37 +49,6 @@ logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 MiB = 1024 * 1024
-
-
-class SpoolError(Exception):
-    """Base of spool failures."""
-
-
-class SpoolFull(SpoolError):
-    """The batch would push the spool past ``max_records`` or ``max_bytes``.
-
-    Sources push back when they see it: the webhook answers 503 with
-    ``Retry-After``, the WebSocket pauses reads until :meth:`EventSpool.wait_for_room`.
-    """
-
-    def __init__(self, *, depth: int, bytes: int, max_records: int, max_bytes: int, wanted: int) -> None:
-        super().__init__(
-            f"spool full: {depth}/{max_records} records, {bytes}/{max_bytes} bytes; "
-            f"batch of {wanted} new records does not fit"
-        )
-        self.depth = depth
-        self.bytes = bytes
-        self.max_records = max_records
-        self.max_bytes = max_bytes
-        self.wanted = wanted
-
-
-class SpoolClosed(SpoolError):
-    """The spool is not started (or already stopped)."""
-
-
-class SpoolLocked(SpoolError):
-    """Another process holds this spool's lock file: two drainers would deliver twice."""
 
 
 class EventSpool:
@@ -120,13 +86,11 @@ class EventSpool:
         self.synchronous = synchronous
         self.dedupe_window = dedupe_window
         self._clock = clock
-        self._store = _SpoolStore(
-            self.path, synchronous=synchronous, dedupe_window=dedupe_window, clock=clock
-        )
+        self._store = SpoolStore(self.path, synchronous=synchronous, dedupe_window=dedupe_window, clock=clock)
         self._executor: ThreadPoolExecutor | None = None
         self._lock_fd: int | None = None
         self._state: Literal["new", "open", "closing", "closed"] = "new"
-        self._snapshot = _Snapshot(depth=0, bytes=0, oldest_at=None, dead_letters=0)
+        self._snapshot = SpoolSnapshot(depth=0, bytes=0, oldest_at=None, dead_letters=0)
         # Group commit: appends queue here; one committer task turns each queue-full into a transaction.
         self._queue: list[tuple[list[OutboundRecord], asyncio.Future[list[bool]]]] = []
         self._queued = asyncio.Event()
@@ -146,7 +110,7 @@ class EventSpool:
         if self._state != "new":
             raise SpoolClosed("a stopped EventSpool cannot be restarted; make a new one")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = _acquire_lock(self.path.with_name(self.path.name + ".lock"))
+        self._lock_fd = acquire_lock(self.path.with_name(self.path.name + ".lock"))
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"spool-{self.path.name}")
         try:
             self._apply(await self._run(self._store.open))
@@ -281,7 +245,7 @@ class EventSpool:
                 continue
             group, self._queue = self._queue, []
             try:
-                outcome: _AppendOutcome = await self._run(
+                outcome: AppendOutcome = await self._run(
                     self._store.append_groups,
                     [records for records, _ in group],
                     self.max_records,
@@ -302,7 +266,7 @@ class EventSpool:
                 else:
                     future.set_result(result)
 
-    def _apply(self, snapshot: _Snapshot) -> None:
+    def _apply(self, snapshot: SpoolSnapshot) -> None:
         self._snapshot = snapshot
         _toggle(self._has_records, snapshot.depth > 0)
         _toggle(self._has_room, snapshot.depth < self.max_records and snapshot.bytes < self.max_bytes)
@@ -325,239 +289,6 @@ class EventSpool:
     def _check_open(self) -> None:
         if self._state != "open":
             raise SpoolClosed(f"spool {self.path} is {self._state}")
-
-
-# -- the SQLite side: everything below runs on the spool's one thread ------------------------
-
-_SCHEMA_VERSION = 1
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS records (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: never reused, even when emptied
-    topic TEXT NOT NULL,
-    key BLOB,
-    value BLOB NOT NULL,
-    headers BLOB NOT NULL,
-    ce_id TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    enqueued_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS dead_letters (
-    seq INTEGER PRIMARY KEY,
-    topic TEXT NOT NULL,
-    key BLOB,
-    value BLOB NOT NULL,
-    headers BLOB NOT NULL,
-    ce_id TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    enqueued_at REAL NOT NULL,
-    failed_at REAL NOT NULL,
-    reason TEXT NOT NULL
-);
-"""
-_COLUMNS = "seq, topic, key, value, headers, ce_id, size, enqueued_at"
-_CHUNK = 500  # bound parameters per statement, well below SQLite's limit
-# Header codec: (name length u16, value length u32) then both, per header.
-_HEADER = struct.Struct(">HI")
-
-
-@dataclass(frozen=True, slots=True)
-class _Snapshot:
-    depth: int
-    bytes: int
-    oldest_at: float | None
-    dead_letters: int
-
-
-@dataclass(frozen=True, slots=True)
-class _AppendOutcome:
-    #: Per append of the group: its per-record flags, or why it stored nothing.
-    results: list[list[bool] | Exception]
-    snapshot: _Snapshot
-
-
-class _SpoolStore:
-    def __init__(
-        self, path: Path, *, synchronous: str, dedupe_window: int, clock: Callable[[], float]
-    ) -> None:
-        self._path = path
-        self._synchronous = synchronous
-        self._seen = SeenIds(dedupe_window)
-        self._clock = clock
-        self._db: sqlite3.Connection | None = None
-        self._depth = 0
-        self._bytes = 0
-        self._oldest_at: float | None = None
-        self._dead = 0
-
-    def open(self) -> _Snapshot:
-        db = sqlite3.connect(self._path, isolation_level=None)  # transactions are explicit
-        try:
-            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise SpoolError(f"{self._path}: SQLite refused WAL mode (got {mode!r})")
-            db.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
-            db.execute("PRAGMA journal_size_limit=67108864")  # truncate a WAL grown during an outage
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > _SCHEMA_VERSION:
-                raise SpoolError(f"{self._path} has schema {version}, newer than this adapter's")
-            db.executescript(_SCHEMA + SEEN_SCHEMA)
-            db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
-            self._depth, self._bytes = db.execute(
-                "SELECT count(*), coalesce(sum(size), 0) FROM records"
-            ).fetchone()
-            self._dead = db.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
-        except BaseException:
-            db.close()
-            raise
-        self._db = db
-        self._oldest_at = self._query_oldest()
-        return self._snapshot()
-
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            self._db.close()
-            self._db = None
-
-    def append_groups(
-        self, groups: list[list[OutboundRecord]], max_records: int, max_bytes: int
-    ) -> _AppendOutcome:
-        db = self._conn()
-        before = (self._depth, self._bytes, self._oldest_at)
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            results = [self._append_one(db, records, max_records, max_bytes) for records in groups]
-            self._seen.prune(db)
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            self._depth, self._bytes, self._oldest_at = before
-            raise
-        return _AppendOutcome(results, self._snapshot())
-
-    def pending(self, limit: int) -> list[tuple[int, OutboundRecord]]:
-        rows = self._conn().execute(
-            "SELECT seq, topic, key, value, headers, ce_id FROM records ORDER BY seq LIMIT ?", (limit,)
-        )
-        return [
-            (seq, OutboundRecord(topic=topic, key=key, value=value, headers=_decode_headers(h), ce_id=ce_id))
-            for seq, topic, key, value, h, ce_id in rows
-        ]
-
-    def remove(self, seqs: list[int], dead_letter_reason: str | None) -> _Snapshot:
-        db = self._conn()
-        removed = removed_bytes = dead = 0
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            for i in range(0, len(seqs), _CHUNK):
-                chunk = seqs[i : i + _CHUNK]
-                marks = ",".join("?" * len(chunk))
-                if dead_letter_reason is not None:
-                    dead += db.execute(
-                        f"INSERT OR IGNORE INTO dead_letters SELECT {_COLUMNS}, ?, ? "
-                        f"FROM records WHERE seq IN ({marks})",
-                        (self._clock(), dead_letter_reason, *chunk),
-                    ).rowcount
-                for (size,) in db.execute(
-                    f"DELETE FROM records WHERE seq IN ({marks}) RETURNING size", chunk
-                ):
-                    removed += 1
-                    removed_bytes += size
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        self._depth -= removed
-        self._bytes -= removed_bytes
-        self._dead += dead
-        self._oldest_at = self._query_oldest()
-        return self._snapshot()
-
-    def _append_one(
-        self, db: sqlite3.Connection, records: list[OutboundRecord], max_records: int, max_bytes: int
-    ) -> list[bool] | Exception:
-        # A savepoint per append: one that does not fit (or fails) is undone alone,
-        # the others of the group still commit.
-        db.execute("SAVEPOINT one_append")
-        try:
-            # Per topic: an event fanned out to several topics is one record on each.
-            fresh = self._seen.claim(db, [r.identity for r in records])
-            new = [r for r, is_new in zip(records, fresh, strict=True) if is_new]
-            new_bytes = sum(r.size for r in new)
-            if new and (self._depth + len(new) > max_records or self._bytes + new_bytes > max_bytes):
-                db.execute("ROLLBACK TO one_append")
-                db.execute("RELEASE one_append")
-                return SpoolFull(
-                    depth=self._depth,
-                    bytes=self._bytes,
-                    max_records=max_records,
-                    max_bytes=max_bytes,
-                    wanted=len(new),
-                )
-            now = self._clock()
-            db.executemany(
-                "INSERT INTO records (topic, key, value, headers, ce_id, size, enqueued_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(r.topic, r.key, r.value, _encode_headers(r.headers), r.ce_id, r.size, now) for r in new],
-            )
-            db.execute("RELEASE one_append")
-        except Exception as exc:
-            db.execute("ROLLBACK TO one_append")
-            db.execute("RELEASE one_append")
-            return exc
-        if new:
-            self._depth += len(new)
-            self._bytes += new_bytes
-            if self._oldest_at is None:
-                self._oldest_at = now
-        return fresh
-
-    def _query_oldest(self) -> float | None:
-        row = self._conn().execute("SELECT enqueued_at FROM records ORDER BY seq LIMIT 1").fetchone()
-        return None if row is None else float(row[0])
-
-    def _snapshot(self) -> _Snapshot:
-        return _Snapshot(self._depth, self._bytes, self._oldest_at, self._dead)
-
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise SpoolClosed(f"spool {self._path} is not open")
-        return self._db
-
-
-def _encode_headers(headers: Sequence[tuple[str, bytes]]) -> bytes:
-    parts: list[bytes] = []
-    for name, value in headers:
-        raw = name.encode()
-        parts += (_HEADER.pack(len(raw), len(value)), raw, value)
-    return b"".join(parts)
-
-
-def _decode_headers(blob: bytes) -> tuple[tuple[str, bytes], ...]:
-    headers: list[tuple[str, bytes]] = []
-    at = 0
-    while at < len(blob):
-        name_len, value_len = _HEADER.unpack_from(blob, at)
-        at += _HEADER.size
-        name = blob[at : at + name_len].decode()
-        at += name_len
-        headers.append((name, blob[at : at + value_len]))
-        at += value_len
-    return tuple(headers)
-
-
-def _acquire_lock(lock_path: Path) -> int:
-    # flock, not the SQLite file lock: WAL lets two processes write, and two drainers
-    # on one spool would deliver every record twice. The kernel drops it on kill -9.
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise SpoolLocked(f"{lock_path} is held by another process") from None
-    return fd
 
 
 def _toggle(event: asyncio.Event, value: bool) -> None:
