@@ -21,10 +21,12 @@ logger = logging.getLogger("adapter")
 async def serve(settings: Settings) -> None:
     """Runs the gRPC server until SIGINT/SIGTERM, then shuts down gracefully."""
     from adapter.runtime import MeshAdapter
+    from adapter.telemetry.metrics import build_meter_provider
     from adapter.telemetry.tracing import build_tracer_provider
 
     tracer_provider = build_tracer_provider(settings.telemetry)
-    server = MeshAdapter(settings, tracer_provider=tracer_provider)
+    meter_provider = build_meter_provider(settings.telemetry)
+    server = MeshAdapter(settings, tracer_provider=tracer_provider, meter_provider=meter_provider)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -36,6 +38,9 @@ async def serve(settings: Settings) -> None:
     finally:
         await server.stop()
         tracer_provider.shutdown()
+        shutdown = getattr(meter_provider, "shutdown", None)
+        if shutdown is not None:
+            shutdown()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 
 from meshadapter.v1 import events_pb2_grpc
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from adapter.config.settings import Settings, WebSocketSourceSettings
@@ -66,9 +67,16 @@ def websocket_url(base_url: str, path: str) -> str:
 class MeshAdapter:
     """Everything ``python -m adapter`` runs."""
 
-    def __init__(self, settings: Settings, *, tracer_provider: TracerProvider | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+    ) -> None:
         self.settings = settings
         self._tracer_provider = tracer_provider
+        self._meter_provider = meter_provider
         self._codec = JsonCodec()
         self.credentials: dict[str, CredentialProvider] = {}
         self.callers: dict[str, UpstreamCaller] = {}
@@ -79,7 +87,11 @@ class MeshAdapter:
         for name, upstream in self.settings.upstreams.items():
             self.credentials[name] = build_credentials(name, upstream)
             self.callers[name] = build_upstream_caller(
-                name, upstream, credentials=self.credentials[name], tracer_provider=self._tracer_provider
+                name,
+                upstream,
+                credentials=self.credentials[name],
+                tracer_provider=self._tracer_provider,
+                meter_provider=self._meter_provider,
             )
         extra: list[ExtraService] = []
         if self.settings.events.enabled:

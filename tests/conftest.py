@@ -21,8 +21,15 @@ OPENFRAME_KEY = "test-openframe-key"
 OCTOSPINE_KEY = "test-octospine-key"
 
 
-def adapter_settings(sim: Simulator, *, transport: str = "aiohttp", **overrides: Any) -> Settings:
-    """Settings pointing the adapter at ``sim`` with the auth style of its profile."""
+def adapter_settings(
+    sim: Simulator,
+    *,
+    transport: str = "aiohttp",
+    upstream_extra: dict[str, Any] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Settings pointing the adapter at ``sim`` with the auth style of its profile;
+    ``upstream_extra`` is merged into both upstreams' settings."""
     upstreams: dict[str, Any] = {}
     for vendor, url, key in (
         ("openframe", sim.openframe_url, OPENFRAME_KEY),
@@ -33,6 +40,7 @@ def adapter_settings(sim: Simulator, *, transport: str = "aiohttp", **overrides:
         upstreams[vendor] = {"base_url": url, "auth": {"api_key": key, **auth}, "transport": transport}
         if wire.pagination != "page":
             upstreams[vendor]["pagination"] = {"style": wire.pagination}
+        upstreams[vendor].update(upstream_extra or {})
     values: dict[str, Any] = {"grpc": {"host": "127.0.0.1", "port": 0}, "upstreams": upstreams}
     values.update(overrides)
     return Settings(**values)
@@ -81,7 +89,10 @@ async def adapter(
 ) -> AsyncIterator[AdapterServer]:
     # A test module may parametrize the HTTP transport with a `transport` fixture.
     transport = request.getfixturevalue("transport") if "transport" in request.fixturenames else "aiohttp"
-    server = AdapterServer(adapter_settings(simulator, transport=transport), tracer_provider=tracer_provider)
+    # ...and adjust both upstreams' settings with an `upstream_extra` fixture.
+    extra = request.getfixturevalue("upstream_extra") if "upstream_extra" in request.fixturenames else None
+    settings = adapter_settings(simulator, transport=transport, upstream_extra=extra)
+    server = AdapterServer(settings, tracer_provider=tracer_provider)
     await server.start()
     try:
         yield server

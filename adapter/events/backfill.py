@@ -9,6 +9,7 @@ call. Backfilled events carry content-derived CloudEvents ids (see the routes'
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 from typing import Any
@@ -30,6 +31,7 @@ logger = logging.getLogger(__name__)
 #: Re-read this much before the watermark: clocks and commit order are not exact.
 OVERLAP = dt.timedelta(seconds=2)
 MAX_PAGES = 1000
+_NO_CACHE = ("cache-control", "no-cache")
 
 
 class Backfiller:
@@ -82,7 +84,9 @@ class Backfiller:
         for _ in range(MAX_PAGES):
             request = spec.input_type(**fields, **({"page_token": token} if token else {}))
             bound = transcoder.bind(request)
-            response = await self._caller.send(bound.request, deadline=deadline)
+            # Backfill must see the upstream's present state, never a cached read.
+            fresh = dataclasses.replace(bound.request, headers=(*bound.request.headers, _NO_CACHE))
+            response = await self._caller.send(fresh, deadline=deadline)
             raise_for_status(response, upstream=self._caller.name, route=spec.route)
             message = transcoder.decode(response, bound)
             items = list(getattr(message, query.items_field)) if query.items_field else [message]

@@ -93,7 +93,9 @@ class AdapterServer:
             ],
         )
         for spec in self.specs:
-            caller = self._shared_callers.get(spec.upstream) or self._callers.get(spec.upstream)
+            caller = self._shared_callers.get(spec.upstream)
+            if caller is None:
+                caller = self._callers.get(spec.upstream)
             if caller is None:
                 upstream = self.settings.upstreams[spec.upstream]
                 caller = build_upstream_caller(

@@ -1,5 +1,8 @@
 """Upstream failures provoked through the simulator's fault switches, as each
-caller sees them: the gRPC code and the rich details (grpcio-status)."""
+caller sees them: the gRPC code and the rich details (grpcio-status).
+
+Retries and the circuit breaker are off here so each case shows how one upstream
+outcome maps to a status; tests/resilience covers what retries make of them."""
 
 from __future__ import annotations
 
@@ -27,7 +30,12 @@ def transport(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-pytestmark = pytest.mark.usefixtures("transport")
+@pytest.fixture
+def upstream_extra() -> dict[str, object]:
+    return {"resilience": {"retry": {"max_attempts": 1}, "circuit_breaker": {"enabled": False}}}
+
+
+pytestmark = pytest.mark.usefixtures("transport", "upstream_extra")
 
 
 def _details(error: grpc.aio.AioRpcError) -> dict[str, object]:
@@ -158,8 +166,10 @@ async def test_bad_request_fails_before_any_upstream_call(stub, simulator: Simul
     assert len(simulator.requests) == before
 
 
-async def test_upstream_down_is_unavailable(simulator: Simulator, tracer_provider, transport: str) -> None:  # type: ignore[no-untyped-def]
-    settings = adapter_settings(simulator, transport=transport)
+async def test_upstream_down_is_unavailable(
+    simulator: Simulator, tracer_provider, transport: str, upstream_extra: dict[str, object]
+) -> None:  # type: ignore[no-untyped-def]
+    settings = adapter_settings(simulator, transport=transport, upstream_extra=upstream_extra)
     dead = settings.model_copy(
         update={
             "upstreams": {
