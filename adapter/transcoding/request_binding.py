@@ -36,6 +36,10 @@ __all__ = ["BoundRequest", "RequestBinder"]
 
 _FD = _d.FieldDescriptor
 _PAGING_FIELDS = ("page_size", "page_token")
+# Sorted keys: the same request always makes the same bytes. Map and Struct order
+# in protobuf is not stable across senders (Go randomises it), and upstreams compare
+# retried bodies sent under one Idempotency-Key.
+_CANONICAL = orjson.OPT_SORT_KEYS
 _UPDATE_MASK = "update_mask"
 _QUERY_WKT: dict[str, Callable[[Any], str]] = {
     "google.protobuf.Timestamp": format_timestamp,
@@ -210,7 +214,7 @@ class RequestBinder:
                 doc.pop(name, None)
             for field_path in self._path_vars:  # nested path fields stay out of the body too
                 _pop_path(doc, field_path)
-            return orjson.dumps(doc)
+            return orjson.dumps(doc, option=_CANONICAL)
         field = field_of(descriptor_of(message), spec.body)
         value = getattr(message, spec.body)
         if field.type == _FD.TYPE_MESSAGE and not field.is_repeated:
@@ -221,7 +225,7 @@ class RequestBinder:
                 )
         else:
             doc_any = self._codec.field_encoder(field)(value)
-        return orjson.dumps(doc_any)
+        return orjson.dumps(doc_any, option=_CANONICAL)
 
 
 def _is_wrapper(field: _d.FieldDescriptor) -> bool:
