@@ -31,6 +31,7 @@ from adapter.upstream.caller import UpstreamCaller
 from adapter.upstream.factory import build_credentials, build_upstream_caller
 
 from .handlers import UpstreamMethodHandler
+from .reflection import enable_reflection
 
 __all__ = ["AdapterServer", "ExtraService"]
 
@@ -122,7 +123,7 @@ class AdapterServer:
         names = [*self.service_names, *(name for name, _ in self._extra_services), health.SERVICE_NAME]
         if grpc_settings.reflection:
             names.append(reflection.SERVICE_NAME)
-            reflection.enable_server_reflection(names, server)
+            enable_reflection(names, server)
         address = f"{grpc_settings.host}:{grpc_settings.port}"
         self.port = server.add_insecure_port(address)
         if not self.port:

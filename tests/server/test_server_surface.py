@@ -63,6 +63,10 @@ async def test_reflection_lists_and_describes(channel: grpc.aio.Channel) -> None
         for b in described.file_descriptor_response.file_descriptor_proto
     ]
     alerts = next(f for f in files if f.name == "openframe/v1/alerts.proto")
+    # Methods resolve too (grpcurl describe pkg.Service.Method; grpc/grpc#34743).
+    for symbol in ("openframe.v1.AlertService.UpdateAlert", "grpc.health.v1.Health.Check"):
+        method = await ask(reflection_pb2.ServerReflectionRequest(file_containing_symbol=symbol))
+        assert method.WhichOneof("message_response") == "file_descriptor_response", symbol
     assert [m.name for m in alerts.service[0].method] == [
         "CreateAlert",
         "ListAlerts",
