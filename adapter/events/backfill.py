@@ -87,7 +87,7 @@ class Backfiller:
             # Backfill must see the upstream's present state, never a cached read.
             fresh = dataclasses.replace(bound.request, headers=(*bound.request.headers, _NO_CACHE))
             response = await self._caller.send(fresh, deadline=deadline)
-            raise_for_status(response, upstream=self._caller.name, route=spec.route)
+            raise_for_status(response, upstream=self._caller.name, route=spec.route, path=bound.request.path)
             message = transcoder.decode(response, bound)
             items = list(getattr(message, query.items_field)) if query.items_field else [message]
             for item in items:

@@ -67,7 +67,7 @@ class UpstreamMethodHandler:
         try:
             bound = self._transcoder.bind(request)
             response = await self._caller.send(bound.request, deadline=loop.time() + budget)
-            raise_for_status(response, upstream=self._caller.name, route=spec.route)
+            raise_for_status(response, upstream=self._caller.name, route=spec.route, path=bound.request.path)
             try:
                 return self._transcoder.decode(response, bound)
             except UnexpectedContentTypeError as exc:

@@ -254,7 +254,9 @@ def _from_http_status(exc: UpstreamStatusError, *, is_create: bool, body_field: 
     if response.status in (404, 410):
         details.append(
             error_details_pb2.ResourceInfo(
-                resource_name=exc.route, description=vendor.message or "not found upstream"
+                resource_type=exc.route,
+                resource_name=exc.path or exc.route,
+                description=vendor.message or "not found upstream",
             )
         )
     if exc.request_id:

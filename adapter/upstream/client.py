@@ -45,10 +45,10 @@ logger = logging.getLogger(__name__)
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-correlation-id", "x-amzn-requestid")
 
 
-def raise_for_status(response: UpstreamResponse, *, upstream: str, route: str) -> None:
+def raise_for_status(response: UpstreamResponse, *, upstream: str, route: str, path: str = "") -> None:
     """Raises UpstreamStatusError for anything but a 2xx."""
     if not 200 <= response.status < 300:
-        raise UpstreamStatusError(response, upstream=upstream, route=route)
+        raise UpstreamStatusError(response, upstream=upstream, route=route, path=path)
 
 
 class UpstreamClient:

@@ -49,7 +49,9 @@ class UpstreamError(Exception):
 class UpstreamStatusError(UpstreamError):
     reason = "UPSTREAM_HTTP_ERROR"
 
-    def __init__(self, response: UpstreamResponse, *, upstream: str = "", route: str = "") -> None:
+    def __init__(
+        self, response: UpstreamResponse, *, upstream: str = "", route: str = "", path: str = ""
+    ) -> None:
         super().__init__(
             f"upstream answered HTTP {response.status}",
             upstream=upstream,
@@ -57,6 +59,8 @@ class UpstreamStatusError(UpstreamError):
             request_id=response.request_id,
         )
         self.response = response
+        #: The concrete upstream path (``/v1/alerts/alt_1``), when known.
+        self.path = path
         self.retriable = response.status in (429, 502, 503, 504)
 
 

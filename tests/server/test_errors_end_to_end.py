@@ -147,7 +147,9 @@ async def test_not_found_and_conflict(stub, simulator: Simulator) -> None:  # ty
             alerts_pb2.GetAlertRequest(alert_id="alt_nope"), timeout=10
         )
     assert info.value.code() == C.NOT_FOUND
-    assert "ResourceInfo" in _details(info.value)
+    resource = _details(info.value)["ResourceInfo"]
+    assert resource.resource_name == "/v1/alerts/alt_nope"  # type: ignore[attr-defined]
+    assert resource.resource_type == "GET /v1/alerts/{alert_id}"  # type: ignore[attr-defined]
 
     tasks = stub(tasks_pb2_grpc.TaskServiceStub)
     done = next(t for t in simulator.state.octospine.tasks if t["status"] == "completed")
