@@ -1,0 +1,91 @@
+"""The WebSocket source's state machine against the simulator (no Kafka needed:
+events stop in a real spool)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest_asyncio
+from pydantic import SecretStr
+
+from adapter.config.settings import EventsSettings, WebSocketSourceSettings
+from adapter.events.encoding import EventEncoder
+from adapter.events.intake import EventIntake
+from adapter.events.routing import EventRouter, load_event_routes
+from adapter.events.spool import EventSpool
+from adapter.events.vendor_streams import STREAMS
+from adapter.events.watermarks import WatermarkStore
+from adapter.events.websocket_source import StreamState, WebSocketSource
+from adapter.transcoding.json_codec import JsonCodec
+from adapter.upstream.credentials import ApiKeyCredentials
+from simulator import Simulator
+
+from ..conftest import OPENFRAME_KEY
+from .kafka_fixtures import wait_until
+
+FAST = WebSocketSourceSettings(
+    ping_interval_seconds=0.3,
+    stall_timeout_seconds=0.6,
+    backoff_initial_seconds=0.05,
+    backoff_max_seconds=0.2,
+)
+
+
+@pytest_asyncio.fixture
+async def spool(tmp_path: Path) -> AsyncIterator[EventSpool]:
+    async with EventSpool(tmp_path / "spool.db") as opened:
+        yield opened
+
+
+def source(sim: Simulator, spool: EventSpool, tmp_path: Path, key: str) -> WebSocketSource:
+    encoder = EventEncoder(EventRouter(load_event_routes(EventsSettings())), JsonCodec(), source_uris={})
+    return WebSocketSource(
+        STREAMS["openframe"],
+        FAST,
+        url=sim.openframe_ws_url,
+        credentials=ApiKeyCredentials(api_key=SecretStr(key)),
+        intake=EventIntake(encoder, spool),
+        watermarks=WatermarkStore(tmp_path / "watermarks.json"),
+    )
+
+
+async def test_refused_credentials_stop_the_stream_loudly(
+    simulator: Simulator,
+    spool: EventSpool,
+    tmp_path: Path,
+    caplog,  # type: ignore[no-untyped-def]
+) -> None:
+    stream = source(simulator, spool, tmp_path, key="wrong-key")
+    await stream.start()
+    try:
+        await wait_until(lambda: stream.state is StreamState.FAILED, within=5, what="the stream to give up")
+        attempts = len(simulator.find_requests(path="/v1/ws"))
+        await asyncio.sleep(0.5)  # several backoff periods: it must not try again
+        assert len(simulator.find_requests(path="/v1/ws")) == attempts == 1
+        assert stream.counts["reconnects"] == 0
+        assert "HTTP 401" in stream.failure
+        assert any(r.levelname == "ERROR" and "fix the credentials" in r.getMessage() for r in caplog.records)
+    finally:
+        await stream.stop()
+    assert stream.state is StreamState.FAILED
+
+
+async def test_stall_is_detected_and_healed(simulator: Simulator, spool: EventSpool, tmp_path: Path) -> None:
+    stream = source(simulator, spool, tmp_path, key=OPENFRAME_KEY)
+    await stream.start()
+    try:
+        await asyncio.wait_for(stream.streaming.wait(), 5)
+        await simulator.generate_events("openframe", "alert")
+        await wait_until(lambda: spool.depth == 1, within=5, what="the first event")
+        started = asyncio.get_running_loop().time()
+        simulator.ws_stall("openframe", 5.0)  # no frames, no pongs
+        await wait_until(lambda: stream.counts["reconnects"] == 1, within=3, what="the stall to be noticed")
+        # Within ping interval + stall timeout (plus scheduling slack), not after the 5 s stall.
+        assert asyncio.get_running_loop().time() - started < 2.0
+        await asyncio.wait_for(stream.streaming.wait(), 5)
+        await simulator.generate_events("openframe", "alert")
+        await wait_until(lambda: spool.depth == 2, within=5, what="events after the reconnect")
+    finally:
+        await stream.stop()
