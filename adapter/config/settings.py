@@ -233,12 +233,8 @@ def load_settings(**overrides: object) -> Settings:
     config_file = os.environ.get(CONFIG_FILE_ENV)
     if config_file and not Path(config_file).is_file():
         raise ConfigError(f"{CONFIG_FILE_ENV}={config_file}: no such file")
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if bootstrap and not os.environ.get(f"{ENV_PREFIX}EVENTS__KAFKA__BOOTSTRAP_SERVERS"):
-        # The ecosystem's usual variable, honoured as a fallback.
-        os.environ[f"{ENV_PREFIX}EVENTS__KAFKA__BOOTSTRAP_SERVERS"] = bootstrap
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
@@ -246,3 +242,10 @@ def load_settings(**overrides: object) -> Settings:
             env_name = ENV_PREFIX + "__".join(str(part).upper() for part in err["loc"])
             lines.append(f"  {dotted} ({env_name}): {err['msg']}")
         raise ConfigError("invalid configuration:\n" + "\n".join(lines)) from None
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if bootstrap and not os.environ.get(f"{ENV_PREFIX}EVENTS__KAFKA__BOOTSTRAP_SERVERS"):
+        # The ecosystem's usual variable, honoured when the prefixed one is not set.
+        kafka = settings.events.kafka.model_copy(update={"bootstrap_servers": bootstrap})
+        events = settings.events.model_copy(update={"kafka": kafka})
+        settings = settings.model_copy(update={"events": events})
+    return settings

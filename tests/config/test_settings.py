@@ -1,0 +1,64 @@
+"""Configuration errors name the bad key; the CLI refuses to start on them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from adapter.config.settings import ConfigError, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_missing_and_bad_keys_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MESH_UPSTREAMS__OPENFRAME__BASE_URL", "not a url")
+    monkeypatch.setenv("MESH_GRPC__PORT", "99999")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    text = str(info.value)
+    assert "upstreams.openframe.base_url (MESH_UPSTREAMS__OPENFRAME__BASE_URL)" in text
+    assert "upstreams.openframe.auth (MESH_UPSTREAMS__OPENFRAME__AUTH)" in text
+    assert "grpc.port (MESH_GRPC__PORT)" in text
+
+
+def test_toml_file_and_env_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "mesh.toml"
+    config.write_text(
+        '[upstreams.octospine]\nbase_url = "https://api.octospine.com"\n'
+        'auth = { api_key = "from-file", header = "X-API-Key", scheme = "" }\n'
+        '[upstreams.octospine.pagination]\nstyle = "cursor"\n'
+    )
+    monkeypatch.setenv("MESH_CONFIG_FILE", str(config))
+    monkeypatch.setenv("MESH_GRPC__PORT", "6000")
+    settings = load_settings()
+    octospine = settings.upstreams["octospine"]
+    assert octospine.pagination.style == "cursor"
+    assert octospine.auth.header == "X-API-Key"
+    assert settings.grpc.port == 6000
+    assert "from-file" not in repr(settings)  # secrets never in repr
+
+
+def test_kafka_bootstrap_servers_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka-1:9092,kafka-2:9092")
+    monkeypatch.delenv("MESH_EVENTS__KAFKA__BOOTSTRAP_SERVERS", raising=False)
+    assert load_settings().events.kafka.bootstrap_servers == "kafka-1:9092,kafka-2:9092"
+
+
+def test_cli_exits_2_with_the_cause() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MESH_")}
+    env["MESH_UPSTREAMS__OPENFRAME__BASE_URL"] = "http://127.0.0.1:1"
+    done = subprocess.run(
+        [sys.executable, "-m", "adapter"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "MESH_UPSTREAMS__OPENFRAME__AUTH" in done.stderr
