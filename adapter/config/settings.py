@@ -38,6 +38,7 @@ from .auth import UpstreamAuth as UpstreamAuth
 from .resilience import ResilienceSettings as ResilienceSettings
 
 ENV_PREFIX = "MESH_"
+_AUTH_TAGS = frozenset({"api_key", "oauth2_client_credentials", "oauth2_authorization_code", "jwt"})
 CONFIG_FILE_ENV = "MESH_CONFIG_FILE"
 
 
@@ -238,8 +239,14 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
-            dotted = ".".join(str(part) for part in err["loc"])
-            env_name = ENV_PREFIX + "__".join(str(part).upper() for part in err["loc"])
+            # pydantic puts the chosen member of a tagged union (``auth.type``) into the
+            # location; it is not part of the key a user sets.
+            where = err["loc"]
+            loc = [
+                str(p) for i, p in enumerate(where) if not (i and where[i - 1] == "auth" and p in _AUTH_TAGS)
+            ]
+            dotted = ".".join(loc)
+            env_name = ENV_PREFIX + "__".join(part.upper() for part in loc)
             lines.append(f"  {dotted} ({env_name}): {err['msg']}")
         raise ConfigError("invalid configuration:\n" + "\n".join(lines)) from None
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")

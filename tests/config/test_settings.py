@@ -25,6 +25,17 @@ def test_missing_and_bad_keys_are_named(monkeypatch: pytest.MonkeyPatch) -> None
     assert "grpc.port (MESH_GRPC__PORT)" in text
 
 
+def test_union_members_are_not_part_of_the_named_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MESH_UPSTREAMS__OPENFRAME__BASE_URL", "http://127.0.0.1:8081")
+    monkeypatch.setenv("MESH_UPSTREAMS__OPENFRAME__AUTH__TYPE", "oauth2_client_credentials")
+    monkeypatch.setenv("MESH_UPSTREAMS__OPENFRAME__AUTH__CLIENT_ID", "c")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert "upstreams.openframe.auth.token_url (MESH_UPSTREAMS__OPENFRAME__AUTH__TOKEN_URL)" in str(
+        info.value
+    )
+
+
 def test_toml_file_and_env_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = tmp_path / "mesh.toml"
     config.write_text(
