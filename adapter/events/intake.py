@@ -7,6 +7,7 @@ dead-lettered), so the source may acknowledge it or advance its position.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -76,17 +77,12 @@ class EventIntake:
                 dead.add(index)
             records.extend(produced)
             owners.extend([index] * len(produced))
-        while True:
-            try:
-                fresh = await self._spool.append(records)
-                break
-            except SpoolFull:
-                if not wait:
-                    raise IntakeFullError(self._retry_after) from None
-                logger.warning(
-                    "event spool full (%d events): pausing %s intake", self._spool.depth, _sources(events)
-                )
-                await self._spool.wait_for_room(None)
+        try:
+            fresh = await self._spool.append(records)
+        except SpoolFull:
+            if not wait:
+                raise IntakeFullError(self._retry_after) from None
+            fresh = await self._append_as_room_frees(records, owners, events)
         result = AcceptResult(dead_lettered=len(dead))
         accepted_events = {owners[i] for i, is_new in enumerate(fresh) if is_new}
         for index, event in enumerate(events):
@@ -100,6 +96,44 @@ class EventIntake:
                 result.duplicates += 1
                 self.stats.duplicates[name] += 1
         return result
+
+    async def _append_as_room_frees(
+        self, records: list[OutboundRecord], owners: list[int], events: Sequence[VendorEvent]
+    ) -> list[bool]:
+        """Appends event by event, in order, each as soon as it fits: a batch larger
+        than the free room must not wait for a room it will never get at once."""
+        logger.warning(
+            "event spool full (%d events): pausing %s intake until Kafka takes some",
+            self._spool.depth,
+            _sources(events),
+        )
+        fresh: list[bool] = []
+        start = 0
+        while start < len(records):
+            end = start
+            while end < len(records) and owners[end] == owners[start]:
+                end += 1
+            pause = 0.01
+            while True:
+                try:
+                    fresh += await self._spool.append(records[start:end])
+                    break
+                except SpoolFull as full:
+                    if full.depth == 0:  # does not fit even in an empty spool: can never be stored
+                        logger.error(
+                            "event %r (%d bytes) is larger than the whole spool; not stored",
+                            events[owners[start]].id or events[owners[start]].type,
+                            sum(r.size for r in records[start:end]),
+                        )
+                        fresh += [False] * (end - start)
+                        break
+                    await self._spool.wait_for_room(None)
+                    # Room for one record may not be room for this event's records.
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 0.5)
+            start = end
+        logger.info("event spool has room again: %s intake resumed", _sources(events))
+        return fresh
 
     def _encode(self, event: VendorEvent) -> list[OutboundRecord]:
         with self._tracer.start_as_current_span(

@@ -89,3 +89,23 @@ async def test_stall_is_detected_and_healed(simulator: Simulator, spool: EventSp
         await wait_until(lambda: spool.depth == 2, within=5, what="events after the reconnect")
     finally:
         await stream.stop()
+
+
+async def test_full_spool_pauses_the_stream_without_dropping(simulator: Simulator, tmp_path: Path) -> None:
+    async with EventSpool(tmp_path / "small.db", max_records=5) as small:
+        stream = source(simulator, small, tmp_path, key=OPENFRAME_KEY)
+        await stream.start()
+        try:
+            await asyncio.wait_for(stream.streaming.wait(), 5)
+            created = await simulator.generate_events("openframe", "alert", count=20)
+            await wait_until(lambda: small.depth == 5, within=5, what="the spool to fill")
+            assert stream.counts["events"] < 20  # the rest waits: reads are paused, nothing dropped
+            seen: list[bytes] = []
+            while len(seen) < 20:  # a drainer frees room; the paused events follow in order
+                await small.wait_for_records(5)
+                batch = await small.pending(5)
+                seen += [record.key or b"" for _, record in batch]
+                await small.ack([seq for seq, _ in batch])
+            assert seen == [a["id"].encode() for a in created]
+        finally:
+            await stream.stop()
