@@ -32,6 +32,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from adapter.config.settings import WebSocketSourceSettings
 from adapter.upstream.credentials import CredentialProvider
+from adapter.upstream.errors import CallDeadlineExceeded, UpstreamError
 
 from .backfill import Backfiller
 from .encoding import VendorEvent
@@ -147,6 +148,12 @@ class WebSocketSource:
                 reason = f"HTTP {status} at connect"
             except (ConnectionClosed, InvalidHandshake, OSError, TimeoutError) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
+            except (UpstreamError, CallDeadlineExceeded, ValueError) as exc:
+                # Backfill could not read the upstream (down, slow, or an answer that does
+                # not decode): the watermark did not move, so reconnecting and backfilling
+                # again later loses nothing.
+                reason = f"backfill failed ({type(exc).__name__}: {exc})"
+                self.counts["backfill_failures"] += 1
             self.counts["reconnects"] += 1
             delay = min(self.settings.backoff_max_seconds, self.settings.backoff_initial_seconds * 2**attempt)
             delay *= 0.5 + self._rng.random()  # full jitter around the exponential step

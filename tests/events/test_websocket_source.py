@@ -11,6 +11,8 @@ import pytest_asyncio
 from pydantic import SecretStr
 
 from adapter.config.settings import EventsSettings, WebSocketSourceSettings
+from adapter.descriptors.loader import load_service_specs
+from adapter.events.backfill import Backfiller
 from adapter.events.encoding import EventEncoder
 from adapter.events.intake import EventIntake
 from adapter.events.routing import EventRouter, load_event_routes
@@ -19,10 +21,12 @@ from adapter.events.vendor_streams import STREAMS
 from adapter.events.watermarks import WatermarkStore
 from adapter.events.websocket_source import StreamState, WebSocketSource
 from adapter.transcoding.json_codec import JsonCodec
+from adapter.transcoding.method_transcoder import MethodTranscoder
+from adapter.upstream.client import UpstreamClient
 from adapter.upstream.credentials import ApiKeyCredentials
-from simulator import Simulator
+from simulator import Fault, Simulator
 
-from ..conftest import OPENFRAME_KEY
+from ..conftest import OPENFRAME_KEY, adapter_settings
 from .kafka_fixtures import wait_until
 
 FAST = WebSocketSourceSettings(
@@ -109,3 +113,39 @@ async def test_full_spool_pauses_the_stream_without_dropping(simulator: Simulato
             assert seen == [a["id"].encode() for a in created]
         finally:
             await stream.stop()
+
+
+async def test_failed_backfill_is_retried_not_fatal(
+    simulator: Simulator, spool: EventSpool, tmp_path: Path
+) -> None:
+    settings = adapter_settings(simulator).upstreams["openframe"]
+    caller = UpstreamClient(
+        "openframe", settings, credentials=ApiKeyCredentials(api_key=SecretStr(OPENFRAME_KEY))
+    )
+    codec = JsonCodec()
+    transcoders = {
+        m.path: MethodTranscoder(m, codec, settings.pagination)
+        for s in load_service_specs()
+        if s.upstream == "openframe"
+        for m in s.methods
+    }
+    stream = source(simulator, spool, tmp_path, key=OPENFRAME_KEY)
+    stream._backfiller = Backfiller(
+        "openframe", STREAMS["openframe"].backfill, transcoders=transcoders, caller=caller, codec=codec
+    )
+    await stream.start()
+    try:
+        await asyncio.wait_for(stream.streaming.wait(), 5)
+        await simulator.generate_events("openframe", "alert")
+        await wait_until(lambda: spool.depth == 1, within=5, what="a first event (sets the watermark)")
+        simulator.faults.add(Fault(vendor="openframe", route="/v1/alerts", method="GET", status=500, times=2))
+        simulator.ws_drop("openframe")
+        missed = await simulator.generate_events("openframe", "alert", count=3)  # while nobody listens
+        await wait_until(lambda: stream.counts["backfill_failures"] >= 1, within=5, what="a failed backfill")
+        await wait_until(lambda: spool.depth >= 4, within=10, what="the missed alerts, backfilled")
+        keys = {record.key for _, record in await spool.pending(100)}
+        assert {a["id"].encode() for a in missed} <= keys
+        assert stream.state is StreamState.STREAMING
+    finally:
+        await stream.stop()
+        await caller.aclose()
