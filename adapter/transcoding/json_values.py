@@ -1,0 +1,235 @@
+"""Converters of single JSON values: scalars with the type checks vendors need,
+and the well-known types (Timestamp, Duration, Struct, Value, FieldMask...).
+
+:mod:`adapter.transcoding.json_codec` assembles them into per-message tables.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import math
+from collections.abc import Callable
+from typing import Any
+
+from google.protobuf import duration_pb2, field_mask_pb2, struct_pb2, timestamp_pb2
+
+__all__ = [
+    "WKT_DECODERS",
+    "WKT_ENCODERS",
+    "Decode",
+    "Encode",
+    "Json",
+    "MalformedPayloadError",
+    "dec_bool",
+    "dec_bytes",
+    "dec_float",
+    "dec_int",
+    "dec_str",
+    "enc_bytes",
+    "format_timestamp",
+    "identity",
+    "struct_to_python",
+    "type_name",
+    "value_to_python",
+]
+
+Json = Any
+Decode = Callable[[Json, str], Any]
+Encode = Callable[[Any], Json]
+
+_UTC = dt.UTC
+
+
+class MalformedPayloadError(ValueError):
+    """The JSON does not fit the message type; ``path`` names the field."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path or '<root>'}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+def type_name(value: Json) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+# --- scalar decoders: validate the JSON type, convert where vendors vary ---------
+
+
+def dec_str(v: Json, path: str) -> str:
+    if type(v) is str:
+        return v
+    raise MalformedPayloadError(path, f"expected a string, got {type_name(v)}")
+
+
+def dec_bool(v: Json, path: str) -> bool:
+    if type(v) is bool:
+        return v
+    raise MalformedPayloadError(path, f"expected a boolean, got {type_name(v)}")
+
+
+def dec_int(v: Json, path: str) -> int:
+    if type(v) is int:
+        return v
+    # proto3 JSON allows 64-bit integers as strings and integral floats.
+    if type(v) is str:
+        try:
+            return int(v)
+        except ValueError:
+            pass
+    elif type(v) is float and v.is_integer():
+        return int(v)
+    raise MalformedPayloadError(path, f"expected an integer, got {type_name(v)}")
+
+
+def dec_float(v: Json, path: str) -> float:
+    if type(v) is float or type(v) is int:
+        return float(v)
+    if v in ("NaN", "Infinity", "-Infinity"):
+        return float(v.replace("Infinity", "inf"))
+    raise MalformedPayloadError(path, f"expected a number, got {type_name(v)}")
+
+
+def dec_bytes(v: Json, path: str) -> bytes:
+    if type(v) is str:
+        padded = v + "=" * (-len(v) % 4)
+        try:  # proto3 JSON accepts both base64 alphabets
+            if "-" in v or "_" in v:
+                return base64.urlsafe_b64decode(padded)
+            return base64.b64decode(padded, validate=True)
+        except (binascii.Error, ValueError):
+            pass
+    raise MalformedPayloadError(path, "expected base64 bytes")
+
+
+def dec_timestamp(v: Json, path: str) -> dt.datetime:
+    if type(v) is str:
+        try:
+            parsed = dt.datetime.fromisoformat(v)
+        except ValueError:
+            pass
+        else:
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=_UTC)
+    raise MalformedPayloadError(path, f"expected an RFC 3339 timestamp, got {v!r:.40}")
+
+
+def dec_duration(v: Json, path: str) -> dt.timedelta:
+    if type(v) is str and v.endswith("s"):
+        try:
+            return dt.timedelta(seconds=float(v[:-1]))
+        except ValueError:
+            pass
+    if type(v) is int or type(v) is float:
+        return dt.timedelta(seconds=v)
+    raise MalformedPayloadError(path, f"expected a duration like '1.5s', got {v!r:.40}")
+
+
+def dec_struct(v: Json, path: str) -> dict[str, Json]:
+    if type(v) is dict:
+        return v
+    raise MalformedPayloadError(path, f"expected an object, got {type_name(v)}")
+
+
+def dec_value(v: Json, path: str) -> struct_pb2.Value:
+    value = struct_pb2.Value()
+    fill_value(value, v)
+    return value
+
+
+def dec_list_value(v: Json, path: str) -> struct_pb2.ListValue:
+    if type(v) is not list:
+        raise MalformedPayloadError(path, f"expected an array, got {type_name(v)}")
+    out = struct_pb2.ListValue()
+    out.extend(v)
+    return out
+
+
+def dec_field_mask(v: Json, path: str) -> field_mask_pb2.FieldMask:
+    if type(v) is str:
+        return field_mask_pb2.FieldMask(paths=[p for p in v.split(",") if p])
+    raise MalformedPayloadError(path, "expected a comma-separated field mask")
+
+
+def dec_empty(v: Json, path: str) -> dict[str, Json]:
+    dec_struct(v, path)
+    return {}
+
+
+def fill_value(target: struct_pb2.Value, v: Json) -> None:
+    if v is None:
+        target.null_value = struct_pb2.NULL_VALUE
+    elif type(v) is bool:
+        target.bool_value = v
+    elif type(v) is int or type(v) is float:
+        target.number_value = v
+    elif type(v) is str:
+        target.string_value = v
+    elif type(v) is dict:
+        target.struct_value.update(v)
+    else:
+        target.list_value.extend(v)
+
+
+# --- encoders ------------------------------------------------------------------
+
+
+def format_timestamp(ts: timestamp_pb2.Timestamp) -> str:
+    """RFC 3339 in UTC with ``Z``, with fractional seconds only when present."""
+    moment = dt.datetime.fromtimestamp(ts.seconds, _UTC).replace(tzinfo=None)
+    text = moment.isoformat()
+    if ts.nanos:
+        text += f".{ts.nanos:09d}".rstrip("0")
+    return text + "Z"
+
+
+def enc_duration(d: duration_pb2.Duration) -> str:
+    return f"{d.seconds + d.nanos / 1e9:g}s"
+
+
+def value_to_python(v: struct_pb2.Value) -> Json:
+    kind = v.WhichOneof("kind")
+    if kind == "struct_value":
+        return struct_to_python(v.struct_value)
+    if kind == "list_value":
+        return [value_to_python(x) for x in v.list_value.values]
+    if kind == "number_value":
+        n = v.number_value
+        return int(n) if n.is_integer() and math.isfinite(n) else n
+    if kind is None or kind == "null_value":
+        return None
+    return getattr(v, kind)
+
+
+def struct_to_python(s: struct_pb2.Struct) -> dict[str, Json]:
+    return {k: value_to_python(x) for k, x in s.fields.items()}
+
+
+def enc_bytes(b: bytes) -> str:
+    return base64.b64encode(b).decode("ascii")
+
+
+def identity(v: Any) -> Any:
+    return v
+
+
+WKT_DECODERS: dict[str, Decode] = {
+    "google.protobuf.Timestamp": dec_timestamp,
+    "google.protobuf.Duration": dec_duration,
+    "google.protobuf.Struct": dec_struct,
+    "google.protobuf.Value": dec_value,
+    "google.protobuf.ListValue": dec_list_value,
+    "google.protobuf.FieldMask": dec_field_mask,
+    "google.protobuf.Empty": dec_empty,
+}
+
+WKT_ENCODERS: dict[str, Encode] = {
+    "google.protobuf.Timestamp": format_timestamp,
+    "google.protobuf.Duration": enc_duration,
+    "google.protobuf.Struct": struct_to_python,
+    "google.protobuf.Value": value_to_python,
+    "google.protobuf.ListValue": lambda lv: [value_to_python(x) for x in lv.values],
+    "google.protobuf.FieldMask": lambda fm: ",".join(fm.paths),
+    "google.protobuf.Empty": lambda _m: {},
+}
