@@ -33,6 +33,7 @@ from adapter.events.webhook_verifier import WebhookVerifier
 from adapter.events.websocket_source import WebSocketSource
 from adapter.server.app import AdapterServer, ExtraService
 from adapter.server.event_service import EventStreamServicer
+from adapter.telemetry.event_metrics import register_event_gauges
 from adapter.transcoding.json_codec import JsonCodec
 from adapter.transcoding.method_transcoder import MethodTranscoder
 from adapter.upstream.caller import UpstreamCaller
@@ -195,6 +196,7 @@ class MeshAdapter:
             codec=self._codec,
         )
         pipeline.subscriptions = servicer
+        register_event_gauges(pipeline, self._meter_provider)
         return pipeline, servicer
 
     def _transcoders(self) -> dict[str, MethodTranscoder]:

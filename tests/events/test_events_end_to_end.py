@@ -19,6 +19,8 @@ from octospine.v1 import common_pb2, webhooks_pb2, webhooks_pb2_grpc
 from octospine.v1 import events_pb2 as octo_events
 from openframe.v1 import alerts_pb2, alerts_pb2_grpc
 from openframe.v1 import events_pb2 as of_events
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
@@ -280,3 +282,30 @@ async def test_one_event_fans_out_to_several_topics(
     assert [r.key for r in main] == [r.key for r in copy] == [alert["id"].encode()]
     assert headers(main[0])["ce_id"] == headers(copy[0])["ce_id"]
     assert main[0].value == copy[0].value
+
+
+async def test_pipeline_gauges(
+    simulator: Simulator, tmp_path: Path, prefix: str, tracer_provider: TracerProvider
+) -> None:
+    reader = InMemoryMetricReader()
+    meters = MeterProvider(metric_readers=[reader])
+    settings = mesh_settings(simulator, tmp_path, prefix)
+    async with MeshAdapter(settings, tracer_provider=tracer_provider, meter_provider=meters) as adapter:
+        assert adapter.events is not None
+        await asyncio.wait_for(adapter.events.sources["openframe"].streaming.wait(), 10)
+        data = reader.get_metrics_data()
+    meters.shutdown()
+    assert data is not None
+    points = {
+        metric.name: list(metric.data.data_points)
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+    }
+    assert {"meshadapter.spool.depth", "meshadapter.delivery.failing_for"} <= set(points)
+    streaming = [
+        p.value
+        for p in points["meshadapter.websocket.state"]
+        if p.attributes == {"upstream": "openframe", "state": "streaming"}
+    ]
+    assert streaming == [1]
