@@ -5,11 +5,13 @@
 3. `render_errors`: `ApiError` and aiohttp's own 404/405 in the vendor's error shape.
 4. `admit`: authentication, then the per-credential rate limit.
 5. `deduplicate`: `Idempotency-Key` on POST.
+6. `conditional_get`: a strong `ETag` on successful reads, `304` for a matching `If-None-Match`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 
@@ -183,4 +185,19 @@ async def deduplicate(request: web.Request, handler: Handler) -> web.StreamRespo
     return response
 
 
-PIPELINE = (record_requests, inject_faults, render_errors, admit, deduplicate)
+@web.middleware
+async def conditional_get(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """ETag revalidation as real APIs do it: the tag is a hash of the answer's bytes."""
+    response = await handler(request)
+    if request.method != "GET" or response.status != 200 or not isinstance(response, web.Response):
+        return response
+    body = response.body if isinstance(response.body, bytes) else b""
+    etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+    offered = {tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")}
+    if etag in offered or "*" in offered:
+        return web.Response(status=304, headers={"ETag": etag})
+    response.headers["ETag"] = etag
+    return response
+
+
+PIPELINE = (record_requests, inject_faults, render_errors, admit, deduplicate, conditional_get)

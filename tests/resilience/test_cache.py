@@ -13,7 +13,6 @@ from adapter.descriptors.loader import load_service_specs
 from adapter.resilience import ResponseCache, find_layer
 from adapter.upstream.factory import build_credentials, build_upstream_caller
 from adapter.upstream.messages import UpstreamRequest
-from simulator import Fault
 
 from .harness import StartSim, running_adapter, upstream_settings
 
@@ -53,20 +52,12 @@ async def test_expired_entry_is_fetched_again(start_sim: StartSim) -> None:
 
 
 async def test_etag_revalidation_renews_without_a_body(start_sim: StartSim) -> None:
-    sim = await start_sim()
-    device = dict(sim.state.openframe.devices.get("dev_001"))
-    # The simulator sends no validators of its own: a fault plays a server that does.
-    sim.faults.add(
-        Fault(
-            vendor="openframe", route=GET_DEVICE, status=200, body=device, headers={"ETag": '"v1"'}, times=1
-        )
-    )
+    sim = await start_sim()  # the simulator tags successful reads and answers 304 to a match
     async with running_adapter(sim, resilience={"cache": {"enabled": True, "max_ttl_seconds": 0.2}}) as h:
         first = await _get_device(h)
         cache = h.layer("openframe", ResponseCache)
         probe = UpstreamRequest(method="GET", path="/v1/devices/dev_001", route="GET /v1/devices/{device_id}")
         await sim.wait_for(lambda: not cache.is_fresh(probe), timeout_s=2)
-        sim.faults.add(Fault(vendor="openframe", route=GET_DEVICE, status=304, body=b"", times=1))
         second = await _get_device(h)
         assert cache.is_fresh(probe)
         third = await _get_device(h)
@@ -74,7 +65,8 @@ async def test_etag_revalidation_renews_without_a_body(start_sim: StartSim) -> N
     assert first == second == third
     first_req, second_req = sim.find_requests(route=GET_DEVICE)
     assert "If-None-Match" not in first_req.headers
-    assert second_req.headers["If-None-Match"] == '"v1"'
+    assert second_req.headers["If-None-Match"].startswith('"')
+    assert second_req.status == 304
     assert lookups == {"miss": 1, "revalidated": 1, "hit": 1}
 
 
