@@ -9,6 +9,8 @@ the spool, and what remains stays spooled for the next start.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -30,7 +32,7 @@ from adapter.events.vendor_streams import STREAMS
 from adapter.events.watermarks import WatermarkStore
 from adapter.events.webhook_receiver import WebhookReceiver
 from adapter.events.webhook_verifier import WebhookVerifier
-from adapter.events.websocket_source import WebSocketSource
+from adapter.events.websocket_source import StreamState, WebSocketSource
 from adapter.server.app import AdapterServer, ExtraService
 from adapter.server.event_service import EventStreamServicer
 from adapter.telemetry.event_metrics import register_event_gauges
@@ -43,6 +45,9 @@ from adapter.upstream.factory import build_credentials, build_upstream_caller
 __all__ = ["MeshAdapter"]
 
 logger = logging.getLogger(__name__)
+
+EVENT_SERVICE = "meshadapter.v1.EventService"
+HEALTH_INTERVAL_SECONDS = 1.0
 
 
 @dataclass
@@ -83,6 +88,7 @@ class MeshAdapter:
         self.callers: dict[str, UpstreamCaller] = {}
         self.events: EventPipeline | None = None
         self.server: AdapterServer | None = None
+        self._health_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         for name, upstream in self.settings.upstreams.items():
@@ -99,7 +105,7 @@ class MeshAdapter:
             self.events, servicer = await self._start_events()
             extra.append(
                 (
-                    "meshadapter.v1.EventService",
+                    EVENT_SERVICE,
                     lambda server: events_pb2_grpc.add_EventServiceServicer_to_server(servicer, server),
                 )
             )
@@ -107,6 +113,24 @@ class MeshAdapter:
             self.settings, tracer_provider=self._tracer_provider, callers=self.callers, extra_services=extra
         )
         await self.server.start()
+        if self.events is not None:
+            self._health_task = asyncio.create_task(self._report_event_health(), name="event-health")
+
+    async def _report_event_health(self) -> None:
+        """Health names beside the RPC services, for load balancers and on-call:
+        ``meshadapter.v1.EventService`` follows Kafka (the stream reads from it), and
+        ``meshadapter.events.<upstream>`` each WebSocket stream (NOT_SERVING once it gave up)."""
+        assert self.events is not None and self.server is not None
+        known: dict[str, bool] = {}
+        while True:
+            wanted = {EVENT_SERVICE: self.events.drainer.state != "failing"}
+            for name, source in self.events.sources.items():
+                wanted[f"meshadapter.events.{name}"] = source.state is not StreamState.FAILED
+            for service, serving in wanted.items():
+                if known.get(service) is not serving:
+                    await self.server.set_serving(service, serving)
+                    known[service] = serving
+            await asyncio.sleep(HEALTH_INTERVAL_SECONDS)
 
     async def _start_events(self) -> tuple[EventPipeline, EventStreamServicer]:
         cfg = self.settings.events
@@ -211,6 +235,11 @@ class MeshAdapter:
 
     async def stop(self, grace: float | None = None) -> None:
         """Stops in reverse order of start; idempotent."""
+        health, self._health_task = self._health_task, None
+        if health is not None:
+            health.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await health
         server, self.server = self.server, None
         if server is not None:
             await server.stop(grace)

@@ -141,6 +141,16 @@ class AdapterServer:
         )
         return self.port
 
+    async def set_serving(self, service: str, serving: bool) -> None:
+        """Reports ``service`` (any health name) as SERVING or NOT_SERVING."""
+        if self._server is not None:
+            status = (
+                health_pb2.HealthCheckResponse.SERVING
+                if serving
+                else health_pb2.HealthCheckResponse.NOT_SERVING
+            )
+            await self._health.set(service, status)
+
     async def stop(self, grace: float | None = None) -> None:
         """Health goes NOT_SERVING, in-flight calls get ``grace`` seconds, then
         upstream pools close. Idempotent."""

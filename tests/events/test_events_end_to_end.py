@@ -14,6 +14,7 @@ import grpc
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaProducer
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from meshadapter.v1 import events_pb2, events_pb2_grpc
 from octospine.v1 import common_pb2, webhooks_pb2, webhooks_pb2_grpc
 from octospine.v1 import events_pb2 as octo_events
@@ -24,6 +25,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from pydantic import SecretStr
 
 from adapter.runtime import MeshAdapter
 from adapter.transcoding.json_codec import format_timestamp
@@ -309,3 +311,50 @@ async def test_pipeline_gauges(
         if p.attributes == {"upstream": "openframe", "state": "streaming"}
     ]
     assert streaming == [1]
+
+
+async def health_of(port: int, service: str) -> int:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        answer = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=service), timeout=2
+        )
+        return int(answer.status)
+
+
+async def test_health_names_a_stream_that_gave_up(
+    simulator: Simulator, tmp_path: Path, prefix: str, tracer_provider: TracerProvider
+) -> None:
+    settings = mesh_settings(simulator, tmp_path, prefix)
+    wrong = settings.upstreams["openframe"].model_copy(
+        update={
+            "auth": settings.upstreams["openframe"].auth.model_copy(update={"api_key": SecretStr("revoked")})
+        }
+    )
+    settings = settings.model_copy(update={"upstreams": {**settings.upstreams, "openframe": wrong}})
+    async with MeshAdapter(settings, tracer_provider=tracer_provider) as adapter:
+        port = adapter.grpc_port
+        serving, not_serving = (
+            health_pb2.HealthCheckResponse.SERVING,
+            health_pb2.HealthCheckResponse.NOT_SERVING,
+        )
+        status: dict[str, int] = {}
+
+        async def poll() -> None:
+            for name in (
+                "meshadapter.events.openframe",
+                "meshadapter.events.octospine",
+                "meshadapter.v1.EventService",
+            ):
+                status[name] = await health_of(port, name)
+
+        for _ in range(100):
+            await poll()
+            if status["meshadapter.events.openframe"] == not_serving:
+                break
+            await asyncio.sleep(0.1)
+        assert status == {
+            "meshadapter.events.openframe": not_serving,  # 401 at connect: the stream stopped
+            "meshadapter.events.octospine": serving,
+            "meshadapter.v1.EventService": serving,  # Kafka is fine
+        }
+        assert await health_of(port, "") == serving  # the RPCs of the other upstream still work

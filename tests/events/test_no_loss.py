@@ -31,11 +31,13 @@ from simulator import Simulator
 
 from ..conftest import OCTOSPINE_KEY, OPENFRAME_KEY
 from .kafka_fixtures import BOOTSTRAP, consume_all, start_broker, stop_broker, wait_until
-from .test_events_end_to_end import mesh_settings
+from .test_events_end_to_end import health_of, mesh_settings
 
 pytest_plugins = ["tests.events.kafka_fixtures"]
 pytestmark = pytest.mark.usefixtures("kafka_bootstrap")
 ROOT = Path(__file__).resolve().parents[2]
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 def ce_id(alert: dict[str, Any]) -> str:
@@ -101,6 +103,9 @@ async def test_broker_outage_of_60s_loses_nothing(
     )
     await asyncio.sleep(max(0.0, 60 - (asyncio.get_running_loop().time() - outage_started)))
     depth_at_restart = mesh.events.spool.depth
+    # Meanwhile health told load balancers that the Kafka-backed stream is impaired.
+    assert await health_of(mesh.grpc_port, "meshadapter.v1.EventService") == NOT_SERVING
+    assert await health_of(mesh.grpc_port, "") == SERVING  # the RPCs are not
     await asyncio.to_thread(start_broker)
     changed = [*await creates, *await updates]
     await wait_until(
@@ -110,6 +115,11 @@ async def test_broker_outage_of_60s_loses_nothing(
     records = await consume_all(BOOTSTRAP, f"{prefix}openframe.alerts", expected=len(expected), within=60)
     check_stream(records, expected)
     assert depth_at_restart > 1000  # the outage really buffered the stream
+    for _ in range(50):  # health is re-checked every second
+        if await health_of(mesh.grpc_port, "meshadapter.v1.EventService") == SERVING:
+            break
+        await asyncio.sleep(0.1)
+    assert await health_of(mesh.grpc_port, "meshadapter.v1.EventService") == SERVING
 
 
 def _free_port() -> int:
