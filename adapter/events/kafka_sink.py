@@ -39,6 +39,14 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from opentelemetry.trace import Span, TracerProvider
 
+from .kafka_outcomes import (
+    Delivered,
+    DeliveryError,
+    DeliveryFailed,
+    DeliveryTimeout,
+    KafkaUnavailable,
+    RecordRejected,
+)
 from .kafka_tracing import SEMCONV, ProducerTracing
 from .records import OutboundRecord
 
@@ -64,44 +72,6 @@ _REJECTED = (
     kafka_errors.CorruptRecordException,
     kafka_errors.InvalidTimestampError,
 )
-
-
-class DeliveryError(Exception):
-    """Base of delivery failures."""
-
-    retriable = True
-
-
-class KafkaUnavailable(DeliveryError):
-    """No producer could be started (broker down, bootstrap failed, start timed out)."""
-
-
-class DeliveryTimeout(DeliveryError):
-    """Kafka did not acknowledge within ``delivery_timeout``."""
-
-
-class DeliveryFailed(DeliveryError):
-    """Kafka or the producer failed the send; a fresh producer may succeed."""
-
-    def __init__(self, message: str, *, fatal: bool = False) -> None:
-        super().__init__(message)
-        #: The producer is unusable (non-retriable error): it is discarded and rebuilt.
-        self.fatal = fatal
-
-
-class RecordRejected(DeliveryError):
-    """Kafka can never accept this record (too large, invalid topic...)."""
-
-    retriable = False
-
-
-@dataclass(frozen=True, slots=True)
-class Delivered:
-    """Kafka acknowledged the record (``acks=all``) at this position."""
-
-    topic: str
-    partition: int
-    offset: int
 
 
 class KafkaSink:
