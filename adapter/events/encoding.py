@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -53,7 +53,6 @@ class VendorEvent:
     #: "websocket", "webhook" or "backfill".
     channel: str = "websocket"
     raw: bytes = b""
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 class UnroutableEventError(ValueError):

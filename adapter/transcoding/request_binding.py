@@ -28,7 +28,8 @@ from adapter.upstream.messages import UpstreamRequest
 
 from .enum_names import enum_wire_names
 from .errors import BindingError
-from .json_codec import JsonCodec, format_timestamp, wire_name
+from .json_codec import JsonCodec, wire_name
+from .json_values import WKT_ENCODERS
 from .pagination import PagePosition, Paginator, filters_fingerprint
 from .path_template import PathTemplateError
 
@@ -41,10 +42,10 @@ _PAGING_FIELDS = ("page_size", "page_token")
 # retried bodies sent under one Idempotency-Key.
 _CANONICAL = orjson.OPT_SORT_KEYS
 _UPDATE_MASK = "update_mask"
+# Query strings spell these as their JSON forms do.
 _QUERY_WKT: dict[str, Callable[[Any], str]] = {
-    "google.protobuf.Timestamp": format_timestamp,
-    "google.protobuf.Duration": lambda d: f"{d.seconds + d.nanos / 1e9:g}s",
-    "google.protobuf.FieldMask": lambda m: ",".join(m.paths),
+    name: WKT_ENCODERS[name]
+    for name in ("google.protobuf.Timestamp", "google.protobuf.Duration", "google.protobuf.FieldMask")
 }
 _QUERY_FORBIDDEN = frozenset(
     {

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Iterator
 
@@ -104,7 +105,7 @@ class UpstreamClient:
                 if response.status == 401 and await self._credentials.rejected(auth):
                     auth = await self._credentials.auth_headers()
                     response = await self._attempt(request, auth)
-                    response = _with_attempts(response, 2)
+                    response = dataclasses.replace(response, attempts=2)
                 return response
         except TimeoutError:
             raise CallDeadlineExceeded(request.route, budget) from None
@@ -200,13 +201,3 @@ class UpstreamClient:
         if not self._closed:
             self._closed = True
             await self._client.aclose()
-
-
-def _with_attempts(response: UpstreamResponse, attempts: int) -> UpstreamResponse:
-    return UpstreamResponse(
-        status=response.status,
-        headers=response.headers,
-        body=response.body,
-        request_id=response.request_id,
-        attempts=attempts,
-    )
