@@ -4,7 +4,9 @@
 # it afterwards if it started it. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export KAFKA_PORT=19092
+# KAFKA_TEST_PORT lets several work trees run the suite side by side.
+export KAFKA_TEST_PORT=${KAFKA_TEST_PORT:-19092}
+export KAFKA_PORT=$KAFKA_TEST_PORT
 started=0
 if ! scripts/kafka status >/dev/null 2>&1; then
   scripts/kafka start

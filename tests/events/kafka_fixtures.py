@@ -36,7 +36,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 ROOT = Path(__file__).resolve().parents[2]
-KAFKA_PORT = 19092
+# KAFKA_TEST_PORT lets several work trees run the suite side by side.
+KAFKA_PORT = int(os.environ.get("KAFKA_TEST_PORT", "19092"))
 BOOTSTRAP = f"127.0.0.1:{KAFKA_PORT}"
 
 TopicFactory = Callable[..., Awaitable[str]]
