@@ -124,6 +124,28 @@ def add_admin_routes(router: web.UrlDispatcher, vendor: Vendor, sim: Simulator) 
     async def ws_drop(request: web.Request) -> web.StreamResponse:
         return json_response({"dropped": sim.ws_drop(vendor)})
 
+    @routes.post("/_sim/ws/push")
+    async def ws_push(request: web.Request) -> web.StreamResponse:
+        body = await _body(request)
+        text, frame, topic = body.get("text"), body.get("frame"), body.get("topic")
+        if frame is not None:
+            text = orjson.dumps(frame).decode()
+        if not isinstance(text, str) or (topic is not None and not isinstance(topic, str)):
+            raise _BadRequest("need 'text' (string) or 'frame' (any JSON), and an optional 'topic'")
+        return json_response({"pushed": sim.ws_push(vendor, text, topic=topic)})
+
+    @routes.post("/_sim/records")
+    async def insert_record(request: web.Request) -> web.StreamResponse:
+        body = await _body(request)
+        collection, record = body.get("collection"), body.get("record")
+        if not isinstance(collection, str) or not isinstance(record, dict):
+            raise _BadRequest("need 'collection' (string) and 'record' (object)")
+        try:
+            stored = sim.insert_record(vendor, collection, record)
+        except ValueError as exc:
+            raise _BadRequest(str(exc)) from exc
+        return json_response(stored, status=201)
+
     @routes.post("/_sim/ws/stall")
     async def ws_stall(request: web.Request) -> web.StreamResponse:
         seconds = _number(await _body(request), "seconds")
@@ -143,10 +165,14 @@ def add_admin_routes(router: web.UrlDispatcher, vendor: Vendor, sim: Simulator) 
         @routes.post("/_sim/webhooks/emit")
         async def emit(request: web.Request) -> web.StreamResponse:
             body = await _body(request)
-            event, data = body.get("event"), body.get("data", {})
+            event, data, raw = body.get("event"), body.get("data", {}), body.get("raw")
             if not isinstance(event, str) or not isinstance(data, dict):
                 raise _BadRequest("need 'event' (string) and 'data' (object)")
-            deliveries = await sim.emit_webhook_event(event, data)
+            if raw is not None and not isinstance(raw, str):
+                raise _BadRequest("'raw' must be the body text to sign and send verbatim")
+            deliveries = await sim.emit_webhook_event(
+                event, data, raw=raw.encode() if raw is not None else None
+            )
             return json_response({"deliveries": [d.to_json() for d in deliveries]})
 
         @routes.get("/_sim/webhooks/deliveries")

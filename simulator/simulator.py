@@ -35,6 +35,7 @@ from simulator.openframe.services import OpenFrameServices, OpenFrameStores
 from simulator.ratelimit import FixedWindowRateLimiter
 from simulator.recording import RequestLog, RequestRecord
 from simulator.runtime import VendorRuntime
+from simulator.store import ResourceStore
 from simulator.tokens import TokenStore
 from simulator.websocket import WsSession, sessions
 from simulator.wire import JsonObject, utc_now
@@ -237,6 +238,25 @@ class Simulator:
             session.stall(seconds)
         return len(stalled)
 
+    def ws_push(self, vendor: Vendor, text: str, *, topic: str | None = None) -> int:
+        """Sends `text` verbatim as one frame to every session of `vendor` (subscribed to
+        `topic`, when given); returns how many. For hostile-input tests: the frame need not
+        be JSON, nor an event the vendor documents."""
+        targets = [s for s in self.ws_sessions(vendor) if topic is None or s.wants(topic)]
+        for session in targets:
+            session.deliver(text)
+        return len(targets)
+
+    def insert_record(self, vendor: Vendor, collection: str, record: JsonObject) -> JsonObject:
+        """Stores `record` as-is (no validation, no event) in a store of `vendor`, so REST
+        reads (and an adapter's backfill) return it. An `id` is issued when it has none."""
+        stores = self.state.openframe if vendor == "openframe" else self.state.octospine
+        store = getattr(stores, collection, None)
+        if not isinstance(store, ResourceStore):
+            raise ValueError(f"{vendor} has no collection {collection!r}")
+        stored = {"id": record.get("id") or store.new_id(), **{k: v for k, v in record.items() if k != "id"}}
+        return store.add(stored)
+
     async def generate_events(
         self, vendor: Vendor, kind: str, count: int = 1, rate_per_s: float | None = None
     ) -> list[JsonObject]:
@@ -253,9 +273,12 @@ class Simulator:
 
     # --- webhooks ------------------------------------------------------------------------
 
-    async def emit_webhook_event(self, event: str, data: JsonObject) -> list[WebhookDelivery]:
-        """Sends `event` to every subscribed webhook target; returns the deliveries started."""
-        return self._webhooks.emit(event, data)
+    async def emit_webhook_event(
+        self, event: str, data: JsonObject, *, raw: bytes | None = None
+    ) -> list[WebhookDelivery]:
+        """Sends `event` to every subscribed webhook target; returns the deliveries started.
+        With `raw`, that body is signed and sent verbatim instead of the documented one."""
+        return self._webhooks.emit(event, data, raw=raw)
 
     @property
     def webhook_deliveries(self) -> list[WebhookDelivery]:

@@ -113,13 +113,18 @@ class WebhookDispatcher:
             await self._session.close()
             self._session = None
 
-    def emit(self, event: str, data: JsonObject) -> list[WebhookDelivery]:
-        """Starts one delivery per target subscribed to `event`; returns them."""
+    def emit(self, event: str, data: JsonObject, *, raw: bytes | None = None) -> list[WebhookDelivery]:
+        """Starts one delivery per target subscribed to `event`; returns them. `raw`
+        replaces the documented body (signed all the same): hostile-input tests."""
         deliveries = []
         for target in self._targets(event):
             self._seq += 1
             delivery_id = f"whd_{self._seq:06d}"
-            body = dumps({"id": delivery_id, "event": event, "timestamp": now_timestamp(), "data": data})
+            body = (
+                raw
+                if raw is not None
+                else dumps({"id": delivery_id, "event": event, "timestamp": now_timestamp(), "data": data})
+            )
             headers = {**target.headers, "Content-Type": "application/json"}
             headers["x-octospine-event"] = event
             headers["x-octospine-delivery"] = delivery_id
