@@ -39,6 +39,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from opentelemetry.trace import Span, TracerProvider
 
+from .aiokafka_compat import force_close_producer
 from .kafka_outcomes import (
     Delivered,
     DeliveryError,
@@ -343,7 +344,7 @@ class KafkaSink:
         that overruns) it is closed forcibly, because its ``stop()`` would wait for
         those batches for ever (#1101): pending sends fail with :class:`DeliveryFailed`
         (their records are still in the spool), the sender task is cancelled and the
-        connections closed. That part uses private aiokafka attributes.
+        connections closed (:mod:`adapter.events.aiokafka_compat`).
         """
         producer = generation.producer
         if not generation.unacked:
@@ -358,16 +359,7 @@ class KafkaSink:
         for future in list(generation.unacked):
             if not future.done():
                 future.set_exception(DeliveryFailed("producer closed before Kafka acknowledged"))
-        producer._closed = True  # keeps its __del__ from warning: closed below
-        sender_task = producer._sender.sender_task
-        if sender_task is not None and not sender_task.done():
-            sender_task.cancel()
-            await asyncio.wait([sender_task], timeout=self.stop_timeout)
-        try:
-            async with asyncio.timeout(self.stop_timeout):
-                await producer.client.close()
-        except Exception as exc:
-            logger.error("could not close a discarded Kafka producer's connections: %r", exc)
+        await force_close_producer(producer, step_timeout=self.stop_timeout)
 
 
 @dataclass(eq=False)

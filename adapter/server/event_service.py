@@ -24,6 +24,7 @@ from google.protobuf import any_pb2, timestamp_pb2
 from google.protobuf.message import Message
 from meshadapter.v1 import events_pb2, events_pb2_grpc
 
+from adapter.events.aiokafka_compat import refresh_topic_metadata
 from adapter.transcoding.json_codec import JsonCodec
 
 __all__ = ["EventStreamServicer", "decode_position", "encode_position"]
@@ -122,10 +123,9 @@ class EventStreamServicer(events_pb2_grpc.EventServiceServicer):
         for topic in topics:
             partitions = None
             while not partitions:  # a topic appears once its first record is published
-                await consumer._client.force_metadata_update()
+                await refresh_topic_metadata(consumer, topic)
                 partitions = consumer.partitions_for_topic(topic)
                 if not partitions:
-                    await consumer._client.add_topic(topic)
                     await asyncio.sleep(0.2)
             assignment.extend(TopicPartition(topic, p) for p in sorted(partitions))
         consumer.assign(assignment)

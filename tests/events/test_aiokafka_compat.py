@@ -1,0 +1,51 @@
+"""Fails when the installed aiokafka no longer has what adapter.events.aiokafka_compat
+uses (its private attributes, each tied to an upstream issue)."""
+
+from __future__ import annotations
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.client import AIOKafkaClient
+from aiokafka.producer.sender import Sender
+
+from adapter.events.aiokafka_compat import PRIVATE_ATTRIBUTES
+
+
+async def test_every_private_attribute_the_compat_module_uses_exists() -> None:
+    # Built, never started: nothing connects (the address is never dialled).
+    producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:9")
+    consumer = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:9")
+    try:
+        instances = {
+            "AIOKafkaProducer": producer,
+            "Sender": producer._sender,
+            "AIOKafkaConsumer": consumer,
+            "AIOKafkaClient": consumer._client,
+        }
+        assert isinstance(producer._sender, Sender) and isinstance(consumer._client, AIOKafkaClient)
+        for cls, names in PRIVATE_ATTRIBUTES.items():
+            for name in names:
+                assert hasattr(instances[cls], name), (
+                    f"aiokafka's {cls} has no {name}: update aiokafka_compat"
+                )
+        assert callable(consumer._client.force_metadata_update) and callable(consumer._client.add_topic)
+    finally:
+        producer._closed = True  # never started: nothing to stop
+        await consumer.stop()
+
+
+def test_only_the_compat_module_reaches_into_aiokafka() -> None:
+    import pathlib
+    import re
+
+    root = pathlib.Path(__file__).resolve().parents[2] / "adapter"
+    private = re.compile(r"\b(producer|consumer|client)\._[a-z]")
+    offenders = [
+        str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        if path.name != "aiokafka_compat.py" and private.search(path.read_text())
+    ]
+    assert offenders == [], "aiokafka private attributes outside adapter/events/aiokafka_compat.py"
+
+
+pytestmark = pytest.mark.filterwarnings("error")
