@@ -143,6 +143,7 @@ class MeshAdapter:
             source_uris={n: str(u.base_url).rstrip("/") for n, u in self.settings.upstreams.items()},
             json_topics=frozenset(cfg.json_topics),
             dead_letter_topic=dead_letter_topic,
+            max_depth=cfg.max_payload_depth,
         )
         spool = EventSpool(
             cfg.spool.path,

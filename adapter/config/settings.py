@@ -152,6 +152,14 @@ class WebSocketSourceSettings(_Frozen):
     stall_timeout_seconds: float = Field(default=10.0, gt=0)
     backoff_initial_seconds: float = Field(default=0.5, gt=0)
     backoff_max_seconds: float = Field(default=30.0, gt=0)
+    #: A session that streamed this long makes the next reconnect start from
+    #: ``backoff_initial_seconds`` again.
+    backoff_reset_after_seconds: float = Field(default=30.0, ge=0)
+    #: Larger frames close the connection (protocol error 1009); it is reopened.
+    max_frame_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    #: Received frames waiting to be spooled, in bytes; when reached, the socket is
+    #: not read until they drain (TCP pushes back on the vendor).
+    max_queued_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     #: Read missed changes over REST after every reconnect.
     backfill: bool = True
 
@@ -168,6 +176,9 @@ class WebhookSettings(_Frozen):
     #: Accepted distance between the event's timestamp and now (replay window).
     tolerance_seconds: float = Field(default=300.0, gt=0)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    #: Deliveries handled at once; more wait their turn (bodies buffered at most
+    #: ``max_concurrent_deliveries * max_body_bytes``).
+    max_concurrent_deliveries: int = Field(default=32, ge=1)
 
 
 class EventsSettings(_Frozen):
@@ -186,6 +197,9 @@ class EventsSettings(_Frozen):
     #: Topics whose record values are JSON instead of protobuf.
     json_topics: list[str] = Field(default_factory=list)
     dead_letter_topic: str = "meshadapter.deadletter"
+    #: Vendor payloads nesting objects/arrays deeper than this are dead-lettered
+    #: before any message is built from them.
+    max_payload_depth: int = Field(default=64, ge=1, le=1000)
     #: Per upstream name (``openframe``, ``octospine``).
     websockets: dict[str, WebSocketSourceSettings] = Field(default_factory=dict)
     webhook: WebhookSettings = WebhookSettings()

@@ -4,6 +4,11 @@ The queries reuse the gRPC methods' transcoders and the upstream caller, so
 backfill goes through the same credentials, paging and error handling as any
 call. Backfilled events carry content-derived CloudEvents ids (see the routes'
 ``id_fields``), so what was in fact received live is dropped as a duplicate.
+
+Items are taken from each page as JSON, one by one, and decoded by the event
+intake like live frames: a poison record (too deep, a date out of range) is
+dead-lettered there and the others go on, instead of failing the whole page and
+every reconnect after it.
 """
 
 from __future__ import annotations
@@ -14,9 +19,11 @@ import datetime as dt
 import logging
 from typing import Any
 
+import orjson
 from google.protobuf import timestamp_pb2
 
-from adapter.transcoding.json_codec import JsonCodec
+from adapter.transcoding.json_codec import JsonCodec, MalformedPayloadError
+from adapter.transcoding.json_values import dec_timestamp
 from adapter.transcoding.method_transcoder import MethodTranscoder
 from adapter.upstream.caller import UpstreamCaller
 from adapter.upstream.client import raise_for_status
@@ -62,7 +69,7 @@ class Backfiller:
         events: list[VendorEvent] = []
         for query in self._queries:
             events.extend(await self._run(query, since - OVERLAP))
-        events.sort(key=lambda e: e.timestamp)
+        events.sort(key=_moment)
         logger.info("backfill of %s since %s: %d events", self.source, since.isoformat(), len(events))
         return events
 
@@ -88,21 +95,70 @@ class Backfiller:
             fresh = dataclasses.replace(bound.request, headers=(*bound.request.headers, _NO_CACHE))
             response = await self._caller.send(fresh, deadline=deadline)
             raise_for_status(response, upstream=self._caller.name, route=spec.route, path=bound.request.path)
-            message = transcoder.decode(response, bound)
-            items = list(getattr(message, query.items_field)) if query.items_field else [message]
-            for item in items:
-                data = self._codec.encode(item)
-                events.append(
-                    VendorEvent(
-                        source=self.source,
-                        type=query.event_type,
-                        action=query.action(data),
-                        timestamp=str(data.get(query.time_field, "")),
-                        data=query.to_data(data),
-                        channel="backfill",
-                    )
-                )
-            token = getattr(message, "next_page_token", "") if paged else ""
-            if not token:
+            payload, token = transcoder.decode_raw(response, bound)
+            if query.items_field:
+                if payload is None:
+                    payload = []
+                if not isinstance(payload, list):
+                    raise MalformedPayloadError(spec.envelope, "expected a list of items")
+                items: list[Any] = payload
+            else:
+                items = [] if payload is None else [payload]
+            events.extend(self._event(query, item) for item in items)
+            if not (paged and token):
                 break
         return events
+
+    def _event(self, query: BackfillQuery, item: Any) -> VendorEvent:
+        raw = _raw(item)
+        if not isinstance(item, dict):
+            return VendorEvent(
+                source=self.source,
+                type=query.event_type,
+                channel="backfill",
+                raw=raw,
+                malformed=f"backfilled {query.event_type} item is not a JSON object",
+            )
+        try:
+            return VendorEvent(
+                source=self.source,
+                type=query.event_type,
+                action=query.action(item),
+                timestamp=_normalised_time(item.get(query.time_field)),
+                data=query.to_data(item),
+                channel="backfill",
+                raw=raw,
+            )
+        except Exception as exc:  # an item is the vendor's data: it fails alone
+            return VendorEvent(
+                source=self.source,
+                type=query.event_type,
+                channel="backfill",
+                raw=raw,
+                malformed=f"unreadable backfilled {query.event_type} ({type(exc).__name__}: {exc})"[:500],
+            )
+
+
+def _normalised_time(value: Any) -> str:
+    """RFC 3339 in UTC when readable (so times compare as text); else as given."""
+    if not isinstance(value, str):
+        return ""
+    try:
+        moment = dec_timestamp(value, "time")
+    except MalformedPayloadError:
+        return value
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _moment(event: VendorEvent) -> dt.datetime:
+    try:
+        return dt.datetime.fromisoformat(event.timestamp).astimezone(dt.UTC)
+    except (ValueError, OverflowError):
+        return dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
+def _raw(item: Any) -> bytes:
+    try:
+        return orjson.dumps(item)
+    except (TypeError, orjson.JSONEncodeError):
+        return b"<item not serialisable as JSON>"

@@ -14,7 +14,14 @@ Headers of every record::
     traceparent     W3C trace context of the span that received the event
 
 What cannot be decoded or routed becomes a dead-letter record instead (see
-:meth:`EventEncoder.dead_letter`), never an exception that stops a source.
+:meth:`EventEncoder.dead_letter`), never an exception that stops a source: the
+encoder is a boundary that must not fail, so *any* failure while building one
+event's message is that event's problem (``UnroutableEventError``), whatever its
+type (``RecursionError`` from a 700-level object, ``OverflowError`` from a date
+before year 1 once in UTC...). Payloads nested deeper than ``max_depth`` are
+refused before a message is built, and a built message that protobuf could not
+parse back (past its 100-level limit) is refused too: no consumer could read it.
+Dead-letter payloads are redacted (:mod:`adapter.telemetry.redaction`).
 """
 
 from __future__ import annotations
@@ -26,18 +33,24 @@ from typing import Any
 
 import orjson
 from google.protobuf import timestamp_pb2
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 from opentelemetry import propagate
 from opentelemetry.context import Context
 
 from adapter.descriptors.access import descriptor_of, field_of
+from adapter.descriptors.loader import import_generated_modules
+from adapter.telemetry.redaction import redact_raw_json, redacted_wire_names
 from adapter.transcoding.enum_names import enum_wire_names
 from adapter.transcoding.json_codec import JsonCodec, MalformedPayloadError, format_timestamp
+from adapter.transcoding.json_limits import DEFAULT_MAX_DEPTH, check_json_depth
 
 from .records import OutboundRecord
 from .routing import EventRoute, EventRouter, FieldPath
 
-__all__ = ["EventEncoder", "UnroutableEventError", "VendorEvent"]
+__all__ = ["EventEncoder", "UnroutableEventError", "VendorEvent", "envelope_problem"]
+
+#: Envelope strings longer than this are not an event type, id, action or time.
+MAX_ENVELOPE_TEXT = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +66,21 @@ class VendorEvent:
     #: "websocket", "webhook" or "backfill".
     channel: str = "websocket"
     raw: bytes = b""
+    #: Why the source could not read the envelope itself ("" = it could): such an
+    #: event goes to the dead-letter topic as MALFORMED_FRAME.
+    malformed: str = ""
+
+
+def envelope_problem(fields: dict[str, Any]) -> str:
+    """Why a vendor envelope's ``type``/``id``/``action``/``timestamp`` values are not
+    usable ("" when they are): each is absent, or a short string or integer."""
+    bad = [
+        name
+        for name, value in fields.items()
+        if not (value is None or (isinstance(value, str | int) and not isinstance(value, bool)))
+        or len(str(value)) > MAX_ENVELOPE_TEXT
+    ]
+    return f"envelope field(s) {', '.join(bad)} not a short string" if bad else ""
 
 
 class UnroutableEventError(ValueError):
@@ -87,22 +115,35 @@ class EventEncoder:
         source_uris: dict[str, str],
         json_topics: frozenset[str] = frozenset(),
         dead_letter_topic: str = "meshadapter.deadletter",
+        max_depth: int = DEFAULT_MAX_DEPTH,
+        redacted_keys: frozenset[str] | None = None,
     ) -> None:
+        """``redacted_keys``: JSON keys masked in dead-letter payloads (default: the
+        wire names of every debug_redact field in the generated protos)."""
         self.router = router
         self._codec = codec
         self._source_uris = source_uris
         self._json_topics = json_topics
         self.dead_letter_topic = dead_letter_topic
+        self.max_depth = max_depth
+        # A dead letter may be of a type nobody routes, so its schema is unknown: mask
+        # the wire name of every debug_redact field of the protos, anywhere in it.
+        if redacted_keys is None:
+            redacted_keys = redacted_wire_names(import_generated_modules())
+        self._redacted_keys = redacted_keys
 
     def message(self, event: VendorEvent) -> tuple[EventRoute, Message]:
-        """The typed message of ``event``; raises UnroutableEventError."""
+        """The typed message of ``event``; raises UnroutableEventError (only)."""
+        if event.malformed:
+            raise UnroutableEventError("MALFORMED_FRAME", event.malformed)
         route = self.router.route(event.source, event.type)
         if route is None:
             raise UnroutableEventError(
-                "UNKNOWN_EVENT_TYPE", f"{event.source} sent unrouted type {event.type!r}"
+                "UNKNOWN_EVENT_TYPE", f"{event.source} sent unrouted type {event.type!r:.200}"
             )
         descriptor = descriptor_of(route.message_type)
         try:
+            check_json_depth(event.data, self.max_depth, "data")
             if route.payload_field:
                 kwargs = self._codec.decode_kwargs(descriptor, {route.payload_field: event.data})
             else:
@@ -115,14 +156,33 @@ class EventEncoder:
                 kwargs["time"] = self._codec.field_decoder(field_of(descriptor, "time"))(
                     event.timestamp, "timestamp"
                 )
-            return route, route.message_type(**kwargs)
-        except (MalformedPayloadError, TypeError, ValueError) as exc:
+            message = route.message_type(**kwargs)
+            serialized = message.SerializeToString(deterministic=True)
+        except MalformedPayloadError as exc:
             raise UnroutableEventError("MALFORMED_EVENT", f"{event.type}: {exc}") from exc
+        except Exception as exc:  # any failure here is this event's, never the stream's
+            raise UnroutableEventError(
+                "MALFORMED_EVENT", f"{event.type}: {type(exc).__name__}: {exc}"[:1000]
+            ) from exc
+        try:
+            route.message_type.FromString(serialized)
+        except DecodeError as exc:
+            raise UnroutableEventError(
+                "MALFORMED_EVENT",
+                f"{event.type}: nesting depth exceeds what protobuf parsers read back ({exc}); "
+                "no consumer could decode the record",
+            ) from exc
+        return route, message
 
     def records(self, event: VendorEvent, *, context: Context | None = None) -> list[OutboundRecord]:
-        """One record per topic of the event's route; raises UnroutableEventError."""
+        """One record per topic of the event's route; raises UnroutableEventError (only)."""
         route, message = self.message(event)
-        return self.records_for(route, message, event, context=context)
+        try:
+            return self.records_for(route, message, event, context=context)
+        except Exception as exc:  # headers from hostile values (ids, keys) must not stop a stream
+            raise UnroutableEventError(
+                "MALFORMED_EVENT", f"{event.type}: {type(exc).__name__}: {exc}"[:1000]
+            ) from exc
 
     def records_for(
         self, route: EventRoute, message: Message, event: VendorEvent, *, context: Context | None = None
@@ -159,13 +219,14 @@ class EventEncoder:
     def dead_letter(
         self, event: VendorEvent | None, *, raw: bytes, source: str, channel: str, reason: str, detail: str
     ) -> OutboundRecord:
-        """A record for ``meshadapter.deadletter``: the raw payload as value, the
-        cause in headers. Its id is the payload's hash, so a redelivered bad
-        webhook is dead-lettered once."""
+        """A record for ``meshadapter.deadletter``: the raw payload, redacted, as
+        value, the cause in headers. Its id is the payload's hash, so a redelivered
+        bad webhook is dead-lettered once. Never raises."""
         digest = hashlib.sha256(raw).hexdigest()
+        raw = redact_raw_json(raw, self._redacted_keys)
         headers = [
             ("dlq_reason", reason.encode()),
-            ("dlq_detail", detail[:1000].encode()),
+            ("dlq_detail", detail[:1000].encode("utf-8", "replace")),
             ("dlq_source", source.encode()),
             ("dlq_channel", channel.encode()),
             ("dlq_received_at", dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z").encode()),
@@ -175,7 +236,7 @@ class EventEncoder:
             ("ce_type", b"dev.mesh-adapter.deadletter"),
         ]
         if event is not None and event.type:
-            headers.append(("dlq_event_type", event.type.encode()))
+            headers.append(("dlq_event_type", event.type[:200].encode("utf-8", "replace")))
         headers.append(("content-type", b"application/octet-stream"))
         return OutboundRecord(
             topic=self.dead_letter_topic, key=None, value=raw, headers=tuple(headers), ce_id=f"dlq:{digest}"

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import orjson
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, TracerProvider
 
@@ -38,6 +39,9 @@ class AcceptResult:
     accepted: int = 0
     duplicates: int = 0
     dead_lettered: int = 0
+    #: Indexes (into the accepted sequence) of the events that were dead-lettered:
+    #: a source must not move its position past what they claim (their times).
+    dead: frozenset[int] = frozenset()
 
 
 @dataclass(slots=True)
@@ -83,7 +87,7 @@ class EventIntake:
             if not wait:
                 raise IntakeFullError(self._retry_after) from None
             fresh = await self._append_as_room_frees(records, owners, events)
-        result = AcceptResult(dead_lettered=len(dead))
+        result = AcceptResult(dead_lettered=len(dead), dead=frozenset(dead))
         accepted_events = {owners[i] for i, is_new in enumerate(fresh) if is_new}
         for index, event in enumerate(events):
             name = f"{event.source}.{event.channel}"
@@ -137,35 +141,47 @@ class EventIntake:
 
     def _encode(self, event: VendorEvent) -> list[OutboundRecord]:
         with self._tracer.start_as_current_span(
-            f"receive {event.source} {event.type or 'event'}",
+            f"receive {event.source} {event.type[:100] or 'event'}",
             kind=SpanKind.CONSUMER,
             attributes={
                 "messaging.system": event.channel,
                 "messaging.operation.type": "receive",
-                "messaging.message.id": event.id,
+                "messaging.message.id": event.id[:200],
                 "meshadapter.event.source": event.source,
-                "meshadapter.event.type": event.type,
+                "meshadapter.event.type": event.type[:200],
             },
         ) as span:
             try:
                 return self.encoder.records(event)
             except UnroutableEventError as exc:
-                span.set_attribute("meshadapter.dead_letter.reason", exc.reason)
-                self.stats.dead_lettered[f"{event.source}.{exc.reason}"] += 1
-                logger.warning(
-                    "dead-lettering %s %s event %r: %s", event.source, event.channel, event.type, exc.detail
+                reason, detail = exc.reason, exc.detail
+            except Exception as exc:  # the encoder promises not to; a bug must still not stop a stream
+                logger.exception("event encoder failed on a %s %s event", event.source, event.channel)
+                reason, detail = "ENCODER_FAILURE", f"{type(exc).__name__}: {exc}"[:1000]
+            span.set_attribute("meshadapter.dead_letter.reason", reason)
+            self.stats.dead_lettered[f"{event.source}.{reason}"] += 1
+            logger.warning(
+                "dead-lettering %s %s event %.100r: %s %.300s",
+                event.source,
+                event.channel,
+                event.type,
+                reason,
+                detail,
+            )
+            raw = event.raw or _raw_of(event.data)
+            return [
+                self.encoder.dead_letter(
+                    event, raw=raw, source=event.source, channel=event.channel, reason=reason, detail=detail
                 )
-                raw = event.raw or repr(event.data).encode()
-                return [
-                    self.encoder.dead_letter(
-                        event,
-                        raw=raw,
-                        source=event.source,
-                        channel=event.channel,
-                        reason=exc.reason,
-                        detail=exc.detail,
-                    )
-                ]
+            ]
+
+
+def _raw_of(data: object) -> bytes:
+    """The event's data as bytes for a dead letter, whatever it holds."""
+    try:
+        return orjson.dumps(data)
+    except (TypeError, orjson.JSONEncodeError):
+        return b"<data not serialisable as JSON>"
 
 
 def _sources(events: Sequence[VendorEvent]) -> str:

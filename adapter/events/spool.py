@@ -109,7 +109,7 @@ class EventSpool:
             return
         if self._state != "new":
             raise SpoolClosed("a stopped EventSpool cannot be restarted; make a new one")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._lock_fd = acquire_lock(self.path.with_name(self.path.name + ".lock"))
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"spool-{self.path.name}")
         try:

@@ -8,6 +8,7 @@ import fcntl
 import logging
 import os
 import sqlite3
+import stat
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -82,6 +83,7 @@ class SpoolStore:
         self._dead = 0
 
     def open(self) -> SpoolSnapshot:
+        restrict_to_owner(self._path)
         db = sqlite3.connect(self._path, isolation_level=None)  # transactions are explicit
         try:
             mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -240,10 +242,31 @@ def _decode_headers(blob: bytes) -> tuple[tuple[str, bytes], ...]:
     return tuple(headers)
 
 
+def restrict_to_owner(db_path: Path) -> None:
+    """The spool holds vendor payloads: its directory 0700, its files 0600. SQLite
+    creates the WAL and shared-memory files with the database file's mode, so the
+    database is created 0600 before SQLite opens it; files left by an older version
+    are tightened."""
+    directory = db_path.parent
+    info = directory.stat()
+    if info.st_mode & 0o077:
+        if info.st_uid == os.getuid() and not info.st_mode & stat.S_ISVTX:
+            directory.chmod(0o700)
+        else:  # a shared directory such as /tmp: not ours to tighten
+            logger.warning(
+                "spool directory %s is readable by others; give the spool its own directory", directory
+            )
+    os.close(os.open(db_path, os.O_RDWR | os.O_CREAT, 0o600))
+    for suffix in ("", "-wal", "-shm"):
+        path = db_path.with_name(db_path.name + suffix)
+        if path.exists() and path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+
+
 def acquire_lock(lock_path: Path) -> int:
     # flock, not the SQLite file lock: WAL lets two processes write, and two drainers
     # on one spool would deliver every record twice. The kernel drops it on kill -9.
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

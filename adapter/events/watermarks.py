@@ -36,14 +36,16 @@ class WatermarkStore:
     def get(self, source: str) -> dt.datetime | None:
         return self._marks.get(source)
 
-    def advance(self, source: str, timestamp: str) -> None:
-        """Moves ``source``'s mark forward to ``timestamp`` (RFC 3339); never back."""
+    def advance(self, source: str, timestamp: str, *, ceiling: dt.datetime | None = None) -> None:
+        """Moves ``source``'s mark forward to ``timestamp`` (RFC 3339), never back and
+        never past ``ceiling``. Unreadable or out-of-range times are ignored."""
         try:
             when = dt.datetime.fromisoformat(timestamp)
-        except ValueError:
+            when = when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+        except (ValueError, OverflowError):
             return
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=dt.UTC)
+        if ceiling is not None and when > ceiling:
+            when = ceiling
         current = self._marks.get(source)
         if current is None or when > current:
             self._marks[source] = when
@@ -54,7 +56,7 @@ class WatermarkStore:
             return
         self._path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._path.with_suffix(".tmp")
-        with open(tmp, "w") as handle:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
             json.dump({k: v.isoformat() for k, v in self._marks.items()}, handle)
             handle.flush()
             os.fsync(handle.fileno())

@@ -5,6 +5,11 @@ body, freshness of the signed timestamp, several secrets during a rotation.
 signature covers the raw bytes, which include the body's ``timestamp``, so the
 replay window is checked on signed data. No library implements this vendor's
 scheme; ``hmac.compare_digest`` gives the constant-time comparison.
+
+A header that is not plain ASCII hex is a bad signature (401), whatever bytes it
+holds. An authentic body that is not a JSON object is not refused: it is returned
+with its ``problem`` so the receiver dead-letters and acknowledges it (refusing
+would only make the vendor redeliver it forever).
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from pydantic import SecretStr
 __all__ = ["VerifiedWebhook", "WebhookRejectedError", "WebhookVerifier"]
 
 SIGNATURE_HEADER = "x-octospine-signature"
+#: Several signatures during a rotation, each "sha256=" + 64 hex digits.
+_MAX_HEADER = 1024
 
 
 class WebhookRejectedError(Exception):
@@ -37,11 +44,13 @@ class WebhookRejectedError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class VerifiedWebhook:
-    """An authentic, fresh delivery."""
+    """An authentic delivery: fresh, or unreadable (``problem`` says why)."""
 
     body: dict[str, Any]
     #: Index of the secret that matched (0 = newest), for rotation monitoring.
     secret_index: int
+    #: Why the authentic body cannot be used ("" = it can).
+    problem: str = ""
 
 
 class WebhookVerifier:
@@ -66,11 +75,14 @@ class WebhookVerifier:
 
     def verify(self, body: bytes, signature_header: str | None) -> VerifiedWebhook:
         """Raises WebhookRejectedError (401 bad/missing signature or stale
-        timestamp, 400 authentic but unreadable)."""
+        timestamp, 503 no secret configured); an authentic but unreadable body comes
+        back with ``problem`` set."""
         if not self._keys:
             raise WebhookRejectedError(503, "NO_SECRET_CONFIGURED", "no webhook secret is configured")
         if not signature_header:
             raise WebhookRejectedError(401, "MISSING_SIGNATURE", f"no {SIGNATURE_HEADER} header")
+        if not signature_header.isascii() or len(signature_header) > _MAX_HEADER:
+            raise WebhookRejectedError(401, "BAD_SIGNATURE", "signature header is not ASCII hex")
         offered = [_hex_of(part) for part in signature_header.split(",") if part.strip()]
         matched = self._match(body, offered)
         if matched is None:
@@ -78,9 +90,9 @@ class WebhookVerifier:
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            raise WebhookRejectedError(400, "MALFORMED_BODY", f"signed body is not JSON: {exc}") from None
+            return VerifiedWebhook(body={}, secret_index=matched, problem=f"signed body is not JSON: {exc}")
         if not isinstance(doc, dict):
-            raise WebhookRejectedError(400, "MALFORMED_BODY", "signed body is not a JSON object")
+            return VerifiedWebhook(body={}, secret_index=matched, problem="signed body is not a JSON object")
         self._check_fresh(doc.get("timestamp"))
         return VerifiedWebhook(body=doc, secret_index=matched)
 
@@ -103,17 +115,17 @@ class WebhookVerifier:
                 sent = (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
             else:
                 sent = float(timestamp)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise WebhookRejectedError(
                 401, "BAD_TIMESTAMP", f"unreadable timestamp {timestamp!r:.40}"
             ) from None
         skew = self._clock() - sent
-        if skew > self._tolerance:
+        if not -self._tolerance <= skew <= self._tolerance:  # also false for NaN
+            if skew < -self._tolerance:
+                raise WebhookRejectedError(401, "FUTURE_TIMESTAMP", f"sent {-skew:.0f}s in the future")
             raise WebhookRejectedError(
                 401, "STALE_TIMESTAMP", f"sent {skew:.0f}s ago (window {self._tolerance:.0f}s)"
             )
-        if skew < -self._tolerance:
-            raise WebhookRejectedError(401, "FUTURE_TIMESTAMP", f"sent {-skew:.0f}s in the future")
 
 
 def _hex_of(part: str) -> bytes:

@@ -111,7 +111,14 @@ def dec_timestamp(v: Json, path: str) -> dt.datetime:
         except ValueError:
             pass
         else:
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=_UTC)
+            if parsed.tzinfo is None:
+                return parsed.replace(tzinfo=_UTC)
+            try:
+                # In UTC, or an offset pushes it outside years 1-9999 (RFC 3339's range):
+                # "0001-01-01T00:00:00+05:00" is before the first representable instant.
+                return parsed.astimezone(_UTC)
+            except OverflowError:
+                raise MalformedPayloadError(path, f"timestamp {v!r:.40} is out of range") from None
     raise MalformedPayloadError(path, f"expected an RFC 3339 timestamp, got {v!r:.40}")
 
 

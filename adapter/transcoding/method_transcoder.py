@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from google.protobuf.message import Message
 
 from adapter.config.settings import PaginationSettings
@@ -39,3 +41,7 @@ class MethodTranscoder:
 
     def decode(self, response: UpstreamResponse, bound: BoundRequest) -> Message:
         return self._responses.decode(response.body, response.content_type, bound.page, bound.fingerprint)
+
+    def decode_raw(self, response: UpstreamResponse, bound: BoundRequest) -> tuple[Any, str]:
+        """The answer's payload as JSON and the next page token (see ResponseBinder)."""
+        return self._responses.decode_raw(response.body, response.content_type, bound.page, bound.fingerprint)

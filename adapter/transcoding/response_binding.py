@@ -67,18 +67,7 @@ class ResponseBinder:
             if self._empty or spec.response_body == "":
                 return spec.output_type()
             raise MalformedPayloadError("", "empty body where a payload was expected")
-        if content_type and not is_json(content_type):
-            raise UnexpectedContentTypeError(content_type)
-        try:
-            document = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise MalformedPayloadError("", f"not valid JSON ({exc})") from None
-
-        payload: Any = document
-        if spec.envelope:
-            if not isinstance(document, dict) or spec.envelope not in document:
-                raise MalformedPayloadError("", f"expected the payload under {spec.envelope!r}")
-            payload = document[spec.envelope]
+        document, payload = self._payload(body, content_type)
 
         if self._body_decoder is not None:
             kwargs: dict[str, Any] = {}
@@ -98,3 +87,36 @@ class ResponseBinder:
             return spec.output_type(**kwargs)
         except (TypeError, ValueError) as exc:
             raise MalformedPayloadError(spec.envelope, str(exc)) from exc
+
+    def decode_raw(
+        self, body: bytes, content_type: str, page: PagePosition | None = None, fingerprint: str = ""
+    ) -> tuple[Any, str]:
+        """``(payload JSON, next_page_token)`` without building a message: the JSON of
+        the ``response_body`` field (a list method's items) or of the whole answer.
+        For readers that must take the items one by one (event backfill: one bad item
+        must not hide the others). Raises MalformedPayloadError or
+        UnexpectedContentTypeError when the answer as a whole is unreadable."""
+        if not body.strip():
+            return None, ""
+        document, payload = self._payload(body, content_type)
+        token = ""
+        if self._paginator is not None and page is not None:
+            items = payload if isinstance(payload, list) else ()
+            token, _ = self._paginator.next_page(document, len(items), page, fingerprint)
+        return payload, token
+
+    def _payload(self, body: bytes, content_type: str) -> tuple[Any, Any]:
+        """The parsed answer and the payload inside its envelope."""
+        spec = self.spec
+        if content_type and not is_json(content_type):
+            raise UnexpectedContentTypeError(content_type)
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise MalformedPayloadError("", f"not valid JSON ({exc})") from None
+        payload: Any = document
+        if spec.envelope:
+            if not isinstance(document, dict) or spec.envelope not in document:
+                raise MalformedPayloadError("", f"expected the payload under {spec.envelope!r}")
+            payload = document[spec.envelope]
+        return document, payload

@@ -5,16 +5,12 @@ trace ids lining up; drops and stalls healed by backfill; EventService."""
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
-import pytest_asyncio
 from aiokafka import AIOKafkaProducer
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 from meshadapter.v1 import events_pb2, events_pb2_grpc
 from octospine.v1 import common_pb2, webhooks_pb2, webhooks_pb2_grpc
 from octospine.v1 import events_pb2 as octo_events
@@ -31,59 +27,11 @@ from adapter.runtime import MeshAdapter
 from adapter.transcoding.json_codec import format_timestamp
 from simulator import Simulator
 
-from ..conftest import adapter_settings
 from .kafka_fixtures import BOOTSTRAP, consume_all, wait_until
+from .mesh_fixtures import WEBHOOK_SECRET, headers, health_of, mesh_settings
 
 pytest_plugins = ["tests.events.kafka_fixtures"]
 pytestmark = pytest.mark.usefixtures("kafka_bootstrap")
-
-WEBHOOK_SECRET = "whsec-test-secret"
-
-
-def mesh_settings(sim: Simulator, tmp_path: Path, prefix: str, **events: Any) -> Any:
-    return adapter_settings(
-        sim,
-        events={
-            "kafka": {"bootstrap_servers": BOOTSTRAP},
-            "spool": {"path": str(tmp_path / "spool" / "events.db")},
-            "topic_prefix": prefix,
-            "webhook": {"port": 0, "secrets": [WEBHOOK_SECRET]},
-            "websockets": {
-                name: {
-                    "ping_interval_seconds": 0.5,
-                    "stall_timeout_seconds": 1.0,
-                    "backoff_initial_seconds": 0.1,
-                    "backoff_max_seconds": 0.5,
-                }
-                for name in ("openframe", "octospine")
-            },
-            **events,
-        },
-    )
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"t{uuid.uuid4().hex[:8]}."
-
-
-@pytest_asyncio.fixture
-async def mesh(
-    simulator: Simulator, tmp_path: Path, prefix: str, tracer_provider: TracerProvider
-) -> AsyncIterator[MeshAdapter]:
-    adapter = MeshAdapter(mesh_settings(simulator, tmp_path, prefix), tracer_provider=tracer_provider)
-    await adapter.start()
-    assert adapter.events is not None
-    for source in adapter.events.sources.values():
-        await asyncio.wait_for(source.streaming.wait(), 10)
-    try:
-        yield adapter
-    finally:
-        await adapter.stop(0)
-
-
-def headers(record: Any) -> dict[str, str]:
-    return {k: v.decode() for k, v in record.headers}
 
 
 async def test_created_alert_reaches_its_topic(mesh: MeshAdapter, prefix: str) -> None:
@@ -311,14 +259,6 @@ async def test_pipeline_gauges(
         if p.attributes == {"upstream": "openframe", "state": "streaming"}
     ]
     assert streaming == [1]
-
-
-async def health_of(port: int, service: str) -> int:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        answer = await health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service=service), timeout=2
-        )
-        return int(answer.status)
 
 
 async def test_health_names_a_stream_that_gave_up(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 
 import pytest
 from pydantic import SecretStr
@@ -74,15 +76,42 @@ def test_retired_secret_is_refused() -> None:
         verifier("rotated-secret-2").verify(BODY, f"sha256={BODY_SIG}")
 
 
-def test_authentic_but_not_json() -> None:
-    import hashlib
-    import hmac
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [(b"not json", "not JSON"), (b"[1, 2]", "not a JSON object"), (b'"text"', "not a JSON object")],
+)
+def test_authentic_but_unreadable_is_returned_with_its_problem(body: bytes, problem: str) -> None:
+    # Refusing it would make the vendor redeliver it forever: the receiver dead-letters it.
+    sig = hmac.new(b"k", body, hashlib.sha256).hexdigest()
+    delivery = verifier("k").verify(body, sig)
+    assert problem in delivery.problem and delivery.body == {}
 
-    body = b"not json"
+
+@pytest.mark.parametrize(
+    "header",
+    ["sha256=é" + "0" * 63, "\udcff\udcfe", "sha256=" + "\u0660" * 64, "x" * 5000, "sha256=" + "g" * 64],
+)
+def test_headers_that_are_not_ascii_hex_are_bad_signatures(header: str) -> None:
+    with pytest.raises(WebhookRejectedError) as info:
+        verifier("your-webhook-secret").verify(BODY, header)
+    assert (info.value.status, info.value.reason) == (401, "BAD_SIGNATURE")
+
+
+@pytest.mark.parametrize(
+    "timestamp", ['"0001-01-01T00:00:00+05:00"', "1e300", '"9999-12-31T23:59:59-05:00"', "-1e308"]
+)
+def test_out_of_range_timestamps_are_refused_not_raised(timestamp: str) -> None:
+    body = b'{"event":"x","timestamp":' + timestamp.encode() + b"}"
     sig = hmac.new(b"k", body, hashlib.sha256).hexdigest()
     with pytest.raises(WebhookRejectedError) as info:
         verifier("k").verify(body, sig)
-    assert (info.value.status, info.value.reason) == (400, "MALFORMED_BODY")
+    assert info.value.status == 401
+
+
+def test_a_number_json_cannot_hold_makes_the_body_unreadable() -> None:
+    body = b'{"event":"x","timestamp":1e400}'  # infinity: orjson refuses the document
+    sig = hmac.new(b"k", body, hashlib.sha256).hexdigest()
+    assert "not JSON" in verifier("k").verify(body, sig).problem
 
 
 def test_no_secret_configured_is_unavailable() -> None:

@@ -19,7 +19,7 @@ from adapter.events.routing import EventRouter, load_event_routes
 from adapter.events.spool import EventSpool
 from adapter.events.vendor_streams import STREAMS
 from adapter.events.watermarks import WatermarkStore
-from adapter.events.websocket_source import StreamState, WebSocketSource
+from adapter.events.websocket_source import FrameQueue, StreamState, WebSocketSource
 from adapter.transcoding.json_codec import JsonCodec
 from adapter.transcoding.method_transcoder import MethodTranscoder
 from adapter.upstream.client import UpstreamClient
@@ -149,3 +149,79 @@ async def test_failed_backfill_is_retried_not_fatal(
     finally:
         await stream.stop()
         await caller.aclose()
+
+
+class FlakyWatermarks(WatermarkStore):
+    """A watermark store whose first flush fails with an error nobody expects."""
+
+    failures = 1
+
+    def flush(self) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("disk on fire")
+        super().flush()
+
+
+async def test_a_crashed_stream_task_is_reported_and_restarted(
+    simulator: Simulator,
+    spool: EventSpool,
+    tmp_path: Path,
+    caplog,  # type: ignore[no-untyped-def]
+) -> None:
+    encoder = EventEncoder(EventRouter(load_event_routes(EventsSettings())), JsonCodec(), source_uris={})
+    states: list[StreamState] = []
+    stream = WebSocketSource(
+        STREAMS["openframe"],
+        FAST,
+        url=simulator.openframe_ws_url,
+        credentials=ApiKeyCredentials(api_key=SecretStr(OPENFRAME_KEY)),
+        intake=EventIntake(encoder, spool),
+        watermarks=FlakyWatermarks(tmp_path / "watermarks.json"),
+        on_state=lambda state, detail: states.append(state),
+    )
+    await stream.start()
+    try:
+        await asyncio.wait_for(stream.streaming.wait(), 5)
+        await simulator.generate_events("openframe", "alert", count=2)
+        await wait_until(lambda: stream.counts["crashes"] == 1, within=5, what="the crash")
+        await wait_until(
+            lambda: stream.streaming.is_set() and stream.counts["events"] >= 2, within=5, what="a restart"
+        )
+        assert StreamState.FAILED in states  # health turns NOT_SERVING on it
+        assert states.index(StreamState.FAILED) < len(states) - 1  # and it came back
+        assert "disk on fire" in stream.failure
+        crash_logs = [r for r in caplog.records if "crashed" in r.getMessage()]
+        assert len(crash_logs) == 1 and crash_logs[0].exc_info is not None  # once, with the traceback
+        assert spool.depth >= 2  # the events of the failed batch were spooled before the crash
+    finally:
+        await stream.stop()  # never re-raises the crash
+    assert stream.state is StreamState.STOPPED
+
+
+async def test_stop_never_raises_even_when_the_task_died(
+    simulator: Simulator, spool: EventSpool, tmp_path: Path
+) -> None:
+    stream = source(simulator, spool, tmp_path, key=OPENFRAME_KEY)
+    await stream.start()
+    await asyncio.wait_for(stream.streaming.wait(), 5)
+    assert stream._task is not None
+    stream._task.cancel()  # the task gone under its feet
+    await asyncio.sleep(0)
+    await stream.stop()
+    await stream.stop()  # idempotent
+
+
+async def test_frames_wait_in_a_queue_bounded_by_bytes() -> None:
+    queue = FrameQueue(max_bytes=10)
+    await queue.put("aaaa")
+    await queue.put("bbbb")
+    blocked = asyncio.ensure_future(queue.put("cccc"))  # 12 > 10: waits for room
+    await asyncio.sleep(0.01)
+    assert not blocked.done() and queue.bytes == 8
+    assert await queue.get() == "aaaa"
+    await asyncio.wait_for(blocked, 1)
+    assert queue.bytes == 8
+    assert queue.get_nowait() == "bbbb" and queue.get_nowait() == "cccc" and queue.get_nowait() is None
+    await queue.put("x" * 100)  # larger than the bound, but the queue is empty: it passes
+    assert queue.bytes == 100
