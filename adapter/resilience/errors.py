@@ -4,6 +4,7 @@
 
     UpstreamError (adapter.upstream.errors)
     ├── LocalRateLimitExceeded   the client-side quota is spent and the deadline cannot wait
+    │   └── PrincipalShareExceeded  the caller holds its whole share of that quota
     └── CircuitOpenError         the route's breaker is open (or its probes are taken)
 
 Both carry ``retry_after``: how long the caller should wait before trying again
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from adapter.upstream.errors import UpstreamError
 
-__all__ = ["CircuitOpenError", "LocalRateLimitExceeded"]
+__all__ = ["CircuitOpenError", "LocalRateLimitExceeded", "PrincipalShareExceeded"]
 
 
 class LocalRateLimitExceeded(UpstreamError):
@@ -34,6 +35,33 @@ class LocalRateLimitExceeded(UpstreamError):
         self.retry_after = retry_after
         self.limit = limit
         self.window_seconds = window_seconds
+
+
+class PrincipalShareExceeded(LocalRateLimitExceeded):
+    """One caller (principal) holds its whole share of a credential's quota."""
+
+    reason = "PRINCIPAL_QUOTA_EXHAUSTED"
+
+    def __init__(
+        self,
+        *,
+        upstream: str,
+        route: str,
+        retry_after: float,
+        limit: int,
+        window_seconds: float,
+        principal: str,
+        share: float,
+    ) -> None:
+        super().__init__(
+            upstream=upstream, route=route, retry_after=retry_after, limit=limit, window_seconds=window_seconds
+        )
+        self.args = (
+            f"{principal} holds its share ({share:.0%}, {limit} requests per {window_seconds:g}s) "
+            f"of the {upstream} quota; a slot frees in {retry_after:.3f}s",
+        )
+        self.principal = principal
+        self.share = share
 
 
 class CircuitOpenError(UpstreamError):

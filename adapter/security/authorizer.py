@@ -1,0 +1,253 @@
+"""The gate in front of every RPC: authenticate the caller, check the method's
+permission against the policy, cap its concurrency, audit, and only then run the
+handler. A refused call never reaches a handler, so no vendor request is made.
+
+Statuses (with ``ErrorInfo``, domain ``mesh-adapter``):
+
+- UNAUTHENTICATED: no usable identity (an invalid, expired or wrong-audience JWT;
+  a certificate naming nothing), reason per failure;
+- PERMISSION_DENIED: the principal lacks the method's permission, which
+  ``ErrorInfo.metadata`` names (``permission``, ``principal``);
+- RESOURCE_EXHAUSTED: the principal has ``max_concurrent_rpcs_per_principal``
+  calls in flight already.
+
+Health (``grpc.health.v1.Health``) is public. Everything else needs a permission,
+declared per RPC in the protos (``(meshadapter.options.v1.method).permission``);
+the server refuses to start when a served method lacks one.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+from grpc import aio
+from grpc_status import rpc_status
+
+from .audit import AuditLog
+from .identity import ANONYMOUS, Principal, current_principal, principal_from_certificate
+from .jwt_verifier import AuthenticationFailed, JwtVerifier
+from .policy import Policy
+
+__all__ = ["PUBLIC_METHODS", "CallAuthorizer"]
+
+logger = logging.getLogger(__name__)
+
+PUBLIC_METHODS = frozenset({"/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"})
+ERROR_DOMAIN = "mesh-adapter"
+
+
+# grpc-stubs lags behind grpc.aio (abort_with_status, handler._replace): the gate
+# works on the runtime objects, typed loosely here on purpose.
+Context = Any
+Handler = Any
+
+
+class _Refused(Exception):
+    def __init__(self, code: grpc.StatusCode, reason: str, message: str, metadata: dict[str, str]) -> None:
+        super().__init__(message)
+        self.code, self.reason, self.metadata = code, reason, metadata
+
+    def status(self) -> grpc.Status:
+        info = error_details_pb2.ErrorInfo(reason=self.reason, domain=ERROR_DOMAIN, metadata=self.metadata)
+        packed = status_pb2.Status(code=self.code.value[0], message=str(self))
+        packed.details.add().Pack(info)
+        return rpc_status.to_status(packed)
+
+
+class CallAuthorizer(aio.ServerInterceptor):  # type: ignore[type-arg]
+    """``policy()`` returns the current policy, or None when caller authentication is
+    off (loopback only: every call is ANONYMOUS and allowed)."""
+
+    def __init__(
+        self,
+        *,
+        permissions: Mapping[str, str],
+        policy: Callable[[], Policy] | None,
+        jwt: JwtVerifier | None,
+        audit: AuditLog,
+        max_in_flight_per_principal: int = 0,
+    ) -> None:
+        self._permissions = dict(permissions)
+        self._policy = policy
+        self._jwt = jwt
+        self._audit = audit
+        self._cap = max_in_flight_per_principal
+        self._in_flight: collections.Counter[str] = collections.Counter()
+        self.refused: collections.Counter[str] = collections.Counter()
+
+    def permission_of(self, method: str) -> str | None:
+        return self._permissions.get(method)
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler]],
+        details: grpc.HandlerCallDetails,
+    ) -> Handler:
+        handler: Handler = await continuation(details)
+        method = details.method
+        if handler is None or method in PUBLIC_METHODS:
+            return handler
+        if handler.unary_unary is not None:
+            return handler._replace(unary_unary=self._unary(method, handler.unary_unary))
+        if handler.unary_stream is not None:
+            return handler._replace(unary_stream=self._streaming(method, handler.unary_stream))
+        if handler.stream_stream is not None:
+            return handler._replace(stream_stream=self._streaming(method, handler.stream_stream))
+        if handler.stream_unary is not None:
+            return handler._replace(stream_unary=self._unary(method, handler.stream_unary))
+        return handler
+
+    # decision ------------------------------------------------------------------
+
+    async def authorize(self, method: str, context: Context) -> Principal:
+        """The caller of ``context`` if it may call ``method``; raises _Refused."""
+        permission = self._permissions.get(method)
+        if permission is None:  # not declared: default deny, even without a policy
+            raise _Refused(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "NO_PERMISSION_DECLARED",
+                f"{method} declares no permission",
+                {"method": method},
+            )
+        if self._policy is None:
+            return ANONYMOUS
+        principal = await self._authenticate(context)
+        if not self._policy().allows(principal.name, permission):
+            raise _Refused(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "PERMISSION_DENIED",
+                f"{principal.name} lacks permission {permission}",
+                {"permission": permission, "principal": principal.name},
+            )
+        return principal
+
+    def allows(self, principal: Principal, permission: str) -> bool:
+        """For checks inside a call (``Subscribe``'s topics)."""
+        return self._policy is None or self._policy().allows(principal.name, permission)
+
+    async def _authenticate(self, context: Context) -> Principal:
+        peer = _certificate_principal(context)
+        token = _bearer(context)
+        if token is not None:
+            if self._jwt is None:
+                raise _Refused(
+                    grpc.StatusCode.UNAUTHENTICATED,
+                    "JWT_NOT_ACCEPTED",
+                    "bearer tokens are not configured",
+                    {},
+                )
+            try:
+                principal = await self._jwt.verify(token)
+            except AuthenticationFailed as exc:
+                raise _Refused(grpc.StatusCode.UNAUTHENTICATED, exc.reason, exc.detail, {}) from None
+            if peer is not None:
+                return Principal(principal.name, principal.source, peer=peer.name, claims=principal.claims)
+            return principal
+        if peer is not None:
+            return peer
+        raise _Refused(
+            grpc.StatusCode.UNAUTHENTICATED,
+            "NO_CREDENTIALS",
+            "no client certificate and no bearer token",
+            {},
+        )
+
+    # wrappers ------------------------------------------------------------------
+
+    def _admit(self, principal: Principal) -> None:
+        if self._cap and self._in_flight[principal.name] >= self._cap:
+            raise _Refused(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "TOO_MANY_CONCURRENT_CALLS",
+                f"{principal.name} has {self._cap} calls in flight already",
+                {"principal": principal.name, "limit": str(self._cap)},
+            )
+        self._in_flight[principal.name] += 1
+
+    def _release(self, principal: Principal) -> None:
+        self._in_flight[principal.name] -= 1
+        if self._in_flight[principal.name] <= 0:
+            del self._in_flight[principal.name]
+
+    async def _refuse(self, method: str, context: Context, refused: _Refused, principal: str) -> None:
+        self.refused[refused.code.name] += 1
+        self._audit.refused(method=method, principal=principal, code=refused.code.name, reason=refused.reason)
+        await context.abort_with_status(refused.status())
+
+    def _unary(self, method: str, behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        audited = self._audit.is_audited(self._permissions.get(method, ""))
+
+        async def gate(request: Any, context: Context) -> Any:
+            try:
+                principal = await self.authorize(method, context)
+                self._admit(principal)
+            except _Refused as refused:
+                await self._refuse(method, context, refused, _who(context))
+                raise AssertionError("unreachable: abort raises") from None
+            token = current_principal.set(principal)
+            record = self._audit.begin() if audited else None
+            outcome = "OK"
+            try:
+                return await behavior(request, context)
+            except BaseException:
+                outcome = _code_name(context, "UNKNOWN")
+                raise
+            finally:
+                current_principal.reset(token)
+                self._release(principal)
+                if record is not None:
+                    self._audit.completed(record, method=method, principal=principal, outcome=outcome)
+
+        return gate
+
+    def _streaming(
+        self, method: str, behavior: Callable[..., AsyncIterator[Any]]
+    ) -> Callable[..., AsyncIterator[Any]]:
+        async def gate(request: Any, context: Context) -> AsyncIterator[Any]:
+            try:
+                principal = await self.authorize(method, context)
+            except _Refused as refused:
+                await self._refuse(method, context, refused, _who(context))
+                return
+            token = current_principal.set(principal)
+            try:
+                async for item in behavior(request, context):
+                    yield item
+            finally:
+                current_principal.reset(token)
+
+        return gate
+
+
+def _code_name(context: Context, default: str) -> str:
+    code = context.code()
+    return code.name if isinstance(code, grpc.StatusCode) else default
+
+
+def _who(context: Context) -> str:
+    peer = _certificate_principal(context)
+    return peer.name if peer is not None else context.peer()
+
+
+def _certificate_principal(context: Context) -> Principal | None:
+    pems = context.auth_context().get("x509_pem_cert")
+    if not pems:
+        return None
+    try:
+        return principal_from_certificate(pems[0])
+    except ValueError:
+        return None
+
+
+def _bearer(context: Context) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization":
+            text = value.decode("latin-1") if isinstance(value, bytes) else value
+            scheme, _, token = text.partition(" ")
+            return token.strip() if scheme.lower() == "bearer" else ""
+    return None

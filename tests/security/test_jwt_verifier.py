@@ -1,0 +1,143 @@
+"""JWT verification against a JWKS file and a JWKS URL: the acceptance matrix,
+algorithm confusion, and key rotation."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from aiohttp import web
+
+from adapter.config.security import JwtSettings
+from adapter.security.jwt_verifier import AuthenticationFailed, JwtVerifier
+
+from .jwt_helpers import AUDIENCE, ISSUER, Issuer, hmac_with_public_key, unsigned
+
+
+@pytest.fixture
+def issuer() -> Issuer:
+    return Issuer()
+
+
+@pytest.fixture
+def verifier(issuer: Issuer, tmp_path: Path) -> JwtVerifier:
+    path = issuer.write(tmp_path / "jwks.json")
+    settings = JwtSettings(jwks_file=path, issuer=ISSUER, audiences=[AUDIENCE], leeway_seconds=30)
+    return JwtVerifier(settings, reload_interval=0.01)
+
+
+async def test_a_valid_token_names_its_subject(issuer: Issuer, verifier: JwtVerifier) -> None:
+    principal = await verifier.verify(issuer.token("billing-api"))
+    assert (principal.name, principal.source) == ("jwt:billing-api", "jwt")
+
+
+NOW = int(time.time())
+REFUSALS = [
+    ("expired", {"exp": NOW - 120}, "TOKEN_EXPIRED"),
+    ("not yet valid", {"nbf": NOW + 120}, "TOKEN_NOT_YET_VALID"),
+    ("wrong audience", {"aud": "someone-else"}, "WRONG_AUDIENCE"),
+    ("wrong issuer", {"iss": "https://evil.test"}, "WRONG_ISSUER"),
+    ("no exp", {"exp": None}, "INVALID_TOKEN"),
+    ("no subject", {"sub": None}, "INVALID_TOKEN"),
+]
+
+
+@pytest.mark.parametrize(("case", "claims", "reason"), REFUSALS, ids=[r[0] for r in REFUSALS])
+async def test_refusals(
+    issuer: Issuer, verifier: JwtVerifier, case: str, claims: dict[str, object], reason: str
+) -> None:
+    with pytest.raises(AuthenticationFailed) as info:
+        await verifier.verify(issuer.token(**claims))
+    assert info.value.reason == reason
+
+
+async def test_small_clock_skew_is_tolerated(issuer: Issuer, verifier: JwtVerifier) -> None:
+    await verifier.verify(issuer.token(exp=int(time.time()) - 10))  # within the 30 s leeway
+    await verifier.verify(issuer.token(nbf=int(time.time()) + 10))
+
+
+async def test_alg_none_and_hmac_with_the_public_key_are_refused(
+    issuer: Issuer, verifier: JwtVerifier
+) -> None:
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "attacker", "exp": int(time.time()) + 300}
+    for token in (unsigned(claims), hmac_with_public_key(issuer, claims)):
+        with pytest.raises(AuthenticationFailed) as info:
+            await verifier.verify(token)
+        assert info.value.reason == "ALGORITHM_NOT_ALLOWED"
+
+
+@pytest.mark.parametrize("token", ["", "not.a.token", "a.b", "x" * 5000, "eyJhbGciOiJSUzI1NiJ9.e30.c2ln"])
+async def test_garbage_is_unauthenticated(verifier: JwtVerifier, token: str) -> None:
+    with pytest.raises(AuthenticationFailed):
+        await verifier.verify(token)
+
+
+async def test_a_foreign_key_and_an_unknown_kid_are_refused(issuer: Issuer, verifier: JwtVerifier) -> None:
+    stranger = Issuer()
+    with pytest.raises(AuthenticationFailed, match="INVALID_TOKEN"):
+        await verifier.verify(stranger.token())  # same kid, other key: bad signature
+    issuer.add_key("rsa-2")
+    with pytest.raises(AuthenticationFailed, match="UNKNOWN_KEY"):
+        await verifier.verify(issuer.token(kid="rsa-2"))  # not published yet
+
+
+async def test_file_rotation_is_picked_up(issuer: Issuer, verifier: JwtVerifier, tmp_path: Path) -> None:
+    issuer.add_key("ec-2", kind="ec")
+    issuer.write(tmp_path / "jwks.json")
+    await asyncio.sleep(0.02)  # past the verifier's reload interval (0.01 s)
+    principal = await verifier.verify(issuer.token(kid="ec-2"))
+    assert principal.name == "jwt:svc-a"
+
+
+@pytest_asyncio.fixture
+async def idp(issuer: Issuer) -> AsyncIterator[tuple[str, list[int]]]:
+    fetches: list[int] = []
+
+    async def jwks(request: web.Request) -> web.Response:
+        fetches.append(1)
+        return web.json_response(issuer.jwks())
+
+    app = web.Application()
+    app.router.add_get("/.well-known/jwks.json", jwks)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    yield f"http://127.0.0.1:{port}/.well-known/jwks.json", fetches
+    await runner.cleanup()
+
+
+class Clock:
+    now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_url_jwks_is_cached_and_refetched_for_a_new_kid(
+    issuer: Issuer, idp: tuple[str, list[int]]
+) -> None:
+    url, fetches = idp
+    clock = Clock()
+    settings = JwtSettings(jwks_url=url, issuer=ISSUER, audiences=[AUDIENCE], jwks_cache_seconds=300)
+    verifier = JwtVerifier(settings, clock=clock)
+    for _ in range(5):
+        await verifier.verify(issuer.token())
+    assert len(fetches) == 1  # cached
+
+    issuer.add_key("rsa-2")  # the IdP rotates
+    clock.now += 31
+    assert (await verifier.verify(issuer.token("b", kid="rsa-2"))).name == "jwt:b"
+    assert len(fetches) == 2  # fetched early for the unknown kid
+
+    stranger = Issuer()
+    for n in range(20):  # tokens naming random kids cannot make it hammer the IdP
+        stranger.add_key(f"junk-{n}")
+        with pytest.raises(AuthenticationFailed, match="UNKNOWN_KEY"):
+            await verifier.verify(stranger.token(kid=f"junk-{n}"))
+    assert len(fetches) == 2
