@@ -50,7 +50,9 @@ class JwtSettings(_Frozen):
     audiences: list[str] = Field(min_length=1)
     #: Asymmetric algorithms only: ``none`` and HMAC (``HS*``) are refused, since a
     #: public key must never verify a token.
-    algorithms: list[Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]] = [
+    algorithms: list[
+        Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]
+    ] = [
         "RS256",
         "ES256",
     ]

@@ -54,7 +54,11 @@ class PrincipalShareExceeded(LocalRateLimitExceeded):
         share: float,
     ) -> None:
         super().__init__(
-            upstream=upstream, route=route, retry_after=retry_after, limit=limit, window_seconds=window_seconds
+            upstream=upstream,
+            route=route,
+            retry_after=retry_after,
+            limit=limit,
+            window_seconds=window_seconds,
         )
         self.args = (
             f"{principal} holds its share ({share:.0%}, {limit} requests per {window_seconds:g}s) "
