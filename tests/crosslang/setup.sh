@@ -4,13 +4,17 @@
 #   2. Go stubs generated from protos/ into go/gen/ (git-ignored);
 #   3. the Go client binary, .build/crosslang-go;
 #   4. the Node client's dependencies (`npm ci` from package-lock.json, no
-#      install scripts run).
+#      install scripts run);
+#   5. Debian's grpc_java_plugin (apt, when missing: Maven Central serves no
+#      linux-x86_64 protoc-gen-grpc-java of the 1.84/1.85 lines), then the Java
+#      client and Kafka consumer (`mvn process-classes` in java/: protoc from Maven
+#      Central generates the stubs from protos/; dependencies into ~/.m2).
 # Idempotent: each part is skipped while a stamp keyed on the hash of its inputs
 # matches and its output exists. Prints one line per step; on failure, the
 # failing step's output and the cause. Called by scripts/run-tests.sh.
 #
 # Environment: PY (default .venv/bin/python, needs grpcio-tools), GO (default go),
-# NPM (default npm), CROSSLANG_FORCE=1 to redo every step.
+# NPM (default npm), MVN (default mvn), CROSSLANG_FORCE=1 to redo every step.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -19,6 +23,7 @@ cd "$root"
 PY=${PY:-$root/.venv/bin/python}
 GO=${GO:-go}
 NPM=${NPM:-npm}
+MVN=${MVN:-mvn}
 build=$here/.build
 gen=$here/go/gen
 log=$build/step.log
@@ -69,6 +74,8 @@ up_to_date() { # stamp-name key output...
 command -v "$GO" >/dev/null || fail "Go is not installed ('$GO' not on PATH); install Go >= 1.26"
 command -v node >/dev/null || fail "Node.js is not installed ('node' not on PATH); install Node.js >= 20"
 command -v "$NPM" >/dev/null || fail "npm is not installed ('$NPM' not on PATH)"
+command -v java >/dev/null || fail "Java is not installed ('java' not on PATH); install a JDK >= 17"
+command -v "$MVN" >/dev/null || fail "Maven is not installed ('$MVN' not on PATH); install Maven >= 3.8"
 [ -x "$PY" ] || fail "no Python at $PY: run 'make venv' first (it installs grpcio-tools)"
 "$PY" -c 'import grpc_tools.protoc' 2>/dev/null ||
   fail "$PY has no grpc_tools: run 'make venv' (grpcio-tools is a dev dependency)"
@@ -146,4 +153,32 @@ else
   step "installed the Node client's dependencies (npm ci, package-lock.json)" \
     "$NPM" --prefix "$node_dir" ci --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error
   echo "$node_key" >"$build/node.stamp"
+fi
+
+# --- Java: gRPC plugin, stubs, client and consumer ---------------------------
+java_dir=$here/java
+if ! command -v grpc_java_plugin >/dev/null; then
+  [ "$(id -u)" = 0 ] || fail "grpc_java_plugin is missing: apt-get install protobuf-compiler-grpc-java-plugin (as root)"
+  install_plugin() {
+    # The package lists may be old or absent on a fresh machine: update once on failure.
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends protobuf-compiler-grpc-java-plugin ||
+      { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends protobuf-compiler-grpc-java-plugin; }
+  }
+  step "installed grpc_java_plugin (apt: protobuf-compiler-grpc-java-plugin)" install_plugin
+fi
+java_key=$(
+  {
+    find protos third_party -name '*.proto' -print0
+    find "$java_dir/src" -type f -name '*.java' -print0
+    printf '%s\0' "$java_dir/pom.xml" "$here/setup.sh"
+  } | hash_files
+)-$(java -version 2>&1 | head -n 1 | tr -cd '[:alnum:]._-')
+if up_to_date java "$java_key" "$java_dir/target/classpath.txt" "$java_dir/target/classes/meshadapter/crosslang/Client.class"; then
+  touch "$build/java.stamp"
+  say "Java client and consumer up to date ($java_dir/target)"
+else
+  # process-classes: generate stubs, compile, write target/classpath.txt (no jar, no tests).
+  step "built the Java client and consumer (mvn process-classes; stubs from protos/)" \
+    "$MVN" -f "$java_dir/pom.xml" -B -q process-classes
+  echo "$java_key" >"$build/java.stamp"
 fi

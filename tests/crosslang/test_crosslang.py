@@ -1,11 +1,12 @@
 """The adapter through clients in other languages, generated from protos/.
 
-A Go client (stubs made by protoc-gen-go / protoc-gen-go-grpc) and a Node.js
-client (@grpc/grpc-js + @grpc/proto-loader reading the .proto files) run as
-child processes against the live adapter of the ``adapter`` fixture, print what
-they saw as JSON, and the tests compare it with the simulator's own state and
-request log. Both clients take the same command line and print the same JSON
-shapes (timestamps aside), so one test covers both languages.
+A Go client (stubs made by protoc-gen-go / protoc-gen-go-grpc), a Node.js
+client (@grpc/grpc-js + @grpc/proto-loader reading the .proto files) and a Java
+client (stubs made by protoc + grpc_java_plugin in a Maven build) run as child
+processes against the live adapter of the ``adapter`` fixture, print what they
+saw as JSON, and the tests compare it with the simulator's own state and
+request log. The clients take the same command line and print the same JSON
+shapes (timestamps aside), so one test covers every language.
 
 ``tests/crosslang/setup.sh`` builds the clients (``scripts/run-tests.sh`` runs
 it first); without it these tests fail and say so. See docs/crosslang.md.
@@ -34,10 +35,11 @@ REPO = HERE.parent.parent
 BUILD = HERE / ".build"
 GO_BINARY = BUILD / "crosslang-go"
 NODE_DIR = HERE / "node"
+JAVA_DIR = HERE / "java"
 SETUP = "tests/crosslang/setup.sh"
 # Bound on one client process: its calls have 10 s deadlines of their own.
 CLIENT_TIMEOUT_S = 60.0
-LANGUAGES = ["go", "node"]
+LANGUAGES = ["go", "node", "java"]
 
 
 @dataclass(frozen=True)
@@ -113,9 +115,32 @@ def node_client() -> Client:
     return Client("node", (node, str(NODE_DIR / "client.js")))
 
 
+def java_classpath() -> str:
+    """The Java classes and their Maven dependencies (built by setup.sh), fresh."""
+    classpath_file = JAVA_DIR / "target" / "classpath.txt"
+    if not classpath_file.is_file() or shutil.which("java") is None:
+        pytest.fail(f"the Java client is not built ({classpath_file} is missing): run {SETUP}")
+    inputs = [JAVA_DIR / "pom.xml", *(JAVA_DIR / "src").rglob("*.java"), *(REPO / "protos").rglob("*.proto")]
+    _require_fresh("the Java client", BUILD / "java.stamp", inputs)
+    return f"{JAVA_DIR / 'target' / 'classes'}:{classpath_file.read_text().strip()}"
+
+
+def java_main(main_class: str, language: str = "java") -> Client:
+    # C1 only and the serial collector: these JVMs live for a second or two.
+    jvm = ("java", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xshare:auto")
+    return Client(language, (*jvm, "-cp", java_classpath(), main_class))
+
+
+def java_client() -> Client:
+    return java_main("meshadapter.crosslang.Client")
+
+
+CLIENTS = {"go": go_client, "node": node_client, "java": java_client}
+
+
 @pytest.fixture(params=LANGUAGES)
 def client(request: pytest.FixtureRequest) -> Client:
-    return go_client() if request.param == "go" else node_client()
+    return CLIENTS[request.param]()
 
 
 def _details(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -193,8 +218,9 @@ async def test_pipeline_with_nested_messages_and_structs(
     assert stored["destination"]["table"] == f"{lang}_processed"
 
 
-async def test_go_health_checks_every_service(adapter: AdapterServer) -> None:
-    statuses = (await go_client().run(adapter, "health"))["statuses"]
+@pytest.mark.parametrize("language", ["go", "java"])
+async def test_health_checks_every_service(language: str, adapter: AdapterServer) -> None:
+    statuses = (await CLIENTS[language]().run(adapter, "health"))["statuses"]
     assert statuses[""] == "SERVING"
     # Every service the adapter serves, under the full name the Go code has from protos/.
     assert {name: statuses.get(name) for name in adapter.service_names} == dict.fromkeys(
@@ -213,7 +239,7 @@ async def test_not_found_carries_rich_details(
     info = details["google.rpc.ErrorInfo"]
     assert info["reason"] == "UPSTREAM_NOT_FOUND" and info["domain"] == "mesh-adapter"
     assert info["metadata"]["upstream"] == "openframe" and info["metadata"]["http_status"] == "404"
-    if client.language == "go":  # the typed errdetails.ErrorInfo read the same
+    if client.language in ("go", "java"):  # the typed ErrorInfo read the same
         assert result["error_info"] == {k: info[k] for k in ("reason", "domain", "metadata")}
     assert result["alert_id"] in details["google.rpc.ResourceInfo"]["description"]
     # RequestInfo names the upstream request that answered 404.
@@ -233,6 +259,20 @@ async def test_invalid_argument_names_the_callers_field(
     violations = details["google.rpc.BadRequest"]["field_violations"]
     assert [v["field"] for v in violations] == ["alert.title"]
     assert len(simulator.state.openframe.alerts) == before
+
+
+async def test_rate_limited_carries_retry_info(adapter: AdapterServer, simulator: Simulator) -> None:
+    """(Java) A 429 whose Retry-After outlasts the call's deadline fails at once:
+    RESOURCE_EXHAUSTED with RetryInfo (read through StatusProto) and QuotaFailure."""
+    simulator.faults.add(Fault(vendor="openframe", route="/v1/devices", status=429, retry_after=120))
+    result = await java_client().run(adapter, "rate-limited", timeout_ms=5000)
+    assert result["code"] == "RESOURCE_EXHAUSTED", result
+    details = _details(result)
+    assert details["google.rpc.RetryInfo"]["retry_delay"] == "120s"
+    assert result["retry_delay_ms"] == 120_000  # the typed RetryInfo read the same
+    assert details["google.rpc.ErrorInfo"]["metadata"]["http_status"] == "429"
+    assert "google.rpc.QuotaFailure" in details
+    assert len(simulator.find_requests(vendor="openframe", route="/v1/devices")) == 1, "retried a 429"
 
 
 async def test_deadline_exceeded_and_upstream_cancelled(
@@ -259,6 +299,9 @@ async def test_missing_or_stale_client_fails_and_names_setup(
     monkeypatch.setattr(f"{__name__}.NODE_DIR", tmp_path / "no-such-dir")
     with pytest.raises(pytest.fail.Exception, match=r"missing.*run tests/crosslang/setup\.sh"):
         node_client()
+    monkeypatch.setattr(f"{__name__}.JAVA_DIR", tmp_path / "no-such-dir")
+    with pytest.raises(pytest.fail.Exception, match=r"not built.*run tests/crosslang/setup\.sh"):
+        java_client()
 
     stamp, source = tmp_path / "go.stamp", tmp_path / "main.go"
     stamp.touch()
