@@ -57,27 +57,30 @@ class Client:
         for name, value in flags.items():
             args += [f"--{name.replace('_', '-')}", str(value)]
         args.append(scenario)
-        proc = await asyncio.create_subprocess_exec(
-            *args,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(), CLIENT_TIMEOUT_S)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            pytest.fail(f"{self.language} client {scenario!r} still running after {CLIENT_TIMEOUT_S} s")
-        if proc.returncode != 0:
-            pytest.fail(
-                f"{self.language} client {scenario!r} exited with {proc.returncode}:\n"
-                f"{err.decode(errors='replace')}"
-            )
-        try:
-            return json.loads(out)  # type: ignore[no-any-return]
-        except json.JSONDecodeError as exc:
-            pytest.fail(f"{self.language} client {scenario!r} printed no JSON ({exc}):\n{out[:2000]!r}")
+        return await run_json(args, f"{self.language} client {scenario!r}")
+
+
+async def run_json(args: list[str], what: str) -> dict[str, Any]:
+    """Runs a child program and returns the JSON object it printed; fails the test
+    when it exits non-zero, prints no JSON or outlives CLIENT_TIMEOUT_S."""
+    proc = await asyncio.create_subprocess_exec(
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), CLIENT_TIMEOUT_S)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        pytest.fail(f"{what} still running after {CLIENT_TIMEOUT_S} s")
+    if proc.returncode != 0:
+        pytest.fail(f"{what} exited with {proc.returncode}:\n{err.decode(errors='replace')}")
+    try:
+        return json.loads(out)  # type: ignore[no-any-return]
+    except json.JSONDecodeError as exc:
+        pytest.fail(f"{what} printed no JSON ({exc}):\n{out[:2000]!r}")
 
 
 def _require_fresh(what: str, stamp: Path, inputs: Iterable[Path]) -> None:
@@ -95,13 +98,19 @@ def _require_fresh(what: str, stamp: Path, inputs: Iterable[Path]) -> None:
         pytest.fail(f"{what} is older than {', '.join(changed[:5])}: run {SETUP}")
 
 
-def go_client() -> Client:
-    if not GO_BINARY.is_file():
-        pytest.fail(f"the Go client is not built ({GO_BINARY} is missing): run {SETUP}")
+def go_binary(binary: Path, what: str) -> str:
+    """A Go program built by setup.sh, fresh."""
+    if not binary.is_file():
+        pytest.fail(f"{what} is not built ({binary} is missing): run {SETUP}")
     go_dir = HERE / "go"
-    inputs = [*go_dir.glob("*.go"), go_dir / "go.mod", go_dir / "go.sum", *(REPO / "protos").rglob("*.proto")]
-    _require_fresh("the Go client", BUILD / "go.stamp", inputs)
-    return Client("go", (str(GO_BINARY),))
+    sources = [p for p in go_dir.glob("**/*.go") if p.relative_to(go_dir).parts[0] != "gen"]
+    inputs = [*sources, go_dir / "go.mod", go_dir / "go.sum", *(REPO / "protos").rglob("*.proto")]
+    _require_fresh(what, BUILD / "go.stamp", inputs)
+    return str(binary)
+
+
+def go_client() -> Client:
+    return Client("go", (go_binary(GO_BINARY, "the Go client"),))
 
 
 def node_client() -> Client:
