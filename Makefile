@@ -6,13 +6,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv codegen check lint fmt typecheck buflint codegen-check test test-fast run simulator adapter kafka-up kafka-down bench clean
+.PHONY: help venv codegen check lint fmt typecheck buflint bufbreaking asyncapi-check codegen-check test test-fast run simulator adapter kafka-up kafka-down bench clean
 
 help:
 	@echo "make run        simulator + Kafka + adapter, with a demo gRPC call and a Kafka event (Ctrl-C stops)"
 	@echo "make test       the whole test suite (starts its own Kafka broker)"
-	@echo "make codegen    regenerate generated/ from protos/"
-	@echo "make check      ruff, mypy, buf lint, codegen drift"
+	@echo "make codegen    regenerate generated/, docs/api/ and docs/asyncapi.yaml from protos/"
+	@echo "make check      ruff, mypy, buf lint, buf breaking, codegen drift, AsyncAPI validation"
 	@echo "make bench      benchmarks in bench/, printed side by side"
 
 $(STAMP): pyproject.toml
@@ -40,12 +40,26 @@ typecheck: $(STAMP)
 buflint: $(STAMP)
 	$(VENV)/bin/buf lint
 
-# Regenerates and fails when the committed stubs differ from the protos.
-codegen-check: codegen
-	@git diff --exit-code --stat -- generated || (echo "generated/ is stale: run 'make codegen' and commit" && exit 1)
-	@test -z "$$(git status --porcelain -- generated)" || (git status --porcelain -- generated; echo "generated/ has files not committed" && exit 1)
+# Against the last released state of protos/ (see the script for which one).
+bufbreaking: $(STAMP)
+	BUF=$(VENV)/bin/buf scripts/buf-breaking.sh
 
-check: lint typecheck buflint codegen-check
+ASYNCAPI_DEPS := scripts/asyncapi/node_modules/.installed
+$(ASYNCAPI_DEPS): scripts/asyncapi/package-lock.json
+	npm --prefix scripts/asyncapi ci --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# docs/asyncapi.yaml parses with the AsyncAPI parser, its .proto payloads compile.
+asyncapi-check: $(ASYNCAPI_DEPS)
+	node scripts/asyncapi/validate.mjs
+
+# Regenerates and fails when what is committed differs from what the protos give.
+GENERATED := generated docs/api docs/asyncapi.yaml
+codegen-check: codegen
+	@git diff --exit-code --stat -- $(GENERATED) || (echo "$(GENERATED): stale, run 'make codegen' and commit" && exit 1)
+	@test -z "$$(git status --porcelain -- $(GENERATED))" || (git status --porcelain -- $(GENERATED); echo "generated files not committed" && exit 1)
+
+check: lint typecheck buflint bufbreaking codegen-check asyncapi-check
 
 test: $(STAMP)
 	scripts/run-tests.sh $(ARGS)

@@ -245,7 +245,12 @@ EVENT_FIELD_NUMBER: _builtins.int
 FIELD_FIELD_NUMBER: _builtins.int
 ENUM_VALUE_FIELD_NUMBER: _builtins.int
 service: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.ServiceOptions, Global___UpstreamService]
+"""Which upstream serves the service."""
 method: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, Global___UpstreamMethod]
+"""How the method pages, unwraps and retries upstream."""
 event: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MessageOptions, Global___EventRoute]
+"""Marks an event message and routes it onto Kafka."""
 field: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.FieldOptions, Global___UpstreamField]
+"""The field's name on the upstream's wire."""
 enum_value: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.EnumValueOptions, Global___UpstreamEnumValue]
+"""The enum value's spelling on the upstream's wire."""
