@@ -26,6 +26,8 @@ PATH="$BIN:$PATH" "$PY" -m grpc_tools.protoc -I protos -I third_party \
 # Regular packages (not namespace packages) so setuptools, mypy and pytest agree.
 find "$out" -mindepth 1 -type d | while read -r d; do : > "$d/__init__.py"; done
 : > "$out/py.typed"
+# PEP 561: a type checker looks for py.typed in each top-level package.
+for d in "$out"/*/; do : > "$d/py.typed"; done
 "$PY" scripts/client_package.py > "$out/pyproject.toml"
 echo "generated ${#files[@]} proto files into $out/ (and $out/mesh_adapter.binpb)"
 
