@@ -176,7 +176,7 @@ java_key=$(
     find "$java_dir/src" -type f -name '*.java' -print0
     printf '%s\0' "$java_dir/pom.xml" "$here/setup.sh"
   } | hash_files
-)-$(java -version 2>&1 | head -n 1 | tr -cd '[:alnum:]._-')
+)-$(readlink -f "$(command -v java)") # the JDK's path names its version; cheaper than starting a JVM
 if up_to_date java "$java_key" "$java_dir/target/classpath.txt" "$java_dir/target/classes/meshadapter/crosslang/Client.class"; then
   touch "$build/java.stamp"
   say "Java client and consumer up to date ($java_dir/target)"

@@ -102,11 +102,11 @@ async def written(
         for kind in ("task", "alert.new", "automation.triggered", "system.status"):
             await simulator.generate_events("octospine", kind)
         simulator.hubs["openframe"].publish("alerts", "alert_snoozed", {"id": "alt_x"})  # nobody routes it
-        topics = [*ROUTES, DEAD_LETTER]
-        records = {t: await consume_all(BOOTSTRAP, prefix + t, expected=1, within=30) for t in topics}
-        # The task's last progress event and its completion are in: nothing more is coming.
-        await consume_all(BOOTSTRAP, prefix + "octospine.task.completed", expected=1)
-        yield {prefix + t: (await consume_all(BOOTSTRAP, prefix + t)) or records[t] for t in topics}
+        # The task's completion comes last (its progress events before it).
+        await consume_all(BOOTSTRAP, prefix + "octospine.task.completed", expected=1, within=30)
+        yield {
+            prefix + t: await consume_all(BOOTSTRAP, prefix + t, expected=1) for t in [*ROUTES, DEAD_LETTER]
+        }
     finally:
         await adapter.stop(0)
 
