@@ -236,6 +236,7 @@ final class Scenarios {
    * deadline (the test sets that fault): RESOURCE_EXHAUSTED with a RetryInfo saying when to retry.
    */
   static JsonObject rateLimited(ManagedChannel channel, Client.Options options) {
+    warmUp(channel, options);
     try {
       DeviceServiceGrpc.newBlockingStub(channel)
           .withDeadlineAfter(options.timeout().toMillis(), TimeUnit.MILLISECONDS)
@@ -246,13 +247,21 @@ final class Scenarios {
     throw new IllegalStateException("ListDevices succeeded where the upstream answers 429");
   }
 
-  /** Calls ListDevices with a deadline far below the upstream's latency; reports how and when it ended. */
-  static JsonObject deadline(ManagedChannel channel, Client.Options options) {
-    // Connect and load the call path first: a cold JVM can spend the whole tiny deadline on
-    // class loading and the TCP/HTTP2 handshake, and the call would never reach the adapter.
+  /**
+   * Connects and loads the call path before a timed call: a cold JVM on a busy machine can spend
+   * seconds of a deadline on class loading and the TCP/HTTP2 handshake, and the call would then
+   * end before it reached the adapter.
+   */
+  private static void warmUp(ManagedChannel channel, Client.Options options) {
     HealthGrpc.newBlockingStub(channel)
         .withDeadlineAfter(options.timeout().toMillis(), TimeUnit.MILLISECONDS)
         .check(HealthCheckRequest.getDefaultInstance());
+  }
+
+  /** Calls ListDevices with a deadline far below the upstream's latency; reports how and when it ended. */
+  static JsonObject deadline(ManagedChannel channel, Client.Options options) {
+    warmUp(channel, options);
+    // The DeviceService call path too, on a route the test's latency fault leaves alone.
     DeviceServiceGrpc.newBlockingStub(channel)
         .withDeadlineAfter(options.timeout().toMillis(), TimeUnit.MILLISECONDS)
         .getDevice(openframe.v1.Devices.GetDeviceRequest.newBuilder().setDeviceId("dev_001").build());
