@@ -86,7 +86,7 @@ def dead_letter_message() -> dict[str, Any]:
     return {
         "name": "DeadLetter",
         "title": "Dead-lettered vendor event",
-        "summary": "A vendor event the adapter could not route or decode, kept as it arrived.",
+        "summary": "A vendor event the adapter could not route or decode, kept as it arrived (redacted).",
         "contentType": "application/octet-stream",
         "headers": {
             "type": "object",
@@ -103,15 +103,17 @@ def dead_letter_message() -> dict[str, Any]:
                 "content-type",
             ],
             "properties": {
-                "dlq_reason": _string("Why, e.g. `UNKNOWN_EVENT_TYPE`, `MALFORMED_EVENT`."),
+                "dlq_reason": _string(
+                    "Why, e.g. `UNKNOWN_EVENT_TYPE`, `MALFORMED_EVENT`, `MALFORMED_FRAME`."
+                ),
                 "dlq_detail": _string("What exactly (at most 1000 characters).", maxLength=1000),
                 "dlq_source": _string("Upstream that sent it.", enum=["openframe", "octospine"]),
                 "dlq_channel": _string("How it arrived.", enum=["websocket", "webhook", "backfill"]),
                 "dlq_received_at": _string("When the adapter gave up on it.", format="date-time"),
-                "dlq_event_type": _string("The vendor's event type, when it had one."),
+                "dlq_event_type": _string("The vendor's event type, when it had one.", maxLength=200),
                 "ce_specversion": _string("CloudEvents version.", const="1.0"),
                 "ce_id": _string(
-                    "`dlq:<sha256 of the payload>`: a redelivered bad webhook is one record.",
+                    "`dlq:<sha256 of the payload as received>`: a redelivered bad webhook is one record.",
                     pattern="^dlq:[0-9a-f]{64}$",
                 ),
                 "ce_source": _string("URI of the upstream.", format="uri"),
@@ -122,7 +124,7 @@ def dead_letter_message() -> dict[str, Any]:
         "payload": {
             "type": "string",
             "format": "binary",
-            "description": "The raw WebSocket frame or webhook body.",
+            "description": "The WebSocket frame or webhook body as received, secret fields masked.",
         },
         "bindings": {
             "kafka": {"key": {"type": "null", "description": "No key."}, "bindingVersion": KAFKA_BINDING}
