@@ -231,7 +231,8 @@ class MeshAdapter:
             if upstream is None:
                 continue
             for method in service.methods:
-                out[method.path] = MethodTranscoder(method, self._codec, upstream.pagination)
+                if method.graphql is None:  # backfill reads over REST
+                    out[method.path] = MethodTranscoder(method, self._codec, upstream.pagination)
         return out
 
     async def stop(self, grace: float | None = None) -> None:

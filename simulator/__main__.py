@@ -55,6 +55,11 @@ def parse_args(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[Simulat
         default=_bool(env("rate_limit_headers")),
     )
     p.add_argument("--rate-limit-window", type=float, default=float(env("rate_limit_window") or 60))
+    p.add_argument(
+        "--graphql-rate-limit-per-minute",
+        type=int,
+        default=int(env("graphql_rate_limit_per_minute") or defaults.graphql_rate_limit_per_minute or 0),
+    )
     for vendor in ("openframe", "octospine"):
         for item in ("api_key", "client_id", "client_secret"):
             name = f"{vendor}_{item}"
@@ -83,6 +88,7 @@ def parse_args(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[Simulat
         ),
         rate_limit_headers=args.rate_limit_headers,
         rate_limit_window_s=args.rate_limit_window,
+        graphql_rate_limit_per_minute=args.graphql_rate_limit_per_minute or None,
         host=args.host,
         openframe_port=args.openframe_port,
         octospine_port=args.octospine_port,

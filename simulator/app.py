@@ -1,4 +1,5 @@
-"""Assembles one vendor's aiohttp application: pipeline, vendor routes, OAuth, admin API."""
+"""Assembles one vendor's aiohttp application: pipeline, vendor routes (and OCTOSPINE's
+GraphQL endpoint), OAuth, admin API."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from simulator import oauth
 from simulator.admin import add_admin_routes
 from simulator.middleware import PIPELINE, add_response_headers
 from simulator.octospine import routes as octospine_routes
+from simulator.octospine.graphql_endpoint import GRAPHQL_ROUTE
 from simulator.openframe import routes as openframe_routes
 from simulator.runtime import RUNTIME, VendorRuntime
 
@@ -38,6 +40,7 @@ def build_app(runtime: VendorRuntime, sim: Simulator) -> web.Application:
         app.router.add_post(openframe_routes.TOKEN_ROUTE, oauth.openframe_token)
     else:
         octospine_routes.add_routes(app.router, sim.octospine)
+        app.router.add_post(GRAPHQL_ROUTE, sim.graphql.handle)
         app.router.add_post(octospine_routes.TOKEN_ROUTE, oauth.octospine_token)
     add_admin_routes(app.router, runtime.vendor, sim)
     return app

@@ -94,6 +94,10 @@ class SimulatorConfig:
     rate_limit_per_minute: int | None = None
     rate_limit_headers: bool | None = None
     rate_limit_window_s: float = 60.0
+    # OCTOSPINE's GraphQL endpoint has its own quota (the guide: 500 queries/minute; 0 or
+    # None = unlimited) and supports persisted queries unless switched off.
+    graphql_rate_limit_per_minute: int | None = 500
+    graphql_persisted_queries: bool = True
 
     host: str = "127.0.0.1"
     openframe_port: int = 8081
@@ -102,11 +106,13 @@ class SimulatorConfig:
     octospine_api_key: str = "octospine-dev-key"
 
     # OAuth2 clients (OpenFrame: authorization code + PKCE; OCTOSPINE: client credentials).
+    # `openframe_refresh_tokens=False` is a vendor that grants no refresh token.
     openframe_client_id: str = "openframe-client"
     openframe_client_secret: str = "openframe-client-secret"
     octospine_client_id: str = "octospine-client"
     octospine_client_secret: str = "octospine-client-secret"
     token_ttl_s: float = 3600.0
+    openframe_refresh_tokens: bool = True
     auth_code_ttl_s: float = 60.0
 
     # Deterministic seed data; timestamps count back from `seed_epoch` (default: start time).

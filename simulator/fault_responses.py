@@ -15,6 +15,8 @@ from simulator.faults import Fault
 from simulator.wire import JSON_CONTENT_TYPE, dumps
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: The `graphql_field` fault of the current request, for the GraphQL endpoint.
+GRAPHQL_FAULT = web.RequestKey("graphql_fault", Fault)
 
 HTML_ERROR_PAGE = (
     b"<html><head><title>502 Bad Gateway</title></head>"
@@ -45,6 +47,9 @@ async def apply_fault(
         return error_response(vendor, error, request_id)
     if kind == "status":
         return _status(fault, vendor, request_id)
+    if kind == "graphql_field":
+        request[GRAPHQL_FAULT] = fault
+        return await handler(request)
     response = await handler(request)
     if kind == "latency" or not isinstance(response, web.Response) or not response.body:
         return response  # WebSocket upgrades and bodyless answers pass unchanged

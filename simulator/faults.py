@@ -9,7 +9,9 @@ next `times` matching attempts (None: until cleared)::
 `latency` (seconds, cancellable) runs first and combines with any one answer fault. The
 answer faults `status`, `redirect`, `content_type` and `expired_token` answer without running
 the handler; `reset`, `truncated_json` and `malformed_json` run it (state changes happen)
-and spoil its answer. When several faults match, the oldest one with attempts left applies.
+and spoil its answer; `graphql_field` (``"Type.field"``, OCTOSPINE's `/graphql`) runs it with
+that field's resolver failing with `graphql_code` (partial data). When several faults match,
+the oldest one with attempts left applies.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ ANSWER_FAULTS = (
     "reset",
     "truncated_json",
     "malformed_json",
+    "graphql_field",
     "status",
 )
 
@@ -57,6 +60,8 @@ class Fault:
     content_type: str | None = None
     redirect: str | None = None
     expired_token: bool = False
+    graphql_field: str | None = None
+    graphql_code: str = "INTERNAL_SERVER_ERROR"
 
     id: str = field(default_factory=lambda: f"flt_{next(_ids):04d}")
     hits: int = 0
@@ -72,6 +77,8 @@ class Fault:
             raise ValueError("times must be >= 0")
         if self.latency is not None and self.latency < 0:
             raise ValueError("latency must be >= 0")
+        if self.graphql_field is not None and self.graphql_field.count(".") != 1:
+            raise ValueError("graphql_field is a field coordinate such as 'Pipeline.automations'")
         if self.kind is None:
             raise ValueError("a fault needs latency or an answer fault (status, reset, ...)")
 

@@ -2,8 +2,9 @@
 
 1. `record_requests`: X-Request-Id, the request log, cancellation, one log line per request.
 2. `inject_faults`: the fault switches (they answer before auth, like a broken gateway).
-3. `render_errors`: `ApiError` and aiohttp's own 404/405 in the vendor's error shape.
-4. `admit`: authentication, then the per-credential rate limit.
+3. `render_errors`: `ApiError` and aiohttp's own 404/405 in the vendor's error shape (GraphQL's
+   ``{"errors": [...]}`` on OCTOSPINE's `/graphql`).
+4. `admit`: authentication, then the per-credential rate limit (`/graphql` has its own).
 5. `deduplicate`: `Idempotency-Key` on POST.
 6. `conditional_get`: a strong `ETag` on successful reads, `304` for a matching `If-None-Match`.
 """
@@ -22,6 +23,7 @@ from simulator.auth import authenticate
 from simulator.errors import ApiError, error_response
 from simulator.fault_responses import apply_fault
 from simulator.idempotency import IDEMPOTENCY_HEADER, KeyReusedError
+from simulator.octospine.graphql_endpoint import GRAPHQL_ROUTE, graphql_error_response
 from simulator.recording import RequestRecord
 from simulator.runtime import RUNTIME, is_admin, route_of
 from simulator.wire import new_request_id
@@ -110,16 +112,18 @@ async def render_errors(request: web.Request, handler: Handler) -> web.StreamRes
         return await handler(request)
     runtime = request.app[RUNTIME]
     request_id = request[RECORD].request_id
+    # GraphQL clients read `{"errors": [...]}`, not the REST error shape.
+    graphql = runtime.vendor == "octospine" and route_of(request) == GRAPHQL_ROUTE
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(runtime.vendor, exc, request_id)
+        return graphql_error_response(exc) if graphql else error_response(runtime.vendor, exc, request_id)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
         error = ApiError(exc.status, exc.reason, headers=headers)
-        return error_response(runtime.vendor, error, request_id)
+        return graphql_error_response(error) if graphql else error_response(runtime.vendor, error, request_id)
     except (asyncio.CancelledError, ConnectionResetError):
         raise
     except Exception:
@@ -144,7 +148,7 @@ async def admit(request: web.Request, handler: Handler) -> web.StreamResponse:
     )
     request[CREDENTIAL] = credential
     request[RECORD].credential = credential
-    decision = runtime.limiter.acquire(credential)
+    decision = runtime.limiter_for(route).acquire(credential)
     if runtime.settings.rate_limit_headers and decision.limit is not None:
         request[RATE_LIMIT_HEADERS] = {
             "X-RateLimit-Limit-Minute": str(decision.limit),

@@ -4,7 +4,8 @@
 - OpenFrame ``GET /v1/oauth/authorize``: auto-approves and redirects to ``redirect_uri`` with
   ``code`` and the same ``state`` (PKCE ``S256`` or ``plain`` optional);
   ``POST /v1/oauth/token``: ``authorization_code`` (checks ``code_verifier``) and
-  ``refresh_token`` (rotates the refresh token).
+  ``refresh_token`` (rotates the refresh token). With ``openframe_refresh_tokens=False`` the
+  code grant issues no refresh token (a vendor without offline access).
 
 Client credentials come as HTTP Basic or as ``client_id`` / ``client_secret`` form fields.
 """
@@ -155,7 +156,8 @@ async def openframe_token(request: web.Request) -> web.StreamResponse:
                 redirect_uri=form.get("redirect_uri", ""),
                 verifier=verifier,
             )
-            body = _token_answer(tokens, client_id, grant.scope, refresh=True)
+            refresh = request.app[RUNTIME].config.openframe_refresh_tokens
+            body = _token_answer(tokens, client_id, grant.scope, refresh=refresh)
         elif grant_type == "refresh_token":
             _check_client(request, client_id, secret, secret_required=False)
             old = tokens.rotate_refresh(form.get("refresh_token", ""), client_id=client_id)

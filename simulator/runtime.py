@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -32,6 +32,12 @@ class VendorRuntime:
     hub: EventHub
     public_routes: frozenset[str]
     websocket_routes: frozenset[str]
+    #: Routes counted against a quota of their own (OCTOSPINE's `/graphql`).
+    route_limiters: dict[str, FixedWindowRateLimiter] = field(default_factory=dict)
+
+    def limiter_for(self, route: str) -> FixedWindowRateLimiter:
+        """The quota a request of `route` counts against."""
+        return self.route_limiters.get(route, self.limiter)
 
     @property
     def api_key(self) -> str:

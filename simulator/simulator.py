@@ -27,6 +27,7 @@ from simulator.events import EventHub
 from simulator.faults import FaultSet
 from simulator.generators import EventGenerator
 from simulator.idempotency import IdempotencyCache
+from simulator.octospine.graphql_endpoint import GRAPHQL_ROUTE, GraphQLEndpoint
 from simulator.octospine.seed import seed_octospine
 from simulator.octospine.services import OctospineServices, OctospineStores
 from simulator.octospine.webhooks import WebhookDelivery, WebhookDispatcher
@@ -56,7 +57,8 @@ class Simulator:
 
     `start` / `stop` (idempotent) or ``async with``. Public attributes: `config`, `settings`
     (effective profile switches per vendor), `state` (stores), `openframe` / `octospine` (services that change
-    state and publish events), `faults`, `log`, `rate_limits`, `tokens`, `hubs`.
+    state and publish events), `graphql` (OCTOSPINE's GraphQL endpoint), `faults`, `log`, `rate_limits`,
+    `graphql_rate_limit`, `tokens`, `hubs`.
     """
 
     def __init__(self, config: SimulatorConfig | None = None) -> None:
@@ -76,11 +78,20 @@ class Simulator:
             )
             for v in VENDORS
         }
+        graphql_limit = self.config.graphql_rate_limit_per_minute
+        #: OCTOSPINE's GraphQL quota, separate from its REST one (`rate_limits["octospine"]`).
+        self.graphql_rate_limit = FixedWindowRateLimiter(
+            graphql_limit if graphql_limit else None, window_s=self.config.rate_limit_window_s
+        )
         self._idempotency = {v: IdempotencyCache() for v in VENDORS}
         self._webhooks = WebhookDispatcher(self.config, self.state.octospine.webhooks)
         self.openframe = OpenFrameServices(self.state.openframe, self.hubs["openframe"])
         self.octospine = OctospineServices(
             self.state.octospine, self.hubs["octospine"], self._webhooks, self.config
+        )
+        #: OCTOSPINE's `POST /graphql`: schema, persisted queries.
+        self.graphql = GraphQLEndpoint(
+            self.octospine, persisted_queries=self.config.graphql_persisted_queries
         )
         self._generator = EventGenerator(self.openframe, self.octospine, seed=self.config.seed)
         self._runners: dict[Vendor, web.AppRunner] = {}
@@ -123,6 +134,7 @@ class Simulator:
             hub=self.hubs[vendor],
             public_routes=PUBLIC_ROUTES[vendor],
             websocket_routes=WEBSOCKET_ROUTES[vendor],
+            route_limiters={GRAPHQL_ROUTE: self.graphql_rate_limit} if vendor == "octospine" else {},
         )
         runner = web.AppRunner(
             build_app(runtime, self),
@@ -299,6 +311,8 @@ class Simulator:
                 await self.octospine.tasks.close_runner()
                 self.octospine.health.reset()
                 self._webhooks.deliveries.clear()
+                self.graphql.reset()
+                self.graphql_rate_limit.reset()
             self._seed(name)
             self.faults.clear(name)
             self.log.clear(name)

@@ -17,11 +17,12 @@ Every key is documented in ``docs/configuration.md``.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -35,7 +36,11 @@ from .auth import JwtAuth as JwtAuth
 from .auth import OAuth2AuthorizationCodeAuth as OAuth2AuthorizationCodeAuth
 from .auth import OAuth2ClientCredentialsAuth as OAuth2ClientCredentialsAuth
 from .auth import UpstreamAuth as UpstreamAuth
+from .base_url import without_duplicated_prefix
+from .graphql import GraphQLSettings as GraphQLSettings
 from .resilience import ResilienceSettings as ResilienceSettings
+
+logger = logging.getLogger(__name__)
 
 ENV_PREFIX = "MESH_"
 _AUTH_TAGS = frozenset({"api_key", "oauth2_client_credentials", "oauth2_authorization_code", "jwt"})
@@ -89,6 +94,8 @@ class UpstreamSettings(_Frozen):
     pagination: PaginationSettings = PaginationSettings()
     #: Retries, retry budget, rate limit, circuit breaker, cache (docs/resilience.md).
     resilience: ResilienceSettings = ResilienceSettings()
+    #: The GraphQL endpoint and its own quota (RPCs bound to GraphQL operations).
+    graphql: GraphQLSettings = GraphQLSettings()
 
 
 class GrpcSettings(_Frozen):
@@ -221,6 +228,31 @@ class Settings(BaseSettings):
     #: Keyed by the ``upstream`` name the protos' service options use.
     upstreams: dict[str, UpstreamSettings] = Field(default_factory=dict)
     events: EventsSettings = EventsSettings()
+
+    @field_validator("upstreams", mode="after")
+    @classmethod
+    def _base_urls_without_api_prefix(
+        cls, upstreams: dict[str, UpstreamSettings]
+    ) -> dict[str, UpstreamSettings]:
+        """``https://api.openframe.io/v1`` (the documented form) -> ``https://api.openframe.io``
+        when the protos' paths start with ``/v1`` themselves (see ``base_url.py``)."""
+        # Imported here: the protos are read only once a configuration names upstreams.
+        from adapter.descriptors.loader import rest_paths_by_upstream
+
+        paths = rest_paths_by_upstream()
+        out: dict[str, UpstreamSettings] = {}
+        for name, upstream in upstreams.items():
+            given = str(upstream.base_url)
+            fixed = without_duplicated_prefix(given, paths.get(name, ()))
+            if fixed != given:
+                logger.info(
+                    "upstreams.%s.base_url (%sUPSTREAMS__%s__BASE_URL) is %s; its paths already start "
+                    "with what it ends with, so %s is used",
+                    name, ENV_PREFIX, name.upper(), given, fixed,
+                )  # fmt: skip
+                upstream = upstream.model_copy(update={"base_url": HttpUrl(fixed)})
+            out[name] = upstream
+        return out
 
     @classmethod
     def settings_customise_sources(

@@ -8,6 +8,7 @@ services or methods.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from meshadapter.options.v1 import options_pb2
 
 from .method_spec import MethodSpec, SpecError, method_spec
 
-__all__ = ["ServiceSpec", "import_generated_modules", "load_service_specs"]
+__all__ = ["ServiceSpec", "import_generated_modules", "load_service_specs", "rest_paths_by_upstream"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,3 +77,14 @@ def load_service_specs(
     if errors:
         raise SpecError("invalid proto annotations:\n  " + "\n  ".join(errors))
     return sorted(specs, key=lambda s: s.name)
+
+
+@functools.cache
+def rest_paths_by_upstream() -> dict[str, tuple[str, ...]]:
+    """Path templates of every REST method, by upstream (GraphQL methods left out)."""
+    paths: dict[str, list[str]] = {}
+    for service in load_service_specs():
+        for method in service.methods:
+            if method.graphql is None:
+                paths.setdefault(service.upstream, []).append(method.template.text)
+    return {name: tuple(found) for name, found in paths.items()}

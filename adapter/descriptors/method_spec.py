@@ -2,6 +2,9 @@
 
 A :class:`MethodSpec` gathers the method's ``google.api.http`` rule and the
 ``meshadapter.options.v1`` options; nothing here knows a particular endpoint.
+A method bound to a GraphQL operation instead (``(meshadapter.options.v1.graphql)``)
+gets a spec whose ``graphql`` is set: a ``POST`` of its own route, retried and
+cached only when it is a query.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from google.protobuf import message_factory
 from google.protobuf.message import Message
 from meshadapter.options.v1 import options_pb2
 
+from adapter.graphql.operation import GraphQLBinding, GraphQLBindingError, read_graphql_binding
 from adapter.transcoding.path_template import PathTemplate, PathTemplateError
 
 __all__ = ["MethodSpec", "PageStyle", "SpecError", "method_spec"]
@@ -65,15 +69,25 @@ class MethodSpec:
     input_type: type[Message]
     output_type: type[Message]
     descriptor: _d.MethodDescriptor
+    #: Set when the method is a GraphQL operation rather than a REST call.
+    graphql: GraphQLBinding | None = None
 
     @property
     def is_create(self) -> bool:
         """An AIP-133 standard Create (a 409 then means ALREADY_EXISTS)."""
-        return self.name.startswith("Create") and self.http_method == "POST"
+        return self.name.startswith("Create") and self.http_method == "POST" and self.graphql is None
+
+    @property
+    def is_read(self) -> bool:
+        """Whether a successful answer may be cached: a GET, or a GraphQL query."""
+        return self.graphql.is_query if self.graphql is not None else self.http_method == "GET"
 
     @property
     def route(self) -> str:
-        """``GET /v1/alerts/{alert_id}``: names the endpoint in logs, spans and metrics."""
+        """``GET /v1/alerts/{alert_id}`` (``GRAPHQL query PipelineOverview``): names the
+        endpoint in logs, spans, metrics, breakers and the cache."""
+        if self.graphql is not None:
+            return f"GRAPHQL {self.graphql.kind} {self.graphql.operation_name}"
         return f"{self.http_method} {self.template.text}"
 
 
@@ -92,8 +106,14 @@ def method_spec(method: _d.MethodDescriptor, upstream: str) -> MethodSpec:
     if method.client_streaming or method.server_streaming:
         raise SpecError(f"{where}: streaming methods cannot map to a REST call")
     opts = method.GetOptions()
+    try:
+        graphql = read_graphql_binding(method)
+    except GraphQLBindingError as exc:
+        raise SpecError(f"{where}: {exc}") from None
+    if graphql is not None:
+        return _graphql_spec(method, upstream, graphql)
     if not opts.HasExtension(annotations_pb2.http):
-        raise SpecError(f"{where}: no google.api.http annotation")
+        raise SpecError(f"{where}: no google.api.http annotation (nor a graphql one)")
     rule = opts.Extensions[annotations_pb2.http]
     extra = (
         opts.Extensions[options_pb2.method]
@@ -135,6 +155,45 @@ def method_spec(method: _d.MethodDescriptor, upstream: str) -> MethodSpec:
         input_type=message_factory.GetMessageClass(inp),
         output_type=message_factory.GetMessageClass(out),
         descriptor=method,
+    )
+
+
+def _graphql_spec(method: _d.MethodDescriptor, upstream: str, graphql: GraphQLBinding) -> MethodSpec:
+    """The spec of a GraphQL-bound method. Of ``UpstreamMethod`` only the cache TTL applies
+    (to queries): retries follow the operation's kind, and GraphQL does not page or wrap."""
+    where = method.full_name
+    opts = method.GetOptions()
+    if opts.HasExtension(annotations_pb2.http):
+        raise SpecError(f"{where}: has both google.api.http and graphql options; keep one")
+    extra = (
+        opts.Extensions[options_pb2.method]
+        if opts.HasExtension(options_pb2.method)
+        else options_pb2.UpstreamMethod()
+    )
+    others = [f.name for f, _ in extra.ListFields() if f.name != "cache_ttl_seconds"]
+    if others:
+        raise SpecError(f"{where}: {', '.join(others)} do not apply to a GraphQL operation")
+    if extra.cache_ttl_seconds and not graphql.is_query:
+        raise SpecError(f"{where}: a mutation cannot be cached")
+    return MethodSpec(
+        path=f"/{method.containing_service.full_name}/{method.name}",
+        service=method.containing_service.full_name,
+        name=method.name,
+        upstream=upstream,
+        http_method="POST",
+        # The endpoint's path is configuration (upstreams.<name>.graphql.path).
+        template=PathTemplate.parse("/graphql"),
+        body="*",
+        response_body=graphql.response_field,
+        envelope="",
+        page_style=PageStyle.NONE,
+        idempotent=graphql.is_query,
+        idempotency_key_field="",
+        cache_ttl_seconds=extra.cache_ttl_seconds,
+        input_type=message_factory.GetMessageClass(method.input_type),
+        output_type=message_factory.GetMessageClass(method.output_type),
+        descriptor=method,
+        graphql=graphql,
     )
 
 

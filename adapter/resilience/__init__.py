@@ -1,6 +1,7 @@
 """Layers between handlers and the upstream client, each an
 :class:`~adapter.upstream.caller.UpstreamCaller` wrapping the next: response
-cache, circuit breaker, retries (with a budget), client-side rate limiter.
+cache, circuit breaker, retries (with a budget), client-side rate limiters (one per
+quota, chosen by :class:`QuotaRouter`).
 :mod:`adapter.upstream.factory` stacks them; docs/resilience.md explains them.
 """
 
@@ -10,6 +11,7 @@ from .cache import ResponseCache
 from .circuit_breaker import BreakerState, CircuitBreakerCaller
 from .errors import CircuitOpenError, LocalRateLimitExceeded
 from .layer import CallerLayer, find_layer
+from .quota_router import QuotaRouter
 from .rate_limiter import UpstreamRateLimiter
 from .retry import RetryingCaller, RetryPolicy
 from .retry_budget import RetryBudget
@@ -20,6 +22,7 @@ __all__ = [
     "CircuitBreakerCaller",
     "CircuitOpenError",
     "LocalRateLimitExceeded",
+    "QuotaRouter",
     "ResponseCache",
     "RetryBudget",
     "RetryPolicy",

@@ -9,18 +9,26 @@ affected entries, and a read that overlapped a write is not stored, so a write
 is never followed by an older read. A request carrying ``Cache-Control:
 no-cache`` skips the lookup (and refreshes the entry). Size is bounded by entries
 and bytes, least recently used first out.
+
+GraphQL queries are reads sent as ``POST`` (``UpstreamRequest.read_only``): they are
+keyed by their body too, stored only when the answer carries no ``errors``, and never
+revalidated. Any operation may read or change any resource, so the cache treats the
+GraphQL endpoint (``whole_upstream_paths``) as covering everything: every write drops the
+stored GraphQL answers, and a write to the endpoint (a mutation) drops every entry.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from opentelemetry.metrics import MeterProvider
 
+from adapter.graphql.answer import has_errors
 from adapter.upstream.caller import UpstreamCaller
 from adapter.upstream.messages import UpstreamRequest, UpstreamResponse
 
@@ -32,7 +40,8 @@ __all__ = ["ResponseCache"]
 logger = logging.getLogger(__name__)
 
 _READS = frozenset({"GET", "HEAD"})
-Key = tuple[str, tuple[tuple[str, str], ...]]
+#: (path, sorted query, SHA-256 of a read-only POST's body or "").
+Key = tuple[str, tuple[tuple[str, str], ...], str]
 
 
 @dataclass(slots=True)
@@ -69,9 +78,12 @@ class ResponseCache(CallerLayer):
         max_entries: int = 1000,
         max_bytes: int = 16 * 1024 * 1024,
         meter_provider: MeterProvider | None = None,
+        whole_upstream_paths: Iterable[str] = (),
     ) -> None:
         super().__init__(inner)
         self._ttls = {route: ttl for route, ttl in ttls.items() if ttl > 0}
+        #: Endpoints whose calls may touch any resource (GraphQL).
+        self._whole = frozenset(p.rstrip("/") for p in whole_upstream_paths)
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self._entries: collections.OrderedDict[Key, _Entry] = collections.OrderedDict()
@@ -92,7 +104,7 @@ class ResponseCache(CallerLayer):
         return entry is not None and self.now() < entry.expires_at
 
     async def send(self, request: UpstreamRequest, *, deadline: float) -> UpstreamResponse:
-        if request.method not in _READS:
+        if request.method not in _READS and not request.read_only:
             return await self._write(request, deadline)
         ttl = self._ttls.get(request.route)
         if ttl is None:
@@ -104,7 +116,7 @@ class ResponseCache(CallerLayer):
             self._entries.move_to_end(key)
             self._count("hit")
             return entry.response
-        validators = entry.validators if entry is not None else []
+        validators = entry.validators if entry is not None and not request.read_only else []
         sent = (
             dataclasses.replace(request, headers=(*request.headers, *validators)) if validators else request
         )
@@ -117,6 +129,8 @@ class ResponseCache(CallerLayer):
             return fresh
         self._count("bypass" if bypass else "miss")
         no_store = "no-store" in response.headers.get("cache-control", "").lower()
+        if request.read_only and has_errors(response.body):
+            no_store = True  # a GraphQL answer with errors is a failure (or a partial one)
         if response.status == 200 and not no_store:
             self._store(key, response, ttl, epoch)
         return response
@@ -131,7 +145,10 @@ class ResponseCache(CallerLayer):
 
     def _invalidate(self, path: str) -> None:
         self._write_epoch += 1
-        for key in [k for k in self._entries if _covers(k[0], path)]:
+        everything = path.rstrip("/") in self._whole
+        for key in [
+            k for k in self._entries if everything or k[0].rstrip("/") in self._whole or _covers(k[0], path)
+        ]:
             self._drop(key)
 
     def _store(self, key: Key, response: UpstreamResponse, ttl: float, epoch: int) -> None:
@@ -156,4 +173,5 @@ class ResponseCache(CallerLayer):
 
 
 def _key(request: UpstreamRequest) -> Key:
-    return request.path, tuple(sorted(request.query))
+    body = hashlib.sha256(request.body).hexdigest() if request.read_only and request.body else ""
+    return request.path, tuple(sorted(request.query)), body

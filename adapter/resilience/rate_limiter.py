@@ -65,8 +65,12 @@ class UpstreamRateLimiter(CallerLayer):
         window: float,
         learn_from_headers: bool = True,
         meter_provider: MeterProvider | None = None,
+        quota: str = "rest",
     ) -> None:
+        """``quota`` names what it counts (``rest``, ``graphql``) in its metrics."""
         super().__init__(inner)
+        self.quota = quota
+        self._attributes = {"upstream": self.name, "quota": quota}
         self.configured_limit = limit
         self.limit = limit
         self.window = window
@@ -116,7 +120,7 @@ class UpstreamRateLimiter(CallerLayer):
         held = sum(1 for t in list(self._held) if t > now)
         foreign = self._foreign if now < self._foreign_until else 0
         value = 0 if now < self._paused_until else max(0, self.limit - self._in_flight - held - foreign)
-        yield Observation(value, {"upstream": self.name})
+        yield Observation(value, self._attributes)
 
     def _free_at(self, position: int, now: float) -> float:
         """Earliest time the ``position``-th (1-based) queued call could start."""
@@ -157,7 +161,7 @@ class UpstreamRateLimiter(CallerLayer):
         start_at = self._free_at(len(self._waiters) + 1, now)
         if start_at >= latest:
             self._refuse(request, start_at - now)
-        self._throttled.add(1, {"upstream": self.name, "outcome": "waited"})
+        self._throttled.add(1, {**self._attributes, "outcome": "waited"})
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         self._wake()
@@ -184,7 +188,7 @@ class UpstreamRateLimiter(CallerLayer):
                 self._waiters.remove(waiter)
 
     def _refuse(self, request: UpstreamRequest, retry_after: float) -> None:
-        self._throttled.add(1, {"upstream": self.name, "outcome": "refused"})
+        self._throttled.add(1, {**self._attributes, "outcome": "refused"})
         raise LocalRateLimitExceeded(
             upstream=self.name,
             route=request.route,
@@ -218,12 +222,15 @@ class UpstreamRateLimiter(CallerLayer):
             pause = parse_retry_after(response.headers.get("retry-after"))
             if pause:
                 self._paused_until = max(self._paused_until, now + pause)
-                logger.warning("%s answered 429: pausing every call for %.1fs", self.name, pause)
+                logger.warning(
+                    "%s answered 429: pausing every %s call for %.1fs", self.name, self.quota, pause
+                )
         limit = _header_int(response, _LIMIT_HEADERS)
         if limit is not None and 0 < limit < self.limit:
             logger.info(
-                "%s reports a quota of %d per window; using it instead of %d", self.name, limit, self.limit
-            )
+                "%s reports a %s quota of %d per window; using it instead of %d",
+                self.name, self.quota, limit, self.limit,
+            )  # fmt: skip
             self.limit = limit
         remaining = _header_int(response, _REMAINING_HEADERS)
         if remaining is not None and limit is not None:

@@ -26,11 +26,10 @@ from adapter.config.settings import Settings
 from adapter.descriptors.loader import ServiceSpec, load_service_specs
 from adapter.descriptors.method_spec import SpecError
 from adapter.transcoding.json_codec import JsonCodec
-from adapter.transcoding.method_transcoder import MethodTranscoder
 from adapter.upstream.caller import UpstreamCaller
 from adapter.upstream.factory import build_credentials, build_upstream_caller
 
-from .handlers import UpstreamMethodHandler
+from .method_handlers import method_handler
 from .reflection import enable_reflection
 
 __all__ = ["AdapterServer", "ExtraService"]
@@ -107,10 +106,10 @@ class AdapterServer:
                     transport=self._transports.get(spec.upstream),
                 )
                 self._callers[spec.upstream] = caller
-            pagination = self.settings.upstreams[spec.upstream].pagination
+            upstream_settings = self.settings.upstreams[spec.upstream]
             handlers = {
                 m.name: grpc.unary_unary_rpc_method_handler(
-                    UpstreamMethodHandler(MethodTranscoder(m, codec, pagination), caller),
+                    method_handler(m, codec, upstream_settings, caller),
                     request_deserializer=m.input_type.FromString,
                     response_serializer=m.output_type.SerializeToString,
                 )

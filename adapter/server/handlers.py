@@ -1,5 +1,10 @@
 """The unary handler every upstream-backed RPC runs: bind, call, decode, or
-fail with a rich status. Nothing in it is specific to an endpoint."""
+fail with a rich status. Nothing in it is specific to an endpoint.
+
+:class:`MethodHandler` holds what every RPC shares (deadline, logging, the failure
+status); :class:`UpstreamMethodHandler` makes a REST call, and
+:class:`adapter.graphql.handler.GraphQLMethodHandler` a GraphQL one.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,10 @@ from typing import NoReturn, Protocol
 
 import grpc
 from google.protobuf.message import Message
+from google.rpc import status_pb2
 from grpc_status import rpc_status
 
+from adapter.descriptors.method_spec import MethodSpec
 from adapter.status.mapping import to_rpc_status
 from adapter.telemetry.redaction import redacted
 from adapter.transcoding.json_codec import MalformedPayloadError
@@ -20,7 +27,7 @@ from adapter.upstream.caller import UpstreamCaller
 from adapter.upstream.client import raise_for_status
 from adapter.upstream.errors import UpstreamMalformedResponse
 
-__all__ = ["UpstreamMethodHandler"]
+__all__ = ["HandlerContext", "MethodHandler", "UpstreamMethodHandler"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,15 +51,18 @@ class HandlerContext(Protocol):
 
     def time_remaining(self) -> float | None: ...
 
+    def set_trailing_metadata(self, trailing_metadata: tuple[tuple[str, str | bytes], ...]) -> None: ...
+
     async def abort_with_status(self, status: grpc.Status) -> NoReturn: ...
 
 
-class UpstreamMethodHandler:
-    """Serves one RPC from its upstream."""
+class MethodHandler:
+    """Serves one RPC from its upstream: the deadline, logging and failure status every
+    upstream-backed RPC shares. Subclasses make the call (:meth:`exchange`) and may map
+    failures of their own (:meth:`status_of`)."""
 
-    def __init__(self, transcoder: MethodTranscoder, caller: UpstreamCaller) -> None:
-        self.spec = transcoder.spec
-        self._transcoder = transcoder
+    def __init__(self, spec: MethodSpec, caller: UpstreamCaller) -> None:
+        self.spec = spec
         self._caller = caller
 
     async def __call__(self, request: Message, context: HandlerContext) -> Message:
@@ -65,31 +75,50 @@ class UpstreamMethodHandler:
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s request %s", spec.path, redacted(request))
         try:
-            bound = self._transcoder.bind(request)
-            response = await self._caller.send(bound.request, deadline=loop.time() + budget)
-            raise_for_status(response, upstream=self._caller.name, route=spec.route, path=bound.request.path)
-            try:
-                return self._transcoder.decode(response, bound)
-            except UnexpectedContentTypeError as exc:
-                raise UpstreamMalformedResponse(
-                    str(exc),
-                    reason="UPSTREAM_UNEXPECTED_CONTENT_TYPE",
-                    upstream=self._caller.name,
-                    route=spec.route,
-                    request_id=response.request_id,
-                ) from exc
-            except MalformedPayloadError as exc:
-                raise UpstreamMalformedResponse(
-                    f"answer does not fit {spec.output_type.DESCRIPTOR.full_name}: {exc}",
-                    upstream=self._caller.name,
-                    route=spec.route,
-                    request_id=response.request_id,
-                ) from exc
+            return await self.exchange(request, deadline=loop.time() + budget, context=context)
         except Exception as exc:  # every failure leaves as a status, never UNKNOWN
-            status = to_rpc_status(
-                exc, is_create=spec.is_create, body_field=spec.body, upstream=self._caller.name
-            )
+            status = self.status_of(exc)
             code = _CODES.get(status.code, grpc.StatusCode.UNKNOWN)
             log = logger.info if code in _QUIET else logger.warning
             log("%s -> %s: %s", spec.path, code.name, status.message)
             await context.abort_with_status(rpc_status.to_status(status))
+
+    async def exchange(self, request: Message, *, deadline: float, context: HandlerContext) -> Message:
+        """Request message -> upstream -> response message, before ``deadline``."""
+        raise NotImplementedError
+
+    def status_of(self, exc: Exception) -> status_pb2.Status:
+        """The status a failure of :meth:`exchange` leaves with."""
+        spec = self.spec
+        return to_rpc_status(exc, is_create=spec.is_create, body_field=spec.body, upstream=self._caller.name)
+
+
+class UpstreamMethodHandler(MethodHandler):
+    """Serves one RPC from its upstream's REST API."""
+
+    def __init__(self, transcoder: MethodTranscoder, caller: UpstreamCaller) -> None:
+        super().__init__(transcoder.spec, caller)
+        self._transcoder = transcoder
+
+    async def exchange(self, request: Message, *, deadline: float, context: HandlerContext) -> Message:
+        spec = self.spec
+        bound = self._transcoder.bind(request)
+        response = await self._caller.send(bound.request, deadline=deadline)
+        raise_for_status(response, upstream=self._caller.name, route=spec.route, path=bound.request.path)
+        try:
+            return self._transcoder.decode(response, bound)
+        except UnexpectedContentTypeError as exc:
+            raise UpstreamMalformedResponse(
+                str(exc),
+                reason="UPSTREAM_UNEXPECTED_CONTENT_TYPE",
+                upstream=self._caller.name,
+                route=spec.route,
+                request_id=response.request_id,
+            ) from exc
+        except MalformedPayloadError as exc:
+            raise UpstreamMalformedResponse(
+                f"answer does not fit {spec.output_type.DESCRIPTOR.full_name}: {exc}",
+                upstream=self._caller.name,
+                route=spec.route,
+                request_id=response.request_id,
+            ) from exc

@@ -6,7 +6,8 @@ caller stack, outermost first::
     ResponseCache          (cacheable reads only)
     CircuitBreakerCaller   (per route)
     RetryingCaller         (with its RetryBudget)
-    UpstreamRateLimiter    (per upstream credential)
+    QuotaRouter            (REST requests to one limiter, GraphQL ones to another)
+    UpstreamRateLimiter    (per upstream credential and quota)
     UpstreamClient         (credentials + one refresh on 401, deadline, HTTP)
 
 Why this order:
@@ -19,6 +20,8 @@ Why this order:
 - Retries sit above the rate limiter so every attempt, retries included, takes a
   slot: the vendor counts each request, and a retry waits for quota like any
   other request (a 429's ``Retry-After`` pauses the limiter for everyone too).
+- The vendor counts REST requests and GraphQL queries against separate quotas
+  (OCTOSPINE: 1000 and 500 a minute), so each has its limiter over the same client.
 - The limiter sits above the client's 401 refresh: the vendor authenticates
   before it counts, so the rejected attempt did not use quota and the re-sent one
   uses the slot already taken.
@@ -36,8 +39,10 @@ from opentelemetry.trace import TracerProvider
 from adapter.auth.from_settings import credentials_from_settings
 from adapter.config.settings import UpstreamSettings
 from adapter.descriptors.method_spec import MethodSpec
+from adapter.graphql.transcoder import GRAPHQL_QUOTA
 from adapter.resilience import (
     CircuitBreakerCaller,
+    QuotaRouter,
     ResponseCache,
     RetryBudget,
     RetryingCaller,
@@ -67,7 +72,7 @@ def _cache_ttls(
     cap = settings.resilience.cache.max_ttl_seconds
     ttls: dict[str, float] = {}
     for spec in methods:
-        if spec.upstream == name and spec.cache_ttl_seconds > 0 and spec.http_method == "GET":
+        if spec.upstream == name and spec.cache_ttl_seconds > 0 and spec.is_read:
             ttls[spec.route] = (
                 float(spec.cache_ttl_seconds) if cap is None else min(cap, spec.cache_ttl_seconds)
             )
@@ -91,14 +96,7 @@ def build_upstream_caller(
     caller: UpstreamCaller = UpstreamClient(
         name, settings, credentials=credentials, tracer_provider=tracer_provider, transport=transport
     )
-    if resilience.rate_limit.enabled:
-        caller = UpstreamRateLimiter(
-            caller,
-            limit=resilience.rate_limit.requests_per_window,
-            window=resilience.rate_limit.window_seconds,
-            learn_from_headers=resilience.rate_limit.learn_from_headers,
-            meter_provider=meter_provider,
-        )
+    caller = _rate_limited(caller, settings, meter_provider)
     retry, budget = resilience.retry, resilience.retry_budget
     if retry.max_attempts > 1:
         caller = RetryingCaller(
@@ -135,5 +133,30 @@ def build_upstream_caller(
             max_entries=cache.max_entries,
             max_bytes=cache.max_bytes,
             meter_provider=meter_provider,
+            whole_upstream_paths=[settings.graphql.path],
         )
     return caller
+
+
+def _rate_limited(
+    client: UpstreamCaller, settings: UpstreamSettings, meter_provider: MeterProvider | None
+) -> UpstreamCaller:
+    """The client behind one limiter per quota: REST (``resilience.rate_limit``) and
+    GraphQL (``graphql.rate_limit``)."""
+    limiters: dict[str, UpstreamCaller] = {}
+    for quota, limit in (
+        ("rest", settings.resilience.rate_limit),
+        (GRAPHQL_QUOTA, settings.graphql.rate_limit),
+    ):
+        if limit.enabled:
+            limiters[quota] = UpstreamRateLimiter(
+                client,
+                limit=limit.requests_per_window,
+                window=limit.window_seconds,
+                learn_from_headers=limit.learn_from_headers,
+                meter_provider=meter_provider,
+                quota=quota,
+            )
+    if not limiters:
+        return client
+    return QuotaRouter(limiters.get("rest", client), {GRAPHQL_QUOTA: limiters.get(GRAPHQL_QUOTA, client)})

@@ -24,6 +24,11 @@ class UpstreamRequest:
     idempotent: bool = False
     #: Sent as ``Idempotency-Key``; makes a POST retryable.
     idempotency_key: str = ""
+    #: A POST without effects (a GraphQL query): cacheable like a GET, keyed by its body too.
+    read_only: bool = False
+    #: The client-side quota it counts against: ``""`` the upstream's REST quota,
+    #: ``"graphql"`` its GraphQL one (``upstreams.<name>.graphql.rate_limit``).
+    quota: str = ""
 
 
 @dataclass(frozen=True, slots=True)

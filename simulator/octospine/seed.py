@@ -3,7 +3,9 @@
 Three integrations (database, cloud storage, API, with secrets in `configuration`), three
 pipelines, three automations, six tasks in every finished and unfinished state (they do not
 run; only tasks created later do) and two webhooks (the outgoing one inactive, so nothing is
-sent until a test or `webhook_targets` asks for it).
+sent until a test or `webhook_targets` asks for it). The `data_sync` tasks and the first
+automation's `create_task` step name the CRM Mirror pipeline in `parameters.pipeline_id`
+(what GraphQL's `Pipeline.recent_tasks` and `Pipeline.automations` follow).
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ def seed_octospine(stores: OctospineStores, *, epoch: datetime) -> None:
         },
         600,
     )
-    add(
+    crm = add(
         "pipelines",
         {
             "name": "CRM Mirror",
@@ -140,7 +142,11 @@ def seed_octospine(stores: OctospineStores, *, epoch: datetime) -> None:
                 {
                     "name": "create_task",
                     "type": "task",
-                    "parameters": {"template": "data_processing", "variables": "{{process_event.output}}"},
+                    "parameters": {
+                        "template": "data_processing",
+                        "variables": "{{process_event.output}}",
+                        "pipeline_id": crm,
+                    },
                 },
             ],
             "status": "enabled",
@@ -193,6 +199,8 @@ def seed_octospine(stores: OctospineStores, *, epoch: datetime) -> None:
     ]
     for index, ((name, kind, state), schedule) in enumerate(zip(task_states, schedules, strict=True)):
         parameters: JsonObject = {"source": {"type": "database", "connection_id": db}}
+        if kind == "data_sync":
+            parameters["pipeline_id"] = crm  # the syncs feed the CRM Mirror pipeline
         if kind == "api_processing":
             parameters = {"integration_id": api, "endpoint": "/data/endpoint", "method": "GET"}
         task: JsonObject = {"name": name, "type": kind, "parameters": parameters}

@@ -151,7 +151,7 @@ async def test_quota_holds_under_200_concurrent_callers_at_150_percent(start_sim
         assert details["ErrorInfo"].reason == "UPSTREAM_QUOTA_EXHAUSTED"
         assert details["RetryInfo"].retry_delay.ToTimedelta().total_seconds() > 0
         assert details["QuotaFailure"].violations[0].subject == "upstream:openframe"
-    assert [a for a, _ in remaining if a == {"upstream": "openframe"}]
+    assert [a for a, _ in remaining if a == {"upstream": "openframe", "quota": "rest"}]
     assert sum(v for a, v in throttled if a["outcome"] == "refused") == len(refused)
     print(
         f"offered={offered} served={served} refused={len(refused)} "

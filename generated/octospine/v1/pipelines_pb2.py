@@ -29,10 +29,12 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from meshadapter.options.v1 import options_pb2 as meshadapter_dot_options_dot_v1_dot_options__pb2
+from octospine.v1 import automations_pb2 as octospine_dot_v1_dot_automations__pb2
 from octospine.v1 import common_pb2 as octospine_dot_v1_dot_common__pb2
+from octospine.v1 import tasks_pb2 as octospine_dot_v1_dot_tasks__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1coctospine/v1/pipelines.proto\x12\x0coctospine.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$meshadapter/options/v1/options.proto\x1a\x19octospine/v1/common.proto\"\xb9\x01\n\x0ePipelineSource\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x02 \x01(\t\x12\x34\n\x0e\x61uthentication\x18\x03 \x01(\x0b\x32\x1c.octospine.v1.Authentication\x12\r\n\x05query\x18\x04 \x01(\t\x12\x15\n\rconnection_id\x18\x05 \x01(\t\x12+\n\nparameters\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\"K\n\x0eTransformation\x12\x0c\n\x04type\x18\x01 \x01(\t\x12+\n\nparameters\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"q\n\x13PipelineDestination\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\r\n\x05table\x18\x02 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x03 \x01(\t\x12+\n\nparameters\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xa6\x03\n\x08Pipeline\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x12\n\x04name\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12,\n\x06source\x18\x04 \x01(\x0b\x32\x1c.octospine.v1.PipelineSource\x12\x35\n\x0ftransformations\x18\x05 \x03(\x0b\x32\x1c.octospine.v1.Transformation\x12\x36\n\x0b\x64\x65stination\x18\x06 \x01(\x0b\x32!.octospine.v1.PipelineDestination\x12,\n\x06status\x18\x07 \x01(\x0e\x32\x1c.octospine.v1.PipelineStatus\x12(\n\x08schedule\x18\x08 \x01(\x0b\x32\x16.octospine.v1.Schedule\x12\x34\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x34\n\nupdated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"[\n\x15\x43reatePipelineRequest\x12.\n\x08pipeline\x18\x01 \x01(\x0b\x32\x16.octospine.v1.PipelineB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"/\n\x12GetPipelineRequest\x12\x19\n\x0bpipeline_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"k\n\x14ListPipelinesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12,\n\x06status\x18\x03 \x01(\x0e\x32\x1c.octospine.v1.PipelineStatus\"o\n\x15ListPipelinesResponse\x12)\n\tpipelines\x18\x01 \x03(\x0b\x32\x16.octospine.v1.Pipeline\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\"x\n\x15UpdatePipelineRequest\x12.\n\x08pipeline\x18\x01 \x01(\x0b\x32\x16.octospine.v1.PipelineB\x04\xe2\x41\x01\x02\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"2\n\x15\x44\x65letePipelineRequest\x12\x19\n\x0bpipeline_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02*\x85\x01\n\x0ePipelineStatus\x12\x1f\n\x1bPIPELINE_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16PIPELINE_STATUS_ACTIVE\x10\x01\x12\x1a\n\x16PIPELINE_STATUS_PAUSED\x10\x02\x12\x1a\n\x16PIPELINE_STATUS_FAILED\x10\x03\x32\x97\x05\n\x0fPipelineService\x12\x7f\n\x0e\x43reatePipeline\x12#.octospine.v1.CreatePipelineRequest\x1a\x16.octospine.v1.Pipeline\"0\xca\xf3\x18\x0c\"\nrequest_id\x82\xd3\xe4\x93\x02\x1a\"\x0e/api/pipelines:\x08pipeline\x12m\n\x0bGetPipeline\x12 .octospine.v1.GetPipelineRequest\x1a\x16.octospine.v1.Pipeline\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/api/pipelines/{pipeline_id}\x12\x87\x01\n\rListPipelines\x12\".octospine.v1.ListPipelinesRequest\x1a#.octospine.v1.ListPipelinesResponse\"-\xca\xf3\x18\x08\x08\x02\x12\x04\x64\x61ta\x82\xd3\xe4\x93\x02\x1b\x12\x0e/api/pipelinesb\tpipelines\x12\x83\x01\n\x0eUpdatePipeline\x12#.octospine.v1.UpdatePipelineRequest\x1a\x16.octospine.v1.Pipeline\"4\xca\xf3\x18\x02\x18\x01\x82\xd3\xe4\x93\x02(2\x1c/api/pipelines/{pipeline.id}:\x08pipeline\x12s\n\x0e\x44\x65letePipeline\x12#.octospine.v1.DeletePipelineRequest\x1a\x16.google.protobuf.Empty\"$\x82\xd3\xe4\x93\x02\x1e*\x1c/api/pipelines/{pipeline_id}\x1a\x0f\xca\xf3\x18\x0b\n\toctospineb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1coctospine/v1/pipelines.proto\x12\x0coctospine.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$meshadapter/options/v1/options.proto\x1a\x1eoctospine/v1/automations.proto\x1a\x19octospine/v1/common.proto\x1a\x18octospine/v1/tasks.proto\"\xb9\x01\n\x0ePipelineSource\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x02 \x01(\t\x12\x34\n\x0e\x61uthentication\x18\x03 \x01(\x0b\x32\x1c.octospine.v1.Authentication\x12\r\n\x05query\x18\x04 \x01(\t\x12\x15\n\rconnection_id\x18\x05 \x01(\t\x12+\n\nparameters\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\"K\n\x0eTransformation\x12\x0c\n\x04type\x18\x01 \x01(\t\x12+\n\nparameters\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"q\n\x13PipelineDestination\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\r\n\x05table\x18\x02 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x03 \x01(\t\x12+\n\nparameters\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xa6\x03\n\x08Pipeline\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x12\n\x04name\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12,\n\x06source\x18\x04 \x01(\x0b\x32\x1c.octospine.v1.PipelineSource\x12\x35\n\x0ftransformations\x18\x05 \x03(\x0b\x32\x1c.octospine.v1.Transformation\x12\x36\n\x0b\x64\x65stination\x18\x06 \x01(\x0b\x32!.octospine.v1.PipelineDestination\x12,\n\x06status\x18\x07 \x01(\x0e\x32\x1c.octospine.v1.PipelineStatus\x12(\n\x08schedule\x18\x08 \x01(\x0b\x32\x16.octospine.v1.Schedule\x12\x34\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x34\n\nupdated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"[\n\x15\x43reatePipelineRequest\x12.\n\x08pipeline\x18\x01 \x01(\x0b\x32\x16.octospine.v1.PipelineB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"/\n\x12GetPipelineRequest\x12\x19\n\x0bpipeline_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"k\n\x14ListPipelinesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12,\n\x06status\x18\x03 \x01(\x0e\x32\x1c.octospine.v1.PipelineStatus\"o\n\x15ListPipelinesResponse\x12)\n\tpipelines\x18\x01 \x03(\x0b\x32\x16.octospine.v1.Pipeline\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\"x\n\x15UpdatePipelineRequest\x12.\n\x08pipeline\x18\x01 \x01(\x0b\x32\x16.octospine.v1.PipelineB\x04\xe2\x41\x01\x02\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"2\n\x15\x44\x65letePipelineRequest\x12\x19\n\x0bpipeline_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"c\n\x1aGetPipelineOverviewRequest\x12\x19\n\x0bpipeline_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x19\n\x0crecent_tasks\x18\x02 \x01(\x05H\x00\x88\x01\x01\x42\x0f\n\r_recent_tasks\"\x95\x01\n\x10PipelineOverview\x12(\n\x08pipeline\x18\x01 \x01(\x0b\x32\x16.octospine.v1.Pipeline\x12(\n\x0crecent_tasks\x18\x02 \x03(\x0b\x32\x12.octospine.v1.Task\x12-\n\x0b\x61utomations\x18\x03 \x03(\x0b\x32\x18.octospine.v1.Automation\"i\n\x18SetPipelineStatusRequest\x12\x19\n\x0bpipeline_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x32\n\x06status\x18\x02 \x01(\x0e\x32\x1c.octospine.v1.PipelineStatusB\x04\xe2\x41\x01\x02*\x85\x01\n\x0ePipelineStatus\x12\x1f\n\x1bPIPELINE_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16PIPELINE_STATUS_ACTIVE\x10\x01\x12\x1a\n\x16PIPELINE_STATUS_PAUSED\x10\x02\x12\x1a\n\x16PIPELINE_STATUS_FAILED\x10\x03\x32\xca\x11\n\x0fPipelineService\x12\x7f\n\x0e\x43reatePipeline\x12#.octospine.v1.CreatePipelineRequest\x1a\x16.octospine.v1.Pipeline\"0\xca\xf3\x18\x0c\"\nrequest_id\x82\xd3\xe4\x93\x02\x1a\"\x0e/api/pipelines:\x08pipeline\x12m\n\x0bGetPipeline\x12 .octospine.v1.GetPipelineRequest\x1a\x16.octospine.v1.Pipeline\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/api/pipelines/{pipeline_id}\x12\x87\x01\n\rListPipelines\x12\".octospine.v1.ListPipelinesRequest\x1a#.octospine.v1.ListPipelinesResponse\"-\xca\xf3\x18\x08\x08\x02\x12\x04\x64\x61ta\x82\xd3\xe4\x93\x02\x1b\x12\x0e/api/pipelinesb\tpipelines\x12\x83\x01\n\x0eUpdatePipeline\x12#.octospine.v1.UpdatePipelineRequest\x1a\x16.octospine.v1.Pipeline\"4\xca\xf3\x18\x02\x18\x01\x82\xd3\xe4\x93\x02(2\x1c/api/pipelines/{pipeline.id}:\x08pipeline\x12s\n\x0e\x44\x65letePipeline\x12#.octospine.v1.DeletePipelineRequest\x1a\x16.google.protobuf.Empty\"$\x82\xd3\xe4\x93\x02\x1e*\x1c/api/pipelines/{pipeline_id}\x12\x85\x08\n\x13GetPipelineOverview\x12(.octospine.v1.GetPipelineOverviewRequest\x1a\x1e.octospine.v1.PipelineOverview\"\xa3\x07\xca\xf3\x18\x02(\n\xd2\xf3\x18\x98\x07\n\x95\x07query PipelineOverview($pipeline_id: ID!, $recent_tasks: Int) { pipeline(id: $pipeline_id) { ...PipelineFields } recent_tasks: tasks(filter: {pipeline_id: $pipeline_id}, first: $recent_tasks) { ...TaskFields } automations(pipeline_id: $pipeline_id) { ...AutomationFields } } fragment PipelineFields on Pipeline { id name description source { type endpoint authentication { type username } query connection_id parameters } transformations { type parameters } destination { type table endpoint parameters } status schedule { type value } created_at updated_at } fragment TaskFields on Task { id name type parameters schedule { type value } status progress result error created_at updated_at started_at completed_at } fragment AutomationFields on Automation { id name description triggers { type endpoint method integration_id event schedule { type value } } steps { name type parameters } status created_at updated_at }\x12\xa8\x04\n\x11SetPipelineStatus\x12&.octospine.v1.SetPipelineStatusRequest\x1a\x16.octospine.v1.Pipeline\"\xd2\x03\xd2\xf3\x18\xcd\x03\n\xb5\x03mutation SetPipelineStatus($pipeline_id: ID!, $status: PipelineStatus!) { set_pipeline_status(id: $pipeline_id, status: $status) { ...PipelineFields } } fragment PipelineFields on Pipeline { id name description source { type endpoint authentication { type username } query connection_id parameters } transformations { type parameters } destination { type table endpoint parameters } status schedule { type value } created_at updated_at }\x1a\x13set_pipeline_status\x1a\x0f\xca\xf3\x18\x0b\n\toctospineb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -55,6 +57,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UPDATEPIPELINEREQUEST'].fields_by_name['pipeline']._serialized_options = b'\342A\001\002'
   _globals['_DELETEPIPELINEREQUEST'].fields_by_name['pipeline_id']._loaded_options = None
   _globals['_DELETEPIPELINEREQUEST'].fields_by_name['pipeline_id']._serialized_options = b'\342A\001\002'
+  _globals['_GETPIPELINEOVERVIEWREQUEST'].fields_by_name['pipeline_id']._loaded_options = None
+  _globals['_GETPIPELINEOVERVIEWREQUEST'].fields_by_name['pipeline_id']._serialized_options = b'\342A\001\002'
+  _globals['_SETPIPELINESTATUSREQUEST'].fields_by_name['pipeline_id']._loaded_options = None
+  _globals['_SETPIPELINESTATUSREQUEST'].fields_by_name['pipeline_id']._serialized_options = b'\342A\001\002'
+  _globals['_SETPIPELINESTATUSREQUEST'].fields_by_name['status']._loaded_options = None
+  _globals['_SETPIPELINESTATUSREQUEST'].fields_by_name['status']._serialized_options = b'\342A\001\002'
   _globals['_PIPELINESERVICE']._loaded_options = None
   _globals['_PIPELINESERVICE']._serialized_options = b'\312\363\030\013\n\toctospine'
   _globals['_PIPELINESERVICE'].methods_by_name['CreatePipeline']._loaded_options = None
@@ -67,28 +75,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PIPELINESERVICE'].methods_by_name['UpdatePipeline']._serialized_options = b'\312\363\030\002\030\001\202\323\344\223\002(2\034/api/pipelines/{pipeline.id}:\010pipeline'
   _globals['_PIPELINESERVICE'].methods_by_name['DeletePipeline']._loaded_options = None
   _globals['_PIPELINESERVICE'].methods_by_name['DeletePipeline']._serialized_options = b'\202\323\344\223\002\036*\034/api/pipelines/{pipeline_id}'
-  _globals['_PIPELINESTATUS']._serialized_start=1644
-  _globals['_PIPELINESTATUS']._serialized_end=1777
-  _globals['_PIPELINESOURCE']._serialized_start=301
-  _globals['_PIPELINESOURCE']._serialized_end=486
-  _globals['_TRANSFORMATION']._serialized_start=488
-  _globals['_TRANSFORMATION']._serialized_end=563
-  _globals['_PIPELINEDESTINATION']._serialized_start=565
-  _globals['_PIPELINEDESTINATION']._serialized_end=678
-  _globals['_PIPELINE']._serialized_start=681
-  _globals['_PIPELINE']._serialized_end=1103
-  _globals['_CREATEPIPELINEREQUEST']._serialized_start=1105
-  _globals['_CREATEPIPELINEREQUEST']._serialized_end=1196
-  _globals['_GETPIPELINEREQUEST']._serialized_start=1198
-  _globals['_GETPIPELINEREQUEST']._serialized_end=1245
-  _globals['_LISTPIPELINESREQUEST']._serialized_start=1247
-  _globals['_LISTPIPELINESREQUEST']._serialized_end=1354
-  _globals['_LISTPIPELINESRESPONSE']._serialized_start=1356
-  _globals['_LISTPIPELINESRESPONSE']._serialized_end=1467
-  _globals['_UPDATEPIPELINEREQUEST']._serialized_start=1469
-  _globals['_UPDATEPIPELINEREQUEST']._serialized_end=1589
-  _globals['_DELETEPIPELINEREQUEST']._serialized_start=1591
-  _globals['_DELETEPIPELINEREQUEST']._serialized_end=1641
-  _globals['_PIPELINESERVICE']._serialized_start=1780
-  _globals['_PIPELINESERVICE']._serialized_end=2443
+  _globals['_PIPELINESERVICE'].methods_by_name['GetPipelineOverview']._loaded_options = None
+  _globals['_PIPELINESERVICE'].methods_by_name['GetPipelineOverview']._serialized_options = b'\312\363\030\002(\n\322\363\030\230\007\n\225\007query PipelineOverview($pipeline_id: ID!, $recent_tasks: Int) { pipeline(id: $pipeline_id) { ...PipelineFields } recent_tasks: tasks(filter: {pipeline_id: $pipeline_id}, first: $recent_tasks) { ...TaskFields } automations(pipeline_id: $pipeline_id) { ...AutomationFields } } fragment PipelineFields on Pipeline { id name description source { type endpoint authentication { type username } query connection_id parameters } transformations { type parameters } destination { type table endpoint parameters } status schedule { type value } created_at updated_at } fragment TaskFields on Task { id name type parameters schedule { type value } status progress result error created_at updated_at started_at completed_at } fragment AutomationFields on Automation { id name description triggers { type endpoint method integration_id event schedule { type value } } steps { name type parameters } status created_at updated_at }'
+  _globals['_PIPELINESERVICE'].methods_by_name['SetPipelineStatus']._loaded_options = None
+  _globals['_PIPELINESERVICE'].methods_by_name['SetPipelineStatus']._serialized_options = b'\322\363\030\315\003\n\265\003mutation SetPipelineStatus($pipeline_id: ID!, $status: PipelineStatus!) { set_pipeline_status(id: $pipeline_id, status: $status) { ...PipelineFields } } fragment PipelineFields on Pipeline { id name description source { type endpoint authentication { type username } query connection_id parameters } transformations { type parameters } destination { type table endpoint parameters } status schedule { type value } created_at updated_at }\032\023set_pipeline_status'
+  _globals['_PIPELINESTATUS']._serialized_start=2062
+  _globals['_PIPELINESTATUS']._serialized_end=2195
+  _globals['_PIPELINESOURCE']._serialized_start=359
+  _globals['_PIPELINESOURCE']._serialized_end=544
+  _globals['_TRANSFORMATION']._serialized_start=546
+  _globals['_TRANSFORMATION']._serialized_end=621
+  _globals['_PIPELINEDESTINATION']._serialized_start=623
+  _globals['_PIPELINEDESTINATION']._serialized_end=736
+  _globals['_PIPELINE']._serialized_start=739
+  _globals['_PIPELINE']._serialized_end=1161
+  _globals['_CREATEPIPELINEREQUEST']._serialized_start=1163
+  _globals['_CREATEPIPELINEREQUEST']._serialized_end=1254
+  _globals['_GETPIPELINEREQUEST']._serialized_start=1256
+  _globals['_GETPIPELINEREQUEST']._serialized_end=1303
+  _globals['_LISTPIPELINESREQUEST']._serialized_start=1305
+  _globals['_LISTPIPELINESREQUEST']._serialized_end=1412
+  _globals['_LISTPIPELINESRESPONSE']._serialized_start=1414
+  _globals['_LISTPIPELINESRESPONSE']._serialized_end=1525
+  _globals['_UPDATEPIPELINEREQUEST']._serialized_start=1527
+  _globals['_UPDATEPIPELINEREQUEST']._serialized_end=1647
+  _globals['_DELETEPIPELINEREQUEST']._serialized_start=1649
+  _globals['_DELETEPIPELINEREQUEST']._serialized_end=1699
+  _globals['_GETPIPELINEOVERVIEWREQUEST']._serialized_start=1701
+  _globals['_GETPIPELINEOVERVIEWREQUEST']._serialized_end=1800
+  _globals['_PIPELINEOVERVIEW']._serialized_start=1803
+  _globals['_PIPELINEOVERVIEW']._serialized_end=1952
+  _globals['_SETPIPELINESTATUSREQUEST']._serialized_start=1954
+  _globals['_SETPIPELINESTATUSREQUEST']._serialized_end=2059
+  _globals['_PIPELINESERVICE']._serialized_start=2198
+  _globals['_PIPELINESERVICE']._serialized_end=4448
 # @@protoc_insertion_point(module_scope)

@@ -11,7 +11,9 @@ from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from octospine.v1 import automations_pb2 as _automations_pb2
 from octospine.v1 import common_pb2 as _common_pb2
+from octospine.v1 import tasks_pb2 as _tasks_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -394,3 +396,93 @@ class DeletePipelineRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeletePipelineRequest: _TypeAlias = DeletePipelineRequest  # noqa: Y015
+
+@_typing.final
+class GetPipelineOverviewRequest(_message.Message):
+    """Request of PipelineService.GetPipelineOverview."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PIPELINE_ID_FIELD_NUMBER: _builtins.int
+    RECENT_TASKS_FIELD_NUMBER: _builtins.int
+    pipeline_id: _builtins.str
+    """Pipeline id."""
+    recent_tasks: _builtins.int
+    """How many recent tasks to include, 1 to 100 (default 5)."""
+    def __init__(
+        self,
+        *,
+        pipeline_id: _builtins.str = ...,
+        recent_tasks: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_recent_tasks", b"_recent_tasks", "recent_tasks", b"recent_tasks"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_recent_tasks", b"_recent_tasks", "pipeline_id", b"pipeline_id", "recent_tasks", b"recent_tasks"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__recent_tasks: _TypeAlias = _typing.Literal["recent_tasks"]  # noqa: Y015
+    _WhichOneofArgType__recent_tasks: _TypeAlias = _typing.Literal["_recent_tasks", b"_recent_tasks"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__recent_tasks) -> _WhichOneofReturnType__recent_tasks | None: ...
+
+Global___GetPipelineOverviewRequest: _TypeAlias = GetPipelineOverviewRequest  # noqa: Y015
+
+@_typing.final
+class PipelineOverview(_message.Message):
+    """Response of PipelineService.GetPipelineOverview."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PIPELINE_FIELD_NUMBER: _builtins.int
+    RECENT_TASKS_FIELD_NUMBER: _builtins.int
+    AUTOMATIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def pipeline(self) -> Global___Pipeline:
+        """The pipeline (without its source's credentials)."""
+
+    @_builtins.property
+    def recent_tasks(self) -> _containers.RepeatedCompositeFieldContainer[_tasks_pb2.Task]:
+        """Its most recent tasks (those naming it in `parameters.pipeline_id`), newest first."""
+
+    @_builtins.property
+    def automations(self) -> _containers.RepeatedCompositeFieldContainer[_automations_pb2.Automation]:
+        """Automations with a step naming it in `parameters.pipeline_id`."""
+
+    def __init__(
+        self,
+        *,
+        pipeline: Global___Pipeline | None = ...,
+        recent_tasks: _abc.Iterable[_tasks_pb2.Task] | None = ...,
+        automations: _abc.Iterable[_automations_pb2.Automation] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["pipeline", b"pipeline"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["automations", b"automations", "pipeline", b"pipeline", "recent_tasks", b"recent_tasks"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PipelineOverview: _TypeAlias = PipelineOverview  # noqa: Y015
+
+@_typing.final
+class SetPipelineStatusRequest(_message.Message):
+    """Request of PipelineService.SetPipelineStatus."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PIPELINE_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    pipeline_id: _builtins.str
+    """Pipeline id."""
+    status: Global___PipelineStatus.ValueType
+    """PIPELINE_STATUS_ACTIVE or PIPELINE_STATUS_PAUSED."""
+    def __init__(
+        self,
+        *,
+        pipeline_id: _builtins.str = ...,
+        status: Global___PipelineStatus.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pipeline_id", b"pipeline_id", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetPipelineStatusRequest: _TypeAlias = SetPipelineStatusRequest  # noqa: Y015

@@ -61,6 +61,16 @@ class PipelineServiceStub:
                 request_serializer=octospine_dot_v1_dot_pipelines__pb2.DeletePipelineRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
+        self.GetPipelineOverview = channel.unary_unary(
+                '/octospine.v1.PipelineService/GetPipelineOverview',
+                request_serializer=octospine_dot_v1_dot_pipelines__pb2.GetPipelineOverviewRequest.SerializeToString,
+                response_deserializer=octospine_dot_v1_dot_pipelines__pb2.PipelineOverview.FromString,
+                _registered_method=True)
+        self.SetPipelineStatus = channel.unary_unary(
+                '/octospine.v1.PipelineService/SetPipelineStatus',
+                request_serializer=octospine_dot_v1_dot_pipelines__pb2.SetPipelineStatusRequest.SerializeToString,
+                response_deserializer=octospine_dot_v1_dot_pipelines__pb2.Pipeline.FromString,
+                _registered_method=True)
 
 
 class PipelineServiceServicer:
@@ -102,6 +112,24 @@ class PipelineServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPipelineOverview(self, request, context):
+        """A pipeline with its most recent tasks and the automations that reference it, in
+        one GraphQL query: one request and one unit of the GraphQL quota, where REST takes
+        a GetPipeline plus ListTasks and ListAutomations pages filtered by the client. The
+        pipeline's source credentials are left out (GetPipeline has them).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetPipelineStatus(self, request, context):
+        """Pauses (PAUSED) or resumes (ACTIVE) a pipeline: a GraphQL mutation, never retried.
+        FAILED is the runtime's to set (INVALID_ARGUMENT naming `status`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PipelineServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -129,6 +157,16 @@ def add_PipelineServiceServicer_to_server(servicer, server):
                     servicer.DeletePipeline,
                     request_deserializer=octospine_dot_v1_dot_pipelines__pb2.DeletePipelineRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'GetPipelineOverview': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPipelineOverview,
+                    request_deserializer=octospine_dot_v1_dot_pipelines__pb2.GetPipelineOverviewRequest.FromString,
+                    response_serializer=octospine_dot_v1_dot_pipelines__pb2.PipelineOverview.SerializeToString,
+            ),
+            'SetPipelineStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPipelineStatus,
+                    request_deserializer=octospine_dot_v1_dot_pipelines__pb2.SetPipelineStatusRequest.FromString,
+                    response_serializer=octospine_dot_v1_dot_pipelines__pb2.Pipeline.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -267,6 +305,60 @@ class PipelineService:
             '/octospine.v1.PipelineService/DeletePipeline',
             octospine_dot_v1_dot_pipelines__pb2.DeletePipelineRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPipelineOverview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/octospine.v1.PipelineService/GetPipelineOverview',
+            octospine_dot_v1_dot_pipelines__pb2.GetPipelineOverviewRequest.SerializeToString,
+            octospine_dot_v1_dot_pipelines__pb2.PipelineOverview.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPipelineStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/octospine.v1.PipelineService/SetPipelineStatus',
+            octospine_dot_v1_dot_pipelines__pb2.SetPipelineStatusRequest.SerializeToString,
+            octospine_dot_v1_dot_pipelines__pb2.Pipeline.FromString,
             options,
             channel_credentials,
             insecure,

@@ -44,6 +44,16 @@ class PipelineServiceStub:
     """Changes the fields named in `update_mask`."""
     DeletePipeline: _grpc.UnaryUnaryMultiCallable[_pipelines_pb2.DeletePipelineRequest, _empty_pb2.Empty]
     """Deletes a pipeline."""
+    GetPipelineOverview: _grpc.UnaryUnaryMultiCallable[_pipelines_pb2.GetPipelineOverviewRequest, _pipelines_pb2.PipelineOverview]
+    """A pipeline with its most recent tasks and the automations that reference it, in
+    one GraphQL query: one request and one unit of the GraphQL quota, where REST takes
+    a GetPipeline plus ListTasks and ListAutomations pages filtered by the client. The
+    pipeline's source credentials are left out (GetPipeline has them).
+    """
+    SetPipelineStatus: _grpc.UnaryUnaryMultiCallable[_pipelines_pb2.SetPipelineStatusRequest, _pipelines_pb2.Pipeline]
+    """Pauses (PAUSED) or resumes (ACTIVE) a pipeline: a GraphQL mutation, never retried.
+    FAILED is the runtime's to set (INVALID_ARGUMENT naming `status`).
+    """
 
 @_typing.type_check_only
 class PipelineServiceAsyncStub(PipelineServiceStub):
@@ -60,6 +70,16 @@ class PipelineServiceAsyncStub(PipelineServiceStub):
     """Changes the fields named in `update_mask`."""
     DeletePipeline: _aio.UnaryUnaryMultiCallable[_pipelines_pb2.DeletePipelineRequest, _empty_pb2.Empty]  # type: ignore[assignment]
     """Deletes a pipeline."""
+    GetPipelineOverview: _aio.UnaryUnaryMultiCallable[_pipelines_pb2.GetPipelineOverviewRequest, _pipelines_pb2.PipelineOverview]  # type: ignore[assignment]
+    """A pipeline with its most recent tasks and the automations that reference it, in
+    one GraphQL query: one request and one unit of the GraphQL quota, where REST takes
+    a GetPipeline plus ListTasks and ListAutomations pages filtered by the client. The
+    pipeline's source credentials are left out (GetPipeline has them).
+    """
+    SetPipelineStatus: _aio.UnaryUnaryMultiCallable[_pipelines_pb2.SetPipelineStatusRequest, _pipelines_pb2.Pipeline]  # type: ignore[assignment]
+    """Pauses (PAUSED) or resumes (ACTIVE) a pipeline: a GraphQL mutation, never retried.
+    FAILED is the runtime's to set (INVALID_ARGUMENT naming `status`).
+    """
 
 class PipelineServiceServicer(metaclass=_abc_1.ABCMeta):
     """Data pipelines (`/api/pipelines`)."""
@@ -103,5 +123,27 @@ class PipelineServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_empty_pb2.Empty, _abc.Awaitable[_empty_pb2.Empty]]:
         """Deletes a pipeline."""
+
+    @_abc_1.abstractmethod
+    def GetPipelineOverview(
+        self,
+        request: _pipelines_pb2.GetPipelineOverviewRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_pipelines_pb2.PipelineOverview, _abc.Awaitable[_pipelines_pb2.PipelineOverview]]:
+        """A pipeline with its most recent tasks and the automations that reference it, in
+        one GraphQL query: one request and one unit of the GraphQL quota, where REST takes
+        a GetPipeline plus ListTasks and ListAutomations pages filtered by the client. The
+        pipeline's source credentials are left out (GetPipeline has them).
+        """
+
+    @_abc_1.abstractmethod
+    def SetPipelineStatus(
+        self,
+        request: _pipelines_pb2.SetPipelineStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_pipelines_pb2.Pipeline, _abc.Awaitable[_pipelines_pb2.Pipeline]]:
+        """Pauses (PAUSED) or resumes (ACTIVE) a pipeline: a GraphQL mutation, never retried.
+        FAILED is the runtime's to set (INVALID_ARGUMENT naming `status`).
+        """
 
 def add_PipelineServiceServicer_to_server(servicer: PipelineServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

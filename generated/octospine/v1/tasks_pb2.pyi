@@ -311,3 +311,93 @@ class CancelTaskRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CancelTaskRequest: _TypeAlias = CancelTaskRequest  # noqa: Y015
+
+@_typing.final
+class TaskFilter(_message.Message):
+    """What SearchTasks matches; every field set must match."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    PIPELINE_ID_FIELD_NUMBER: _builtins.int
+    UPDATED_AFTER_FIELD_NUMBER: _builtins.int
+    status: Global___TaskStatus.ValueType
+    """Only tasks in this state."""
+    type: _builtins.str
+    """Only tasks of this type."""
+    pipeline_id: _builtins.str
+    """Only tasks naming this pipeline in `parameters.pipeline_id`."""
+    @_builtins.property
+    def updated_after(self) -> _timestamp_pb2.Timestamp:
+        """Only tasks changed strictly after this time."""
+
+    def __init__(
+        self,
+        *,
+        status: Global___TaskStatus.ValueType = ...,
+        type: _builtins.str = ...,
+        pipeline_id: _builtins.str = ...,
+        updated_after: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["updated_after", b"updated_after"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pipeline_id", b"pipeline_id", "status", b"status", "type", b"type", "updated_after", b"updated_after"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TaskFilter: _TypeAlias = TaskFilter  # noqa: Y015
+
+@_typing.final
+class SearchTasksRequest(_message.Message):
+    """Request of TaskService.SearchTasks."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILTER_FIELD_NUMBER: _builtins.int
+    FIRST_FIELD_NUMBER: _builtins.int
+    first: _builtins.int
+    """How many tasks to return, 1 to 100 (default 50)."""
+    @_builtins.property
+    def filter(self) -> Global___TaskFilter:
+        """The filter; unset matches every task."""
+
+    def __init__(
+        self,
+        *,
+        filter: Global___TaskFilter | None = ...,
+        first: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_first", b"_first", "filter", b"filter", "first", b"first"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_first", b"_first", "filter", b"filter", "first", b"first"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__first: _TypeAlias = _typing.Literal["first"]  # noqa: Y015
+    _WhichOneofArgType__first: _TypeAlias = _typing.Literal["_first", b"_first"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__first) -> _WhichOneofReturnType__first | None: ...
+
+Global___SearchTasksRequest: _TypeAlias = SearchTasksRequest  # noqa: Y015
+
+@_typing.final
+class SearchTasksResponse(_message.Message):
+    """Response of TaskService.SearchTasks."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASKS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def tasks(self) -> _containers.RepeatedCompositeFieldContainer[Global___Task]:
+        """The matching tasks, newest first."""
+
+    def __init__(
+        self,
+        *,
+        tasks: _abc.Iterable[Global___Task] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tasks", b"tasks"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SearchTasksResponse: _TypeAlias = SearchTasksResponse  # noqa: Y015

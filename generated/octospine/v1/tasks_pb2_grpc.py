@@ -56,6 +56,11 @@ class TaskServiceStub:
                 request_serializer=octospine_dot_v1_dot_tasks__pb2.DeleteTaskRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
+        self.SearchTasks = channel.unary_unary(
+                '/octospine.v1.TaskService/SearchTasks',
+                request_serializer=octospine_dot_v1_dot_tasks__pb2.SearchTasksRequest.SerializeToString,
+                response_deserializer=octospine_dot_v1_dot_tasks__pb2.SearchTasksResponse.FromString,
+                _registered_method=True)
         self.CancelTask = channel.unary_unary(
                 '/octospine.v1.TaskService/CancelTask',
                 request_serializer=octospine_dot_v1_dot_tasks__pb2.CancelTaskRequest.SerializeToString,
@@ -95,6 +100,16 @@ class TaskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SearchTasks(self, request, context):
+        """Tasks matching a filter, newest first, in one GraphQL query sent as a persisted
+        query (once registered, only its hash travels). A partial answer is returned: the
+        tasks come back with what resolved, and the errors in the
+        `meshadapter-graphql-errors-bin` trailer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CancelTask(self, request, context):
         """Cancels a pending or running task. Cancelling twice is harmless.
         """
@@ -124,6 +139,11 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     servicer.DeleteTask,
                     request_deserializer=octospine_dot_v1_dot_tasks__pb2.DeleteTaskRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'SearchTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchTasks,
+                    request_deserializer=octospine_dot_v1_dot_tasks__pb2.SearchTasksRequest.FromString,
+                    response_serializer=octospine_dot_v1_dot_tasks__pb2.SearchTasksResponse.SerializeToString,
             ),
             'CancelTask': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelTask,
@@ -240,6 +260,33 @@ class TaskService:
             '/octospine.v1.TaskService/DeleteTask',
             octospine_dot_v1_dot_tasks__pb2.DeleteTaskRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/octospine.v1.TaskService/SearchTasks',
+            octospine_dot_v1_dot_tasks__pb2.SearchTasksRequest.SerializeToString,
+            octospine_dot_v1_dot_tasks__pb2.SearchTasksResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -42,6 +42,12 @@ class TaskServiceStub:
     """Lists tasks."""
     DeleteTask: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.DeleteTaskRequest, _empty_pb2.Empty]
     """Deletes a task."""
+    SearchTasks: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.SearchTasksRequest, _tasks_pb2.SearchTasksResponse]
+    """Tasks matching a filter, newest first, in one GraphQL query sent as a persisted
+    query (once registered, only its hash travels). A partial answer is returned: the
+    tasks come back with what resolved, and the errors in the
+    `meshadapter-graphql-errors-bin` trailer.
+    """
     CancelTask: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.CancelTaskRequest, _tasks_pb2.Task]
     """Cancels a pending or running task. Cancelling twice is harmless."""
 
@@ -58,6 +64,12 @@ class TaskServiceAsyncStub(TaskServiceStub):
     """Lists tasks."""
     DeleteTask: _aio.UnaryUnaryMultiCallable[_tasks_pb2.DeleteTaskRequest, _empty_pb2.Empty]  # type: ignore[assignment]
     """Deletes a task."""
+    SearchTasks: _aio.UnaryUnaryMultiCallable[_tasks_pb2.SearchTasksRequest, _tasks_pb2.SearchTasksResponse]  # type: ignore[assignment]
+    """Tasks matching a filter, newest first, in one GraphQL query sent as a persisted
+    query (once registered, only its hash travels). A partial answer is returned: the
+    tasks come back with what resolved, and the errors in the
+    `meshadapter-graphql-errors-bin` trailer.
+    """
     CancelTask: _aio.UnaryUnaryMultiCallable[_tasks_pb2.CancelTaskRequest, _tasks_pb2.Task]  # type: ignore[assignment]
     """Cancels a pending or running task. Cancelling twice is harmless."""
 
@@ -95,6 +107,18 @@ class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_empty_pb2.Empty, _abc.Awaitable[_empty_pb2.Empty]]:
         """Deletes a task."""
+
+    @_abc_1.abstractmethod
+    def SearchTasks(
+        self,
+        request: _tasks_pb2.SearchTasksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tasks_pb2.SearchTasksResponse, _abc.Awaitable[_tasks_pb2.SearchTasksResponse]]:
+        """Tasks matching a filter, newest first, in one GraphQL query sent as a persisted
+        query (once registered, only its hash travels). A partial answer is returned: the
+        tasks come back with what resolved, and the errors in the
+        `meshadapter-graphql-errors-bin` trailer.
+        """
 
     @_abc_1.abstractmethod
     def CancelTask(

@@ -133,6 +133,71 @@ class UpstreamMethod(_message.Message):
 Global___UpstreamMethod: _TypeAlias = UpstreamMethod  # noqa: Y015
 
 @_typing.final
+class GraphQLOperation(_message.Message):
+    """Binds an RPC to a GraphQL operation instead of a REST call (used in place of
+    `google.api.http`). The adapter sends `POST <graphql path>` (per upstream in
+    configuration, default `/graphql`) with `{query, variables, operationName}`,
+    through the upstream's caller stack but against its own GraphQL quota.
+
+    Variables: every variable the operation declares is the request field of the
+    same name (`$pipeline_id` <- `pipeline_id`); nested messages are sent as input
+    objects with the fields' wire names, enums as their names without the type
+    prefix (`PIPELINE_STATUS_ACTIVE` -> `ACTIVE`), timestamps in RFC 3339. Every
+    request field must be used by a variable (nothing the caller sets is dropped).
+    A query is retried and may be cached (`UpstreamMethod.cache_ttl_seconds`); a
+    mutation never is.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_FIELD_NUMBER: _builtins.int
+    OPERATION_NAME_FIELD_NUMBER: _builtins.int
+    DATA_PATH_FIELD_NUMBER: _builtins.int
+    RESPONSE_FIELD_FIELD_NUMBER: _builtins.int
+    ALLOW_PARTIAL_FIELD_NUMBER: _builtins.int
+    PERSISTED_QUERY_SHA256_FIELD_NUMBER: _builtins.int
+    document: _builtins.str
+    """The GraphQL document: one query or mutation (fragments allowed)."""
+    operation_name: _builtins.str
+    """Operation to run when the document holds several; sent as `operationName`.
+    Empty: the document's only operation (which must be named).
+    """
+    data_path: _builtins.str
+    """Dotted path under `data` whose value becomes the response (e.g.
+    "set_pipeline_status"); empty = `data` itself.
+    """
+    response_field: _builtins.str
+    """Response field receiving the value at `data_path`; empty = the whole message."""
+    allow_partial: _builtins.bool
+    """Whether an answer with both data and `errors` is returned (the errors then
+    travel in the `meshadapter-graphql-errors-bin` trailer as a google.rpc.Status).
+    By default any error fails the call.
+    """
+    persisted_query_sha256: _builtins.str
+    """Persisted query: the SHA-256 (hex) of `document`, sent instead of the text
+    (`extensions.persistedQuery`, Apollo's automatic persisted queries). When the
+    upstream does not know it, the text is sent once with it (registration).
+    Checked against the document at start-up.
+    """
+    def __init__(
+        self,
+        *,
+        document: _builtins.str = ...,
+        operation_name: _builtins.str = ...,
+        data_path: _builtins.str = ...,
+        response_field: _builtins.str = ...,
+        allow_partial: _builtins.bool = ...,
+        persisted_query_sha256: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_partial", b"allow_partial", "data_path", b"data_path", "document", b"document", "operation_name", b"operation_name", "persisted_query_sha256", b"persisted_query_sha256", "response_field", b"response_field"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GraphQLOperation: _TypeAlias = GraphQLOperation  # noqa: Y015
+
+@_typing.final
 class EventRoute(_message.Message):
     """How a vendor event becomes this message and where it is published (read by
     the Kafka fan-out). A WebSocket frame or webhook body looks like
@@ -241,6 +306,7 @@ Global___UpstreamEnumValue: _TypeAlias = UpstreamEnumValue  # noqa: Y015
 
 SERVICE_FIELD_NUMBER: _builtins.int
 METHOD_FIELD_NUMBER: _builtins.int
+GRAPHQL_FIELD_NUMBER: _builtins.int
 EVENT_FIELD_NUMBER: _builtins.int
 FIELD_FIELD_NUMBER: _builtins.int
 ENUM_VALUE_FIELD_NUMBER: _builtins.int
@@ -248,6 +314,8 @@ service: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.ServiceOption
 """Which upstream serves the service."""
 method: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, Global___UpstreamMethod]
 """How the method pages, unwraps and retries upstream."""
+graphql: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, Global___GraphQLOperation]
+"""A GraphQL operation instead of a REST call (then without `google.api.http`)."""
 event: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MessageOptions, Global___EventRoute]
 """Marks an event message and routes it onto Kafka."""
 field: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.FieldOptions, Global___UpstreamField]

@@ -1,0 +1,111 @@
+"""The handler of an RPC bound to a GraphQL operation: bind, ``POST /graphql``, read
+``data`` and ``errors``, or fail with a status from the GraphQL error table.
+
+- Errors fail the call (:mod:`adapter.graphql.status`), unless the method allows partial
+  answers and ``data`` holds the response: then the message is returned and the errors
+  travel in the ``meshadapter-graphql-errors-bin`` trailer (a serialized
+  ``google.rpc.Status``, the one the errors would have failed the call with).
+- ``null`` at the data path without an error is NOT_FOUND (how many APIs say "no such
+  object").
+- A persisted query the upstream does not know (``PERSISTED_QUERY_NOT_FOUND`` or
+  ``_NOT_SUPPORTED``) is sent once more with its text, which registers it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from google.protobuf.message import Message
+from google.rpc import status_pb2
+
+from adapter.server.handlers import HandlerContext, MethodHandler
+from adapter.transcoding.json_codec import MalformedPayloadError
+from adapter.transcoding.request_binding import BoundRequest
+from adapter.upstream.caller import UpstreamCaller
+from adapter.upstream.client import raise_for_status
+from adapter.upstream.errors import UpstreamMalformedResponse
+from adapter.upstream.messages import UpstreamResponse
+
+from .answer import GraphQLAnswer, GraphQLErrorItem, read_answer, read_error_answer
+from .errors import UpstreamGraphQLError
+from .status import graphql_error_status
+from .transcoder import GraphQLTranscoder, NullAtDataPath
+
+__all__ = ["PARTIAL_ERRORS_TRAILER", "GraphQLMethodHandler"]
+
+logger = logging.getLogger(__name__)
+
+#: Trailer of a partial answer: the google.rpc.Status its errors map to, serialized.
+PARTIAL_ERRORS_TRAILER = "meshadapter-graphql-errors-bin"
+_UNKNOWN_QUERY = ("PERSISTED_QUERY_NOT_FOUND", "PERSISTED_QUERY_NOT_SUPPORTED")
+
+
+class GraphQLMethodHandler(MethodHandler):
+    """Serves one RPC from its upstream's GraphQL endpoint."""
+
+    def __init__(self, transcoder: GraphQLTranscoder, caller: UpstreamCaller) -> None:
+        super().__init__(transcoder.spec, caller)
+        self._transcoder = transcoder
+
+    async def exchange(self, request: Message, *, deadline: float, context: HandlerContext) -> Message:
+        transcoder = self._transcoder
+        answer, response = await self._call(transcoder.bind(request), deadline)
+        if transcoder.persisted and answer.has_code(*_UNKNOWN_QUERY):
+            logger.info(
+                "%s: the upstream does not know the persisted query; sending its text", self.spec.route
+            )
+            answer, response = await self._call(transcoder.bind(request, with_text=True), deadline)
+        failure = self._failure(answer, response) if answer.errors else None
+        if failure is not None and not 200 <= response.status < 300:
+            raise failure
+        try:
+            message = transcoder.decode(answer)
+        except NullAtDataPath as exc:
+            if failure is not None:
+                raise failure from None
+            found = GraphQLErrorItem(f"nothing at {exc.path}", "NOT_FOUND", path=transcoder.binding.data_path)
+            raise self._failure(GraphQLAnswer(answer.data, (found,)), response) from None
+        except MalformedPayloadError as exc:
+            if failure is not None:
+                raise failure from None
+            raise UpstreamMalformedResponse(
+                f"answer does not fit {self.spec.output_type.DESCRIPTOR.full_name}: {exc}",
+                upstream=self._caller.name,
+                route=self.spec.route,
+                request_id=response.request_id,
+            ) from exc
+        if failure is not None:
+            if not transcoder.binding.allow_partial:
+                raise failure
+            status = graphql_error_status(failure)
+            logger.info("%s: partial answer: %s", self.spec.path, status.message)
+            context.set_trailing_metadata(((PARTIAL_ERRORS_TRAILER, status.SerializeToString()),))
+        return message
+
+    def status_of(self, exc: Exception) -> status_pb2.Status:
+        if isinstance(exc, UpstreamGraphQLError):
+            return graphql_error_status(exc)
+        return super().status_of(exc)
+
+    async def _call(self, bound: BoundRequest, deadline: float) -> tuple[GraphQLAnswer, UpstreamResponse]:
+        response = await self._caller.send(bound.request, deadline=deadline)
+        if not 200 <= response.status < 300:
+            errors = read_error_answer(response.body)
+            if errors is None:  # not a GraphQL answer (a gateway's page): the HTTP table decides
+                raise_for_status(
+                    response, upstream=self._caller.name, route=self.spec.route, path=bound.request.path
+                )
+            assert errors is not None
+            return errors, response
+        try:
+            return read_answer(response.body, response.content_type), response
+        except MalformedPayloadError as exc:
+            raise UpstreamMalformedResponse(
+                f"not a GraphQL answer: {exc}",
+                upstream=self._caller.name,
+                route=self.spec.route,
+                request_id=response.request_id,
+            ) from exc
+
+    def _failure(self, answer: GraphQLAnswer, response: UpstreamResponse) -> UpstreamGraphQLError:
+        return UpstreamGraphQLError(answer, response, upstream=self._caller.name, route=self.spec.route)

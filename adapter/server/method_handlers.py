@@ -1,0 +1,25 @@
+"""Which handler serves a method: a REST call (``google.api.http``) or a GraphQL
+operation (``(meshadapter.options.v1.graphql)``)."""
+
+from __future__ import annotations
+
+from adapter.config.settings import UpstreamSettings
+from adapter.descriptors.method_spec import MethodSpec
+from adapter.graphql.handler import GraphQLMethodHandler
+from adapter.graphql.transcoder import GraphQLTranscoder
+from adapter.transcoding.json_codec import JsonCodec
+from adapter.transcoding.method_transcoder import MethodTranscoder
+from adapter.upstream.caller import UpstreamCaller
+
+from .handlers import MethodHandler, UpstreamMethodHandler
+
+__all__ = ["method_handler"]
+
+
+def method_handler(
+    spec: MethodSpec, codec: JsonCodec, upstream: UpstreamSettings, caller: UpstreamCaller
+) -> MethodHandler:
+    """The handler of ``spec``, built once at start-up."""
+    if spec.graphql is not None:
+        return GraphQLMethodHandler(GraphQLTranscoder(spec, codec, upstream.graphql), caller)
+    return UpstreamMethodHandler(MethodTranscoder(spec, codec, upstream.pagination), caller)
