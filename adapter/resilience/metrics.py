@@ -4,15 +4,19 @@
 |---|---|---|
 | ``mesh_adapter.upstream.retries`` | counter | upstream, route, cause |
 | ``mesh_adapter.upstream.retry.stopped`` | counter | upstream, route, reason |
-| ``mesh_adapter.upstream.rate_limit.remaining`` | gauge | upstream |
-| ``mesh_adapter.upstream.rate_limit.throttled`` | counter | upstream, outcome (``waited``/``refused``) |
+| ``mesh_adapter.upstream.rate_limit.remaining`` | gauge | upstream, quota (``rest``/``graphql``) |
+| ``mesh_adapter.upstream.rate_limit.throttled`` | counter | upstream, quota, outcome (waited, refused) |
 | ``mesh_adapter.upstream.circuit_breaker.state`` | gauge (0 closed, 1 half-open, 2 open) | upstream, route |
 | ``mesh_adapter.upstream.cache.lookups`` | counter | upstream, result (hit, miss, revalidated, bypass) |
 """
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Callable, Iterable
+
 from opentelemetry import metrics
+from opentelemetry.metrics import CallbackOptions, Observation
 
 __all__ = [
     "BREAKER_STATE",
@@ -22,7 +26,10 @@ __all__ = [
     "RETRIES",
     "RETRY_STOPPED",
     "meter",
+    "observe_gauge",
 ]
+
+GaugeCallback = Callable[[CallbackOptions], Iterable[Observation]]
 
 RETRIES = "mesh_adapter.upstream.retries"
 RETRY_STOPPED = "mesh_adapter.upstream.retry.stopped"
@@ -35,3 +42,42 @@ CACHE_LOOKUPS = "mesh_adapter.upstream.cache.lookups"
 def meter(meter_provider: metrics.MeterProvider | None) -> metrics.Meter:
     """The resilience layers' meter (the global provider when none is given)."""
     return metrics.get_meter("adapter.resilience", meter_provider=meter_provider)
+
+
+#: Per meter, per gauge name: the callbacks of every layer reporting it (held weakly).
+_gauges: weakref.WeakKeyDictionary[metrics.Meter, dict[str, list[weakref.WeakMethod[GaugeCallback]]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def observe_gauge(
+    meter_provider: metrics.MeterProvider | None,
+    name: str,
+    callback: GaugeCallback,
+    *,
+    unit: str,
+    description: str,
+) -> None:
+    """Adds ``callback`` (a bound method) to gauge ``name``. The SDK keeps only the first
+    instrument of a name per meter and drops the callbacks of later ones, so every layer of
+    every upstream (two limiters per upstream, a breaker per upstream) reports through one
+    instrument; a layer that is gone stops reporting."""
+    m = meter(meter_provider)
+    by_name = _gauges.setdefault(m, {})
+    callbacks = by_name.get(name)
+    if callbacks is None:
+        callbacks = by_name[name] = []
+        registered = callbacks
+
+        def collect(options: CallbackOptions) -> Iterable[Observation]:
+            observations: list[Observation] = []
+            for ref in list(registered):
+                live = ref()
+                if live is None:
+                    registered.remove(ref)
+                else:
+                    observations.extend(live(options))
+            return observations
+
+        m.create_observable_gauge(name, callbacks=[collect], unit=unit, description=description)
+    callbacks.append(weakref.WeakMethod(callback))

@@ -34,7 +34,7 @@ from adapter.upstream.messages import UpstreamRequest, UpstreamResponse
 
 from .errors import LocalRateLimitExceeded
 from .layer import CallerLayer
-from .metrics import RATE_LIMIT_REMAINING, RATE_LIMIT_THROTTLED, meter
+from .metrics import RATE_LIMIT_REMAINING, RATE_LIMIT_THROTTLED, meter, observe_gauge
 
 __all__ = ["UpstreamRateLimiter"]
 
@@ -87,14 +87,14 @@ class UpstreamRateLimiter(CallerLayer):
         #: Moving average of the inner call's duration: a slot that frees later than
         #: deadline - this would admit a call that can only time out.
         self._latency = 0.0
-        m = meter(meter_provider)
-        m.create_observable_gauge(
+        observe_gauge(
+            meter_provider,
             RATE_LIMIT_REMAINING,
-            callbacks=[self._observe],
+            self._observe,
             unit="{request}",
             description="Requests the client-side quota still allows now",
         )
-        self._throttled = m.create_counter(
+        self._throttled = meter(meter_provider).create_counter(
             RATE_LIMIT_THROTTLED, unit="{call}", description="Calls that waited for, or were refused, quota"
         )
 

@@ -93,11 +93,13 @@ def upstream_settings(
     resilience: dict[str, Any] | None = None,
     auth: dict[str, dict[str, Any]] | None = None,
     transport: str = "aiohttp",
+    upstream_extra: dict[str, Any] | None = None,
 ) -> Settings:
+    """``upstream_extra`` is merged into every upstream's settings (e.g. ``{"graphql": ...}``)."""
     base = adapter_settings(sim, transport=transport)
     upstreams = {}
     for name, upstream in base.upstreams.items():
-        data = upstream.model_dump()
+        data = merged(upstream.model_dump(), upstream_extra or {})
         data["resilience"] = merged(FAST, resilience or {})
         if auth and name in auth:
             data["auth"] = auth[name]
@@ -113,8 +115,11 @@ async def running_adapter(
     auth: dict[str, dict[str, Any]] | None = None,
     transport: str = "aiohttp",
     tracer_provider: TracerProvider | None = None,
+    upstream_extra: dict[str, Any] | None = None,
 ) -> AsyncIterator[Harness]:
-    settings = upstream_settings(sim, resilience=resilience, auth=auth, transport=transport)
+    settings = upstream_settings(
+        sim, resilience=resilience, auth=auth, transport=transport, upstream_extra=upstream_extra
+    )
     reader = InMemoryMetricReader()
     meters = MeterProvider(metric_readers=[reader])
     credentials = {n: build_credentials(n, u) for n, u in settings.upstreams.items()}

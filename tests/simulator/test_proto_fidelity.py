@@ -44,6 +44,8 @@ def _http_rules() -> list[tuple[str, str, str]]:
             module = importlib.import_module(f"{package}.{info.name}")
             for service in module.DESCRIPTOR.services_by_name.values():
                 for method in service.methods:
+                    if not method.GetOptions().HasExtension(annotations_pb2.http):
+                        continue  # a GraphQL operation (tests/simulator/test_graphql.py)
                     rule = method.GetOptions().Extensions[annotations_pb2.http]
                     verb = rule.WhichOneof("pattern")
                     rules.append((package.split(".")[0], verb.upper(), getattr(rule, verb)))
