@@ -132,4 +132,5 @@ def login_request_from_settings(
         redirect_host=auth.redirect_host,
         redirect_port=auth.redirect_port,
         redirect_path=auth.redirect_path,
+        redirect_uri=auth.redirect_uri or "",
     )

@@ -5,6 +5,10 @@ The refresh token comes from ``python -m adapter login <upstream>``
 the token file before the new access token is used, so a crash never leaves the
 file holding a spent token. The file is re-read on every renewal, so running the
 login again (or another process refreshing) takes effect without a restart.
+
+A vendor may grant no refresh token: the login's access token is then used until it
+expires or is refused, after which calls fail with :class:`LoginRequired` (naming the
+login command) until the login is run again.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ class RefreshTokenCredentials(RenewingCredentials):
     async def _obtain(self, rejected: BearerToken | None) -> BearerToken:
         async with self.token_file.locked():
             stored = self._read()
+            if not stored.refresh_token:
+                return self._until_relogin(stored, rejected)
             usable = self._usable_access_token(stored, rejected)
             if usable is not None:
                 return usable
@@ -74,6 +80,22 @@ class RefreshTokenCredentials(RenewingCredentials):
             )
         logger.info("%s: access token refreshed, refresh token rotated and stored", self.describe())
         return BearerToken(grant.access_token, renew_time(self._clock(), grant.expires_in, self._margin))
+
+    def _until_relogin(self, stored: StoredTokens, rejected: BearerToken | None) -> BearerToken:
+        """The vendor granted no refresh token: the login's access token serves until it
+        expires (or is refused), then only a new login helps."""
+        expires_at = stored.access_token_expires_at
+        if stored.access_token and (rejected is None or stored.access_token != rejected.value):
+            lifetime = expires_at - self._wall_clock() if expires_at else None
+            if lifetime is None or lifetime > 0:
+                # Used to the end (no renewal margin): nothing could renew it earlier.
+                renew_at = None if lifetime is None else self._clock() + lifetime
+                return BearerToken(stored.access_token, renew_at)
+        raise LoginRequired(
+            f"the access token of the last login of {self._upstream} expired and the vendor granted no "
+            f"refresh token; run `python -m adapter login {self._upstream}` again",
+            upstream=self._upstream,
+        )
 
     def _read(self) -> StoredTokens:
         try:

@@ -9,10 +9,20 @@ without a restart.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "ApiKeyAuth",
@@ -84,12 +94,18 @@ class OAuth2ClientCredentialsAuth(_OAuth2):
         return self
 
 
+_LOOPBACK_FIELDS = ("redirect_host", "redirect_port", "redirect_path")
+
+
 class OAuth2AuthorizationCodeAuth(_OAuth2):
     """OAuth2 authorization code + PKCE, then refresh tokens (OpenFrame).
 
     ``python -m adapter login <upstream>`` runs the one-time login and writes
     ``token_file``; the adapter then refreshes access tokens and stores each
-    rotated refresh token back into it.
+    rotated refresh token back into it. The browser comes back to a loopback
+    callback the login serves (``redirect_host``/``redirect_port``/``redirect_path``),
+    or, with ``redirect_uri``, to the app's registered ``https://`` callback, whose
+    address the user pastes into the login (out of band).
     """
 
     type: Literal["oauth2_authorization_code"]
@@ -97,16 +113,54 @@ class OAuth2AuthorizationCodeAuth(_OAuth2):
     authorize_url: str
     #: Owner-only (0600) JSON file with the refresh token; written by the login command.
     token_file: Path
+    #: The scopes OpenFrame documents (``read write``); empty sends none.
+    scope: str = "read write"
+    #: A registered redirect URI that is not loopback (``https://your-app.com/callback``):
+    #: the login prints the authorization URL and reads the redirect URL (or the code)
+    #: pasted from the browser. Unset: the loopback callback below.
+    redirect_uri: str | None = None
     #: Loopback address of the login callback (RFC 8252: any port on a loopback IP).
     redirect_host: Literal["127.0.0.1", "localhost", "::1"] = "127.0.0.1"
     #: ``0`` = any free port (the vendor must accept any loopback port).
     redirect_port: int = Field(default=0, ge=0, le=65535)
     redirect_path: str = "/callback"
 
+    @field_validator("redirect_uri")
+    @classmethod
+    def _registered(cls, uri: str | None) -> str | None:
+        if uri is not None:
+            _check_registered_redirect(uri)
+        return uri
+
     @model_validator(mode="after")
     def _check(self) -> OAuth2AuthorizationCodeAuth:
         _one_of(self, "client_secret", "client_secret_file", required=False)  # public client + PKCE
+        if self.redirect_uri is not None:
+            both = sorted(set(_LOOPBACK_FIELDS) & self.model_fields_set)
+            if both:
+                raise ValueError(f"set redirect_uri (pasted) or {', '.join(both)} (loopback), not both")
         return self
+
+
+def _check_registered_redirect(uri: str) -> None:
+    parts = urlsplit(uri)
+    if parts.scheme != "https" or not parts.hostname:
+        raise ValueError(f"redirect_uri must be an absolute https:// URL, got {uri!r}")
+    if parts.fragment:
+        raise ValueError("redirect_uri must not have a fragment (RFC 6749 3.1.2)")
+    host = parts.hostname
+    if host == "localhost" or (_is_ip(host) and ipaddress.ip_address(host).is_loopback):
+        raise ValueError(
+            "a loopback redirect_uri is the login's own callback: set redirect_host/redirect_port"
+        )
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 class JwtAuth(_FileReload):

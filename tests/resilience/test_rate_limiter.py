@@ -5,6 +5,8 @@ in any window, and learns the vendor's limit from its headers."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import gc
 import time
 from typing import Any
 
@@ -12,8 +14,10 @@ import grpc
 import httpx
 import pytest
 from openframe.v1 import alerts_pb2, alerts_pb2_grpc
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from adapter.resilience import LocalRateLimitExceeded, UpstreamRateLimiter
+from adapter.resilience import LocalRateLimitExceeded, QuotaRouter, UpstreamRateLimiter
 from adapter.upstream.messages import UpstreamRequest, UpstreamResponse
 from simulator import Simulator
 
@@ -178,3 +182,40 @@ async def test_learns_the_vendors_lower_limit_from_headers(start_sim: StartSim) 
     # The first call and 19 of the burst fill the quota; the other 21 are refused locally.
     assert sum(not isinstance(r, Exception) for r in results) == quota - 1
     assert all(r.code() == C.RESOURCE_EXHAUSTED for r in results if isinstance(r, grpc.aio.AioRpcError))
+
+
+async def test_every_limiter_reports_its_own_gauge_and_a_quota_router_picks_the_limiter() -> None:
+    # The SDK keeps one instrument per name: every limiter (several upstreams, a REST and a
+    # GraphQL quota each) must still show up, and a collected layer must drop out.
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    inner = Instant()
+    rest = UpstreamRateLimiter(inner, limit=3, window=60, meter_provider=provider)
+    graphql = UpstreamRateLimiter(inner, limit=2, window=60, meter_provider=provider, quota="graphql")
+    router = QuotaRouter(rest, {"graphql": graphql})
+    await router.send(REQUEST, deadline=_deadline(1))
+    await router.send(dataclasses.replace(REQUEST, quota="graphql"), deadline=_deadline(1))
+    await router.send(dataclasses.replace(REQUEST, quota="graphql"), deadline=_deadline(1))
+    with pytest.raises(LocalRateLimitExceeded):
+        await router.send(dataclasses.replace(REQUEST, quota="graphql"), deadline=_deadline(1))
+    with pytest.raises(ValueError, match="no quota 'other'"):
+        await router.send(dataclasses.replace(REQUEST, quota="other"), deadline=_deadline(1))
+
+    def remaining() -> dict[str, float]:
+        data = reader.get_metrics_data()
+        assert data is not None
+        return {
+            point.attributes["quota"]: point.value  # type: ignore[index,union-attr]
+            for resource in data.resource_metrics
+            for scope in resource.scope_metrics
+            for metric in scope.metrics
+            if metric.name == "mesh_adapter.upstream.rate_limit.remaining"
+            for point in metric.data.data_points  # type: ignore[union-attr]
+        }
+
+    assert remaining() == {"rest": 2, "graphql": 0}
+    assert inner.sent == 3
+    del router, graphql
+    gc.collect()
+    assert remaining() == {"rest": 2}
+    provider.shutdown()
