@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import fcntl
+import os
 import sys
 
 from adapter.config.settings import Settings
@@ -11,26 +14,53 @@ from adapter.config.settings import Settings
 from .from_settings import login_request_from_settings
 from .login import LoginFailed, LoginResult, run_login
 
-__all__ = ["login_command", "read_line"]
+__all__ = ["TerminalLines", "login_command"]
 
 
-async def read_line(prompt: str) -> str | None:
-    """Prints ``prompt`` and reads one line of standard input (None at its end). Waits on
-    the event loop, so the login's time limit can stop it (a thread blocked in
-    ``readline`` would keep the process alive)."""
-    print(prompt, flush=True)
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    try:
-        transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    except ValueError:  # a regular file: reading it does not block
-        line = sys.stdin.readline()
-        return line or None
-    try:
-        line_bytes = await reader.readline()
-    finally:
-        transport.close()
-    return line_bytes.decode("utf-8", "replace") or None
+class TerminalLines:
+    """Lines of standard input, read on the event loop (so the login's time limit can stop
+    a read; a thread blocked in ``readline`` would keep the process alive). One reader for
+    the whole login: nothing typed ahead is lost between prompts."""
+
+    def __init__(self) -> None:
+        self._started = False
+        self._reader: asyncio.StreamReader | None = None
+        self._transport: asyncio.ReadTransport | None = None
+        self._flags = 0
+
+    async def read(self, prompt: str) -> str | None:
+        """Prints ``prompt`` and returns the next line (None at the end of input)."""
+        print(prompt, flush=True)
+        if not self._started:
+            self._started = True
+            await self._connect()
+        if self._reader is None:  # a regular file: reading it does not block
+            return sys.stdin.readline() or None
+        line = await self._reader.readline()
+        return line.decode("utf-8", "replace") or None
+
+    async def _connect(self) -> None:
+        # A duplicate descriptor: closing the transport must not close sys.stdin. asyncio
+        # makes it non-blocking, a flag a terminal shares with the shell: restored on close.
+        pipe = os.fdopen(os.dup(sys.stdin.fileno()), "rb", buffering=0)
+        self._flags = fcntl.fcntl(pipe.fileno(), fcntl.F_GETFL)
+        reader = asyncio.StreamReader()
+        try:
+            transport, _ = await asyncio.get_running_loop().connect_read_pipe(
+                lambda: asyncio.StreamReaderProtocol(reader), pipe
+            )
+        except ValueError:  # not a pipe, socket or terminal
+            pipe.close()
+            return
+        self._reader, self._transport = reader, transport
+
+    def close(self) -> None:
+        """Idempotent."""
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            transport.close()
+            with contextlib.suppress(OSError, ValueError):
+                fcntl.fcntl(sys.stdin.fileno(), fcntl.F_SETFL, self._flags)
 
 
 def _outcome(upstream: str, result: LoginResult) -> str:
@@ -69,16 +99,21 @@ def login_command(settings: Settings, upstream: str, *, open_browser: bool, time
                 flush=True,
             )
 
-    try:
-        result = asyncio.run(
-            run_login(
+    async def login() -> LoginResult:
+        lines = TerminalLines()
+        try:
+            return await run_login(
                 request,
                 announce=announce,
                 open_browser=open_browser,
                 wait_seconds=timeout,
-                read_pasted=read_line,
+                read_pasted=lines.read,
             )
-        )
+        finally:
+            lines.close()
+
+    try:
+        result = asyncio.run(login())
     except LoginFailed as exc:
         print(f"mesh-adapter: login failed: {exc}", file=sys.stderr)
         return 1
