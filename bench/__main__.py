@@ -10,7 +10,7 @@ import importlib
 import subprocess
 import sys
 
-BENCHES = ["codec", "adapter_vs_direct", "intake_tracing", "spool_throughput"]
+BENCHES = ["codec", "adapter_vs_direct", "graphql_overview", "intake_tracing", "spool_throughput"]
 
 
 def main(names: list[str]) -> int:

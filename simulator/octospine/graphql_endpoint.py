@@ -23,6 +23,7 @@ field's resolver fail with ``graphql_code`` (partial data).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import logging
@@ -32,6 +33,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 from graphql import (
+    DocumentNode,
     ExecutionResult,
     GraphQLError,
     GraphQLResolveInfo,
@@ -119,6 +121,9 @@ class GraphQLEndpoint:
         self.persisted_queries = persisted_queries
         #: Registered persisted queries: SHA-256 hex -> document.
         self.persisted: dict[str, str] = {}
+        # Parsing and validating cost more than executing: done once per document text,
+        # as GraphQL servers do.
+        self._prepared = functools.lru_cache(maxsize=256)(self._prepare)
 
     def reset(self) -> None:
         """Forgets the registered persisted queries."""
@@ -147,17 +152,9 @@ class GraphQLEndpoint:
         self, query: str, variables: JsonObject, operation: str | None = None, *, fault: Fault | None = None
     ) -> JsonObject:
         """Parses, validates and executes one operation; the answer's JSON."""
-        try:
-            document = parse(query)
-        except GraphQLSyntaxError as exc:
-            return {"errors": [_error(exc.message, "GRAPHQL_PARSE_FAILED")]}
-        invalid = validate(self.schema, document)
-        if invalid:
-            return {
-                "errors": [
-                    {**e.formatted, "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}} for e in invalid
-                ]
-            }
+        document = self._prepared(query)
+        if not isinstance(document, DocumentNode):
+            return {"errors": document}
         middleware: list[Any] = [error_middleware]
         if fault is not None:
             middleware.append(_FieldFault(fault))
@@ -170,6 +167,17 @@ class GraphQLEndpoint:
             answer["errors"] = [_formatted(e) for e in result.errors]
         answer["data"] = result.data
         return answer
+
+    def _prepare(self, query: str) -> DocumentNode | list[JsonObject]:
+        """The parsed, valid document, or the errors saying why it is not one."""
+        try:
+            document = parse(query)
+        except GraphQLSyntaxError as exc:
+            return [_error(exc.message, "GRAPHQL_PARSE_FAILED")]
+        invalid = validate(self.schema, document)
+        if invalid:
+            return [{**e.formatted, "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}} for e in invalid]
+        return document
 
     def _document_text(self, body: JsonObject) -> tuple[str, web.Response | None]:
         """The document to run, registering or looking up a persisted query."""

@@ -269,26 +269,35 @@ async def test_graphql_and_rest_quotas_are_separate(start_sim: StartSim) -> None
     sim = await start_sim()
     quotas = {"rate_limit": {"requests_per_window": 2, "window_seconds": 60}}
     async with running_adapter(sim, resilience=quotas, upstream_extra={"graphql": quotas}) as h:
-        for pipeline_id in ("pip_0001", "pip_0002"):
-            await _pipelines(h).GetPipelineOverview(_overview(pipeline_id), timeout=2)
+        pipelines = _pipelines(h)
+
+        async def rest(pipeline_id: str) -> None:
+            await pipelines.GetPipeline(pipelines_pb2.GetPipelineRequest(pipeline_id=pipeline_id), timeout=2)
+
+        async def graphql(pipeline_id: str) -> None:
+            await pipelines.GetPipelineOverview(_overview(pipeline_id), timeout=2)
+
+        await rest("pip_0001")
+        await graphql("pip_0001")  # REST used one of its 2: GraphQL still has both
+        await graphql("pip_0002")
         with pytest.raises(grpc.aio.AioRpcError) as graphql_spent:
-            await _pipelines(h).GetPipelineOverview(_overview("pip_0003"), timeout=2)
-        for pipeline_id in ("pip_0001", "pip_0002"):  # GraphQL used none of the REST quota
-            await _pipelines(h).GetPipeline(
-                pipelines_pb2.GetPipelineRequest(pipeline_id=pipeline_id), timeout=2
-            )
+            await graphql("pip_0003")
+        await rest("pip_0002")  # GraphQL spent its 2: REST still has its second
         with pytest.raises(grpc.aio.AioRpcError) as rest_spent:
-            await _pipelines(h).GetPipeline(
-                pipelines_pb2.GetPipelineRequest(pipeline_id="pip_0003"), timeout=2
-            )
-        limiters = h.layer("octospine", UpstreamRateLimiter)
+            await rest("pip_0003")
+        limiter = h.layer("octospine", UpstreamRateLimiter)
         remaining = {p[0]["quota"]: p[1] for p in h.metric("mesh_adapter.upstream.rate_limit.remaining")
                      if p[0]["upstream"] == "octospine"}  # fmt: skip
     assert (sim.count(**GRAPHQL), _rest_requests(sim)) == (2, 2), "the refused calls never left"
-    for error in (graphql_spent.value, rest_spent.value):
-        assert error.code() == C.RESOURCE_EXHAUSTED
+    for error, quota in ((graphql_spent.value, "graphql"), (rest_spent.value, "rest")):
+        assert error.code() == C.RESOURCE_EXHAUSTED, quota
         assert error_details(error)["ErrorInfo"].reason == "UPSTREAM_QUOTA_EXHAUSTED"
-    assert limiters.quota == "rest"
+        assert (
+            error_details(error)["ErrorInfo"]
+            .metadata["route"]
+            .startswith("GRAPHQL" if quota == "graphql" else "GET")
+        )
+    assert limiter.quota == "rest", "find_layer still finds the REST limiter first"
     assert remaining == {"rest": 0, "graphql": 0}
 
 
