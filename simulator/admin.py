@@ -153,7 +153,10 @@ def add_admin_routes(router: web.UrlDispatcher, vendor: Vendor, sim: Simulator) 
 
     @routes.get("/_sim/rate-limits")
     async def rate_limits(request: web.Request) -> web.StreamResponse:
-        return json_response(sim.rate_limits[vendor].to_json())
+        limits = sim.rate_limits[vendor].to_json()
+        if vendor == "octospine":
+            limits["graphql"] = sim.graphql_rate_limit.to_json()
+        return json_response(limits)
 
     @routes.post("/_sim/tokens/expire")
     async def expire_tokens(request: web.Request) -> web.StreamResponse:

@@ -192,6 +192,10 @@ async def test_graphql_has_its_own_quota_with_429_and_retry_after(start_sim: Sta
     assert error["extensions"]["retryAfter"] == int(limited.headers["Retry-After"])
     assert sim.graphql_rate_limit.max_served_in_any_window() == 3
     assert sim.rate_limits["octospine"].max_served_in_any_window() == 2
+    async with httpx.AsyncClient(base_url=sim.octospine_url) as admin:
+        limits = (await admin.get("/_sim/rate-limits")).json()
+    assert (limits["limit"], limits["graphql"]["limit"]) == (2, 3)
+    assert limits["graphql"]["windows"]["api_key"]["0"] == {"served": 3, "rejected": 1}
 
 
 def test_the_documented_quota_is_500_a_minute() -> None:
