@@ -8,9 +8,10 @@ The public surface, for embedding the adapter in another program or a test::
         await mesh.wait_for_termination()
 
 Layout: ``descriptors`` reads the protos, ``transcoding`` maps messages to REST
-calls and back, ``upstream`` talks HTTP, ``resilience`` and ``auth`` wrap it,
-``status`` maps failures to gRPC statuses, ``server`` serves gRPC, ``events``
-carries vendor events to Kafka, ``telemetry`` traces and measures.
+calls and back (``graphql`` to GraphQL operations), ``upstream`` talks HTTP,
+``resilience`` and ``auth`` wrap it, ``status`` maps failures to gRPC statuses,
+``server`` serves gRPC, ``events`` carries vendor events to Kafka, ``telemetry``
+traces and measures.
 """
 
 from __future__ import annotations
