@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -35,23 +35,28 @@ async def test_a_valid_token_names_its_subject(issuer: Issuer, verifier: JwtVeri
     assert (principal.name, principal.source) == ("jwt:billing-api", "jwt")
 
 
-NOW = int(time.time())
-REFUSALS = [
-    ("expired", {"exp": NOW - 120}, "TOKEN_EXPIRED"),
-    ("not yet valid", {"nbf": NOW + 120}, "TOKEN_NOT_YET_VALID"),
-    ("wrong audience", {"aud": "someone-else"}, "WRONG_AUDIENCE"),
-    ("wrong issuer", {"iss": "https://evil.test"}, "WRONG_ISSUER"),
-    ("no exp", {"exp": None}, "INVALID_TOKEN"),
-    ("no subject", {"sub": None}, "INVALID_TOKEN"),
+# Claims from the time the test runs, not the time it was collected: in a long suite,
+# "120 s from collection" is already past when the test runs.
+REFUSALS: list[tuple[str, Callable[[int], dict[str, object]], str]] = [
+    ("expired", lambda now: {"exp": now - 120}, "TOKEN_EXPIRED"),
+    ("not yet valid", lambda now: {"nbf": now + 120}, "TOKEN_NOT_YET_VALID"),
+    ("wrong audience", lambda now: {"aud": "someone-else"}, "WRONG_AUDIENCE"),
+    ("wrong issuer", lambda now: {"iss": "https://evil.test"}, "WRONG_ISSUER"),
+    ("no exp", lambda now: {"exp": None}, "INVALID_TOKEN"),
+    ("no subject", lambda now: {"sub": None}, "INVALID_TOKEN"),
 ]
 
 
 @pytest.mark.parametrize(("case", "claims", "reason"), REFUSALS, ids=[r[0] for r in REFUSALS])
 async def test_refusals(
-    issuer: Issuer, verifier: JwtVerifier, case: str, claims: dict[str, object], reason: str
+    issuer: Issuer,
+    verifier: JwtVerifier,
+    case: str,
+    claims: Callable[[int], dict[str, object]],
+    reason: str,
 ) -> None:
     with pytest.raises(AuthenticationFailed) as info:
-        await verifier.verify(issuer.token(**claims))
+        await verifier.verify(issuer.token(**claims(int(time.time()))))
     assert info.value.reason == reason
 
 
