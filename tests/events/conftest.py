@@ -8,19 +8,22 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 import pytest_asyncio
 from opentelemetry.sdk.trace import TracerProvider
 
 from adapter.runtime import MeshAdapter
 from simulator import Simulator
 
+from .kafka_fixtures import BOOTSTRAP, delete_topics_with_prefix
 from .mesh_fixtures import mesh_settings
 
 
-@pytest.fixture
-def prefix() -> str:
-    return f"t{uuid.uuid4().hex[:8]}."
+@pytest_asyncio.fixture
+async def prefix() -> AsyncIterator[str]:
+    """A topic prefix of the test's own; its topics are deleted afterwards."""
+    name = f"t{uuid.uuid4().hex[:8]}."
+    yield name
+    await delete_topics_with_prefix(BOOTSTRAP, name)
 
 
 @pytest_asyncio.fixture

@@ -125,6 +125,22 @@ async def delete_topics(bootstrap: str, names: list[str], *, within: float = 10.
         await admin.close()
 
 
+async def delete_topics_with_prefix(bootstrap: str, prefix: str, *, within: float = 10.0) -> None:
+    """Deletes every topic named ``prefix...``, best effort: topics left behind make
+    each later broker restart (outage tests) load more partitions."""
+    admin = _admin(bootstrap)
+    try:
+        async with asyncio.timeout(within):
+            await admin.start()
+            names = [t for t in await admin.list_topics() if t.startswith(prefix)]
+            if names:
+                await admin.delete_topics(names)
+    except (TimeoutError, kafka_errors.KafkaError):
+        pass
+    finally:
+        await admin.close()
+
+
 @pytest_asyncio.fixture
 async def new_topic(kafka_bootstrap: str, request: pytest.FixtureRequest) -> AsyncIterator[TopicFactory]:
     """``await new_topic(partitions=3)``: a fresh topic named after the test."""
