@@ -15,27 +15,29 @@ import logging
 from dataclasses import dataclass, field
 from types import TracebackType
 
+from google.protobuf.descriptor import FileDescriptor
 from meshadapter.v1 import events_pb2_grpc
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
-from adapter.config.settings import Settings, WebSocketSourceSettings
-from adapter.descriptors.loader import load_service_specs
-from adapter.events.backfill import Backfiller
+from adapter.config.settings import Settings
+from adapter.descriptors.catalog import proto_files
+from adapter.descriptors.loader import ServiceSpec, load_service_specs
+from adapter.events.declarations import load_event_sources
+from adapter.events.declared_sources import build_declared_sources
 from adapter.events.delivery import SpoolDrainer
 from adapter.events.encoding import EventEncoder
 from adapter.events.intake import EventIntake
 from adapter.events.kafka_sink import KafkaSink, KafkaUnavailable
 from adapter.events.routing import EventRouter, load_event_routes, topic_name
 from adapter.events.spool import EventSpool
-from adapter.events.vendor_streams import STREAMS
 from adapter.events.watermarks import WatermarkStore
 from adapter.events.webhook_receiver import WebhookReceiver
-from adapter.events.webhook_verifier import WebhookVerifier
 from adapter.events.websocket_source import StreamState, WebSocketSource
 from adapter.server.app import AdapterServer, ExtraService
 from adapter.server.event_service import EventStreamServicer
 from adapter.telemetry.event_metrics import register_event_gauges
+from adapter.telemetry.redaction import redacted_wire_names
 from adapter.transcoding.json_codec import JsonCodec
 from adapter.transcoding.method_transcoder import MethodTranscoder
 from adapter.upstream.caller import UpstreamCaller
@@ -64,12 +66,6 @@ class EventPipeline:
     subscriptions: EventStreamServicer | None = None
 
 
-def websocket_url(base_url: str, path: str) -> str:
-    """``http://host:port`` + ``/v1/ws`` -> ``ws://host:port/v1/ws``."""
-    scheme, _, rest = base_url.rstrip("/").partition("://")
-    return f"{'wss' if scheme == 'https' else 'ws'}://{rest}{path}"
-
-
 class MeshAdapter:
     """Everything ``python -m adapter`` runs."""
 
@@ -89,8 +85,13 @@ class MeshAdapter:
         self.events: EventPipeline | None = None
         self.server: AdapterServer | None = None
         self._health_task: asyncio.Task[None] | None = None
+        self._files: list[FileDescriptor] = []
+        self._specs: list[ServiceSpec] = []
 
     async def start(self) -> None:
+        # The generated protos plus the configured descriptor sets, read once.
+        self._files = proto_files(self.settings.descriptors.descriptor_sets)
+        self._specs = load_service_specs(files=self._files)
         for name, upstream in self.settings.upstreams.items():
             self.credentials[name] = build_credentials(name, upstream)
             self.callers[name] = build_upstream_caller(
@@ -99,6 +100,7 @@ class MeshAdapter:
                 credentials=self.credentials[name],
                 tracer_provider=self._tracer_provider,
                 meter_provider=self._meter_provider,
+                methods=[m for s in self._specs if s.upstream == name for m in s.methods],
             )
         extra: list[ExtraService] = []
         if self.settings.events.enabled:
@@ -134,8 +136,9 @@ class MeshAdapter:
 
     async def _start_events(self) -> tuple[EventPipeline, EventStreamServicer]:
         cfg = self.settings.events
-        routes = load_event_routes(cfg)
+        routes = load_event_routes(cfg, self._files)
         router = EventRouter(routes)
+        declarations = load_event_sources(self._files, specs=self._specs, routes=routes)
         dead_letter_topic = topic_name(cfg.dead_letter_topic, cfg)
         encoder = EventEncoder(
             router,
@@ -144,6 +147,7 @@ class MeshAdapter:
             json_topics=frozenset(cfg.json_topics),
             dead_letter_topic=dead_letter_topic,
             max_depth=cfg.max_payload_depth,
+            redacted_keys=redacted_wire_names(self._files),
         )
         spool = EventSpool(
             cfg.spool.path,
@@ -181,36 +185,21 @@ class MeshAdapter:
             spool=spool, sink=sink, drainer=drainer, intake=intake, watermarks=watermarks
         )
 
-        if cfg.webhook.enabled and "octospine" in self.settings.upstreams:
-            if not cfg.webhook.secrets:
-                logger.warning("webhook receiver enabled without secrets: every delivery will get 503")
-            verifier = WebhookVerifier(cfg.webhook.secrets, tolerance_seconds=cfg.webhook.tolerance_seconds)
-            pipeline.webhook = WebhookReceiver(cfg.webhook, intake=intake, verifier=verifier)
-            await pipeline.webhook.start()
-
-        transcoders = self._transcoders()
-        for name, stream in STREAMS.items():
-            upstream = self.settings.upstreams.get(name)
-            source_cfg = cfg.websockets.get(name)
-            if upstream is None or (source_cfg is not None and not source_cfg.enabled):
-                continue
-            source_cfg = source_cfg or WebSocketSourceSettings()
-            backfiller = Backfiller(
-                name,
-                stream.backfill,
-                transcoders=transcoders,
-                caller=self.callers[name],
-                codec=self._codec,
-            )
-            source = WebSocketSource(
-                stream,
-                source_cfg,
-                url=source_cfg.url or websocket_url(str(upstream.base_url), stream.path),
-                credentials=self.credentials[name],
-                intake=intake,
-                watermarks=watermarks,
-                backfiller=backfiller,
-            )
+        # Every configured upstream that declares a stream or webhooks in its protos.
+        sources = build_declared_sources(
+            declarations,
+            self.settings,
+            intake=intake,
+            watermarks=watermarks,
+            transcoders=self._transcoders(),
+            callers=self.callers,
+            credentials=self.credentials,
+            codec=self._codec,
+        )
+        if sources.webhook is not None:
+            pipeline.webhook = sources.webhook
+            await sources.webhook.start()
+        for name, source in sources.streams.items():
             pipeline.sources[name] = source
             await source.start()
 
@@ -226,7 +215,7 @@ class MeshAdapter:
 
     def _transcoders(self) -> dict[str, MethodTranscoder]:
         out: dict[str, MethodTranscoder] = {}
-        for service in load_service_specs():
+        for service in self._specs:
             upstream = self.settings.upstreams.get(service.upstream)
             if upstream is None:
                 continue

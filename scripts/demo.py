@@ -61,7 +61,7 @@ def settings(sim: Simulator, bootstrap: str) -> Settings:
         events={
             "kafka": {"bootstrap_servers": bootstrap},
             "spool": {"path": str(ROOT / "var" / "spool" / "events.db")},
-            "webhook": {"port": 8090, "secrets": [WEBHOOK_SECRET]},
+            "webhook": {"port": 8090, "sources": {"octospine": {"secrets": [WEBHOOK_SECRET]}}},
         },
     )
 

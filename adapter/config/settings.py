@@ -20,9 +20,18 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -151,8 +160,8 @@ class WebSocketSourceSettings(_Frozen):
     enabled: bool = True
     #: ``ws(s)://`` URL of the stream; empty = derived from the upstream's base_url.
     url: str = ""
-    #: What to subscribe to (OpenFrame topics / OCTOSPINE events); empty = every
-    #: type the protos route for this upstream.
+    #: What to subscribe to (OpenFrame topics / OCTOSPINE events); empty = the
+    #: ``subscriptions`` the upstream's ``(websocket)`` option declares.
     subscribe: list[str] = Field(default_factory=list)
     #: Protocol-level ping period; a missing pong within ``stall_timeout_seconds`` is a stall.
     ping_interval_seconds: float = Field(default=5.0, gt=0)
@@ -169,23 +178,70 @@ class WebSocketSourceSettings(_Frozen):
     max_queued_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     #: Read missed changes over REST after every reconnect.
     backfill: bool = True
+    #: An event without a time (frames shaped ``{type, data}``) moves the watermark to
+    #: its receipt time minus this margin (the vendor's clock skew and send delay).
+    watermark_margin_seconds: float = Field(default=5.0, ge=0)
+
+
+class WebhookSourceSettings(_Frozen):
+    """How the deliveries of one upstream (declared by its ``(webhook)`` option) are
+    received and authenticated. Default deny: no secret or token, every delivery 503."""
+
+    enabled: bool = True
+    #: Route on the webhook server; empty = ``/webhooks/<upstream>``.
+    path: str = ""
+    #: ``signature``: the vendor's declared keyed-hash signature with ``secrets``;
+    #: ``token``: a static header (``token_header: token_scheme <token>``) equal to
+    #: one of ``tokens``, compared in constant time (vendors whose webhooks carry
+    #: configured headers and no secret). ``None``: ``signature`` when the upstream
+    #: declares one, else ``token``.
+    auth: Literal["signature", "token"] | None = None
+    #: Active signing secrets (several during a rotation).
+    secrets: list[SecretStr] = Field(default_factory=list)
+    token_header: str = "Authorization"
+    #: Word before the token in the header ("" = the header is the bare token).
+    token_scheme: str = "Bearer"
+    #: Accepted tokens (several during a rotation).
+    tokens: list[SecretStr] = Field(default_factory=list)
+    #: Accepted distance between the delivery's time and now (replay window).
+    tolerance_seconds: float = Field(default=300.0, gt=0)
+    #: Deliveries without a time field (the documented ``{event, data}`` body) are
+    #: refused unless this is false; they are then protected from replay by their
+    #: delivery id (body id, id header, else the body's SHA-256), remembered in the
+    #: spool for ``replay_window_seconds``.
+    require_timestamp: bool = True
+    replay_window_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)
+
+
+_MOVED_WEBHOOK_KEYS = ("secrets", "path", "tolerance_seconds")
 
 
 class WebhookSettings(_Frozen):
-    """The HTTP endpoint receiving OCTOSPINE's signed webhooks."""
+    """The HTTP server receiving vendors' webhooks; one route per upstream in ``sources``."""
 
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8090, ge=0, le=65535)
-    path: str = "/webhooks/octospine"
-    #: Active signing secrets (several during a rotation). Empty = webhooks refused.
-    secrets: list[SecretStr] = Field(default_factory=list)
-    #: Accepted distance between the event's timestamp and now (replay window).
-    tolerance_seconds: float = Field(default=300.0, gt=0)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     #: Deliveries handled at once; more wait their turn (bodies buffered at most
     #: ``max_concurrent_deliveries * max_body_bytes``).
     max_concurrent_deliveries: int = Field(default=32, ge=1)
+    #: Per upstream name; an upstream that declares webhooks and has no entry gets
+    #: the defaults (and no secret: its deliveries get 503).
+    sources: dict[str, WebhookSourceSettings] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, values: Any) -> Any:
+        """The single-vendor keys of earlier versions name where they went."""
+        if isinstance(values, dict):
+            moved = [k for k in _MOVED_WEBHOOK_KEYS if k in values]
+            if moved:
+                raise ValueError(
+                    f"{', '.join(moved)} moved to events.webhook.sources.<upstream>."
+                    f"{moved[0]} (e.g. MESH_EVENTS__WEBHOOK__SOURCES__OCTOSPINE__{moved[0].upper()})"
+                )
+        return values
 
 
 class EventsSettings(_Frozen):
@@ -207,9 +263,19 @@ class EventsSettings(_Frozen):
     #: Vendor payloads nesting objects/arrays deeper than this are dead-lettered
     #: before any message is built from them.
     max_payload_depth: int = Field(default=64, ge=1, le=1000)
-    #: Per upstream name (``openframe``, ``octospine``).
+    #: Per upstream name (``openframe``, ``octospine``); an upstream that declares a
+    #: stream and has no entry gets the defaults.
     websockets: dict[str, WebSocketSourceSettings] = Field(default_factory=dict)
     webhook: WebhookSettings = WebhookSettings()
+
+
+class DescriptorSettings(_Frozen):
+    """Protos beyond the generated package: a vendor added by configuration."""
+
+    #: Files of ``FileDescriptorSet``s (``protoc --include_imports
+    #: --descriptor_set_out=...`` or ``buf build -o``); their services, events,
+    #: streams and webhooks are served like the built-in ones.
+    descriptor_sets: list[Path] = Field(default_factory=list)
 
 
 class Settings(BaseSettings):
@@ -228,6 +294,7 @@ class Settings(BaseSettings):
     #: Keyed by the ``upstream`` name the protos' service options use.
     upstreams: dict[str, UpstreamSettings] = Field(default_factory=dict)
     events: EventsSettings = EventsSettings()
+    descriptors: DescriptorSettings = DescriptorSettings()
 
     @field_validator("upstreams", mode="after")
     @classmethod

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import importlib
 import pkgutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,9 +53,13 @@ def import_generated_modules() -> list[_d.FileDescriptor]:
 
 def load_service_specs(
     pool: descriptor_pool.DescriptorPool | None = None,
+    *,
+    files: Sequence[_d.FileDescriptor] | None = None,
 ) -> list[ServiceSpec]:
-    """Specs of every upstream-backed service, sorted by name."""
-    files = import_generated_modules()
+    """Specs of every upstream-backed service of ``files`` (default: the generated
+    ones; see :func:`adapter.descriptors.catalog.proto_files`), sorted by name."""
+    if files is None:
+        files = import_generated_modules()
     pool = pool or descriptor_pool.Default()
     specs: list[ServiceSpec] = []
     errors: list[str] = []

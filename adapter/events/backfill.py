@@ -9,6 +9,11 @@ Items are taken from each page as JSON, one by one, and decoded by the event
 intake like live frames: a poison record (too deep, a date out of range) is
 dead-lettered there and the others go on, instead of failing the whole page and
 every reconnect after it.
+
+A query whose route answers 404 (a deployment without that endpoint) is dropped
+from this stream's backfill with one warning: retrying could only fail the same
+way, and failing the backfill would reconnect the stream forever. The other
+queries go on.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -27,9 +33,10 @@ from adapter.transcoding.json_values import dec_timestamp
 from adapter.transcoding.method_transcoder import MethodTranscoder
 from adapter.upstream.caller import UpstreamCaller
 from adapter.upstream.client import raise_for_status
+from adapter.upstream.errors import UpstreamStatusError
 
+from .declarations import BackfillQuery
 from .encoding import VendorEvent
-from .vendor_streams import BackfillQuery
 
 __all__ = ["Backfiller"]
 
@@ -49,7 +56,7 @@ class Backfiller:
         source: str,
         queries: tuple[BackfillQuery, ...],
         *,
-        transcoders: dict[str, MethodTranscoder],
+        transcoders: Mapping[str, MethodTranscoder],
         caller: UpstreamCaller,
         codec: JsonCodec,
         timeout_seconds: float = 60.0,
@@ -63,12 +70,29 @@ class Backfiller:
         self._caller = caller
         self._codec = codec
         self._timeout = timeout_seconds
+        #: RPCs of the queries dropped because their route answered 404.
+        self.disabled: set[str] = set()
 
     async def events_since(self, since: dt.datetime) -> list[VendorEvent]:
         """Every change after ``since`` (minus an overlap), oldest first."""
         events: list[VendorEvent] = []
         for query in self._queries:
-            events.extend(await self._run(query, since - OVERLAP))
+            if query.rpc in self.disabled:
+                continue
+            try:
+                events.extend(await self._run(query, since - OVERLAP))
+            except UpstreamStatusError as exc:
+                if exc.response.status != 404:
+                    raise
+                self.disabled.add(query.rpc)
+                logger.warning(
+                    "backfill of %s: %s answered 404; %s events are no longer backfilled for this "
+                    "stream (live events still flow). Remove the query from the (websocket) option "
+                    "or fix the route, then restart.",
+                    self.source,
+                    exc.path or exc.route,
+                    query.event_type,
+                )
         events.sort(key=_moment)
         logger.info("backfill of %s since %s: %d events", self.source, since.isoformat(), len(events))
         return events
@@ -123,9 +147,9 @@ class Backfiller:
             return VendorEvent(
                 source=self.source,
                 type=query.event_type,
-                action=query.action(item),
+                action=query.action_of(item),
                 timestamp=_normalised_time(item.get(query.time_field)),
-                data=query.to_data(item),
+                data=query.data_of(item),
                 channel="backfill",
                 raw=raw,
             )

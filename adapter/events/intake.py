@@ -17,6 +17,7 @@ import orjson
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, TracerProvider
 
+from .delivery_claims import DeliveryClaim
 from .encoding import EventEncoder, UnroutableEventError, VendorEvent
 from .records import OutboundRecord
 from .spool import EventSpool, SpoolFull
@@ -68,10 +69,15 @@ class EventIntake:
         self._retry_after = full_retry_after
         self.stats = IntakeStats()
 
-    async def accept(self, events: Sequence[VendorEvent], *, wait: bool = False) -> AcceptResult:
+    async def accept(
+        self, events: Sequence[VendorEvent], *, wait: bool = False, claim: DeliveryClaim | None = None
+    ) -> AcceptResult:
         """Durably accepts ``events``. With ``wait`` a full spool is waited out
         (WebSocket: reads pause meanwhile); without, IntakeFullError is raised
-        (webhook: 503 + Retry-After)."""
+        (webhook: 503 + Retry-After). ``claim`` (a webhook's delivery id, never with
+        ``wait``) makes them all duplicates when that delivery was accepted before."""
+        if claim is not None and wait:
+            raise ValueError("a delivery claim is for one webhook delivery, which never waits")
         records: list[OutboundRecord] = []
         owners: list[int] = []  # which event each record came from
         dead: set[int] = set()
@@ -82,11 +88,16 @@ class EventIntake:
             records.extend(produced)
             owners.extend([index] * len(produced))
         try:
-            fresh = await self._spool.append(records)
+            fresh = await self._spool.append(records, claim=claim)
         except SpoolFull:
             if not wait:
                 raise IntakeFullError(self._retry_after) from None
             fresh = await self._append_as_room_frees(records, owners, events)
+        if claim is not None and records and not any(fresh):
+            # A replayed delivery: nothing was stored, dead letters included.
+            for event in events:
+                self.stats.duplicates[f"{event.source}.{event.channel}"] += 1
+            return AcceptResult(duplicates=len(events))
         result = AcceptResult(dead_lettered=len(dead), dead=frozenset(dead))
         accepted_events = {owners[i] for i, is_new in enumerate(fresh) if is_new}
         for index, event in enumerate(events):

@@ -7,7 +7,7 @@ prefixed and renamed in configuration.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from google.protobuf import descriptor as _d
@@ -71,11 +71,13 @@ def _topics(defaults: Iterable[str], settings: EventsSettings) -> tuple[str, ...
     return tuple(names)
 
 
-def load_event_routes(settings: EventsSettings) -> list[EventRoute]:
-    """Every event message of the generated protos, as a route."""
+def load_event_routes(
+    settings: EventsSettings, files: Sequence[_d.FileDescriptor] | None = None
+) -> list[EventRoute]:
+    """Every event message of ``files`` (default: the generated protos), as a route."""
     routes: list[EventRoute] = []
     pool = descriptor_pool.Default()
-    for file in import_generated_modules():
+    for file in import_generated_modules() if files is None else files:
         for message in pool.FindFileByName(file.name).message_types_by_name.values():
             opts = message.GetOptions()
             if not opts.HasExtension(options_pb2.event):

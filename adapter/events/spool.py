@@ -39,6 +39,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal, TypeVar
 
+from .delivery_claims import DeliveryClaim
 from .records import OutboundRecord
 from .spool_errors import SpoolClosed, SpoolError, SpoolFull, SpoolLocked
 from .spool_store import AppendOutcome, SpoolSnapshot, SpoolStore, acquire_lock
@@ -92,7 +93,7 @@ class EventSpool:
         self._state: Literal["new", "open", "closing", "closed"] = "new"
         self._snapshot = SpoolSnapshot(depth=0, bytes=0, oldest_at=None, dead_letters=0)
         # Group commit: appends queue here; one committer task turns each queue-full into a transaction.
-        self._queue: list[tuple[list[OutboundRecord], asyncio.Future[list[bool]]]] = []
+        self._queue: list[tuple[list[OutboundRecord], DeliveryClaim | None, asyncio.Future[list[bool]]]] = []
         self._queued = asyncio.Event()
         self._committer: asyncio.Task[None] | None = None
         self._has_records = asyncio.Event()
@@ -196,19 +197,23 @@ class EventSpool:
 
     # -- operations --------------------------------------------------------------------------
 
-    async def append(self, records: Sequence[OutboundRecord]) -> list[bool]:
+    async def append(
+        self, records: Sequence[OutboundRecord], *, claim: DeliveryClaim | None = None
+    ) -> list[bool]:
         """Stores ``records`` durably, all or nothing; returns per record whether it was new.
 
         False means its :attr:`~OutboundRecord.identity` (topic + ``ce_id``) was accepted
         before (within the dedupe window, or earlier in this batch): the source may
-        acknowledge it, it is not stored twice.
+        acknowledge it, it is not stored twice. With ``claim`` (a webhook delivery id,
+        see :mod:`adapter.events.delivery_claims`), an id claimed before and not yet
+        expired makes every record a duplicate; the claim commits with the records.
         Raises :class:`SpoolFull` when the new records do not fit (nothing is stored).
         """
         self._check_open()
         if not records:
             return []
         future: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
-        self._queue.append((list(records), future))
+        self._queue.append((list(records), claim, future))
         self._queued.set()
         return await future
 
@@ -247,18 +252,18 @@ class EventSpool:
             try:
                 outcome: AppendOutcome = await self._run(
                     self._store.append_groups,
-                    [records for records, _ in group],
+                    [(records, claim) for records, claim, _ in group],
                     self.max_records,
                     self.max_bytes,
                 )
             except Exception as exc:  # disk full, I/O error: every append of this group failed
                 logger.error("spool %s: commit of %d appends failed: %r", self.path, len(group), exc)
-                for _, future in group:
+                for _, _, future in group:
                     if not future.done():
                         future.set_exception(exc)
                 continue
             self._apply(outcome.snapshot)
-            for (_, future), result in zip(group, outcome.results, strict=True):
+            for (_, _, future), result in zip(group, outcome.results, strict=True):
                 if future.done():  # the caller was cancelled; what committed stays committed
                     continue
                 if isinstance(result, Exception):

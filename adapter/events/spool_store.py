@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .dedupe import SEEN_SCHEMA, SeenIds
+from .delivery_claims import CLAIMS_SCHEMA, DeliveryClaim, claim_delivery, prune_claims
 from .records import OutboundRecord
 from .spool_errors import SpoolClosed, SpoolError, SpoolFull, SpoolLocked
 
@@ -94,7 +95,7 @@ class SpoolStore:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > _SCHEMA_VERSION:
                 raise SpoolError(f"{self._path} has schema {version}, newer than this adapter's")
-            db.executescript(_SCHEMA + SEEN_SCHEMA)
+            db.executescript(_SCHEMA + SEEN_SCHEMA + CLAIMS_SCHEMA)
             db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
             self._depth, self._bytes = db.execute(
                 "SELECT count(*), coalesce(sum(size), 0) FROM records"
@@ -114,13 +115,20 @@ class SpoolStore:
             self._db = None
 
     def append_groups(
-        self, groups: list[list[OutboundRecord]], max_records: int, max_bytes: int
+        self,
+        groups: list[tuple[list[OutboundRecord], DeliveryClaim | None]],
+        max_records: int,
+        max_bytes: int,
     ) -> AppendOutcome:
         db = self._conn()
         before = (self._depth, self._bytes, self._oldest_at)
         db.execute("BEGIN IMMEDIATE")
         try:
-            results = [self._append_one(db, records, max_records, max_bytes) for records in groups]
+            now = self._clock()
+            prune_claims(db, now)
+            results = [
+                self._append_one(db, records, claim, max_records, max_bytes) for records, claim in groups
+            ]
             self._seen.prune(db)
             db.execute("COMMIT")
         except BaseException:
@@ -170,12 +178,20 @@ class SpoolStore:
         return self._snapshot()
 
     def _append_one(
-        self, db: sqlite3.Connection, records: list[OutboundRecord], max_records: int, max_bytes: int
+        self,
+        db: sqlite3.Connection,
+        records: list[OutboundRecord],
+        claim: DeliveryClaim | None,
+        max_records: int,
+        max_bytes: int,
     ) -> list[bool] | Exception:
         # A savepoint per append: one that does not fit (or fails) is undone alone,
         # the others of the group still commit.
         db.execute("SAVEPOINT one_append")
         try:
+            if claim is not None and not claim_delivery(db, claim, self._clock()):
+                db.execute("RELEASE one_append")
+                return [False] * len(records)  # a replayed delivery: nothing stored
             # Per topic: an event fanned out to several topics is one record on each.
             fresh = self._seen.claim(db, [r.identity for r in records])
             new = [r for r, is_new in zip(records, fresh, strict=True) if is_new]

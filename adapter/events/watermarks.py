@@ -44,6 +44,10 @@ class WatermarkStore:
             when = when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
         except (ValueError, OverflowError):
             return
+        self.advance_to(source, when, ceiling=ceiling)
+
+    def advance_to(self, source: str, when: dt.datetime, *, ceiling: dt.datetime | None = None) -> None:
+        """Moves ``source``'s mark forward to ``when`` (aware), never back and never past ``ceiling``."""
         if ceiling is not None and when > ceiling:
             when = ceiling
         current = self._marks.get(source)

@@ -1,15 +1,23 @@
-"""HTTP endpoint for OCTOSPINE's outgoing webhooks.
+"""HTTP server for vendors' webhook deliveries: one route per source that
+declares webhooks (``(meshadapter.options.v1.webhook)``) and is configured.
 
-Answers (the vendor redelivers on anything but 2xx), for every input:
+Answers (vendors redeliver on anything but 2xx), for every input:
 
 - ``200`` once the event is durable (in the spool, hence on its way to Kafka),
   or was already received (same delivery id / CloudEvents id), or was
-  authentic but unusable (not JSON, no ``event``, a payload that does not
+  authentic but unusable (not JSON, no event type, a payload that does not
   decode) and went to the dead-letter topic: redelivering it would not help;
-- ``401`` bad or missing signature (whatever bytes the header holds), stale or
-  future timestamp (replay);
+- ``401`` bad or missing signature or token (whatever bytes the header holds),
+  stale or future time, no time where one is required;
 - ``413`` body over the size limit;
-- ``503`` + ``Retry-After`` when the spool is full (or no secret is configured).
+- ``503`` + ``Retry-After`` when the spool is full (or no secret/token is configured).
+
+A delivery without a time (when its source allows that) is protected from replay
+by its delivery id: the body's id field, else the declared id header, else the
+SHA-256 of the body. The id is claimed in the spool together with the event
+(:mod:`adapter.events.delivery_claims`), so a replay within
+``replay_window_seconds`` is acknowledged and published nothing, also after a
+restart.
 
 At most ``max_concurrent_deliveries`` bodies are read at once; more requests wait
 their turn, so buffered bodies stay under that many times ``max_body_bytes``.
@@ -18,47 +26,71 @@ their turn, so buffered bodies stay under that many times ``max_body_bytes``.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import time
 from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 from aiohttp import web
 
 from adapter.config.settings import WebhookSettings
 
-from .encoding import MAX_ENVELOPE_TEXT, VendorEvent
+from .declarations import WebhookDeclaration
+from .delivery_claims import DeliveryClaim
+from .encoding import MAX_ENVELOPE_TEXT, VendorEvent, envelope_problem
 from .intake import EventIntake, IntakeFullError
-from .webhook_verifier import SIGNATURE_HEADER, VerifiedWebhook, WebhookRejectedError, WebhookVerifier
+from .webhook_verifier import VerifiedWebhook, WebhookRejectedError, WebhookVerifier
 
-__all__ = ["WebhookReceiver"]
+__all__ = ["WebhookEndpoint", "WebhookReceiver"]
 
 logger = logging.getLogger(__name__)
 
-DELIVERY_HEADER = "x-octospine-delivery"
+
+@dataclass(frozen=True, slots=True)
+class WebhookEndpoint:
+    """One source's route: where it is, how its bodies look, how they are verified."""
+
+    path: str
+    declaration: WebhookDeclaration
+    verifier: WebhookVerifier
+    #: How long the ids of deliveries without a time are remembered.
+    replay_window_seconds: float = 7 * 24 * 3600.0
+
+    @property
+    def source(self) -> str:
+        return self.declaration.source
 
 
 class WebhookReceiver:
-    """An aiohttp server with one webhook route (plus ``GET /healthz``)."""
+    """An aiohttp server with one route per webhook source (plus ``GET /healthz``)."""
 
     def __init__(
         self,
         settings: WebhookSettings,
+        endpoints: Sequence[WebhookEndpoint],
         *,
         intake: EventIntake,
-        verifier: WebhookVerifier,
-        source: str = "octospine",
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        paths = [e.path for e in endpoints]
+        if len(set(paths)) != len(paths):
+            raise ValueError(f"two webhook sources share a path: {sorted(paths)}")
         self.settings = settings
+        self.endpoints = tuple(endpoints)
         self._intake = intake
-        self._verifier = verifier
-        self._source = source
+        self._clock = clock
         self._runner: web.AppRunner | None = None
         self._slots = asyncio.Semaphore(settings.max_concurrent_deliveries)
         self.port = 0
+        #: Outcomes and refusal reasons, over every source.
         self.counts: Counter[str] = Counter()
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.settings.max_body_bytes)
-        app.router.add_post(self.settings.path, self._handle)
+        for endpoint in self.endpoints:
+            app.router.add_post(endpoint.path, self._handler(endpoint))
         app.router.add_get("/healthz", self._health)
         return app
 
@@ -73,7 +105,14 @@ class WebhookReceiver:
             raise
         self._runner = runner
         self.port = int(runner.addresses[0][1])
-        logger.info("receiving webhooks on http://%s:%d%s", self.settings.host, self.port, self.settings.path)
+        for endpoint in self.endpoints:
+            logger.info(
+                "receiving %s webhooks on http://%s:%d%s",
+                endpoint.source,
+                self.settings.host,
+                self.port,
+                endpoint.path,
+            )
         return self.port
 
     async def stop(self) -> None:
@@ -84,24 +123,43 @@ class WebhookReceiver:
     async def _health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    def _handler(self, endpoint: WebhookEndpoint) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            return await self._handle(endpoint, request)
+
+        return handle
+
+    async def _handle(self, endpoint: WebhookEndpoint, request: web.Request) -> web.Response:
         async with self._slots:
             try:
                 body = await request.read()
             except web.HTTPRequestEntityTooLarge:
                 self.counts["too_large"] += 1
-                logger.warning("webhook refused: body over %d bytes", self.settings.max_body_bytes)
+                logger.warning(
+                    "%s webhook refused: body over %d bytes", endpoint.source, self.settings.max_body_bytes
+                )
                 return _answer(413, "BODY_TOO_LARGE", f"body over {self.settings.max_body_bytes} bytes")
             try:
-                delivery = self._verifier.verify(body, request.headers.get(SIGNATURE_HEADER))
+                delivery = endpoint.verifier.verify(body, request.headers)
             except WebhookRejectedError as exc:
                 self.counts[exc.reason] += 1
-                logger.warning("webhook refused (%d %s): %s", exc.status, exc.reason, exc.detail)
+                logger.warning(
+                    "%s webhook refused (%d %s): %s", endpoint.source, exc.status, exc.reason, exc.detail
+                )
                 headers = {"Retry-After": "60"} if exc.status == 503 else None
                 return _answer(exc.status, exc.reason, exc.detail, headers)
-            event = self._event(delivery, body, request.headers.get(DELIVERY_HEADER, ""))
+            id_header = endpoint.declaration.id_header
+            header_id = request.headers.get(id_header, "") if id_header else ""
+            event = self._event(endpoint.declaration, delivery, body, header_id)
+            claim = None
+            if not delivery.timed:
+                delivery_id = _delivery_id(event, header_id, body)
+                claim = DeliveryClaim(
+                    key=f"{endpoint.source}\x00{delivery_id}",
+                    expires_at=self._clock() + endpoint.replay_window_seconds,
+                )
             try:
-                result = await self._intake.accept([event])
+                result = await self._intake.accept([event], claim=claim)
             except IntakeFullError as exc:
                 self.counts["spool_full"] += 1
                 return _answer(503, "SPOOL_FULL", str(exc), {"Retry-After": f"{exc.retry_after:.0f}"})
@@ -109,44 +167,48 @@ class WebhookReceiver:
             self.counts[outcome] += 1
             return web.json_response({"status": outcome, "id": event.id})
 
-    def _event(self, delivery: VerifiedWebhook, body: bytes, delivery_header: str) -> VendorEvent:
+    def _event(
+        self, declared: WebhookDeclaration, delivery: VerifiedWebhook, body: bytes, header_id: str
+    ) -> VendorEvent:
         """The delivery as an event; one the intake dead-letters when it is unusable."""
         doc = delivery.body
+        names = declared.body
         problem = delivery.problem
-        event_type = doc.get("event")
+        event_type = doc.get(names.type_field)
         if not problem and (not isinstance(event_type, str) or not event_type):
-            problem = "body has no string 'event'"
-        envelope = {name: doc.get(name) for name in ("id", "action", "timestamp")}
-        if not problem:
-            bad = [
-                name
-                for name, value in envelope.items()
-                if not (value is None or (isinstance(value, str | int) and not isinstance(value, bool)))
-                or len(str(value)) > MAX_ENVELOPE_TEXT
-            ]
-            if bad:
-                problem = f"envelope field(s) {', '.join(bad)} not a short string"
+            problem = f"body has no string {names.type_field!r}"
+        envelope = {
+            names.id_field: doc.get(names.id_field),
+            names.action_field: doc.get(names.action_field),
+            names.time_field: doc.get(names.time_field),
+        }
+        problem = problem or envelope_problem(envelope)
         if problem:
             self.counts["MALFORMED_BODY"] += 1
             return VendorEvent(
-                source=self._source,
+                source=declared.source,
                 type=event_type[:200] if isinstance(event_type, str) else "",
-                id=delivery_header[:MAX_ENVELOPE_TEXT],
+                id=header_id[:MAX_ENVELOPE_TEXT],
                 channel="webhook",
                 raw=body,
                 malformed=problem,
             )
         assert isinstance(event_type, str)
         return VendorEvent(
-            source=self._source,
+            source=declared.source,
             type=event_type,
-            id=str(envelope["id"] or delivery_header[:MAX_ENVELOPE_TEXT] or ""),
-            action=str(envelope["action"] or ""),
-            timestamp=str(envelope["timestamp"] or ""),
-            data=doc.get("data"),
+            id=str(envelope[names.id_field] or header_id[:MAX_ENVELOPE_TEXT] or ""),
+            action=str(envelope[names.action_field] or ""),
+            timestamp=str(envelope[names.time_field] or ""),
+            data=doc.get(names.data_field),
             channel="webhook",
             raw=body,
         )
+
+
+def _delivery_id(event: VendorEvent, header_id: str, body: bytes) -> str:
+    """What identifies a delivery across redeliveries and replays."""
+    return event.id or header_id[:MAX_ENVELOPE_TEXT] or "sha256:" + hashlib.sha256(body).hexdigest()
 
 
 def _answer(status: int, reason: str, detail: str, headers: dict[str, str] | None = None) -> web.Response:

@@ -1,45 +1,31 @@
-"""Verifies OCTOSPINE webhook deliveries: HMAC-SHA256 signature over the raw
-body, freshness of the signed timestamp, several secrets during a rotation.
+"""Verifies webhook deliveries: authentic (see :mod:`adapter.events.webhook_auth`)
+and fresh.
 
-``x-octospine-signature: sha256=<hex>`` (a bare ``<hex>`` is accepted too). The
-signature covers the raw bytes, which include the body's ``timestamp``, so the
-replay window is checked on signed data. No library implements this vendor's
-scheme; ``hmac.compare_digest`` gives the constant-time comparison.
+Fresh means the body's time field (covered by the signature in signature mode)
+is within ``tolerance_seconds`` of now, so replays and far-future stamps are
+refused. A body without a time field (the OCTOSPINE guide documents deliveries
+as ``{event, data}``) is refused unless ``require_timestamp`` is off: it then
+comes back with ``timed=False`` and the receiver protects it from replay by its
+delivery id instead (remembered in the spool).
 
-A header that is not plain ASCII hex is a bad signature (401), whatever bytes it
-holds. An authentic body that is not a JSON object is not refused: it is returned
-with its ``problem`` so the receiver dead-letters and acknowledges it (refusing
-would only make the vendor redeliver it forever).
+An authentic body that is not a JSON object is not refused: it is returned with
+its ``problem`` so the receiver dead-letters and acknowledges it (refusing would
+only make the vendor redeliver it forever).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from pydantic import SecretStr
+
+from .webhook_auth import DeliveryCheck, WebhookRejectedError
 
 __all__ = ["VerifiedWebhook", "WebhookRejectedError", "WebhookVerifier"]
-
-SIGNATURE_HEADER = "x-octospine-signature"
-#: Several signatures during a rotation, each "sha256=" + 64 hex digits.
-_MAX_HEADER = 1024
-
-
-class WebhookRejectedError(Exception):
-    """A delivery the receiver refuses; ``status`` is the HTTP answer."""
-
-    def __init__(self, status: int, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.status = status
-        self.reason = reason
-        self.detail = detail
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,68 +33,64 @@ class VerifiedWebhook:
     """An authentic delivery: fresh, or unreadable (``problem`` says why)."""
 
     body: dict[str, Any]
-    #: Index of the secret that matched (0 = newest), for rotation monitoring.
+    #: Index of the secret or token that matched (0 = newest), for rotation monitoring.
     secret_index: int
     #: Why the authentic body cannot be used ("" = it can).
     problem: str = ""
+    #: Whether its time was checked; False = the receiver must check its delivery id.
+    timed: bool = True
 
 
 class WebhookVerifier:
-    """Checks signature and timestamp of a webhook body.
+    """Checks a delivery's origin and its time.
 
     Example::
 
-        verifier = WebhookVerifier([SecretStr("s1")], tolerance_seconds=300)
-        delivery = verifier.verify(raw_body, request.headers.get("x-octospine-signature"))
+        verifier = WebhookVerifier(SignatureCheck(scheme, [SecretStr("s1")]), tolerance_seconds=300)
+        delivery = verifier.verify(raw_body, request.headers)
     """
 
     def __init__(
         self,
-        secrets: Sequence[SecretStr],
+        check: DeliveryCheck,
         *,
+        time_field: str = "timestamp",
         tolerance_seconds: float = 300.0,
+        require_timestamp: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._keys = [s.get_secret_value().encode() for s in secrets]
+        self._check = check
+        self._time_field = time_field
         self._tolerance = tolerance_seconds
+        self._require_timestamp = require_timestamp
         self._clock = clock
 
-    def verify(self, body: bytes, signature_header: str | None) -> VerifiedWebhook:
-        """Raises WebhookRejectedError (401 bad/missing signature or stale
-        timestamp, 503 no secret configured); an authentic but unreadable body comes
-        back with ``problem`` set."""
-        if not self._keys:
-            raise WebhookRejectedError(503, "NO_SECRET_CONFIGURED", "no webhook secret is configured")
-        if not signature_header:
-            raise WebhookRejectedError(401, "MISSING_SIGNATURE", f"no {SIGNATURE_HEADER} header")
-        if not signature_header.isascii() or len(signature_header) > _MAX_HEADER:
-            raise WebhookRejectedError(401, "BAD_SIGNATURE", "signature header is not ASCII hex")
-        offered = [_hex_of(part) for part in signature_header.split(",") if part.strip()]
-        matched = self._match(body, offered)
-        if matched is None:
-            raise WebhookRejectedError(401, "BAD_SIGNATURE", "signature does not match any active secret")
+    def verify(self, body: bytes, headers: Mapping[str, str]) -> VerifiedWebhook:
+        """Raises WebhookRejectedError (401 unauthentic, stale or without a time;
+        503 nothing configured); an authentic but unreadable body comes back with
+        ``problem`` set."""
+        matched = self._check.check(body, headers)
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            return VerifiedWebhook(body={}, secret_index=matched, problem=f"signed body is not JSON: {exc}")
+            return self._unreadable(matched, f"authentic body is not JSON: {exc}")
         if not isinstance(doc, dict):
-            return VerifiedWebhook(body={}, secret_index=matched, problem="signed body is not a JSON object")
-        self._check_fresh(doc.get("timestamp"))
+            return self._unreadable(matched, "authentic body is not a JSON object")
+        stamp = doc.get(self._time_field)
+        if stamp is None and not self._require_timestamp:
+            return VerifiedWebhook(body=doc, secret_index=matched, timed=False)
+        self._check_fresh(stamp)
         return VerifiedWebhook(body=doc, secret_index=matched)
 
-    def _match(self, body: bytes, offered: list[bytes]) -> int | None:
-        matched: int | None = None
-        for index, key in enumerate(self._keys):
-            expected = hmac.new(key, body, hashlib.sha256).hexdigest().encode()
-            for candidate in offered:
-                # Compare against every secret and candidate: timing reveals nothing.
-                if hmac.compare_digest(expected, candidate) and matched is None:
-                    matched = index
-        return matched
+    def _unreadable(self, matched: int, problem: str) -> VerifiedWebhook:
+        # Its time cannot be read, so a replay is caught by its delivery id (when allowed).
+        return VerifiedWebhook(body={}, secret_index=matched, problem=problem, timed=self._require_timestamp)
 
     def _check_fresh(self, timestamp: Any) -> None:
         if not isinstance(timestamp, str | int | float) or isinstance(timestamp, bool):
-            raise WebhookRejectedError(401, "MISSING_TIMESTAMP", "signed body has no timestamp")
+            raise WebhookRejectedError(
+                401, "MISSING_TIMESTAMP", f"body has no {self._time_field!r} (string or number)"
+            )
         try:
             if isinstance(timestamp, str):
                 when = dt.datetime.fromisoformat(timestamp)
@@ -126,10 +108,3 @@ class WebhookVerifier:
             raise WebhookRejectedError(
                 401, "STALE_TIMESTAMP", f"sent {skew:.0f}s ago (window {self._tolerance:.0f}s)"
             )
-
-
-def _hex_of(part: str) -> bytes:
-    part = part.strip()
-    if part.lower().startswith("sha256="):
-        part = part[7:]
-    return part.lower().encode()

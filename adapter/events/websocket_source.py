@@ -5,7 +5,9 @@
         +---- BACKING_OFF <--- drop / stall -------+
     CONNECTING -- 401/403 --> FAILED (stops, reports loudly; retrying would not help)
 
-- Connect with the upstream's credentials; send the documented subscribe frame.
+- Connect with the upstream's credentials; send the subscribe frame the upstream's
+  ``(websocket)`` option declares, and wait for its acknowledgement when one is
+  declared (a stream that does not answer within ``stall_timeout`` is reconnected).
 - Heartbeat: protocol pings every ``ping_interval``; a pong missing for
   ``stall_timeout`` closes the connection (websockets' keepalive), so a silent
   stall is detected within ``ping_interval + stall_timeout``.
@@ -21,7 +23,11 @@
   backoff. Only refused credentials stop it for good. ``stop()`` never raises.
 - The backoff starts over once a session has streamed for
   ``backoff_reset_after_seconds``; the watermark moves only past events that were
-  spooled (never past a dead-lettered one) and never beyond the receipt time.
+  spooled (never past a dead-lettered one) and never beyond the receipt time. An
+  event without a time (frames shaped ``{type, data}``) moves it to its receipt
+  time minus ``watermark_margin_seconds``.
+- A backfill route that answers 404 is dropped from the stream's backfill with one
+  warning (see :mod:`adapter.events.backfill`); the stream goes on.
 """
 
 from __future__ import annotations
@@ -32,7 +38,8 @@ import datetime as dt
 import enum
 import logging
 import random
-from collections import Counter, deque
+import time
+from collections import Counter
 from collections.abc import Callable
 
 import orjson
@@ -45,12 +52,13 @@ from adapter.upstream.credentials import CredentialProvider
 from adapter.upstream.errors import CallDeadlineExceeded, UpstreamError
 
 from .backfill import Backfiller
+from .declarations import StreamDeclaration
 from .encoding import VendorEvent, envelope_problem
+from .frame_queue import FrameQueue, ReceivedFrame
 from .intake import EventIntake
-from .vendor_streams import VendorStream
 from .watermarks import WatermarkStore
 
-__all__ = ["StreamState", "WebSocketSource"]
+__all__ = ["FrameQueue", "ReceivedFrame", "StreamState", "SubscriptionNotAcknowledged", "WebSocketSource"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,42 +76,8 @@ class StreamState(enum.Enum):
     STOPPED = "stopped"
 
 
-class FrameQueue:
-    """Frames between the socket reader and the processor (one of each), bounded by
-    their total size: when full, the reader stops reading and TCP pushes back on the
-    vendor. A frame larger than the bound still passes when the queue is empty
-    (frames are capped by ``max_frame_bytes`` at the protocol level)."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.bytes = 0
-        self._frames: deque[str | bytes] = deque()
-        self._room = asyncio.Event()
-        self._data = asyncio.Event()
-
-    async def put(self, frame: str | bytes) -> None:
-        size = len(frame)
-        while self._frames and self.bytes + size > self.max_bytes:
-            self._room.clear()
-            await self._room.wait()
-        self._frames.append(frame)
-        self.bytes += size
-        self._data.set()
-
-    async def get(self) -> str | bytes:
-        while not self._frames:
-            self._data.clear()
-            await self._data.wait()
-        return self._pop()
-
-    def get_nowait(self) -> str | bytes | None:
-        return self._pop() if self._frames else None
-
-    def _pop(self) -> str | bytes:
-        frame = self._frames.popleft()
-        self.bytes -= len(frame)
-        self._room.set()
-        return frame
+class SubscriptionNotAcknowledged(TimeoutError):
+    """The declared acknowledgement of the subscribe frame did not come in time."""
 
 
 class WebSocketSource:
@@ -111,7 +85,7 @@ class WebSocketSource:
 
     def __init__(
         self,
-        stream: VendorStream,
+        stream: StreamDeclaration,
         settings: WebSocketSourceSettings,
         *,
         url: str,
@@ -143,7 +117,8 @@ class WebSocketSource:
         self.counts: Counter[str] = Counter()
         #: Set each time the stream reaches STREAMING (tests and health wait on it).
         self.streaming = asyncio.Event()
-        self._subscriptions = list(settings.subscribe or stream.default_subscriptions)
+        self._subscriptions = list(settings.subscribe or stream.subscriptions)
+        self._margin = dt.timedelta(seconds=settings.watermark_margin_seconds)
         self._crash_causes: set[str] = set()
         self._on_state = on_state
         self.queued_bytes = 0
@@ -241,14 +216,23 @@ class WebSocketSource:
 
     async def _session(self, ws: ClientConnection) -> None:
         self._set(StreamState.SUBSCRIBING)
-        await ws.send(orjson.dumps(self.stream.subscribe(self._subscriptions)).decode())
+        subscribe = self.stream.subscribe_frame(self._subscriptions)
+        if subscribe is not None:
+            await ws.send(orjson.dumps(subscribe).decode())
         queue = FrameQueue(self.settings.max_queued_bytes)
-        reader = asyncio.create_task(self._read(ws, queue), name=f"ws-read-{self.stream.source}")
+        acknowledged = asyncio.Event()
+        if not self.stream.subscribed_type:
+            acknowledged.set()
+        reader = asyncio.create_task(
+            self._read(ws, queue, acknowledged), name=f"ws-read-{self.stream.source}"
+        )
         try:
+            await self._acknowledgement(acknowledged, reader)
             mark = self._watermarks.get(self.stream.source)
             if self._backfiller is not None and mark is not None:
                 self._set(StreamState.BACKFILLING, f"since {mark.isoformat()}")
                 missed = await self._backfiller.events_since(mark)
+                self.counts["backfill_disabled"] = len(self._backfiller.disabled)
                 for start in range(0, len(missed), _BATCH):
                     await self._accept(missed[start : start + _BATCH])
             self._set(StreamState.STREAMING)
@@ -258,30 +242,75 @@ class WebSocketSource:
                 while len(frames) < _BATCH and (more := queue.get_nowait()) is not None:
                     frames.append(more)
                 self.queued_bytes = queue.bytes
-                events = [e for e in map(self._parse, frames) if e is not None]
+                events: list[VendorEvent] = []
+                received: list[float] = []
+                for frame in frames:
+                    event = self._parse(frame.data)
+                    if event is not None:
+                        events.append(event)
+                        received.append(frame.received_at)
                 if events:
-                    await self._accept(events)
+                    await self._accept(events, received)
         finally:
             self.queued_bytes = 0
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
                 await reader
 
-    async def _read(self, ws: ClientConnection, queue: FrameQueue) -> None:
+    async def _acknowledgement(self, acknowledged: asyncio.Event, reader: asyncio.Task[None]) -> None:
+        """Waits for the declared answer to the subscribe frame, so the subscription is
+        live before backfill reads the gap (nothing falls between the two)."""
+        if acknowledged.is_set():
+            return
+        waiter = asyncio.ensure_future(acknowledged.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {waiter, reader},
+                timeout=self.settings.stall_timeout_seconds,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            waiter.cancel()
+        if reader in done:
+            reader.result()  # raises ConnectionClosed on a drop
+            raise ConnectionClosed(None, None)
+        if waiter not in done:
+            self.counts["unacknowledged"] += 1
+            raise SubscriptionNotAcknowledged(
+                f"no {self.stream.subscribed_type!r} frame within {self.settings.stall_timeout_seconds:.1f}s"
+            )
+
+    async def _read(self, ws: ClientConnection, queue: FrameQueue, acknowledged: asyncio.Event) -> None:
         async for frame in ws:
             self.counts["frames"] += 1
-            await queue.put(frame)  # waits when processing lags: the socket is not read
+            if not acknowledged.is_set() and self._is_acknowledgement(frame):
+                acknowledged.set()
+            await queue.put(ReceivedFrame(frame, time.time()))  # waits when processing lags
             self.queued_bytes = queue.bytes
 
-    async def _accept(self, events: list[VendorEvent]) -> None:
+    def _is_acknowledgement(self, frame: str | bytes) -> bool:
+        try:
+            doc = orjson.loads(frame)
+        except orjson.JSONDecodeError:
+            return False
+        return isinstance(doc, dict) and doc.get(self.stream.frame.type_field) == self.stream.subscribed_type
+
+    async def _accept(self, events: list[VendorEvent], received: list[float] | None = None) -> None:
+        """Spools ``events`` and moves the watermark past them (``received``: their
+        receipt times, for the events that carry no time of their own)."""
         result = await self._intake.accept(events, wait=True)
         self.counts["events"] += len(events)
         # A vendor clock ahead of ours, or a hostile time, must not move the mark past
         # what a later backfill has to read: never beyond the receipt time.
         ceiling = dt.datetime.now(dt.UTC)
         for index, event in enumerate(events):
-            if event.timestamp and index not in result.dead:
+            if index in result.dead:
+                continue
+            if event.timestamp:
                 self._watermarks.advance(self.stream.source, event.timestamp, ceiling=ceiling)
+            elif received is not None:
+                moment = dt.datetime.fromtimestamp(received[index], dt.UTC) - self._margin
+                self._watermarks.advance_to(self.stream.source, moment, ceiling=ceiling)
         self._watermarks.flush()
 
     def _parse(self, frame: str | bytes) -> VendorEvent | None:
@@ -298,21 +327,27 @@ class WebSocketSource:
         return VendorEvent(source=self.stream.source, type="", raw=raw, channel="websocket", malformed=why)
 
     def _envelope(self, raw: bytes) -> VendorEvent | None:
+        names = self.stream.frame
         try:
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             self.counts["unknown"] += 1
             return self._malformed(raw, f"frame is not JSON ({exc})")
-        if not isinstance(doc, dict) or not isinstance(doc.get("type"), str) or not doc["type"]:
+        kind = doc.get(names.type_field) if isinstance(doc, dict) else None
+        if not isinstance(kind, str) or not kind:
             self.counts["unknown"] += 1
-            return self._malformed(raw, "frame is not a JSON object with a string 'type'")
-        kind = doc["type"]
+            return self._malformed(raw, f"frame is not a JSON object with a string {names.type_field!r}")
         if kind in self.stream.control_types:
             self.counts[f"control.{kind}"] += 1
-            if kind == "error":
+            if kind == self.stream.error_type:
                 logger.warning("%s stream error frame: %.500s", self.stream.source, raw)
             return None
-        envelope = {name: doc.get(name) for name in ("type", "id", "action", "timestamp")}
+        envelope = {
+            names.type_field: kind,
+            names.id_field: doc.get(names.id_field),
+            names.action_field: doc.get(names.action_field),
+            names.time_field: doc.get(names.time_field),
+        }
         problem = envelope_problem(envelope)
         if problem:
             self.counts["unknown"] += 1
@@ -320,16 +355,16 @@ class WebSocketSource:
         return VendorEvent(
             source=self.stream.source,
             type=kind,
-            id=str(envelope["id"] or ""),
-            action=str(envelope["action"] or ""),
-            timestamp=str(envelope["timestamp"] or ""),
-            data=doc.get("data"),
+            id=str(envelope[names.id_field] or ""),
+            action=str(envelope[names.action_field] or ""),
+            timestamp=str(envelope[names.time_field] or ""),
+            data=doc.get(names.data_field),
             channel="websocket",
             raw=raw,
         )
 
 
-async def _next(queue: FrameQueue, reader: asyncio.Task[None]) -> str | bytes:
+async def _next(queue: FrameQueue, reader: asyncio.Task[None]) -> ReceivedFrame:
     """The next frame, or the reader's failure (a drop) as an exception."""
     getter = asyncio.ensure_future(queue.get())
     done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)

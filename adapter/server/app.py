@@ -23,6 +23,7 @@ from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from opentelemetry.trace import TracerProvider
 
 from adapter.config.settings import Settings
+from adapter.descriptors.catalog import proto_files
 from adapter.descriptors.loader import ServiceSpec, load_service_specs
 from adapter.descriptors.method_spec import SpecError
 from adapter.transcoding.json_codec import JsonCodec
@@ -56,7 +57,9 @@ class AdapterServer:
         """``callers`` lets the owner share upstream callers (e.g. with event
         backfill); missing ones are built from configuration and closed on stop."""
         self.settings = settings
-        self.specs: list[ServiceSpec] = load_service_specs()
+        self.specs: list[ServiceSpec] = load_service_specs(
+            files=proto_files(settings.descriptors.descriptor_sets)
+        )
         missing = sorted({s.upstream for s in self.specs} - set(settings.upstreams))
         if missing:
             users = {m: [s.name for s in self.specs if s.upstream == m] for m in missing}
@@ -104,6 +107,7 @@ class AdapterServer:
                     credentials=build_credentials(spec.upstream, upstream),
                     tracer_provider=self._tracer_provider,
                     transport=self._transports.get(spec.upstream),
+                    methods=[m for s in self.specs if s.upstream == spec.upstream for m in s.methods],
                 )
                 self._callers[spec.upstream] = caller
             upstream_settings = self.settings.upstreams[spec.upstream]

@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from adapter.config.settings import EventsSettings
+from adapter.descriptors.loader import import_generated_modules, load_service_specs
+from adapter.events.declarations import EventSourceDeclarations, load_event_sources
+from adapter.events.routing import load_event_routes
 from simulator import Simulator
 
 from ..conftest import adapter_settings
 from .kafka_fixtures import BOOTSTRAP
 
-__all__ = ["WEBHOOK_SECRET", "headers", "health_of", "mesh_settings"]
+__all__ = ["WEBHOOK_SECRET", "declared", "headers", "health_of", "mesh_settings"]
 
 WEBHOOK_SECRET = "whsec-test-secret"
+
+
+@functools.cache
+def declared() -> EventSourceDeclarations:
+    """The streams and webhooks the generated protos declare."""
+    return load_event_sources(
+        import_generated_modules(),
+        specs=load_service_specs(),
+        routes=load_event_routes(EventsSettings()),
+    )
 
 
 def mesh_settings(sim: Simulator, tmp_path: Path, prefix: str, **events: Any) -> Any:
@@ -25,7 +40,7 @@ def mesh_settings(sim: Simulator, tmp_path: Path, prefix: str, **events: Any) ->
             "kafka": {"bootstrap_servers": BOOTSTRAP},
             "spool": {"path": str(tmp_path / "spool" / "events.db")},
             "topic_prefix": prefix,
-            "webhook": {"port": 0, "secrets": [WEBHOOK_SECRET]},
+            "webhook": {"port": 0, "sources": {"octospine": {"secrets": [WEBHOOK_SECRET]}}},
             "websockets": {
                 name: {
                     "ping_interval_seconds": 0.5,

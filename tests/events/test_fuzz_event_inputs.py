@@ -30,13 +30,15 @@ from pydantic import SecretStr
 from adapter.config.settings import EventsSettings, WebSocketSourceSettings
 from adapter.events.encoding import EventEncoder, UnroutableEventError, VendorEvent
 from adapter.events.routing import EventRouter, load_event_routes
-from adapter.events.vendor_streams import STREAMS
 from adapter.events.watermarks import WatermarkStore
+from adapter.events.webhook_auth import SignatureCheck
 from adapter.events.webhook_verifier import WebhookRejectedError, WebhookVerifier
 from adapter.events.websocket_source import WebSocketSource
 from adapter.telemetry.redaction import redact_raw_json
 from adapter.transcoding.json_codec import JsonCodec, wire_name
 from adapter.upstream.credentials import ApiKeyCredentials
+
+from .mesh_fixtures import declared
 
 EXAMPLES = int(os.environ.get("MESH_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(
@@ -210,7 +212,7 @@ def _source() -> WebSocketSource:
     if not _SOURCE:
         _SOURCE.append(
             WebSocketSource(
-                STREAMS["openframe"],
+                declared().streams["openframe"],
                 WebSocketSourceSettings(),
                 url="ws://127.0.0.1:9/never",
                 credentials=ApiKeyCredentials(api_key=SecretStr("k")),
@@ -221,7 +223,13 @@ def _source() -> WebSocketSource:
     return _SOURCE[0]
 
 
-VERIFIER = WebhookVerifier([SecretStr("k1"), SecretStr("k2")], tolerance_seconds=300, clock=lambda: 1.0e9)
+OCTOSPINE_SIGNATURE = declared().webhooks["octospine"].signature
+assert OCTOSPINE_SIGNATURE is not None
+VERIFIER = WebhookVerifier(
+    SignatureCheck(OCTOSPINE_SIGNATURE, [SecretStr("k1"), SecretStr("k2")]),
+    tolerance_seconds=300,
+    clock=lambda: 1.0e9,
+)
 
 
 @given(
@@ -234,7 +242,7 @@ def test_webhook_verification_raises_only_rejections(body: bytes, header: str | 
     if sign:
         header = "sha256=" + hmac.new(b"k2", body, hashlib.sha256).hexdigest()
     try:
-        delivery = VERIFIER.verify(body, header)
+        delivery = VERIFIER.verify(body, {} if header is None else {"x-octospine-signature": header})
     except WebhookRejectedError as exc:
         assert 400 <= exc.status < 600 and exc.status != 500
         return

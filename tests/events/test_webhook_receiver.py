@@ -6,8 +6,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -15,14 +17,17 @@ import pytest
 import pytest_asyncio
 from pydantic import SecretStr
 
-from adapter.config.settings import EventsSettings, WebhookSettings
+from adapter.config.settings import EventsSettings, WebhookSettings, WebhookSourceSettings
 from adapter.events.encoding import EventEncoder
 from adapter.events.intake import EventIntake
 from adapter.events.routing import EventRouter, load_event_routes
 from adapter.events.spool import EventSpool
-from adapter.events.webhook_receiver import WebhookReceiver
+from adapter.events.webhook_auth import DeliveryCheck, SignatureCheck, TokenCheck
+from adapter.events.webhook_receiver import WebhookEndpoint, WebhookReceiver
 from adapter.events.webhook_verifier import WebhookVerifier
 from adapter.transcoding.json_codec import JsonCodec
+
+from .mesh_fixtures import declared
 
 SECRET = "whsec-receiver-test"
 
@@ -50,14 +55,40 @@ def sign(raw: bytes, secret: str = SECRET) -> dict[str, str]:
     return {"x-octospine-signature": "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()}
 
 
-async def _receiver(tmp_path: Path, *, max_records: int) -> tuple[WebhookReceiver, EventSpool]:
-    spool = EventSpool(tmp_path / "spool.db", max_records=max_records)
+def _endpoint(**config: Any) -> WebhookEndpoint:
+    """OCTOSPINE's declared webhook, configured as a test would (signature mode by default)."""
+    declaration = declared().webhooks["octospine"]
+    config = {"secrets": [SecretStr(SECRET)], **config}
+    settings = WebhookSourceSettings(**config)
+    check: DeliveryCheck
+    if settings.auth == "token":
+        check = TokenCheck(settings.token_header, settings.token_scheme, settings.tokens)
+    else:
+        assert declaration.signature is not None
+        check = SignatureCheck(declaration.signature, settings.secrets)
+    verifier = WebhookVerifier(check, tolerance_seconds=300, require_timestamp=settings.require_timestamp)
+    return WebhookEndpoint(
+        "/webhooks/octospine", declaration, verifier, replay_window_seconds=settings.replay_window_seconds
+    )
+
+
+async def _receiver(
+    tmp_path: Path,
+    *,
+    max_records: int,
+    name: str = "spool.db",
+    clock: Callable[[], float] = time.time,
+    dedupe_window: int = 200_000,
+    **config: Any,
+) -> tuple[WebhookReceiver, EventSpool]:
+    spool = EventSpool(tmp_path / name, max_records=max_records, clock=clock, dedupe_window=dedupe_window)
     await spool.start()
     encoder = EventEncoder(EventRouter(load_event_routes(EventsSettings())), JsonCodec(), source_uris={})
     receiver = WebhookReceiver(
-        WebhookSettings(port=0, secrets=[SecretStr(SECRET)], max_body_bytes=4096),
+        WebhookSettings(port=0, max_body_bytes=4096),
+        [_endpoint(**config)],
         intake=EventIntake(encoder, spool),
-        verifier=WebhookVerifier([SecretStr(SECRET)], tolerance_seconds=300),
+        clock=clock,
     )
     await receiver.start()
     return receiver, spool
@@ -129,6 +160,126 @@ async def test_full_spool_answers_503_with_retry_after(tmp_path: Path) -> None:
         assert full.status_code == 503
         assert int(full.headers["retry-after"]) > 0
         assert full.json()["error"]["code"] == "SPOOL_FULL"
+    finally:
+        await receiver.stop()
+        await spool.stop()
+
+
+def documented(event: str = "task.completed", *, task: str = "tsk_0100") -> bytes:
+    """The guide's body: ``{event, data}``, no id, no timestamp."""
+    return orjson.dumps({"event": event, "data": {"id": task, "name": "n", "type": "t", "status": "failed"}})
+
+
+async def test_documented_body_is_refused_unless_configured(tmp_path: Path) -> None:
+    receiver, spool = await _receiver(tmp_path, max_records=10)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{receiver.port}") as client:
+            raw = documented()
+            answer = await client.post("/webhooks/octospine", content=raw, headers=sign(raw))
+        assert (answer.status_code, answer.json()["error"]["code"]) == (401, "MISSING_TIMESTAMP")
+        assert spool.depth == 0
+    finally:
+        await receiver.stop()
+        await spool.stop()
+
+
+async def test_documented_body_replays_are_caught_by_delivery_id_across_restarts(tmp_path: Path) -> None:
+    """Accepted without a timestamp; the delivery id (header here) is remembered in the
+    spool's database, so a replay after a restart publishes nothing either. (The spool's
+    ce_id dedupe is off here: only the delivery id stands in the way.)"""
+    raw = documented("task.failed", task="tsk_0101")
+    headers = {**sign(raw), "x-octospine-delivery": "whd_replayed"}
+    receiver, spool = await _receiver(tmp_path, max_records=10, require_timestamp=False, dedupe_window=0)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{receiver.port}") as client:
+            first = await client.post("/webhooks/octospine", content=raw, headers=headers)
+            again = await client.post("/webhooks/octospine", content=raw, headers=headers)
+        assert (first.status_code, first.json()) == (200, {"status": "accepted", "id": "whd_replayed"})
+        assert (again.status_code, again.json()["status"]) == (200, "duplicate")
+        [(seq, record)] = await spool.pending(10)
+        assert record.topic == "octospine.task.failed" and record.key == b"tsk_0101"
+        await spool.ack([seq])  # delivered
+    finally:
+        await receiver.stop()
+        await spool.stop()
+    receiver, spool = await _receiver(  # the same file
+        tmp_path, max_records=10, require_timestamp=False, dedupe_window=0
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{receiver.port}") as client:
+            replay = await client.post("/webhooks/octospine", content=raw, headers=headers)
+            other = documented(task="tsk_0102")
+            fresh = await client.post(
+                "/webhooks/octospine",
+                content=other,
+                headers={**sign(other), "x-octospine-delivery": "whd_other"},
+            )
+        assert replay.json()["status"] == "duplicate"
+        assert fresh.json()["status"] == "accepted"
+        assert [r.key for _, r in await spool.pending(10)] == [b"tsk_0102"]
+    finally:
+        await receiver.stop()
+        await spool.stop()
+
+
+async def test_replay_memory_expires_after_its_window(tmp_path: Path) -> None:
+    now = [1_000_000.0]  # one clock for the receiver (claims' expiry) and the spool (pruning)
+    raw = documented(task="tsk_0103")
+    receiver, spool = await _receiver(
+        tmp_path,
+        max_records=10,
+        require_timestamp=False,
+        replay_window_seconds=60,
+        clock=lambda: now[0],
+        dedupe_window=0,  # only the delivery id stands in the way
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{receiver.port}") as client:
+
+            async def post() -> str:
+                answer = await client.post("/webhooks/octospine", content=raw, headers=sign(raw))
+                return str(answer.json()["status"])
+
+            assert await post() == "accepted"
+            [(seq, _)] = await spool.pending(10)
+            await spool.ack([seq])  # delivered: only the delivery id still stands in the way
+            now[0] += 59
+            assert await post() == "duplicate"  # no id anywhere: the body's hash is the delivery id
+            now[0] += 2
+            assert await post() == "accepted"  # outside the window it is new again
+    finally:
+        await receiver.stop()
+        await spool.stop()
+
+
+TOKEN_REJECTED = [
+    ("no token", {}, 401, "MISSING_TOKEN"),
+    ("wrong token", {"Authorization": "Bearer nope"}, 401, "BAD_TOKEN"),
+    ("signature instead of token", None, 401, "MISSING_TOKEN"),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "headers", "status", "code"), TOKEN_REJECTED, ids=[r[0] for r in TOKEN_REJECTED]
+)
+async def test_token_mode(
+    tmp_path: Path, case: str, headers: dict[str, str] | None, status: int, code: str
+) -> None:
+    receiver, spool = await _receiver(
+        tmp_path, max_records=10, auth="token", tokens=[SecretStr("shared-token")], require_timestamp=False
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{receiver.port}") as client:
+            raw = documented(task="tsk_0104")
+            refused = await client.post(
+                "/webhooks/octospine", content=raw, headers=sign(raw) if headers is None else headers
+            )
+            good = await client.post(
+                "/webhooks/octospine", content=raw, headers={"Authorization": "Bearer shared-token"}
+            )
+        assert (refused.status_code, refused.json()["error"]["code"]) == (status, code)
+        assert (good.status_code, good.json()["status"]) == (200, "accepted")
+        assert [r.key for _, r in await spool.pending(10)] == [b"tsk_0104"]
     finally:
         await receiver.stop()
         await spool.stop()

@@ -17,9 +17,8 @@ from adapter.events.encoding import EventEncoder
 from adapter.events.intake import EventIntake
 from adapter.events.routing import EventRouter, load_event_routes
 from adapter.events.spool import EventSpool
-from adapter.events.vendor_streams import STREAMS
 from adapter.events.watermarks import WatermarkStore
-from adapter.events.websocket_source import FrameQueue, StreamState, WebSocketSource
+from adapter.events.websocket_source import FrameQueue, ReceivedFrame, StreamState, WebSocketSource
 from adapter.transcoding.json_codec import JsonCodec
 from adapter.transcoding.method_transcoder import MethodTranscoder
 from adapter.upstream.client import UpstreamClient
@@ -28,6 +27,7 @@ from simulator import Fault, Simulator
 
 from ..conftest import OPENFRAME_KEY, adapter_settings
 from .kafka_fixtures import wait_until
+from .mesh_fixtures import declared
 
 FAST = WebSocketSourceSettings(
     ping_interval_seconds=0.3,
@@ -46,7 +46,7 @@ async def spool(tmp_path: Path) -> AsyncIterator[EventSpool]:
 def source(sim: Simulator, spool: EventSpool, tmp_path: Path, key: str) -> WebSocketSource:
     encoder = EventEncoder(EventRouter(load_event_routes(EventsSettings())), JsonCodec(), source_uris={})
     return WebSocketSource(
-        STREAMS["openframe"],
+        declared().streams["openframe"],
         FAST,
         url=sim.openframe_ws_url,
         credentials=ApiKeyCredentials(api_key=SecretStr(key)),
@@ -131,7 +131,11 @@ async def test_failed_backfill_is_retried_not_fatal(
     }
     stream = source(simulator, spool, tmp_path, key=OPENFRAME_KEY)
     stream._backfiller = Backfiller(
-        "openframe", STREAMS["openframe"].backfill, transcoders=transcoders, caller=caller, codec=codec
+        "openframe",
+        declared().streams["openframe"].backfill,
+        transcoders=transcoders,
+        caller=caller,
+        codec=codec,
     )
     await stream.start()
     try:
@@ -172,7 +176,7 @@ async def test_a_crashed_stream_task_is_reported_and_restarted(
     encoder = EventEncoder(EventRouter(load_event_routes(EventsSettings())), JsonCodec(), source_uris={})
     states: list[StreamState] = []
     stream = WebSocketSource(
-        STREAMS["openframe"],
+        declared().streams["openframe"],
         FAST,
         url=simulator.openframe_ws_url,
         credentials=ApiKeyCredentials(api_key=SecretStr(OPENFRAME_KEY)),
@@ -214,14 +218,18 @@ async def test_stop_never_raises_even_when_the_task_died(
 
 async def test_frames_wait_in_a_queue_bounded_by_bytes() -> None:
     queue = FrameQueue(max_bytes=10)
-    await queue.put("aaaa")
-    await queue.put("bbbb")
-    blocked = asyncio.ensure_future(queue.put("cccc"))  # 12 > 10: waits for room
+    await queue.put(ReceivedFrame("aaaa", 1.0))
+    await queue.put(ReceivedFrame("bbbb", 2.0))
+    blocked = asyncio.ensure_future(queue.put(ReceivedFrame("cccc", 3.0)))  # 12 > 10: waits for room
     await asyncio.sleep(0.01)
     assert not blocked.done() and queue.bytes == 8
-    assert await queue.get() == "aaaa"
+    assert await queue.get() == ReceivedFrame("aaaa", 1.0)
     await asyncio.wait_for(blocked, 1)
     assert queue.bytes == 8
-    assert queue.get_nowait() == "bbbb" and queue.get_nowait() == "cccc" and queue.get_nowait() is None
-    await queue.put("x" * 100)  # larger than the bound, but the queue is empty: it passes
+    assert [queue.get_nowait(), queue.get_nowait(), queue.get_nowait()] == [
+        ReceivedFrame("bbbb", 2.0),
+        ReceivedFrame("cccc", 3.0),
+        None,
+    ]
+    await queue.put(ReceivedFrame("x" * 100, 4.0))  # larger than the bound, but the queue is empty: it passes
     assert queue.bytes == 100

@@ -244,6 +244,40 @@ class TaskCompletedEvent(_message.Message):
 Global___TaskCompletedEvent: _TypeAlias = TaskCompletedEvent  # noqa: Y015
 
 @_typing.final
+class TaskFailedEvent(_message.Message):
+    """A task failed (webhook `task.failed`)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    TASK_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    """The webhook delivery id (stable across redeliveries)."""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When the vendor emitted the event."""
+
+    @_builtins.property
+    def task(self) -> _tasks_pb2.Task:
+        """The failed task; its `error` says why."""
+
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        task: _tasks_pb2.Task | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["task", b"task", "time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "task", b"task", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TaskFailedEvent: _TypeAlias = TaskFailedEvent  # noqa: Y015
+
+@_typing.final
 class AutomationTriggeredEvent(_message.Message):
     """An automation was triggered (webhook `automation.triggered`)."""
 

@@ -26,12 +26,13 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from meshadapter.options.v1 import options_pb2 as meshadapter_dot_options_dot_v1_dot_options__pb2
 from octospine.v1 import common_pb2 as octospine_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1boctospine/v1/webhooks.proto\x12\x0coctospine.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$meshadapter/options/v1/options.proto\x1a\x19octospine/v1/common.proto\"\xed\x02\n\x07Webhook\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x12\n\x04name\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\'\n\x04type\x18\x03 \x01(\x0e\x32\x19.octospine.v1.WebhookType\x12\x10\n\x08\x65ndpoint\x18\x04 \x01(\t\x12\x0b\n\x03url\x18\x05 \x01(\t\x12\x0e\n\x06\x65vents\x18\x06 \x03(\t\x12\x34\n\x0e\x61uthentication\x18\x07 \x01(\x0b\x32\x1c.octospine.v1.Authentication\x12\x38\n\x07headers\x18\x08 \x03(\x0b\x32\".octospine.v1.Webhook.HeadersEntryB\x03\x80\x01\x01\x12\x0e\n\x06\x61\x63tive\x18\t \x01(\x08\x12\x34\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"X\n\x14\x43reateWebhookRequest\x12,\n\x07webhook\x18\x01 \x01(\x0b\x32\x15.octospine.v1.WebhookB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"-\n\x11GetWebhookRequest\x12\x18\n\nwebhook_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"<\n\x13ListWebhooksRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"l\n\x14ListWebhooksResponse\x12\'\n\x08webhooks\x18\x01 \x03(\x0b\x32\x15.octospine.v1.Webhook\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\"u\n\x14UpdateWebhookRequest\x12,\n\x07webhook\x18\x01 \x01(\x0b\x32\x15.octospine.v1.WebhookB\x04\xe2\x41\x01\x02\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"0\n\x14\x44\x65leteWebhookRequest\x12\x18\n\nwebhook_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02*a\n\x0bWebhookType\x12\x1c\n\x18WEBHOOK_TYPE_UNSPECIFIED\x10\x00\x12\x19\n\x15WEBHOOK_TYPE_INCOMING\x10\x01\x12\x19\n\x15WEBHOOK_TYPE_OUTGOING\x10\x02\x32\xfc\x04\n\x0eWebhookService\x12z\n\rCreateWebhook\x12\".octospine.v1.CreateWebhookRequest\x1a\x15.octospine.v1.Webhook\".\xca\xf3\x18\x0c\"\nrequest_id\x82\xd3\xe4\x93\x02\x18\"\r/api/webhooks:\x07webhook\x12h\n\nGetWebhook\x12\x1f.octospine.v1.GetWebhookRequest\x1a\x15.octospine.v1.Webhook\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/api/webhooks/{webhook_id}\x12\x82\x01\n\x0cListWebhooks\x12!.octospine.v1.ListWebhooksRequest\x1a\".octospine.v1.ListWebhooksResponse\"+\xca\xf3\x18\x08\x08\x02\x12\x04\x64\x61ta\x82\xd3\xe4\x93\x02\x19\x12\r/api/webhooksb\x08webhooks\x12}\n\rUpdateWebhook\x12\".octospine.v1.UpdateWebhookRequest\x1a\x15.octospine.v1.Webhook\"1\xca\xf3\x18\x02\x18\x01\x82\xd3\xe4\x93\x02%2\x1a/api/webhooks/{webhook.id}:\x07webhook\x12o\n\rDeleteWebhook\x12\".octospine.v1.DeleteWebhookRequest\x1a\x16.google.protobuf.Empty\"\"\x82\xd3\xe4\x93\x02\x1c*\x1a/api/webhooks/{webhook_id}\x1a\x0f\xca\xf3\x18\x0b\n\toctospineb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1boctospine/v1/webhooks.proto\x12\x0coctospine.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$meshadapter/options/v1/options.proto\x1a\x19octospine/v1/common.proto\"\xed\x02\n\x07Webhook\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x12\n\x04name\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\'\n\x04type\x18\x03 \x01(\x0e\x32\x19.octospine.v1.WebhookType\x12\x10\n\x08\x65ndpoint\x18\x04 \x01(\t\x12\x0b\n\x03url\x18\x05 \x01(\t\x12\x0e\n\x06\x65vents\x18\x06 \x03(\t\x12\x34\n\x0e\x61uthentication\x18\x07 \x01(\x0b\x32\x1c.octospine.v1.Authentication\x12\x38\n\x07headers\x18\x08 \x03(\x0b\x32\".octospine.v1.Webhook.HeadersEntryB\x03\x80\x01\x01\x12\x0e\n\x06\x61\x63tive\x18\t \x01(\x08\x12\x34\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"X\n\x14\x43reateWebhookRequest\x12,\n\x07webhook\x18\x01 \x01(\x0b\x32\x15.octospine.v1.WebhookB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"-\n\x11GetWebhookRequest\x12\x18\n\nwebhook_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"<\n\x13ListWebhooksRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"l\n\x14ListWebhooksResponse\x12\'\n\x08webhooks\x18\x01 \x03(\x0b\x32\x15.octospine.v1.Webhook\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\"u\n\x14UpdateWebhookRequest\x12,\n\x07webhook\x18\x01 \x01(\x0b\x32\x15.octospine.v1.WebhookB\x04\xe2\x41\x01\x02\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"0\n\x14\x44\x65leteWebhookRequest\x12\x18\n\nwebhook_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"^\n\x1a\x46ireIncomingWebhookRequest\x12\x16\n\x08\x65ndpoint\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12(\n\x07payload\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"0\n\x1b\x46ireIncomingWebhookResponse\x12\x11\n\ttriggered\x18\x01 \x03(\t*a\n\x0bWebhookType\x12\x1c\n\x18WEBHOOK_TYPE_UNSPECIFIED\x10\x00\x12\x19\n\x15WEBHOOK_TYPE_INCOMING\x10\x01\x12\x19\n\x15WEBHOOK_TYPE_OUTGOING\x10\x02\x32\x93\x06\n\x0eWebhookService\x12z\n\rCreateWebhook\x12\".octospine.v1.CreateWebhookRequest\x1a\x15.octospine.v1.Webhook\".\xca\xf3\x18\x0c\"\nrequest_id\x82\xd3\xe4\x93\x02\x18\"\r/api/webhooks:\x07webhook\x12h\n\nGetWebhook\x12\x1f.octospine.v1.GetWebhookRequest\x1a\x15.octospine.v1.Webhook\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/api/webhooks/{webhook_id}\x12\x82\x01\n\x0cListWebhooks\x12!.octospine.v1.ListWebhooksRequest\x1a\".octospine.v1.ListWebhooksResponse\"+\xca\xf3\x18\x08\x08\x02\x12\x04\x64\x61ta\x82\xd3\xe4\x93\x02\x19\x12\r/api/webhooksb\x08webhooks\x12}\n\rUpdateWebhook\x12\".octospine.v1.UpdateWebhookRequest\x1a\x15.octospine.v1.Webhook\"1\xca\xf3\x18\x02\x18\x01\x82\xd3\xe4\x93\x02%2\x1a/api/webhooks/{webhook.id}:\x07webhook\x12o\n\rDeleteWebhook\x12\".octospine.v1.DeleteWebhookRequest\x1a\x16.google.protobuf.Empty\"\"\x82\xd3\xe4\x93\x02\x1c*\x1a/api/webhooks/{webhook_id}\x12\x94\x01\n\x13\x46ireIncomingWebhook\x12(.octospine.v1.FireIncomingWebhookRequest\x1a).octospine.v1.FireIncomingWebhookResponse\"(\x82\xd3\xe4\x93\x02\"\"\x17/webhooks/{endpoint=**}:\x07payload\x1a\x0f\xca\xf3\x18\x0b\n\toctospineb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -56,6 +57,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UPDATEWEBHOOKREQUEST'].fields_by_name['webhook']._serialized_options = b'\342A\001\002'
   _globals['_DELETEWEBHOOKREQUEST'].fields_by_name['webhook_id']._loaded_options = None
   _globals['_DELETEWEBHOOKREQUEST'].fields_by_name['webhook_id']._serialized_options = b'\342A\001\002'
+  _globals['_FIREINCOMINGWEBHOOKREQUEST'].fields_by_name['endpoint']._loaded_options = None
+  _globals['_FIREINCOMINGWEBHOOKREQUEST'].fields_by_name['endpoint']._serialized_options = b'\342A\001\002'
   _globals['_WEBHOOKSERVICE']._loaded_options = None
   _globals['_WEBHOOKSERVICE']._serialized_options = b'\312\363\030\013\n\toctospine'
   _globals['_WEBHOOKSERVICE'].methods_by_name['CreateWebhook']._loaded_options = None
@@ -68,24 +71,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WEBHOOKSERVICE'].methods_by_name['UpdateWebhook']._serialized_options = b'\312\363\030\002\030\001\202\323\344\223\002%2\032/api/webhooks/{webhook.id}:\007webhook'
   _globals['_WEBHOOKSERVICE'].methods_by_name['DeleteWebhook']._loaded_options = None
   _globals['_WEBHOOKSERVICE'].methods_by_name['DeleteWebhook']._serialized_options = b'\202\323\344\223\002\034*\032/api/webhooks/{webhook_id}'
-  _globals['_WEBHOOKTYPE']._serialized_start=1115
-  _globals['_WEBHOOKTYPE']._serialized_end=1212
-  _globals['_WEBHOOK']._serialized_start=270
-  _globals['_WEBHOOK']._serialized_end=635
-  _globals['_WEBHOOK_HEADERSENTRY']._serialized_start=589
-  _globals['_WEBHOOK_HEADERSENTRY']._serialized_end=635
-  _globals['_CREATEWEBHOOKREQUEST']._serialized_start=637
-  _globals['_CREATEWEBHOOKREQUEST']._serialized_end=725
-  _globals['_GETWEBHOOKREQUEST']._serialized_start=727
-  _globals['_GETWEBHOOKREQUEST']._serialized_end=772
-  _globals['_LISTWEBHOOKSREQUEST']._serialized_start=774
-  _globals['_LISTWEBHOOKSREQUEST']._serialized_end=834
-  _globals['_LISTWEBHOOKSRESPONSE']._serialized_start=836
-  _globals['_LISTWEBHOOKSRESPONSE']._serialized_end=944
-  _globals['_UPDATEWEBHOOKREQUEST']._serialized_start=946
-  _globals['_UPDATEWEBHOOKREQUEST']._serialized_end=1063
-  _globals['_DELETEWEBHOOKREQUEST']._serialized_start=1065
-  _globals['_DELETEWEBHOOKREQUEST']._serialized_end=1113
-  _globals['_WEBHOOKSERVICE']._serialized_start=1215
-  _globals['_WEBHOOKSERVICE']._serialized_end=1851
+  _globals['_WEBHOOKSERVICE'].methods_by_name['FireIncomingWebhook']._loaded_options = None
+  _globals['_WEBHOOKSERVICE'].methods_by_name['FireIncomingWebhook']._serialized_options = b'\202\323\344\223\002\"\"\027/webhooks/{endpoint=**}:\007payload'
+  _globals['_WEBHOOKTYPE']._serialized_start=1291
+  _globals['_WEBHOOKTYPE']._serialized_end=1388
+  _globals['_WEBHOOK']._serialized_start=300
+  _globals['_WEBHOOK']._serialized_end=665
+  _globals['_WEBHOOK_HEADERSENTRY']._serialized_start=619
+  _globals['_WEBHOOK_HEADERSENTRY']._serialized_end=665
+  _globals['_CREATEWEBHOOKREQUEST']._serialized_start=667
+  _globals['_CREATEWEBHOOKREQUEST']._serialized_end=755
+  _globals['_GETWEBHOOKREQUEST']._serialized_start=757
+  _globals['_GETWEBHOOKREQUEST']._serialized_end=802
+  _globals['_LISTWEBHOOKSREQUEST']._serialized_start=804
+  _globals['_LISTWEBHOOKSREQUEST']._serialized_end=864
+  _globals['_LISTWEBHOOKSRESPONSE']._serialized_start=866
+  _globals['_LISTWEBHOOKSRESPONSE']._serialized_end=974
+  _globals['_UPDATEWEBHOOKREQUEST']._serialized_start=976
+  _globals['_UPDATEWEBHOOKREQUEST']._serialized_end=1093
+  _globals['_DELETEWEBHOOKREQUEST']._serialized_start=1095
+  _globals['_DELETEWEBHOOKREQUEST']._serialized_end=1143
+  _globals['_FIREINCOMINGWEBHOOKREQUEST']._serialized_start=1145
+  _globals['_FIREINCOMINGWEBHOOKREQUEST']._serialized_end=1239
+  _globals['_FIREINCOMINGWEBHOOKRESPONSE']._serialized_start=1241
+  _globals['_FIREINCOMINGWEBHOOKRESPONSE']._serialized_end=1289
+  _globals['_WEBHOOKSERVICE']._serialized_start=1391
+  _globals['_WEBHOOKSERVICE']._serialized_end=2178
 # @@protoc_insertion_point(module_scope)

@@ -9,6 +9,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -293,3 +294,55 @@ class DeleteWebhookRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteWebhookRequest: _TypeAlias = DeleteWebhookRequest  # noqa: Y015
+
+@_typing.final
+class FireIncomingWebhookRequest(_message.Message):
+    """Request of WebhookService.FireIncomingWebhook."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENDPOINT_FIELD_NUMBER: _builtins.int
+    PAYLOAD_FIELD_NUMBER: _builtins.int
+    endpoint: _builtins.str
+    """Path of the incoming webhook below `/webhooks/`, e.g. "external-event"."""
+    @_builtins.property
+    def payload(self) -> _struct_pb2.Struct:
+        """The event sent to the automations (their `{{trigger.*}}` values)."""
+
+    def __init__(
+        self,
+        *,
+        endpoint: _builtins.str = ...,
+        payload: _struct_pb2.Struct | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["endpoint", b"endpoint", "payload", b"payload"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FireIncomingWebhookRequest: _TypeAlias = FireIncomingWebhookRequest  # noqa: Y015
+
+@_typing.final
+class FireIncomingWebhookResponse(_message.Message):
+    """Response of WebhookService.FireIncomingWebhook."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRIGGERED_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def triggered(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Ids of the automations that fired."""
+
+    def __init__(
+        self,
+        *,
+        triggered: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["triggered", b"triggered"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FireIncomingWebhookResponse: _TypeAlias = FireIncomingWebhookResponse  # noqa: Y015

@@ -61,6 +61,11 @@ class WebhookServiceStub:
                 request_serializer=octospine_dot_v1_dot_webhooks__pb2.DeleteWebhookRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
+        self.FireIncomingWebhook = channel.unary_unary(
+                '/octospine.v1.WebhookService/FireIncomingWebhook',
+                request_serializer=octospine_dot_v1_dot_webhooks__pb2.FireIncomingWebhookRequest.SerializeToString,
+                response_deserializer=octospine_dot_v1_dot_webhooks__pb2.FireIncomingWebhookResponse.FromString,
+                _registered_method=True)
 
 
 class WebhookServiceServicer:
@@ -102,6 +107,16 @@ class WebhookServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FireIncomingWebhook(self, request, context):
+        """Calls an incoming webhook (an automation trigger): every enabled automation
+        whose `webhook` trigger listens on `/webhooks/<endpoint>` fires with
+        `payload` (the guide's external-event endpoint is "external-event").
+        Never retried: each call fires the automations again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WebhookServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -129,6 +144,11 @@ def add_WebhookServiceServicer_to_server(servicer, server):
                     servicer.DeleteWebhook,
                     request_deserializer=octospine_dot_v1_dot_webhooks__pb2.DeleteWebhookRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'FireIncomingWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.FireIncomingWebhook,
+                    request_deserializer=octospine_dot_v1_dot_webhooks__pb2.FireIncomingWebhookRequest.FromString,
+                    response_serializer=octospine_dot_v1_dot_webhooks__pb2.FireIncomingWebhookResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -267,6 +287,33 @@ class WebhookService:
             '/octospine.v1.WebhookService/DeleteWebhook',
             octospine_dot_v1_dot_webhooks__pb2.DeleteWebhookRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FireIncomingWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/octospine.v1.WebhookService/FireIncomingWebhook',
+            octospine_dot_v1_dot_webhooks__pb2.FireIncomingWebhookRequest.SerializeToString,
+            octospine_dot_v1_dot_webhooks__pb2.FireIncomingWebhookResponse.FromString,
             options,
             channel_credentials,
             insecure,

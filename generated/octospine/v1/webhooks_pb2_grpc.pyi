@@ -46,6 +46,12 @@ class WebhookServiceStub:
     """Changes the fields named in `update_mask` (events, url, active...)."""
     DeleteWebhook: _grpc.UnaryUnaryMultiCallable[_webhooks_pb2.DeleteWebhookRequest, _empty_pb2.Empty]
     """Deletes a webhook."""
+    FireIncomingWebhook: _grpc.UnaryUnaryMultiCallable[_webhooks_pb2.FireIncomingWebhookRequest, _webhooks_pb2.FireIncomingWebhookResponse]
+    """Calls an incoming webhook (an automation trigger): every enabled automation
+    whose `webhook` trigger listens on `/webhooks/<endpoint>` fires with
+    `payload` (the guide's external-event endpoint is "external-event").
+    Never retried: each call fires the automations again.
+    """
 
 @_typing.type_check_only
 class WebhookServiceAsyncStub(WebhookServiceStub):
@@ -62,6 +68,12 @@ class WebhookServiceAsyncStub(WebhookServiceStub):
     """Changes the fields named in `update_mask` (events, url, active...)."""
     DeleteWebhook: _aio.UnaryUnaryMultiCallable[_webhooks_pb2.DeleteWebhookRequest, _empty_pb2.Empty]  # type: ignore[assignment]
     """Deletes a webhook."""
+    FireIncomingWebhook: _aio.UnaryUnaryMultiCallable[_webhooks_pb2.FireIncomingWebhookRequest, _webhooks_pb2.FireIncomingWebhookResponse]  # type: ignore[assignment]
+    """Calls an incoming webhook (an automation trigger): every enabled automation
+    whose `webhook` trigger listens on `/webhooks/<endpoint>` fires with
+    `payload` (the guide's external-event endpoint is "external-event").
+    Never retried: each call fires the automations again.
+    """
 
 class WebhookServiceServicer(metaclass=_abc_1.ABCMeta):
     """Webhooks (`/api/webhooks`)."""
@@ -105,5 +117,17 @@ class WebhookServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_empty_pb2.Empty, _abc.Awaitable[_empty_pb2.Empty]]:
         """Deletes a webhook."""
+
+    @_abc_1.abstractmethod
+    def FireIncomingWebhook(
+        self,
+        request: _webhooks_pb2.FireIncomingWebhookRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_webhooks_pb2.FireIncomingWebhookResponse, _abc.Awaitable[_webhooks_pb2.FireIncomingWebhookResponse]]:
+        """Calls an incoming webhook (an automation trigger): every enabled automation
+        whose `webhook` trigger listens on `/webhooks/<endpoint>` fires with
+        `payload` (the guide's external-event endpoint is "external-event").
+        Never retried: each call fires the automations again.
+        """
 
 def add_WebhookServiceServicer_to_server(servicer: WebhookServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -3,8 +3,9 @@
 isort:skip_file
 Custom options that tell mesh-adapter what a `google.api.http` rule cannot:
 which upstream serves a service, how a list method pages, where the payload
-sits in the upstream's JSON, whether a call may be retried or cached, and how
-an event message is routed onto Kafka.
+sits in the upstream's JSON, whether a call may be retried or cached, how an
+event message is routed onto Kafka, and which WebSocket streams and webhooks
+of an upstream produce events.
 
 The adapter reads these from the descriptors at start-up; adding an endpoint
 is a proto change plus `make codegen`. Deployment drift (another paging
@@ -63,6 +64,58 @@ PAGINATION_CURSOR: Pagination.ValueType  # 3
 PAGINATION_OFFSET: Pagination.ValueType  # 4
 """`skip` and `limit` query parameters."""
 Global___Pagination: _TypeAlias = Pagination  # noqa: Y015
+
+class _SignatureAlgorithm:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SignatureAlgorithmEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SignatureAlgorithm.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SIGNATURE_ALGORITHM_UNSPECIFIED: _SignatureAlgorithm.ValueType  # 0
+    """Not set: HMAC-SHA256."""
+    SIGNATURE_ALGORITHM_HMAC_SHA256: _SignatureAlgorithm.ValueType  # 1
+    """HMAC with SHA-256."""
+    SIGNATURE_ALGORITHM_HMAC_SHA512: _SignatureAlgorithm.ValueType  # 2
+    """HMAC with SHA-512."""
+    SIGNATURE_ALGORITHM_HMAC_SHA1: _SignatureAlgorithm.ValueType  # 3
+    """HMAC with SHA-1 (legacy vendors only)."""
+
+class SignatureAlgorithm(_SignatureAlgorithm, metaclass=_SignatureAlgorithmEnumTypeWrapper):
+    """Keyed-hash algorithm of a webhook signature."""
+
+SIGNATURE_ALGORITHM_UNSPECIFIED: SignatureAlgorithm.ValueType  # 0
+"""Not set: HMAC-SHA256."""
+SIGNATURE_ALGORITHM_HMAC_SHA256: SignatureAlgorithm.ValueType  # 1
+"""HMAC with SHA-256."""
+SIGNATURE_ALGORITHM_HMAC_SHA512: SignatureAlgorithm.ValueType  # 2
+"""HMAC with SHA-512."""
+SIGNATURE_ALGORITHM_HMAC_SHA1: SignatureAlgorithm.ValueType  # 3
+"""HMAC with SHA-1 (legacy vendors only)."""
+Global___SignatureAlgorithm: _TypeAlias = SignatureAlgorithm  # noqa: Y015
+
+class _SignatureEncoding:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SignatureEncodingEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SignatureEncoding.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SIGNATURE_ENCODING_UNSPECIFIED: _SignatureEncoding.ValueType  # 0
+    """Not set: lower-case hex."""
+    SIGNATURE_ENCODING_HEX: _SignatureEncoding.ValueType  # 1
+    """Hex digits (compared case-insensitively)."""
+    SIGNATURE_ENCODING_BASE64: _SignatureEncoding.ValueType  # 2
+    """Standard base64 with padding."""
+
+class SignatureEncoding(_SignatureEncoding, metaclass=_SignatureEncodingEnumTypeWrapper):
+    """Text encoding of a webhook signature."""
+
+SIGNATURE_ENCODING_UNSPECIFIED: SignatureEncoding.ValueType  # 0
+"""Not set: lower-case hex."""
+SIGNATURE_ENCODING_HEX: SignatureEncoding.ValueType  # 1
+"""Hex digits (compared case-insensitively)."""
+SIGNATURE_ENCODING_BASE64: SignatureEncoding.ValueType  # 2
+"""Standard base64 with padding."""
+Global___SignatureEncoding: _TypeAlias = SignatureEncoding  # noqa: Y015
 
 @_typing.final
 class UpstreamService(_message.Message):
@@ -200,11 +253,12 @@ Global___GraphQLOperation: _TypeAlias = GraphQLOperation  # noqa: Y015
 @_typing.final
 class EventRoute(_message.Message):
     """How a vendor event becomes this message and where it is published (read by
-    the Kafka fan-out). A WebSocket frame or webhook body looks like
+    the Kafka fan-out). A WebSocket frame or webhook body is an envelope whose
+    field names the source's `(websocket)` / `(webhook)` option declares, by default
     `{"type"|"event": <source type>, "id": ..., "action": ..., "timestamp": ...,
     "data": {...}}`; `data` is decoded into `payload_field` (or into the message
     itself when empty), and `event_id`, `action`, `time` fields, when the message
-    has them, receive the envelope's `id`, `action` and `timestamp`.
+    has them, receive the envelope's id, action and time.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -259,6 +313,289 @@ class EventRoute(_message.Message):
 Global___EventRoute: _TypeAlias = EventRoute  # noqa: Y015
 
 @_typing.final
+class EnvelopeFields(_message.Message):
+    """Names of an event envelope's fields (a WebSocket frame or a webhook body):
+    `{"<type>": "alert", "<id>": "evt_1", "<action>": "created",
+      "<time>": "2026-11-25T12:00:00Z", "<data>": {...}}`. Empty names take the
+    conventional ones given below; only the type field must be present in an event.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_FIELD_NUMBER: _builtins.int
+    ID_FIELD_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_FIELD_NUMBER: _builtins.int
+    type_field: _builtins.str
+    """Field naming the vendor event type ("type" on a frame, "event" on a webhook)."""
+    data_field: _builtins.str
+    """Field holding the payload that becomes the event message ("data")."""
+    id_field: _builtins.str
+    """Field holding the vendor's event or delivery id ("id")."""
+    action_field: _builtins.str
+    """Field holding the event's action, e.g. "created" ("action")."""
+    time_field: _builtins.str
+    """Field holding the event's time, RFC 3339 or seconds since the epoch ("timestamp")."""
+    def __init__(
+        self,
+        *,
+        type_field: _builtins.str = ...,
+        data_field: _builtins.str = ...,
+        id_field: _builtins.str = ...,
+        action_field: _builtins.str = ...,
+        time_field: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_field", b"action_field", "data_field", b"data_field", "id_field", b"id_field", "time_field", b"time_field", "type_field", b"type_field"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnvelopeFields: _TypeAlias = EnvelopeFields  # noqa: Y015
+
+@_typing.final
+class BackfillDataField(_message.Message):
+    """Item field -> event data field, for backfilled items whose shape is not the
+    live event's payload.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ITEM_FIELD_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Field of the event data, e.g. "task_id"."""
+    item_field: _builtins.str
+    """Field of the item it is read from, e.g. "id" (dotted for nested objects)."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        item_field: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["item_field", b"item_field", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BackfillDataField: _TypeAlias = BackfillDataField  # noqa: Y015
+
+@_typing.final
+class Backfill(_message.Message):
+    """A REST read that returns, as events, what a WebSocket stream missed while it
+    was down. The RPC's upstream call is reused (credentials, paging, errors).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METHOD_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_FIELD_NUMBER: _builtins.int
+    ITEMS_FIELD_FIELD_NUMBER: _builtins.int
+    EVENT_TYPE_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    CREATED_ACTION_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    method: _builtins.str
+    """Full name of the RPC, e.g. "openframe.v1.AlertService.ListAlerts"; its
+    service must belong to the stream's upstream.
+    """
+    since_field: _builtins.str
+    """Request field (a google.protobuf.Timestamp) taking the lower time bound.
+    Empty: the RPC returns the present state (a snapshot, e.g. a health report).
+    """
+    items_field: _builtins.str
+    """Response field holding the items (a repeated field); empty = the answer is one item."""
+    event_type: _builtins.str
+    """Vendor event type the items become (a `source_types` entry of an event route)."""
+    time_field: _builtins.str
+    """Item field holding its change time: the event's time and the watermark."""
+    action: _builtins.str
+    """The events' action ("" = none)."""
+    created_action: _builtins.str
+    """Action instead of `action` when the item's `created_field` equals its
+    `time_field` (an item not changed since it was created).
+    """
+    created_field: _builtins.str
+    """See `created_action`."""
+    @_builtins.property
+    def data(self) -> _containers.RepeatedCompositeFieldContainer[Global___BackfillDataField]:
+        """Event data built field by field from the item; none = the item itself."""
+
+    def __init__(
+        self,
+        *,
+        method: _builtins.str = ...,
+        since_field: _builtins.str = ...,
+        items_field: _builtins.str = ...,
+        event_type: _builtins.str = ...,
+        time_field: _builtins.str = ...,
+        action: _builtins.str = ...,
+        created_action: _builtins.str = ...,
+        created_field: _builtins.str = ...,
+        data: _abc.Iterable[Global___BackfillDataField] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "created_action", b"created_action", "created_field", b"created_field", "data", b"data", "event_type", b"event_type", "items_field", b"items_field", "method", b"method", "since_field", b"since_field", "time_field", b"time_field"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Backfill: _TypeAlias = Backfill  # noqa: Y015
+
+@_typing.final
+class WebSocketStream(_message.Message):
+    """A vendor WebSocket stream whose frames become event messages (routed by the
+    messages' `(event)` options). Declared once per upstream, on any file of its
+    protos: `option (meshadapter.options.v1.websocket) = {...}`.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SOURCE_FIELD_NUMBER: _builtins.int
+    PATH_FIELD_NUMBER: _builtins.int
+    SUBSCRIBE_FRAME_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTIONS_FIELD_NUMBER: _builtins.int
+    SUBSCRIBED_TYPE_FIELD_NUMBER: _builtins.int
+    FRAME_FIELD_NUMBER: _builtins.int
+    CONTROL_TYPES_FIELD_NUMBER: _builtins.int
+    ERROR_TYPE_FIELD_NUMBER: _builtins.int
+    BACKFILL_FIELD_NUMBER: _builtins.int
+    source: _builtins.str
+    """Upstream (`upstreams.<name>`) whose base URL and credentials the stream uses."""
+    path: _builtins.str
+    """Path of the stream on the upstream's host, e.g. "/v1/ws"."""
+    subscribe_frame: _builtins.str
+    """The subscribe frame as a JSON object; the JSON string "$subscriptions" in it
+    is replaced by the list of names subscribed to. Empty: nothing is sent.
+    """
+    subscribed_type: _builtins.str
+    """Frame type answering the subscribe frame. When set, backfill starts only once
+    it arrived (so nothing falls between the REST read and the live stream); a
+    stream that does not answer within the stall timeout is reconnected.
+    """
+    error_type: _builtins.str
+    """Control frame type reporting an error (logged as a warning)."""
+    @_builtins.property
+    def subscriptions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Names subscribed to when configuration names none (vendor topics or event types)."""
+
+    @_builtins.property
+    def frame(self) -> Global___EnvelopeFields:
+        """Names of the frame's envelope fields."""
+
+    @_builtins.property
+    def control_types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Frame types that are protocol chatter ("connected", "pong"...), not events."""
+
+    @_builtins.property
+    def backfill(self) -> _containers.RepeatedCompositeFieldContainer[Global___Backfill]:
+        """Reads that fill the gap after a reconnect."""
+
+    def __init__(
+        self,
+        *,
+        source: _builtins.str = ...,
+        path: _builtins.str = ...,
+        subscribe_frame: _builtins.str = ...,
+        subscriptions: _abc.Iterable[_builtins.str] | None = ...,
+        subscribed_type: _builtins.str = ...,
+        frame: Global___EnvelopeFields | None = ...,
+        control_types: _abc.Iterable[_builtins.str] | None = ...,
+        error_type: _builtins.str = ...,
+        backfill: _abc.Iterable[Global___Backfill] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["frame", b"frame"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backfill", b"backfill", "control_types", b"control_types", "error_type", b"error_type", "frame", b"frame", "path", b"path", "source", b"source", "subscribe_frame", b"subscribe_frame", "subscribed_type", b"subscribed_type", "subscriptions", b"subscriptions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WebSocketStream: _TypeAlias = WebSocketStream  # noqa: Y015
+
+@_typing.final
+class WebhookSignature(_message.Message):
+    """How a vendor signs its webhook deliveries: a keyed hash of the raw body, in
+    one header (several comma-separated values during a secret rotation).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HEADER_FIELD_NUMBER: _builtins.int
+    ALGORITHM_FIELD_NUMBER: _builtins.int
+    ENCODING_FIELD_NUMBER: _builtins.int
+    PREFIX_FIELD_NUMBER: _builtins.int
+    header: _builtins.str
+    """Header carrying the signature, e.g. "x-octospine-signature"."""
+    algorithm: Global___SignatureAlgorithm.ValueType
+    """Keyed-hash algorithm."""
+    encoding: Global___SignatureEncoding.ValueType
+    """Text encoding of the digest."""
+    prefix: _builtins.str
+    """Prefix before the digest, e.g. "sha256=" (optional on receipt, any case)."""
+    def __init__(
+        self,
+        *,
+        header: _builtins.str = ...,
+        algorithm: Global___SignatureAlgorithm.ValueType = ...,
+        encoding: Global___SignatureEncoding.ValueType = ...,
+        prefix: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["algorithm", b"algorithm", "encoding", b"encoding", "header", b"header", "prefix", b"prefix"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WebhookSignature: _TypeAlias = WebhookSignature  # noqa: Y015
+
+@_typing.final
+class WebhookSource(_message.Message):
+    """Webhook deliveries a vendor sends (received by the adapter's webhook server at
+    `events.webhook.sources.<source>.path`). Declared once per upstream, on any file
+    of its protos: `option (meshadapter.options.v1.webhook) = {...}`. Whether a
+    delivery is authenticated by this signature or by a shared token header, and the
+    secrets, are configuration.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SOURCE_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
+    ID_HEADER_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    source: _builtins.str
+    """Upstream (`upstreams.<name>`) that sends the deliveries."""
+    id_header: _builtins.str
+    """Header carrying the delivery id when the body has none, e.g. "x-octospine-delivery"."""
+    @_builtins.property
+    def body(self) -> Global___EnvelopeFields:
+        """Names of the body's envelope fields (type field: "event")."""
+
+    @_builtins.property
+    def signature(self) -> Global___WebhookSignature:
+        """The vendor's signature scheme; unset = the vendor does not sign (token mode only)."""
+
+    def __init__(
+        self,
+        *,
+        source: _builtins.str = ...,
+        body: Global___EnvelopeFields | None = ...,
+        id_header: _builtins.str = ...,
+        signature: Global___WebhookSignature | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "signature", b"signature"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "id_header", b"id_header", "signature", b"signature", "source", b"source"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WebhookSource: _TypeAlias = WebhookSource  # noqa: Y015
+
+@_typing.final
 class UpstreamField(_message.Message):
     """Field-level mapping."""
 
@@ -304,12 +641,18 @@ class UpstreamEnumValue(_message.Message):
 
 Global___UpstreamEnumValue: _TypeAlias = UpstreamEnumValue  # noqa: Y015
 
+WEBSOCKET_FIELD_NUMBER: _builtins.int
+WEBHOOK_FIELD_NUMBER: _builtins.int
 SERVICE_FIELD_NUMBER: _builtins.int
 METHOD_FIELD_NUMBER: _builtins.int
 GRAPHQL_FIELD_NUMBER: _builtins.int
 EVENT_FIELD_NUMBER: _builtins.int
 FIELD_FIELD_NUMBER: _builtins.int
 ENUM_VALUE_FIELD_NUMBER: _builtins.int
+websocket: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.FileOptions, Global___WebSocketStream]
+"""The upstream's WebSocket stream (at most one per upstream)."""
+webhook: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.FileOptions, Global___WebhookSource]
+"""The upstream's webhook deliveries (at most one per upstream)."""
 service: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.ServiceOptions, Global___UpstreamService]
 """Which upstream serves the service."""
 method: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, Global___UpstreamMethod]

@@ -3,8 +3,9 @@
 isort:skip_file
 Custom options that tell mesh-adapter what a `google.api.http` rule cannot:
 which upstream serves a service, how a list method pages, where the payload
-sits in the upstream's JSON, whether a call may be retried or cached, and how
-an event message is routed onto Kafka.
+sits in the upstream's JSON, whether a call may be retried or cached, how an
+event message is routed onto Kafka, and which WebSocket streams and webhooks
+of an upstream produce events.
 
 The adapter reads these from the descriptors at start-up; adding an endpoint
 is a proto change plus `make codegen`. Deployment drift (another paging
