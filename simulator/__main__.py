@@ -15,7 +15,14 @@ import signal
 import sys
 from collections.abc import Mapping, Sequence
 
-from simulator.config import AUTH_STYLES, PAGINATION_STYLES, PROFILES, SimulatorConfig, WebhookTarget
+from simulator.config import (
+    AUTH_STYLES,
+    ENVELOPE_SHAPES,
+    PAGINATION_STYLES,
+    PROFILES,
+    SimulatorConfig,
+    WebhookTarget,
+)
 from simulator.simulator import Simulator
 
 logger = logging.getLogger("simulator")
@@ -69,6 +76,10 @@ def parse_args(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[Simulat
     p.add_argument("--token-ttl", type=float, default=float(env("token_ttl") or 3600))
     p.add_argument("--webhook-target", action="append", default=[], metavar="URL|SECRET[|EVENTS]")
     p.add_argument("--webhook-backoff", type=float, default=float(env("webhook_backoff") or 1.0))
+    p.add_argument("--ws-event-shape", choices=ENVELOPE_SHAPES, default=env("ws_event_shape") or "full")
+    p.add_argument(
+        "--webhook-body-shape", choices=ENVELOPE_SHAPES, default=env("webhook_body_shape") or "full"
+    )
     p.add_argument("--log-level", default=env("log_level") or "INFO")
     args = p.parse_args(argv)
     targets = list(args.webhook_target)
@@ -103,6 +114,8 @@ def parse_args(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[Simulat
         token_ttl_s=args.token_ttl,
         webhook_targets=webhook_targets,
         webhook_backoff_base_s=args.webhook_backoff,
+        ws_event_shape=args.ws_event_shape,
+        webhook_body_shape=args.webhook_body_shape,
     )
     return config, args.log_level
 

@@ -13,12 +13,16 @@ from datetime import datetime
 from typing import Literal, get_args
 
 Vendor = Literal["openframe", "octospine"]
+#: ``full``: ``{type, [action], id, timestamp, data}`` frames and ``{id, event, timestamp,
+#: data}`` webhook bodies; ``documented``: the guides' ``{type, data}`` / ``{event, data}``.
+EnvelopeShape = Literal["full", "documented"]
 AuthStyle = Literal["bearer", "x-api-key"]
 PaginationStyle = Literal["page", "cursor", "offset"]
 
 VENDORS: tuple[Vendor, ...] = get_args(Vendor)
 AUTH_STYLES: tuple[AuthStyle, ...] = get_args(AuthStyle)
 PAGINATION_STYLES: tuple[PaginationStyle, ...] = get_args(PaginationStyle)
+ENVELOPE_SHAPES: tuple[EnvelopeShape, ...] = get_args(EnvelopeShape)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,10 +133,14 @@ class SimulatorConfig:
     webhook_max_attempts: int = 8
     webhook_timeout_s: float = 5.0
     allow_external_webhooks: bool = False
+    #: Body of outgoing webhooks (the delivery id stays in `x-octospine-delivery`).
+    webhook_body_shape: EnvelopeShape = "full"
 
     # WebSocket.
     event_ring_size: int = 1000
     ws_heartbeat_s: float | None = None
+    #: Event frames of both streams.
+    ws_event_shape: EnvelopeShape = "full"
 
     shutdown_timeout_s: float = 1.0
 

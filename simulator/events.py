@@ -45,21 +45,26 @@ class Subscriber(Protocol):
 class EventHub:
     """Events of one vendor: `publish` numbers and fans out, `recent` reads the ring."""
 
-    def __init__(self, vendor: Vendor, *, ring_size: int = 1000) -> None:
+    def __init__(self, vendor: Vendor, *, ring_size: int = 1000, documented_frames: bool = False) -> None:
+        """``documented_frames``: send the guides' ``{type, data}`` instead of the full
+        envelope (the ring keeps the full message, ids included, for ``since``)."""
         self.vendor = vendor
+        self._documented = documented_frames
         self._ring: deque[Event] = deque(maxlen=ring_size)
         self._subscribers: set[Subscriber] = set()
         self._seq = 0
 
     def publish(self, topic: str, event_type: str, data: JsonObject, *, action: str = "") -> Event:
-        """Publishes ``{"type", ["action"], "id", "timestamp", "data"}`` on `topic`."""
+        """Publishes ``{"type", ["action"], "id", "timestamp", "data"}`` (or the documented
+        ``{"type", "data"}``) on `topic`."""
         self._seq += 1
         event_id = f"evt_{self._seq:06d}"
         message: JsonObject = {"type": event_type}
         if action:
             message["action"] = action
         message.update(id=event_id, timestamp=now_timestamp(), data=data)
-        text = orjson.dumps(message).decode()
+        wire = {"type": event_type, "data": data} if self._documented else message
+        text = orjson.dumps(wire).decode()
         event = Event(event_id, self._seq, topic, message, text)
         self._ring.append(event)
         delivered = 0

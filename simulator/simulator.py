@@ -67,7 +67,14 @@ class Simulator:
         self.log = RequestLog()
         self.faults = FaultSet()
         self.state = SimulatorState(OpenFrameStores.empty(), OctospineStores.empty())
-        self.hubs = {v: EventHub(v, ring_size=self.config.event_ring_size) for v in VENDORS}
+        self.hubs = {
+            v: EventHub(
+                v,
+                ring_size=self.config.event_ring_size,
+                documented_frames=self.config.ws_event_shape == "documented",
+            )
+            for v in VENDORS
+        }
         self.tokens = {
             v: TokenStore(v, ttl_s=self.config.token_ttl_s, code_ttl_s=self.config.auth_code_ttl_s)
             for v in VENDORS

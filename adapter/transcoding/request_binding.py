@@ -218,7 +218,8 @@ class RequestBinder:
             return orjson.dumps(doc, option=_CANONICAL)
         field = field_of(descriptor_of(message), spec.body)
         value = getattr(message, spec.body)
-        if field.type == _FD.TYPE_MESSAGE and not field.is_repeated:
+        # A well-known type (Struct, Timestamp...) as the body is sent in its JSON form.
+        if field.type == _FD.TYPE_MESSAGE and not field.is_repeated and not _well_known(field):
             doc_any: Any = self._codec.encode(value)
             if self._mask_field and getattr(message, self._mask_field).paths:
                 doc_any = _apply_mask(
@@ -227,6 +228,10 @@ class RequestBinder:
         else:
             doc_any = self._codec.field_encoder(field)(value)
         return orjson.dumps(doc_any, option=_CANONICAL)
+
+
+def _well_known(field: _d.FieldDescriptor) -> bool:
+    return message_of(field).full_name.startswith("google.protobuf.")
 
 
 def _is_wrapper(field: _d.FieldDescriptor) -> bool:

@@ -10,6 +10,8 @@ webhooks in the store), one delivery is made::
 
     {"id": "whd_000001", "event": "task.completed", "timestamp": "...", "data": {...}}
 
+or, with `webhook_body_shape="documented"`, the guide's ``{"event": ..., "data": {...}}``.
+
 A non-2xx answer or a network error is redelivered with the same id and body after
 `base`, `2*base`, `4*base`... seconds, up to `max_attempts` attempts.
 """
@@ -120,11 +122,12 @@ class WebhookDispatcher:
         for target in self._targets(event):
             self._seq += 1
             delivery_id = f"whd_{self._seq:06d}"
-            body = (
-                raw
-                if raw is not None
-                else dumps({"id": delivery_id, "event": event, "timestamp": now_timestamp(), "data": data})
-            )
+            documented = {"event": event, "data": data}
+            full = {"id": delivery_id, "event": event, "timestamp": now_timestamp(), "data": data}
+            if raw is not None:
+                body = raw
+            else:
+                body = dumps(documented if self._config.webhook_body_shape == "documented" else full)
             headers = {**target.headers, "Content-Type": "application/json"}
             headers["x-octospine-event"] = event
             headers["x-octospine-delivery"] = delivery_id

@@ -294,6 +294,27 @@ CASES: list[tuple[str, Message, str, str, list[tuple[str, str]], Any, dict[str, 
         },
         {},
     ),
+    (  # a well-known type as the body: its JSON form, not its fields
+        "/octospine.v1.WebhookService/FireIncomingWebhook",
+        webhooks_pb2.FireIncomingWebhookRequest(
+            endpoint="external-event",
+            payload=struct_pb2.Struct(fields={"external_id": struct_pb2.Value(string_value="e1")}),
+        ),
+        "POST",
+        "/webhooks/external-event",
+        [],
+        {"external_id": "e1"},
+        {},
+    ),
+    (  # a multi-segment path variable keeps its slashes
+        "/octospine.v1.WebhookService/FireIncomingWebhook",
+        webhooks_pb2.FireIncomingWebhookRequest(endpoint="partners/acme"),
+        "POST",
+        "/webhooks/partners/acme",
+        [],
+        {},
+        {},
+    ),
 ]
 
 
