@@ -48,10 +48,10 @@ class ResponseBinder:
         self._body_decoder: Decode | None = None
         if spec.response_body:
             self._body_decoder = codec.field_decoder(field_of(out, spec.response_body))
-        if paginator is not None:
-            for name in ("next_page_token", "total_size"):
-                if name not in out.fields_by_name:
-                    raise ValueError(f"{spec.path}: a paged method's response needs a {name} field")
+        # AIP-158: next_page_token is required, total_size optional (not every vendor counts).
+        self._has_total = "total_size" in out.fields_by_name
+        if paginator is not None and "next_page_token" not in out.fields_by_name:
+            raise ValueError(f"{spec.path}: a paged method's response needs a next_page_token field")
         codec.decode_kwargs(out, {})  # builds the field tables now, not on the first call
 
     def decode(
@@ -81,7 +81,7 @@ class ResponseBinder:
             token, total = self._paginator.next_page(document, len(items), page, fingerprint)
             if token:
                 kwargs["next_page_token"] = token
-            if total:
+            if total and self._has_total:
                 kwargs["total_size"] = total
         try:
             return spec.output_type(**kwargs)
