@@ -73,3 +73,25 @@ def test_cli_exits_2_with_the_cause() -> None:
     )
     assert done.returncode == 2
     assert "MESH_UPSTREAMS__OPENFRAME__AUTH" in done.stderr
+
+
+def test_moved_webhook_keys_say_where_they_went(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MESH_EVENTS__WEBHOOK__SECRETS", '["whsec"]')
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    text = str(info.value)
+    assert "events.webhook (MESH_EVENTS__WEBHOOK)" in text
+    assert "MESH_EVENTS__WEBHOOK__SOURCES__OCTOSPINE__SECRETS" in text
+
+
+def test_webhook_sources_and_descriptor_sets_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MESH_EVENTS__WEBHOOK__SOURCES__OCTOSPINE__AUTH", "token")
+    monkeypatch.setenv("MESH_EVENTS__WEBHOOK__SOURCES__OCTOSPINE__TOKENS", '["t1", "t0"]')
+    monkeypatch.setenv("MESH_EVENTS__WEBHOOK__SOURCES__OCTOSPINE__REQUIRE_TIMESTAMP", "false")
+    monkeypatch.setenv("MESH_DESCRIPTORS__DESCRIPTOR_SETS", '["/opt/acme.binpb"]')
+    settings = load_settings()
+    source = settings.events.webhook.sources["octospine"]
+    assert (source.auth, source.require_timestamp) == ("token", False)
+    assert [t.get_secret_value() for t in source.tokens] == ["t1", "t0"]
+    assert "t1" not in repr(source)  # secrets stay masked
+    assert settings.descriptors.descriptor_sets == [Path("/opt/acme.binpb")]
