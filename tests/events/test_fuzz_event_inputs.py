@@ -12,6 +12,7 @@ The short run is part of ``make test``; ``make fuzz`` raises the example counts
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import hmac
@@ -28,10 +29,11 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from adapter.config.settings import EventsSettings, WebSocketSourceSettings
+from adapter.events.declarations import SignatureScheme
 from adapter.events.encoding import EventEncoder, UnroutableEventError, VendorEvent
 from adapter.events.routing import EventRouter, load_event_routes
 from adapter.events.watermarks import WatermarkStore
-from adapter.events.webhook_auth import SignatureCheck
+from adapter.events.webhook_auth import SignatureCheck, TokenCheck
 from adapter.events.webhook_verifier import WebhookRejectedError, WebhookVerifier
 from adapter.events.websocket_source import WebSocketSource
 from adapter.telemetry.redaction import redact_raw_json
@@ -248,6 +250,39 @@ def test_webhook_verification_raises_only_rejections(body: bytes, header: str | 
         return
     assert sign  # nothing unsigned is ever accepted
     assert isinstance(delivery.body, dict)
+
+
+BASE64_VERIFIER = WebhookVerifier(
+    SignatureCheck(SignatureScheme("x-sig", algorithm="sha512", encoding="base64"), [SecretStr("k")]),
+    require_timestamp=False,
+)
+TOKEN_VERIFIER = WebhookVerifier(
+    TokenCheck("Authorization", "Bearer", [SecretStr("the-token")]), require_timestamp=False
+)
+
+
+@given(
+    body=st.one_of(st.binary(max_size=300), json_values.map(_json_bytes)),
+    header=st.one_of(st.none(), st.text(max_size=120)),
+    authentic=st.booleans(),
+)
+@FUZZ
+def test_base64_signatures_and_tokens_raise_only_rejections(
+    body: bytes, header: str | None, authentic: bool
+) -> None:
+    signature = base64.b64encode(hmac.new(b"k", body, hashlib.sha512).digest()).decode()
+    for verifier, name, good in (
+        (BASE64_VERIFIER, "x-sig", signature),
+        (TOKEN_VERIFIER, "authorization", "Bearer the-token"),
+    ):
+        value = good if authentic else header
+        try:
+            delivery = verifier.verify(body, {} if value is None else {name: value})
+        except WebhookRejectedError as exc:
+            assert exc.status == 401 and not authentic
+            continue
+        assert authentic or value == good  # nothing else is ever accepted
+        assert isinstance(delivery.body, dict)
 
 
 @given(document=json_values, key=st.sampled_from(["password", "api_key", "token", "configuration", "x"]))
