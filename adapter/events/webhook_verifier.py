@@ -59,7 +59,8 @@ class WebhookVerifier:
         require_timestamp: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._check = check
+        #: How the origin is checked (signature or token).
+        self.check = check
         self._time_field = time_field
         self._tolerance = tolerance_seconds
         self._require_timestamp = require_timestamp
@@ -69,7 +70,7 @@ class WebhookVerifier:
         """Raises WebhookRejectedError (401 unauthentic, stale or without a time;
         503 nothing configured); an authentic but unreadable body comes back with
         ``problem`` set."""
-        matched = self._check.check(body, headers)
+        matched = self.check.check(body, headers)
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError as exc:

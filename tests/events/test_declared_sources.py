@@ -62,8 +62,8 @@ def test_every_configured_upstream_that_declares_gets_its_source(tmp_path: Path)
         "signer": "/webhooks/signer",
     }
     # Default mode: the declared signature, else a shared token.
-    assert isinstance(endpoints["signer"].verifier._check, SignatureCheck)
-    assert isinstance(endpoints["plain"].verifier._check, TokenCheck)
+    assert isinstance(endpoints["signer"].verifier.check, SignatureCheck)
+    assert isinstance(endpoints["plain"].verifier.check, TokenCheck)
 
 
 def test_unconfigured_or_disabled_upstreams_get_no_source(tmp_path: Path) -> None:
