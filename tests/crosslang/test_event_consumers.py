@@ -89,7 +89,7 @@ async def written(
                         name="to mesh-adapter",
                         type=webhooks_pb2.WEBHOOK_TYPE_OUTGOING,
                         url=receiver,
-                        events=["task.completed", "automation.triggered"],
+                        events=["task.completed", "task.failed", "automation.triggered"],
                         active=True,
                         authentication=common_pb2.Authentication(type="hmac", secret=WEBHOOK_SECRET),
                     )
@@ -101,9 +101,14 @@ async def written(
         # A task runs to completion: task.progress pushes, then a task.completed webhook.
         for kind in ("task", "alert.new", "automation.triggered", "system.status"):
             await simulator.generate_events("octospine", kind)
+        # And one that fails halfway: a task.failed webhook.
+        simulator.octospine.tasks.create(
+            {"name": "doomed", "type": "x", "parameters": {"simulate_failure": True}}
+        )
         simulator.hubs["openframe"].publish("alerts", "alert_snoozed", {"id": "alt_x"})  # nobody routes it
-        # The task's completion comes last (its progress events before it).
+        # The tasks' ends come last (their progress events before them).
         await consume_all(BOOTSTRAP, prefix + "octospine.task.completed", expected=1, within=30)
+        await consume_all(BOOTSTRAP, prefix + "octospine.task.failed", expected=1, within=30)
         yield {
             prefix + t: await consume_all(BOOTSTRAP, prefix + t, expected=1) for t in [*ROUTES, DEAD_LETTER]
         }
