@@ -156,6 +156,20 @@ class MeshAdapter:
             synchronous=cfg.spool.synchronous,
             dedupe_window=cfg.spool.dedupe_window,
         )
+        intake = EventIntake(encoder, spool, tracer_provider=self._tracer_provider)
+        watermarks = WatermarkStore(cfg.spool.path.with_name("watermarks.json"))
+        # Every configured upstream that declares a stream or webhooks in its protos; built
+        # (and its configuration checked) before anything starts.
+        sources = build_declared_sources(
+            declarations,
+            self.settings,
+            intake=intake,
+            watermarks=watermarks,
+            transcoders=self._transcoders(),
+            callers=self.callers,
+            credentials=self.credentials,
+            codec=self._codec,
+        )
         await spool.start()
         sink = KafkaSink(
             cfg.kafka.bootstrap_servers,
@@ -179,22 +193,8 @@ class MeshAdapter:
             spool, sink, batch_size=cfg.kafka.batch_size, stop_grace=cfg.kafka.stop_grace_seconds
         )
         await drainer.start()
-        intake = EventIntake(encoder, spool, tracer_provider=self._tracer_provider)
-        watermarks = WatermarkStore(cfg.spool.path.with_name("watermarks.json"))
         pipeline = EventPipeline(
             spool=spool, sink=sink, drainer=drainer, intake=intake, watermarks=watermarks
-        )
-
-        # Every configured upstream that declares a stream or webhooks in its protos.
-        sources = build_declared_sources(
-            declarations,
-            self.settings,
-            intake=intake,
-            watermarks=watermarks,
-            transcoders=self._transcoders(),
-            callers=self.callers,
-            credentials=self.credentials,
-            codec=self._codec,
         )
         if sources.webhook is not None:
             pipeline.webhook = sources.webhook

@@ -20,8 +20,12 @@ from adapter.events.declarations import (
 from adapter.events.declared_sources import build_declared_sources, websocket_url
 from adapter.events.watermarks import WatermarkStore
 from adapter.events.webhook_auth import SignatureCheck, TokenCheck
+from adapter.runtime import MeshAdapter
 from adapter.transcoding.json_codec import JsonCodec
 from adapter.upstream.credentials import ApiKeyCredentials
+from simulator import Simulator
+
+from .mesh_fixtures import mesh_settings
 
 SIGNED = WebhookDeclaration(source="signer", signature=SignatureScheme(header="x-sig"))
 UNSIGNED = WebhookDeclaration(source="plain")
@@ -89,3 +93,16 @@ def test_configuration_mistakes_stop_the_start(events: dict[str, Any], message: 
 def test_websocket_url() -> None:
     assert websocket_url("http://127.0.0.1:8081/", "/v1/ws") == "ws://127.0.0.1:8081/v1/ws"
     assert websocket_url("https://api.example", "/ws") == "wss://api.example/ws"
+
+
+async def test_a_configuration_mistake_stops_the_start_before_anything_runs(
+    simulator: Simulator, tmp_path: Path
+) -> None:
+    config = mesh_settings(simulator, tmp_path, "t.", websockets={"nobody": {}})
+    adapter = MeshAdapter(config)
+    with pytest.raises(DeclarationError, match=r"events\.websockets names nobody"):
+        await adapter.start()
+    await adapter.stop(0)
+    assert adapter.events is None
+    # The spool was never opened: another process may take it.
+    assert not (tmp_path / "spool" / "events.db").exists()
