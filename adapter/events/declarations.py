@@ -253,6 +253,8 @@ def _backfill(
         raise DeclarationError(f"{where}: no such RPC with a google.api.http rule")
     if spec.upstream != source:
         raise DeclarationError(f"{where}: the RPC is served by {spec.upstream!r}, not {source!r}")
+    if spec.graphql is not None:
+        raise DeclarationError(f"{where}: backfill reads over REST; the RPC is bound to GraphQL")
     inp, out = descriptor_of(spec.input_type), descriptor_of(spec.output_type)
     if option.since_field:
         since = inp.fields_by_name.get(option.since_field)

@@ -116,6 +116,14 @@ MISTAKES = [
         stream_file(backfill=[backfill(method="octospine.v1.TaskService.ListTasks", items_field="tasks")]),
         "served by 'octospine'",
     ),
+    (
+        "a GraphQL RPC",
+        stream_file(
+            source="octospine",
+            backfill=[backfill(method="octospine.v1.TaskService.SearchTasks", event_type="task.progress")],
+        ),
+        "bound to GraphQL",
+    ),
     ("since not a Timestamp", stream_file(backfill=[backfill(since_field="status")]), "not a Timestamp"),
     ("items not repeated", stream_file(backfill=[backfill(items_field="next_page_token")]), "not a repeated"),
     ("unrouted event type", stream_file(backfill=[backfill(event_type="alert_snoozed")]), "no event message"),

@@ -26,7 +26,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from simulator import Simulator
 
 from ..conftest import OCTOSPINE_KEY, OPENFRAME_KEY
-from ..events.kafka_fixtures import BOOTSTRAP
+from ..events.kafka_fixtures import BOOTSTRAP, delete_topics_with_prefix
 from .upstream import AcmeUpstream
 
 HERE = Path(__file__).resolve().parent
@@ -142,6 +142,7 @@ async def acme_adapter(
             except subprocess.TimeoutExpired:
                 process.kill()
         sys.stderr.write(_tail(log, 6000))
+        await delete_topics_with_prefix(BOOTSTRAP, prefix)
 
 
 def _spawn(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
