@@ -13,12 +13,19 @@ Rendering follows the rule's encoding: a single-segment variable (``{id}``,
 ``{id=*}``) is percent-encoded entirely, so ``a/b`` becomes ``a%2Fb`` and cannot
 escape its segment; a multi-segment variable (``{name=shelves/*/books/**}``)
 keeps its ``/`` separators and encodes each segment.
+
+A value whose segments would be empty, ``.`` or ``..`` is refused: servers and
+proxies collapse dot segments (RFC 3986 5.2.4), so ``{device_id}`` = ``..``
+would turn ``/v1/devices/..`` into ``/v1`` and reach another resource. With that
+rule and the encoding above, a rendered path always stays under the literal
+prefix of its template.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import NoReturn
 from urllib.parse import quote
 
 __all__ = ["PathTemplate", "PathTemplateError", "PathVariable"]
@@ -28,7 +35,19 @@ _LITERAL = re.compile(r"[A-Za-z0-9\-._~!$&'()+,;=@%]+\Z")
 
 
 class PathTemplateError(ValueError):
-    """A template is malformed (start-up) or a value does not fit it (per call)."""
+    """A template is malformed (start-up) or a value does not fit it (per call).
+
+    ``field`` names the request field at fault (dotted) when a value is the cause.
+    """
+
+    def __init__(self, message: str, *, field: str = "", problem: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+        self.problem = problem or message
+
+
+#: Segments that address another resource once a server normalises the path.
+_DOT_SEGMENTS = frozenset({"", ".", ".."})
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,18 +110,20 @@ class PathTemplate:
                 continue
             value = values.get(part.dotted, "")
             if not value:
-                raise PathTemplateError(f"{part.dotted} is required (it is part of the URL path)")
+                _refuse(part, "is required (it is part of the URL path)")
             if not part.regex.match(value):
-                pattern = "/".join(part.pattern)
-                raise PathTemplateError(
-                    f"{part.dotted}={value!r} does not match the path pattern {pattern!r}"
-                )
-            if part.multi_segment:
-                out.append("/".join(quote(s, safe="") for s in value.split("/")))
-            else:
-                out.append(quote(value, safe=""))
+                _refuse(part, f"does not match the path pattern {'/'.join(part.pattern)!r}")
+            segments = value.split("/") if part.multi_segment else [value]
+            if any(s in _DOT_SEGMENTS for s in segments):
+                _refuse(part, "must not be empty, '.' or '..' (it is a URL path segment)")
+            out.append("/".join(quote(s, safe="") for s in segments))
         path = "/" + "/".join(out)
         return f"{path}:{self.verb}" if self.verb else path
+
+
+def _refuse(part: PathVariable, problem: str) -> NoReturn:
+    # The value itself stays out of the message: it is the caller's, maybe large.
+    raise PathTemplateError(f"{part.dotted} {problem}", field=part.dotted, problem=problem)
 
 
 def _split_verb(text: str) -> tuple[str, str]:

@@ -129,7 +129,7 @@ class RequestBinder:
         try:
             path = spec.template.render({".".join(p): self._path_value(message, p) for p in self._path_vars})
         except PathTemplateError as exc:
-            raise BindingError(_field_of(str(exc)), str(exc).split(": ", 1)[-1]) from None
+            raise BindingError(exc.field, exc.problem) from None
 
         query: list[tuple[str, str]] = []
         if self._query_fields:
@@ -252,10 +252,6 @@ def _check_query_field(field: _d.FieldDescriptor, where: str, depth: int) -> Non
         return
     for sub in message.fields:
         _check_query_field(sub, where, depth + 1)
-
-
-def _field_of(text: str) -> str:
-    return text.split("=", 1)[0].split(" ", 1)[0]
 
 
 def _pop_path(doc: dict[str, Any], path: tuple[str, ...]) -> None:
