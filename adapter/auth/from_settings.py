@@ -60,6 +60,7 @@ def _endpoint(
         timeout=auth.token_timeout_seconds,
         verify=_verify(settings),
         transport_factory=transport_factory,
+        max_server_delay=settings.resilience.max_server_delay_seconds,
     )
 
 

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import httpx
 import orjson
 
-from adapter.status.vendor_errors import parse_retry_after
+from adapter.upstream.server_delay import DEFAULT_MAX_SERVER_DELAY, parse_retry_after
 
 from .errors import TokenEndpointUnavailable, TokenRejected
 from .secret_source import SecretSource
@@ -63,8 +63,10 @@ class TokenEndpoint:
         timeout: float = 10.0,
         verify: ssl.SSLContext | bool = True,
         transport_factory: Callable[[], httpx.AsyncBaseTransport] | None = None,
+        max_server_delay: float = DEFAULT_MAX_SERVER_DELAY,
     ) -> None:
         self.url = url
+        self._max_server_delay = max_server_delay
         self.client_id = client_id
         self._secret = client_secret
         self._client_auth = client_auth
@@ -136,7 +138,7 @@ class TokenEndpoint:
         if status == 200:
             raise TokenEndpointUnavailable(f"{where} without an access_token", upstream=self._upstream)
         if status == 429 or status >= 500:
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            retry_after = parse_retry_after(response.headers.get("retry-after"), cap=self._max_server_delay)
             raise TokenEndpointUnavailable(
                 f"{where}{f' ({described})' if described else ''}",
                 upstream=self._upstream,

@@ -75,6 +75,10 @@ class CacheSettings(_Frozen):
 
 
 class ResilienceSettings(_Frozen):
+    #: Longest wait an upstream may impose: ``Retry-After`` (pausing the client-side
+    #: quota and spacing retries), ``retryAfter`` in error bodies, the token
+    #: endpoint's ``Retry-After`` and every ``RetryInfo`` sent to callers.
+    max_server_delay_seconds: float = Field(default=300.0, gt=0)
     retry: RetrySettings = RetrySettings()
     retry_budget: RetryBudgetSettings = RetryBudgetSettings()
     rate_limit: RateLimitSettings = RateLimitSettings()

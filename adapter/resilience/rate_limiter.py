@@ -28,7 +28,6 @@ from collections.abc import Iterable
 
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
-from adapter.status.vendor_errors import parse_retry_after
 from adapter.upstream.caller import UpstreamCaller
 from adapter.upstream.messages import UpstreamRequest, UpstreamResponse
 
@@ -219,7 +218,7 @@ class UpstreamRateLimiter(CallerLayer):
     def _learn_from(self, response: UpstreamResponse) -> None:
         now = self.now()
         if response.status == 429:
-            pause = parse_retry_after(response.headers.get("retry-after"))
+            pause = response.server_delay()  # clamped: one absurd value must not freeze the vendor
             if pause:
                 self._paused_until = max(self._paused_until, now + pause)
                 logger.warning(

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from opentelemetry.metrics import MeterProvider
 
 from adapter.auth.errors import TokenEndpointUnavailable
-from adapter.status.vendor_errors import parse_retry_after
 from adapter.upstream.caller import UpstreamCaller
 from adapter.upstream.errors import UpstreamConnectError, UpstreamError
 from adapter.upstream.messages import UpstreamRequest, UpstreamResponse
@@ -123,7 +122,7 @@ class RetryingCaller(CallerLayer):
         """(whether the upstream asked for the wait, the wait before the next attempt)."""
         retry_after: float | None = None
         if response is not None:
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            retry_after = response.server_delay()
         elif isinstance(failure, TokenEndpointUnavailable):
             retry_after = failure.retry_after
         if retry_after is not None:

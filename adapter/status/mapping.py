@@ -35,6 +35,7 @@ Failures of the resilience layers and credentials (docs/resilience.md):
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable
 
 import grpc
@@ -50,8 +51,9 @@ from adapter.upstream.errors import (
     UpstreamError,
     UpstreamStatusError,
 )
+from adapter.upstream.server_delay import clamp_delay
 
-from .vendor_errors import VendorError, parse_retry_after, parse_vendor_error
+from .vendor_errors import VendorError, parse_vendor_error
 
 __all__ = ["ERROR_DOMAIN", "HTTP_STATUS_TABLE", "to_rpc_status"]
 
@@ -123,7 +125,15 @@ def _pack(messages: Iterable[Message]) -> list[any_pb2.Any]:
     return packed
 
 
+#: google.protobuf.Duration's range; RetryInfo never comes near it (delays are
+#: clamped where they enter), but building a status must not fail.
+_MAX_DURATION_SECONDS = 315_576_000_000
+
+
 def _duration(seconds: float) -> duration_pb2.Duration:
+    if math.isnan(seconds) or seconds < 0:
+        seconds = 0.0
+    seconds = min(seconds, _MAX_DURATION_SECONDS)
     whole = int(seconds)
     return duration_pb2.Duration(seconds=whole, nanos=int((seconds - whole) * 1e9))
 
@@ -225,9 +235,9 @@ def _from_http_status(exc: UpstreamStatusError, *, is_create: bool, body_field: 
         error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=metadata)
     ]
 
-    retry_after = parse_retry_after(response.headers.get("retry-after"))
+    retry_after = response.server_delay()
     if retry_after is None:
-        retry_after = vendor.retry_after
+        retry_after = clamp_delay(vendor.retry_after, response.max_server_delay)
     if retry_after is not None:
         details.append(error_details_pb2.RetryInfo(retry_delay=_duration(retry_after)))
     if response.status == 429:

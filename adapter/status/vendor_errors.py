@@ -8,13 +8,14 @@ usable message, never an exception.
 
 from __future__ import annotations
 
-import datetime as dt
-import email.utils
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
+from adapter.upstream.server_delay import parse_retry_after
 
 __all__ = ["VendorError", "parse_retry_after", "parse_vendor_error"]
 
@@ -60,10 +61,11 @@ def _violations(items: Any) -> list[tuple[str, str]]:
 
 
 def _number(value: Any) -> float | None:
+    """A non-negative number of seconds; callers clamp it (see server_delay)."""
     if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return float(value)
-    if isinstance(value, str) and value.replace(".", "", 1).isdigit():
-        return float(value)
+        return float(value)  # an int beyond float's range is inf; clamping copes
+    if isinstance(value, str):
+        return parse_retry_after(value, cap=math.inf)  # seconds (or a date) spelled as text
     return None
 
 
@@ -99,20 +101,3 @@ def parse_vendor_error(body: bytes, content_type: str) -> VendorError:
         ),
         retry_after=_number(doc.get("retryAfter", doc.get("retry_after"))),
     )
-
-
-def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> float | None:
-    """``Retry-After`` as seconds from now: delta-seconds or an HTTP-date (RFC 9110)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    now = now or dt.datetime.now(dt.UTC)
-    return max(0.0, (when - now).total_seconds())

@@ -126,7 +126,11 @@ class UpstreamClient:
                 await response.aclose()
         request_id = next((response.headers[h] for h in _REQUEST_ID_HEADERS if h in response.headers), "")
         return UpstreamResponse(
-            status=response.status_code, headers=response.headers, body=body, request_id=request_id
+            status=response.status_code,
+            headers=response.headers,
+            body=body,
+            request_id=request_id,
+            max_server_delay=self.settings.resilience.max_server_delay_seconds,
         )
 
     async def _read_capped(self, response: httpx.Response, request: UpstreamRequest) -> bytes:

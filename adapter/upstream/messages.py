@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from .server_delay import DEFAULT_MAX_SERVER_DELAY, parse_retry_after
+
 __all__ = ["UpstreamRequest", "UpstreamResponse"]
 
 
@@ -43,8 +45,14 @@ class UpstreamResponse:
     #: Attempts it took (retries add to this).
     attempts: int = 1
     extra: dict[str, str] = field(default_factory=dict)
+    #: Longest wait the upstream may ask for (``resilience.max_server_delay_seconds``).
+    max_server_delay: float = DEFAULT_MAX_SERVER_DELAY
 
     @property
     def content_type(self) -> str:
         value: str = self.headers.get("content-type", "")
         return value.split(";", 1)[0].strip().lower()
+
+    def server_delay(self) -> float | None:
+        """Seconds the ``Retry-After`` header asks to wait, within ``max_server_delay``."""
+        return parse_retry_after(self.headers.get("retry-after"), cap=self.max_server_delay)
