@@ -114,6 +114,10 @@ class GrpcSettings(_Frozen):
     grace_period_seconds: float = Field(default=10.0, ge=0)
     reflection: bool = True
     max_receive_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    #: Calls accepted by HTTP/2 but not yet picked up by the server loop; beyond
+    #: this gRPC core drops new calls as CANCELLED without details
+    #: (adapter/server/grpc_options.py). Below it a waiting call keeps its deadline.
+    max_pending_calls: int = Field(default=10_000, ge=1)
 
 
 class TelemetrySettings(_Frozen):

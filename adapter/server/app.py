@@ -30,6 +30,7 @@ from adapter.transcoding.json_codec import JsonCodec
 from adapter.upstream.caller import UpstreamCaller
 from adapter.upstream.factory import build_credentials, build_upstream_caller
 
+from .grpc_options import server_options
 from .method_handlers import method_handler
 from .reflection import enable_reflection
 
@@ -90,10 +91,7 @@ class AdapterServer:
         grpc_settings = self.settings.grpc
         server = aio.server(
             interceptors=[aio_server_interceptor(tracer_provider=self._tracer_provider)],  # type: ignore[no-untyped-call]
-            options=[
-                ("grpc.max_receive_message_length", grpc_settings.max_receive_message_bytes),
-                ("grpc.so_reuseport", 0),
-            ],
+            options=server_options(grpc_settings),
         )
         for spec in self.specs:
             caller = self._shared_callers.get(spec.upstream)
