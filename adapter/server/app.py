@@ -33,6 +33,7 @@ from adapter.upstream.factory import build_credentials, build_upstream_caller
 from .grpc_options import server_options
 from .method_handlers import method_handler
 from .reflection import enable_reflection
+from .request_decoding import RequestDecodingInterceptor
 
 __all__ = ["AdapterServer", "ExtraService"]
 
@@ -90,7 +91,10 @@ class AdapterServer:
         codec = JsonCodec()
         grpc_settings = self.settings.grpc
         server = aio.server(
-            interceptors=[aio_server_interceptor(tracer_provider=self._tracer_provider)],  # type: ignore[no-untyped-call]
+            interceptors=[
+                aio_server_interceptor(tracer_provider=self._tracer_provider),  # type: ignore[no-untyped-call]
+                RequestDecodingInterceptor(),  # inside tracing: a refused request is still a span
+            ],
             options=server_options(grpc_settings),
         )
         for spec in self.specs:

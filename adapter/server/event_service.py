@@ -22,10 +22,14 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from google.protobuf import any_pb2, timestamp_pb2
 from google.protobuf.message import Message
+from grpc_status import rpc_status
 from meshadapter.v1 import events_pb2, events_pb2_grpc
 
 from adapter.events.aiokafka_compat import refresh_topic_metadata
+from adapter.status.mapping import to_rpc_status
+from adapter.transcoding.errors import BindingError
 from adapter.transcoding.json_codec import JsonCodec
+from adapter.transcoding.request_validation import RequestValidator
 
 __all__ = ["EventStreamServicer", "decode_position", "encode_position"]
 
@@ -39,12 +43,22 @@ def encode_position(position: Position) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).rstrip(b"=").decode()
 
 
+_MAX_PARTITION = 2**31 - 1  # Kafka partitions are int32, offsets int64
+_MAX_OFFSET = 2**63 - 1
+
+
 def decode_position(token: str) -> Position:
+    """Raises ValueError unless ``token`` is a position this service could have issued."""
     try:
         doc = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        return {str(t): {int(p): int(o) for p, o in parts.items()} for t, parts in doc.items()}
+        position = {str(t): {int(p): int(o) for p, o in parts.items()} for t, parts in doc.items()}
     except (binascii.Error, ValueError, TypeError, AttributeError, orjson.JSONDecodeError):
-        raise ValueError("resume_from is not a position issued by this service") from None
+        raise ValueError("is not a position issued by this service") from None
+    for parts in position.values():
+        for partition, offset in parts.items():
+            if not (0 <= partition <= _MAX_PARTITION and 0 <= offset <= _MAX_OFFSET):
+                raise ValueError("holds a partition or offset out of range")
+    return position
 
 
 class EventStreamServicer(events_pb2_grpc.EventServiceServicer):
@@ -70,18 +84,25 @@ class EventStreamServicer(events_pb2_grpc.EventServiceServicer):
         #: (their difference is what streams hold in memory).
         self.fetched = 0
         self.sent = 0
+        self._validator = RequestValidator(events_pb2.SubscribeRequest.DESCRIPTOR)
 
     async def Subscribe(
         self, request: events_pb2.SubscribeRequest, context: Any
     ) -> AsyncIterator[events_pb2.Event]:
         topics = list(request.topics) or self._topics
-        unknown = sorted(set(topics) - set(self._topics))
-        if unknown:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"not an event topic: {', '.join(unknown)}")
-        try:
-            resume = decode_position(request.resume_from) if request.resume_from else None
-        except ValueError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        resume: Position | None = None
+        try:  # INVALID_ARGUMENT with a BadRequest naming the field, before Kafka is asked
+            self._validator.check(request)
+            unknown = sorted(set(topics) - set(self._topics))
+            if unknown:
+                raise BindingError("topics", f"not an event topic: {', '.join(unknown)}")
+            if request.resume_from:
+                try:
+                    resume = decode_position(request.resume_from)
+                except ValueError as exc:
+                    raise BindingError("resume_from", str(exc)) from None
+        except BindingError as exc:
+            await context.abort_with_status(rpc_status.to_status(to_rpc_status(exc)))
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap,
             enable_auto_commit=False,

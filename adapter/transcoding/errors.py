@@ -12,6 +12,6 @@ class BindingError(ValueError):
     """
 
     def __init__(self, field: str, description: str) -> None:
-        super().__init__(f"{field}: {description}")
+        super().__init__(f"{field}: {description}" if field else description)
         self.field = field
         self.description = description

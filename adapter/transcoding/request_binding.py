@@ -10,10 +10,15 @@
   upstream's paging parameters, the idempotency-key field becomes the
   ``Idempotency-Key`` header, and ``update_mask`` trims the body to the masked
   fields (JSON merge-patch: a masked field left unset is sent as ``null``).
+- Before anything is bound, :class:`RequestValidator` refuses values no upstream
+  call can carry (enum numbers outside the enum, out-of-range timestamps...),
+  and the idempotency key must fit a header (1-255 visible ASCII characters):
+  nothing from a caller reaches a header it was not bound to, nor splits one.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +37,7 @@ from .json_codec import JsonCodec, wire_name
 from .json_values import WKT_ENCODERS
 from .pagination import PagePosition, Paginator, filters_fingerprint
 from .path_template import PathTemplateError
+from .request_validation import RequestValidator
 
 __all__ = ["BoundRequest", "RequestBinder"]
 
@@ -42,6 +48,8 @@ _PAGING_FIELDS = ("page_size", "page_token")
 # retried bodies sent under one Idempotency-Key.
 _CANONICAL = orjson.OPT_SORT_KEYS
 _UPDATE_MASK = "update_mask"
+# Visible ASCII only: no CR/LF (header injection), no spaces, nothing httpx must encode.
+_HEADER_VALUE = re.compile(r"[\x21-\x7e]{1,255}\Z")
 # Query strings spell these as their JSON forms do.
 _QUERY_WKT: dict[str, Callable[[Any], str]] = {
     name: WKT_ENCODERS[name]
@@ -91,6 +99,7 @@ class RequestBinder:
         self._codec = codec
         self._paginator = paginator
         desc = descriptor_of(spec.input_type)
+        self._validator = RequestValidator(desc)
         fields = desc.fields_by_name
         self._path_vars = [v.field_path for v in spec.template.variables]
         bound_top = {p[0] for p in self._path_vars if len(p) == 1}
@@ -126,6 +135,13 @@ class RequestBinder:
     def bind(self, message: Message) -> BoundRequest:
         """Raises BindingError naming the field when the request cannot be sent."""
         spec = self.spec
+        self._validator.check(message)
+        key = getattr(message, spec.idempotency_key_field) if spec.idempotency_key_field else ""
+        if key and not _HEADER_VALUE.match(key):
+            raise BindingError(
+                spec.idempotency_key_field,
+                "must be 1-255 visible ASCII characters (it is sent as the Idempotency-Key header)",
+            )
         try:
             path = spec.template.render({".".join(p): self._path_value(message, p) for p in self._path_vars})
         except PathTemplateError as exc:
@@ -148,7 +164,6 @@ class RequestBinder:
         headers: list[tuple[str, str]] = [("accept", "application/json")]
         if body is not None:
             headers.append(("content-type", "application/json"))
-        key = getattr(message, spec.idempotency_key_field) if spec.idempotency_key_field else ""
         if key:
             headers.append(("idempotency-key", key))
         request = UpstreamRequest(

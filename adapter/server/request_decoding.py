@@ -1,0 +1,178 @@
+"""Requests that do not deserialize answer INVALID_ARGUMENT, for every service.
+
+When a handler's ``request_deserializer`` raises, grpc-python answers
+``UNKNOWN: Unexpected <class 'DecodeError'>`` and logs a traceback: the
+deserializer runs before any handler and has no context to abort with.
+:class:`RequestDecodingInterceptor` therefore wraps each handler's deserializer
+so that it returns an :class:`UndecodableRequest` instead of raising, and wraps
+the handler so that it answers INVALID_ARGUMENT with a BadRequest naming the
+field (:mod:`adapter.server.wire_diagnosis`) when it receives one. It applies to
+every handler of the server: the upstream-backed RPCs, EventService, health and
+reflection.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import grpc
+from google.protobuf import descriptor as _d
+from grpc import aio
+from grpc_status import rpc_status
+
+from adapter.status.mapping import to_rpc_status
+from adapter.transcoding.errors import BindingError
+
+from .wire_diagnosis import locate_decode_failure
+
+__all__ = ["RequestDecodingInterceptor", "UndecodableRequest", "tolerant_deserializer"]
+
+logger = logging.getLogger(__name__)
+
+Deserializer = Callable[[bytes], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class UndecodableRequest:
+    """What a handler receives instead of a request that did not parse."""
+
+    type_name: str
+    field: str
+    problem: str
+
+    def error(self) -> BindingError:
+        what = f"the request is not a valid {self.type_name or 'message'}"
+        return BindingError(self.field, f"{what}: {self.problem}" if not self.field else self.problem)
+
+
+def _descriptor(deserialize: Deserializer) -> _d.Descriptor | None:
+    # Generated code passes ``SomeRequest.FromString``, bound to the message class.
+    owner = getattr(deserialize, "__self__", None)
+    descriptor = getattr(owner, "DESCRIPTOR", None)
+    return descriptor if isinstance(descriptor, _d.Descriptor) else None
+
+
+def tolerant_deserializer(deserialize: Deserializer) -> Deserializer:
+    """``deserialize`` returning an UndecodableRequest where it would raise."""
+    descriptor = _descriptor(deserialize)
+    type_name = descriptor.full_name if descriptor is not None else ""
+
+    def run(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception as exc:  # DecodeError, RecursionError, a custom parser's own errors
+            found = locate_decode_failure(descriptor, data)
+            field, problem = found if found is not None else ("", _reason(exc))
+            return UndecodableRequest(type_name=type_name, field=field, problem=problem)
+
+    return run
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).rsplit(": ", 1)[-1]  # "Error parsing message with type 'x': <reason>"
+    return text[:200] or type(exc).__name__
+
+
+async def _refuse(context: Any, request: UndecodableRequest) -> NoReturn:
+    status = to_rpc_status(request.error())
+    logger.info("refused an undecodable %s: %s", request.type_name or "request", status.message)
+    await context.abort_with_status(rpc_status.to_status(status))
+    raise AssertionError("abort_with_status returned")  # pragma: no cover
+
+
+Behavior = Callable[..., Any]
+
+
+def _guard_request(behavior: Behavior) -> Behavior:
+    """Unary request: refuse an UndecodableRequest before ``behavior`` runs."""
+    if inspect.isasyncgenfunction(behavior):
+
+        async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
+            if isinstance(request, UndecodableRequest):
+                await _refuse(context, request)
+            async for response in behavior(request, context):
+                yield response
+
+        return stream
+
+    async def unary(request: Any, context: Any) -> Any:
+        if isinstance(request, UndecodableRequest):
+            await _refuse(context, request)
+        result = behavior(request, context)
+        return await result if inspect.isawaitable(result) else result
+
+    return unary
+
+
+def _guard_requests(behavior: Behavior) -> Behavior:
+    """Streamed requests: refuse at the first UndecodableRequest read."""
+
+    async def checked(requests: Any, context: Any) -> AsyncIterator[Any]:
+        async for request in requests:
+            if isinstance(request, UndecodableRequest):
+                await _refuse(context, request)
+            yield request
+
+    if inspect.isasyncgenfunction(behavior):
+
+        async def stream(requests: Any, context: Any) -> AsyncIterator[Any]:
+            async for response in behavior(checked(requests, context), context):
+                yield response
+
+        return stream
+
+    async def unary(requests: Any, context: Any) -> Any:
+        result = behavior(checked(requests, context), context)
+        return await result if inspect.isawaitable(result) else result
+
+    return unary
+
+
+def _is_async(behavior: Behavior) -> bool:
+    # UpstreamMethodHandler is an object with an async __call__.
+    return (
+        inspect.iscoroutinefunction(behavior)
+        or inspect.isasyncgenfunction(behavior)
+        or inspect.iscoroutinefunction(type(behavior).__call__)
+    )
+
+
+def guarded_handler(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
+    """``handler`` with a tolerant deserializer and the matching refusal."""
+    if handler.request_deserializer is None:
+        return handler
+    deserializer = tolerant_deserializer(handler.request_deserializer)
+    serializer = handler.response_serializer
+    if handler.unary_unary is not None and _is_async(handler.unary_unary):
+        return grpc.unary_unary_rpc_method_handler(
+            _guard_request(handler.unary_unary), deserializer, serializer
+        )
+    if handler.unary_stream is not None and _is_async(handler.unary_stream):
+        return grpc.unary_stream_rpc_method_handler(
+            _guard_request(handler.unary_stream), deserializer, serializer
+        )
+    if handler.stream_unary is not None and _is_async(handler.stream_unary):
+        return grpc.stream_unary_rpc_method_handler(
+            _guard_requests(handler.stream_unary), deserializer, serializer
+        )
+    if handler.stream_stream is not None and _is_async(handler.stream_stream):
+        return grpc.stream_stream_rpc_method_handler(
+            _guard_requests(handler.stream_stream), deserializer, serializer
+        )
+    return handler  # a synchronous handler: left as it is (the adapter registers none)
+
+
+class RequestDecodingInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Applies :func:`guarded_handler` to every method the server resolves."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        handler = await continuation(handler_call_details)
+        return handler if handler is None else guarded_handler(handler)
