@@ -80,6 +80,29 @@ class PaginationSettings(_Frozen):
     next_cursor_field: str = "meta.next_cursor"
 
 
+#: Shortest page-token key accepted (HMAC-SHA256 wants 32 bytes of entropy).
+MIN_PAGE_TOKEN_KEY_CHARS = 32
+
+
+class PageTokenSettings(_Frozen):
+    """Keys signing page tokens (adapter/transcoding/page_tokens.py). Every replica
+    needs the same keys; without any, a random key per process signs."""
+
+    #: Inline keys, the first signs, every one verifies.
+    keys: list[SecretStr] = Field(default_factory=list)
+    #: Or a file with one key per line (newest first), re-read when it changes.
+    keys_file: Path | None = None
+    reload_interval_seconds: float = Field(default=5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> PageTokenSettings:
+        if self.keys and self.keys_file is not None:
+            raise ValueError("set keys or keys_file, not both")
+        if any(len(k.get_secret_value()) < MIN_PAGE_TOKEN_KEY_CHARS for k in self.keys):
+            raise ValueError(f"each key needs at least {MIN_PAGE_TOKEN_KEY_CHARS} characters")
+        return self
+
+
 class UpstreamSettings(_Frozen):
     """One vendor API: where it is, how to authenticate, how to talk to it."""
 
@@ -299,6 +322,7 @@ class Settings(BaseSettings):
     upstreams: dict[str, UpstreamSettings] = Field(default_factory=dict)
     events: EventsSettings = EventsSettings()
     descriptors: DescriptorSettings = DescriptorSettings()
+    page_tokens: PageTokenSettings = PageTokenSettings()
 
     @field_validator("upstreams", mode="after")
     @classmethod

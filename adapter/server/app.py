@@ -27,6 +27,7 @@ from adapter.descriptors.catalog import proto_files
 from adapter.descriptors.loader import ServiceSpec, load_service_specs
 from adapter.descriptors.method_spec import SpecError
 from adapter.transcoding.json_codec import JsonCodec
+from adapter.transcoding.page_tokens import PageTokenSigner
 from adapter.upstream.caller import UpstreamCaller
 from adapter.upstream.factory import build_credentials, build_upstream_caller
 
@@ -89,6 +90,7 @@ class AdapterServer:
     async def start(self) -> int:
         """Binds and starts serving; returns the bound port."""
         codec = JsonCodec()
+        page_tokens = PageTokenSigner.from_settings(self.settings.page_tokens)
         grpc_settings = self.settings.grpc
         server = aio.server(
             interceptors=[
@@ -115,7 +117,7 @@ class AdapterServer:
             upstream_settings = self.settings.upstreams[spec.upstream]
             handlers = {
                 m.name: grpc.unary_unary_rpc_method_handler(
-                    method_handler(m, codec, upstream_settings, caller),
+                    method_handler(m, codec, upstream_settings, caller, page_tokens=page_tokens),
                     request_deserializer=m.input_type.FromString,
                     response_serializer=m.output_type.SerializeToString,
                 )

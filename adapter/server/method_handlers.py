@@ -9,6 +9,7 @@ from adapter.graphql.handler import GraphQLMethodHandler
 from adapter.graphql.transcoder import GraphQLTranscoder
 from adapter.transcoding.json_codec import JsonCodec
 from adapter.transcoding.method_transcoder import MethodTranscoder
+from adapter.transcoding.page_tokens import PageTokenSigner
 from adapter.upstream.caller import UpstreamCaller
 
 from .handlers import MethodHandler, UpstreamMethodHandler
@@ -17,9 +18,17 @@ __all__ = ["method_handler"]
 
 
 def method_handler(
-    spec: MethodSpec, codec: JsonCodec, upstream: UpstreamSettings, caller: UpstreamCaller
+    spec: MethodSpec,
+    codec: JsonCodec,
+    upstream: UpstreamSettings,
+    caller: UpstreamCaller,
+    *,
+    page_tokens: PageTokenSigner | None = None,
 ) -> MethodHandler:
-    """The handler of ``spec``, built once at start-up."""
+    """The handler of ``spec``, built once at start-up. ``page_tokens`` signs the
+    page tokens of REST list methods (built once from ``Settings.page_tokens``)."""
     if spec.graphql is not None:
         return GraphQLMethodHandler(GraphQLTranscoder(spec, codec, upstream.graphql), caller)
-    return UpstreamMethodHandler(MethodTranscoder(spec, codec, upstream.pagination), caller)
+    return UpstreamMethodHandler(
+        MethodTranscoder(spec, codec, upstream.pagination, page_tokens=page_tokens), caller
+    )

@@ -11,6 +11,7 @@ from adapter.descriptors.method_spec import MethodSpec, PageStyle
 from adapter.upstream.messages import UpstreamResponse
 
 from .json_codec import JsonCodec
+from .page_tokens import PageTokenSigner
 from .pagination import Paginator
 from .request_binding import BoundRequest, RequestBinder
 from .response_binding import ResponseBinder
@@ -28,10 +29,23 @@ def effective_page_style(spec: MethodSpec, settings: PaginationSettings) -> Page
 class MethodTranscoder:
     """Request message -> upstream call -> response message, for one RPC."""
 
-    def __init__(self, spec: MethodSpec, codec: JsonCodec, pagination: PaginationSettings) -> None:
+    def __init__(
+        self,
+        spec: MethodSpec,
+        codec: JsonCodec,
+        pagination: PaginationSettings,
+        *,
+        page_tokens: PageTokenSigner | None = None,
+    ) -> None:
+        """``page_tokens`` signs the tokens callers see (build it once from
+        ``Settings.page_tokens``); None: a random per-process key."""
         self.spec = spec
         style = effective_page_style(spec, pagination)
-        paginator = None if style is PageStyle.NONE else Paginator(style, pagination)
+        paginator = (
+            None
+            if style is PageStyle.NONE
+            else Paginator(style, pagination, tokens=page_tokens, method=spec.path)
+        )
         self.page_style = style
         self._requests = RequestBinder(spec, codec, paginator)
         self._responses = ResponseBinder(spec, codec, paginator)

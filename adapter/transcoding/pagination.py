@@ -1,30 +1,32 @@
 """AIP-158 paging for callers, whatever the upstream does.
 
 Callers send ``page_size`` / ``page_token`` and read ``next_page_token``. The
-token is opaque to them: base64url JSON holding the upstream position (page
-number, offset or the upstream's cursor), the page size in use, and a
-fingerprint of the request's filters so a token cannot be replayed against
-another query (AIP-158: that is INVALID_ARGUMENT).
+token is opaque to them and signed (:mod:`.page_tokens`): it holds the method,
+the upstream position (page number, offset or the upstream's cursor), the page
+size in use, and a fingerprint of the request's filters, so a token cannot be
+forged, altered, or replayed against another method or query (AIP-158: that is
+INVALID_ARGUMENT). A page size read from a token is still clamped to
+``max_page_size``: the configuration may have changed since it was issued.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
+import functools
 import hashlib
 from dataclasses import dataclass
 from typing import Any
-
-import orjson
 
 from adapter.config.settings import PaginationSettings
 from adapter.descriptors.method_spec import PageStyle
 
 from .errors import BindingError
+from .page_tokens import PageTokenSigner
 
 __all__ = ["PagePosition", "Paginator", "filters_fingerprint"]
 
-_TOKEN_VERSION = 1
+#: 1 was unsigned base64url JSON; such tokens are refused.
+_TOKEN_VERSION = 2
+_INVALID = "is not a valid page token"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +40,7 @@ class PagePosition:
 
 def filters_fingerprint(query: list[tuple[str, str]]) -> str:
     """Short hash of the non-paging query parameters."""
-    digest = hashlib.blake2s(repr(sorted(query)).encode(), digest_size=6)
+    digest = hashlib.blake2s(repr(sorted(query)).encode(), digest_size=16)
     return digest.hexdigest()
 
 
@@ -53,11 +55,22 @@ def _dig(document: Any, dotted: str) -> Any:
 class Paginator:
     """Translates between AIP-158 fields and one upstream paging style."""
 
-    def __init__(self, style: PageStyle, settings: PaginationSettings) -> None:
+    def __init__(
+        self,
+        style: PageStyle,
+        settings: PaginationSettings,
+        *,
+        tokens: PageTokenSigner | None = None,
+        method: str = "",
+    ) -> None:
+        """``tokens`` signs the page tokens (default: a random per-process key,
+        fine for tokens that never leave the process); ``method`` is bound into them."""
         if style is PageStyle.NONE:
             raise ValueError("a Paginator needs a paging style")
         self.style = style
         self.settings = settings
+        self._tokens = tokens or _process_signer()
+        self._method = method
 
     def position(self, page_size: int, page_token: str, fingerprint: str) -> PagePosition:
         """Validates the caller's fields; raises BindingError (INVALID_ARGUMENT)."""
@@ -70,23 +83,28 @@ class Paginator:
                 size=size,
                 at=1 if self.style is PageStyle.PAGE else (0 if self.style is PageStyle.OFFSET else ""),
             )
-        token = self._decode(page_token)
+        token = self._tokens.verify(page_token)
+        if token.get("v") != _TOKEN_VERSION:
+            raise BindingError("page_token", _INVALID)
+        if token.get("m") != self._method:
+            raise BindingError("page_token", "was issued for another method")
         if token.get("f") != fingerprint:
             raise BindingError("page_token", "was issued for a request with other filters")
         if token.get("s") != self.style.value:
             raise BindingError("page_token", "was issued for another paging scheme")
         at = token.get("p")
         kept_size = token.get("n")
-        if not isinstance(kept_size, int) or kept_size < 1:
-            raise BindingError("page_token", "is not a valid page token")
+        if type(kept_size) is not int or kept_size < 1:
+            raise BindingError("page_token", _INVALID)
         if self.style is PageStyle.CURSOR:
             if not isinstance(at, str) or not at:
-                raise BindingError("page_token", "is not a valid page token")
+                raise BindingError("page_token", _INVALID)
             return PagePosition(size=size, at=at)
-        if not isinstance(at, int) or at < 0:
-            raise BindingError("page_token", "is not a valid page token")
+        if type(at) is not int or at < (1 if self.style is PageStyle.PAGE else 0):
+            raise BindingError("page_token", _INVALID)
         # Page numbers only line up with the size the token was issued for.
-        return PagePosition(size=kept_size if self.style is PageStyle.PAGE else size, at=at)
+        kept = min(kept_size, s.max_page_size)
+        return PagePosition(size=kept if self.style is PageStyle.PAGE else size, at=at)
 
     def query(self, pos: PagePosition) -> list[tuple[str, str]]:
         """Upstream query parameters selecting ``pos``."""
@@ -121,9 +139,10 @@ class Paginator:
             next_at = seen if more and item_count else None
         if next_at is None:
             return "", total
-        return self._encode(
+        return self._tokens.sign(
             {
                 "v": _TOKEN_VERSION,
+                "m": self._method,
                 "s": self.style.value,
                 "p": next_at,
                 "n": pos.size,
@@ -131,17 +150,7 @@ class Paginator:
             }
         ), total
 
-    @staticmethod
-    def _encode(token: dict[str, Any]) -> str:
-        return base64.urlsafe_b64encode(orjson.dumps(token)).rstrip(b"=").decode("ascii")
 
-    @staticmethod
-    def _decode(text: str) -> dict[str, Any]:
-        try:
-            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-            token = orjson.loads(raw)
-        except (binascii.Error, ValueError, orjson.JSONDecodeError):
-            raise BindingError("page_token", "is not a valid page token") from None
-        if not isinstance(token, dict) or token.get("v") != _TOKEN_VERSION:
-            raise BindingError("page_token", "is not a valid page token")
-        return token
+@functools.cache
+def _process_signer() -> PageTokenSigner:
+    return PageTokenSigner.ephemeral()
