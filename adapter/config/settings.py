@@ -113,6 +113,10 @@ class UpstreamSettings(_Frozen):
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
     #: Larger answers are refused (RESOURCE_EXHAUSTED) instead of buffered.
     max_response_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    #: Requests whose URL (path + query) or JSON body would be larger are
+    #: INVALID_ARGUMENT naming the field, and not sent.
+    max_url_bytes: int = Field(default=8 * 1024, ge=256)
+    max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_connections: int = Field(default=100, ge=1)
     max_keepalive_connections: int = Field(default=50, ge=0)
     #: ``aiohttp`` (httpx-aiohttp) holds up under concurrency; ``httpx`` is the

@@ -10,6 +10,7 @@ from adapter.graphql.transcoder import GraphQLTranscoder
 from adapter.transcoding.json_codec import JsonCodec
 from adapter.transcoding.method_transcoder import MethodTranscoder
 from adapter.transcoding.page_tokens import PageTokenSigner
+from adapter.transcoding.request_limits import RequestLimits
 from adapter.upstream.caller import UpstreamCaller
 
 from .handlers import MethodHandler, UpstreamMethodHandler
@@ -29,6 +30,8 @@ def method_handler(
     page tokens of REST list methods (built once from ``Settings.page_tokens``)."""
     if spec.graphql is not None:
         return GraphQLMethodHandler(GraphQLTranscoder(spec, codec, upstream.graphql), caller)
-    return UpstreamMethodHandler(
-        MethodTranscoder(spec, codec, upstream.pagination, page_tokens=page_tokens), caller
+    limits = RequestLimits(
+        max_url_bytes=upstream.max_url_bytes, max_body_bytes=upstream.max_request_body_bytes
     )
+    transcoder = MethodTranscoder(spec, codec, upstream.pagination, page_tokens=page_tokens, limits=limits)
+    return UpstreamMethodHandler(transcoder, caller)

@@ -14,6 +14,7 @@ from .json_codec import JsonCodec
 from .page_tokens import PageTokenSigner
 from .pagination import Paginator
 from .request_binding import BoundRequest, RequestBinder
+from .request_limits import RequestLimits
 from .response_binding import ResponseBinder
 
 __all__ = ["MethodTranscoder"]
@@ -36,6 +37,7 @@ class MethodTranscoder:
         pagination: PaginationSettings,
         *,
         page_tokens: PageTokenSigner | None = None,
+        limits: RequestLimits = RequestLimits(),  # noqa: B008 (frozen)
     ) -> None:
         """``page_tokens`` signs the tokens callers see (build it once from
         ``Settings.page_tokens``); None: a random per-process key."""
@@ -47,7 +49,7 @@ class MethodTranscoder:
             else Paginator(style, pagination, tokens=page_tokens, method=spec.path)
         )
         self.page_style = style
-        self._requests = RequestBinder(spec, codec, paginator)
+        self._requests = RequestBinder(spec, codec, paginator, limits)
         self._responses = ResponseBinder(spec, codec, paginator)
 
     def bind(self, message: Message) -> BoundRequest:

@@ -182,4 +182,6 @@ def _parse_variable(segment: str, text: str) -> PathVariable:
         if pattern == ("*",)
         else "/".join("[^/]+" if s == "*" else ".+" if s == "**" else re.escape(s) for s in pattern)
     )
-    return PathVariable(field_path=tuple(name.split(".")), pattern=pattern, regex=re.compile(regex + r"\Z"))
+    # DOTALL: a newline is a character like any other here; encoding makes it harmless.
+    compiled = re.compile(regex + r"\Z", re.DOTALL)
+    return PathVariable(field_path=tuple(name.split(".")), pattern=pattern, regex=compiled)

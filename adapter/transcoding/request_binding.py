@@ -37,6 +37,7 @@ from .json_codec import JsonCodec, wire_name
 from .json_values import WKT_ENCODERS
 from .pagination import PagePosition, Paginator, filters_fingerprint
 from .path_template import PathTemplateError
+from .request_limits import RequestLimits, check_body, check_url
 from .request_validation import RequestValidator
 
 __all__ = ["BoundRequest", "RequestBinder"]
@@ -94,8 +95,15 @@ def _scalar_to_query(field: _d.FieldDescriptor) -> Callable[[Any], str]:
 class RequestBinder:
     """Binds request messages of one method; built once at start-up."""
 
-    def __init__(self, spec: MethodSpec, codec: JsonCodec, paginator: Paginator | None) -> None:
+    def __init__(
+        self,
+        spec: MethodSpec,
+        codec: JsonCodec,
+        paginator: Paginator | None,
+        limits: RequestLimits = RequestLimits(),  # noqa: B008 (frozen)
+    ) -> None:
         self.spec = spec
+        self._limits = limits
         self._codec = codec
         self._paginator = paginator
         desc = descriptor_of(spec.input_type)
@@ -142,8 +150,9 @@ class RequestBinder:
                 spec.idempotency_key_field,
                 "must be 1-255 visible ASCII characters (it is sent as the Idempotency-Key header)",
             )
+        path_values = {".".join(p): self._path_value(message, p) for p in self._path_vars}
         try:
-            path = spec.template.render({".".join(p): self._path_value(message, p) for p in self._path_vars})
+            path = spec.template.render(path_values)
         except PathTemplateError as exc:
             raise BindingError(exc.field, exc.problem) from None
 
@@ -159,8 +168,10 @@ class RequestBinder:
                 fingerprint,
             )
             query.extend(self._paginator.query(page))
+        check_url(path, path_values, query, self._limits)
 
         body = self._body(message)
+        check_body(body, spec.body, self._limits)
         headers: list[tuple[str, str]] = [("accept", "application/json")]
         if body is not None:
             headers.append(("content-type", "application/json"))
