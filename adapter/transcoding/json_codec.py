@@ -11,7 +11,10 @@ Vendor conventions (docs/upstream-contract.md): proto field names (snake_case),
 enums as lower-case names without the type prefix, RFC 3339 timestamps. Fields
 the upstream sends that the proto does not know are ignored (logged once per
 type and field), never an error; values of the wrong JSON type are an error that
-names the field path.
+names the field path. So is JSON nested deeper than ``max_depth`` inside a
+``Struct``/``Value``/``ListValue`` field (checked before any message is built:
+building one recurses per level) and any value a message cannot hold: decoding
+raises MalformedPayloadError and nothing else (tests/fuzz/test_fuzz_json_codec.py).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import logging
 from typing import Any
 
 from google.protobuf import descriptor as _d
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 from meshadapter.options.v1 import options_pb2
 
 from adapter.descriptors.access import descriptor_of, enum_of, field_of, message_of
@@ -57,6 +60,11 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: protobuf parsers stop at 100 nested messages and each JSON level inside a
+#: Struct costs three (Struct, map entry, Value): a message with Struct JSON
+#: deeper than ~33 levels can be built here but no gRPC client could parse it.
+DEFAULT_MAX_DEPTH = 32
 _FD = _d.FieldDescriptor
 _INT_TYPES = frozenset(
     {
@@ -91,7 +99,7 @@ def wire_name(field: _d.FieldDescriptor) -> str:
 class _MessageCodec:
     """Field tables of one message type (filled lazily to allow recursive types)."""
 
-    __slots__ = ("by_name", "by_wire", "cls_name", "descriptor", "unknown_seen")
+    __slots__ = ("by_name", "by_wire", "cls_name", "descriptor", "null_is_value", "unknown_seen")
 
     def __init__(self, descriptor: _d.Descriptor) -> None:
         self.descriptor = descriptor
@@ -99,6 +107,9 @@ class _MessageCodec:
         self.by_wire: dict[str, tuple[str, Decode]] = {}
         self.by_name: dict[str, tuple[str, Encode]] = {}
         self.unknown_seen: set[str] = set()
+        #: Wire names of singular google.protobuf.Value fields: for them JSON null
+        #: is a value (NullValue), not "unset" (proto3 JSON mapping).
+        self.null_is_value: set[str] = set()
 
 
 class JsonCodec:
@@ -111,7 +122,9 @@ class JsonCodec:
         body = orjson.dumps(codec.encode(alert))
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_depth: int = DEFAULT_MAX_DEPTH) -> None:
+        """``max_depth``: deepest JSON nesting accepted inside a Struct, Value or ListValue."""
+        self.max_depth = max_depth
         self._codecs: dict[str, _MessageCodec] = {}
 
     # public API ---------------------------------------------------------------
@@ -121,7 +134,7 @@ class JsonCodec:
         kwargs = self.decode_kwargs(descriptor_of(cls), data, path)
         try:
             return cls(**kwargs)
-        except (TypeError, ValueError) as exc:  # e.g. an int32 out of range
+        except (TypeError, ValueError, OverflowError, DecodeError) as exc:  # e.g. an int32 out of range
             raise MalformedPayloadError(path, str(exc)) from exc
 
     def decode_kwargs(self, descriptor: _d.Descriptor, data: Json, path: str = "") -> dict[str, Any]:
@@ -136,9 +149,11 @@ class JsonCodec:
             if entry is None:
                 self._note_unknown(codec, key)
                 continue
-            if value is None:  # JSON null = field not set
-                continue
             name, dec = entry
+            if value is None:  # JSON null = field not set, except for a Value
+                if key in codec.null_is_value:
+                    out[name] = dec(None, key)
+                continue
             out[name] = dec(value, f"{path}.{key}" if path else key)
         return out
 
@@ -166,6 +181,8 @@ class JsonCodec:
                 wire = wire_name(field)
                 codec.by_wire[wire] = (field.name, self._field_decoder(field))
                 codec.by_name[field.name] = (wire, self._field_encoder(field))
+                if _is_value_type(field) and not _is_repeated(field):
+                    codec.null_is_value.add(wire)
         return codec
 
     def _note_unknown(self, codec: _MessageCodec, key: str) -> None:
@@ -179,6 +196,7 @@ class JsonCodec:
             value_field = field_of(entry, "value")
             key_dec = self._single_decoder(field_of(entry, "key"))
             val_dec = self._single_decoder(value_field)
+            keep_null = _is_value_type(value_field)
 
             def dec_map(v: Json, path: str) -> dict[Any, Any]:
                 if type(v) is not dict:
@@ -186,7 +204,7 @@ class JsonCodec:
                 return {
                     _map_key(key_dec, k, path): val_dec(x, f"{path}.{k}")
                     for k, x in v.items()
-                    if x is not None
+                    if x is not None or keep_null
                 }
 
             return dec_map
@@ -221,6 +239,8 @@ class JsonCodec:
 
     def _message_decoder(self, descriptor: _d.Descriptor) -> Decode:
         special = WKT_DECODERS.get(descriptor.full_name)
+        if special is not None and descriptor.full_name in _FREE_FORM:
+            return self._depth_checked(special)
         if special is not None:
             return special
         if descriptor.full_name in _WRAPPERS:
@@ -228,9 +248,25 @@ class JsonCodec:
             return lambda v, path: {"value": inner(v, path)}
         return lambda v, path: self.decode_kwargs(descriptor, v, path)
 
+    def _depth_checked(self, decode: Decode) -> Decode:
+        limit = self.max_depth
+
+        def checked(v: Json, path: str) -> Any:
+            if _deeper_than(v, limit):
+                raise MalformedPayloadError(path, f"JSON nested more than {limit} levels deep")
+            try:
+                return decode(v, path)
+            except (TypeError, ValueError, DecodeError) as exc:  # what a Struct cannot hold
+                raise MalformedPayloadError(path, str(exc)) from exc
+
+        return checked
+
     def _field_encoder(self, field: _d.FieldDescriptor) -> Encode:
         if _is_map(field):
-            val_enc = self._single_encoder(field_of(message_of(field), "value"))
+            entry = message_of(field)
+            val_enc = self._single_encoder(field_of(entry, "value"))
+            if field_of(entry, "key").type == _FD.TYPE_BOOL:  # JSON spells them true/false
+                return lambda m: {("true" if k else "false"): val_enc(x) for k, x in m.items()}
             return lambda m: {str(k): val_enc(x) for k, x in m.items()}
         single = self._single_encoder(field)
         if _is_repeated(field):
@@ -254,6 +290,31 @@ class JsonCodec:
         if t == _FD.TYPE_BYTES:
             return enc_bytes
         return identity
+
+
+_FREE_FORM = frozenset({"google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"})
+
+
+def _deeper_than(value: Json, limit: int) -> bool:
+    """Whether ``value`` nests objects/arrays more than ``limit`` levels (iterative:
+    a recursive walk would itself hit the recursion limit)."""
+    stack: list[tuple[Json, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if type(item) is dict:
+            children: Any = item.values()
+        elif type(item) is list:
+            children = item
+        else:
+            continue
+        if depth >= limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _is_value_type(field: _d.FieldDescriptor) -> bool:
+    return field.type == _FD.TYPE_MESSAGE and message_of(field).full_name == "google.protobuf.Value"
 
 
 def _is_repeated(field: _d.FieldDescriptor) -> bool:

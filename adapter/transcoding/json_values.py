@@ -10,6 +10,7 @@ import base64
 import binascii
 import datetime as dt
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +41,17 @@ Decode = Callable[[Json, str], Any]
 Encode = Callable[[Any], Json]
 
 _UTC = dt.UTC
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=_UTC)
+# google/protobuf/timestamp.proto and duration.proto
+_TIMESTAMP_MIN = -62_135_596_800  # 0001-01-01T00:00:00Z
+_TIMESTAMP_MAX = 253_402_300_799  # 9999-12-31T23:59:59Z
+_DURATION_MAX = 315_576_000_000
+# datetime keeps microseconds only: the fraction is read apart, to the nanosecond.
+_FRACTION = re.compile(r"(?<=:\d\d)\.(\d+)")
+_DURATION = re.compile(r"(-)?(\d{1,12})(?:\.(\d{1,9}))?s\Z", re.ASCII)
+#: Integral floats within this are sent as JSON integers (exact in a double, and
+#: within every JSON parser's integer range).
+_EXACT_INT = 2**53
 
 
 class MalformedPayloadError(ValueError):
@@ -104,33 +116,43 @@ def dec_bytes(v: Json, path: str) -> bytes:
     raise MalformedPayloadError(path, "expected base64 bytes")
 
 
-def dec_timestamp(v: Json, path: str) -> dt.datetime:
-    if type(v) is str:
+def dec_timestamp(v: Json, path: str) -> timestamp_pb2.Timestamp:
+    """RFC 3339 (or ISO 8601 without an offset: UTC) to the nanosecond, within
+    Timestamp's range (years 1 to 9999 in UTC)."""
+    if type(v) is str and len(v) <= 64:
+        nanos = 0
+        fraction = _FRACTION.search(v)
+        if fraction is not None:
+            digits = fraction.group(1)
+            nanos = int(digits[:9].ljust(9, "0"))
+            v = v[: fraction.start()] + v[fraction.end() :]
         try:
             parsed = dt.datetime.fromisoformat(v)
         except ValueError:
-            pass
-        else:
-            if parsed.tzinfo is None:
-                return parsed.replace(tzinfo=_UTC)
-            try:
-                # In UTC, or an offset pushes it outside years 1-9999 (RFC 3339's range):
-                # "0001-01-01T00:00:00+05:00" is before the first representable instant.
-                return parsed.astimezone(_UTC)
-            except OverflowError:
-                raise MalformedPayloadError(path, f"timestamp {v!r:.40} is out of range") from None
+            parsed = None
+        if parsed is not None:
+            delta = (parsed if parsed.tzinfo else parsed.replace(tzinfo=_UTC)) - _EPOCH
+            seconds = delta.days * 86_400 + delta.seconds
+            if not _TIMESTAMP_MIN <= seconds <= _TIMESTAMP_MAX:
+                raise MalformedPayloadError(path, f"timestamp outside years 0001-9999 (UTC): {v!r:.40}")
+            return timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
     raise MalformedPayloadError(path, f"expected an RFC 3339 timestamp, got {v!r:.40}")
 
 
-def dec_duration(v: Json, path: str) -> dt.timedelta:
-    if type(v) is str and v.endswith("s"):
-        try:
-            return dt.timedelta(seconds=float(v[:-1]))
-        except ValueError:
-            pass
-    if type(v) is int or type(v) is float:
-        return dt.timedelta(seconds=v)
-    raise MalformedPayloadError(path, f"expected a duration like '1.5s', got {v!r:.40}")
+def dec_duration(v: Json, path: str) -> duration_pb2.Duration:
+    """``"1.5s"`` (proto3 JSON) or a number of seconds, within +-10000 years."""
+    if type(v) is str:
+        match = _DURATION.match(v)
+        if match is not None:
+            sign = -1 if match.group(1) else 1
+            seconds = int(match.group(2))
+            nanos = int((match.group(3) or "").ljust(9, "0"))
+            if seconds <= _DURATION_MAX:
+                return duration_pb2.Duration(seconds=sign * seconds, nanos=sign * nanos)
+    elif (type(v) is int or type(v) is float) and math.isfinite(v) and abs(v) <= _DURATION_MAX:
+        seconds = int(v)
+        return duration_pb2.Duration(seconds=seconds, nanos=round((v - seconds) * 1e9))
+    raise MalformedPayloadError(path, f"expected a duration like '1.5s' within 10000 years, got {v!r:.40}")
 
 
 def dec_struct(v: Json, path: str) -> dict[str, Json]:
@@ -192,7 +214,12 @@ def format_timestamp(ts: timestamp_pb2.Timestamp) -> str:
 
 
 def enc_duration(d: duration_pb2.Duration) -> str:
-    return f"{d.seconds + d.nanos / 1e9:g}s"
+    """proto3 JSON: ``"-1.5s"``, fractional digits only when present (exact)."""
+    negative = d.seconds < 0 or d.nanos < 0
+    text = str(abs(d.seconds))
+    if d.nanos:
+        text += f".{abs(d.nanos):09d}".rstrip("0")
+    return f"{'-' if negative else ''}{text}s"
 
 
 def value_to_python(v: struct_pb2.Value) -> Json:
@@ -203,7 +230,9 @@ def value_to_python(v: struct_pb2.Value) -> Json:
         return [value_to_python(x) for x in v.list_value.values]
     if kind == "number_value":
         n = v.number_value
-        return int(n) if n.is_integer() and math.isfinite(n) else n
+        # 3.0 -> 3 (vendors expect integers to look like integers), but not -0.0.
+        exact = math.isfinite(n) and n.is_integer() and abs(n) <= _EXACT_INT
+        return int(n) if exact and (n or math.copysign(1.0, n) > 0) else n
     if kind is None or kind == "null_value":
         return None
     return getattr(v, kind)

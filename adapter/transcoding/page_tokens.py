@@ -65,9 +65,14 @@ class PageTokenSigner:
         assert signer.verify(token) == {"p": 2}
     """
 
-    def __init__(self, keys: Callable[[], Sequence[bytes]]) -> None:
-        """``keys`` returns the current keys, the signing one first (called per use)."""
+    def __init__(
+        self, keys: Callable[[], Sequence[bytes]], *, recheck: Callable[[], Sequence[bytes]] | None = None
+    ) -> None:
+        """``keys`` returns the current keys, the signing one first (called per use);
+        ``recheck`` re-reads them at once, tried when a token verifies with none
+        (another replica may have picked up a rotated key file first)."""
         self._keys = keys
+        self._recheck = recheck
 
     @classmethod
     def from_keys(cls, keys: Sequence[bytes]) -> PageTokenSigner:
@@ -86,11 +91,9 @@ class PageTokenSigner:
         """The signer ``page_tokens`` configures; reads a keys file now (raising
         ValueError when it is unusable) and again whenever it changes."""
         if settings.keys_file is not None:
-            ring = _KeyFile(
+            return cls.from_key_file(
                 SecretSource.from_file(settings.keys_file, reload_interval=settings.reload_interval_seconds)
             )
-            ring.keys()  # fail at start-up, not on the first list call
-            return cls(ring.keys)
         if settings.keys:
             return cls.from_keys([k.get_secret_value().encode() for k in settings.keys])
         logger.warning(
@@ -98,6 +101,13 @@ class PageTokenSigner:
             "restart nor work on another replica; set page_tokens.keys_file (docs/configuration.md)"
         )
         return cls.ephemeral()
+
+    @classmethod
+    def from_key_file(cls, source: SecretSource) -> PageTokenSigner:
+        """Keys from a file (one per line, newest first); reads it now."""
+        ring = _KeyFile(source)
+        ring.keys()  # fail at start-up, not on the first list call
+        return cls(ring.keys, recheck=lambda: ring.keys(recheck=True))
 
     def sign(self, payload: dict[str, Any]) -> str:
         body = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
@@ -112,7 +122,9 @@ class PageTokenSigner:
             body, mac = _unb64(body_text), _unb64(mac_text)
         except (ValueError, binascii.Error, UnicodeEncodeError):
             raise BindingError("page_token", "is not a valid page token") from None
-        if not any(hmac.compare_digest(self._mac(key, body), mac) for key in self._keys()):
+        if not self._known(body, mac, self._keys()) and (
+            self._recheck is None or not self._known(body, mac, self._recheck())
+        ):
             raise BindingError("page_token", "is not a page token this service issued (or it was altered)")
         try:
             payload = orjson.loads(body)
@@ -121,6 +133,9 @@ class PageTokenSigner:
         if not isinstance(payload, dict):  # signed by us, so only after a format change
             raise BindingError("page_token", "is not a valid page token")
         return payload
+
+    def _known(self, body: bytes, mac: bytes, keys: Sequence[bytes]) -> bool:
+        return any(hmac.compare_digest(self._mac(key, body), mac) for key in keys)
 
     @staticmethod
     def _mac(key: bytes, body: bytes) -> bytes:
@@ -135,8 +150,8 @@ class _KeyFile:
         self._text: str | None = None
         self._keys: tuple[bytes, ...] = ()
 
-    def keys(self) -> tuple[bytes, ...]:
-        text = self._source.get()
+    def keys(self, *, recheck: bool = False) -> tuple[bytes, ...]:
+        text = self._source.get(recheck=recheck)
         if text != self._text:
             keys = tuple(
                 line.strip().encode()

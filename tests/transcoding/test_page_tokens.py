@@ -13,6 +13,7 @@ import orjson
 import pytest
 from openframe.v1 import alerts_pb2, devices_pb2, security_events_pb2
 
+from adapter.auth.secret_source import SecretSource
 from adapter.config.settings import PageTokenSettings, PaginationSettings
 from adapter.descriptors.method_spec import MethodSpec
 from adapter.transcoding.errors import BindingError
@@ -119,13 +120,13 @@ def test_tokens_work_on_every_replica_and_after_a_restart(specs: dict[str, Metho
 def test_rotation_through_the_keys_file(specs: dict[str, MethodSpec], tmp_path: Path) -> None:
     keys_file = tmp_path / "page-token-keys"
     keys_file.write_text(KEY_A.decode() + "\n")
-    signer = PageTokenSigner.from_settings(
-        PageTokenSettings(keys_file=keys_file, reload_interval_seconds=0.001)
-    )
-    t = _transcoder(specs, DEVICES, signer)
+    clock = [0.0]
+    source = SecretSource(path=keys_file, reload_interval=5.0, clock=lambda: clock[0])
+    t = _transcoder(specs, DEVICES, PageTokenSigner.from_key_file(source))
     old = _first_token(t, devices_pb2.ListDevicesRequest(page_size=10))
 
     keys_file.write_text(f"# newest first; the first key signs\n{KEY_B.decode()}\n{KEY_A.decode()}\n")
+    clock[0] += 5.0  # the next look at the file
     new = _first_token(t, devices_pb2.ListDevicesRequest(page_size=10))
     # Tokens issued before the rotation still work; new ones are signed with the new key.
     assert _query(t, devices_pb2.ListDevicesRequest(page_size=10, page_token=old))["page"] == "2"
@@ -133,6 +134,34 @@ def test_rotation_through_the_keys_file(specs: dict[str, MethodSpec], tmp_path: 
     assert _query(only_b, devices_pb2.ListDevicesRequest(page_size=10, page_token=new))["page"] == "2"
     with pytest.raises(BindingError):
         only_b.bind(devices_pb2.ListDevicesRequest(page_size=10, page_token=old))
+
+
+def test_a_replica_that_has_not_reloaded_yet_rechecks_the_keys_file(
+    specs: dict[str, MethodSpec], tmp_path: Path
+) -> None:
+    keys_file = tmp_path / "page-token-keys"
+    keys_file.write_text(KEY_A.decode() + "\n")
+    frozen = SecretSource(path=keys_file, reload_interval=3600.0, clock=lambda: 0.0)
+    late = _transcoder(specs, DEVICES, PageTokenSigner.from_key_file(frozen))
+    keys_file.write_text(f"{KEY_B.decode()}\n{KEY_A.decode()}\n")
+    first = _transcoder(specs, DEVICES, PageTokenSigner.from_key_file(SecretSource.from_file(keys_file)))
+    token = _first_token(first, devices_pb2.ListDevicesRequest(page_size=10))  # signed with B
+    assert _query(late, devices_pb2.ListDevicesRequest(page_size=10, page_token=token))["page"] == "2"
+
+
+def test_settings_read_the_keys_file(specs: dict[str, MethodSpec], tmp_path: Path) -> None:
+    keys_file = tmp_path / "page-token-keys"
+    keys_file.write_text(KEY_A.decode() + "\n")
+    signer = PageTokenSigner.from_settings(PageTokenSettings(keys_file=keys_file))
+    token = _first_token(_transcoder(specs, DEVICES, signer), devices_pb2.ListDevicesRequest(page_size=10))
+    inline = PageTokenSigner.from_settings(PageTokenSettings(keys=[KEY_A.decode()]))  # type: ignore[list-item]
+    query = _query(
+        _transcoder(specs, DEVICES, inline), devices_pb2.ListDevicesRequest(page_size=10, page_token=token)
+    )
+    assert query["page"] == "2"
+    keys_file.write_text("short\n")
+    with pytest.raises(ValueError, match="shorter than 32"):
+        PageTokenSigner.from_settings(PageTokenSettings(keys_file=keys_file))
 
 
 def test_short_keys_are_refused() -> None:
