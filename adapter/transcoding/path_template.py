@@ -1,4 +1,4 @@
-"""``google.api.http`` path templates: parsing once, rendering per call.
+r"""``google.api.http`` path templates: parsing once, rendering per call.
 
 Grammar (google/api/http.proto)::
 
@@ -14,11 +14,14 @@ Rendering follows the rule's encoding: a single-segment variable (``{id}``,
 escape its segment; a multi-segment variable (``{name=shelves/*/books/**}``)
 keeps its ``/`` separators and encodes each segment.
 
-A value whose segments would be empty, ``.`` or ``..`` is refused: servers and
-proxies collapse dot segments (RFC 3986 5.2.4), so ``{device_id}`` = ``..``
-would turn ``/v1/devices/..`` into ``/v1`` and reach another resource. With that
-rule and the encoding above, a rendered path always stays under the literal
-prefix of its template.
+A value with a ``.`` or ``..`` segment is refused, and so is an empty segment in
+a multi-segment variable: servers and proxies collapse dot segments (RFC 3986
+5.2.4), so ``{device_id}`` = ``..`` would turn ``/v1/devices/..`` into ``/v1``
+and reach another resource. Segments are split at ``/`` and ``\`` even inside a
+single-segment value, where they are percent-encoded: some proxies decode
+``%2F`` (and treat ``\`` as ``/``) before normalising. With these rules a
+rendered path stays under its template's literal prefix, also after one
+percent-decoding (tests/fuzz/test_fuzz_path_templates.py).
 """
 
 from __future__ import annotations
@@ -47,7 +50,8 @@ class PathTemplateError(ValueError):
 
 
 #: Segments that address another resource once a server normalises the path.
-_DOT_SEGMENTS = frozenset({"", ".", ".."})
+_DOT_SEGMENTS = frozenset({".", ".."})
+_SEPARATORS = re.compile(r"[/\\]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +118,8 @@ class PathTemplate:
             if not part.regex.match(value):
                 _refuse(part, f"does not match the path pattern {'/'.join(part.pattern)!r}")
             segments = value.split("/") if part.multi_segment else [value]
-            if any(s in _DOT_SEGMENTS for s in segments):
-                _refuse(part, "must not be empty, '.' or '..' (it is a URL path segment)")
+            if any(s in _DOT_SEGMENTS for s in _SEPARATORS.split(value)) or "" in segments:
+                _refuse(part, "must not have an empty, '.' or '..' segment (it is part of the URL path)")
             out.append("/".join(quote(s, safe="") for s in segments))
         path = "/" + "/".join(out)
         return f"{path}:{self.verb}" if self.verb else path
