@@ -6,13 +6,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv codegen check lint fmt typecheck buflint bufbreaking asyncapi-check codegen-check test test-fast run simulator adapter kafka-up kafka-down bench clean
+.PHONY: help venv codegen check lint fmt typecheck buflint bufbreaking asyncapi-check codegen-check test test-fast fuzz run simulator adapter kafka-up kafka-down bench clean
 
 help:
 	@echo "make run        simulator + Kafka + adapter, with a demo gRPC call and a Kafka event (Ctrl-C stops)"
 	@echo "make test       the whole test suite (starts its own Kafka broker)"
 	@echo "make codegen    regenerate generated/, docs/api/ and docs/asyncapi.yaml from protos/"
 	@echo "make check      ruff, mypy, buf lint, buf breaking, codegen drift, AsyncAPI validation"
+	@echo "make fuzz       long fuzzing run (docs/fuzzing.md; FUZZ_FACTOR, FUZZ_SECONDS)"
 	@echo "make bench      benchmarks in bench/, printed side by side"
 
 $(STAMP): pyproject.toml
@@ -64,6 +65,14 @@ check: lint typecheck buflint bufbreaking codegen-check asyncapi-check
 test: $(STAMP)
 	scripts/run-tests.sh $(ARGS)
 
+# The fuzz targets with FUZZ_FACTOR times the inputs of `make test`, then each
+# target under Atheris for FUZZ_SECONDS (docs/fuzzing.md).
+FUZZ_FACTOR ?= 50
+FUZZ_SECONDS ?= 60
+fuzz: $(STAMP)
+	MESH_FUZZ_PROFILE=long MESH_FUZZ_LONG_FACTOR=$(FUZZ_FACTOR) $(VENV)/bin/pytest tests/fuzz -q -p no:cacheprovider
+	$(PY) -m tests.fuzz.atheris_run --seconds $(FUZZ_SECONDS)
+
 run: $(STAMP)
 	$(PY) scripts/demo.py
 
@@ -77,4 +86,4 @@ bench: $(STAMP)
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache var
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis var

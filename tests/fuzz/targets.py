@@ -1,0 +1,30 @@
+"""The fuzz targets, by name: a Hypothesis test in tests/fuzz.
+
+``make test`` runs them as ordinary tests (profile ``ci``); ``make fuzz`` runs
+them with the ``long`` profile and then each under Atheris (atheris_run.py).
+To add a target: write a module here with a ``@budget(n) @given(...)`` test that
+calls ``tried(<name>)``, and add a line below.
+"""
+
+from __future__ import annotations
+
+__all__ = ["TARGETS"]
+
+#: name -> (module in tests/fuzz, test function)
+TARGETS: dict[str, tuple[str, str]] = {
+    "json_codec.decode": ("test_fuzz_json_codec", "test_decode_raises_only_malformed_payload"),
+    "json_codec.round_trip": ("test_fuzz_json_codec", "test_encode_then_decode_round_trips"),
+    "path_template.parse": ("test_fuzz_path_templates", "test_parse_raises_only_path_template_error"),
+    "path_template.render": ("test_fuzz_path_templates", "test_rendered_path_stays_under_the_literal_prefix"),
+    "request_binding.bind": (
+        "test_fuzz_request_binding",
+        "test_binding_raises_only_binding_error_and_keeps_the_invariants",
+    ),
+    "page_tokens.verify_text": ("test_fuzz_page_tokens", "test_any_text_is_refused_with_binding_error"),
+    "page_tokens.mutate": (
+        "test_fuzz_page_tokens",
+        "test_signed_payloads_round_trip_and_any_change_is_refused",
+    ),
+    "page_tokens.position": ("test_fuzz_page_tokens", "test_positions_from_any_token_stay_within_the_limits"),
+    "status.mapping": ("test_fuzz_status_mapping", "test_the_status_is_always_built_and_delays_are_clamped"),
+}
