@@ -64,7 +64,7 @@ def test_parse_raises_only_path_template_error(text: str) -> None:
         PathTemplate.parse(text)
 
 
-@budget(800)
+@budget(500)
 @given(
     st.one_of(st.sampled_from(PROTO_TEMPLATES), _generated_template()),
     st.lists(_VALUES, min_size=4, max_size=4),
