@@ -69,6 +69,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in (None, "serve"):
         try:
             asyncio.run(serve(settings))
-        except SpecError as exc:
+        except (SpecError, ConfigError) as exc:  # ConfigError: e.g. an unreadable page_tokens.keys_file
             parser.exit(2, f"mesh-adapter: {exc}\n")
     return 0

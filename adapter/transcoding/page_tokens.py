@@ -28,8 +28,9 @@ from typing import Any
 
 import orjson
 
+from adapter.auth.errors import CredentialError
 from adapter.auth.secret_source import SecretSource
-from adapter.config.settings import MIN_PAGE_TOKEN_KEY_CHARS, PageTokenSettings
+from adapter.config.settings import MIN_PAGE_TOKEN_KEY_CHARS, ConfigError, PageTokenSettings
 
 from .errors import BindingError
 
@@ -89,11 +90,16 @@ class PageTokenSigner:
     @classmethod
     def from_settings(cls, settings: PageTokenSettings) -> PageTokenSigner:
         """The signer ``page_tokens`` configures; reads a keys file now (raising
-        ValueError when it is unusable) and again whenever it changes."""
+        ConfigError when it is unusable) and again whenever it changes."""
         if settings.keys_file is not None:
-            return cls.from_key_file(
-                SecretSource.from_file(settings.keys_file, reload_interval=settings.reload_interval_seconds)
-            )
+            try:
+                return cls.from_key_file(
+                    SecretSource.from_file(
+                        settings.keys_file, reload_interval=settings.reload_interval_seconds
+                    )
+                )
+            except (CredentialError, ValueError) as exc:
+                raise ConfigError(f"page_tokens.keys_file: {exc}") from None
         if settings.keys:
             return cls.from_keys([k.get_secret_value().encode() for k in settings.keys])
         logger.warning(

@@ -14,7 +14,7 @@ import pytest
 from openframe.v1 import alerts_pb2, devices_pb2, security_events_pb2
 
 from adapter.auth.secret_source import SecretSource
-from adapter.config.settings import PageTokenSettings, PaginationSettings
+from adapter.config.settings import ConfigError, PageTokenSettings, PaginationSettings
 from adapter.descriptors.method_spec import MethodSpec
 from adapter.transcoding.errors import BindingError
 from adapter.transcoding.json_codec import JsonCodec
@@ -160,8 +160,10 @@ def test_settings_read_the_keys_file(specs: dict[str, MethodSpec], tmp_path: Pat
     )
     assert query["page"] == "2"
     keys_file.write_text("short\n")
-    with pytest.raises(ValueError, match="shorter than 32"):
+    with pytest.raises(ConfigError, match="shorter than 32"):
         PageTokenSigner.from_settings(PageTokenSettings(keys_file=keys_file))
+    with pytest.raises(ConfigError, match=r"page_tokens\.keys_file"):
+        PageTokenSigner.from_settings(PageTokenSettings(keys_file=tmp_path / "missing"))
 
 
 def test_short_keys_are_refused() -> None:
