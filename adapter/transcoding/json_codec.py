@@ -29,6 +29,7 @@ from meshadapter.options.v1 import options_pb2
 from adapter.descriptors.access import descriptor_of, enum_of, field_of, message_of
 
 from .enum_names import enum_wire_names
+from .json_limits import check_json_depth
 from .json_values import (
     WKT_DECODERS,
     WKT_ENCODERS,
@@ -252,8 +253,7 @@ class JsonCodec:
         limit = self.max_depth
 
         def checked(v: Json, path: str) -> Any:
-            if _deeper_than(v, limit):
-                raise MalformedPayloadError(path, f"JSON nested more than {limit} levels deep")
+            check_json_depth(v, limit, path)
             try:
                 return decode(v, path)
             except (TypeError, ValueError, DecodeError) as exc:  # what a Struct cannot hold
@@ -293,24 +293,6 @@ class JsonCodec:
 
 
 _FREE_FORM = frozenset({"google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"})
-
-
-def _deeper_than(value: Json, limit: int) -> bool:
-    """Whether ``value`` nests objects/arrays more than ``limit`` levels (iterative:
-    a recursive walk would itself hit the recursion limit)."""
-    stack: list[tuple[Json, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if type(item) is dict:
-            children: Any = item.values()
-        elif type(item) is list:
-            children = item
-        else:
-            continue
-        if depth >= limit:
-            return True
-        stack.extend((child, depth + 1) for child in children)
-    return False
 
 
 def _is_value_type(field: _d.FieldDescriptor) -> bool:

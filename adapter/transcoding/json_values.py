@@ -116,9 +116,10 @@ def dec_bytes(v: Json, path: str) -> bytes:
     raise MalformedPayloadError(path, "expected base64 bytes")
 
 
-def dec_timestamp(v: Json, path: str) -> timestamp_pb2.Timestamp:
-    """RFC 3339 (or ISO 8601 without an offset: UTC) to the nanosecond, within
-    Timestamp's range (years 1 to 9999 in UTC)."""
+def timestamp_parts(v: Json, path: str) -> tuple[int, int]:
+    """``(seconds, nanos)`` since the epoch of an RFC 3339 timestamp (or ISO 8601
+    without an offset: UTC), to the nanosecond, within Timestamp's range (years 1
+    to 9999 in UTC); MalformedPayloadError otherwise."""
     if type(v) is str and len(v) <= 64:
         nanos = 0
         fraction = _FRACTION.search(v)
@@ -135,8 +136,20 @@ def dec_timestamp(v: Json, path: str) -> timestamp_pb2.Timestamp:
             seconds = delta.days * 86_400 + delta.seconds
             if not _TIMESTAMP_MIN <= seconds <= _TIMESTAMP_MAX:
                 raise MalformedPayloadError(path, f"timestamp outside years 0001-9999 (UTC): {v!r:.40}")
-            return timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
+            return seconds, nanos
     raise MalformedPayloadError(path, f"expected an RFC 3339 timestamp, got {v!r:.40}")
+
+
+def dec_timestamp(v: Json, path: str) -> dt.datetime:
+    """The timestamp as an aware UTC datetime (microseconds: datetime keeps no more)."""
+    seconds, nanos = timestamp_parts(v, path)
+    return _EPOCH + dt.timedelta(seconds=seconds, microseconds=nanos // 1000)
+
+
+def dec_timestamp_message(v: Json, path: str) -> timestamp_pb2.Timestamp:
+    """The timestamp as a ``Timestamp``, exact to the nanosecond (what the codec uses)."""
+    seconds, nanos = timestamp_parts(v, path)
+    return timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
 
 
 def dec_duration(v: Json, path: str) -> duration_pb2.Duration:
@@ -251,7 +264,7 @@ def identity(v: Any) -> Any:
 
 
 WKT_DECODERS: dict[str, Decode] = {
-    "google.protobuf.Timestamp": dec_timestamp,
+    "google.protobuf.Timestamp": dec_timestamp_message,
     "google.protobuf.Duration": dec_duration,
     "google.protobuf.Struct": dec_struct,
     "google.protobuf.Value": dec_value,
