@@ -21,6 +21,8 @@ from adapter.descriptors.access import descriptor_of, field_of
 from adapter.descriptors.method_spec import MethodSpec
 from adapter.transcoding.json_codec import Decode, JsonCodec, MalformedPayloadError
 from adapter.transcoding.request_binding import BoundRequest
+from adapter.transcoding.request_limits import RequestLimits, check_body
+from adapter.transcoding.request_validation import RequestValidator
 from adapter.upstream.messages import UpstreamRequest
 
 from .answer import GraphQLAnswer
@@ -58,13 +60,22 @@ def _drop_null_items(value: Any) -> Any:
 class GraphQLTranscoder:
     """Binds requests and decodes answers of one GraphQL-bound method; built once at start-up."""
 
-    def __init__(self, spec: MethodSpec, codec: JsonCodec, settings: GraphQLSettings) -> None:
+    def __init__(
+        self,
+        spec: MethodSpec,
+        codec: JsonCodec,
+        settings: GraphQLSettings,
+        limits: RequestLimits = RequestLimits(),  # noqa: B008 (frozen)
+    ) -> None:
         if spec.graphql is None:
             raise ValueError(f"{spec.path} is not bound to a GraphQL operation")
         self.spec = spec
         self.binding: GraphQLBinding = spec.graphql
         self._codec = codec
         self._path = settings.path
+        # Caller values no upstream call can carry (issue 7): refused as for REST.
+        self._validator = RequestValidator(descriptor_of(spec.input_type))
+        self._limits = limits
         self._variables = VariableEncoder(descriptor_of(spec.input_type), self.binding.variables, codec)
         out = descriptor_of(spec.output_type)
         self._empty = out.full_name == "google.protobuf.Empty"
@@ -80,6 +91,7 @@ class GraphQLTranscoder:
     def bind(self, message: Message, *, with_text: bool = False) -> BoundRequest:
         """Raises BindingError naming a request field the operation needs."""
         binding = self.binding
+        self._validator.check(message)
         doc: dict[str, Any] = {
             "operationName": binding.operation_name,
             "variables": self._variables.encode(message),
@@ -88,11 +100,13 @@ class GraphQLTranscoder:
             doc["extensions"] = {"persistedQuery": {"version": 1, "sha256Hash": binding.persisted_sha256}}
         if with_text or not binding.persisted_sha256:
             doc["query"] = binding.document
+        body = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+        check_body(body, "", self._limits, parts=doc["variables"])  # variables are named after fields
         request = UpstreamRequest(
             method="POST",
             path=self._path,
             route=self.spec.route,
-            body=orjson.dumps(doc, option=orjson.OPT_SORT_KEYS),
+            body=body,
             headers=_HEADERS,
             idempotent=binding.is_query,
             read_only=binding.is_query,

@@ -28,10 +28,10 @@ def method_handler(
 ) -> MethodHandler:
     """The handler of ``spec``, built once at start-up. ``page_tokens`` signs the
     page tokens of REST list methods (built once from ``Settings.page_tokens``)."""
-    if spec.graphql is not None:
-        return GraphQLMethodHandler(GraphQLTranscoder(spec, codec, upstream.graphql), caller)
     limits = RequestLimits(
         max_url_bytes=upstream.max_url_bytes, max_body_bytes=upstream.max_request_body_bytes
     )
+    if spec.graphql is not None:
+        return GraphQLMethodHandler(GraphQLTranscoder(spec, codec, upstream.graphql, limits), caller)
     transcoder = MethodTranscoder(spec, codec, upstream.pagination, page_tokens=page_tokens, limits=limits)
     return UpstreamMethodHandler(transcoder, caller)

@@ -45,13 +45,16 @@ def check_url(
     )
 
 
-def check_body(body: bytes | None, body_field: str, limits: RequestLimits) -> None:
-    """Raises BindingError naming the body field (the largest one for ``body: "*"``)."""
+def check_body(
+    body: bytes | None, body_field: str, limits: RequestLimits, *, parts: Mapping[str, Any] | None = None
+) -> None:
+    """Raises BindingError naming the body field: the largest one for ``body: "*"``
+    or of ``parts`` (the body's values by request field, e.g. GraphQL variables)."""
     if body is None or len(body) <= limits.max_body_bytes:
         return
     field = body_field
-    if body_field == "*":
-        document: Any = orjson.loads(body)  # only on this refusal path
+    if body_field == "*" or parts is not None:
+        document: Any = parts if parts is not None else orjson.loads(body)  # only on this refusal path
         sizes = [(len(orjson.dumps(v)), k) for k, v in document.items()] if isinstance(document, dict) else []
         field = max(sizes, default=(0, ""))[1]
     raise BindingError(
