@@ -27,4 +27,15 @@ TARGETS: dict[str, tuple[str, str]] = {
     ),
     "page_tokens.position": ("test_fuzz_page_tokens", "test_positions_from_any_token_stay_within_the_limits"),
     "status.mapping": ("test_fuzz_status_mapping", "test_the_status_is_always_built_and_delays_are_clamped"),
+    "events.encoder": (
+        "test_fuzz_event_inputs",
+        "test_encoder_raises_only_unroutable_and_its_records_parse_back",
+    ),
+    "events.websocket_frame": ("test_fuzz_event_inputs", "test_frame_parsing_never_raises"),
+    "events.webhook_verify": ("test_fuzz_event_inputs", "test_webhook_verification_raises_only_rejections"),
+    "events.webhook_auth": (
+        "test_fuzz_event_inputs",
+        "test_base64_signatures_and_tokens_raise_only_rejections",
+    ),
+    "events.redaction": ("test_fuzz_event_inputs", "test_redaction_never_lets_a_secret_through"),
 }

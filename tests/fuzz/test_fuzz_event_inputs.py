@@ -6,8 +6,7 @@ verifier, ``UnroutableEventError`` from the encoder, nothing from frame parsing 
 redaction); every record the encoder builds parses back as its message; a secret
 under a redacted key never survives into a dead letter.
 
-The short run is part of ``make test``; ``make fuzz`` raises the example counts
-(``MESH_FUZZ_EXAMPLES``), see docs/fuzzing.md.
+The short run is part of ``make test``; ``make fuzz`` runs them long (docs/fuzzing.md).
 """
 
 from __future__ import annotations
@@ -17,14 +16,13 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
@@ -39,16 +37,10 @@ from adapter.events.websocket_source import WebSocketSource
 from adapter.telemetry.redaction import redact_raw_json
 from adapter.transcoding.json_codec import JsonCodec, wire_name
 from adapter.upstream.credentials import ApiKeyCredentials
+from tests.events.mesh_fixtures import declared
 
-from .mesh_fixtures import declared
-
-EXAMPLES = int(os.environ.get("MESH_FUZZ_EXAMPLES", "150"))
-FUZZ = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    derandomize="MESH_FUZZ_EXAMPLES" not in os.environ,  # the short run is reproducible
-)
+from .counting import tried
+from .profiles import budget
 
 ROUTES = load_event_routes(EventsSettings())
 ENCODER = EventEncoder(EventRouter(ROUTES), JsonCodec(), source_uris={})
@@ -179,9 +171,10 @@ def routed_events(draw: st.DrawFn) -> VendorEvent:
     )
 
 
+@budget(300)
 @given(event=routed_events())
-@FUZZ
 def test_encoder_raises_only_unroutable_and_its_records_parse_back(event: VendorEvent) -> None:
+    tried("events.encoder")
     try:
         records = ENCODER.records(event)
     except UnroutableEventError as exc:
@@ -193,9 +186,10 @@ def test_encoder_raises_only_unroutable_and_its_records_parse_back(event: Vendor
         route.message_type.FromString(record.value)  # any consumer can read it
 
 
+@budget(300)
 @given(raw=st.one_of(st.binary(max_size=300), payloads.map(_json_bytes)))
-@FUZZ
 def test_frame_parsing_never_raises(raw: bytes) -> None:
+    tried("events.websocket_frame")
     frame_source = _source()
     for frame in (raw, raw.decode("utf-8", "replace")):
         event = frame_source._parse(frame)
@@ -234,13 +228,14 @@ VERIFIER = WebhookVerifier(
 )
 
 
+@budget(300)
 @given(
     body=st.one_of(st.binary(max_size=300), json_values.map(_json_bytes)),
     header=st.one_of(st.none(), st.text(max_size=100), st.just("sha256=")),
     sign=st.booleans(),
 )
-@FUZZ
 def test_webhook_verification_raises_only_rejections(body: bytes, header: str | None, sign: bool) -> None:
+    tried("events.webhook_verify")
     if sign:
         header = "sha256=" + hmac.new(b"k2", body, hashlib.sha256).hexdigest()
     try:
@@ -261,15 +256,16 @@ TOKEN_VERIFIER = WebhookVerifier(
 )
 
 
+@budget(200)
 @given(
     body=st.one_of(st.binary(max_size=300), json_values.map(_json_bytes)),
     header=st.one_of(st.none(), st.text(max_size=120)),
     authentic=st.booleans(),
 )
-@FUZZ
 def test_base64_signatures_and_tokens_raise_only_rejections(
     body: bytes, header: str | None, authentic: bool
 ) -> None:
+    tried("events.webhook_auth")
     signature = base64.b64encode(hmac.new(b"k", body, hashlib.sha512).digest()).decode()
     for verifier, name, good in (
         (BASE64_VERIFIER, "x-sig", signature),
@@ -285,9 +281,10 @@ def test_base64_signatures_and_tokens_raise_only_rejections(
         assert isinstance(delivery.body, dict)
 
 
+@budget(200)
 @given(document=json_values, key=st.sampled_from(["password", "api_key", "token", "configuration", "x"]))
-@FUZZ
 def test_redaction_never_lets_a_secret_through(document: Any, key: str) -> None:
+    tried("events.redaction")
     wrapped = {"data": [document, {"deeper": {key: SECRET}}]}
     raw = _json_bytes(wrapped)
     out = redact_raw_json(raw, frozenset({"password", "token", "configuration"}))
