@@ -20,6 +20,7 @@ from meshadapter.v1 import events_pb2_grpc
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
+from adapter.assembly.callers import build_credentials, build_upstream_caller
 from adapter.config.settings import Settings
 from adapter.descriptors.catalog import proto_files
 from adapter.descriptors.loader import ServiceSpec, load_service_specs
@@ -29,6 +30,7 @@ from adapter.events.delivery import SpoolDrainer
 from adapter.events.encoding import EventEncoder
 from adapter.events.intake import EventIntake
 from adapter.events.kafka_sink import KafkaSink, KafkaUnavailable
+from adapter.events.metrics import register_event_gauges
 from adapter.events.routing import EventRouter, load_event_routes, topic_name
 from adapter.events.spool import EventSpool
 from adapter.events.watermarks import WatermarkStore
@@ -36,13 +38,11 @@ from adapter.events.webhook_receiver import WebhookReceiver
 from adapter.events.websocket_source import StreamState, WebSocketSource
 from adapter.server.app import AdapterServer, ExtraService
 from adapter.server.event_service import EventStreamServicer
-from adapter.telemetry.event_metrics import register_event_gauges
 from adapter.telemetry.redaction import redacted_wire_names
 from adapter.transcoding.json_codec import JsonCodec
 from adapter.transcoding.method_transcoder import MethodTranscoder
 from adapter.upstream.caller import UpstreamCaller
 from adapter.upstream.credentials import CredentialProvider
-from adapter.upstream.factory import build_credentials, build_upstream_caller
 
 __all__ = ["MeshAdapter"]
 

@@ -9,10 +9,11 @@ configured, so the rest does not need PyJWT installed.
 
 from __future__ import annotations
 
+from adapter.upstream.secret_source import SecretSource
+
 from .client_credentials import ClientCredentials
 from .errors import CredentialError, LoginRequired, TokenEndpointUnavailable, TokenRejected
 from .refresh_token import RefreshTokenCredentials
-from .secret_source import SecretSource
 from .token_endpoint import TokenEndpoint, TokenGrant
 from .token_file import StoredTokens, TokenFile, TokenFileError
 

@@ -3,7 +3,7 @@
 ::
 
     UpstreamError (adapter.upstream.errors)
-    └── CredentialError                 base: no usable credential
+    └── CredentialError (adapter.upstream.errors)   base: no usable credential
         ├── TokenEndpointUnavailable    the token endpoint is unreachable or answered 5xx/429 (retriable)
         ├── TokenRejected               the token endpoint refused the client or grant (invalid_client...)
         └── LoginRequired               no refresh token stored: run ``python -m adapter login <upstream>``
@@ -13,13 +13,9 @@ Messages name the endpoint and the RFC 6749 ``error`` code, never a secret.
 
 from __future__ import annotations
 
-from adapter.upstream.errors import UpstreamError
+from adapter.upstream.errors import CredentialError
 
 __all__ = ["CredentialError", "LoginRequired", "TokenEndpointUnavailable", "TokenRejected"]
-
-
-class CredentialError(UpstreamError):
-    reason = "UPSTREAM_CREDENTIALS_UNAVAILABLE"
 
 
 class TokenEndpointUnavailable(CredentialError):

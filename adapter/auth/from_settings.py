@@ -8,6 +8,7 @@ from urllib.parse import urljoin
 
 import httpx
 
+from adapter.auth.api_key import ApiKeyCredentials
 from adapter.config.settings import (
     ApiKeyAuth,
     JwtAuth,
@@ -15,12 +16,12 @@ from adapter.config.settings import (
     OAuth2ClientCredentialsAuth,
     UpstreamSettings,
 )
-from adapter.upstream.credentials import ApiKeyCredentials, CredentialProvider
+from adapter.upstream.credentials import CredentialProvider
+from adapter.upstream.secret_source import SecretSource, source_of
 
 from .client_credentials import ClientCredentials
 from .login import LoginRequest
 from .refresh_token import RefreshTokenCredentials
-from .secret_source import SecretSource, source_of
 from .token_endpoint import TokenEndpoint
 from .token_file import TokenFile
 

@@ -15,8 +15,9 @@ from typing import Any
 
 import jwt
 
+from adapter.upstream.secret_source import SecretSource
+
 from .renewing import BearerToken, RenewingCredentials
-from .secret_source import SecretSource
 
 __all__ = ["MintedJwtCredentials"]
 

@@ -18,10 +18,10 @@ from typing import Any, Literal
 import httpx
 import orjson
 
+from adapter.upstream.secret_source import SecretSource
 from adapter.upstream.server_delay import DEFAULT_MAX_SERVER_DELAY, parse_retry_after
 
 from .errors import TokenEndpointUnavailable, TokenRejected
-from .secret_source import SecretSource
 
 __all__ = ["TokenEndpoint", "TokenGrant"]
 

@@ -18,8 +18,8 @@ from google.protobuf import message_factory
 from google.protobuf.message import Message
 from meshadapter.options.v1 import options_pb2
 
-from adapter.graphql.operation import GraphQLBinding, GraphQLBindingError, read_graphql_binding
-from adapter.transcoding.path_template import PathTemplate, PathTemplateError
+from adapter.descriptors.graphql_operation import GraphQLBinding, GraphQLBindingError, read_graphql_binding
+from adapter.descriptors.path_template import PathTemplate, PathTemplateError
 
 __all__ = ["MethodSpec", "PageStyle", "SpecError", "method_spec"]
 

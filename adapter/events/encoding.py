@@ -39,8 +39,8 @@ from opentelemetry.context import Context
 
 from adapter.descriptors.access import descriptor_of, field_of
 from adapter.descriptors.loader import import_generated_modules
+from adapter.descriptors.wire_names import enum_wire_names
 from adapter.telemetry.redaction import redact_raw_json, redacted_wire_names
-from adapter.transcoding.enum_names import enum_wire_names
 from adapter.transcoding.json_codec import JsonCodec, MalformedPayloadError, format_timestamp
 from adapter.transcoding.json_limits import DEFAULT_MAX_DEPTH, check_json_depth
 

@@ -6,7 +6,7 @@
     └── UpstreamGraphQLError    the answer carries errors (any status; a 2xx with data too,
                                 unless the method allows partial answers)
 
-:mod:`adapter.graphql.status` maps it to a gRPC status through its table.
+:mod:`adapter.status.graphql_errors` maps it to a gRPC status through its table.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from google.protobuf.message import Message
 
 from adapter.config.graphql import GraphQLSettings
 from adapter.descriptors.access import descriptor_of, field_of
+from adapter.descriptors.graphql_operation import GraphQLBinding
 from adapter.descriptors.method_spec import MethodSpec
 from adapter.transcoding.json_codec import Decode, JsonCodec, MalformedPayloadError
 from adapter.transcoding.request_binding import BoundRequest
@@ -25,8 +26,7 @@ from adapter.transcoding.request_limits import RequestLimits, check_body
 from adapter.transcoding.request_validation import RequestValidator
 from adapter.upstream.messages import UpstreamRequest
 
-from .answer import GraphQLAnswer
-from .operation import GraphQLBinding
+from .answer import GraphQLAnswer, has_errors
 from .variables import VariableEncoder
 
 __all__ = ["GRAPHQL_QUOTA", "GraphQLTranscoder", "NullAtDataPath"]
@@ -111,6 +111,7 @@ class GraphQLTranscoder:
             idempotent=binding.is_query,
             read_only=binding.is_query,
             quota=GRAPHQL_QUOTA,
+            answer_is_failure=has_errors,
         )
         return BoundRequest(request=request, page=None, fingerprint="")
 

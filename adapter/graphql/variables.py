@@ -22,12 +22,11 @@ from google.protobuf import descriptor as _d
 from google.protobuf.message import Message
 
 from adapter.descriptors.access import enum_of, field_of, message_of
-from adapter.transcoding.enum_names import enum_wire_names
+from adapter.descriptors.graphql_operation import GraphQLVariable
+from adapter.descriptors.wire_names import enum_wire_names, wire_name
 from adapter.transcoding.errors import BindingError
-from adapter.transcoding.json_codec import JsonCodec, wire_name
+from adapter.transcoding.json_codec import JsonCodec
 from adapter.transcoding.json_values import Encode, Json
-
-from .operation import GraphQLVariable
 
 __all__ = ["VariableEncoder", "graphql_enum_names"]
 

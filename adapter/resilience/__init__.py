@@ -2,7 +2,7 @@
 :class:`~adapter.upstream.caller.UpstreamCaller` wrapping the next: response
 cache, circuit breaker, retries (with a budget), client-side rate limiters (one per
 quota, chosen by :class:`QuotaRouter`).
-:mod:`adapter.upstream.factory` stacks them; docs/resilience.md explains them.
+:mod:`adapter.assembly.callers` stacks them; docs/resilience.md explains them.
 """
 
 from __future__ import annotations

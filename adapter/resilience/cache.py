@@ -28,7 +28,6 @@ from dataclasses import dataclass
 
 from opentelemetry.metrics import MeterProvider
 
-from adapter.graphql.answer import has_errors
 from adapter.upstream.caller import UpstreamCaller
 from adapter.upstream.messages import UpstreamRequest, UpstreamResponse
 
@@ -129,8 +128,8 @@ class ResponseCache(CallerLayer):
             return fresh
         self._count("bypass" if bypass else "miss")
         no_store = "no-store" in response.headers.get("cache-control", "").lower()
-        if request.read_only and has_errors(response.body):
-            no_store = True  # a GraphQL answer with errors is a failure (or a partial one)
+        if request.answer_is_failure is not None and request.answer_is_failure(response.body):
+            no_store = True  # e.g. a GraphQL answer with errors: a failure (or a partial one)
         if response.status == 200 and not no_store:
             self._store(key, response, ttl, epoch)
         return response

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 
 from opentelemetry.metrics import MeterProvider
 
-from adapter.auth.errors import TokenEndpointUnavailable
 from adapter.upstream.caller import UpstreamCaller
 from adapter.upstream.errors import UpstreamConnectError, UpstreamError
 from adapter.upstream.messages import UpstreamRequest, UpstreamResponse
@@ -123,8 +122,10 @@ class RetryingCaller(CallerLayer):
         retry_after: float | None = None
         if response is not None:
             retry_after = response.server_delay()
-        elif isinstance(failure, TokenEndpointUnavailable):
-            retry_after = failure.retry_after
+        elif failure is not None:
+            # Failures that know when to come back (a token endpoint's Retry-After).
+            asked = getattr(failure, "retry_after", None)
+            retry_after = float(asked) if isinstance(asked, int | float) else None
         if retry_after is not None:
             return True, retry_after
         return False, self.policy.backoff(attempt, self._rng)

@@ -22,6 +22,7 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from opentelemetry.trace import TracerProvider
 
+from adapter.assembly.callers import build_credentials, build_upstream_caller
 from adapter.config.settings import Settings
 from adapter.descriptors.catalog import proto_files
 from adapter.descriptors.loader import ServiceSpec, load_service_specs
@@ -29,7 +30,6 @@ from adapter.descriptors.method_spec import SpecError
 from adapter.transcoding.json_codec import JsonCodec
 from adapter.transcoding.page_tokens import PageTokenSigner
 from adapter.upstream.caller import UpstreamCaller
-from adapter.upstream.factory import build_credentials, build_upstream_caller
 
 from .grpc_options import server_options
 from .method_handlers import method_handler

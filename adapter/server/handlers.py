@@ -3,7 +3,7 @@ fail with a rich status. Nothing in it is specific to an endpoint.
 
 :class:`MethodHandler` holds what every RPC shares (deadline, logging, the failure
 status); :class:`UpstreamMethodHandler` makes a REST call, and
-:class:`adapter.graphql.handler.GraphQLMethodHandler` a GraphQL one.
+:class:`adapter.server.graphql_handler.GraphQLMethodHandler` a GraphQL one.
 """
 
 from __future__ import annotations

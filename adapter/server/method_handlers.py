@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from adapter.config.settings import UpstreamSettings
 from adapter.descriptors.method_spec import MethodSpec
-from adapter.graphql.handler import GraphQLMethodHandler
 from adapter.graphql.transcoder import GraphQLTranscoder
+from adapter.server.graphql_handler import GraphQLMethodHandler
 from adapter.transcoding.json_codec import JsonCodec
 from adapter.transcoding.method_transcoder import MethodTranscoder
 from adapter.transcoding.page_tokens import PageTokenSigner

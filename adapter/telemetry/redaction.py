@@ -23,6 +23,8 @@ from google.protobuf import descriptor as _d
 from google.protobuf import struct_pb2
 from google.protobuf.message import Message
 
+from adapter.descriptors.wire_names import wire_name
+
 __all__ = ["REDACTED", "redact_raw_json", "redacted", "redacted_wire_names"]
 
 REDACTED = "[REDACTED]"
@@ -67,10 +69,6 @@ def redacted(message: Message) -> dict[str, Any]:
 
 def redacted_wire_names(files: Iterable[_d.FileDescriptor]) -> frozenset[str]:
     """JSON names of every ``debug_redact`` field of the messages in ``files``."""
-    # Imported here: the codec module imports the generated options, which import nothing
-    # of ours, but keeping telemetry free of transcoding at import time avoids a cycle.
-    from adapter.transcoding.json_codec import wire_name
-
     names: set[str] = set()
     pending: list[_d.Descriptor] = [m for f in files for m in f.message_types_by_name.values()]
     while pending:

@@ -24,11 +24,10 @@ from typing import Any
 
 from google.protobuf import descriptor as _d
 from google.protobuf.message import DecodeError, Message
-from meshadapter.options.v1 import options_pb2
 
 from adapter.descriptors.access import descriptor_of, enum_of, field_of, message_of
+from adapter.descriptors.wire_names import enum_wire_names, wire_name
 
-from .enum_names import enum_wire_names
 from .json_limits import check_json_depth
 from .json_values import (
     WKT_DECODERS,
@@ -57,7 +56,6 @@ __all__ = [
     "format_timestamp",
     "struct_to_python",
     "value_to_python",
-    "wire_name",
 ]
 
 logger = logging.getLogger(__name__)
@@ -85,16 +83,6 @@ _WRAPPERS = frozenset(
     f"google.protobuf.{n}Value"
     for n in ("Double", "Float", "Int64", "UInt64", "Int32", "UInt32", "Bool", "String", "Bytes")
 )
-
-
-def wire_name(field: _d.FieldDescriptor) -> str:
-    """The field's name in vendor JSON: the proto name unless an option renames it."""
-    opts = field.GetOptions()
-    if opts.HasExtension(options_pb2.field):
-        renamed: str = opts.Extensions[options_pb2.field].wire_name
-        if renamed:
-            return renamed
-    return field.name
 
 
 class _MessageCodec:

@@ -28,9 +28,9 @@ from typing import Any
 
 import orjson
 
-from adapter.auth.errors import CredentialError
-from adapter.auth.secret_source import SecretSource
 from adapter.config.settings import MIN_PAGE_TOKEN_KEY_CHARS, ConfigError, PageTokenSettings
+from adapter.upstream.errors import CredentialError
+from adapter.upstream.secret_source import SecretSource
 
 from .errors import BindingError
 

@@ -29,14 +29,14 @@ from google.protobuf.message import Message
 
 from adapter.descriptors.access import descriptor_of, enum_of, field_of, message_of
 from adapter.descriptors.method_spec import MethodSpec
+from adapter.descriptors.path_template import PathTemplateError
+from adapter.descriptors.wire_names import enum_wire_names, wire_name
 from adapter.upstream.messages import UpstreamRequest
 
-from .enum_names import enum_wire_names
 from .errors import BindingError
-from .json_codec import JsonCodec, wire_name
+from .json_codec import JsonCodec
 from .json_values import WKT_ENCODERS
 from .pagination import PagePosition, Paginator, filters_fingerprint
-from .path_template import PathTemplateError
 from .request_limits import RequestLimits, check_body, check_url
 from .request_validation import RequestValidator
 

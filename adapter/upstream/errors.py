@@ -20,6 +20,7 @@ from .messages import UpstreamResponse
 
 __all__ = [
     "CallDeadlineExceeded",
+    "CredentialError",
     "UpstreamConnectError",
     "UpstreamConnectionReset",
     "UpstreamError",
@@ -105,3 +106,10 @@ class CallDeadlineExceeded(Exception):
         bound = f"{budget_seconds:.3f}s" if budget_seconds is not None else "the deadline"
         super().__init__(f"{route}: deadline exceeded after {bound}")
         self.route = route
+
+
+class CredentialError(UpstreamError):
+    """No usable credential (a secret file is unreadable, a token endpoint failed...);
+    its subclasses are in :mod:`adapter.auth.errors`."""
+
+    reason = "UPSTREAM_CREDENTIALS_UNAVAILABLE"

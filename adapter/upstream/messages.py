@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -31,6 +32,9 @@ class UpstreamRequest:
     #: The client-side quota it counts against: ``""`` the upstream's REST quota,
     #: ``"graphql"`` its GraphQL one (``upstreams.<name>.graphql.rate_limit``).
     quota: str = ""
+    #: Tells a 200 whose body is a failure (a GraphQL answer with ``errors``), which
+    #: the cache must not keep. None: a 200 is a success.
+    answer_is_failure: Callable[[bytes], bool] | None = None
 
 
 @dataclass(frozen=True, slots=True)

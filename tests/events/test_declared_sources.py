@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from adapter.auth.api_key import ApiKeyCredentials
 from adapter.config.settings import Settings
 from adapter.events.declarations import (
     DeclarationError,
@@ -22,7 +23,6 @@ from adapter.events.watermarks import WatermarkStore
 from adapter.events.webhook_auth import SignatureCheck, TokenCheck
 from adapter.runtime import MeshAdapter
 from adapter.transcoding.json_codec import JsonCodec
-from adapter.upstream.credentials import ApiKeyCredentials
 from simulator import Simulator
 
 from .mesh_fixtures import mesh_settings

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest_asyncio
 from pydantic import SecretStr
 
+from adapter.auth.api_key import ApiKeyCredentials
 from adapter.config.settings import EventsSettings, WebSocketSourceSettings
 from adapter.descriptors.loader import load_service_specs
 from adapter.events.backfill import Backfiller
@@ -22,7 +23,6 @@ from adapter.events.websocket_source import FrameQueue, ReceivedFrame, StreamSta
 from adapter.transcoding.json_codec import JsonCodec
 from adapter.transcoding.method_transcoder import MethodTranscoder
 from adapter.upstream.client import UpstreamClient
-from adapter.upstream.credentials import ApiKeyCredentials
 from simulator import Fault, Simulator
 
 from ..conftest import OPENFRAME_KEY, adapter_settings

@@ -7,7 +7,7 @@ from urllib.parse import unquote
 
 import httpx
 
-from adapter.transcoding.path_template import PathTemplate
+from adapter.descriptors.path_template import PathTemplate
 
 __all__ = ["assert_stays_under_prefix", "literal_prefix"]
 

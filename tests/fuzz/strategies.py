@@ -21,7 +21,7 @@ from google.protobuf import descriptor as _d
 from google.protobuf.message import Message
 from hypothesis import strategies as st
 
-from adapter.transcoding.json_codec import wire_name
+from adapter.descriptors.wire_names import wire_name
 from adapter.transcoding.request_validation import (
     DURATION_MAX_SECONDS,
     TIMESTAMP_MAX_SECONDS,

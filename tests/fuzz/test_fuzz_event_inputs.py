@@ -26,7 +26,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
+from adapter.auth.api_key import ApiKeyCredentials
 from adapter.config.settings import EventsSettings, WebSocketSourceSettings
+from adapter.descriptors.wire_names import wire_name
 from adapter.events.declarations import SignatureScheme
 from adapter.events.encoding import EventEncoder, UnroutableEventError, VendorEvent
 from adapter.events.routing import EventRouter, load_event_routes
@@ -35,8 +37,7 @@ from adapter.events.webhook_auth import SignatureCheck, TokenCheck
 from adapter.events.webhook_verifier import WebhookRejectedError, WebhookVerifier
 from adapter.events.websocket_source import WebSocketSource
 from adapter.telemetry.redaction import redact_raw_json
-from adapter.transcoding.json_codec import JsonCodec, wire_name
-from adapter.upstream.credentials import ApiKeyCredentials
+from adapter.transcoding.json_codec import JsonCodec
 from tests.events.mesh_fixtures import declared
 
 from .counting import tried

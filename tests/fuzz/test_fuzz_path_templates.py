@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adapter.descriptors.loader import load_service_specs
-from adapter.transcoding.path_template import PathTemplate, PathTemplateError
+from adapter.descriptors.path_template import PathTemplate, PathTemplateError
 
 from .counting import tried
 from .invariants import assert_stays_under_prefix

@@ -12,7 +12,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 from adapter.graphql.answer import read_answer, read_error_answer
 from adapter.graphql.errors import UpstreamGraphQLError
-from adapter.graphql.status import GRAPHQL_ERROR_TABLE, graphql_error_status
+from adapter.status.graphql_errors import GRAPHQL_ERROR_TABLE, graphql_error_status
 from adapter.upstream.messages import UpstreamResponse
 
 C = grpc.StatusCode

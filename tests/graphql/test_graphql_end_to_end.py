@@ -19,8 +19,8 @@ from octospine.v1 import (
     tasks_pb2_grpc,
 )
 
-from adapter.graphql.handler import PARTIAL_ERRORS_TRAILER
 from adapter.resilience import UpstreamRateLimiter
+from adapter.server.graphql_handler import PARTIAL_ERRORS_TRAILER
 from simulator import Fault, Simulator
 from tests.resilience.harness import Harness, StartSim, error_details, running_adapter
 

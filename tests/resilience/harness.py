@@ -17,12 +17,12 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.trace import TracerProvider
 
+from adapter.assembly.callers import build_credentials, build_upstream_caller
 from adapter.config.settings import Settings, UpstreamSettings
 from adapter.resilience import find_layer
 from adapter.server.app import AdapterServer
 from adapter.upstream.caller import UpstreamCaller
 from adapter.upstream.credentials import CredentialProvider
-from adapter.upstream.factory import build_credentials, build_upstream_caller
 from simulator import Simulator, SimulatorConfig
 from tests.conftest import OCTOSPINE_KEY, OPENFRAME_KEY, adapter_settings
 

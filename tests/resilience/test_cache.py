@@ -9,9 +9,9 @@ import dataclasses
 import pytest
 from openframe.v1 import devices_pb2, devices_pb2_grpc
 
+from adapter.assembly.callers import build_credentials, build_upstream_caller
 from adapter.descriptors.loader import load_service_specs
 from adapter.resilience import ResponseCache, find_layer
-from adapter.upstream.factory import build_credentials, build_upstream_caller
 from adapter.upstream.messages import UpstreamRequest
 
 from .harness import StartSim, running_adapter, upstream_settings

@@ -13,7 +13,6 @@ import orjson
 import pytest
 from openframe.v1 import alerts_pb2, devices_pb2, security_events_pb2
 
-from adapter.auth.secret_source import SecretSource
 from adapter.config.settings import ConfigError, PageTokenSettings, PaginationSettings
 from adapter.descriptors.method_spec import MethodSpec
 from adapter.transcoding.errors import BindingError
@@ -21,6 +20,7 @@ from adapter.transcoding.json_codec import JsonCodec
 from adapter.transcoding.method_transcoder import MethodTranscoder
 from adapter.transcoding.page_tokens import PageTokenSigner
 from adapter.upstream.messages import UpstreamResponse
+from adapter.upstream.secret_source import SecretSource
 
 DEVICES = "/openframe.v1.DeviceService/ListDevices"
 ALERTS = "/openframe.v1.AlertService/ListAlerts"

@@ -1,4 +1,7 @@
-"""Spelling of enum values on the wire: ``SEVERITY_CRITICAL`` -> ``"critical"``.
+"""Spelling of fields and enum values on the wire.
+
+A field is spelled as in the proto unless ``(meshadapter.options.v1.field).wire_name``
+renames it. Enum values: ``SEVERITY_CRITICAL`` -> ``"critical"``.
 
 Vendors spell enums as short lower-case words; protos prefix values with the
 enum's name (buf's ENUM_VALUE_PREFIX). The wire name is the value name without
@@ -14,7 +17,7 @@ import re
 from google.protobuf import descriptor as _d
 from meshadapter.options.v1 import options_pb2
 
-__all__ = ["enum_prefix", "enum_wire_names"]
+__all__ = ["enum_prefix", "enum_wire_names", "wire_name"]
 
 
 def enum_prefix(enum: _d.EnumDescriptor) -> str:
@@ -44,3 +47,13 @@ def _wire_names(enum: _d.EnumDescriptor) -> dict[int, str]:
 def enum_wire_names(enum: _d.EnumDescriptor) -> dict[int, str]:
     """Number -> wire spelling for every value of ``enum`` (computed once)."""
     return _wire_names(enum)
+
+
+def wire_name(field: _d.FieldDescriptor) -> str:
+    """The field's name in vendor JSON: the proto name unless an option renames it."""
+    opts = field.GetOptions()
+    if opts.HasExtension(options_pb2.field):
+        renamed: str = opts.Extensions[options_pb2.field].wire_name
+        if renamed:
+            return renamed
+    return field.name

@@ -1,7 +1,7 @@
 """The handler of an RPC bound to a GraphQL operation: bind, ``POST /graphql``, read
 ``data`` and ``errors``, or fail with a status from the GraphQL error table.
 
-- Errors fail the call (:mod:`adapter.graphql.status`), unless the method allows partial
+- Errors fail the call (:mod:`adapter.status.graphql_errors`), unless the method allows partial
   answers and ``data`` holds the response: then the message is returned and the errors
   travel in the ``meshadapter-graphql-errors-bin`` trailer (a serialized
   ``google.rpc.Status``, the one the errors would have failed the call with).
@@ -18,18 +18,17 @@ import logging
 from google.protobuf.message import Message
 from google.rpc import status_pb2
 
+from adapter.graphql.answer import GraphQLAnswer, GraphQLErrorItem, read_answer, read_error_answer
+from adapter.graphql.errors import UpstreamGraphQLError
+from adapter.graphql.transcoder import GraphQLTranscoder, NullAtDataPath
 from adapter.server.handlers import HandlerContext, MethodHandler
+from adapter.status.graphql_errors import graphql_error_status
 from adapter.transcoding.json_codec import MalformedPayloadError
 from adapter.transcoding.request_binding import BoundRequest
 from adapter.upstream.caller import UpstreamCaller
 from adapter.upstream.client import raise_for_status
 from adapter.upstream.errors import UpstreamMalformedResponse
 from adapter.upstream.messages import UpstreamResponse
-
-from .answer import GraphQLAnswer, GraphQLErrorItem, read_answer, read_error_answer
-from .errors import UpstreamGraphQLError
-from .status import graphql_error_status
-from .transcoder import GraphQLTranscoder, NullAtDataPath
 
 __all__ = ["PARTIAL_ERRORS_TRAILER", "GraphQLMethodHandler"]
 

@@ -49,10 +49,9 @@ from adapter.resilience import (
     RetryPolicy,
     UpstreamRateLimiter,
 )
-
-from .caller import UpstreamCaller
-from .client import UpstreamClient
-from .credentials import CredentialProvider
+from adapter.upstream.caller import UpstreamCaller
+from adapter.upstream.client import UpstreamClient
+from adapter.upstream.credentials import CredentialProvider
 
 __all__ = ["build_credentials", "build_upstream_caller"]
 

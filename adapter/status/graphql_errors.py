@@ -28,12 +28,11 @@ from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
+from adapter.graphql.answer import GraphQLErrorItem
+from adapter.graphql.errors import UpstreamGraphQLError
 from adapter.status.mapping import ERROR_DOMAIN, to_rpc_status
 from adapter.status.vendor_errors import parse_retry_after
 from adapter.upstream.errors import UpstreamStatusError
-
-from .answer import GraphQLErrorItem
-from .errors import UpstreamGraphQLError
 
 __all__ = ["GRAPHQL_ERROR_TABLE", "graphql_error_status"]
 

@@ -1,0 +1,88 @@
+"""The operator's HTTP port (default 127.0.0.1:9464): Prometheus ``/metrics``, and
+``/healthz`` / ``/readyz`` for orchestrators that probe over HTTP.
+
+- ``/metrics``: the OpenTelemetry metrics in the Prometheus text format, through
+  ``opentelemetry-exporter-prometheus`` (its reader fills a registry of its own;
+  ``prometheus_client`` renders it, with content negotiation for OpenMetrics).
+- ``/healthz`` (liveness): 200 while the event loop answers. A wedged process
+  cannot answer at all; restarting it is the orchestrator's job.
+- ``/readyz`` (readiness): 200 when every part reports serving, else 503; the JSON
+  body names each part and its state, so ``curl`` tells an operator what is wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+
+__all__ = ["OpsServer"]
+
+logger = logging.getLogger(__name__)
+
+
+class OpsServer:
+    """``start()`` / ``stop()``; ``readiness()`` returns part name -> serving."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        registry: CollectorRegistry | None,
+        readiness: Callable[[], Mapping[str, bool]],
+    ) -> None:
+        self.host = host
+        self.port = port
+        self._registry = registry
+        self._readiness = readiness
+        self._runner: web.AppRunner | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        return app
+
+    async def start(self) -> int:
+        runner = web.AppRunner(self.app(), access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self.host, self.port).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self.port = int(runner.addresses[0][1])
+        logger.info("operator endpoints on http://%s:%d (/metrics, /healthz, /readyz)", self.host, self.port)
+        return self.port
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        if self._registry is None:
+            return web.json_response({"error": "metrics are off (telemetry.prometheus_enabled)"}, status=404)
+        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+        body = encoder(self._registry)
+        response = web.Response(body=body)
+        response.headers["Content-Type"] = content_type
+        return response
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "alive"})
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        parts = dict(self._readiness())
+        ready = bool(parts) and all(parts.values())
+        body = {
+            "status": "ready" if ready else "not ready",
+            "parts": {name: "serving" if ok else "not serving" for name, ok in sorted(parts.items())},
+        }
+        return web.json_response(body, status=200 if ready else 503)
