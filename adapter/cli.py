@@ -11,36 +11,48 @@ import logging
 import signal
 
 from adapter.config.settings import ConfigError, Settings, load_settings
+from adapter.descriptors.catalog import DescriptorSetError
 from adapter.descriptors.method_spec import SpecError
+from adapter.events.declarations import DeclarationError
+from adapter.telemetry.logs import configure_logging
 
 __all__ = ["main", "serve"]
 
 logger = logging.getLogger("adapter")
 
 
-async def serve(settings: Settings) -> None:
-    """Runs the gRPC server until SIGINT/SIGTERM, then shuts down gracefully."""
+async def serve(settings: Settings) -> int:
+    """Runs the adapter until SIGINT/SIGTERM (exit 0), or until a supervised task
+    dies under ``on_task_death = exit`` (exit 1); shuts down gracefully either way."""
     from adapter.runtime import MeshAdapter
     from adapter.telemetry.metrics import build_meter_provider
     from adapter.telemetry.tracing import build_tracer_provider
 
     tracer_provider = build_tracer_provider(settings.telemetry)
-    meter_provider = build_meter_provider(settings.telemetry)
-    server = MeshAdapter(settings, tracer_provider=tracer_provider, meter_provider=meter_provider)
+    meter_provider, registry = build_meter_provider(settings.telemetry, set_global=True)
+    adapter = MeshAdapter(
+        settings, tracer_provider=tracer_provider, meter_provider=meter_provider, metrics_registry=registry
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await server.start()
+    await adapter.start()
     try:
-        await stop.wait()
-        logger.info("signal received")
+        signalled = asyncio.ensure_future(stop.wait())
+        ended = asyncio.ensure_future(adapter.wait_for_termination())
+        await asyncio.wait([signalled, ended], return_when=asyncio.FIRST_COMPLETED)
+        signalled.cancel()
+        ended.cancel()
+        if stop.is_set():
+            logger.info("signal received")
     finally:
-        await server.stop()
+        await adapter.stop()
         tracer_provider.shutdown()
         shutdown = getattr(meter_provider, "shutdown", None)
         if shutdown is not None:
             shutdown()
+    return 1 if adapter.fatal else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
     except ConfigError as exc:
         parser.exit(2, f"mesh-adapter: {exc}\n")
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     if args.command == "login":
         from adapter.auth.login_cli import login_command
 
@@ -68,7 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     if args.command in (None, "serve"):
         try:
-            asyncio.run(serve(settings))
-        except (SpecError, ConfigError) as exc:  # ConfigError: e.g. an unreadable page_tokens.keys_file
+            return asyncio.run(serve(settings))
+        except (
+            SpecError,
+            ConfigError,
+            DeclarationError,
+            DescriptorSetError,
+        ) as exc:  # ConfigError: e.g. an unreadable page_tokens.keys_file
             parser.exit(2, f"mesh-adapter: {exc}\n")
     return 0

@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from adapter.config.settings import Settings
-from adapter.server.app import AdapterServer
+from adapter.runtime import MeshAdapter
 from simulator import Simulator, SimulatorConfig
 
 OPENFRAME_KEY = "test-openframe-key"
@@ -41,7 +41,13 @@ def adapter_settings(
         if wire.pagination != "page":
             upstreams[vendor]["pagination"] = {"style": wire.pagination}
         upstreams[vendor].update(upstream_extra or {})
-    values: dict[str, Any] = {"grpc": {"host": "127.0.0.1", "port": 0}, "upstreams": upstreams}
+    values: dict[str, Any] = {
+        "grpc": {"host": "127.0.0.1", "port": 0},
+        "upstreams": upstreams,
+        # Tests that want the event pipeline (and Kafka) say so; the operator port binds :0.
+        "events": {"enabled": False},
+        "telemetry": {"ops_port": 0},
+    }
     values.update(overrides)
     return Settings(**values)
 
@@ -86,22 +92,22 @@ def tracer_provider(span_exporter: InMemorySpanExporter) -> TracerProvider:
 @pytest_asyncio.fixture
 async def adapter(
     request: pytest.FixtureRequest, simulator: Simulator, tracer_provider: TracerProvider
-) -> AsyncIterator[AdapterServer]:
+) -> AsyncIterator[MeshAdapter]:
     # A test module may parametrize the HTTP transport with a `transport` fixture.
     transport = request.getfixturevalue("transport") if "transport" in request.fixturenames else "aiohttp"
     # ...and adjust both upstreams' settings with an `upstream_extra` fixture.
     extra = request.getfixturevalue("upstream_extra") if "upstream_extra" in request.fixturenames else None
     settings = adapter_settings(simulator, transport=transport, upstream_extra=extra)
-    server = AdapterServer(settings, tracer_provider=tracer_provider)
-    await server.start()
+    adapter = MeshAdapter(settings, tracer_provider=tracer_provider)
+    await adapter.start()
     try:
-        yield server
+        yield adapter
     finally:
-        await server.stop(0)
+        await adapter.stop(0)
 
 
 @pytest_asyncio.fixture
-async def channel(adapter: AdapterServer) -> AsyncIterator[grpc.aio.Channel]:
+async def channel(adapter: MeshAdapter) -> AsyncIterator[grpc.aio.Channel]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{adapter.port}") as ch:
         yield ch
 

@@ -30,14 +30,14 @@ Why this order:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import httpx
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from adapter.auth.from_settings import credentials_from_settings
-from adapter.config.settings import UpstreamSettings
+from adapter.config.settings import Settings, UpstreamSettings
 from adapter.descriptors.method_spec import MethodSpec
 from adapter.graphql.transcoder import GRAPHQL_QUOTA
 from adapter.resilience import (
@@ -53,7 +53,7 @@ from adapter.upstream.caller import UpstreamCaller
 from adapter.upstream.client import UpstreamClient
 from adapter.upstream.credentials import CredentialProvider
 
-__all__ = ["build_credentials", "build_upstream_caller"]
+__all__ = ["build_callers", "build_credentials", "build_upstream_caller"]
 
 
 def build_credentials(name: str, settings: UpstreamSettings) -> CredentialProvider:
@@ -61,13 +61,7 @@ def build_credentials(name: str, settings: UpstreamSettings) -> CredentialProvid
     return credentials_from_settings(name, settings)
 
 
-def _cache_ttls(
-    name: str, settings: UpstreamSettings, methods: Iterable[MethodSpec] | None
-) -> dict[str, float]:
-    if methods is None:
-        from adapter.descriptors.loader import load_service_specs
-
-        methods = [m for s in load_service_specs() if s.upstream == name for m in s.methods]
+def _cache_ttls(name: str, settings: UpstreamSettings, methods: Iterable[MethodSpec]) -> dict[str, float]:
     cap = settings.resilience.cache.max_ttl_seconds
     ttls: dict[str, float] = {}
     for spec in methods:
@@ -86,11 +80,11 @@ def build_upstream_caller(
     tracer_provider: TracerProvider | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     meter_provider: MeterProvider | None = None,
-    methods: Iterable[MethodSpec] | None = None,
+    methods: Iterable[MethodSpec] = (),
 ) -> UpstreamCaller:
     """The caller handlers use for upstream ``name``: the client wrapped in the
     resilience layers ``settings.resilience`` enables (see the module docstring).
-    ``methods`` (default: read from the protos) supply the cacheable routes."""
+    ``methods`` (the upstream's, from the catalog) supply the cacheable routes."""
     resilience = settings.resilience
     caller: UpstreamCaller = UpstreamClient(
         name, settings, credentials=credentials, tracer_provider=tracer_provider, transport=transport
@@ -159,3 +153,27 @@ def _rate_limited(
     if not limiters:
         return client
     return QuotaRouter(limiters.get("rest", client), {GRAPHQL_QUOTA: limiters.get(GRAPHQL_QUOTA, client)})
+
+
+def build_callers(
+    settings: Settings,
+    methods: Mapping[str, Iterable[MethodSpec]],
+    *,
+    tracer_provider: TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
+) -> tuple[dict[str, CredentialProvider], dict[str, UpstreamCaller]]:
+    """Credentials and one caller stack per configured upstream, built once and
+    shared by the RPC handlers, backfill and the WebSocket streams."""
+    credentials: dict[str, CredentialProvider] = {}
+    callers: dict[str, UpstreamCaller] = {}
+    for name, upstream in settings.upstreams.items():
+        credentials[name] = build_credentials(name, upstream)
+        callers[name] = build_upstream_caller(
+            name,
+            upstream,
+            credentials=credentials[name],
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+            methods=methods.get(name, ()),
+        )
+    return credentials, callers

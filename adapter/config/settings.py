@@ -152,6 +152,12 @@ class TelemetrySettings(_Frozen):
     #: Export spans over OTLP/gRPC. Defaults to on when the standard
     #: ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set.
     otlp_enabled: bool = Field(default_factory=lambda: bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")))
+    #: The operator port: Prometheus ``/metrics``, ``/healthz`` and ``/readyz``.
+    ops_enabled: bool = True
+    ops_host: str = "127.0.0.1"
+    ops_port: int = Field(default=9464, ge=0, le=65535)
+    #: Serve the metrics on ``/metrics`` (off: the port still answers the probes).
+    prometheus_enabled: bool = True
 
 
 class KafkaSettings(_Frozen):
@@ -320,6 +326,11 @@ class Settings(BaseSettings):
     )
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: ``auto``: text on a terminal, JSON lines otherwise (with trace and span ids).
+    log_format: Literal["auto", "text", "json"] = "auto"
+    #: A supervised background task that dies: ``restart`` it after a backoff (its
+    #: health NOT_SERVING meanwhile) or ``exit`` the process non-zero.
+    on_task_death: Literal["restart", "exit"] = "restart"
     grpc: GrpcSettings = GrpcSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
     #: Keyed by the ``upstream`` name the protos' service options use.

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from adapter.config.settings import Settings, WebhookSourceSettings, WebSocketSourceSettings
+from adapter.lifecycle.supervisor import Supervisor
 from adapter.transcoding.json_codec import JsonCodec
 from adapter.transcoding.method_transcoder import MethodTranscoder
 from adapter.upstream.caller import UpstreamCaller
@@ -58,6 +59,7 @@ def build_declared_sources(
     callers: Mapping[str, UpstreamCaller],
     credentials: Mapping[str, CredentialProvider],
     codec: JsonCodec,
+    supervisor: Supervisor | None = None,
 ) -> DeclaredSources:
     """The sources of the configured upstreams; raises DeclarationError when the
     configuration names a stream or webhook source no upstream declares, or asks
@@ -82,6 +84,7 @@ def build_declared_sources(
             intake=intake,
             watermarks=watermarks,
             backfiller=backfiller,
+            supervisor=supervisor,
         )
     if events.webhook.enabled:
         endpoints = [

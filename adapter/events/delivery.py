@@ -28,11 +28,14 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal, Protocol
 
+from adapter.lifecycle.supervisor import Supervisor
+from adapter.resilience.backoff import Backoff
+
 from .kafka_sink import Delivered, DeliveryError, DeliveryTimeout, KafkaUnavailable
 from .records import OutboundRecord
 from .spool import EventSpool, SpoolClosed
 
-__all__ = ["Backoff", "DrainerMetrics", "RecordSink", "SpoolDrainer"]
+__all__ = ["DrainerMetrics", "RecordSink", "SpoolDrainer"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,31 +46,6 @@ class RecordSink(Protocol):
     """What the drainer needs from a sink (:class:`~adapter.events.kafka_sink.KafkaSink`)."""
 
     async def send_batch(self, records: Sequence[OutboundRecord]) -> list[Delivered | DeliveryError]: ...
-
-
-class Backoff:
-    """Jittered exponential backoff: ``initial``, doubling, capped at ``maximum``.
-
-    "Equal jitter": each delay is half the current step plus a random part of the
-    other half, so retries after a shared outage spread out but never collapse to 0.
-    """
-
-    def __init__(self, initial: float, maximum: float, rng: random.Random | None = None) -> None:
-        if not 0 < initial <= maximum:
-            raise ValueError("0 < initial <= maximum is required")
-        self.initial = initial
-        self.maximum = maximum
-        self._rng = rng or random.Random()
-        self._step = initial
-
-    def next(self) -> float:
-        """The delay before the next retry; the step doubles for the one after."""
-        delay = self._step / 2 + self._rng.uniform(0, self._step / 2)
-        self._step = min(self._step * 2, self.maximum)
-        return delay
-
-    def reset(self) -> None:
-        self._step = self.initial
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,18 +85,25 @@ class SpoolDrainer:
         progress_interval: float = 30.0,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        supervisor: Supervisor | None = None,
+        on_health: Callable[[bool, str], None] | None = None,
     ) -> None:
+        """``on_health(serving, why)`` hears when Kafka starts failing and recovers;
+        ``supervisor`` keeps the delivery loop running (a private one by default)."""
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self._spool = spool
         self._sink = sink
         self.batch_size = batch_size
-        self._backoff = Backoff(backoff_initial, backoff_max, rng)
+        self._backoff = Backoff(backoff_initial, backoff_max, rng=rng)
+        self._supervisor = supervisor or Supervisor()
+        self._on_health = on_health
         self.stop_grace = stop_grace
         self.progress_interval = progress_interval
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._drained = asyncio.Event()
         self._state: State = "idle"
         self._failing_since: float | None = None
         self._delivered = self._retried = self._dead_lettered = self._failed_rounds = 0
@@ -131,8 +116,9 @@ class SpoolDrainer:
         """Starts the delivery task (idempotent)."""
         if self._task is None:
             self._stopping.clear()
+            self._drained.clear()
             self._progress_at = self._clock()
-            self._task = asyncio.create_task(self._run(), name="spool-drainer")
+            self._task = self._supervisor.spawn("spool-drainer", self._run_until_stopped)
 
     async def stop(self, grace: float | None = None) -> None:
         """Keeps delivering for up to ``grace`` seconds (default ``stop_grace``) while
@@ -143,13 +129,9 @@ class SpoolDrainer:
             return
         self._stopping.set()
         grace = self.stop_grace if grace is None else grace
-        done, _ = await asyncio.wait([task], timeout=grace)
-        if not done:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        elif task.exception() is not None:
-            logger.error("spool drainer had failed: %r", task.exception())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drained.wait(), grace)
+        await self._supervisor.cancel(task)
         self._state = "stopped"
         logger.info(
             "spool drainer stopped: %d delivered, %d still spooled (delivered on next start)",
@@ -187,6 +169,13 @@ class SpoolDrainer:
         )
 
     # -- the loop ----------------------------------------------------------------------------
+
+    async def _run_until_stopped(self) -> None:
+        await self._run()
+        if not self._stopping.is_set():  # the loop only returns when asked to stop
+            raise RuntimeError("the delivery loop ended while the drainer runs")
+        self._drained.set()
+        await asyncio.Event().wait()  # stopping: wait to be cancelled, not restarted
 
     async def _run(self) -> None:
         while True:
@@ -273,6 +262,8 @@ class SpoolDrainer:
             # "since" is when the failed round began: a timeout is noticed only at its end.
             self._failing_since = round_started
             self._state = "failing"
+            if self._on_health is not None:
+                self._on_health(False, f"Kafka {what}: {error}")
             self._progress_at = now
             logger.warning(
                 "Kafka %s since %s (%s), %d events spooled, retrying in %.1fs",
@@ -304,6 +295,8 @@ class SpoolDrainer:
             )
             self._failing_since = None
             self._state = "delivering"
+            if self._on_health is not None:
+                self._on_health(True, "")
             self._progress_at = self._clock()  # the next progress line is about the catch-up
             self._progress_delivered = self._delivered
 

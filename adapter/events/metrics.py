@@ -4,12 +4,10 @@ is spooled and for how long, how delivery goes, and each WebSocket stream's stat
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
 
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation, get_meter
 
-if TYPE_CHECKING:
-    from adapter.runtime import EventPipeline
+from .pipeline import EventPipeline
 
 __all__ = ["register_event_gauges"]
 

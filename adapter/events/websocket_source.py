@@ -47,6 +47,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from adapter.config.settings import WebSocketSourceSettings
+from adapter.lifecycle.supervisor import Supervisor
 from adapter.resilience.backoff import Backoff
 from adapter.upstream.credentials import CredentialProvider
 from adapter.upstream.errors import CallDeadlineExceeded, UpstreamError
@@ -95,9 +96,11 @@ class WebSocketSource:
         backfiller: Backfiller | None = None,
         rng: random.Random | None = None,
         on_state: Callable[[StreamState, str], None] | None = None,
+        supervisor: Supervisor | None = None,
     ) -> None:
         """``on_state(state, detail)`` is called on every state change (health pushes
-        NOT_SERVING on FAILED from it)."""
+        NOT_SERVING on FAILED from it; :meth:`listen` adds more); ``supervisor`` keeps
+        the stream's task alive if it is killed from outside (a private one by default)."""
         self.stream = stream
         self.settings = settings
         self.url = url
@@ -120,22 +123,23 @@ class WebSocketSource:
         self._subscriptions = list(settings.subscribe or stream.subscriptions)
         self._margin = dt.timedelta(seconds=settings.watermark_margin_seconds)
         self._crash_causes: set[str] = set()
-        self._on_state = on_state
+        self._listeners: list[Callable[[StreamState, str], None]] = [on_state] if on_state else []
+        self._supervisor = supervisor or Supervisor()
         self.queued_bytes = 0
+
+    def listen(self, listener: Callable[[StreamState, str], None]) -> None:
+        """Calls ``listener(state, detail)`` on every state change from now on."""
+        self._listeners.append(listener)
 
     async def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._supervise(), name=f"ws-{self.stream.source}")
+            self._task = self._supervisor.spawn(f"ws-{self.stream.source}", self._supervise_then_park)
 
     async def stop(self) -> None:
         """Closes the connection and flushes the watermark; idempotent, never raises."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            # gather: a task that already died reports its error here, not to our caller.
-            (outcome,) = await asyncio.gather(task, return_exceptions=True)
-            if isinstance(outcome, Exception):
-                logger.error("%s stream task had failed: %r", self.stream.source, outcome)
+            await self._supervisor.cancel(task)
         try:
             self._watermarks.flush()
         except OSError as exc:
@@ -149,12 +153,17 @@ class WebSocketSource:
         if state is not self.state:
             self.state = state
             logger.info("%s stream: %s%s", self.stream.source, state.value, f" ({detail})" if detail else "")
-            if self._on_state is not None:
-                self._on_state(state, detail)
+            for listener in self._listeners:
+                listener(state, detail)
         if state is StreamState.STREAMING:
             self.streaming.set()
         else:
             self.streaming.clear()
+
+    async def _supervise_then_park(self) -> None:
+        await self._supervise()
+        # Stopped for good by policy (refused credentials): stay FAILED, do not restart.
+        await asyncio.Event().wait()
 
     async def _supervise(self) -> None:
         """Runs the loop; restarts it after a backoff whenever it dies unexpectedly."""

@@ -15,23 +15,26 @@ from adapter.upstream.caller import UpstreamCaller
 
 from .handlers import MethodHandler, UpstreamMethodHandler
 
-__all__ = ["method_handler"]
+__all__ = ["Transcoder", "method_handler", "transcoder_for"]
+
+Transcoder = MethodTranscoder | GraphQLTranscoder
 
 
-def method_handler(
-    spec: MethodSpec,
-    codec: JsonCodec,
-    upstream: UpstreamSettings,
-    caller: UpstreamCaller,
-    *,
-    page_tokens: PageTokenSigner | None = None,
-) -> MethodHandler:
-    """The handler of ``spec``, built once at start-up. ``page_tokens`` signs the
-    page tokens of REST list methods (built once from ``Settings.page_tokens``)."""
+def transcoder_for(
+    spec: MethodSpec, codec: JsonCodec, upstream: UpstreamSettings, *, page_tokens: PageTokenSigner
+) -> Transcoder:
+    """The transcoder of ``spec``, built once at start-up (shared by its handler and,
+    for REST list methods, event backfill)."""
     limits = RequestLimits(
         max_url_bytes=upstream.max_url_bytes, max_body_bytes=upstream.max_request_body_bytes
     )
     if spec.graphql is not None:
-        return GraphQLMethodHandler(GraphQLTranscoder(spec, codec, upstream.graphql, limits), caller)
-    transcoder = MethodTranscoder(spec, codec, upstream.pagination, page_tokens=page_tokens, limits=limits)
+        return GraphQLTranscoder(spec, codec, upstream.graphql, limits)
+    return MethodTranscoder(spec, codec, upstream.pagination, page_tokens=page_tokens, limits=limits)
+
+
+def method_handler(transcoder: Transcoder, caller: UpstreamCaller) -> MethodHandler:
+    """The handler serving ``transcoder``'s method through ``caller``."""
+    if isinstance(transcoder, GraphQLTranscoder):
+        return GraphQLMethodHandler(transcoder, caller)
     return UpstreamMethodHandler(transcoder, caller)

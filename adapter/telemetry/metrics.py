@@ -1,8 +1,8 @@
 """Meter provider set-up: one per process, passed down explicitly.
 
-Metrics (rate-limit budget left, breaker state, retries, cache hits, spool depth)
-are exported over OTLP when configured, like traces; without an exporter the
-instruments are no-ops and cost nothing.
+Readers: a Prometheus reader (``opentelemetry-exporter-prometheus``) filling a
+registry of its own that the operator port serves on ``/metrics``, and a periodic
+OTLP exporter when OTLP is configured. Without either, instruments are no-ops.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ import logging
 from opentelemetry import metrics
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
-from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
+from prometheus_client import CollectorRegistry
 
 from adapter.config.settings import TelemetrySettings
 
@@ -22,17 +23,28 @@ __all__ = ["build_meter_provider"]
 logger = logging.getLogger(__name__)
 
 
-def build_meter_provider(settings: TelemetrySettings, *, set_global: bool = True) -> MeterProvider | None:
-    """An OTLP-exporting provider, or None (no-op instruments) when OTLP is off."""
-    if not settings.otlp_enabled:
-        return None
-    from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+def build_meter_provider(
+    settings: TelemetrySettings, *, set_global: bool = False
+) -> tuple[MeterProvider | None, CollectorRegistry | None]:
+    """``(provider, registry)``: the registry is what ``/metrics`` renders (None
+    when Prometheus is off); the provider is None when no reader is configured."""
+    readers: list[MetricReader] = []
+    registry: CollectorRegistry | None = None
+    if settings.ops_enabled and settings.prometheus_enabled:
+        from opentelemetry.exporter.prometheus import PrometheusMetricReader
 
+        registry = CollectorRegistry(auto_describe=False)
+        readers.append(PrometheusMetricReader(registry=registry))
+    if settings.otlp_enabled:
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+
+        readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
+        logger.info("exporting metrics over OTLP")
+    if not readers:
+        return None, None
     provider = SdkMeterProvider(
-        resource=Resource.create({"service.name": settings.service_name}),
-        metric_readers=[PeriodicExportingMetricReader(OTLPMetricExporter())],
+        resource=Resource.create({"service.name": settings.service_name}), metric_readers=readers
     )
     if set_global:
         metrics.set_meter_provider(provider)
-    logger.info("exporting metrics over OTLP")
-    return provider
+    return provider, registry

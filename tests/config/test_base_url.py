@@ -11,7 +11,7 @@ from openframe.v1 import alerts_pb2, alerts_pb2_grpc
 
 from adapter.config.base_url import common_path_prefix, without_duplicated_prefix
 from adapter.config.settings import Settings, load_settings
-from adapter.server.app import AdapterServer
+from adapter.runtime import MeshAdapter
 from simulator import Simulator
 from tests.conftest import adapter_settings
 
@@ -65,9 +65,9 @@ async def test_calls_reach_the_right_path(simulator: Simulator) -> None:
     base = adapter_settings(simulator)
     upstreams = base.model_dump()["upstreams"]
     upstreams["openframe"]["base_url"] = simulator.openframe_url + "/v1"
-    settings = Settings(grpc=base.grpc, upstreams=upstreams)
+    settings = Settings(grpc=base.grpc, upstreams=upstreams, events=base.events, telemetry=base.telemetry)
     async with (
-        AdapterServer(settings) as server,
+        MeshAdapter(settings) as server,
         grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel,
     ):
         alert = await alerts_pb2_grpc.AlertServiceStub(channel).GetAlert(

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from adapter.server.app import AdapterServer
+from adapter.runtime import MeshAdapter
 from simulator import Fault, Simulator
 
 pytestmark = pytest.mark.crosslang
@@ -49,7 +49,7 @@ class Client:
     language: str
     argv: tuple[str, ...]
 
-    async def run(self, adapter: AdapterServer, scenario: str, **flags: object) -> dict[str, Any]:
+    async def run(self, adapter: MeshAdapter, scenario: str, **flags: object) -> dict[str, Any]:
         """Runs ``scenario`` against ``adapter`` and returns the JSON the client printed.
 
         The child runs while this event loop keeps serving the in-process adapter."""
@@ -163,7 +163,7 @@ def _details(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 @pytest.mark.usefixtures("profile")
 async def test_list_devices_pages_through_every_device(
-    client: Client, adapter: AdapterServer, simulator: Simulator
+    client: Client, adapter: MeshAdapter, simulator: Simulator
 ) -> None:
     result = await client.run(adapter, "list-devices", page_size=7)
     truth = sorted(r["id"] for r in simulator.state.openframe.devices)
@@ -173,7 +173,7 @@ async def test_list_devices_pages_through_every_device(
     assert len(sizes) == -(-len(truth) // 7) and all(size == 7 for size in sizes[:-1]), sizes
 
 
-async def test_alert_lifecycle(client: Client, adapter: AdapterServer, simulator: Simulator) -> None:
+async def test_alert_lifecycle(client: Client, adapter: MeshAdapter, simulator: Simulator) -> None:
     before = len(simulator.state.openframe.alerts)
     result = await client.run(adapter, "alert-lifecycle")
     created, title = result["created"], f"{client.language} client alert"
@@ -198,7 +198,7 @@ async def test_alert_lifecycle(client: Client, adapter: AdapterServer, simulator
 
 
 async def test_pipeline_with_nested_messages_and_structs(
-    client: Client, adapter: AdapterServer, simulator: Simulator
+    client: Client, adapter: MeshAdapter, simulator: Simulator
 ) -> None:
     lang = client.language
     transformations = [
@@ -228,7 +228,7 @@ async def test_pipeline_with_nested_messages_and_structs(
 
 
 @pytest.mark.parametrize("language", ["go", "java"])
-async def test_health_checks_every_service(language: str, adapter: AdapterServer) -> None:
+async def test_health_checks_every_service(language: str, adapter: MeshAdapter) -> None:
     statuses = (await CLIENTS[language]().run(adapter, "health"))["statuses"]
     assert statuses[""] == "SERVING"
     # Every service the adapter serves, under the full name the Go code has from protos/.
@@ -240,7 +240,7 @@ async def test_health_checks_every_service(language: str, adapter: AdapterServer
 
 
 async def test_not_found_carries_rich_details(
-    client: Client, adapter: AdapterServer, simulator: Simulator
+    client: Client, adapter: MeshAdapter, simulator: Simulator
 ) -> None:
     result = await client.run(adapter, "error")
     assert result["code"] == "NOT_FOUND", result
@@ -258,7 +258,7 @@ async def test_not_found_carries_rich_details(
 
 
 async def test_invalid_argument_names_the_callers_field(
-    client: Client, adapter: AdapterServer, simulator: Simulator
+    client: Client, adapter: MeshAdapter, simulator: Simulator
 ) -> None:
     before = len(simulator.state.openframe.alerts)
     result = await client.run(adapter, "invalid-argument")
@@ -270,7 +270,7 @@ async def test_invalid_argument_names_the_callers_field(
     assert len(simulator.state.openframe.alerts) == before
 
 
-async def test_rate_limited_carries_retry_info(adapter: AdapterServer, simulator: Simulator) -> None:
+async def test_rate_limited_carries_retry_info(adapter: MeshAdapter, simulator: Simulator) -> None:
     """(Java) A 429 whose Retry-After outlasts the call's deadline fails at once:
     RESOURCE_EXHAUSTED with RetryInfo (read through StatusProto) and QuotaFailure."""
     simulator.faults.add(Fault(vendor="openframe", route="/v1/devices", status=429, retry_after=120))
@@ -285,7 +285,7 @@ async def test_rate_limited_carries_retry_info(adapter: AdapterServer, simulator
 
 
 async def test_deadline_exceeded_and_upstream_cancelled(
-    client: Client, adapter: AdapterServer, simulator: Simulator
+    client: Client, adapter: MeshAdapter, simulator: Simulator
 ) -> None:
     latency_s = 3.0
     simulator.faults.add(Fault(vendor="openframe", route="/v1/devices", latency=latency_s))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from adapter.server.app import AdapterServer
+from adapter.runtime import MeshAdapter
 from simulator import Simulator
 
 from .test_crosslang import REPO, run_json
@@ -91,7 +91,7 @@ def client_venv(tmp_path: Path) -> Path:
 
 @pytest.mark.timeout(300)  # a cold pip cache downloads grpcio and protobuf
 async def test_generated_package_installs_alone_and_calls_the_adapter(
-    adapter: AdapterServer, simulator: Simulator, client_venv: Path, tmp_path: Path
+    adapter: MeshAdapter, simulator: Simulator, client_venv: Path, tmp_path: Path
 ) -> None:
     venv, python = client_venv, client_venv / "bin" / "python"
     script = tmp_path / "client.py"

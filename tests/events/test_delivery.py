@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from adapter.events.delivery import Backoff, SpoolDrainer
+from adapter.events.delivery import SpoolDrainer
 from adapter.events.kafka_sink import (
     Delivered,
     DeliveryError,
@@ -67,24 +67,6 @@ def drainer(spool: EventSpool, sink: Any, **overrides: Any) -> SpoolDrainer:
         "rng": random.Random(7),
     }
     return SpoolDrainer(spool, sink, **(options | overrides))
-
-
-@pytest.mark.parametrize(
-    ("initial", "maximum", "expected_steps"),
-    [
-        (0.2, 5.0, [0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0]),
-        (1.0, 1.0, [1.0, 1.0, 1.0]),
-    ],
-)
-def test_backoff_doubles_with_jitter_up_to_the_cap(
-    initial: float, maximum: float, expected_steps: list[float]
-) -> None:
-    backoff = Backoff(initial, maximum, random.Random(1))
-    for step in expected_steps:
-        delay = backoff.next()
-        assert step / 2 <= delay <= step
-    backoff.reset()
-    assert backoff.next() <= initial
 
 
 async def test_a_failure_resends_from_the_first_unacked_record(tmp_path: Path) -> None:

@@ -17,10 +17,9 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.trace import TracerProvider
 
-from adapter.assembly.callers import build_credentials, build_upstream_caller
 from adapter.config.settings import Settings, UpstreamSettings
 from adapter.resilience import find_layer
-from adapter.server.app import AdapterServer
+from adapter.runtime import MeshAdapter
 from adapter.upstream.caller import UpstreamCaller
 from adapter.upstream.credentials import CredentialProvider
 from simulator import Simulator, SimulatorConfig
@@ -64,7 +63,7 @@ def error_details(error: grpc.aio.AioRpcError) -> dict[str, Any]:
 class Harness:
     sim: Simulator
     settings: Settings
-    server: AdapterServer
+    server: MeshAdapter
     channel: grpc.aio.Channel
     callers: dict[str, UpstreamCaller]
     credentials: dict[str, CredentialProvider]
@@ -122,22 +121,13 @@ async def running_adapter(
     )
     reader = InMemoryMetricReader()
     meters = MeterProvider(metric_readers=[reader])
-    credentials = {n: build_credentials(n, u) for n, u in settings.upstreams.items()}
-    callers = {
-        n: build_upstream_caller(
-            n, u, credentials=credentials[n], tracer_provider=tracer_provider, meter_provider=meters
-        )
-        for n, u in settings.upstreams.items()
-    }
-    server = AdapterServer(settings, tracer_provider=tracer_provider, callers=callers)  # type: ignore[arg-type]
-    await server.start()
+    adapter = MeshAdapter(settings, tracer_provider=tracer_provider, meter_provider=meters)
+    await adapter.start()
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-            yield Harness(sim, settings, server, channel, callers, credentials, reader)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{adapter.port}") as channel:
+            yield Harness(sim, settings, adapter, channel, adapter.callers, adapter.credentials, reader)
     finally:
-        await server.stop(0)
-        for caller in callers.values():
-            await caller.aclose()
+        await adapter.stop(0)
         meters.shutdown()
 
 

@@ -5,19 +5,18 @@ so no broker is needed), raw-bytes calls, and the simulator's request log."""
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import grpc
 import httpx
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from meshadapter.v1 import events_pb2_grpc
 from opentelemetry.trace import TracerProvider
 
-from adapter.server.app import AdapterServer
-from adapter.server.event_service import EventStreamServicer
-from adapter.transcoding.json_codec import JsonCodec
+from adapter.runtime import MeshAdapter
 from simulator import Simulator
 from tests.conftest import adapter_settings
 
@@ -27,29 +26,25 @@ EVENT_TOPICS = ["openframe.alerts", "octospine.tasks"]
 @contextlib.asynccontextmanager
 async def adapter_with_events(
     sim: Simulator, tracer_provider: TracerProvider | None = None, **settings: Any
-) -> AsyncIterator[AdapterServer]:
-    servicer = EventStreamServicer(
-        bootstrap_servers="127.0.0.1:9",  # discard port: a call that got this far would fail UNAVAILABLE
-        topics=EVENT_TOPICS,
-        message_types={},
-        codec=JsonCodec(),
-        metadata_timeout_seconds=1.0,
-    )
-    server = AdapterServer(
-        adapter_settings(sim, **settings),
-        tracer_provider=tracer_provider,
-        extra_services=[
-            (
-                "meshadapter.v1.EventService",
-                lambda s: events_pb2_grpc.add_EventServiceServicer_to_server(servicer, s),
-            )
-        ],
-    )
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop(0)
+) -> AsyncIterator[MeshAdapter]:
+    """The whole adapter with its event pipeline pointed at a port where no broker
+    listens (the discard port): a Subscribe that got past validation would fail
+    UNAVAILABLE. No streams, no webhooks: only EventService matters here."""
+    with tempfile.TemporaryDirectory() as spool_dir:
+        events = {
+            "kafka": {"bootstrap_servers": "127.0.0.1:9", "lifecycle_timeout_seconds": 0.5},
+            "spool": {"path": str(Path(spool_dir) / "events.db")},
+            "websockets": {"openframe": {"enabled": False}, "octospine": {"enabled": False}},
+            "webhook": {"enabled": False},
+        }
+        adapter = MeshAdapter(
+            adapter_settings(sim, events=events, **settings), tracer_provider=tracer_provider
+        )
+        await adapter.start()
+        try:
+            yield adapter
+        finally:
+            await adapter.stop(0)
 
 
 async def call_raw(

@@ -15,7 +15,7 @@ from grpc_status import rpc_status
 from octospine.v1 import tasks_pb2, tasks_pb2_grpc
 from openframe.v1 import alerts_pb2, alerts_pb2_grpc, devices_pb2, devices_pb2_grpc
 
-from adapter.server.app import AdapterServer
+from adapter.runtime import MeshAdapter
 from simulator import Fault, Simulator
 
 from ..conftest import adapter_settings
@@ -183,7 +183,7 @@ async def test_upstream_down_is_unavailable(
         }
     )
     async with (
-        AdapterServer(dead, tracer_provider=tracer_provider) as server,
+        MeshAdapter(dead, tracer_provider=tracer_provider) as server,
         grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as ch,
     ):
         with pytest.raises(grpc.aio.AioRpcError) as info:
@@ -223,7 +223,7 @@ async def test_response_size_cap(simulator: Simulator, tracer_provider) -> None:
         }
     )
     async with (
-        AdapterServer(small, tracer_provider=tracer_provider) as server,
+        MeshAdapter(small, tracer_provider=tracer_provider) as server,
         grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as ch,
     ):
         with pytest.raises(grpc.aio.AioRpcError) as info:

@@ -16,7 +16,7 @@ from openframe.v1 import devices_pb2, devices_pb2_grpc
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from adapter.server.app import AdapterServer
+from adapter.runtime import MeshAdapter
 from simulator import Fault, Simulator
 
 from ..conftest import adapter_settings
@@ -77,7 +77,7 @@ async def test_reflection_lists_and_describes(channel: grpc.aio.Channel) -> None
 
 async def test_graceful_shutdown_finishes_in_flight_calls(simulator: Simulator, tracer_provider) -> None:  # type: ignore[no-untyped-def]
     simulator.faults.add(Fault(vendor="openframe", route="/v1/devices", latency=1.0))
-    server = AdapterServer(adapter_settings(simulator), tracer_provider=tracer_provider)
+    server = MeshAdapter(adapter_settings(simulator), tracer_provider=tracer_provider)
     await server.start()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as ch:
         slow = asyncio.ensure_future(
@@ -88,7 +88,10 @@ async def test_graceful_shutdown_finishes_in_flight_calls(simulator: Simulator, 
         stopping = asyncio.ensure_future(server.stop(grace=5))
         # Health turns NOT_SERVING at once, so load balancers drain the adapter...
         await simulator.wait_for(
-            lambda: server._health._server_status[""] == health_pb2.HealthCheckResponse.NOT_SERVING
+            lambda: (
+                server.server is not None
+                and server.server._health._server_status[""] == health_pb2.HealthCheckResponse.NOT_SERVING
+            )
         )
         # ...while the call already in flight completes normally.
         answer = await slow

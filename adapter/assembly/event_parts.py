@@ -1,0 +1,163 @@
+"""The event pipeline, built once and handed back as lifecycle parts in start
+order: spool -> Kafka sink -> drainer -> webhook receiver -> streams.
+
+Everything is built (and every declared source's configuration checked) before
+anything starts, so a configuration mistake leaves nothing running. Health is
+pushed: each stream's state feeds ``meshadapter.events.<upstream>``, the
+drainer's Kafka state feeds ``meshadapter.v1.EventService``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import TracerProvider
+
+from adapter.config.settings import Settings
+from adapter.events.declared_sources import build_declared_sources
+from adapter.events.delivery import SpoolDrainer
+from adapter.events.encoding import EventEncoder
+from adapter.events.intake import EventIntake
+from adapter.events.kafka_sink import KafkaSink, KafkaUnavailable
+from adapter.events.metrics import register_event_gauges
+from adapter.events.pipeline import EventPipeline
+from adapter.events.routing import EventRouter, topic_name
+from adapter.events.spool import EventSpool
+from adapter.events.watermarks import WatermarkStore
+from adapter.events.websocket_source import StreamState
+from adapter.lifecycle import HealthBoard, Part, Supervisor, part
+from adapter.server.event_service import EventStreamServicer
+from adapter.telemetry.redaction import redacted_wire_names
+from adapter.transcoding.json_codec import JsonCodec
+from adapter.transcoding.method_transcoder import MethodTranscoder
+from adapter.upstream.caller import UpstreamCaller
+from adapter.upstream.credentials import CredentialProvider
+
+from .catalog import Catalog
+
+__all__ = ["EVENT_SERVICE", "build_event_pipeline", "event_parts"]
+
+logger = logging.getLogger(__name__)
+
+EVENT_SERVICE = "meshadapter.v1.EventService"
+
+
+def build_event_pipeline(
+    catalog: Catalog,
+    settings: Settings,
+    *,
+    codec: JsonCodec,
+    transcoders: Mapping[str, MethodTranscoder],
+    callers: Mapping[str, UpstreamCaller],
+    credentials: Mapping[str, CredentialProvider],
+    board: HealthBoard,
+    supervisor: Supervisor,
+    tracer_provider: TracerProvider | None,
+    meter_provider: MeterProvider | None,
+) -> EventPipeline:
+    cfg = settings.events
+    router = EventRouter(list(catalog.routes))
+    dead_letter_topic = topic_name(cfg.dead_letter_topic, cfg)
+    encoder = EventEncoder(
+        router,
+        codec,
+        source_uris={n: str(u.base_url).rstrip("/") for n, u in settings.upstreams.items()},
+        json_topics=frozenset(cfg.json_topics),
+        dead_letter_topic=dead_letter_topic,
+        max_depth=cfg.max_payload_depth,
+        redacted_keys=redacted_wire_names(catalog.files),
+    )
+    spool = EventSpool(
+        cfg.spool.path,
+        max_records=cfg.spool.max_records,
+        max_bytes=cfg.spool.max_bytes,
+        synchronous=cfg.spool.synchronous,
+        dedupe_window=cfg.spool.dedupe_window,
+    )
+    intake = EventIntake(encoder, spool, tracer_provider=tracer_provider)
+    watermarks = WatermarkStore(cfg.spool.path.with_name("watermarks.json"))
+    sources = build_declared_sources(
+        catalog.declarations,
+        settings,
+        intake=intake,
+        watermarks=watermarks,
+        transcoders=transcoders,
+        callers=callers,
+        credentials=credentials,
+        codec=codec,
+        supervisor=supervisor,
+    )
+    sink = KafkaSink(
+        cfg.kafka.bootstrap_servers,
+        client_id=cfg.kafka.client_id,
+        request_timeout_ms=int(cfg.kafka.request_timeout_seconds * 1000),
+        start_timeout=cfg.kafka.lifecycle_timeout_seconds,
+        stop_timeout=cfg.kafka.lifecycle_timeout_seconds,
+        delivery_timeout=max(cfg.kafka.delivery_timeout_seconds, cfg.kafka.request_timeout_seconds + 1),
+        linger_ms=cfg.kafka.linger_ms,
+        tracer_provider=tracer_provider,
+    )
+    drainer = SpoolDrainer(
+        spool,
+        sink,
+        batch_size=cfg.kafka.batch_size,
+        stop_grace=cfg.kafka.stop_grace_seconds,
+        supervisor=supervisor,
+        on_health=lambda serving, why: board.set(EVENT_SERVICE, serving, why),
+    )
+    pipeline = EventPipeline(
+        spool=spool,
+        sink=sink,
+        drainer=drainer,
+        intake=intake,
+        watermarks=watermarks,
+        webhook=sources.webhook,
+        sources=dict(sources.streams),
+    )
+    for name, source in pipeline.sources.items():
+        health_name = f"meshadapter.events.{name}"
+        board.set(health_name, True)
+
+        def follow(state: StreamState, detail: str, health_name: str = health_name) -> None:
+            board.set(health_name, state is not StreamState.FAILED, detail)
+
+        source.listen(follow)
+    board.set(EVENT_SERVICE, True)
+    pipeline.subscriptions = EventStreamServicer(
+        bootstrap_servers=cfg.kafka.bootstrap_servers,
+        topics=router.topics(),
+        message_types={r.full_name: r.message_type for r in catalog.routes},
+        codec=codec,
+    )
+    register_event_gauges(pipeline, meter_provider)
+    return pipeline
+
+
+def event_parts(pipeline: EventPipeline, topics: list[str]) -> list[Part]:
+    """The pipeline's lifecycle parts, in start order."""
+
+    async def start_sink() -> None:
+        await pipeline.sink.start()
+        try:
+            created = await pipeline.sink.ensure_topics(topics)
+            if created:
+                logger.info("created Kafka topics: %s", ", ".join(created))
+        except KafkaUnavailable as exc:
+            logger.warning("Kafka not reachable at start (%s): events are spooled until it is", exc)
+
+    async def stop_spool() -> None:
+        await pipeline.spool.stop()
+        pipeline.watermarks.flush()
+
+    parts: list[Part] = [
+        part("event spool", pipeline.spool.start, stop_spool),
+        part("kafka sink", start_sink, pipeline.sink.stop),
+        part("spool drainer", pipeline.drainer.start, pipeline.drainer.stop),
+    ]
+    if pipeline.webhook is not None:
+        parts.append(part("webhook receiver", pipeline.webhook.start, pipeline.webhook.stop))
+    for name, source in pipeline.sources.items():
+        parts.append(part(f"{name} stream", source.start, source.stop))
+    return parts

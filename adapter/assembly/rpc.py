@@ -1,0 +1,56 @@
+"""The RPC side, built once: a transcoder per method (shared with event
+backfill) and a handler per upstream-backed method, grouped into the services the
+gRPC server serves."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import grpc
+
+from adapter.config.settings import Settings
+from adapter.server.app import ServedService
+from adapter.server.method_handlers import Transcoder, method_handler, transcoder_for
+from adapter.transcoding.json_codec import JsonCodec
+from adapter.transcoding.method_transcoder import MethodTranscoder
+from adapter.transcoding.page_tokens import PageTokenSigner
+from adapter.upstream.caller import UpstreamCaller
+
+from .catalog import Catalog
+
+__all__ = ["build_transcoders", "rest_transcoders", "upstream_services"]
+
+
+def build_transcoders(
+    catalog: Catalog, settings: Settings, *, codec: JsonCodec, page_tokens: PageTokenSigner
+) -> dict[str, Transcoder]:
+    """Every method's transcoder, by method path (``/pkg.Service/Method``)."""
+    return {
+        m.path: transcoder_for(m, codec, settings.upstreams[s.upstream], page_tokens=page_tokens)
+        for s in catalog.specs
+        for m in s.methods
+    }
+
+
+def rest_transcoders(transcoders: Mapping[str, Transcoder]) -> dict[str, MethodTranscoder]:
+    """The REST ones (event backfill reads over REST)."""
+    return {path: t for path, t in transcoders.items() if isinstance(t, MethodTranscoder)}
+
+
+def upstream_services(
+    catalog: Catalog, *, transcoders: Mapping[str, Transcoder], callers: Mapping[str, UpstreamCaller]
+) -> list[ServedService]:
+    """One ServedService per upstream-backed service of the protos."""
+    services = []
+    for spec in catalog.specs:
+        caller = callers[spec.upstream]
+        handlers = {
+            m.name: grpc.unary_unary_rpc_method_handler(
+                method_handler(transcoders[m.path], caller),
+                request_deserializer=m.input_type.FromString,
+                response_serializer=m.output_type.SerializeToString,
+            )
+            for m in spec.methods
+        }
+        services.append(ServedService(spec.name, handlers))
+    return services

@@ -1,0 +1,32 @@
+"""The running parts of the event fan-out, as one value (for health, metrics,
+operators and tests): sources -> intake -> spool -> drainer -> Kafka sink, and the
+gRPC ``EventService`` reading back from Kafka."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from meshadapter.v1.events_pb2_grpc import EventServiceServicer
+
+from .delivery import SpoolDrainer
+from .intake import EventIntake
+from .kafka_sink import KafkaSink
+from .spool import EventSpool
+from .watermarks import WatermarkStore
+from .webhook_receiver import WebhookReceiver
+from .websocket_source import WebSocketSource
+
+__all__ = ["EventPipeline"]
+
+
+@dataclass
+class EventPipeline:
+    spool: EventSpool
+    sink: KafkaSink
+    drainer: SpoolDrainer
+    intake: EventIntake
+    watermarks: WatermarkStore
+    webhook: WebhookReceiver | None = None
+    sources: dict[str, WebSocketSource] = field(default_factory=dict)
+    #: The gRPC EventService servicer reading the topics back.
+    subscriptions: EventServiceServicer | None = None
