@@ -1,0 +1,48 @@
+"""The Python ceiling: a plain grpc.aio server answering every GetDevice with one
+fixed Device (decoded once, with protobuf's own json_format, from the same JSON
+the compiled upstream serves). No interceptor, no upstream: what grpc.aio alone
+costs per call.
+
+    python -m bench.peer.ceiling --body bench/peer/device.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+import grpc
+from google.protobuf import json_format
+from openframe.v1 import devices_pb2, devices_pb2_grpc
+
+
+class FixedDevices(devices_pb2_grpc.DeviceServiceServicer):
+    def __init__(self, device: devices_pb2.Device) -> None:
+        self._device = device
+
+    async def GetDevice(
+        self, request: devices_pb2.GetDeviceRequest, context: grpc.aio.ServicerContext
+    ) -> devices_pb2.Device:
+        return self._device
+
+
+def fixed_device(body: Path) -> devices_pb2.Device:
+    return json_format.Parse(body.read_bytes(), devices_pb2.Device(), ignore_unknown_fields=True)
+
+
+async def serve(body: Path, port: int) -> None:
+    server = grpc.aio.server()
+    devices_pb2_grpc.add_DeviceServiceServicer_to_server(FixedDevices(fixed_device(body)), server)
+    bound = server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    print(f"listening on 127.0.0.1:{bound}", flush=True)
+    await server.wait_for_termination()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--body", type=Path, required=True)
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    asyncio.run(serve(args.body, args.port))
