@@ -14,26 +14,30 @@ from pathlib import Path
 
 import grpc
 from google.protobuf import json_format
-from openframe.v1 import devices_pb2, devices_pb2_grpc
-
-
-class FixedDevices(devices_pb2_grpc.DeviceServiceServicer):
-    def __init__(self, device: devices_pb2.Device) -> None:
-        self._device = device
-
-    async def GetDevice(
-        self, request: devices_pb2.GetDeviceRequest, context: grpc.aio.ServicerContext
-    ) -> devices_pb2.Device:
-        return self._device
+from openframe.v1 import devices_pb2
 
 
 def fixed_device(body: Path) -> devices_pb2.Device:
     return json_format.Parse(body.read_bytes(), devices_pb2.Device(), ignore_unknown_fields=True)
 
 
+def handler(device: devices_pb2.Device) -> grpc.GenericRpcHandler:
+    # A generic handler, as the adapter registers its own (and no generated
+    # *_pb2_grpc module, so any grpcio version can run it).
+    async def get_device(request: devices_pb2.GetDeviceRequest, context: grpc.aio.ServicerContext) -> object:
+        return device
+
+    method = grpc.unary_unary_rpc_method_handler(
+        get_device,
+        request_deserializer=devices_pb2.GetDeviceRequest.FromString,
+        response_serializer=devices_pb2.Device.SerializeToString,
+    )
+    return grpc.method_handlers_generic_handler("openframe.v1.DeviceService", {"GetDevice": method})
+
+
 async def serve(body: Path, port: int) -> None:
     server = grpc.aio.server()
-    devices_pb2_grpc.add_DeviceServiceServicer_to_server(FixedDevices(fixed_device(body)), server)
+    server.add_generic_rpc_handlers((handler(fixed_device(body)),))
     bound = server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     print(f"listening on 127.0.0.1:{bound}", flush=True)

@@ -8,6 +8,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -59,6 +60,8 @@ func main() {
 		log.Fatalf("-upstream: %v", err)
 	}
 	proxy := httputil.NewSingleHostReverseProxy(target)
+	// ghz cancels the calls in flight when a run ends; those are not worth a log line each.
+	proxy.ErrorLog = log.New(io.Discard, "", 0)
 	// Keep as many idle connections as the bench has calls in flight (the default
 	// of 2 per host would make it reconnect constantly at concurrency 64).
 	proxy.Transport = &http.Transport{
