@@ -26,6 +26,15 @@ BODY = HERE / "device.json"
 METHOD = "openframe.v1.DeviceService.GetDevice"
 REQUEST = devices_pb2.GetDeviceRequest(device_id="dev_001")
 KEY = "bench-key"
+ARM_OF_CLIENT = {"aiohttp": report.AIOHTTP, "httpx-aiohttp": report.HTTPX}
+SHORT_NAMES = {
+    "adapter": report.ADAPTER,
+    "cache": report.CACHE,
+    "vanguard": report.VANGUARD,
+    "ceiling": report.CEILING,
+    "aiohttp": report.AIOHTTP,
+    "httpx": report.HTTPX,
+}
 
 
 def build() -> Path:
@@ -156,6 +165,8 @@ def run(args: argparse.Namespace) -> int:
             started(report.CEILING, python("-m", "bench.peer.ceiling", "--body", str(BODY)), cpu=sut)
         )
         check_identical(arms)
+        for name in [n for n in arms if n not in args.arms]:
+            del arms[name]
         for repeat in range(args.repeat):
             # Rotate the order each round so slow drift of the machine's load spreads evenly.
             names = list(arms)[repeat % len(arms) :] + list(arms)[: repeat % len(arms)]
@@ -163,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
                 for c in levels:
                     row = ghz(tools, arms[name], c, args.seconds, load)
                     runs.setdefault((name, c), []).append(row)
-            for client in ("aiohttp", "httpx-aiohttp"):
+            for client in [c for c in ("aiohttp", "httpx-aiohttp") if ARM_OF_CLIENT[c] in args.arms]:
                 for c in levels:
                     row = direct(client, upstream, c, args.seconds, sut)
                     runs.setdefault((row.arm, c), []).append(row)
@@ -206,7 +217,13 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write the rows here")
     parser.add_argument("--chart", type=Path, help="PNG to write (default docs/img/peer-bench.png)")
     parser.add_argument("--smoke", action="store_true", help="seconds-long run that checks the bench works")
+    parser.add_argument(
+        "--arms",
+        default=",".join(SHORT_NAMES),
+        help=f"measure only these (default all: {','.join(SHORT_NAMES)})",
+    )
     args = parser.parse_args()
+    args.arms = {SHORT_NAMES[a] for a in args.arms.split(",")}
     if args.smoke or os.environ.get("BENCH_SMOKE") == "1":
         args.seconds, args.repeat, args.events_seconds, args.events_records = 0.3, 1, 0.5, 5_000
         # A smoke run's figures mean nothing: never over the documented chart.
