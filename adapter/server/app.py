@@ -27,6 +27,7 @@ from adapter.config.settings import Settings
 from adapter.descriptors.catalog import proto_files
 from adapter.descriptors.loader import ServiceSpec, load_service_specs
 from adapter.descriptors.method_spec import SpecError
+from adapter.telemetry.rpc_spans import skip_self_traced
 from adapter.transcoding.json_codec import JsonCodec
 from adapter.transcoding.page_tokens import PageTokenSigner
 from adapter.upstream.caller import UpstreamCaller
@@ -94,8 +95,13 @@ class AdapterServer:
         grpc_settings = self.settings.grpc
         server = aio.server(
             interceptors=[
-                aio_server_interceptor(tracer_provider=self._tracer_provider),  # type: ignore[no-untyped-call]
-                RequestDecodingInterceptor(),  # inside tracing: a refused request is still a span
+                # Upstream-backed services make their own spans (adapter/telemetry/rpc_spans.py).
+                aio_server_interceptor(  # type: ignore[no-untyped-call]
+                    tracer_provider=self._tracer_provider, filter_=skip_self_traced(self.service_names)
+                ),
+                # Inside tracing: a refused request to the services the interceptor traces is
+                # still a span (upstream-backed ones start theirs in the handler, after decoding).
+                RequestDecodingInterceptor(),
             ],
             options=server_options(grpc_settings),
         )
@@ -117,7 +123,14 @@ class AdapterServer:
             upstream_settings = self.settings.upstreams[spec.upstream]
             handlers = {
                 m.name: grpc.unary_unary_rpc_method_handler(
-                    method_handler(m, codec, upstream_settings, caller, page_tokens=page_tokens),
+                    method_handler(
+                        m,
+                        codec,
+                        upstream_settings,
+                        caller,
+                        page_tokens=page_tokens,
+                        tracer_provider=self._tracer_provider,
+                    ).handle,
                     request_deserializer=m.input_type.FromString,
                     response_serializer=m.output_type.SerializeToString,
                 )

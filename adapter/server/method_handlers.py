@@ -3,6 +3,8 @@ operation (``(meshadapter.options.v1.graphql)``)."""
 
 from __future__ import annotations
 
+from opentelemetry.trace import TracerProvider
+
 from adapter.config.settings import UpstreamSettings
 from adapter.descriptors.method_spec import MethodSpec
 from adapter.graphql.transcoder import GraphQLTranscoder
@@ -25,13 +27,16 @@ def method_handler(
     caller: UpstreamCaller,
     *,
     page_tokens: PageTokenSigner | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> MethodHandler:
-    """The handler of ``spec``, built once at start-up. ``page_tokens`` signs the
-    page tokens of REST list methods (built once from ``Settings.page_tokens``)."""
+    """The handler of ``spec``, built once at start-up; it makes the call's server span.
+    ``page_tokens`` signs the page tokens of REST list methods (built once from
+    ``Settings.page_tokens``)."""
     limits = RequestLimits(
         max_url_bytes=upstream.max_url_bytes, max_body_bytes=upstream.max_request_body_bytes
     )
     if spec.graphql is not None:
-        return GraphQLMethodHandler(GraphQLTranscoder(spec, codec, upstream.graphql, limits), caller)
+        graphql = GraphQLTranscoder(spec, codec, upstream.graphql, limits)
+        return GraphQLMethodHandler(graphql, caller, tracer_provider=tracer_provider)
     transcoder = MethodTranscoder(spec, codec, upstream.pagination, page_tokens=page_tokens, limits=limits)
-    return UpstreamMethodHandler(transcoder, caller)
+    return UpstreamMethodHandler(transcoder, caller, tracer_provider=tracer_provider)

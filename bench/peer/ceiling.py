@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 from pathlib import Path
 
 import grpc
@@ -35,8 +36,17 @@ def handler(device: devices_pb2.Device) -> grpc.GenericRpcHandler:
     return grpc.method_handlers_generic_handler("openframe.v1.DeviceService", {"GetDevice": method})
 
 
-async def serve(body: Path, port: int) -> None:
-    server = grpc.aio.server()
+async def serve(body: Path, port: int, *, interceptor: bool) -> None:
+    interceptors = []
+    if interceptor:  # what the OpenTelemetry interceptor alone costs (profiling, not a bench arm)
+        from opentelemetry.instrumentation.grpc import aio_server_interceptor
+        from opentelemetry.sdk.trace import TracerProvider
+
+        skip = os.environ.get("CEILING_INTERCEPTOR_SKIPS") == "1"  # filtered out: dispatch cost only
+        interceptors.append(
+            aio_server_interceptor(tracer_provider=TracerProvider(), filter_=(lambda _d: False) if skip else None)
+        )
+    server = grpc.aio.server(interceptors=interceptors)
     server.add_generic_rpc_handlers((handler(fixed_device(body)),))
     bound = server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
@@ -48,5 +58,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--body", type=Path, required=True)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--otel-interceptor", action="store_true")
     args = parser.parse_args()
-    asyncio.run(serve(args.body, args.port))
+    asyncio.run(serve(args.body, args.port, interceptor=args.otel_interceptor))
