@@ -6,11 +6,16 @@ the Python ceiling, against an upstream that is never the bottleneck (issue 11).
 Arms, each answering ``openframe.v1.DeviceService/GetDevice`` with the same
 ~650-byte Device (checked byte for byte before anything is measured):
 
-- mesh-adapter as shipped (tracing interceptor, default transport; events, cache
-  and rate limiter off), and once more with the cache on (every call a hit);
+- mesh-adapter as shipped (tracing, default transport; events, cache and rate
+  limiter off; retries, deadlines, rich errors on), exporting its spans and
+  metrics over OTLP to a sink (go/otlpsink), and once more with the cache on
+  (every call a hit);
 - vanguard-go: connectrpc.com/vanguard transcoding gRPC -> REST through
   ``httputil.ReverseProxy``, schema from a descriptor set of protos/ (go/vanguard);
 - the grpc.aio ceiling: a plain grpc.aio server returning a fixed Device (ceiling.py);
+- the floor: the same server doing one bare aiohttp GET of the upstream per call
+  (ceiling.py --upstream), i.e. what any design of this adapter on grpc.aio and
+  aiohttp costs before its own work;
 - aiohttp and httpx (over httpx-aiohttp) GETting the upstream directly (direct_client.py).
 
 The upstream is a compiled Go ``net/http`` server (go/upstream) answering the

@@ -32,6 +32,7 @@ SHORT_NAMES = {
     "cache": report.CACHE,
     "vanguard": report.VANGUARD,
     "ceiling": report.CEILING,
+    "floor": report.FLOOR,
     "aiohttp": report.AIOHTTP,
     "httpx": report.HTTPX,
 }
@@ -43,13 +44,14 @@ def build() -> Path:
     return Path(out.stdout.strip().splitlines()[-1])
 
 
-def adapter_env(upstream: str, port: int, *, cache: bool) -> dict[str, str]:
+def adapter_env(upstream: str, port: int, *, cache: bool, otlp: str) -> dict[str, str]:
     env = {
         "MESH_LOG_LEVEL": "WARNING",
         "MESH_GRPC__HOST": "127.0.0.1",
         "MESH_GRPC__PORT": str(port),
         "MESH_EVENTS__ENABLED": "false",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": "",
+        # Spans and metrics go to a real OTLP exporter (the sink on the load core).
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{otlp}",
     }
     for name in ("OPENFRAME", "OCTOSPINE"):
         prefix = f"MESH_UPSTREAMS__{name}__"
@@ -149,12 +151,13 @@ def run(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         up = stack.enter_context(started("upstream", [str(tools / "upstream"), "-body", str(BODY)], cpu=load))
         upstream = f"http://{up.address}"
+        otlp = stack.enter_context(started("otlpsink", [str(tools / "otlpsink")], cpu=load)).address
         arms: dict[str, Started] = {}
         for name, cache in ((report.ADAPTER, False), (report.CACHE, True)):
             port = free_port()
             arms[name] = stack.enter_context(
                 started(name, python("-m", "adapter"), cpu=sut, ready="",
-                        env=adapter_env(upstream, port, cache=cache), address=f"127.0.0.1:{port}")
+                        env=adapter_env(upstream, port, cache=cache, otlp=otlp), address=f"127.0.0.1:{port}")
             )  # fmt: skip
             wait_serving(arms[name].address)
         arms[report.VANGUARD] = stack.enter_context(
@@ -164,6 +167,8 @@ def run(args: argparse.Namespace) -> int:
         arms[report.CEILING] = stack.enter_context(
             started(report.CEILING, python("-m", "bench.peer.ceiling", "--body", str(BODY)), cpu=sut)
         )
+        floor = python("-m", "bench.peer.ceiling", "--body", str(BODY), "--upstream", upstream)
+        arms[report.FLOOR] = stack.enter_context(started(report.FLOOR, floor, cpu=sut))
         check_identical(arms)
         for name in [n for n in arms if n not in args.arms]:
             del arms[name]

@@ -3,7 +3,12 @@ fixed Device (decoded once, with protobuf's own json_format, from the same JSON
 the compiled upstream serves). No interceptor, no upstream: what grpc.aio alone
 costs per call.
 
-    python -m bench.peer.ceiling --body bench/peer/device.json
+With ``--upstream`` it is the floor instead: each call also GETs the device from
+the upstream with a bare aiohttp session (body read, not decoded) before
+answering the fixed Device: what grpc.aio plus one aiohttp exchange cost in one
+process, before any of the adapter's own work.
+
+    python -m bench.peer.ceiling --body bench/peer/device.json [--upstream http://127.0.0.1:PORT]
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import asyncio
 import os
 from pathlib import Path
 
+import aiohttp
 import grpc
 from google.protobuf import json_format
 from openframe.v1 import devices_pb2
@@ -22,10 +28,17 @@ def fixed_device(body: Path) -> devices_pb2.Device:
     return json_format.Parse(body.read_bytes(), devices_pb2.Device(), ignore_unknown_fields=True)
 
 
-def handler(device: devices_pb2.Device) -> grpc.GenericRpcHandler:
+def handler(device: devices_pb2.Device, upstream: str = "") -> grpc.GenericRpcHandler:
     # A generic handler, as the adapter registers its own (and no generated
     # *_pb2_grpc module, so any grpcio version can run it).
+    session: aiohttp.ClientSession | None = None
+
     async def get_device(request: devices_pb2.GetDeviceRequest, context: grpc.aio.ServicerContext) -> object:
+        nonlocal session
+        if upstream:
+            session = session or aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+            async with session.get(f"{upstream}/v1/devices/{request.device_id}") as response:
+                await response.read()
         return device
 
     method = grpc.unary_unary_rpc_method_handler(
@@ -36,7 +49,7 @@ def handler(device: devices_pb2.Device) -> grpc.GenericRpcHandler:
     return grpc.method_handlers_generic_handler("openframe.v1.DeviceService", {"GetDevice": method})
 
 
-async def serve(body: Path, port: int, *, interceptor: bool) -> None:
+async def serve(body: Path, port: int, *, interceptor: bool, upstream: str) -> None:
     interceptors = []
     if interceptor:  # what the OpenTelemetry interceptor alone costs (profiling, not a bench arm)
         from opentelemetry.instrumentation.grpc import aio_server_interceptor
@@ -44,10 +57,12 @@ async def serve(body: Path, port: int, *, interceptor: bool) -> None:
 
         skip = os.environ.get("CEILING_INTERCEPTOR_SKIPS") == "1"  # filtered out: dispatch cost only
         interceptors.append(
-            aio_server_interceptor(tracer_provider=TracerProvider(), filter_=(lambda _d: False) if skip else None)
+            aio_server_interceptor(
+                tracer_provider=TracerProvider(), filter_=(lambda _d: False) if skip else None
+            )
         )
     server = grpc.aio.server(interceptors=interceptors)
-    server.add_generic_rpc_handlers((handler(fixed_device(body)),))
+    server.add_generic_rpc_handlers((handler(fixed_device(body), upstream),))
     bound = server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     print(f"listening on 127.0.0.1:{bound}", flush=True)
@@ -59,5 +74,6 @@ if __name__ == "__main__":
     parser.add_argument("--body", type=Path, required=True)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--otel-interceptor", action="store_true")
+    parser.add_argument("--upstream", default="", help="the floor: GET this upstream in every call")
     args = parser.parse_args()
-    asyncio.run(serve(args.body, args.port, interceptor=args.otel_interceptor))
+    asyncio.run(serve(args.body, args.port, interceptor=args.otel_interceptor, upstream=args.upstream))

@@ -58,9 +58,12 @@ def part_of(stack: list[str]) -> str:
 def profile(seconds: float, concurrency: int, raw: Path | None) -> None:
     tools = build()
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    with started("upstream", [str(tools / "upstream"), "-body", str(BODY)], cpu=1) as up:
+    with (
+        started("upstream", [str(tools / "upstream"), "-body", str(BODY)], cpu=1) as up,
+        started("otlpsink", [str(tools / "otlpsink")], cpu=1) as otlp,
+    ):
         port = free_port()
-        env = adapter_env(f"http://{up.address}", port, cache=False)
+        env = adapter_env(f"http://{up.address}", port, cache=False, otlp=otlp.address)
         address = f"127.0.0.1:{port}"
         adapter = python("-m", "adapter")
         with started("mesh-adapter", adapter, cpu=0, ready="", env=env, address=address) as arm:

@@ -11,9 +11,10 @@ ADAPTER = "mesh-adapter"
 CACHE = "mesh-adapter, cache hits"
 VANGUARD = "vanguard-go"
 CEILING = "grpc.aio ceiling"
+FLOOR = "grpc.aio + aiohttp floor"
 AIOHTTP = "aiohttp -> upstream"
 HTTPX = "httpx(-aiohttp) -> upstream"
-GRPC_ARMS = (ADAPTER, CACHE, VANGUARD, CEILING)
+GRPC_ARMS = (ADAPTER, CACHE, VANGUARD, CEILING, FLOOR)
 HTTP_ARMS = (AIOHTTP, HTTPX)
 ARMS = (*GRPC_ARMS, *HTTP_ARMS)
 
@@ -59,9 +60,9 @@ def _find(rows: Sequence[Row], arm: str, c: int) -> Row | None:
     return next((r for r in rows if r.arm == arm and r.concurrency == c), None)
 
 
-def ratios(rows: Sequence[Row], events: dict[str, Any] | None) -> list[tuple[str, float, str, bool]]:
+def ratios(rows: Sequence[Row], events: dict[str, Any] | None) -> list[tuple[str, float, str, bool | None]]:
     """(what, value, goal, met) for every goal of issue 11 the rows can answer."""
-    out: list[tuple[str, float, str, bool]] = []
+    out: list[tuple[str, float, str, bool | None]] = []
     levels = sorted({r.concurrency for r in rows})
     for c in (lv for lv in levels if lv > 1):
         adapter, ceiling, vanguard, cache = (_find(rows, a, c) for a in (ADAPTER, CEILING, VANGUARD, CACHE))
@@ -73,6 +74,10 @@ def ratios(rows: Sequence[Row], events: dict[str, Any] | None) -> list[tuple[str
         if adapter and vanguard:
             v = adapter.per_core / vanguard.per_core
             out.append((f"adapter / vanguard-go, per core, c={c}", v, ">= 0.6", v >= 0.6))
+        floor = _find(rows, FLOOR, c)
+        if adapter and floor:
+            v = adapter.per_core / floor.per_core
+            out.append((f"adapter / floor, per core, c={c}", v, "(context)", None))
         if cache and ceiling:
             v = cache.per_core / ceiling.per_core
             out.append((f"cache hits / ceiling, per core, c={c}", v, ">= 0.8", v >= 0.8))
@@ -97,12 +102,15 @@ def ratios(rows: Sequence[Row], events: dict[str, Any] | None) -> list[tuple[str
     return out
 
 
-def ratio_table(items: Sequence[tuple[str, float, str, bool]]) -> str:
+def ratio_table(items: Sequence[tuple[str, float, str, bool | None]]) -> str:
     lines = [
         f"| {'ratio':<46} | {'value':>7} | {'goal':<14} | met |",
         f"|{'-' * 48}|{'-' * 8}:|{'-' * 16}|-----|",
     ]
-    lines += [f"| {w:<46} | {v:>7.2f} | {g:<14} | {'yes' if m else 'NO':<3} |" for w, v, g, m in items]
+    lines += [
+        f"| {w:<46} | {v:>7.2f} | {g:<14} | {'-' if m is None else 'yes' if m else 'NO':<3} |"
+        for w, v, g, m in items
+    ]
     return "\n".join(lines)
 
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds what the peer bench runs besides Python (see bench/peer/__init__.py):
 #   1. a descriptor set of protos/ (with imports) for vanguard-go and ghz;
-#   2. the compiled upstream and the vanguard-go peer (go/, dependencies from the
-#      Go module proxy, pinned by go.sum);
+#   2. the compiled upstream, the vanguard-go peer and the OTLP sink the adapter
+#      exports its spans and metrics to (go/, dependencies from the Go module
+#      proxy, pinned by go.sum);
 #   3. ghz, the gRPC load generator (a `tool` line in go/go.mod pins it).
 # Everything lands in bench/peer/.build (git-ignored). Idempotent: skipped while a
 # stamp keyed on the hash of the inputs and the Go version matches and the outputs
@@ -53,7 +54,7 @@ key=$(
     printf '%s\0' "$here/setup.sh"
   } | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16
 )-$("$GO" env GOVERSION)
-outputs=("$build/protos.pb" "$build/upstream" "$build/vanguard" "$build/ghz")
+outputs=("$build/protos.pb" "$build/upstream" "$build/vanguard" "$build/otlpsink" "$build/ghz")
 fresh=1
 [ "${PEER_BENCH_FORCE:-0}" != 1 ] && [ -f "$build/stamp" ] && [ "$(cat "$build/stamp")" = "$key" ] || fresh=0
 for out in "${outputs[@]}"; do [ -e "$out" ] || fresh=0; done
@@ -65,8 +66,8 @@ else
     "$PY" -m grpc_tools.protoc -I protos -I third_party --include_imports \
     --descriptor_set_out="$build/protos.pb" "${files[@]}"
   # -mod=readonly: a go.sum that does not cover the build fails here, not later.
-  step "built the upstream and vanguard-go" \
-    env -C "$here/go" "$GO" build -mod=readonly -trimpath -o "$build/" ./upstream ./vanguard
+  step "built the upstream, vanguard-go and the OTLP sink" \
+    env -C "$here/go" "$GO" build -mod=readonly -trimpath -o "$build/" ./upstream ./vanguard ./otlpsink
   step "installed ghz (version from go/go.mod)" env -C "$here/go" GOBIN="$build" "$GO" install -mod=readonly tool
   echo "$key" >"$build/stamp"
 fi
