@@ -19,7 +19,6 @@ __all__ = ["UpstreamSpans"]
 HTTP_METHOD = "http.request.method"
 HTTP_STATUS = "http.response.status_code"
 URL_FULL = "url.full"
-URL_TEMPLATE = "url.template"
 SERVER_ADDRESS = "server.address"
 SERVER_PORT = "server.port"
 ERROR_TYPE = "error.type"
@@ -34,7 +33,8 @@ class UpstreamSpans:
         self._port = origin.port or {"http": 80, "https": 443}.get(origin.scheme, 0)
 
     def start(self, method: str, url: str, route: str, headers: list[tuple[str, str]]) -> Span:
-        """A started span (child of the current one); its context is appended to ``headers``.
+        """A started span (child of the current one) named after the route
+        (``GET /v1/devices/{device_id}``); its context is appended to ``headers``.
         The URL carries no secret: credentials travel in headers, never in it."""
         span = self._tracer.start_span(
             route,
@@ -42,7 +42,6 @@ class UpstreamSpans:
             attributes={
                 HTTP_METHOD: method,
                 URL_FULL: url,
-                URL_TEMPLATE: route.partition(" ")[2],
                 SERVER_ADDRESS: self._address,
                 SERVER_PORT: self._port,
             },

@@ -128,7 +128,8 @@ def events_table(events: dict[str, Any]) -> str:
 
 
 def chart(rows: Sequence[Row], path: Path, title: str) -> None:
-    """Grouped bars: req/s (left) and p99 (right) per arm and concurrency."""
+    """Grouped bars per arm and concurrency: req/s, req/s per core (the goals are per
+    core) and p99."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -136,12 +137,13 @@ def chart(rows: Sequence[Row], path: Path, title: str) -> None:
 
     levels = sorted({r.concurrency for r in rows})
     arms = [a for a in ARMS if any(r.arm == a for r in rows)]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(17, 4.8))
     width = 0.8 / len(arms)
     for i, arm in enumerate(arms):
         xs = [j + i * width for j in range(len(levels))]
         found = [_find(rows, arm, c) for c in levels]
         left.bar(xs, [r.rps if r else 0 for r in found], width, label=arm)
+        middle.bar(xs, [r.per_core if r else 0 for r in found], width, label=arm)
         right.bar(xs, [r.p99_ms if r else 0 for r in found], width, label=arm)
     for ax, label in (
         (left, "requests/s (higher is better)"),
