@@ -96,16 +96,17 @@ async def measure(
 ) -> tuple[float, float, float]:
     """(requests/s, p50 ms, p99 ms) of ``call`` from ``concurrency`` workers."""
     latencies: list[float] = []
-    stop_at = time.perf_counter() + seconds
+    for _ in range(20):  # warm up connections
+        await call()
+    stop_at = time.perf_counter() + seconds  # after the warm-up, however long it took
 
     async def worker() -> None:
-        while time.perf_counter() < stop_at:
+        # At least two calls each, so a short (smoke) run on a busy machine still has quantiles.
+        while time.perf_counter() < stop_at or len(latencies) < 2:
             started = time.perf_counter()
             await call()
             latencies.append(time.perf_counter() - started)
 
-    for _ in range(20):  # warm up connections
-        await call()
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
