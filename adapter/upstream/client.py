@@ -21,6 +21,7 @@ from urllib.parse import SplitResult, urlencode, urljoin, urlsplit
 
 import httpx
 from opentelemetry.trace import TracerProvider
+from yarl import URL
 
 from adapter.config.settings import UpstreamSettings
 from adapter.telemetry.upstream_spans import UpstreamSpans
@@ -154,7 +155,10 @@ class UpstreamClient:
         return answer
 
     def _follow(self, url: str, location: str, route: str) -> str:
-        target = urljoin(url, location)
+        # A Location may hold characters a URL must carry percent-encoded; yarl
+        # encodes them (and leaves existing escapes alone), since the exchange
+        # sends the URL as it is.
+        target = str(URL(urljoin(url, location)))
         parts = urlsplit(target)
         if _origin(parts) != self._origin:
             port = f":{parts.port}" if parts.port else ""
