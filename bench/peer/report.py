@@ -147,6 +147,7 @@ def chart(rows: Sequence[Row], path: Path, title: str) -> None:
         right.bar(xs, [r.p99_ms if r else 0 for r in found], width, label=arm)
     for ax, label in (
         (left, "requests/s (higher is better)"),
+        (middle, "requests/s per core = req/s / CPU (higher is better)"),
         (right, "p99 latency, ms (log; lower is better)"),
     ):
         ax.set_xticks([j + width * (len(arms) - 1) / 2 for j in range(len(levels))])
