@@ -143,4 +143,6 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", default="1,16")
     args = parser.parse_args()
+    if os.environ.get("BENCH_SMOKE") == "1":
+        args.seconds = 0.3
     asyncio.run(main(args.seconds, [int(c) for c in args.concurrency.split(",")]))
