@@ -13,9 +13,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
+from adapter.assembly.callers import build_credentials
 from adapter.upstream.client import UpstreamClient
 from adapter.upstream.errors import UpstreamRedirectBlocked
-from adapter.upstream.factory import build_credentials
 from adapter.upstream.messages import UpstreamRequest
 from simulator import Fault, Simulator
 from tests.conftest import OPENFRAME_KEY, adapter_settings
