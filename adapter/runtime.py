@@ -96,7 +96,9 @@ class MeshAdapter:
             meter_provider=self._meter_provider,
         )
         transcoders = build_transcoders(catalog, settings, codec=codec, page_tokens=page_tokens)
-        services = upstream_services(catalog, transcoders=transcoders, callers=self.callers)
+        services = upstream_services(
+            catalog, transcoders=transcoders, callers=self.callers, tracer_provider=self._tracer_provider
+        )
         parts: list[Part] = [part("upstream callers", _nothing, self._close_callers)]
         if settings.events.enabled:
             self.events = build_event_pipeline(
@@ -128,7 +130,9 @@ class MeshAdapter:
             settings.grpc,
             services=services,
             board=self.board,
-            interceptors=server_interceptors(tracer_provider=self._tracer_provider),
+            interceptors=server_interceptors(
+                tracer_provider=self._tracer_provider, self_traced=[s.name for s in catalog.specs]
+            ),
             reflection_enabled=settings.grpc.reflection,
         )
         parts.append(self.server)

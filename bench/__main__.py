@@ -2,18 +2,23 @@
 
 python -m bench            # all
 python -m bench codec      # one (module name without the package)
+python -m bench --smoke    # each once, seconds long (what `make test` runs): checks they work
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import subprocess
 import sys
 
-BENCHES = ["codec", "adapter_vs_direct", "graphql_overview", "intake_tracing", "spool_throughput"]
+BENCHES = ["codec", "adapter_vs_direct", "graphql_overview", "intake_tracing", "spool_throughput", "peer"]
 
 
 def main(names: list[str]) -> int:
+    # BENCH_SMOKE=1 makes every bench run a few seconds only (no meaningful figures).
+    env = {**os.environ, "BENCH_SMOKE": "1"} if "--smoke" in names else None
+    names = [n for n in names if n != "--smoke"]
     failed = 0
     for name in names or BENCHES:
         print(f"\n### bench.{name}", flush=True)
@@ -23,7 +28,7 @@ def main(names: list[str]) -> int:
             print(f"(bench.{name} not found)")
             continue
         # A fresh interpreter per benchmark: no warm caches or loops carried over.
-        failed |= subprocess.run([sys.executable, "-m", f"bench.{name}"], check=False).returncode
+        failed |= subprocess.run([sys.executable, "-m", f"bench.{name}"], check=False, env=env).returncode
     return failed
 
 

@@ -6,6 +6,7 @@ on the same ~1 KB alert and a 50-item list page, in one run.
 
 from __future__ import annotations
 
+import os
 import timeit
 
 import orjson
@@ -44,7 +45,7 @@ def main() -> None:
     page_std = orjson.dumps({"alerts": [_proto3_json(ALERT)] * 50})
     message = codec.decode(alerts_pb2.Alert, orjson.loads(raw))
     listing = codec.decode(alerts_pb2.ListAlertsResponse, orjson.loads(page))
-    n = 20000
+    n = 200 if os.environ.get("BENCH_SMOKE") == "1" else 20000
     rows = [
         (
             f"decode 1 alert ({len(raw)} B)",

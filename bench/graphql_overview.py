@@ -64,6 +64,7 @@ async def adapter(octospine: str) -> AsyncIterator[str]:
         **os.environ,
         "MESH_LOG_LEVEL": "WARNING",
         "MESH_GRPC__PORT": str(port),
+        "MESH_TELEMETRY__OPS_PORT": "0",
         "MESH_EVENTS__ENABLED": "false",
         "MESH_UPSTREAMS__OPENFRAME__BASE_URL": "http://127.0.0.1:9",
         "MESH_UPSTREAMS__OPENFRAME__AUTH__API_KEY": KEY,
@@ -143,4 +144,6 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", default="1,16")
     args = parser.parse_args()
+    if os.environ.get("BENCH_SMOKE") == "1":
+        args.seconds = 0.3
     asyncio.run(main(args.seconds, [int(c) for c in args.concurrency.split(",")]))

@@ -13,8 +13,9 @@ Rows (same records: ~300-byte JSON value, 5 headers, 50 keys, 3 partitions):
   spool): latency is until Kafka acknowledged, which is what a source producing
   directly would wait before acknowledging.
 
-Needs the test broker on 127.0.0.1:19092 (started with ``scripts/kafka`` when it is
-not running, and stopped again afterwards). Every scenario is capped at
+Needs the test broker on 127.0.0.1:19092 (or ``BENCH_KAFKA_PORT``, else
+``KAFKA_TEST_PORT``), started with ``scripts/kafka`` when it is not running, and
+stopped again afterwards. Every scenario is capped at
 ``--seconds`` (default 6), so a run stays under a minute.
 """
 
@@ -43,7 +44,7 @@ from adapter.events.records import OutboundRecord
 from adapter.events.spool import EventSpool
 
 ROOT = Path(__file__).resolve().parents[1]
-PORT = int(os.environ.get("BENCH_KAFKA_PORT", "19092"))
+PORT = int(os.environ.get("BENCH_KAFKA_PORT") or os.environ.get("KAFKA_TEST_PORT") or 19092)
 BOOTSTRAP = f"127.0.0.1:{PORT}"
 SOURCES = 16
 
@@ -242,6 +243,8 @@ def cli() -> None:
     parser.add_argument("--records", type=int, default=60_000, help="records per scenario (default 60000)")
     parser.add_argument("--seconds", type=float, default=6.0, help="cap per scenario (default 6)")
     args = parser.parse_args()
+    if os.environ.get("BENCH_SMOKE") == "1":
+        args.records, args.seconds = 2_000, 0.3
     started_broker = broker("status") != 0
     if started_broker and broker("start") != 0:
         raise SystemExit(f"could not start the Kafka broker on {BOOTSTRAP} (scripts/kafka start)")

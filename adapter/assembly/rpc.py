@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import grpc
+from opentelemetry.trace import TracerProvider
 
 from adapter.config.settings import Settings
 from adapter.server.app import ServedService
@@ -38,7 +39,11 @@ def rest_transcoders(transcoders: Mapping[str, Transcoder]) -> dict[str, MethodT
 
 
 def upstream_services(
-    catalog: Catalog, *, transcoders: Mapping[str, Transcoder], callers: Mapping[str, UpstreamCaller]
+    catalog: Catalog,
+    *,
+    transcoders: Mapping[str, Transcoder],
+    callers: Mapping[str, UpstreamCaller],
+    tracer_provider: TracerProvider | None = None,
 ) -> list[ServedService]:
     """One ServedService per upstream-backed service of the protos."""
     services = []
@@ -46,7 +51,7 @@ def upstream_services(
         caller = callers[spec.upstream]
         handlers = {
             m.name: grpc.unary_unary_rpc_method_handler(
-                method_handler(transcoders[m.path], caller),
+                method_handler(transcoders[m.path], caller, tracer_provider=tracer_provider).handle,
                 request_deserializer=m.input_type.FromString,
                 response_serializer=m.output_type.SerializeToString,
             )

@@ -1,25 +1,33 @@
 """What stands in front of every handler, outermost first:
 
-1. tracing (OpenTelemetry's grpc.aio server interceptor): every call is a span,
-   refused ones included;
+1. tracing (OpenTelemetry's grpc.aio server interceptor) for the services that do
+   not trace themselves (health, reflection, EventService): upstream-backed
+   handlers make their own server span (adapter/telemetry/rpc_spans.py), which
+   costs a fraction of the interceptor's wrapping (docs/benchmarks.md);
 2. request decoding: bytes that do not decode are INVALID_ARGUMENT naming the
    field, never UNKNOWN (issue 7);
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from opentelemetry.trace import TracerProvider
 
 from adapter.server.request_decoding import RequestDecodingInterceptor
+from adapter.telemetry.rpc_spans import skip_self_traced
 
 __all__ = ["server_interceptors"]
 
 
-def server_interceptors(*, tracer_provider: TracerProvider | None) -> list[Any]:
+def server_interceptors(
+    *, tracer_provider: TracerProvider | None, self_traced: Sequence[str] = ()
+) -> list[Any]:
     return [
-        aio_server_interceptor(tracer_provider=tracer_provider),  # type: ignore[no-untyped-call]
+        aio_server_interceptor(  # type: ignore[no-untyped-call]
+            tracer_provider=tracer_provider, filter_=skip_self_traced(list(self_traced))
+        ),
         RequestDecodingInterceptor(),  # inside tracing: a refused request is still a span
     ]

@@ -119,8 +119,8 @@ class UpstreamSettings(_Frozen):
     max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_connections: int = Field(default=100, ge=1)
     max_keepalive_connections: int = Field(default=50, ge=0)
-    #: ``aiohttp`` (httpx-aiohttp) holds up under concurrency; ``httpx`` is the
-    #: pure httpcore pool. See bench/upstream_transport.py for the comparison.
+    #: ``aiohttp`` (aiohttp's client directly: the cheapest per call and steady under
+    #: concurrency); ``httpx`` is httpx's own pool (httpcore). See docs/benchmarks.md.
     transport: Literal["aiohttp", "httpx"] = "aiohttp"
     verify_tls: bool = True
     #: Extra CA bundle (PEM) for upstreams behind a private CA.

@@ -17,6 +17,7 @@ import logging
 
 from google.protobuf.message import Message
 from google.rpc import status_pb2
+from opentelemetry.trace import TracerProvider
 
 from adapter.graphql.answer import GraphQLAnswer, GraphQLErrorItem, read_answer, read_error_answer
 from adapter.graphql.errors import UpstreamGraphQLError
@@ -42,8 +43,14 @@ _UNKNOWN_QUERY = ("PERSISTED_QUERY_NOT_FOUND", "PERSISTED_QUERY_NOT_SUPPORTED")
 class GraphQLMethodHandler(MethodHandler):
     """Serves one RPC from its upstream's GraphQL endpoint."""
 
-    def __init__(self, transcoder: GraphQLTranscoder, caller: UpstreamCaller) -> None:
-        super().__init__(transcoder.spec, caller)
+    def __init__(
+        self,
+        transcoder: GraphQLTranscoder,
+        caller: UpstreamCaller,
+        *,
+        tracer_provider: TracerProvider | None = None,
+    ) -> None:
+        super().__init__(transcoder.spec, caller, tracer_provider=tracer_provider)
         self._transcoder = transcoder
 
     async def exchange(self, request: Message, *, deadline: float, context: HandlerContext) -> Message:

@@ -1,5 +1,6 @@
 """The unary handler every upstream-backed RPC runs: bind, call, decode, or
-fail with a rich status. Nothing in it is specific to an endpoint.
+fail with a rich status, inside the call's server span. Nothing in it is
+specific to an endpoint.
 
 :class:`MethodHandler` holds what every RPC shares (deadline, logging, the failure
 status); :class:`UpstreamMethodHandler` makes a REST call, and
@@ -10,16 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import NoReturn, Protocol
 
 import grpc
 from google.protobuf.message import Message
 from google.rpc import status_pb2
 from grpc_status import rpc_status
+from opentelemetry.trace import TracerProvider
 
 from adapter.descriptors.method_spec import MethodSpec
 from adapter.status.mapping import to_rpc_status
 from adapter.telemetry.redaction import redacted
+from adapter.telemetry.rpc_spans import RpcSpans
 from adapter.transcoding.json_codec import MalformedPayloadError
 from adapter.transcoding.method_transcoder import MethodTranscoder
 from adapter.transcoding.response_binding import UnexpectedContentTypeError
@@ -51,6 +55,8 @@ class HandlerContext(Protocol):
 
     def time_remaining(self) -> float | None: ...
 
+    def invocation_metadata(self) -> Sequence[tuple[str, str | bytes]] | None: ...
+
     def set_trailing_metadata(self, trailing_metadata: tuple[tuple[str, str | bytes], ...]) -> None: ...
 
     async def abort_with_status(self, status: grpc.Status) -> NoReturn: ...
@@ -61,27 +67,41 @@ class MethodHandler:
     upstream-backed RPC shares. Subclasses make the call (:meth:`exchange`) and may map
     failures of their own (:meth:`status_of`)."""
 
-    def __init__(self, spec: MethodSpec, caller: UpstreamCaller) -> None:
+    def __init__(
+        self, spec: MethodSpec, caller: UpstreamCaller, *, tracer_provider: TracerProvider | None = None
+    ) -> None:
         self.spec = spec
         self._caller = caller
+        self._spans = RpcSpans(tracer_provider, spec.path)
 
-    async def __call__(self, request: Message, context: HandlerContext) -> Message:
+    async def handle(self, request: Message, context: HandlerContext) -> Message:
+        """The gRPC behaviour. Register this bound method, not the object: grpc.aio
+        needs a coroutine function and does not look inside callable objects."""
         spec = self.spec
-        loop = asyncio.get_running_loop()
-        remaining = context.time_remaining()
-        budget = self._caller.default_timeout
-        if remaining is not None:
-            budget = min(budget, max(remaining, 0.0))
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("%s request %s", spec.path, redacted(request))
+        span, token = self._spans.start(context.invocation_metadata())
         try:
-            return await self.exchange(request, deadline=loop.time() + budget, context=context)
+            loop = asyncio.get_running_loop()
+            remaining = context.time_remaining()
+            budget = self._caller.default_timeout
+            if remaining is not None:
+                budget = min(budget, max(remaining, 0.0))
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("%s request %s", spec.path, redacted(request))
+            response = await self.exchange(request, deadline=loop.time() + budget, context=context)
+        except asyncio.CancelledError:
+            self._spans.end(span, token, grpc.StatusCode.CANCELLED, "cancelled by the caller")
+            raise
         except Exception as exc:  # every failure leaves as a status, never UNKNOWN
             status = self.status_of(exc)
             code = _CODES.get(status.code, grpc.StatusCode.UNKNOWN)
             log = logger.info if code in _QUIET else logger.warning
             log("%s -> %s: %s", spec.path, code.name, status.message)
+            self._spans.end(span, token, code, status.message)
             await context.abort_with_status(rpc_status.to_status(status))
+        self._spans.end(span, token)
+        return response
+
+    __call__ = handle
 
     async def exchange(self, request: Message, *, deadline: float, context: HandlerContext) -> Message:
         """Request message -> upstream -> response message, before ``deadline``."""
@@ -96,8 +116,14 @@ class MethodHandler:
 class UpstreamMethodHandler(MethodHandler):
     """Serves one RPC from its upstream's REST API."""
 
-    def __init__(self, transcoder: MethodTranscoder, caller: UpstreamCaller) -> None:
-        super().__init__(transcoder.spec, caller)
+    def __init__(
+        self,
+        transcoder: MethodTranscoder,
+        caller: UpstreamCaller,
+        *,
+        tracer_provider: TracerProvider | None = None,
+    ) -> None:
+        super().__init__(transcoder.spec, caller, tracer_provider=tracer_provider)
         self._transcoder = transcoder
 
     async def exchange(self, request: Message, *, deadline: float, context: HandlerContext) -> Message:

@@ -3,6 +3,8 @@ operation (``(meshadapter.options.v1.graphql)``)."""
 
 from __future__ import annotations
 
+from opentelemetry.trace import TracerProvider
+
 from adapter.config.settings import UpstreamSettings
 from adapter.descriptors.method_spec import MethodSpec
 from adapter.graphql.transcoder import GraphQLTranscoder
@@ -33,8 +35,11 @@ def transcoder_for(
     return MethodTranscoder(spec, codec, upstream.pagination, page_tokens=page_tokens, limits=limits)
 
 
-def method_handler(transcoder: Transcoder, caller: UpstreamCaller) -> MethodHandler:
-    """The handler serving ``transcoder``'s method through ``caller``."""
+def method_handler(
+    transcoder: Transcoder, caller: UpstreamCaller, *, tracer_provider: TracerProvider | None = None
+) -> MethodHandler:
+    """The handler serving ``transcoder``'s method through ``caller``; it makes the
+    call's server span (register its ``.handle``)."""
     if isinstance(transcoder, GraphQLTranscoder):
-        return GraphQLMethodHandler(transcoder, caller)
-    return UpstreamMethodHandler(transcoder, caller)
+        return GraphQLMethodHandler(transcoder, caller, tracer_provider=tracer_provider)
+    return UpstreamMethodHandler(transcoder, caller, tracer_provider=tracer_provider)

@@ -1,8 +1,10 @@
 """Tracer provider set-up: one per process, passed down explicitly.
 
-Spans: a server span per RPC (grpc instrumentation's aio interceptor) and a
-client span per upstream HTTP attempt (httpx instrumentation on each client),
-which also injects W3C ``traceparent`` into the upstream request.
+Spans: a server span per RPC (made by the upstream-backed handlers themselves,
+adapter/telemetry/rpc_spans.py; the grpc instrumentation's aio interceptor for
+the other services) and a client span per upstream HTTP request
+(adapter/telemetry/upstream_spans.py), which also injects W3C ``traceparent``
+into the upstream request.
 """
 
 from __future__ import annotations

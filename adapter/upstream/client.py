@@ -5,51 +5,49 @@ or the upstream's default bound when the caller sets none). When it passes, the
 in-flight request is cancelled, which closes its connection, so the upstream
 sees the client go away instead of finishing work nobody waits for.
 
-httpx and aiohttp exceptions are translated here, and only here, into
-:mod:`adapter.upstream.errors` (always ``raise ... from exc``).
+Redirects are followed here, at most ``max_redirects``, and only within the
+upstream's own origin: credentials never follow a redirect elsewhere. Each
+request (each redirect hop) gets a CLIENT span whose context travels as
+``traceparent``. The HTTP library's errors are translated below this, in
+:mod:`adapter.upstream.transport`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
-from collections.abc import Iterator
+from urllib.parse import SplitResult, urlencode, urljoin, urlsplit
 
-import aiohttp
 import httpx
-from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.trace import TracerProvider
+from yarl import URL
 
 from adapter.config.settings import UpstreamSettings
+from adapter.telemetry.upstream_spans import UpstreamSpans
 
 from .credentials import CredentialProvider
-from .errors import (
-    CallDeadlineExceeded,
-    UpstreamConnectError,
-    UpstreamConnectionReset,
-    UpstreamError,
-    UpstreamRedirectBlocked,
-    UpstreamResponseTooLarge,
-    UpstreamStatusError,
-    UpstreamTimeoutError,
-    UpstreamTransportError,
-)
+from .errors import CallDeadlineExceeded, UpstreamRedirectBlocked, UpstreamStatusError
 from .messages import UpstreamRequest, UpstreamResponse
-from .transport import build_transport
+from .transport import Answer, build_transport
 
 __all__ = ["UpstreamClient", "raise_for_status"]
 
 logger = logging.getLogger(__name__)
 
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-correlation-id", "x-amzn-requestid")
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def raise_for_status(response: UpstreamResponse, *, upstream: str, route: str, path: str = "") -> None:
     """Raises UpstreamStatusError for anything but a 2xx."""
     if not 200 <= response.status < 300:
         raise UpstreamStatusError(response, upstream=upstream, route=route, path=path)
+
+
+def _origin(url: SplitResult) -> tuple[str, str, int | None]:
+    return (url.scheme, url.hostname or "", url.port or _DEFAULT_PORTS.get(url.scheme))
 
 
 class UpstreamClient:
@@ -74,19 +72,11 @@ class UpstreamClient:
         self.name = name
         self.settings = settings
         self._credentials = credentials
-        base = httpx.URL(str(settings.base_url))
-        self._origin = (base.scheme, base.host, base.port)
-        self._client = httpx.AsyncClient(
-            base_url=base,
-            transport=transport or build_transport(settings),
-            follow_redirects=True,
-            max_redirects=settings.max_redirects,
-            # The deadline bounds the whole call; only connecting has its own bound.
-            timeout=httpx.Timeout(None, connect=settings.connect_timeout_seconds),
-            event_hooks={"request": [self._refuse_foreign_host]},
-            trust_env=False,
-        )
-        HTTPXClientInstrumentor.instrument_client(self._client, tracer_provider=tracer_provider)
+        base = urlsplit(str(settings.base_url))
+        self._origin = _origin(base)
+        self._base = str(settings.base_url).rstrip("/")
+        self._http = build_transport(settings, httpx_transport=transport)
+        self._spans = UpstreamSpans(tracer_provider, origin=base)
         self._closed = False
 
     @property
@@ -111,97 +101,76 @@ class UpstreamClient:
             raise CallDeadlineExceeded(request.route, budget) from None
 
     async def _attempt(self, request: UpstreamRequest, auth: list[tuple[str, str]]) -> UpstreamResponse:
-        http_request = self._client.build_request(
-            request.method,
-            request.path,
-            params=list(request.query),
-            content=request.body,
-            headers=[*request.headers, *auth],
-        )
-        with self._translate_errors(request):
-            response = await self._client.send(http_request, stream=True)
-            try:
-                body = await self._read_capped(response, request)
-            finally:
-                await response.aclose()
-        request_id = next((response.headers[h] for h in _REQUEST_ID_HEADERS if h in response.headers), "")
+        url = self._base + request.path
+        if request.query:
+            url += "?" + urlencode(request.query)
+        method, body = request.method, request.body
+        headers = [*request.headers, *auth]
+        for hop in range(self.settings.max_redirects + 1):
+            answer = await self._exchange(method, url, headers, body, request.route)
+            location = answer.headers.get("location") if answer.status in _REDIRECTS else None
+            if location is None:
+                break
+            if hop == self.settings.max_redirects:
+                raise UpstreamRedirectBlocked(
+                    f"more than {self.settings.max_redirects} redirects",
+                    upstream=self.name,
+                    route=request.route,
+                )
+            url = self._follow(url, location, request.route)
+            if (answer.status == 303 and method != "HEAD") or (
+                answer.status in (301, 302) and method == "POST"
+            ):
+                # As browsers and httpx do: the next request is a GET without the body.
+                method, body = "GET", None
+                headers = [h for h in headers if h[0].lower() != "content-type"]
+        request_id = next((answer.headers[h] for h in _REQUEST_ID_HEADERS if h in answer.headers), "")
         return UpstreamResponse(
-            status=response.status_code,
-            headers=response.headers,
-            body=body,
+            status=answer.status,
+            headers=answer.headers,
+            body=answer.body,
             request_id=request_id,
             max_server_delay=self.settings.resilience.max_server_delay_seconds,
         )
 
-    async def _read_capped(self, response: httpx.Response, request: UpstreamRequest) -> bytes:
-        cap = self.settings.max_response_bytes
-        declared = response.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > cap:
-            raise UpstreamResponseTooLarge(
-                f"upstream answer of {declared} bytes exceeds the {cap}-byte cap",
-                upstream=self.name,
-                route=request.route,
-            )
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > cap:
-                raise UpstreamResponseTooLarge(
-                    f"upstream answer exceeds the {cap}-byte cap",
-                    upstream=self.name,
-                    route=request.route,
-                )
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    async def _refuse_foreign_host(self, request: httpx.Request) -> None:
-        # Called for the first request and every redirect hop: credentials must
-        # never follow a redirect to another origin.
-        if (request.url.scheme, request.url.host, request.url.port) != self._origin:
-            raise UpstreamRedirectBlocked(
-                f"refused redirect to {request.url.scheme}://{request.url.host}"
-                f"{':' + str(request.url.port) if request.url.port else ''} (not the upstream's origin)",
-                upstream=self.name,
-            )
-
-    @contextlib.contextmanager
-    def _translate_errors(self, request: UpstreamRequest) -> Iterator[None]:
-        where = {"upstream": self.name, "route": request.route}
+    async def _exchange(
+        self, method: str, url: str, headers: list[tuple[str, str]], body: bytes | None, route: str
+    ) -> Answer:
+        sent = list(headers)
+        span = self._spans.start(method, url, route, sent)
         try:
-            yield
-        except UpstreamError as exc:
-            exc.route = exc.route or request.route
-            raise
-        except httpx.TooManyRedirects as exc:
-            raise UpstreamRedirectBlocked(
-                f"more than {self.settings.max_redirects} redirects", **where
-            ) from exc
-        except httpx.TransportError as exc:
-            # httpx-aiohttp maps aiohttp's errors coarsely (a refused connection or a
-            # dropped one surfaces as ConnectTimeout): classify by the original cause.
-            cause = exc.__cause__
-            if isinstance(cause, aiohttp.ClientConnectorError):
-                raise UpstreamConnectError(f"cannot connect: {cause}", **where) from exc
-            if isinstance(
-                cause, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError | aiohttp.ClientPayloadError
-            ):
-                raise UpstreamConnectionReset(f"connection dropped: {cause}", **where) from exc
-            raise self._translate_httpx(exc, where) from exc
-
-    def _translate_httpx(self, exc: httpx.TransportError, where: dict[str, str]) -> UpstreamError:
-        if isinstance(exc, httpx.TimeoutException):
-            return UpstreamTimeoutError(f"timed out connecting ({type(exc).__name__})", **where)
-        if isinstance(exc, httpx.ConnectError):
-            return UpstreamConnectError(f"cannot connect: {exc}", **where)
-        if isinstance(exc, httpx.ReadError | httpx.RemoteProtocolError | httpx.WriteError):
-            return UpstreamConnectionReset(
-                f"connection dropped mid-answer: {exc or type(exc).__name__}", **where
+            answer = await self._http.exchange(
+                method,
+                url,
+                sent,
+                body,
+                max_bytes=self.settings.max_response_bytes,
+                upstream=self.name,
+                route=route,
             )
-        return UpstreamTransportError(f"transport failure: {exc or type(exc).__name__}", **where)
+        except BaseException as exc:  # the span ends whatever happened, then it propagates
+            self._spans.failed(span, exc)
+            raise
+        self._spans.answered(span, answer.status)
+        return answer
+
+    def _follow(self, url: str, location: str, route: str) -> str:
+        # A Location may hold characters a URL must carry percent-encoded; yarl
+        # encodes them (and leaves existing escapes alone), since the exchange
+        # sends the URL as it is.
+        target = str(URL(urljoin(url, location)))
+        parts = urlsplit(target)
+        if _origin(parts) != self._origin:
+            port = f":{parts.port}" if parts.port else ""
+            raise UpstreamRedirectBlocked(
+                f"refused redirect to {parts.scheme}://{parts.hostname}{port} (not the upstream's origin)",
+                upstream=self.name,
+                route=route,
+            )
+        return target
 
     async def aclose(self) -> None:
         """Closes the pool; idempotent."""
         if not self._closed:
             self._closed = True
-            await self._client.aclose()
+            await self._http.aclose()

@@ -134,6 +134,7 @@ def _adapter_process(
     env = {
         **os.environ,
         "MESH_GRPC__PORT": str(grpc_port),
+        "MESH_TELEMETRY__OPS_PORT": "0",
         "MESH_UPSTREAMS__OPENFRAME__BASE_URL": sim.openframe_url,
         "MESH_UPSTREAMS__OPENFRAME__AUTH__API_KEY": OPENFRAME_KEY,
         "MESH_UPSTREAMS__OCTOSPINE__BASE_URL": sim.octospine_url,

@@ -224,7 +224,9 @@ async def test_partial_answers_only_where_allowed(start_sim: StartSim) -> None:
             tasks_pb2.SearchTasksRequest(filter=tasks_pb2.TaskFilter(status=tasks_pb2.TASK_STATUS_COMPLETED))
         )
         found = await call
-        trailers = dict(await call.trailing_metadata() or ())
+        # As pairs: grpcio 1.75's aio Metadata.keys() yields (key, value) pairs, so
+        # dict(metadata) fails there; a tuple of pairs reads the same on every version.
+        trailers = dict(tuple(await call.trailing_metadata() or ()))
         # The overview allows none: the same kind of failure fails it.
         sim.faults.add(
             Fault(**GRAPHQL, graphql_field="Query.automations", graphql_code="SERVICE_UNAVAILABLE", times=1)

@@ -123,6 +123,7 @@ async def acme_adapter(
         "MESH_UPSTREAMS__OCTOSPINE__BASE_URL": simulator.octospine_url,
         "MESH_UPSTREAMS__OCTOSPINE__AUTH__API_KEY": OCTOSPINE_KEY,
         "MESH_GRPC__PORT": str(grpc_port),
+        "MESH_TELEMETRY__OPS_PORT": "0",
         "MESH_EVENTS__WEBHOOK__PORT": str(webhook_port),
         "MESH_EVENTS__KAFKA__BOOTSTRAP_SERVERS": BOOTSTRAP,
         "MESH_EVENTS__SPOOL__PATH": str(tmp_path / "spool" / "events.db"),

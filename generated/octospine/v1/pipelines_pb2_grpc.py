@@ -6,7 +6,7 @@ import warnings
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from octospine.v1 import pipelines_pb2 as octospine_dot_v1_dot_pipelines__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.75.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -19,14 +19,14 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in octospine/v1/pipelines_pb2_grpc.py depends on'
+        + f' but the generated code in octospine/v1/pipelines_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
 
 
-class PipelineServiceStub:
+class PipelineServiceStub(object):
     """Data pipelines (`/api/pipelines`).
     """
 
@@ -73,7 +73,7 @@ class PipelineServiceStub:
                 _registered_method=True)
 
 
-class PipelineServiceServicer:
+class PipelineServiceServicer(object):
     """Data pipelines (`/api/pipelines`).
     """
 
@@ -176,7 +176,7 @@ def add_PipelineServiceServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class PipelineService:
+class PipelineService(object):
     """Data pipelines (`/api/pipelines`).
     """
 

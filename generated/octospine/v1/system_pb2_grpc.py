@@ -5,7 +5,7 @@ import warnings
 
 from octospine.v1 import system_pb2 as octospine_dot_v1_dot_system__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.75.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -18,14 +18,14 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in octospine/v1/system_pb2_grpc.py depends on'
+        + f' but the generated code in octospine/v1/system_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
 
 
-class SystemServiceStub:
+class SystemServiceStub(object):
     """System information (`/api/health`).
     """
 
@@ -42,7 +42,7 @@ class SystemServiceStub:
                 _registered_method=True)
 
 
-class SystemServiceServicer:
+class SystemServiceServicer(object):
     """System information (`/api/health`).
     """
 
@@ -69,7 +69,7 @@ def add_SystemServiceServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class SystemService:
+class SystemService(object):
     """System information (`/api/health`).
     """
 

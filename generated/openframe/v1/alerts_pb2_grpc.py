@@ -5,7 +5,7 @@ import warnings
 
 from openframe.v1 import alerts_pb2 as openframe_dot_v1_dot_alerts__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.75.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -18,14 +18,14 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in openframe/v1/alerts_pb2_grpc.py depends on'
+        + f' but the generated code in openframe/v1/alerts_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
 
 
-class AlertServiceStub:
+class AlertServiceStub(object):
     """Alerts (`/v1/alerts`).
     """
 
@@ -57,7 +57,7 @@ class AlertServiceStub:
                 _registered_method=True)
 
 
-class AlertServiceServicer:
+class AlertServiceServicer(object):
     """Alerts (`/v1/alerts`).
     """
 
@@ -121,7 +121,7 @@ def add_AlertServiceServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class AlertService:
+class AlertService(object):
     """Alerts (`/v1/alerts`).
     """
 

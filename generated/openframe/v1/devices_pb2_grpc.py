@@ -5,7 +5,7 @@ import warnings
 
 from openframe.v1 import devices_pb2 as openframe_dot_v1_dot_devices__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.75.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -18,14 +18,14 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in openframe/v1/devices_pb2_grpc.py depends on'
+        + f' but the generated code in openframe/v1/devices_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
 
 
-class DeviceServiceStub:
+class DeviceServiceStub(object):
     """Devices managed by OpenFrame (`/v1/devices`).
     """
 
@@ -47,7 +47,7 @@ class DeviceServiceStub:
                 _registered_method=True)
 
 
-class DeviceServiceServicer:
+class DeviceServiceServicer(object):
     """Devices managed by OpenFrame (`/v1/devices`).
     """
 
@@ -86,7 +86,7 @@ def add_DeviceServiceServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class DeviceService:
+class DeviceService(object):
     """Devices managed by OpenFrame (`/v1/devices`).
     """
 

@@ -5,7 +5,7 @@ import warnings
 
 from openframe.v1 import security_events_pb2 as openframe_dot_v1_dot_security__events__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.75.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -18,14 +18,14 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in openframe/v1/security_events_pb2_grpc.py depends on'
+        + f' but the generated code in openframe/v1/security_events_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
 
 
-class SecurityEventServiceStub:
+class SecurityEventServiceStub(object):
     """Security events (`/v1/security-events`); live ones arrive on the WebSocket.
     """
 
@@ -42,7 +42,7 @@ class SecurityEventServiceStub:
                 _registered_method=True)
 
 
-class SecurityEventServiceServicer:
+class SecurityEventServiceServicer(object):
     """Security events (`/v1/security-events`); live ones arrive on the WebSocket.
     """
 
@@ -69,7 +69,7 @@ def add_SecurityEventServiceServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class SecurityEventService:
+class SecurityEventService(object):
     """Security events (`/v1/security-events`); live ones arrive on the WebSocket.
     """
 

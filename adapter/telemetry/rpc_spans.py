@@ -1,0 +1,89 @@
+"""A SERVER span per upstream-backed RPC, made with the OpenTelemetry API by the
+handler itself.
+
+The opentelemetry-instrumentation-grpc interceptor costs ~120 µs per call on
+grpc.aio (peer bench: a wrapped handler per call, a proxied servicer context,
+peer-address parsing); these spans cost a fraction of that. The interceptor
+still traces every other service (health, reflection, events): it is told to
+skip the services that trace themselves (:func:`skip_self_traced`).
+
+The span carries the same name (``/package.Service/Method``) and attribute names
+as the interceptor's, continues the caller's W3C ``traceparent``, and is current
+while the handler runs, so the upstream client's spans are its children.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from contextvars import Token
+from typing import Any
+
+import grpc
+from opentelemetry import context, propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
+
+__all__ = ["RpcSpans", "skip_self_traced"]
+
+RPC_SYSTEM = "rpc.system"
+RPC_SERVICE = "rpc.service"
+RPC_METHOD = "rpc.method"
+RPC_STATUS = "rpc.grpc.status_code"
+# The metadata keys the default propagators (W3C trace context, baggage) read.
+_PROPAGATED = frozenset({"traceparent", "tracestate", "baggage"})
+# Server spans are errors only for these codes (OpenTelemetry's gRPC conventions):
+# the others describe the caller's request, not a fault of the server.
+_SERVER_ERRORS = frozenset(
+    {
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DATA_LOSS,
+    }
+)
+
+
+def skip_self_traced(services: Collection[str]) -> Callable[[Any], bool]:
+    """A filter for the gRPC interceptor: True (trace) except for ``services``."""
+    skipped = frozenset(services)
+
+    def traced_by_interceptor(details: Any) -> bool:
+        method: str = details.method or ""
+        return method[1:].split("/", 1)[0] not in skipped
+
+    return traced_by_interceptor
+
+
+class RpcSpans:
+    """The spans of one RPC method's calls."""
+
+    def __init__(self, tracer_provider: TracerProvider | None, method_path: str) -> None:
+        self._tracer = trace.get_tracer("adapter.server", tracer_provider=tracer_provider)
+        self._name = method_path
+        service, _, method = method_path.lstrip("/").partition("/")
+        self._attributes = {RPC_SYSTEM: "grpc", RPC_SERVICE: service, RPC_METHOD: method}
+
+    def start(self, metadata: Sequence[tuple[str, str | bytes]] | None) -> tuple[Span, Token[Context]]:
+        """Starts the call's span as a child of the caller's trace (if it sent one) and
+        makes it current; returns it with the token :meth:`end` needs."""
+        carrier = {
+            k: v for k, v in metadata or () if k in ("traceparent", "tracestate") and isinstance(v, str)
+        }
+        parent = propagate.extract(carrier) if carrier else None
+        span = self._tracer.start_span(
+            self._name, context=parent, kind=SpanKind.SERVER, attributes=self._attributes
+        )
+        token = context.attach(trace.set_span_in_context(span, parent))
+        return span, token
+
+    @staticmethod
+    def end(
+        span: Span, token: Token[Context], code: grpc.StatusCode = grpc.StatusCode.OK, message: str = ""
+    ) -> None:
+        context.detach(token)
+        span.set_attribute(RPC_STATUS, code.value[0])
+        if code in _SERVER_ERRORS:
+            span.set_status(Status(StatusCode.ERROR, f"{code.name}: {message}"))
+        span.end()

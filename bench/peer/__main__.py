@@ -1,0 +1,242 @@
+"""``python -m bench.peer``: see the package docstring."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from openframe.v1 import devices_pb2, devices_pb2_grpc
+
+from bench.peer import report
+from bench.peer.ceiling import fixed_device
+from bench.peer.processes import ROOT, Started, cpu_seconds, free_port, pinned, python, started
+
+HERE = Path(__file__).resolve().parent
+BODY = HERE / "device.json"
+METHOD = "openframe.v1.DeviceService.GetDevice"
+REQUEST = devices_pb2.GetDeviceRequest(device_id="dev_001")
+KEY = "bench-key"
+ARM_OF_CLIENT = {"aiohttp": report.AIOHTTP, "httpx-aiohttp": report.HTTPX}
+SHORT_NAMES = {
+    "adapter": report.ADAPTER,
+    "cache": report.CACHE,
+    "vanguard": report.VANGUARD,
+    "ceiling": report.CEILING,
+    "floor": report.FLOOR,
+    "aiohttp": report.AIOHTTP,
+    "httpx": report.HTTPX,
+}
+
+
+def build() -> Path:
+    out = subprocess.run([str(HERE / "setup.sh")], check=True, capture_output=True, text=True)
+    sys.stderr.write(out.stderr)
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+def adapter_env(upstream: str, port: int, *, cache: bool, otlp: str) -> dict[str, str]:
+    env = {
+        "MESH_LOG_LEVEL": "WARNING",
+        "MESH_GRPC__HOST": "127.0.0.1",
+        "MESH_GRPC__PORT": str(port),
+        "MESH_TELEMETRY__OPS_PORT": "0",
+        "MESH_EVENTS__ENABLED": "false",
+        # Spans and metrics go to a real OTLP exporter (the sink on the load core).
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{otlp}",
+    }
+    for name in ("OPENFRAME", "OCTOSPINE"):
+        prefix = f"MESH_UPSTREAMS__{name}__"
+        env |= {
+            prefix + "BASE_URL": upstream,
+            prefix + "AUTH__API_KEY": KEY,
+            # The upstream has no quota: the limiter would only measure itself.
+            prefix + "RESILIENCE__RATE_LIMIT__ENABLED": "false",
+            prefix + "RESILIENCE__CACHE__ENABLED": str(cache).lower(),
+        }
+    return env
+
+
+def wait_serving(address: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while True:
+            with contextlib.suppress(grpc.RpcError):
+                if health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"adapter on {address} not serving after {timeout:.0f} s")
+            time.sleep(0.1)
+
+
+def check_identical(arms: dict[str, Started]) -> None:
+    """Every gRPC arm must answer the same message (and the one device.json describes)."""
+    expected = fixed_device(BODY).SerializeToString(deterministic=True)
+    for name, arm in arms.items():
+        with grpc.insecure_channel(arm.address) as channel:
+            got = devices_pb2_grpc.DeviceServiceStub(channel).GetDevice(REQUEST, timeout=10)
+        if got.SerializeToString(deterministic=True) != expected:
+            raise SystemExit(f"{name} answered a different Device:\n{got}\nexpected:\n{fixed_device(BODY)}")
+    print(f"identical Device ({len(expected)} bytes) from: {'; '.join(arms)}", flush=True)
+
+
+def ghz(tools: Path, arm: Started, concurrency: int, seconds: float, cpu: int) -> report.Row:
+    def argv(duration: float) -> list[str]:
+        return pinned(cpu, [
+            str(tools / "ghz"), "--insecure", "--protoset", str(tools / "protos.pb"), "--call", METHOD,
+            "-d", '{"device_id":"dev_001"}', "-c", str(concurrency), "--connections", "1",
+            "-z", f"{duration}s", "--duration-stop", "ignore", "--cpus", "1", "-O", "json", arm.address,
+        ])  # fmt: skip
+
+    subprocess.run(argv(min(seconds, 0.5)), check=True, capture_output=True)  # warm up
+    before = cpu_seconds(arm.pid)
+    done = subprocess.run(argv(seconds), check=True, capture_output=True, text=True)
+    used = cpu_seconds(arm.pid) - before
+    result = json.loads(done.stdout)
+    codes = result.get("statusCodeDistribution", {})
+    latency = {p["percentage"]: p["latency"] / 1e6 for p in result.get("latencyDistribution") or []}
+    wall = result["total"] / 1e9
+    return report.Row(
+        arm.name, concurrency, codes.get("OK", 0) / wall, latency.get(50, float("nan")),
+        latency.get(99, float("nan")), used / wall, sum(n for c, n in codes.items() if c != "OK"),
+    )  # fmt: skip
+
+
+def direct(client: str, upstream: str, concurrency: int, seconds: float, cpu: int) -> report.Row:
+    argv = python(
+        "-m", "bench.peer.direct_client", "--client", client, "--url", f"{upstream}/v1/devices/dev_001",
+        "--concurrency", str(concurrency), "--seconds", str(seconds),
+    )  # fmt: skip
+    done = subprocess.run(pinned(cpu, argv), cwd=ROOT, check=True, capture_output=True, text=True)
+    r = json.loads(done.stdout.strip().splitlines()[-1])
+    name = report.AIOHTTP if client == "aiohttp" else report.HTTPX
+    return report.Row(name, concurrency, r["rps"], r["p50_ms"], r["p99_ms"], r["cpu"])
+
+
+def kafka_port() -> int:
+    return int(os.environ.get("BENCH_KAFKA_PORT") or os.environ.get("KAFKA_TEST_PORT") or 19092)
+
+
+def events(seconds: float, records: int) -> dict[str, Any]:
+    port = kafka_port()
+    env = {**os.environ, "KAFKA_PORT": str(port), "BENCH_KAFKA_PORT": str(port)}
+    kafka = [str(ROOT / "scripts" / "kafka")]
+    ours = subprocess.run([*kafka, "status"], env=env, capture_output=True, check=False).returncode != 0
+    if ours:
+        subprocess.run([*kafka, "start"], env=env, check=True, capture_output=True)
+    try:
+        argv = python("-m", "bench.peer.events", "--seconds", str(seconds), "--records", str(records))
+        done = subprocess.run(argv, cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+        return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    finally:
+        if ours:
+            subprocess.run([*kafka, "stop"], env=env, capture_output=True, check=False)
+
+
+def run(args: argparse.Namespace) -> int:
+    tools = build()
+    sut, load = args.sut_cpu, args.load_cpu
+    levels = [int(c) for c in args.concurrency.split(",")]
+    runs: dict[tuple[str, int], list[report.Row]] = {}
+    load_avg = os.getloadavg()
+    with contextlib.ExitStack() as stack:
+        up = stack.enter_context(started("upstream", [str(tools / "upstream"), "-body", str(BODY)], cpu=load))
+        upstream = f"http://{up.address}"
+        otlp = stack.enter_context(started("otlpsink", [str(tools / "otlpsink")], cpu=load)).address
+        arms: dict[str, Started] = {}
+        for name, cache in ((report.ADAPTER, False), (report.CACHE, True)):
+            port = free_port()
+            arms[name] = stack.enter_context(
+                started(name, python("-m", "adapter"), cpu=sut, ready="",
+                        env=adapter_env(upstream, port, cache=cache, otlp=otlp), address=f"127.0.0.1:{port}")
+            )  # fmt: skip
+            wait_serving(arms[name].address)
+        arms[report.VANGUARD] = stack.enter_context(
+            started(report.VANGUARD, [str(tools / "vanguard"), "-descriptors", str(tools / "protos.pb"),
+                    "-upstream", upstream], cpu=sut)
+        )  # fmt: skip
+        arms[report.CEILING] = stack.enter_context(
+            started(report.CEILING, python("-m", "bench.peer.ceiling", "--body", str(BODY)), cpu=sut)
+        )
+        floor = python("-m", "bench.peer.ceiling", "--body", str(BODY), "--upstream", upstream)
+        arms[report.FLOOR] = stack.enter_context(started(report.FLOOR, floor, cpu=sut))
+        check_identical(arms)
+        for name in [n for n in arms if n not in args.arms]:
+            del arms[name]
+        for repeat in range(args.repeat):
+            # Rotate the order each round so slow drift of the machine's load spreads evenly.
+            names = list(arms)[repeat % len(arms) :] + list(arms)[: repeat % len(arms)]
+            for name in names:
+                for c in levels:
+                    row = ghz(tools, arms[name], c, args.seconds, load)
+                    runs.setdefault((name, c), []).append(row)
+            for client in [c for c in ("aiohttp", "httpx-aiohttp") if ARM_OF_CLIENT[c] in args.arms]:
+                for c in levels:
+                    row = direct(client, upstream, c, args.seconds, sut)
+                    runs.setdefault((row.arm, c), []).append(row)
+    rows = [report.median_rows(runs[(a, c)]) for a in report.ARMS for c in levels if (a, c) in runs]
+    event_figures = None if args.no_events else events(args.events_seconds, args.events_records)
+
+    title = (
+        f"GetDevice, {args.seconds:g} s per run, median of {args.repeat}; system under test on cpu {sut}, "
+        f"ghz + upstream on cpu {load}; load average at start {load_avg[0]:.2f}"
+    )
+    print(f"\n{title}\n")
+    print(report.table(rows))
+    if event_figures:
+        print()
+        print(report.events_table(event_figures))
+    print()
+    print(report.ratio_table(report.ratios(rows, event_figures)))
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {"title": title, "rows": [r.__dict__ for r in rows], "events": event_figures}, indent=1
+            )
+        )
+    if args.chart:
+        report.chart(rows, args.chart, title)
+        print(f"\nchart: {args.chart}")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.peer", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=5.0, help="per run (default 5)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per arm and level; the median is shown")
+    parser.add_argument("--concurrency", default="1,16,64")
+    parser.add_argument("--sut-cpu", type=int, default=0, help="core of the system under test")
+    parser.add_argument("--load-cpu", type=int, default=1, help="core of ghz and the upstream")
+    parser.add_argument("--no-events", action="store_true", help="skip the Kafka rows")
+    parser.add_argument("--events-seconds", type=float, default=5.0)
+    parser.add_argument("--events-records", type=int, default=200_000)
+    parser.add_argument("--json", type=Path, help="write the rows here")
+    parser.add_argument("--chart", type=Path, help="PNG to write (default docs/img/peer-bench.png)")
+    parser.add_argument("--smoke", action="store_true", help="seconds-long run that checks the bench works")
+    parser.add_argument(
+        "--arms",
+        default=",".join(SHORT_NAMES),
+        help=f"measure only these (default all: {','.join(SHORT_NAMES)})",
+    )
+    args = parser.parse_args()
+    args.arms = {SHORT_NAMES[a] for a in args.arms.split(",")}
+    if args.smoke or os.environ.get("BENCH_SMOKE") == "1":
+        args.seconds, args.repeat, args.events_seconds, args.events_records = 0.3, 1, 0.5, 5_000
+        # A smoke run's figures mean nothing: never over the documented chart.
+        args.chart = args.chart or Path(tempfile.mkdtemp(prefix="peer-bench-")) / "peer-bench.png"
+    args.chart = args.chart or ROOT / "docs" / "img" / "peer-bench.png"
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

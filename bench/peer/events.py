@@ -1,0 +1,117 @@
+"""The events rows of the peer bench: the adapter's path (spool + drainer into
+Kafka) against a raw ``AIOKafkaProducer`` on the same broker, and the time from
+receipt (a source handing a batch to the spool) to Kafka's acknowledgement at
+half the path's measured maximum rate. Prints one JSON line.
+
+    BENCH_KAFKA_PORT=19392 python -m bench.peer.events --seconds 5
+
+The broker must be running (the peer bench starts it with ``scripts/kafka``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+from adapter.events.delivery import SpoolDrainer
+from adapter.events.kafka_sink import Delivered, DeliveryError, KafkaSink
+from adapter.events.records import OutboundRecord
+from adapter.events.spool import EventSpool
+from bench import spool_throughput as st
+
+LINGER_MS = 5  # KafkaSink's default, which the raw producer uses too
+PER_CALL = 10  # records a source hands over at once (a WebSocket batch)
+
+
+class AckTimes:
+    """A sink in front of KafkaSink that notes when each record was acknowledged."""
+
+    def __init__(self, inner: KafkaSink) -> None:
+        self._inner = inner
+        self.acked_at: dict[str, float] = {}
+
+    async def send_batch(self, records: Sequence[OutboundRecord]) -> list[Delivered | DeliveryError]:
+        outcomes = await self._inner.send_batch(records)
+        now = time.perf_counter()
+        for record, outcome in zip(records, outcomes, strict=True):
+            if isinstance(outcome, Delivered):
+                self.acked_at.setdefault(record.ce_id, now)
+        return outcomes
+
+
+async def paced(directory: Path, records: list[OutboundRecord], rate: float, seconds: float) -> list[float]:
+    """Sources hand ``PER_CALL`` records at a time to the spool at ``rate`` records/s
+    in total; returns receipt -> Kafka ack latencies (seconds) of every record."""
+    received_at: dict[str, float] = {}
+    async with (
+        EventSpool(directory / "paced.db", max_records=10**8, max_bytes=2**40) as spool,
+        KafkaSink(st.BOOTSTRAP, client_id="bench-paced", linger_ms=LINGER_MS) as kafka,
+    ):
+        sink = AckTimes(kafka)
+        async with SpoolDrainer(spool, sink, batch_size=500):
+            interval = st.SOURCES * PER_CALL / rate
+            began = time.perf_counter()
+            chunks = iter(range(0, len(records), PER_CALL))
+
+            async def source(offset: float) -> None:
+                due = began + offset
+                while due < began + seconds:
+                    await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                    start = next(chunks, None)
+                    if start is None:
+                        return
+                    chunk = records[start : start + PER_CALL]
+                    now = time.perf_counter()
+                    for r in chunk:
+                        received_at[r.ce_id] = now
+                    await spool.append(chunk)
+                    due += interval
+
+            await asyncio.gather(*(source(i * interval / st.SOURCES) for i in range(st.SOURCES)))
+            while True:  # a bench, not a test: a short poll until delivered is fine
+                if not spool.depth or time.perf_counter() > began + 4 * seconds:
+                    break
+                await asyncio.sleep(0.005)
+    return [sink.acked_at[k] - t for k, t in received_at.items() if k in sink.acked_at]
+
+
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else float("nan")
+
+
+async def main(seconds: float, count: int) -> dict[str, float]:
+    topic = f"bench-peer-{uuid.uuid4().hex[:8]}"
+    records = st.make_records(topic, count)
+    await st.topic_admin("create", topic)
+    try:
+        with tempfile.TemporaryDirectory(prefix="peer-events-") as tmp:
+            adapter_path = await st.bench_end_to_end(Path(tmp), records, seconds)
+            raw = await st.bench_raw_producer(st.make_records(topic, count), seconds)
+            adapter_rate = adapter_path.events / adapter_path.seconds
+            latencies = await paced(Path(tmp), st.make_records(topic, count), adapter_rate / 2, seconds)
+    finally:
+        await st.topic_admin("delete", topic)
+    return {
+        "adapter_rate": adapter_rate,
+        "raw_rate": raw.events / raw.seconds,
+        "half_rate": adapter_rate / 2,
+        "ack_p50_ms": quantile(latencies, 0.5) * 1000,
+        "ack_p99_ms": quantile(latencies, 0.99) * 1000,
+        "acked": len(latencies),
+        "linger_ms": LINGER_MS,
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--records", type=int, default=200_000)
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(main(args.seconds, args.records))), flush=True)

@@ -1,0 +1,91 @@
+"""The peer bench's processes: started pinned to a core, read for CPU time,
+stopped by their own pid."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pinned(cpu: int, argv: Sequence[str]) -> list[str]:
+    """``argv`` run on core ``cpu`` only (every thread it starts too)."""
+    return ["taskset", "-c", str(cpu), *argv]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of every thread of ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
+
+
+@dataclass
+class Started:
+    name: str
+    process: subprocess.Popen[bytes]
+    address: str
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+@contextlib.contextmanager
+def started(
+    name: str,
+    argv: Sequence[str],
+    *,
+    cpu: int,
+    ready: str = "listening on ",
+    env: Mapping[str, str] | None = None,
+    address: str = "",
+    timeout: float = 60.0,
+) -> Iterator[Started]:
+    """Runs ``argv`` on core ``cpu`` until the block ends. Ready when it prints a
+    line starting with ``ready`` (whose rest is its address), or, with ``ready=""``,
+    at once (the caller waits on ``address`` itself)."""
+    process = subprocess.Popen(
+        pinned(cpu, argv),
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE if ready else subprocess.DEVNULL,
+        stderr=None,
+    )
+    try:
+        if ready:
+            assert process.stdout is not None
+            deadline = time.monotonic() + timeout
+            while True:
+                line = process.stdout.readline().decode()
+                if line.startswith(ready):
+                    address = line[len(ready) :].strip()
+                    break
+                if not line or time.monotonic() > deadline:
+                    raise RuntimeError(f"{name} did not start ({argv[0]}): {line!r}")
+        yield Started(name, process, address)
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def python(*args: str) -> list[str]:
+    return [sys.executable, *args]

@@ -1,0 +1,109 @@
+"""Where the microseconds of one GetDevice go: the adapter as the peer bench runs
+it (pinned, against the compiled upstream, driven by ghz), sampled by py-spy, each
+sample charged to the innermost frame of a known part of the call.
+
+    python -m bench.peer.profile [--seconds 20] [--concurrency 16] [--raw out.txt]
+
+Prints a table: part | share of the samples | µs of CPU per call (the share of
+the process's measured CPU time per call). CPU that py-spy cannot see (grpc's
+C-core threads outside Python) is the "not in Python frames" row. py-spy is a
+dev dependency (``pip install py-spy``); it needs ptrace rights (root, or
+``kernel.yama.ptrace_scope=0``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.peer.__main__ import BODY, adapter_env, build, ghz, wait_serving
+from bench.peer.processes import cpu_seconds, free_port, python, started
+
+# (part, substrings of a frame's "function (file:line)" text), innermost match wins;
+# the first rows are checked first, so specific parts come before the generic ones.
+NATIVE: list[str] = []  # ["--native"]: C frames too (then py-spy pauses the process to sample)
+
+PARTS: list[tuple[str, tuple[str, ...]]] = [
+    ("tracing: gRPC server interceptor", ("opentelemetry/instrumentation/grpc",)),
+    ("tracing: HTTP client span", ("opentelemetry/instrumentation/httpx", "adapter/telemetry/")),
+    ("tracing: SDK/API (spans, context)", ("opentelemetry/",)),
+    ("status / rich errors", ("adapter/status/", "grpc_status/")),
+    ("binding (request -> REST call)", ("request_binding", "path_template", "pagination")),
+    ("JSON decode + message build", ("response_binding", "json_codec", "json_values", "orjson")),
+    ("resilience layers", ("adapter/resilience/",)),
+    ("credentials", ("adapter/auth/", "upstream/credentials")),
+    ("upstream client (adapter code)", ("adapter/upstream/",)),
+    ("handler (adapter code)", ("adapter/server/",)),
+    ("httpx API (client, models, URLs)", ("httpx/", "httpx_aiohttp/")),
+    ("aiohttp (connector, HTTP parser)", ("aiohttp/", "multidict/", "yarl/")),
+    ("grpc.aio (Python/Cython)", ("grpc/",)),
+    ("asyncio event loop", ("asyncio/", "selectors", "uvloop/")),
+]
+
+
+def part_of(stack: list[str]) -> str:
+    for frame in reversed(stack):  # innermost first
+        for part, needles in PARTS:
+            if any(n in frame for n in needles):
+                return part
+    return "other Python"
+
+
+def profile(seconds: float, concurrency: int, raw: Path | None) -> None:
+    tools = build()
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    with (
+        started("upstream", [str(tools / "upstream"), "-body", str(BODY)], cpu=1) as up,
+        started("otlpsink", [str(tools / "otlpsink")], cpu=1) as otlp,
+    ):
+        port = free_port()
+        env = adapter_env(f"http://{up.address}", port, cache=False, otlp=otlp.address)
+        address = f"127.0.0.1:{port}"
+        adapter = python("-m", "adapter")
+        with started("mesh-adapter", adapter, cpu=0, ready="", env=env, address=address) as arm:
+            wait_serving(address)
+            ghz(tools, arm, concurrency, 1.0, 1)  # warm up
+            out = raw or Path(tempfile.mkdtemp(prefix="peer-profile-")) / "stacks.txt"
+            spy_proc = subprocess.Popen(
+                [spy, "record", "--pid", str(arm.pid), "--rate", "250", "--format", "raw",
+                 "--output", str(out), "--full-filenames", *(NATIVE or ["--nonblocking"])],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            time.sleep(1.0)  # py-spy attaches
+            cpu_before = cpu_seconds(arm.pid)
+            row = ghz(tools, arm, concurrency, seconds, 1)
+            cpu_per_call = (cpu_seconds(arm.pid) - cpu_before) / (row.rps * seconds)
+            spy_proc.send_signal(2)  # SIGINT: py-spy writes its output and exits
+            spy_proc.wait(30)
+    samples: collections.Counter[str] = collections.Counter()
+    for line in out.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack:
+            samples[part_of(stack.split(";"))] += int(count)
+    total = sum(samples.values())
+    print(
+        f"\nGetDevice at c={concurrency}, {row.rps:.0f} req/s, {row.cpu:.0%} of a core, "
+        f"{cpu_per_call * 1e6:.0f} µs CPU per call; {total} py-spy samples ({out})\n"
+    )
+    print(f"| {'part of the call':<36} | {'samples':>7} | {'µs/call':>7} |")
+    print(f"|{'-' * 38}|{'-' * 8}:|{'-' * 8}:|")
+    for part, n in samples.most_common():
+        print(f"| {part:<36} | {n / total:>7.1%} | {n / total * cpu_per_call * 1e6:>7.0f} |")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--raw", type=Path, help="keep py-spy's collapsed stacks here")
+    parser.add_argument("--native", action="store_true", help="sample C frames too (py-spy --native)")
+    args = parser.parse_args()
+    if args.native:
+        NATIVE.append("--native")
+    profile(args.seconds, args.concurrency, args.raw)

@@ -1,0 +1,102 @@
+"""Every bench in bench/ runs once in its seconds-long smoke mode and prints a
+well-formed table with every row it promises. Figures are not checked: benchmarks
+are never timed assertions (their numbers live in docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.__main__ import BENCHES
+from bench.peer import report
+
+pytest_plugins = ["tests.events.kafka_fixtures"]
+
+ROOT = Path(__file__).resolve().parents[2]
+LEVELS = (1, 16, 64)
+
+# Row labels each bench's table must show.
+EXPECTED_ROWS = {
+    "codec": ["decode 1 alert", "encode 1 alert", "decode 50-alert page", "encode 50-alert page"],
+    "intake_tracing": ["tracing off", "one span per event"],
+    "graphql_overview": ["GraphQL: GetPipelineOverview", "REST: Get + ListTasks + ListAutos"],
+    "adapter_vs_direct": [
+        "direct httpx -> upstream",
+        "gRPC -> adapter[aiohttp] -> upstream",
+        "gRPC -> adapter[httpx] -> upstream",
+        "gRPC -> adapter[aiohttp, cache hits] -> upstream",
+    ],
+    "spool_throughput": [
+        "spool append, normal, 1/call",
+        "spool append, full, 100/call",
+        "spool(normal) + drainer -> Kafka",
+        "KafkaSink.send_batch",
+        "raw AIOKafkaProducer",
+    ],
+}
+
+
+def run_smoke(name: str, kafka_port: int, timeout: float) -> str:
+    env = {**os.environ, "BENCH_SMOKE": "1", "BENCH_KAFKA_PORT": str(kafka_port)}
+    done = subprocess.run(
+        [sys.executable, "-m", f"bench.{name}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, f"bench.{name} failed:\n{done.stdout}\n{done.stderr[-4000:]}"
+    return done.stdout
+
+
+def test_every_bench_is_covered() -> None:
+    assert set(BENCHES) == {*EXPECTED_ROWS, "peer"}
+
+
+@pytest.mark.kafka
+@pytest.mark.parametrize("name", sorted(EXPECTED_ROWS))
+def test_bench_smoke(name: str, kafka_bootstrap: str) -> None:
+    out = run_smoke(name, int(kafka_bootstrap.rsplit(":", 1)[1]), timeout=150)
+    for label in EXPECTED_ROWS[name]:
+        assert re.search(rf"^{re.escape(label)}.*\d", out, re.M), f"no {label!r} row in:\n{out}"
+
+
+def _table(out: str, first_header: str) -> list[list[str]]:
+    """The rows of the markdown table whose first header cell is ``first_header``."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} "))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+@pytest.mark.kafka
+@pytest.mark.timeout(900)  # the first run builds the Go programs and ghz (stamped after)
+def test_peer_bench_smoke(kafka_bootstrap: str, tmp_path: Path) -> None:
+    out = run_smoke("peer", int(kafka_bootstrap.rsplit(":", 1)[1]), timeout=880)
+    identical = re.search(r"^identical Device \(\d+ bytes\) from: (.+)$", out, re.M)
+    assert identical is not None and set(identical.group(1).split("; ")) == set(report.GRPC_ARMS), out
+    rows = _table(out, "arm")
+    seen = {(r[0], int(r[1])) for r in rows}
+    assert seen == {(arm, c) for arm in report.ARMS for c in LEVELS}, out
+    for arm, conc, rps, p50, p99, cpu, per_core in rows:
+        assert "errors" not in arm, out
+        assert float(rps) > 0 and float(p50) > 0 and float(p99) >= float(p50), (arm, conc, out)
+        assert 0 < int(cpu.rstrip("%")) <= 200 and float(per_core) > 0, (arm, conc, out)
+    events = {r[0]: r[1] for r in _table(out, "events path")}
+    assert float(events["spool + drainer -> Kafka (adapter)"]) > 0
+    assert float(events["raw AIOKafkaProducer, same broker"]) > 0
+    ratios = {r[0] for r in _table(out, "ratio")}
+    for c in (16, 64):
+        assert f"adapter / ceiling, per core, c={c}" in ratios
+        assert f"adapter / vanguard-go, per core, c={c}" in ratios
+        assert f"cache hits / ceiling, per core, c={c}" in ratios
+    assert {"added latency p50 at c=1 (ms)", "added latency p99 at c=1 (ms)"} <= ratios
+    assert "events: spool+drainer / raw producer" in ratios
+    chart = Path(re.search(r"^chart: (.+)$", out, re.M).group(1))  # type: ignore[union-attr]
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,67 @@
+"""Server spans: upstream-backed RPCs trace themselves (continuing the caller's
+trace, with the gRPC status), every other service through the interceptor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from openframe.v1 import alerts_pb2, alerts_pb2_grpc, devices_pb2, devices_pb2_grpc
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from simulator import Fault, Simulator
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_ID = "00f067aa0ba902b7"
+
+
+def _server_spans(exporter: InMemorySpanExporter, name: str) -> list[Any]:
+    return [s for s in exporter.get_finished_spans() if s.kind == SpanKind.SERVER and s.name == name]
+
+
+async def test_the_call_continues_the_callers_trace(stub, span_exporter: InMemorySpanExporter) -> None:  # type: ignore[no-untyped-def]
+    await stub(devices_pb2_grpc.DeviceServiceStub).GetDevice(
+        devices_pb2.GetDeviceRequest(device_id="dev_001"),
+        metadata=(("traceparent", f"00-{TRACE_ID}-{PARENT_ID}-01"),),
+        timeout=5,
+    )
+    [span] = _server_spans(span_exporter, "/openframe.v1.DeviceService/GetDevice")
+    assert f"{span.context.trace_id:032x}" == TRACE_ID
+    assert span.parent is not None and f"{span.parent.span_id:016x}" == PARENT_ID
+    assert span.attributes["rpc.system"] == "grpc"
+    assert span.attributes["rpc.service"] == "openframe.v1.DeviceService"
+    assert span.attributes["rpc.method"] == "GetDevice"
+    assert span.attributes["rpc.grpc.status_code"] == 0
+    assert span.status.status_code == StatusCode.UNSET
+
+
+@pytest.mark.parametrize(
+    ("fault", "code", "is_error"),
+    [
+        (None, grpc.StatusCode.NOT_FOUND, False),  # the caller's mistake, not the server's
+        (Fault(vendor="openframe", status=503), grpc.StatusCode.UNAVAILABLE, True),
+    ],
+)
+async def test_a_failed_call_records_its_status(  # type: ignore[no-untyped-def]
+    stub, simulator: Simulator, span_exporter: InMemorySpanExporter, fault, code, is_error
+) -> None:
+    if fault is not None:
+        simulator.faults.add(fault)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub(alerts_pb2_grpc.AlertServiceStub).GetAlert(
+            alerts_pb2.GetAlertRequest(alert_id="alt_nope"), timeout=10
+        )
+    assert info.value.code() == code
+    [span] = _server_spans(span_exporter, "/openframe.v1.AlertService/GetAlert")
+    assert span.attributes["rpc.grpc.status_code"] == code.value[0]
+    assert (span.status.status_code == StatusCode.ERROR) is is_error
+
+
+async def test_other_services_are_traced_by_the_interceptor(
+    channel: grpc.aio.Channel, span_exporter: InMemorySpanExporter
+) -> None:
+    await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+    assert len(_server_spans(span_exporter, "/grpc.health.v1.Health/Check")) == 1
