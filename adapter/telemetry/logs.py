@@ -57,9 +57,14 @@ class SecretMaskingFilter(logging.Filter):
         return True
 
 
+_HANDLER_NAME = "mesh-adapter"
+
+
 def configure_logging(level: str, fmt: LogFormat = "auto", *, stream: object = None) -> None:
-    """Replaces the root handlers with one that writes ``fmt`` to ``stream``
-    (stderr); ``auto`` is text on a terminal and JSON lines otherwise."""
+    """Installs one root handler that writes ``fmt`` to ``stream`` (stderr);
+    ``auto`` is text on a terminal and JSON lines otherwise. Calling it again
+    replaces that handler; handlers others installed (a test runner's, an
+    embedding application's) are left alone."""
     out = stream if stream is not None else sys.stderr
     if fmt == "auto":
         fmt = "text" if getattr(out, "isatty", lambda: False)() else "json"
@@ -77,8 +82,9 @@ def configure_logging(level: str, fmt: LogFormat = "auto", *, stream: object = N
         )
     else:
         handler.setFormatter(logging.Formatter(_TEXT))
+    handler.set_name(_HANDLER_NAME)
     root = logging.getLogger()
-    for old in list(root.handlers):
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
