@@ -97,7 +97,11 @@ class MeshAdapter:
         )
         transcoders = build_transcoders(catalog, settings, codec=codec, page_tokens=page_tokens)
         services = upstream_services(
-            catalog, transcoders=transcoders, callers=self.callers, tracer_provider=self._tracer_provider
+            catalog,
+            transcoders=transcoders,
+            callers=self.callers,
+            tracer_provider=self._tracer_provider,
+            meter_provider=self._meter_provider,
         )
         parts: list[Part] = [part("upstream callers", _nothing, self._close_callers)]
         if settings.events.enabled:
@@ -131,7 +135,9 @@ class MeshAdapter:
             services=services,
             board=self.board,
             interceptors=server_interceptors(
-                tracer_provider=self._tracer_provider, self_traced=[s.name for s in catalog.specs]
+                tracer_provider=self._tracer_provider,
+                meter_provider=self._meter_provider,
+                self_traced=[s.name for s in catalog.specs],
             ),
             reflection_enabled=settings.grpc.reflection,
         )

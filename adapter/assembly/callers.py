@@ -87,7 +87,12 @@ def build_upstream_caller(
     ``methods`` (the upstream's, from the catalog) supply the cacheable routes."""
     resilience = settings.resilience
     caller: UpstreamCaller = UpstreamClient(
-        name, settings, credentials=credentials, tracer_provider=tracer_provider, transport=transport
+        name,
+        settings,
+        credentials=credentials,
+        tracer_provider=tracer_provider,
+        transport=transport,
+        meter_provider=meter_provider,
     )
     caller = _rate_limited(caller, settings, meter_provider)
     retry, budget = resilience.retry, resilience.retry_budget

@@ -21,7 +21,7 @@ from adapter.events.delivery import SpoolDrainer
 from adapter.events.encoding import EventEncoder
 from adapter.events.intake import EventIntake
 from adapter.events.kafka_sink import KafkaSink, KafkaUnavailable
-from adapter.events.metrics import register_event_gauges
+from adapter.events.metrics import register_event_metrics
 from adapter.events.pipeline import EventPipeline
 from adapter.events.routing import EventRouter, topic_name
 from adapter.events.spool import EventSpool
@@ -106,6 +106,7 @@ def build_event_pipeline(
         stop_grace=cfg.kafka.stop_grace_seconds,
         supervisor=supervisor,
         on_health=lambda serving, why: board.set(EVENT_SERVICE, serving, why),
+        health_name=EVENT_SERVICE,
     )
     pipeline = EventPipeline(
         spool=spool,
@@ -117,7 +118,7 @@ def build_event_pipeline(
         sources=dict(sources.streams),
     )
     for name, source in pipeline.sources.items():
-        health_name = f"meshadapter.events.{name}"
+        health_name = source.health_name = f"meshadapter.events.{name}"
         board.set(health_name, True)
 
         def follow(state: StreamState, detail: str, health_name: str = health_name) -> None:
@@ -131,7 +132,7 @@ def build_event_pipeline(
         message_types={r.full_name: r.message_type for r in catalog.routes},
         codec=codec,
     )
-    register_event_gauges(pipeline, meter_provider)
+    register_event_metrics(pipeline, meter_provider)
     return pipeline
 
 

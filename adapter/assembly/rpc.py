@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import grpc
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from adapter.config.settings import Settings
@@ -44,6 +45,7 @@ def upstream_services(
     transcoders: Mapping[str, Transcoder],
     callers: Mapping[str, UpstreamCaller],
     tracer_provider: TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
 ) -> list[ServedService]:
     """One ServedService per upstream-backed service of the protos."""
     services = []
@@ -51,7 +53,12 @@ def upstream_services(
         caller = callers[spec.upstream]
         handlers = {
             m.name: grpc.unary_unary_rpc_method_handler(
-                method_handler(transcoders[m.path], caller, tracer_provider=tracer_provider).handle,
+                method_handler(
+                    transcoders[m.path],
+                    caller,
+                    tracer_provider=tracer_provider,
+                    meter_provider=meter_provider,
+                ).handle,
                 request_deserializer=m.input_type.FromString,
                 response_serializer=m.output_type.SerializeToString,
             )

@@ -4,7 +4,8 @@
    not trace themselves (health, reflection, EventService): upstream-backed
    handlers make their own server span (adapter/telemetry/rpc_spans.py), which
    costs a fraction of the interceptor's wrapping (docs/benchmarks.md);
-2. request decoding: bytes that do not decode are INVALID_ARGUMENT naming the
+2. ``rpc.server.duration`` for those same services (rpc_metrics.py);
+3. request decoding: bytes that do not decode are INVALID_ARGUMENT naming the
    field, never UNKNOWN (issue 7);
 """
 
@@ -14,20 +15,26 @@ from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from adapter.server.request_decoding import RequestDecodingInterceptor
+from adapter.telemetry.rpc_metrics import RpcDurationInterceptor
 from adapter.telemetry.rpc_spans import skip_self_traced
 
 __all__ = ["server_interceptors"]
 
 
 def server_interceptors(
-    *, tracer_provider: TracerProvider | None, self_traced: Sequence[str] = ()
+    *,
+    tracer_provider: TracerProvider | None,
+    meter_provider: MeterProvider | None = None,
+    self_traced: Sequence[str] = (),
 ) -> list[Any]:
     return [
         aio_server_interceptor(  # type: ignore[no-untyped-call]
             tracer_provider=tracer_provider, filter_=skip_self_traced(list(self_traced))
         ),
+        RpcDurationInterceptor(meter_provider, self_recorded=self_traced),
         RequestDecodingInterceptor(),  # inside tracing: a refused request is still a span
     ]

@@ -87,9 +87,11 @@ class SpoolDrainer:
         rng: random.Random | None = None,
         supervisor: Supervisor | None = None,
         on_health: Callable[[bool, str], None] | None = None,
+        health_name: str | None = None,
     ) -> None:
         """``on_health(serving, why)`` hears when Kafka starts failing and recovers;
-        ``supervisor`` keeps the delivery loop running (a private one by default)."""
+        ``supervisor`` keeps the delivery loop running (a private one by default) and
+        turns ``health_name`` NOT_SERVING while the loop is dead."""
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self._spool = spool
@@ -98,6 +100,7 @@ class SpoolDrainer:
         self._backoff = Backoff(backoff_initial, backoff_max, rng=rng)
         self._supervisor = supervisor or Supervisor()
         self._on_health = on_health
+        self._health_name = health_name
         self.stop_grace = stop_grace
         self.progress_interval = progress_interval
         self._clock = clock
@@ -118,7 +121,9 @@ class SpoolDrainer:
             self._stopping.clear()
             self._drained.clear()
             self._progress_at = self._clock()
-            self._task = self._supervisor.spawn("spool-drainer", self._run_until_stopped)
+            self._task = self._supervisor.spawn(
+                "spool-drainer", self._run_until_stopped, health=self._health_name
+            )
 
     async def stop(self, grace: float | None = None) -> None:
         """Keeps delivering for up to ``grace`` seconds (default ``stop_grace``) while
@@ -171,6 +176,8 @@ class SpoolDrainer:
     # -- the loop ----------------------------------------------------------------------------
 
     async def _run_until_stopped(self) -> None:
+        if self._on_health is not None and self._state != "failing":
+            self._on_health(True, "")  # (re)started: serving until Kafka says otherwise
         await self._run()
         if not self._stopping.is_set():  # the loop only returns when asked to stop
             raise RuntimeError("the delivery loop ended while the drainer runs")

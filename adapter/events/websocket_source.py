@@ -125,6 +125,9 @@ class WebSocketSource:
         self._crash_causes: set[str] = set()
         self._listeners: list[Callable[[StreamState, str], None]] = [on_state] if on_state else []
         self._supervisor = supervisor or Supervisor()
+        #: The health name the supervisor turns NOT_SERVING if the stream's task is
+        #: killed from outside (set by the composition root; None: not reported).
+        self.health_name: str | None = None
         self.queued_bytes = 0
 
     def listen(self, listener: Callable[[StreamState, str], None]) -> None:
@@ -133,7 +136,9 @@ class WebSocketSource:
 
     async def start(self) -> None:
         if self._task is None:
-            self._task = self._supervisor.spawn(f"ws-{self.stream.source}", self._supervise_then_park)
+            self._task = self._supervisor.spawn(
+                f"ws-{self.stream.source}", self._supervise_then_park, health=self.health_name
+            )
 
     async def stop(self) -> None:
         """Closes the connection and flushes the watermark; idempotent, never raises."""
@@ -376,9 +381,12 @@ class WebSocketSource:
 async def _next(queue: FrameQueue, reader: asyncio.Task[None]) -> ReceivedFrame:
     """The next frame, or the reader's failure (a drop) as an exception."""
     getter = asyncio.ensure_future(queue.get())
-    done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+    try:
+        done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+    finally:  # also when the stream is stopped (cancelled) while it waits
+        if not getter.done():
+            getter.cancel()
     if getter in done:
         return getter.result()
-    getter.cancel()
     reader.result()  # raises ConnectionClosed on a drop or stall
     raise ConnectionClosed(None, None)  # the server closed cleanly: reconnect anyway

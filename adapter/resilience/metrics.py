@@ -2,12 +2,12 @@
 
 | name | kind | attributes |
 |---|---|---|
-| ``mesh_adapter.upstream.retries`` | counter | upstream, route, cause |
-| ``mesh_adapter.upstream.retry.stopped`` | counter | upstream, route, reason |
-| ``mesh_adapter.upstream.rate_limit.remaining`` | gauge | upstream, quota (``rest``/``graphql``) |
-| ``mesh_adapter.upstream.rate_limit.throttled`` | counter | upstream, quota, outcome (waited, refused) |
-| ``mesh_adapter.upstream.circuit_breaker.state`` | gauge (0 closed, 1 half-open, 2 open) | upstream, route |
-| ``mesh_adapter.upstream.cache.lookups`` | counter | upstream, result (hit, miss, revalidated, bypass) |
+| ``meshadapter.upstream.retries`` | counter | upstream, route, cause |
+| ``meshadapter.upstream.retry.stopped`` | counter | upstream, route, reason |
+| ``meshadapter.upstream.rate_limit.remaining`` | gauge | upstream, quota (``rest``/``graphql``) |
+| ``meshadapter.upstream.rate_limit.throttled`` | counter | upstream, quota, outcome (waited, refused) |
+| ``meshadapter.upstream.circuit_breaker.state`` | gauge (0 closed, 1 half-open, 2 open) | upstream, route |
+| ``meshadapter.upstream.cache.lookups`` | counter | upstream, result (hit, miss, revalidated, bypass) |
 """
 
 from __future__ import annotations
@@ -31,12 +31,12 @@ __all__ = [
 
 GaugeCallback = Callable[[CallbackOptions], Iterable[Observation]]
 
-RETRIES = "mesh_adapter.upstream.retries"
-RETRY_STOPPED = "mesh_adapter.upstream.retry.stopped"
-RATE_LIMIT_REMAINING = "mesh_adapter.upstream.rate_limit.remaining"
-RATE_LIMIT_THROTTLED = "mesh_adapter.upstream.rate_limit.throttled"
-BREAKER_STATE = "mesh_adapter.upstream.circuit_breaker.state"
-CACHE_LOOKUPS = "mesh_adapter.upstream.cache.lookups"
+RETRIES = "meshadapter.upstream.retries"
+RETRY_STOPPED = "meshadapter.upstream.retry.stopped"
+RATE_LIMIT_REMAINING = "meshadapter.upstream.rate_limit.remaining"
+RATE_LIMIT_THROTTLED = "meshadapter.upstream.rate_limit.throttled"
+BREAKER_STATE = "meshadapter.upstream.circuit_breaker.state"
+CACHE_LOOKUPS = "meshadapter.upstream.cache.lookups"
 
 
 def meter(meter_provider: metrics.MeterProvider | None) -> metrics.Meter:

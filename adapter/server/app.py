@@ -102,13 +102,17 @@ class AdapterServer:
             names.append(reflection.SERVICE_NAME)
             enable_reflection(names, server)
         address = f"{settings.host}:{settings.port}"
-        if self._credentials is None:
-            self.port = server.add_insecure_port(address)
-        else:
-            self.port = server.add_secure_port(address, self._credentials)
-        if not self.port:
-            raise OSError(f"cannot listen on {address}")
-        await server.start()
+        try:
+            if self._credentials is None:
+                self.port = server.add_insecure_port(address)
+            else:
+                self.port = server.add_secure_port(address, self._credentials)
+            if not self.port:
+                raise OSError(f"cannot listen on {address}")
+            await server.start()
+        except BaseException:
+            await server.stop(None)  # a server that never served still holds its queue's descriptors
+            raise
         self._server = server
         for name in ("", *self.service_names):
             if self._board.serving(name) is None:

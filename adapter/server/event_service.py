@@ -84,6 +84,8 @@ class EventStreamServicer(events_pb2_grpc.EventServiceServicer):
         #: (their difference is what streams hold in memory).
         self.fetched = 0
         self.sent = 0
+        #: Subscribe streams open now (a gauge for operators).
+        self.open_streams = 0
         self._validator = RequestValidator(events_pb2.SubscribeRequest.DESCRIPTOR)
 
     async def Subscribe(
@@ -118,6 +120,7 @@ class EventStreamServicer(events_pb2_grpc.EventServiceServicer):
         except TimeoutError:
             await consumer.stop()
             await context.abort(grpc.StatusCode.UNAVAILABLE, "Kafka is unreachable; retry later")
+        self.open_streams += 1
         try:
             position = await self._seek(consumer, assignment, resume, request.start_from)
             types = tuple(request.filter.types)
@@ -137,6 +140,7 @@ class EventStreamServicer(events_pb2_grpc.EventServiceServicer):
                         yield event  # waits on the client's flow-control window
                         self.sent += 1
         finally:
+            self.open_streams -= 1
             await asyncio.wait_for(consumer.stop(), timeout=self._metadata_timeout)
 
     async def _assign(self, consumer: AIOKafkaConsumer, topics: list[str]) -> list[TopicPartition]:

@@ -17,6 +17,7 @@ import logging
 
 from google.protobuf.message import Message
 from google.rpc import status_pb2
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from adapter.graphql.answer import GraphQLAnswer, GraphQLErrorItem, read_answer, read_error_answer
@@ -49,8 +50,11 @@ class GraphQLMethodHandler(MethodHandler):
         caller: UpstreamCaller,
         *,
         tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
-        super().__init__(transcoder.spec, caller, tracer_provider=tracer_provider)
+        super().__init__(
+            transcoder.spec, caller, tracer_provider=tracer_provider, meter_provider=meter_provider
+        )
         self._transcoder = transcoder
 
     async def exchange(self, request: Message, *, deadline: float, context: HandlerContext) -> Message:

@@ -18,6 +18,7 @@ import grpc
 from google.protobuf.message import Message
 from google.rpc import status_pb2
 from grpc_status import rpc_status
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from adapter.descriptors.method_spec import MethodSpec
@@ -68,17 +69,22 @@ class MethodHandler:
     failures of their own (:meth:`status_of`)."""
 
     def __init__(
-        self, spec: MethodSpec, caller: UpstreamCaller, *, tracer_provider: TracerProvider | None = None
+        self,
+        spec: MethodSpec,
+        caller: UpstreamCaller,
+        *,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         self.spec = spec
         self._caller = caller
-        self._spans = RpcSpans(tracer_provider, spec.path)
+        self._spans = RpcSpans(tracer_provider, spec.path, meter_provider)
 
     async def handle(self, request: Message, context: HandlerContext) -> Message:
         """The gRPC behaviour. Register this bound method, not the object: grpc.aio
         needs a coroutine function and does not look inside callable objects."""
         spec = self.spec
-        span, token = self._spans.start(context.invocation_metadata())
+        call = self._spans.start(context.invocation_metadata())
         try:
             loop = asyncio.get_running_loop()
             remaining = context.time_remaining()
@@ -89,16 +95,16 @@ class MethodHandler:
                 logger.debug("%s request %s", spec.path, redacted(request))
             response = await self.exchange(request, deadline=loop.time() + budget, context=context)
         except asyncio.CancelledError:
-            self._spans.end(span, token, grpc.StatusCode.CANCELLED, "cancelled by the caller")
+            self._spans.end(call, grpc.StatusCode.CANCELLED, "cancelled by the caller")
             raise
         except Exception as exc:  # every failure leaves as a status, never UNKNOWN
             status = self.status_of(exc)
             code = _CODES.get(status.code, grpc.StatusCode.UNKNOWN)
             log = logger.info if code in _QUIET else logger.warning
             log("%s -> %s: %s", spec.path, code.name, status.message)
-            self._spans.end(span, token, code, status.message)
+            self._spans.end(call, code, status.message)
             await context.abort_with_status(rpc_status.to_status(status))
-        self._spans.end(span, token)
+        self._spans.end(call)
         return response
 
     __call__ = handle
@@ -122,8 +128,11 @@ class UpstreamMethodHandler(MethodHandler):
         caller: UpstreamCaller,
         *,
         tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
-        super().__init__(transcoder.spec, caller, tracer_provider=tracer_provider)
+        super().__init__(
+            transcoder.spec, caller, tracer_provider=tracer_provider, meter_provider=meter_provider
+        )
         self._transcoder = transcoder
 
     async def exchange(self, request: Message, *, deadline: float, context: HandlerContext) -> Message:

@@ -3,6 +3,7 @@ operation (``(meshadapter.options.v1.graphql)``)."""
 
 from __future__ import annotations
 
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from adapter.config.settings import UpstreamSettings
@@ -36,10 +37,18 @@ def transcoder_for(
 
 
 def method_handler(
-    transcoder: Transcoder, caller: UpstreamCaller, *, tracer_provider: TracerProvider | None = None
+    transcoder: Transcoder,
+    caller: UpstreamCaller,
+    *,
+    tracer_provider: TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
 ) -> MethodHandler:
     """The handler serving ``transcoder``'s method through ``caller``; it makes the
     call's server span (register its ``.handle``)."""
     if isinstance(transcoder, GraphQLTranscoder):
-        return GraphQLMethodHandler(transcoder, caller, tracer_provider=tracer_provider)
-    return UpstreamMethodHandler(transcoder, caller, tracer_provider=tracer_provider)
+        return GraphQLMethodHandler(
+            transcoder, caller, tracer_provider=tracer_provider, meter_provider=meter_provider
+        )
+    return UpstreamMethodHandler(
+        transcoder, caller, tracer_provider=tracer_provider, meter_provider=meter_provider
+    )

@@ -9,21 +9,28 @@ skip the services that trace themselves (:func:`skip_self_traced`).
 
 The span carries the same name (``/package.Service/Method``) and attribute names
 as the interceptor's, continues the caller's W3C ``traceparent``, and is current
-while the handler runs, so the upstream client's spans are its children.
+while the handler runs, so the upstream client's spans are its children. Its
+duration also goes to the ``rpc.server.duration`` histogram (OpenTelemetry's RPC
+metric conventions: milliseconds, by service, method and status code), which is
+what "RPCs by method and code" is read from.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection, Sequence
 from contextvars import Token
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
-from opentelemetry import context, propagate, trace
+from opentelemetry import context, metrics, propagate, trace
 from opentelemetry.context import Context
+from opentelemetry.metrics import Histogram, MeterProvider
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 
-__all__ = ["RpcSpans", "skip_self_traced"]
+__all__ = ["RPC_SERVER_DURATION", "RpcCall", "RpcSpans", "rpc_duration_histogram", "skip_self_traced"]
+
+RPC_SERVER_DURATION = "rpc.server.duration"
 
 RPC_SYSTEM = "rpc.system"
 RPC_SERVICE = "rpc.service"
@@ -45,6 +52,21 @@ _SERVER_ERRORS = frozenset(
 )
 
 
+def rpc_duration_histogram(meter_provider: MeterProvider | None) -> Histogram:
+    """``rpc.server.duration`` (ms); the SDK returns the same instrument to every caller."""
+    return metrics.get_meter("adapter.server", meter_provider=meter_provider).create_histogram(
+        RPC_SERVER_DURATION, unit="ms", description="Duration of inbound RPCs"
+    )
+
+
+class RpcCall(NamedTuple):
+    """One call in flight: its span, the context token, and when it started."""
+
+    span: Span
+    token: Token[Context]
+    started: float  # perf_counter seconds
+
+
 def skip_self_traced(services: Collection[str]) -> Callable[[Any], bool]:
     """A filter for the gRPC interceptor: True (trace) except for ``services``."""
     skipped = frozenset(services)
@@ -59,13 +81,21 @@ def skip_self_traced(services: Collection[str]) -> Callable[[Any], bool]:
 class RpcSpans:
     """The spans of one RPC method's calls."""
 
-    def __init__(self, tracer_provider: TracerProvider | None, method_path: str) -> None:
+    def __init__(
+        self,
+        tracer_provider: TracerProvider | None,
+        method_path: str,
+        meter_provider: MeterProvider | None = None,
+    ) -> None:
         self._tracer = trace.get_tracer("adapter.server", tracer_provider=tracer_provider)
         self._name = method_path
         service, _, method = method_path.lstrip("/").partition("/")
         self._attributes = {RPC_SYSTEM: "grpc", RPC_SERVICE: service, RPC_METHOD: method}
+        self._duration = rpc_duration_histogram(meter_provider)
+        # One attribute set per status code, built once (the hot path only looks it up).
+        self._by_code = {code: {**self._attributes, RPC_STATUS: code.value[0]} for code in grpc.StatusCode}
 
-    def start(self, metadata: Sequence[tuple[str, str | bytes]] | None) -> tuple[Span, Token[Context]]:
+    def start(self, metadata: Sequence[tuple[str, str | bytes]] | None) -> RpcCall:
         """Starts the call's span as a child of the caller's trace (if it sent one) and
         makes it current; returns it with the token :meth:`end` needs."""
         carrier = {
@@ -76,13 +106,12 @@ class RpcSpans:
             self._name, context=parent, kind=SpanKind.SERVER, attributes=self._attributes
         )
         token = context.attach(trace.set_span_in_context(span, parent))
-        return span, token
+        return RpcCall(span, token, time.perf_counter())
 
-    @staticmethod
-    def end(
-        span: Span, token: Token[Context], code: grpc.StatusCode = grpc.StatusCode.OK, message: str = ""
-    ) -> None:
-        context.detach(token)
+    def end(self, call: RpcCall, code: grpc.StatusCode = grpc.StatusCode.OK, message: str = "") -> None:
+        span = call.span
+        self._duration.record((time.perf_counter() - call.started) * 1000.0, self._by_code[code])
+        context.detach(call.token)
         span.set_attribute(RPC_STATUS, code.value[0])
         if code in _SERVER_ERRORS:
             span.set_status(Status(StatusCode.ERROR, f"{code.name}: {message}"))

@@ -20,6 +20,7 @@ import logging
 from urllib.parse import SplitResult, urlencode, urljoin, urlsplit
 
 import httpx
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 from yarl import URL
 
@@ -68,6 +69,7 @@ class UpstreamClient:
         credentials: CredentialProvider,
         tracer_provider: TracerProvider | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         self.name = name
         self.settings = settings
@@ -76,7 +78,9 @@ class UpstreamClient:
         self._origin = _origin(base)
         self._base = str(settings.base_url).rstrip("/")
         self._http = build_transport(settings, httpx_transport=transport)
-        self._spans = UpstreamSpans(tracer_provider, origin=base)
+        self._spans = UpstreamSpans(
+            tracer_provider, origin=base, upstream=name, meter_provider=meter_provider
+        )
         self._closed = False
 
     @property
@@ -137,7 +141,7 @@ class UpstreamClient:
         self, method: str, url: str, headers: list[tuple[str, str]], body: bytes | None, route: str
     ) -> Answer:
         sent = list(headers)
-        span = self._spans.start(method, url, route, sent)
+        exchange = self._spans.start(method, url, route, sent)
         try:
             answer = await self._http.exchange(
                 method,
@@ -149,9 +153,9 @@ class UpstreamClient:
                 route=route,
             )
         except BaseException as exc:  # the span ends whatever happened, then it propagates
-            self._spans.failed(span, exc)
+            self._spans.failed(exchange, exc)
             raise
-        self._spans.answered(span, answer.status)
+        self._spans.answered(exchange, answer.status)
         return answer
 
     def _follow(self, url: str, location: str, route: str) -> str:

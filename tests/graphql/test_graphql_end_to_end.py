@@ -62,7 +62,7 @@ async def test_one_query_replaces_several_rest_calls_in_one_quota_unit(start_sim
         assert sim.count(**GRAPHQL) == 1 and _rest_requests(sim) == 0
         assert sim.graphql_rate_limit.max_served_in_any_window() == 1
         assert sim.rate_limits["octospine"].max_served_in_any_window() == 0
-        quotas = {p[0]["quota"]: p[1] for p in h.metric("mesh_adapter.upstream.rate_limit.remaining")
+        quotas = {p[0]["quota"]: p[1] for p in h.metric("meshadapter.upstream.rate_limit.remaining")
                   if p[0]["upstream"] == "octospine"}  # fmt: skip
         assert quotas == {"rest": 1000, "graphql": 499}
 
@@ -288,7 +288,7 @@ async def test_graphql_and_rest_quotas_are_separate(start_sim: StartSim) -> None
         with pytest.raises(grpc.aio.AioRpcError) as rest_spent:
             await rest("pip_0003")
         limiter = h.layer("octospine", UpstreamRateLimiter)
-        remaining = {p[0]["quota"]: p[1] for p in h.metric("mesh_adapter.upstream.rate_limit.remaining")
+        remaining = {p[0]["quota"]: p[1] for p in h.metric("meshadapter.upstream.rate_limit.remaining")
                      if p[0]["upstream"] == "octospine"}  # fmt: skip
     assert (sim.count(**GRAPHQL), _rest_requests(sim)) == (2, 2), "the refused calls never left"
     for error, quota in ((graphql_spent.value, "graphql"), (rest_spent.value, "rest")):

@@ -33,7 +33,7 @@ async def test_cacheable_read_is_served_from_memory_within_its_ttl(start_sim: St
     async with running_adapter(sim, resilience=CACHE_ON) as h:
         first = await _get_device(h)
         second = await _get_device(h)
-        lookups = {a["result"]: v for a, v in h.metric("mesh_adapter.upstream.cache.lookups")}
+        lookups = {a["result"]: v for a, v in h.metric("meshadapter.upstream.cache.lookups")}
     assert first == second and first.id == "dev_001"
     assert sim.count(route=GET_DEVICE) == 1
     assert lookups == {"miss": 1, "hit": 1}
@@ -61,7 +61,7 @@ async def test_etag_revalidation_renews_without_a_body(start_sim: StartSim) -> N
         second = await _get_device(h)
         assert cache.is_fresh(probe)
         third = await _get_device(h)
-        lookups = {a["result"]: v for a, v in h.metric("mesh_adapter.upstream.cache.lookups")}
+        lookups = {a["result"]: v for a, v in h.metric("meshadapter.upstream.cache.lookups")}
     assert first == second == third
     first_req, second_req = sim.find_requests(route=GET_DEVICE)
     assert "If-None-Match" not in first_req.headers

@@ -55,7 +55,7 @@ async def test_opens_fails_fast_half_opens_and_recovers(start_sim: StartSim) -> 
         # Other routes of the upstream are not affected.
         await stub.ListAlerts(alerts_pb2.ListAlertsRequest(), timeout=2)
         assert [
-            v for a, v in h.metric("mesh_adapter.upstream.circuit_breaker.state") if a["route"] == ROUTE
+            v for a, v in h.metric("meshadapter.upstream.circuit_breaker.state") if a["route"] == ROUTE
         ] == [2]
 
         # Half-open: one probe; it fails, so the breaker opens again.

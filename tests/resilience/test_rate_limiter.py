@@ -139,8 +139,8 @@ async def test_quota_holds_under_200_concurrent_callers_at_150_percent(start_sim
                 outcomes.append(exc)
 
         await asyncio.gather(*(caller(i) for i in range(callers)))
-        remaining = h.metric("mesh_adapter.upstream.rate_limit.remaining")
-        throttled = h.metric("mesh_adapter.upstream.rate_limit.throttled")
+        remaining = h.metric("meshadapter.upstream.rate_limit.remaining")
+        throttled = h.metric("meshadapter.upstream.rate_limit.throttled")
     offered = callers
     failed = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
     # On a loaded machine an admitted call can still miss its 0.5 s deadline; that is the
@@ -214,7 +214,7 @@ async def test_every_limiter_reports_its_own_gauge_and_a_quota_router_picks_the_
             for resource in data.resource_metrics
             for scope in resource.scope_metrics
             for metric in scope.metrics
-            if metric.name == "mesh_adapter.upstream.rate_limit.remaining"
+            if metric.name == "meshadapter.upstream.rate_limit.remaining"
             for point in metric.data.data_points  # type: ignore[union-attr]
         }
 

@@ -52,7 +52,7 @@ async def test_stops_at_exactly_max_attempts(start_sim: StartSim) -> None:
     async with running_adapter(sim, resilience={"retry": {"max_attempts": 4}}) as h:
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await _get(h)(alerts_pb2.GetAlertRequest(alert_id="alt_0001"), timeout=5)  # type: ignore[operator]
-        retried = h.metric("mesh_adapter.upstream.retries")
+        retried = h.metric("meshadapter.upstream.retries")
     assert info.value.code() == C.UNAVAILABLE
     assert sim.count(route=GET_ALERT) == 4
     meta = error_details(info.value)["ErrorInfo"].metadata

@@ -63,7 +63,7 @@ async def test_503_storm_sequential_calls_add_exactly_20_percent(start_sim: Star
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await stub.GetAlert(alerts_pb2.GetAlertRequest(alert_id="alt_0001"), timeout=5)
             assert info.value.code() == grpc.StatusCode.UNAVAILABLE
-        stopped = h.metric("mesh_adapter.upstream.retry.stopped")
+        stopped = h.metric("meshadapter.upstream.retry.stopped")
     # Without a budget: 150 attempts. With it: 50 calls + 20% = 60, exactly.
     assert sim.count(route=GET_ALERT) == 60
     assert sum(v for a, v in stopped if a["reason"] == "retry_budget_exhausted") > 0
@@ -83,7 +83,7 @@ async def test_503_storm_concurrent_calls_stay_within_budget(start_sim: StartSim
             *(stub.GetAlert(alerts_pb2.GetAlertRequest(alert_id="alt_0001"), timeout=5) for _ in range(100)),
             return_exceptions=True,
         )
-        retries = sum(v for _, v in h.metric("mesh_adapter.upstream.retries"))
+        retries = sum(v for _, v in h.metric("meshadapter.upstream.retries"))
     print(f"503 storm, 100 concurrent calls: {sim.count(route=GET_ALERT)} attempts, {retries} retries")
     assert all(isinstance(r, grpc.aio.AioRpcError) for r in results)
     # 100 calls, 20% of them, plus the floor of 1 retry/s over the 10 s window.

@@ -1,0 +1,8 @@
+"""The lifecycle tests run whole adapters with events on: the event tests' topic
+prefix fixture (topics deleted afterwards)."""
+
+from __future__ import annotations
+
+from ..events.conftest import prefix
+
+__all__ = ["prefix"]

@@ -1,0 +1,100 @@
+"""Background tasks killed under a running MeshAdapter (events on, real Kafka): the
+health the orchestrator reads turns NOT_SERVING within a second, then the task is
+restarted (policy ``restart``) or the adapter exits non-zero (policy ``exit``)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from grpc_health.v1 import health_pb2
+
+from adapter.runtime import MeshAdapter
+from simulator import Simulator
+
+from ..events.kafka_fixtures import BOOTSTRAP, consume_all
+from ..events.mesh_fixtures import health_of, mesh_settings
+
+pytestmark = pytest.mark.kafka
+
+SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+async def _health_becomes(port: int, service: str, status: int, *, within: float) -> float:
+    """Seconds until gRPC health of ``service`` reads ``status`` (fails after ``within``)."""
+    started = time.monotonic()
+    while (answer := await health_of(port, service)) != status:
+        if time.monotonic() - started > within:
+            pytest.fail(f"{service} still {answer}, not {status}, after {within}s")
+        await asyncio.sleep(0.02)
+    return time.monotonic() - started
+
+
+@pytest_asyncio.fixture
+async def running(simulator: Simulator, tmp_path: Path, prefix: str) -> AsyncIterator[MeshAdapter]:
+    adapter = MeshAdapter(mesh_settings(simulator, tmp_path, prefix))
+    await adapter.start()
+    assert adapter.events is not None
+    for source in adapter.events.sources.values():
+        await asyncio.wait_for(source.streaming.wait(), 10)
+    try:
+        yield adapter
+    finally:
+        await adapter.stop(0)
+
+
+async def test_a_killed_stream_task_turns_not_serving_then_comes_back(
+    running: MeshAdapter, simulator: Simulator, prefix: str
+) -> None:
+    assert running.events is not None
+    stream = running.events.sources["openframe"]
+    service = "meshadapter.events.openframe"
+    assert await health_of(running.port, service) == SERVING
+    assert stream._task is not None
+    stream._task.cancel()  # killed from outside, not stopped by its part
+    took = await _health_becomes(running.port, service, NOT_SERVING, within=1.0)
+    print(f"\nstream task killed -> NOT_SERVING in {took * 1000:.0f} ms")
+    await _health_becomes(running.port, service, SERVING, within=10)
+    await asyncio.wait_for(stream.streaming.wait(), 10)
+    assert running.supervisor.deaths("ws-openframe") == 1
+    # and the restarted stream still carries events to Kafka
+    created = await simulator.generate_events("openframe", "alert", count=1)
+    records = await consume_all(BOOTSTRAP, f"{prefix}openframe.alerts", expected=1, within=20)
+    assert len(records) == len(created) == 1
+
+
+async def test_a_killed_drainer_turns_not_serving_then_delivers_again(
+    running: MeshAdapter, simulator: Simulator, prefix: str
+) -> None:
+    assert running.events is not None
+    drainer = running.events.drainer
+    service = "meshadapter.v1.EventService"
+    assert await health_of(running.port, service) == SERVING
+    assert drainer._task is not None
+    drainer._task.cancel()
+    took = await _health_becomes(running.port, service, NOT_SERVING, within=1.0)
+    print(f"\ndrainer task killed -> NOT_SERVING in {took * 1000:.0f} ms")
+    await _health_becomes(running.port, service, SERVING, within=10)
+    assert running.supervisor.deaths("spool-drainer") == 1
+    await simulator.generate_events("openframe", "alert", count=2)
+    records = await consume_all(BOOTSTRAP, f"{prefix}openframe.alerts", expected=2, within=20)
+    assert len(records) == 2
+
+
+async def test_policy_exit_ends_the_adapter_with_the_cause(
+    simulator: Simulator, tmp_path: Path, prefix: str
+) -> None:
+    settings = mesh_settings(simulator, tmp_path, prefix).model_copy(update={"on_task_death": "exit"})
+    adapter = MeshAdapter(settings)
+    await adapter.start()
+    try:
+        assert adapter.events is not None and adapter.events.drainer._task is not None
+        adapter.events.drainer._task.cancel()
+        await asyncio.wait_for(adapter.wait_for_termination(), 2)
+        assert "spool-drainer" in adapter.fatal
+    finally:
+        await adapter.stop(0)
