@@ -148,6 +148,7 @@ class MeshAdapter:
                 port=settings.telemetry.ops_port,
                 registry=self._registry,
                 readiness=self.board.snapshot,
+                why=self.board.why,
             )
             parts.append(part("operator port", self.ops.start, self.ops.stop))
         return parts

@@ -34,11 +34,13 @@ class OpsServer:
         port: int,
         registry: CollectorRegistry | None,
         readiness: Callable[[], Mapping[str, bool]],
+        why: Callable[[str], str] = lambda _name: "",
     ) -> None:
         self.host = host
         self.port = port
         self._registry = registry
         self._readiness = readiness
+        self._why = why
         self._runner: web.AppRunner | None = None
 
     def app(self) -> web.Application:
@@ -83,6 +85,9 @@ class OpsServer:
         ready = bool(parts) and all(parts.values())
         body = {
             "status": "ready" if ready else "not ready",
-            "parts": {name: "serving" if ok else "not serving" for name, ok in sorted(parts.items())},
+            "parts": {
+                name: "serving" if ok else f"not serving: {self._why(name) or 'no reason given'}"
+                for name, ok in sorted(parts.items())
+            },
         }
         return web.json_response(body, status=200 if ready else 503)

@@ -9,6 +9,7 @@ import asyncio
 import io
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -57,6 +58,22 @@ FAMILIES = {
     "messaging_client_sent_messages",
     "messaging_client_consumed_messages",
 }
+
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana" / "mesh-adapter.json"
+
+
+def test_the_dashboard_reads_only_exported_families() -> None:
+    """docs/grafana/mesh-adapter.json queries nothing the adapter does not export
+    (the throttled counter appears once the quota first makes a call wait)."""
+    exprs = [t["expr"] for p in json.loads(DASHBOARD.read_text())["panels"] for t in p["targets"]]
+    used = {
+        re.sub(r"_(count|bucket|total)$", "", name)
+        for expr in exprs
+        for name in re.findall(r"([a-z_]+)\{", expr)
+    }
+    assert used <= FAMILIES | {"meshadapter_upstream_rate_limit_throttled"}, used - FAMILIES
+    assert len(used) >= 15
 
 
 @pytest_asyncio.fixture
@@ -162,7 +179,8 @@ async def test_readyz_follows_health_and_healthz_stays_alive(operated: MeshAdapt
         async with http.get(f"{base}/readyz") as ready:
             assert ready.status == 503
             body = await ready.json()
-            assert "meshadapter.events.openframe" in json.dumps(body)
+            reason = body["parts"]["meshadapter.events.openframe"]
+            assert reason.startswith("not serving: task ws-openframe died"), reason
         async with http.get(f"{base}/healthz") as alive:
             assert alive.status == 200
 
