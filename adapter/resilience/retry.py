@@ -31,6 +31,7 @@ from adapter.upstream.caller import UpstreamCaller
 from adapter.upstream.errors import UpstreamConnectError, UpstreamError
 from adapter.upstream.messages import UpstreamRequest, UpstreamResponse
 
+from .backoff import full_jitter
 from .layer import CallerLayer
 from .metrics import RETRIES, RETRY_STOPPED, meter
 from .retry_budget import RetryBudget
@@ -52,8 +53,9 @@ class RetryPolicy:
         """ "Full jitter" before retry number ``retry`` (1-based): uniform in
         [0, min(max, initial * multiplier**(retry-1))], so synchronised callers
         spread out instead of returning together."""
-        ceiling = min(self.max_backoff, self.initial_backoff * self.multiplier ** (retry - 1))
-        return rng.uniform(0, ceiling)
+        return full_jitter(
+            retry, initial=self.initial_backoff, maximum=self.max_backoff, multiplier=self.multiplier, rng=rng
+        )
 
 
 class RetryingCaller(CallerLayer):
