@@ -1,9 +1,12 @@
 """What stands in front of every handler, outermost first:
 
 1. tracing (OpenTelemetry's grpc.aio server interceptor) for the services that do
-   not trace themselves (health, reflection, EventService): upstream-backed
-   handlers make their own server span (adapter/telemetry/rpc_spans.py), which
-   costs a fraction of the interceptor's wrapping (docs/benchmarks.md);
+   not trace themselves (reflection, EventService): upstream-backed handlers make
+   their own server span (adapter/telemetry/rpc_spans.py), which costs a fraction
+   of the interceptor's wrapping (docs/benchmarks.md). Health is not traced: the
+   interceptor breaks streaming handlers that write with ``context.write``, which
+   grpc_health's ``Watch`` does (opentelemetry-python-contrib issue 3066), and
+   client-side health checking of round_robin clients relies on ``Watch``;
 2. ``rpc.server.duration`` for those same services (rpc_metrics.py);
 3. request decoding: bytes that do not decode are INVALID_ARGUMENT naming the
    field, never UNKNOWN (issue 7);
@@ -14,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from grpc_health.v1.health import SERVICE_NAME as HEALTH_SERVICE
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
@@ -33,7 +37,7 @@ def server_interceptors(
 ) -> list[Any]:
     return [
         aio_server_interceptor(  # type: ignore[no-untyped-call]
-            tracer_provider=tracer_provider, filter_=skip_self_traced(list(self_traced))
+            tracer_provider=tracer_provider, filter_=skip_self_traced([*self_traced, HEALTH_SERVICE])
         ),
         RpcDurationInterceptor(meter_provider, self_recorded=self_traced),
         RequestDecodingInterceptor(),  # inside tracing: a refused request is still a span

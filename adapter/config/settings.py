@@ -139,6 +139,10 @@ class GrpcSettings(_Frozen):
     port: int = Field(default=50051, ge=0, le=65535)
     #: In-flight calls get this long to finish after SIGTERM.
     grace_period_seconds: float = Field(default=10.0, ge=0)
+    #: After SIGTERM, health reads NOT_SERVING for this long while new calls are
+    #: still served, so clients that watch health (round_robin with healthCheckConfig)
+    #: move to other replicas before this one stops accepting calls.
+    drain_seconds: float = Field(default=1.0, ge=0, le=300)
     reflection: bool = True
     max_receive_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     #: Calls accepted by HTTP/2 but not yet picked up by the server loop; beyond
