@@ -28,7 +28,7 @@ from adapter.runtime import MeshAdapter
 from adapter.telemetry.logs import configure_logging
 from simulator import Fault, Simulator
 
-from ..events.kafka_fixtures import BOOTSTRAP, consume_all
+from ..events.kafka_fixtures import BOOTSTRAP, consume_all, wait_until
 from ..events.mesh_fixtures import mesh_settings
 
 pytestmark = pytest.mark.kafka
@@ -168,19 +168,25 @@ async def test_every_family_is_exported_with_values_that_match_the_traffic(
     assert _value(metrics["meshadapter_upstream_rate_limit_remaining"], upstream="openframe") > 0
 
 
-async def test_readyz_follows_health_and_healthz_stays_alive(operated: MeshAdapter) -> None:
+async def test_readyz_follows_health_and_healthz_stays_alive(
+    operated: MeshAdapter, simulator: Simulator
+) -> None:
     assert operated.ops is not None and operated.events is not None
     base = f"http://127.0.0.1:{operated.ops.port}"
+    stream = operated.events.sources["openframe"]
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{base}/readyz") as ready:
             assert ready.status == 200
-        operated.events.sources["openframe"]._task.cancel()  # type: ignore[union-attr]
-        await asyncio.sleep(0.05)
+        # The vendor revokes the key: the stream reconnects, is refused, and stays FAILED.
+        simulator.faults.add(Fault(vendor="openframe", route="/v1/ws", status=401))
+        simulator.ws_drop("openframe")
+        await wait_until(lambda: stream.state.value == "failed", within=10, what="the stream to fail")
         async with http.get(f"{base}/readyz") as ready:
             assert ready.status == 503
             body = await ready.json()
             reason = body["parts"]["meshadapter.events.openframe"]
-            assert reason.startswith("not serving: task ws-openframe died"), reason
+            assert reason.startswith("not serving: ") and "401" in reason, reason
+            assert body["parts"]["meshadapter.events.octospine"] == "serving"
         async with http.get(f"{base}/healthz") as alive:
             assert alive.status == 200
 
