@@ -32,6 +32,7 @@ from adapter.events.pipeline import EventPipeline
 from adapter.events.routing import topic_name
 from adapter.lifecycle import HealthBoard, LifecycleGroup, Part, Supervisor, part
 from adapter.server.app import AdapterServer, ServedService
+from adapter.server.grpc_options import limit_options
 from adapter.telemetry.metrics import build_meter_provider
 from adapter.telemetry.ops_server import OpsServer
 from adapter.transcoding.json_codec import JsonCodec
@@ -39,7 +40,7 @@ from adapter.transcoding.page_tokens import PageTokenSigner
 from adapter.upstream.caller import UpstreamCaller
 from adapter.upstream.credentials import CredentialProvider
 
-from .assembly.callers import build_callers
+from .assembly.callers import build_callers, default_stack
 from .assembly.event_parts import EVENT_SERVICE, build_event_pipeline, event_parts
 from .assembly.server_parts import server_interceptors
 
@@ -110,7 +111,7 @@ class MeshAdapter:
                 settings,
                 codec=codec,
                 transcoders=rest_transcoders(transcoders),
-                callers=self.callers,
+                callers={name: default_stack(caller) for name, caller in self.callers.items()},
                 credentials=self.credentials,
                 board=self.board,
                 supervisor=self.supervisor,
@@ -138,8 +139,10 @@ class MeshAdapter:
                 tracer_provider=self._tracer_provider,
                 meter_provider=self._meter_provider,
                 self_traced=[s.name for s in catalog.specs],
+                max_concurrent_rpcs=settings.security.limits.max_concurrent_rpcs,
             ),
             reflection_enabled=settings.grpc.reflection,
+            extra_options=limit_options(settings.security.limits),
         )
         parts.append(self.server)
         if settings.telemetry.ops_enabled:

@@ -7,6 +7,8 @@
 2. ``rpc.server.duration`` for those same services (rpc_metrics.py);
 3. request decoding: bytes that do not decode are INVALID_ARGUMENT naming the
    field, never UNKNOWN (issue 7);
+4. the server-wide cap on calls in flight (``security.limits.max_concurrent_rpcs``),
+   RESOURCE_EXHAUSTED past it (grpc.aio's own cap queues instead of refusing).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
+from adapter.server.call_cap import ConcurrentCallCap
 from adapter.server.request_decoding import RequestDecodingInterceptor
 from adapter.telemetry.rpc_metrics import RpcDurationInterceptor
 from adapter.telemetry.rpc_spans import skip_self_traced
@@ -30,6 +33,7 @@ def server_interceptors(
     tracer_provider: TracerProvider | None,
     meter_provider: MeterProvider | None = None,
     self_traced: Sequence[str] = (),
+    max_concurrent_rpcs: int = 0,
 ) -> list[Any]:
     return [
         aio_server_interceptor(  # type: ignore[no-untyped-call]
@@ -37,4 +41,5 @@ def server_interceptors(
         ),
         RpcDurationInterceptor(meter_provider, self_recorded=self_traced),
         RequestDecodingInterceptor(),  # inside tracing: a refused request is still a span
+        ConcurrentCallCap(max_concurrent_rpcs),
     ]

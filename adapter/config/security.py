@@ -80,8 +80,16 @@ class LimitsSettings(_Frozen):
     #: Open ``EventService/Subscribe`` streams, in all and per principal; 0 = no cap.
     max_subscribe_streams: int = Field(default=200, ge=0)
     max_subscribe_streams_per_principal: int = Field(default=20, ge=0)
-    #: Clients may not ping more often than this (gRPC keepalive enforcement).
+    #: Clients may not ping more often than this while no call sends data (gRPC
+    #: keepalive enforcement); a client that does is told ``too_many_pings`` and
+    #: disconnected after ``max_ping_strikes`` such pings.
     min_client_ping_interval_seconds: float = Field(default=30.0, gt=0)
+    max_ping_strikes: int = Field(default=2, ge=0)
+    #: The server pings a connection idle this long, and drops it when the ping is
+    #: not answered within ``keepalive_timeout_seconds``: a vanished client must not
+    #: hold its Subscribe streams (and their caps) for ever.
+    keepalive_time_seconds: float = Field(default=300.0, gt=0)
+    keepalive_timeout_seconds: float = Field(default=20.0, gt=0)
     #: Connections are closed (gracefully) after this long, so load spreads after a
     #: scale-out and certificates are re-checked; 0 = never.
     max_connection_age_seconds: float = Field(default=1800.0, ge=0)

@@ -49,6 +49,7 @@ from .auth import UpstreamAuth as UpstreamAuth
 from .base_url import without_duplicated_prefix
 from .graphql import GraphQLSettings as GraphQLSettings
 from .resilience import ResilienceSettings as ResilienceSettings
+from .security import SecuritySettings
 
 logger = logging.getLogger(__name__)
 
@@ -358,6 +359,8 @@ class Settings(BaseSettings):
     events: EventsSettings = EventsSettings()
     descriptors: DescriptorSettings = DescriptorSettings()
     page_tokens: PageTokenSettings = PageTokenSettings()
+    #: TLS, caller identity, authorization policy and limits of the gRPC port.
+    security: SecuritySettings = SecuritySettings()
 
     @field_validator("upstreams", mode="after")
     @classmethod
