@@ -85,6 +85,10 @@ class LimitsSettings(_Frozen):
     #: disconnected after ``max_ping_strikes`` such pings.
     min_client_ping_interval_seconds: float = Field(default=30.0, gt=0)
     max_ping_strikes: int = Field(default=2, ge=0)
+    #: Whether clients may ping a connection with no call open at all (grpc's default:
+    #: no, every such ping is a strike). Turn on for clients that keep idle
+    #: connections warm (grpc-go's ``PermitWithoutStream``, Envoy's keepalive).
+    permit_keepalive_without_calls: bool = False
     #: The server pings a connection idle this long, and drops it when the ping is
     #: not answered within ``keepalive_timeout_seconds``: a vanished client must not
     #: hold its Subscribe streams (and their caps) for ever.

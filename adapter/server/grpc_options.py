@@ -48,6 +48,7 @@ def limit_options(limits: LimitsSettings) -> list[tuple[str, int]]:
     options = [
         ("grpc.http2.min_ping_interval_without_data_ms", _ms(limits.min_client_ping_interval_seconds)),
         ("grpc.http2.max_ping_strikes", limits.max_ping_strikes),
+        ("grpc.keepalive_permit_without_calls", int(limits.permit_keepalive_without_calls)),
         ("grpc.keepalive_time_ms", _ms(limits.keepalive_time_seconds)),
         ("grpc.keepalive_timeout_ms", _ms(limits.keepalive_timeout_seconds)),
         # The server's pings go on while a Subscribe stream is quiet (0 = no cap).
