@@ -4,7 +4,8 @@ The simulator over real sockets with one API key per tenant account, the real
 caller stacks from the composition root (``build_callers`` with a policy), the
 real handlers on a real grpc.aio server with the real :class:`CallAuthorizer` in
 front, and callers identified by bearer JWTs signed by a test issuer (the JWKS is a
-file). The policy is a mutable holder, so a test can "reload" it.
+file) or, with ``tls``, by their client certificates over mTLS. The policy is a
+mutable holder, so a test can "reload" it.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from adapter.assembly.callers import build_callers
 from adapter.assembly.catalog import load_catalog
 from adapter.assembly.rpc import build_transcoders, upstream_services
 from adapter.assembly.tenants import check_tenant_bindings
-from adapter.config.security import JwtSettings
+from adapter.config.security import JwtSettings, TlsSettings
 from adapter.config.settings import ApiKeyAuth, Settings, UpstreamSettings
 from adapter.lifecycle import HealthBoard
 from adapter.security.audit import AuditLog
 from adapter.security.authorizer import CallAuthorizer
 from adapter.security.jwt_verifier import JwtVerifier
 from adapter.security.policy import Policy, parse_policy
+from adapter.security.tls import grpc_server_credentials
 from adapter.server.app import AdapterServer
 from adapter.transcoding.json_codec import JsonCodec
 from adapter.transcoding.page_tokens import PageTokenSigner
@@ -77,6 +79,7 @@ class PolicyHolder:
 class TenantHarness:
     sim: Simulator
     settings: Settings
+    port: int
     channel: grpc.aio.Channel
     callers: dict[str, UpstreamCaller]
     policy: PolicyHolder
@@ -131,7 +134,10 @@ async def tenant_adapter(
     policy: dict[str, Any] = TWO_TENANTS,
     resilience: dict[str, Any] | None = None,
     openframe: dict[str, Any] | None = None,
+    tls: TlsSettings | None = None,
 ) -> AsyncIterator[TenantHarness]:
+    """With ``tls``, the port serves TLS (mTLS when it requires client certificates)
+    and ``channel`` is a plaintext channel that cannot reach it: clients bring their own."""
     # TODO(issue 9): once the composition root installs the authorizer from
     # Settings.security (issue-9-authz), run MeshAdapter here instead.
     settings = tenant_settings(sim, resilience=resilience, openframe=openframe)
@@ -155,11 +161,12 @@ async def tenant_adapter(
         services=upstream_services(catalog, transcoders=transcoders, callers=callers),
         board=HealthBoard(),
         interceptors=[authorizer],
+        credentials=grpc_server_credentials(tls) if tls is not None else None,
     )
     await server.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-            yield TenantHarness(sim, settings, channel, callers, holder, issuer)
+            yield TenantHarness(sim, settings, server.port, channel, callers, holder, issuer)
     finally:
         await server.stop(0)
         for caller in callers.values():

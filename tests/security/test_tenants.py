@@ -11,9 +11,10 @@ import grpc
 import pytest
 import pytest_asyncio
 
-from adapter.assembly.tenants import check_tenant_bindings, unknown_bindings
+from adapter.assembly.tenants import check_tenant_bindings, checked_policy_loader, unknown_bindings
 from adapter.config.settings import ConfigError
-from adapter.security.policy import parse_policy
+from adapter.security.policy import PolicyError, load_policy, parse_policy
+from adapter.security.reloading import ReloadingFile
 from simulator import Simulator
 from tests.resilience.harness import error_details
 from tests.security.tenant_harness import TWO_TENANTS, tenant_adapter, tenant_settings, tenant_sim_config
@@ -131,3 +132,21 @@ async def test_start_is_refused_when_the_policy_names_a_missing_set(sim: Simulat
     assert "policy.toml" in message and "upstreams.openframe.credential_sets.team_z" in message
     assert "upstreams.octospine.credential_sets.team_a" in message
     check_tenant_bindings(parse_policy(TWO_TENANTS), settings)  # every set it names exists
+
+
+async def test_a_reload_naming_a_missing_set_keeps_the_last_good_policy(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    settings = tenant_settings(sim)
+    path = tmp_path / "policy.toml"
+    path.write_text('[[tenants]]\nprincipals = ["jwt:a"]\ncredentials = { openframe = "team_a" }\n')
+    load = checked_policy_loader(lambda: load_policy(path), settings)
+    policy = ReloadingFile("policy", [path], load, interval=0.0)
+    assert policy.current().credential_set("jwt:a", "openframe") == "team_a"
+    replacement = tmp_path / "policy.new"
+    replacement.write_text('[[tenants]]\nprincipals = ["jwt:a"]\ncredentials = { openframe = "team_q" }\n')
+    replacement.replace(path)  # a rotation-style write: new inode
+    assert policy.current().credential_set("jwt:a", "openframe") == "team_a"  # kept
+    assert (policy.failures, policy.reloads) == (1, 0)
+    with pytest.raises(PolicyError, match=r"openframe\.team_q"):
+        load()
