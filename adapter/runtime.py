@@ -28,10 +28,12 @@ from prometheus_client import CollectorRegistry
 from adapter.assembly.catalog import Catalog, load_catalog
 from adapter.assembly.rpc import build_transcoders, rest_transcoders, upstream_services
 from adapter.config.settings import Settings
+from adapter.descriptors.permissions import REFLECTION_SERVICES, served_permissions
 from adapter.events.pipeline import EventPipeline
 from adapter.events.routing import topic_name
 from adapter.lifecycle import HealthBoard, LifecycleGroup, Part, Supervisor, part
 from adapter.server.app import AdapterServer, ServedService
+from adapter.server.event_service import EventStreamServicer
 from adapter.server.grpc_options import limit_options
 from adapter.telemetry.metrics import build_meter_provider
 from adapter.telemetry.ops_server import OpsServer
@@ -42,6 +44,13 @@ from adapter.upstream.credentials import CredentialProvider
 
 from .assembly.callers import build_callers, default_stack
 from .assembly.event_parts import EVENT_SERVICE, build_event_pipeline, event_parts
+from .assembly.security_parts import (
+    SUBSCRIBE_METHOD,
+    GrpcSecurity,
+    build_grpc_security,
+    build_policy,
+    subscribe_permissions,
+)
 from .assembly.server_parts import server_interceptors
 
 __all__ = ["MeshAdapter"]
@@ -77,6 +86,7 @@ class MeshAdapter:
         self.callers: dict[str, UpstreamCaller] = {}
         self.events: EventPipeline | None = None
         self.server: AdapterServer | None = None
+        self.security: GrpcSecurity | None = None
         self.ops: OpsServer | None = None
         self._group: LifecycleGroup | None = None
         self._fatal_event = asyncio.Event()
@@ -90,11 +100,14 @@ class MeshAdapter:
         catalog = self.catalog = load_catalog(settings)
         codec = JsonCodec()
         page_tokens = PageTokenSigner.from_settings(settings.page_tokens)
+        # Read first: the callers route by its tenant bindings, the gate checks its grants.
+        policy = build_policy(settings)
         self.credentials, self.callers = build_callers(
             settings,
             catalog.methods_by_upstream(),
             tracer_provider=self._tracer_provider,
             meter_provider=self._meter_provider,
+            policy=policy.current if policy is not None else None,
         )
         transcoders = build_transcoders(catalog, settings, codec=codec, page_tokens=page_tokens)
         services = upstream_services(
@@ -131,6 +144,16 @@ class MeshAdapter:
             dead_letters = topic_name(settings.events.dead_letter_topic, settings.events)
             topics = [*sorted({t for r in catalog.routes for t in r.topics}), dead_letters]
             parts.extend(event_parts(self.events, topics))
+        # Every served method's permission, read before anything listens (SpecError
+        # when one lacks it); reflection's is included whether or not it is served.
+        permissions = served_permissions([s.name for s in services] + [REFLECTION_SERVICES[0]])
+        request_permissions = {}
+        if self.events is not None and isinstance(self.events.subscriptions, EventStreamServicer):
+            request_permissions[SUBSCRIBE_METHOD] = subscribe_permissions(self.events.subscriptions.topics)
+        security = self.security = build_grpc_security(
+            settings, permissions=permissions, policy=policy, request_permissions=request_permissions
+        )
+        limits = settings.security.limits
         self.server = AdapterServer(
             settings.grpc,
             services=services,
@@ -139,10 +162,12 @@ class MeshAdapter:
                 tracer_provider=self._tracer_provider,
                 meter_provider=self._meter_provider,
                 self_traced=[s.name for s in catalog.specs],
-                max_concurrent_rpcs=settings.security.limits.max_concurrent_rpcs,
+                authorizer=security.authorizer,
+                max_concurrent_rpcs=limits.max_concurrent_rpcs,
             ),
-            reflection_enabled=settings.grpc.reflection,
-            extra_options=limit_options(settings.security.limits),
+            credentials=security.credentials,
+            reflection_enabled=security.reflection,
+            extra_options=limit_options(limits),
         )
         parts.append(self.server)
         if settings.telemetry.ops_enabled:

@@ -1,14 +1,19 @@
 """What stands in front of every handler, outermost first:
 
-1. tracing (OpenTelemetry's grpc.aio server interceptor) for the services that do
+0. the authorization gate (:class:`~adapter.security.authorizer.CallAuthorizer`),
+   when a policy is configured: a refused call is answered before any other work,
+   and the handlers below see the caller in
+   :data:`adapter.security.identity.current_principal`;
+1. the server-wide cap on calls in flight (``security.limits.max_concurrent_rpcs``),
+   RESOURCE_EXHAUSTED past it (grpc.aio's own cap queues instead of refusing);
+   behind the gate, so callers it refuses never take a place of allowed ones;
+2. tracing (OpenTelemetry's grpc.aio server interceptor) for the services that do
    not trace themselves (health, reflection, EventService): upstream-backed
    handlers make their own server span (adapter/telemetry/rpc_spans.py), which
    costs a fraction of the interceptor's wrapping (docs/benchmarks.md);
-2. ``rpc.server.duration`` for those same services (rpc_metrics.py);
-3. request decoding: bytes that do not decode are INVALID_ARGUMENT naming the
-   field, never UNKNOWN (issue 7);
-4. the server-wide cap on calls in flight (``security.limits.max_concurrent_rpcs``),
-   RESOURCE_EXHAUSTED past it (grpc.aio's own cap queues instead of refusing).
+3. ``rpc.server.duration`` for those same services (rpc_metrics.py);
+4. request decoding: bytes that do not decode are INVALID_ARGUMENT naming the
+   field, never UNKNOWN (issue 7).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
+from adapter.security.authorizer import CallAuthorizer
 from adapter.server.call_cap import ConcurrentCallCap
 from adapter.server.request_decoding import RequestDecodingInterceptor
 from adapter.telemetry.rpc_metrics import RpcDurationInterceptor
@@ -33,13 +39,15 @@ def server_interceptors(
     tracer_provider: TracerProvider | None,
     meter_provider: MeterProvider | None = None,
     self_traced: Sequence[str] = (),
+    authorizer: CallAuthorizer | None = None,
     max_concurrent_rpcs: int = 0,
 ) -> list[Any]:
     return [
+        *([authorizer] if authorizer is not None else []),
+        *([ConcurrentCallCap(max_concurrent_rpcs)] if max_concurrent_rpcs else []),
         aio_server_interceptor(  # type: ignore[no-untyped-call]
             tracer_provider=tracer_provider, filter_=skip_self_traced(list(self_traced))
         ),
         RpcDurationInterceptor(meter_provider, self_recorded=self_traced),
         RequestDecodingInterceptor(),  # inside tracing: a refused request is still a span
-        ConcurrentCallCap(max_concurrent_rpcs),
     ]

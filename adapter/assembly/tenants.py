@@ -35,7 +35,7 @@ def check_tenant_bindings(policy: Policy, settings: Settings) -> None:
     configuration lacks."""
     missing = unknown_bindings(policy, settings)
     if missing:
-        keys = ", ".join(f"upstreams.{m.replace('.', '.credential_sets.', 1)}" for m in missing)
+        keys = _keys(missing)
         raise ConfigError(
             f"the policy {policy.source} binds principals to credential sets that are not configured: {keys}"
         )
@@ -52,8 +52,12 @@ def checked_policy_loader(load: Callable[[], Policy], settings: Settings) -> Cal
         if missing:
             raise PolicyError(
                 f"{policy.source}: binds principals to credential sets that are not configured: "
-                + ", ".join(missing)
+                + _keys(missing)
             )
         return policy
 
     return checked
+
+
+def _keys(missing: list[str]) -> str:
+    return ", ".join(f"upstreams.{m.replace('.', '.credential_sets.', 1)}" for m in missing)

@@ -49,7 +49,7 @@ from .auth import UpstreamAuth as UpstreamAuth
 from .base_url import without_duplicated_prefix
 from .graphql import GraphQLSettings as GraphQLSettings
 from .resilience import ResilienceSettings as ResilienceSettings
-from .security import SecuritySettings
+from .security import SecuritySettings as SecuritySettings
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +160,9 @@ class GrpcSettings(_Frozen):
     port: int = Field(default=50051, ge=0, le=65535)
     #: In-flight calls get this long to finish after SIGTERM.
     grace_period_seconds: float = Field(default=10.0, ge=0)
-    reflection: bool = True
+    #: Serve gRPC reflection (needs the ``meshadapter.reflection.read`` permission
+    #: under a policy). Unset: on when ``host`` is loopback, off otherwise.
+    reflection: bool | None = None
     max_receive_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     #: Calls accepted by HTTP/2 but not yet picked up by the server loop; beyond
     #: this gRPC core drops new calls as CANCELLED without details
@@ -359,7 +361,7 @@ class Settings(BaseSettings):
     events: EventsSettings = EventsSettings()
     descriptors: DescriptorSettings = DescriptorSettings()
     page_tokens: PageTokenSettings = PageTokenSettings()
-    #: TLS, caller identity, authorization policy and limits of the gRPC port.
+    #: TLS, caller identity, authorization and limits of the gRPC port (docs/security.md).
     security: SecuritySettings = SecuritySettings()
 
     @field_validator("upstreams", mode="after")

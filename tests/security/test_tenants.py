@@ -148,5 +148,5 @@ async def test_a_reload_naming_a_missing_set_keeps_the_last_good_policy(
     replacement.replace(path)  # a rotation-style write: new inode
     assert policy.current().credential_set("jwt:a", "openframe") == "team_a"  # kept
     assert (policy.failures, policy.reloads) == (1, 0)
-    with pytest.raises(PolicyError, match=r"openframe\.team_q"):
+    with pytest.raises(PolicyError, match=r"upstreams\.openframe\.credential_sets\.team_q"):
         load()
