@@ -1,11 +1,11 @@
 """An adapter whose callers have identities, for the tenant and fair-share tests.
 
-The simulator over real sockets with one API key per tenant account, the real
-caller stacks from the composition root (``build_callers`` with a policy), the
-real handlers on a real grpc.aio server with the real :class:`CallAuthorizer` in
-front, and callers identified by bearer JWTs signed by a test issuer (the JWKS is a
-file) or, with ``tls``, by their client certificates over mTLS. The policy is a
-mutable holder, so a test can "reload" it.
+The whole adapter (:class:`MeshAdapter`, the composition root) with a policy file
+and bearer JWTs signed by a test issuer (the JWKS is a file), or with ``tls`` the
+callers' client certificates over mTLS; the simulator over real sockets with one
+API key per tenant account; a real channel. ``set_policy`` rewrites the policy
+file and has the adapter re-read it, as it does on its own every
+``reload_interval_seconds``.
 """
 
 from __future__ import annotations
@@ -17,23 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import yaml
 from openframe.v1 import devices_pb2, devices_pb2_grpc
 
-from adapter.assembly.callers import build_callers
-from adapter.assembly.catalog import load_catalog
-from adapter.assembly.rpc import build_transcoders, upstream_services
-from adapter.assembly.tenants import check_tenant_bindings
-from adapter.config.security import JwtSettings, TlsSettings
+from adapter.config.security import SecuritySettings, TlsSettings
 from adapter.config.settings import ApiKeyAuth, Settings, UpstreamSettings
-from adapter.lifecycle import HealthBoard
-from adapter.security.audit import AuditLog
-from adapter.security.authorizer import CallAuthorizer
-from adapter.security.jwt_verifier import JwtVerifier
-from adapter.security.policy import Policy, parse_policy
-from adapter.security.tls import grpc_server_credentials
-from adapter.server.app import AdapterServer
-from adapter.transcoding.json_codec import JsonCodec
-from adapter.transcoding.page_tokens import PageTokenSigner
+from adapter.runtime import MeshAdapter
 from adapter.upstream.caller import UpstreamCaller
 from simulator import Simulator
 from tests.resilience.harness import merged, sim_config, upstream_settings
@@ -62,28 +51,22 @@ def tenant_sim_config(profile: str, **overrides: Any) -> Any:
     return sim_config(profile, openframe_tenant_api_keys=tuple(TENANT_KEYS.items()), **overrides)
 
 
-class PolicyHolder:
-    """The current policy; ``set`` stands for a reload of the policy file."""
-
-    def __init__(self, document: dict[str, Any]) -> None:
-        self.policy: Policy = parse_policy(document, source="<test policy>")
-
-    def set(self, document: dict[str, Any]) -> None:
-        self.policy = parse_policy(document, source="<reloaded test policy>")
-
-    def __call__(self) -> Policy:
-        return self.policy
-
-
 @dataclass
 class TenantHarness:
     sim: Simulator
-    settings: Settings
+    adapter: MeshAdapter
     port: int
     channel: grpc.aio.Channel
     callers: dict[str, UpstreamCaller]
-    policy: PolicyHolder
+    policy_file: Path
     issuer: Issuer
+
+    def set_policy(self, document: dict[str, Any]) -> bool:
+        """Replaces the policy file and has the adapter check it now; whether the
+        new policy is in force (False: refused, the last good one stays)."""
+        write_policy(self.policy_file, document)
+        assert self.adapter.security is not None and self.adapter.security.policy is not None
+        return self.adapter.security.policy.check()
 
     def metadata(self, principal: str) -> tuple[tuple[str, str], ...]:
         """Call metadata naming ``principal`` (``jwt:<sub>``) with a fresh bearer token."""
@@ -126,6 +109,25 @@ def tenant_settings(
     return base.model_copy(update={"upstreams": upstreams})
 
 
+def write_policy(path: Path, document: dict[str, Any]) -> Path:
+    """Writes the policy (YAML) as a rotation would: a new file renamed over the old."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(document))
+    tmp.replace(path)
+    return path
+
+
+def secured(settings: Settings, tmp_path: Path, policy: dict[str, Any], tls: TlsSettings | None) -> Settings:
+    """``settings`` with a policy file, JWTs from a JWKS file, and ``tls``."""
+    security: dict[str, Any] = {
+        "policy_file": write_policy(tmp_path / "policy.yaml", policy),
+        "jwt": {"jwks_file": tmp_path / "jwks.json", "issuer": ISSUER, "audiences": [AUDIENCE]},
+        "reload_interval_seconds": 60,  # tests re-read with set_policy
+        "tls": tls,
+    }
+    return settings.model_copy(update={"security": SecuritySettings.model_validate(security)})
+
+
 @contextlib.asynccontextmanager
 async def tenant_adapter(
     sim: Simulator,
@@ -138,36 +140,15 @@ async def tenant_adapter(
 ) -> AsyncIterator[TenantHarness]:
     """With ``tls``, the port serves TLS (mTLS when it requires client certificates)
     and ``channel`` is a plaintext channel that cannot reach it: clients bring their own."""
-    # TODO(issue 9): once the composition root installs the authorizer from
-    # Settings.security (issue-9-authz), run MeshAdapter here instead.
-    settings = tenant_settings(sim, resilience=resilience, openframe=openframe)
-    holder = PolicyHolder(policy)
-    check_tenant_bindings(holder(), settings)
     issuer = Issuer()
-    jwks = issuer.write(tmp_path / "jwks.json")
-    catalog = load_catalog(settings)
-    _, callers = build_callers(settings, catalog.methods_by_upstream(), policy=holder)
-    transcoders = build_transcoders(
-        catalog, settings, codec=JsonCodec(), page_tokens=PageTokenSigner.from_settings(settings.page_tokens)
+    issuer.write(tmp_path / "jwks.json")
+    settings = secured(
+        tenant_settings(sim, resilience=resilience, openframe=openframe), tmp_path, policy, tls
     )
-    authorizer = CallAuthorizer(
-        permissions={m.path: "test.call" for s in catalog.specs for m in s.methods},
-        policy=holder,
-        jwt=JwtVerifier(JwtSettings(jwks_file=jwks, issuer=ISSUER, audiences=[AUDIENCE])),
-        audit=AuditLog(),
-    )
-    server = AdapterServer(
-        settings.grpc,
-        services=upstream_services(catalog, transcoders=transcoders, callers=callers),
-        board=HealthBoard(),
-        interceptors=[authorizer],
-        credentials=grpc_server_credentials(tls) if tls is not None else None,
-    )
-    await server.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-            yield TenantHarness(sim, settings, server.port, channel, callers, holder, issuer)
-    finally:
-        await server.stop(0)
-        for caller in callers.values():
-            await caller.aclose()
+    async with (
+        MeshAdapter(settings) as adapter,
+        grpc.aio.insecure_channel(f"127.0.0.1:{adapter.port}") as channel,
+    ):
+        yield TenantHarness(
+            sim, adapter, adapter.port, channel, adapter.callers, tmp_path / "policy.yaml", issuer
+        )
