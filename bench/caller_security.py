@@ -70,8 +70,7 @@ def write_material(directory: Path) -> tuple[str, str]:
     tenant = {
         "grants": grants,
         "tenants": [{"principals": callers, "credentials": {"openframe": "bench_tenant"}}],
-        # A share that never refuses here (the limiter is off, so it is 1 slot of 1);
-        # what is measured is the bookkeeping.
+        # A share no run reaches (99% of 10^8 a minute): what is measured is its bookkeeping.
         "quotas": [{"principals": callers, "max_share": 0.99}],
     }
     (directory / "policy-tenant.yaml").write_text(yaml.safe_dump(tenant))
@@ -89,7 +88,9 @@ def adapter_env(
         "MESH_EVENTS__ENABLED": "false",
         "MESH_UPSTREAMS__OPENFRAME__BASE_URL": upstream,
         "MESH_UPSTREAMS__OPENFRAME__AUTH__API_KEY": KEY,
-        "MESH_UPSTREAMS__OPENFRAME__RESILIENCE__RATE_LIMIT__ENABLED": "false",
+        # A limiter in every row (a quota no run reaches), so the tenant row adds only
+        # the fair share above it and the router; the cache is off (every call goes out).
+        "MESH_UPSTREAMS__OPENFRAME__RESILIENCE__RATE_LIMIT__REQUESTS_PER_WINDOW": "100000000",
         "MESH_UPSTREAMS__OPENFRAME__RESILIENCE__CACHE__ENABLED": "false",
         "MESH_UPSTREAMS__OCTOSPINE__BASE_URL": upstream,
         "MESH_UPSTREAMS__OCTOSPINE__AUTH__API_KEY": KEY,
