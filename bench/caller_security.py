@@ -7,7 +7,9 @@ Simulator and adapter run as separate processes (2-core machine: figures are
 relative). Each caller reuses one channel (one TLS handshake) and one token, as a
 real client does, so the rows show the per-call cost: the gate (certificate
 principal, JWT signature and claims, policy decision, audit bookkeeping) and the
-tenant router. The last column is the p50 added to the plaintext row's.
+tenant router. Per call: the adapter process's CPU time (user + system, from
+/proc) over the row divided by its calls, and what that adds to the plaintext
+row's; on this shared machine the CPU figure moves much less than the latencies.
 
     python -m bench.caller_security [--seconds 5] [--concurrency 1,16]
 """
@@ -135,8 +137,15 @@ def channel_to(port: int, certs: Path, *, tls: bool) -> grpc.aio.Channel:
     )
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.asynccontextmanager
-async def running_adapter(env: dict[str, str], port: int, certs: Path, *, tls: bool) -> AsyncIterator[None]:
+async def running_adapter(env: dict[str, str], port: int, certs: Path, *, tls: bool) -> AsyncIterator[int]:
+    """Yields the adapter's pid once it is healthy."""
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "adapter", cwd=ROOT, env=env)
     try:
         async with channel_to(port, certs, tls=tls) as channel:
@@ -148,14 +157,17 @@ async def running_adapter(env: dict[str, str], port: int, certs: Path, *, tls: b
                 await asyncio.sleep(0.05)
             else:
                 raise RuntimeError("the adapter did not become healthy")
-        yield
+        yield proc.pid
     finally:
         proc.terminate()
         await asyncio.wait_for(proc.wait(), 15)
 
 
+Row = tuple[str, int, float, float, float, float]  # label, conc, req/s, p50, p99, CPU us per call
+
+
 async def main(seconds: float, levels: list[int]) -> None:
-    rows: list[tuple[str, int, tuple[float, float, float]]] = []
+    rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="bench-security-") as tmp:
         certs = Path(tmp)
         token, _ = write_material(certs)
@@ -165,28 +177,36 @@ async def main(seconds: float, levels: list[int]) -> None:
                 env = adapter_env(upstream, port, certs, tls=tls, use_jwt=use_jwt, tenant=tenant)
                 metadata: Any = (("authorization", f"Bearer {token}"),) if use_jwt else None
                 async with (
-                    running_adapter(env, port, certs, tls=tls),
+                    running_adapter(env, port, certs, tls=tls) as pid,
                     channel_to(port, certs, tls=tls) as channel,
                 ):
                     stub = devices_pb2_grpc.DeviceServiceStub(channel)
                     request = devices_pb2.GetDeviceRequest(device_id="dev_001")
+                    calls = [0]
 
                     async def call(
                         stub: devices_pb2_grpc.DeviceServiceStub = stub,
                         request: devices_pb2.GetDeviceRequest = request,
                         metadata: Any = metadata,
+                        calls: list[int] = calls,
                     ) -> object:
+                        calls[0] += 1
                         return await stub.GetDevice(request, timeout=10, metadata=metadata)
 
                     for c in levels:
-                        rows.append((label, c, await measure(call, c, seconds)))
-    base = {c: p50 for name, c, (_, p50, _) in rows if name == next(iter(ARMS))}
+                        calls[0], cpu = 0, cpu_seconds(pid)
+                        rps, p50, p99 = await measure(call, c, seconds)
+                        per_call = (cpu_seconds(pid) - cpu) / calls[0] * 1e6
+                        rows.append((label, c, rps, p50, p99, per_call))
+    plain = {c: cpu for name, c, *_, cpu in rows if name == next(iter(ARMS))}
     print(
         f"\nGetDevice, {seconds:.0f} s per row (client, adapter and simulator in separate processes, 2 cores)"
     )
-    print(f"{'caller security':<38} {'conc':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'+p50 us':>8}")
-    for name, c, (rps, p50, p99) in rows:
-        print(f"{name:<38} {c:>4} {rps:>8.0f} {p50:>8.2f} {p99:>8.2f} {(p50 - base[c]) * 1000:>8.0f}")
+    header = f"{'caller security':<38} {'conc':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}"
+    print(f"{header} {'CPU us/call':>11} {'added us':>8}")
+    for name, c, rps, p50, p99, cpu in rows:
+        line = f"{name:<38} {c:>4} {rps:>8.0f} {p50:>8.2f} {p99:>8.2f}"
+        print(f"{line} {cpu:>11.0f} {cpu - plain[c]:>8.0f}")
 
 
 if __name__ == "__main__":
