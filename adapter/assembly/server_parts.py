@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
@@ -36,7 +36,18 @@ def server_interceptors(
     return [
         *([authorizer] if authorizer is not None else []),
         aio_server_interceptor(  # type: ignore[no-untyped-call]
-            tracer_provider=tracer_provider, filter_=skip_self_traced(list(self_traced))
+            tracer_provider=tracer_provider, filter_=_not_health_watch(skip_self_traced(list(self_traced)))
         ),
         RequestDecodingInterceptor(),  # inside tracing: a refused request is still a span
     ]
+
+
+_HEALTH_WATCH = "/grpc.health.v1.Health/Watch"
+
+
+def _not_health_watch(traced: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    """Health/Watch is left untraced: the OpenTelemetry aio interceptor iterates every
+    server-streaming behaviour with ``async for``, and grpcio-health's Watch is a
+    coroutine writing with ``context.write``, so traced it fails with UNKNOWN
+    (TypeError). A watch lives as long as its client: its span would say nothing."""
+    return lambda details: details.method != _HEALTH_WATCH and traced(details)
