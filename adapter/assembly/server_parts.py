@@ -3,10 +3,10 @@
 0. the authorization gate (:class:`~adapter.security.authorizer.CallAuthorizer`),
    when a policy is configured: a refused call is answered before any other work,
    and the handlers below see the caller in
-   :data:`adapter.security.identity.current_principal`;
+   ``adapter.security.identity.current_principal()``;
 1. the server-wide cap on calls in flight (``security.limits.max_concurrent_rpcs``),
-   RESOURCE_EXHAUSTED past it (grpc.aio's own cap queues instead of refusing);
-   behind the gate, so callers it refuses never take a place of allowed ones;
+   RESOURCE_EXHAUSTED with ``RetryInfo`` past it; behind the gate, so callers it
+   refuses never take the place of allowed ones;
 2. tracing (OpenTelemetry's grpc.aio server interceptor) for the services that do
    not trace themselves (health, reflection, EventService): upstream-backed
    handlers make their own server span (adapter/telemetry/rpc_spans.py), which
@@ -18,7 +18,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
@@ -46,8 +46,19 @@ def server_interceptors(
         *([authorizer] if authorizer is not None else []),
         *([ConcurrentCallCap(max_concurrent_rpcs)] if max_concurrent_rpcs else []),
         aio_server_interceptor(  # type: ignore[no-untyped-call]
-            tracer_provider=tracer_provider, filter_=skip_self_traced(list(self_traced))
+            tracer_provider=tracer_provider, filter_=_not_health_watch(skip_self_traced(list(self_traced)))
         ),
         RpcDurationInterceptor(meter_provider, self_recorded=self_traced),
         RequestDecodingInterceptor(),  # inside tracing: a refused request is still a span
     ]
+
+
+_HEALTH_WATCH = "/grpc.health.v1.Health/Watch"
+
+
+def _not_health_watch(traced: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    """Health/Watch is left untraced: the OpenTelemetry aio interceptor iterates every
+    server-streaming behaviour with ``async for``, and grpcio-health's Watch is a
+    coroutine writing with ``context.write``, so traced it fails with UNKNOWN
+    (TypeError). A watch lives as long as its client: its span would say nothing."""
+    return lambda details: details.method != _HEALTH_WATCH and traced(details)

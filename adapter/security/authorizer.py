@@ -19,6 +19,7 @@ the server refuses to start when a served method lacks one.
 from __future__ import annotations
 
 import collections
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -28,7 +29,7 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc import aio
 from grpc_status import rpc_status
 
-from .audit import AuditLog
+from .audit import AuditLog, trace_id_of
 from .identity import ANONYMOUS, Principal, current_principal, principal_from_certificate
 from .jwt_verifier import AuthenticationFailed, JwtVerifier
 from .policy import Policy
@@ -48,9 +49,18 @@ Handler = Any
 
 
 class _Refused(Exception):
-    def __init__(self, code: grpc.StatusCode, reason: str, message: str, metadata: dict[str, str]) -> None:
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        reason: str,
+        message: str,
+        metadata: dict[str, str],
+        principal: str = "",
+    ) -> None:
         super().__init__(message)
         self.code, self.reason, self.metadata = code, reason, metadata
+        #: The authenticated caller, when the refusal came after authentication.
+        self.principal = principal
 
     def status(self) -> grpc.Status:
         info = error_details_pb2.ErrorInfo(reason=self.reason, domain=ERROR_DOMAIN, metadata=self.metadata)
@@ -132,6 +142,7 @@ class CallAuthorizer(aio.ServerInterceptor):  # type: ignore[type-arg]
                     "PERMISSION_DENIED",
                     f"{principal.name} lacks permission {wanted}",
                     {"permission": wanted, "principal": principal.name},
+                    principal.name,
                 )
         return principal
 
@@ -175,6 +186,7 @@ class CallAuthorizer(aio.ServerInterceptor):  # type: ignore[type-arg]
                 "TOO_MANY_CONCURRENT_CALLS",
                 f"{principal.name} has {self._cap} calls in flight already",
                 {"principal": principal.name, "limit": str(self._cap)},
+                principal.name,
             )
         self._in_flight[principal.name] += 1
 
@@ -185,7 +197,13 @@ class CallAuthorizer(aio.ServerInterceptor):  # type: ignore[type-arg]
 
     async def _refuse(self, method: str, context: Context, refused: _Refused, principal: str) -> None:
         self.refused[refused.code.name] += 1
-        self._audit.refused(method=method, principal=principal, code=refused.code.name, reason=refused.reason)
+        self._audit.refused(
+            method=method,
+            principal=principal,
+            code=refused.code.name,
+            reason=refused.reason,
+            trace_id=trace_id_of(_metadata_value(context, "traceparent")),
+        )
         await context.abort_with_status(refused.status())
 
     def _unary(self, method: str, behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
@@ -196,7 +214,7 @@ class CallAuthorizer(aio.ServerInterceptor):  # type: ignore[type-arg]
                 principal = await self.authorize(method, context, request)
                 self._admit(principal)
             except _Refused as refused:
-                await self._refuse(method, context, refused, _who(context))
+                await self._refuse(method, context, refused, refused.principal or _who(context))
                 raise AssertionError("unreachable: abort raises") from None
             token = current_principal.set(principal)
             record = self._audit.begin() if audited else None
@@ -214,14 +232,17 @@ class CallAuthorizer(aio.ServerInterceptor):  # type: ignore[type-arg]
 
         return gate
 
-    def _streaming(
-        self, method: str, behavior: Callable[..., AsyncIterator[Any]]
-    ) -> Callable[..., AsyncIterator[Any]]:
+    def _streaming(self, method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
+        if not inspect.isasyncgenfunction(behavior):
+            # A streaming handler that writes with ``context.write`` (a coroutine, like
+            # grpcio-health's Watch) rather than yielding: gate it as a unary one.
+            return self._unary(method, behavior)
+
         async def gate(request: Any, context: Context) -> AsyncIterator[Any]:
             try:
                 principal = await self.authorize(method, context, request)
             except _Refused as refused:
-                await self._refuse(method, context, refused, _who(context))
+                await self._refuse(method, context, refused, refused.principal or _who(context))
                 return
             token = current_principal.set(principal)
             try:
@@ -251,6 +272,13 @@ def _certificate_principal(context: Context) -> Principal | None:
         return principal_from_certificate(pems[0])
     except ValueError:
         return None
+
+
+def _metadata_value(context: Context, key: str) -> str | None:
+    for name, value in context.invocation_metadata() or ():
+        if name == key:
+            return value.decode("latin-1") if isinstance(value, bytes) else str(value)
+    return None
 
 
 def _bearer(context: Context) -> str | None:

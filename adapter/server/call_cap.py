@@ -1,16 +1,17 @@
 """The server-wide cap on concurrent RPCs (``security.limits.max_concurrent_rpcs``).
 
-grpc's own ``maximum_concurrent_rpcs`` does not refuse in grpc.aio: the server
-stops picking up calls and they wait in core's backlog until their deadline (or
-are dropped as CANCELLED when it fills, see grpc_options.py). A caller should
-learn at once that the adapter is full, so this interceptor counts the calls in
-flight (streams included, while open) and refuses the one past the cap with
-RESOURCE_EXHAUSTED (``ErrorInfo`` reason ``SERVER_AT_CAPACITY``, ``RetryInfo``).
-Health is never refused: probes must see a busy adapter as alive.
+Not grpc's own ``maximum_concurrent_rpcs``: that one refuses with a bare
+RESOURCE_EXHAUSTED "Concurrent RPC limit exceeded!" (no details, nothing naming
+the setting) and counts health checks too, so a busy adapter would fail its
+liveness probes and be restarted when it is merely full. This interceptor counts
+the calls in flight (streams included, while open), leaves health alone, and
+refuses the call past the cap with RESOURCE_EXHAUSTED, ``ErrorInfo`` reason
+``SERVER_AT_CAPACITY`` and ``RetryInfo``.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -82,7 +83,10 @@ class ConcurrentCallCap(aio.ServerInterceptor):  # type: ignore[type-arg]
 
         return capped
 
-    def _streaming(self, behavior: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+    def _streaming(self, behavior: Callable[..., Any]) -> Callable[..., Any]:
+        if not inspect.isasyncgenfunction(behavior):  # a coroutine writing with context.write
+            return self._unary(behavior)
+
         async def capped(request: Any, context: Any) -> AsyncIterator[Any]:
             if self.in_flight >= self.limit:
                 self.refused += 1

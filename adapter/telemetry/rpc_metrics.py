@@ -9,6 +9,7 @@ server interceptor records spans only, no metrics.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from typing import Any
@@ -82,9 +83,12 @@ class RpcDurationInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
 
         return measured
 
-    def _streaming(
-        self, behavior: Callable[..., AsyncIterator[Any]], attributes: dict[str, str]
-    ) -> Callable[..., AsyncIterator[Any]]:
+    def _streaming(self, behavior: Callable[..., Any], attributes: dict[str, str]) -> Callable[..., Any]:
+        if not inspect.isasyncgenfunction(behavior):
+            # A streaming behaviour may also be a coroutine that writes with
+            # context.write (grpcio-health's Watch): measured like a unary one.
+            return self._unary(behavior, attributes)
+
         async def measured(request: Any, context: Any) -> AsyncIterator[Any]:
             started, fallback = time.perf_counter(), grpc.StatusCode.OK
             try:

@@ -16,6 +16,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from openframe.v1 import alerts_pb2, alerts_pb2_grpc, devices_pb2, devices_pb2_grpc
 
+from adapter.assembly.security_parts import is_loopback
 from adapter.config.settings import ConfigError, Settings
 from adapter.runtime import MeshAdapter
 from adapter.security.identity import current_principal
@@ -113,7 +114,7 @@ async def test_the_caller_stack_sees_the_principal(
     send = caller.send
 
     async def spy(request: Any, **kwargs: Any) -> Any:
-        seen.append(current_principal.get().name)
+        seen.append(current_principal().name)
         return await send(request, **kwargs)
 
     caller.send = spy  # type: ignore[method-assign]
@@ -148,3 +149,66 @@ async def test_jwt_without_a_policy_is_a_configuration_error(
     )
     with pytest.raises(ConfigError, match="policy_file"):
         await MeshAdapter(settings).start()
+
+
+async def test_unusable_certificate_files_stop_the_start(simulator: Simulator, tmp_path: Path) -> None:
+    from .pki import Pki
+
+    pki = Pki(tmp_path / "certs")
+    mismatched = pki.tls_settings(key_file=pki.dir / "reader-key.pem")  # not the certificate's key
+    missing = pki.tls_settings(cert_file=pki.dir / "nope.pem")
+    for tls in (mismatched, missing):
+        settings = adapter_settings(simulator, security={"tls": tls})
+        with pytest.raises(ConfigError, match=r"security\.tls: the certificate files are unusable"):
+            await MeshAdapter(settings).start()
+
+
+async def test_audit_lines_for_writes_and_refusals_without_secrets(
+    secured_channel: grpc.aio.Channel, simulator: Simulator, issuer: Issuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    alerts = alerts_pb2_grpc.AlertServiceStub(secured_channel)
+    writer, reader = issuer.token("writer"), issuer.token("reader-2")
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    traceparent = ("traceparent", f"00-{trace}-00f067aa0ba902b7-01")
+    create = alerts_pb2.CreateAlertRequest(
+        alert=alerts_pb2.Alert(title="Disk full", severity=alerts_pb2.SEVERITY_HIGH, device_id="dev_001")
+    )
+    with caplog.at_level(logging.INFO, logger="meshadapter.audit"):
+        await alerts.CreateAlert(create, metadata=(*bearer(writer), traceparent))
+        await alerts.ListAlerts(alerts_pb2.ListAlertsRequest(), metadata=bearer(writer))  # a read: no line
+        with pytest.raises(grpc.aio.AioRpcError):
+            await alerts.CreateAlert(create, metadata=(*bearer(reader), traceparent))
+        with pytest.raises(grpc.aio.AioRpcError):  # allowed, but the request is invalid
+            await alerts.UpdateAlert(alerts_pb2.UpdateAlertRequest(), metadata=bearer(writer))
+    lines = [r.__dict__ for r in caplog.records if r.name == "meshadapter.audit"]
+    seen = [(r["audit"], r["principal"], r["method"].rsplit("/", 1)[1], r["outcome"]) for r in lines]
+    assert seen == [
+        ("call", "jwt:writer", "CreateAlert", "OK"),
+        ("refused", "jwt:reader-2", "CreateAlert", "PERMISSION_DENIED"),
+        ("call", "jwt:writer", "UpdateAlert", "INVALID_ARGUMENT"),
+    ]
+    call, refused, _ = lines
+    assert (call["upstream_path"], call["audit_trace_id"]) == ("POST /v1/alerts", trace)
+    assert (refused["upstream_path"], refused["audit_trace_id"]) == ("", trace)
+    everything = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    for secret in (writer, reader, "test-openframe-key"):
+        assert secret not in everything
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.9.0.1", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("", False),
+        ("10.0.0.5", False),
+        ("adapter.internal", False),
+    ],
+)
+def test_what_counts_as_loopback(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
