@@ -188,11 +188,13 @@ class MeshAdapter:
         self._group = LifecycleGroup(self._assemble())
         await self._group.start()
 
-    async def stop(self, grace: float | None = None) -> None:
-        """Stops in reverse order of start; idempotent. ``grace``: seconds in-flight
-        calls get (``grpc.grace_period_seconds`` by default)."""
+    async def stop(self, grace: float | None = None, *, drain: float | None = None) -> None:
+        """Stops in reverse order of start; idempotent. ``drain``: seconds health reads
+        NOT_SERVING while calls are still served (``grpc.drain_seconds`` by default
+        when ``grace`` is None, else none); ``grace``: seconds in-flight calls then get
+        (``grpc.grace_period_seconds`` by default). ``stop(0)`` stops now."""
         if self.server is not None:
-            await self.server.stop(grace)  # first, with the caller's grace
+            await self.server.stop(grace, drain=drain)  # first, with the caller's bounds
         group, self._group = self._group, None
         if group is not None:
             await group.stop()

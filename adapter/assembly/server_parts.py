@@ -8,9 +8,12 @@
    RESOURCE_EXHAUSTED with ``RetryInfo`` past it; behind the gate, so callers it
    refuses never take the place of allowed ones;
 2. tracing (OpenTelemetry's grpc.aio server interceptor) for the services that do
-   not trace themselves (health, reflection, EventService): upstream-backed
-   handlers make their own server span (adapter/telemetry/rpc_spans.py), which
-   costs a fraction of the interceptor's wrapping (docs/benchmarks.md);
+   not trace themselves (reflection, EventService): upstream-backed handlers make
+   their own server span (adapter/telemetry/rpc_spans.py), which costs a fraction
+   of the interceptor's wrapping (docs/benchmarks.md). Health is not traced: the
+   interceptor breaks streaming handlers that write with ``context.write``, which
+   grpc_health's ``Watch`` does (opentelemetry-python-contrib issue 3066), and
+   client-side health checking of round_robin clients relies on ``Watch``;
 3. ``rpc.server.duration`` for those same services (rpc_metrics.py);
 4. request decoding: bytes that do not decode are INVALID_ARGUMENT naming the
    field, never UNKNOWN (issue 7).
@@ -18,9 +21,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
+from grpc_health.v1.health import SERVICE_NAME as HEALTH_SERVICE
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
@@ -46,19 +50,8 @@ def server_interceptors(
         *([authorizer] if authorizer is not None else []),
         *([ConcurrentCallCap(max_concurrent_rpcs)] if max_concurrent_rpcs else []),
         aio_server_interceptor(  # type: ignore[no-untyped-call]
-            tracer_provider=tracer_provider, filter_=_not_health_watch(skip_self_traced(list(self_traced)))
+            tracer_provider=tracer_provider, filter_=skip_self_traced([*self_traced, HEALTH_SERVICE])
         ),
         RpcDurationInterceptor(meter_provider, self_recorded=self_traced),
         RequestDecodingInterceptor(),  # inside tracing: a refused request is still a span
     ]
-
-
-_HEALTH_WATCH = "/grpc.health.v1.Health/Watch"
-
-
-def _not_health_watch(traced: Callable[[Any], bool]) -> Callable[[Any], bool]:
-    """Health/Watch is left untraced: the OpenTelemetry aio interceptor iterates every
-    server-streaming behaviour with ``async for``, and grpcio-health's Watch is a
-    coroutine writing with ``context.write``, so traced it fails with UNKNOWN
-    (TypeError). A watch lives as long as its client: its span would say nothing."""
-    return lambda details: details.method != _HEALTH_WATCH and traced(details)

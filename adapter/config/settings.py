@@ -161,6 +161,10 @@ class GrpcSettings(_Frozen):
     port: int = Field(default=50051, ge=0, le=65535)
     #: In-flight calls get this long to finish after SIGTERM.
     grace_period_seconds: float = Field(default=10.0, ge=0)
+    #: After SIGTERM, health reads NOT_SERVING for this long while new calls are
+    #: still served, so clients that watch health (round_robin with healthCheckConfig)
+    #: move to other replicas before this one stops accepting calls.
+    drain_seconds: float = Field(default=1.0, ge=0, le=300)
     #: Serve gRPC reflection (needs the ``meshadapter.reflection.read`` permission
     #: under a policy). Unset: on when ``host`` is loopback, off otherwise.
     reflection: bool | None = None

@@ -135,13 +135,20 @@ class AdapterServer:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def stop(self, grace: float | None = None) -> None:
-        """Health goes NOT_SERVING, in-flight calls get ``grace`` seconds
+    async def stop(self, grace: float | None = None, *, drain: float | None = None) -> None:
+        """Health goes NOT_SERVING; new calls are still served for ``drain`` seconds
+        (``drain_seconds`` by default when ``grace`` is None, else none), so health-
+        watching clients leave first; then in-flight calls get ``grace`` seconds
         (``grace_period_seconds`` by default). Idempotent."""
         server, self._server = self._server, None
         if server is None:
             return
         await self._health.enter_graceful_shutdown()
+        if drain is None:
+            drain = self.settings.drain_seconds if grace is None else 0.0
+        if drain > 0:
+            logger.info("draining: health NOT_SERVING, still serving new calls for %.1fs", drain)
+            await asyncio.sleep(drain)
         grace = self.settings.grace_period_seconds if grace is None else grace
         logger.info("shutting down: in-flight calls have %.1fs", grace)
         await server.stop(grace)

@@ -85,8 +85,8 @@ class RpcDurationInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
 
     def _streaming(self, behavior: Callable[..., Any], attributes: dict[str, str]) -> Callable[..., Any]:
         if not inspect.isasyncgenfunction(behavior):
-            # A streaming behaviour may also be a coroutine that writes with
-            # context.write (grpcio-health's Watch): measured like a unary one.
+            # A streaming handler that writes with ``context.write`` (grpc_health's
+            # Watch) is a coroutine function: wrapped as one, not as a generator.
             return self._unary(behavior, attributes)
 
         async def measured(request: Any, context: Any) -> AsyncIterator[Any]:

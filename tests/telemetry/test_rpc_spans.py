@@ -1,5 +1,6 @@
 """Server spans: upstream-backed RPCs trace themselves (continuing the caller's
-trace, with the gRPC status), every other service through the interceptor."""
+trace, with the gRPC status), every other service but health through the
+interceptor."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from openframe.v1 import alerts_pb2, alerts_pb2_grpc, devices_pb2, devices_pb2_grpc
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
@@ -63,5 +65,26 @@ async def test_a_failed_call_records_its_status(  # type: ignore[no-untyped-def]
 async def test_other_services_are_traced_by_the_interceptor(
     channel: grpc.aio.Channel, span_exporter: InMemorySpanExporter
 ) -> None:
-    await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
-    assert len(_server_spans(span_exporter, "/grpc.health.v1.Health/Check")) == 1
+    reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+    call = reflection.ServerReflectionInfo()
+    await call.write(reflection_pb2.ServerReflectionRequest(list_services=""))
+    answer = await call.read()
+    assert answer.list_services_response.service
+    await call.done_writing()
+    assert await call.read() == grpc.aio.EOF
+    method = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+    assert len(_server_spans(span_exporter, method)) == 1
+
+
+async def test_health_is_not_traced_and_its_watch_works(
+    channel: grpc.aio.Channel, span_exporter: InMemorySpanExporter
+) -> None:
+    """Health probes are not traced (noise, and the interceptor breaks ``Watch``:
+    opentelemetry-python-contrib issue 3066); ``Watch`` answers the current status."""
+    health = health_pb2_grpc.HealthStub(channel)
+    await health.Check(health_pb2.HealthCheckRequest(), timeout=5)
+    watch = health.Watch(health_pb2.HealthCheckRequest(service=""), timeout=5)
+    first = await watch.read()
+    assert first.status == health_pb2.HealthCheckResponse.SERVING
+    watch.cancel()
+    assert not [s for s in span_exporter.get_finished_spans() if "grpc.health" in s.name]
