@@ -28,10 +28,12 @@ from prometheus_client import CollectorRegistry
 from adapter.assembly.catalog import Catalog, load_catalog
 from adapter.assembly.rpc import build_transcoders, rest_transcoders, upstream_services
 from adapter.config.settings import Settings
+from adapter.descriptors.permissions import REFLECTION_SERVICES, served_permissions
 from adapter.events.pipeline import EventPipeline
 from adapter.events.routing import topic_name
 from adapter.lifecycle import HealthBoard, LifecycleGroup, Part, Supervisor, part
 from adapter.server.app import AdapterServer, ServedService
+from adapter.server.event_service import EventStreamServicer
 from adapter.telemetry.metrics import build_meter_provider
 from adapter.telemetry.ops_server import OpsServer
 from adapter.transcoding.json_codec import JsonCodec
@@ -41,6 +43,13 @@ from adapter.upstream.credentials import CredentialProvider
 
 from .assembly.callers import build_callers
 from .assembly.event_parts import EVENT_SERVICE, build_event_pipeline, event_parts
+from .assembly.security_parts import (
+    SUBSCRIBE_METHOD,
+    GrpcSecurity,
+    build_grpc_security,
+    server_limit_options,
+    subscribe_permissions,
+)
 from .assembly.server_parts import server_interceptors
 
 __all__ = ["MeshAdapter"]
@@ -76,6 +85,7 @@ class MeshAdapter:
         self.callers: dict[str, UpstreamCaller] = {}
         self.events: EventPipeline | None = None
         self.server: AdapterServer | None = None
+        self.security: GrpcSecurity | None = None
         self.ops: OpsServer | None = None
         self._group: LifecycleGroup | None = None
         self._fatal_event = asyncio.Event()
@@ -130,6 +140,16 @@ class MeshAdapter:
             dead_letters = topic_name(settings.events.dead_letter_topic, settings.events)
             topics = [*sorted({t for r in catalog.routes for t in r.topics}), dead_letters]
             parts.extend(event_parts(self.events, topics))
+        # Every served method's permission, read before anything listens (SpecError
+        # when one lacks it); reflection's is included whether or not it is served.
+        permissions = served_permissions([s.name for s in services] + [REFLECTION_SERVICES[0]])
+        request_permissions = {}
+        if self.events is not None and isinstance(self.events.subscriptions, EventStreamServicer):
+            request_permissions[SUBSCRIBE_METHOD] = subscribe_permissions(self.events.subscriptions.topics)
+        security = self.security = build_grpc_security(
+            settings, permissions=permissions, request_permissions=request_permissions
+        )
+        limits = settings.security.limits
         self.server = AdapterServer(
             settings.grpc,
             services=services,
@@ -138,8 +158,12 @@ class MeshAdapter:
                 tracer_provider=self._tracer_provider,
                 meter_provider=self._meter_provider,
                 self_traced=[s.name for s in catalog.specs],
+                authorizer=security.authorizer,
             ),
-            reflection_enabled=settings.grpc.reflection,
+            credentials=security.credentials,
+            reflection_enabled=security.reflection,
+            maximum_concurrent_rpcs=limits.max_concurrent_rpcs or None,
+            extra_options=server_limit_options(settings),
         )
         parts.append(self.server)
         if settings.telemetry.ops_enabled:

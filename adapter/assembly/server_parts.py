@@ -1,5 +1,9 @@
 """What stands in front of every handler, outermost first:
 
+0. the authorization gate (:class:`~adapter.security.authorizer.CallAuthorizer`),
+   when a policy is configured: a refused call is answered before any other work,
+   and the handlers below see the caller in
+   :data:`adapter.security.identity.current_principal`;
 1. tracing (OpenTelemetry's grpc.aio server interceptor) for the services that do
    not trace themselves (reflection, EventService): upstream-backed handlers make
    their own server span (adapter/telemetry/rpc_spans.py), which costs a fraction
@@ -22,6 +26,7 @@ from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
+from adapter.security.authorizer import CallAuthorizer
 from adapter.server.request_decoding import RequestDecodingInterceptor
 from adapter.telemetry.rpc_metrics import RpcDurationInterceptor
 from adapter.telemetry.rpc_spans import skip_self_traced
@@ -34,8 +39,10 @@ def server_interceptors(
     tracer_provider: TracerProvider | None,
     meter_provider: MeterProvider | None = None,
     self_traced: Sequence[str] = (),
+    authorizer: CallAuthorizer | None = None,
 ) -> list[Any]:
     return [
+        *([authorizer] if authorizer is not None else []),
         aio_server_interceptor(  # type: ignore[no-untyped-call]
             tracer_provider=tracer_provider, filter_=skip_self_traced([*self_traced, HEALTH_SERVICE])
         ),

@@ -48,6 +48,7 @@ from .auth import UpstreamAuth as UpstreamAuth
 from .base_url import without_duplicated_prefix
 from .graphql import GraphQLSettings as GraphQLSettings
 from .resilience import ResilienceSettings as ResilienceSettings
+from .security import SecuritySettings as SecuritySettings
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +144,9 @@ class GrpcSettings(_Frozen):
     #: still served, so clients that watch health (round_robin with healthCheckConfig)
     #: move to other replicas before this one stops accepting calls.
     drain_seconds: float = Field(default=1.0, ge=0, le=300)
-    reflection: bool = True
+    #: Serve gRPC reflection (needs the ``meshadapter.reflection.read`` permission
+    #: under a policy). Unset: on when ``host`` is loopback, off otherwise.
+    reflection: bool | None = None
     max_receive_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     #: Calls accepted by HTTP/2 but not yet picked up by the server loop; beyond
     #: this gRPC core drops new calls as CANCELLED without details
@@ -342,6 +345,8 @@ class Settings(BaseSettings):
     events: EventsSettings = EventsSettings()
     descriptors: DescriptorSettings = DescriptorSettings()
     page_tokens: PageTokenSettings = PageTokenSettings()
+    #: TLS, caller identity, authorization and limits of the gRPC port (docs/security.md).
+    security: SecuritySettings = SecuritySettings()
 
     @field_validator("upstreams", mode="after")
     @classmethod

@@ -71,6 +71,9 @@ class MethodSpec:
     descriptor: _d.MethodDescriptor
     #: Set when the method is a GraphQL operation rather than a REST call.
     graphql: GraphQLBinding | None = None
+    #: The permission a caller needs (``(meshadapter.options.v1.method).permission``);
+    #: "" = none declared, which the composition root refuses to serve.
+    permission: str = ""
 
     @property
     def is_create(self) -> bool:
@@ -155,11 +158,12 @@ def method_spec(method: _d.MethodDescriptor, upstream: str) -> MethodSpec:
         input_type=message_factory.GetMessageClass(inp),
         output_type=message_factory.GetMessageClass(out),
         descriptor=method,
+        permission=extra.permission,
     )
 
 
 def _graphql_spec(method: _d.MethodDescriptor, upstream: str, graphql: GraphQLBinding) -> MethodSpec:
-    """The spec of a GraphQL-bound method. Of ``UpstreamMethod`` only the cache TTL applies
+    """The spec of a GraphQL-bound method. Of ``UpstreamMethod`` only the cache TTL and the permission apply
     (to queries): retries follow the operation's kind, and GraphQL does not page or wrap."""
     where = method.full_name
     opts = method.GetOptions()
@@ -170,7 +174,7 @@ def _graphql_spec(method: _d.MethodDescriptor, upstream: str, graphql: GraphQLBi
         if opts.HasExtension(options_pb2.method)
         else options_pb2.UpstreamMethod()
     )
-    others = [f.name for f, _ in extra.ListFields() if f.name != "cache_ttl_seconds"]
+    others = [f.name for f, _ in extra.ListFields() if f.name not in ("cache_ttl_seconds", "permission")]
     if others:
         raise SpecError(f"{where}: {', '.join(others)} do not apply to a GraphQL operation")
     if extra.cache_ttl_seconds and not graphql.is_query:
@@ -194,6 +198,7 @@ def _graphql_spec(method: _d.MethodDescriptor, upstream: str, graphql: GraphQLBi
         output_type=message_factory.GetMessageClass(method.output_type),
         descriptor=method,
         graphql=graphql,
+        permission=extra.permission,
     )
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import collections
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -71,8 +71,10 @@ class CallAuthorizer(aio.ServerInterceptor):  # type: ignore[type-arg]
         jwt: JwtVerifier | None,
         audit: AuditLog,
         max_in_flight_per_principal: int = 0,
+        request_permissions: Mapping[str, Callable[[Any], Sequence[str]]] | None = None,
     ) -> None:
         self._permissions = dict(permissions)
+        self._request_permissions = dict(request_permissions or {})
         self._policy = policy
         self._jwt = jwt
         self._audit = audit
@@ -104,8 +106,9 @@ class CallAuthorizer(aio.ServerInterceptor):  # type: ignore[type-arg]
 
     # decision ------------------------------------------------------------------
 
-    async def authorize(self, method: str, context: Context) -> Principal:
-        """The caller of ``context`` if it may call ``method``; raises _Refused."""
+    async def authorize(self, method: str, context: Context, request: Any = None) -> Principal:
+        """The caller of ``context`` if it may call ``method`` (with ``request``, for
+        methods whose permissions depend on it: Subscribe's topics); raises _Refused."""
         permission = self._permissions.get(method)
         if permission is None:  # not declared: default deny, even without a policy
             raise _Refused(
@@ -117,13 +120,19 @@ class CallAuthorizer(aio.ServerInterceptor):  # type: ignore[type-arg]
         if self._policy is None:
             return ANONYMOUS
         principal = await self._authenticate(context)
-        if not self._policy().allows(principal.name, permission):
-            raise _Refused(
-                grpc.StatusCode.PERMISSION_DENIED,
-                "PERMISSION_DENIED",
-                f"{principal.name} lacks permission {permission}",
-                {"permission": permission, "principal": principal.name},
-            )
+        policy = self._policy()
+        needed = [permission]
+        of_request = self._request_permissions.get(method)
+        if of_request is not None and request is not None:
+            needed.extend(of_request(request))
+        for wanted in needed:
+            if not policy.allows(principal.name, wanted):
+                raise _Refused(
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    "PERMISSION_DENIED",
+                    f"{principal.name} lacks permission {wanted}",
+                    {"permission": wanted, "principal": principal.name},
+                )
         return principal
 
     def allows(self, principal: Principal, permission: str) -> bool:
@@ -184,7 +193,7 @@ class CallAuthorizer(aio.ServerInterceptor):  # type: ignore[type-arg]
 
         async def gate(request: Any, context: Context) -> Any:
             try:
-                principal = await self.authorize(method, context)
+                principal = await self.authorize(method, context, request)
                 self._admit(principal)
             except _Refused as refused:
                 await self._refuse(method, context, refused, _who(context))
@@ -210,7 +219,7 @@ class CallAuthorizer(aio.ServerInterceptor):  # type: ignore[type-arg]
     ) -> Callable[..., AsyncIterator[Any]]:
         async def gate(request: Any, context: Context) -> AsyncIterator[Any]:
             try:
-                principal = await self.authorize(method, context)
+                principal = await self.authorize(method, context, request)
             except _Refused as refused:
                 await self._refuse(method, context, refused, _who(context))
                 return

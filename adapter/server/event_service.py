@@ -88,6 +88,11 @@ class EventStreamServicer(events_pb2_grpc.EventServiceServicer):
         self.open_streams = 0
         self._validator = RequestValidator(events_pb2.SubscribeRequest.DESCRIPTOR)
 
+    @property
+    def topics(self) -> list[str]:
+        """The event topics served (a request naming none streams all of them)."""
+        return list(self._topics)
+
     async def Subscribe(
         self, request: events_pb2.SubscribeRequest, context: Any
     ) -> AsyncIterator[events_pb2.Event]:

@@ -24,23 +24,26 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import any_pb2 as google_dot_protobuf_dot_any__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from meshadapter.options.v1 import options_pb2 as meshadapter_dot_options_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bmeshadapter/v1/events.proto\x12\x0emeshadapter.v1\x1a\x19google/protobuf/any.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"*\n\x0b\x45ventFilter\x12\r\n\x05types\x18\x01 \x03(\t\x12\x0c\n\x04keys\x18\x02 \x03(\t\"\x93\x01\n\x10SubscribeRequest\x12\x0e\n\x06topics\x18\x01 \x03(\t\x12+\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x1b.meshadapter.v1.EventFilter\x12\x13\n\x0bresume_from\x18\x03 \x01(\t\x12-\n\nstart_from\x18\x04 \x01(\x0e\x32\x19.meshadapter.v1.StartFrom\"\xe5\x01\n\x05\x45vent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03key\x18\x05 \x01(\t\x12\r\n\x05topic\x18\x06 \x01(\t\x12\x11\n\tpartition\x18\x07 \x01(\x05\x12\x0e\n\x06offset\x18\x08 \x01(\x03\x12\x10\n\x08position\x18\t \x01(\t\x12\"\n\x04\x64\x61ta\x18\n \x01(\x0b\x32\x14.google.protobuf.Any\x12\x13\n\x0btraceparent\x18\x0b \x01(\t*W\n\tStartFrom\x12\x1a\n\x16START_FROM_UNSPECIFIED\x10\x00\x12\x15\n\x11START_FROM_LATEST\x10\x01\x12\x17\n\x13START_FROM_EARLIEST\x10\x02\x32V\n\x0c\x45ventService\x12\x46\n\tSubscribe\x12 .meshadapter.v1.SubscribeRequest\x1a\x15.meshadapter.v1.Event0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bmeshadapter/v1/events.proto\x12\x0emeshadapter.v1\x1a\x19google/protobuf/any.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$meshadapter/options/v1/options.proto\"*\n\x0b\x45ventFilter\x12\r\n\x05types\x18\x01 \x03(\t\x12\x0c\n\x04keys\x18\x02 \x03(\t\"\x93\x01\n\x10SubscribeRequest\x12\x0e\n\x06topics\x18\x01 \x03(\t\x12+\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x1b.meshadapter.v1.EventFilter\x12\x13\n\x0bresume_from\x18\x03 \x01(\t\x12-\n\nstart_from\x18\x04 \x01(\x0e\x32\x19.meshadapter.v1.StartFrom\"\xe5\x01\n\x05\x45vent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03key\x18\x05 \x01(\t\x12\r\n\x05topic\x18\x06 \x01(\t\x12\x11\n\tpartition\x18\x07 \x01(\x05\x12\x0e\n\x06offset\x18\x08 \x01(\x03\x12\x10\n\x08position\x18\t \x01(\t\x12\"\n\x04\x64\x61ta\x18\n \x01(\x0b\x32\x14.google.protobuf.Any\x12\x13\n\x0btraceparent\x18\x0b \x01(\t*W\n\tStartFrom\x12\x1a\n\x16START_FROM_UNSPECIFIED\x10\x00\x12\x15\n\x11START_FROM_LATEST\x10\x01\x12\x17\n\x13START_FROM_EARLIEST\x10\x02\x32n\n\x0c\x45ventService\x12^\n\tSubscribe\x12 .meshadapter.v1.SubscribeRequest\x1a\x15.meshadapter.v1.Event\"\x16\xca\xf3\x18\x12\x32\x10\x65vents.subscribe0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'meshadapter.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STARTFROM']._serialized_start=533
-  _globals['_STARTFROM']._serialized_end=620
-  _globals['_EVENTFILTER']._serialized_start=107
-  _globals['_EVENTFILTER']._serialized_end=149
-  _globals['_SUBSCRIBEREQUEST']._serialized_start=152
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=299
-  _globals['_EVENT']._serialized_start=302
-  _globals['_EVENT']._serialized_end=531
-  _globals['_EVENTSERVICE']._serialized_start=622
-  _globals['_EVENTSERVICE']._serialized_end=708
+  _globals['_EVENTSERVICE'].methods_by_name['Subscribe']._loaded_options = None
+  _globals['_EVENTSERVICE'].methods_by_name['Subscribe']._serialized_options = b'\312\363\030\0222\020events.subscribe'
+  _globals['_STARTFROM']._serialized_start=571
+  _globals['_STARTFROM']._serialized_end=658
+  _globals['_EVENTFILTER']._serialized_start=145
+  _globals['_EVENTFILTER']._serialized_end=187
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=190
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=337
+  _globals['_EVENT']._serialized_start=340
+  _globals['_EVENT']._serialized_end=569
+  _globals['_EVENTSERVICE']._serialized_start=660
+  _globals['_EVENTSERVICE']._serialized_end=770
 # @@protoc_insertion_point(module_scope)

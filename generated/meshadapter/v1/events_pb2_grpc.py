@@ -49,7 +49,9 @@ class EventServiceServicer(object):
     def Subscribe(self, request, context):
         """Streams events of the given topics, oldest first from the starting point,
         then live. Backed by Kafka: a slow reader slows the stream, never the
-        adapter's memory.
+        adapter's memory. Besides `events.subscribe`, the caller needs
+        `events.<topic>.subscribe` for every topic it asks for (for all event topics
+        when it names none).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -36,7 +36,9 @@ class EventServiceStub:
     Subscribe: _grpc.UnaryStreamMultiCallable[_events_pb2.SubscribeRequest, _events_pb2.Event]
     """Streams events of the given topics, oldest first from the starting point,
     then live. Backed by Kafka: a slow reader slows the stream, never the
-    adapter's memory.
+    adapter's memory. Besides `events.subscribe`, the caller needs
+    `events.<topic>.subscribe` for every topic it asks for (for all event topics
+    when it names none).
     """
 
 @_typing.type_check_only
@@ -47,7 +49,9 @@ class EventServiceAsyncStub(EventServiceStub):
     Subscribe: _aio.UnaryStreamMultiCallable[_events_pb2.SubscribeRequest, _events_pb2.Event]  # type: ignore[assignment]
     """Streams events of the given topics, oldest first from the starting point,
     then live. Backed by Kafka: a slow reader slows the stream, never the
-    adapter's memory.
+    adapter's memory. Besides `events.subscribe`, the caller needs
+    `events.<topic>.subscribe` for every topic it asks for (for all event topics
+    when it names none).
     """
 
 class EventServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -61,7 +65,9 @@ class EventServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_events_pb2.Event], _abc.AsyncIterator[_events_pb2.Event]]:
         """Streams events of the given topics, oldest first from the starting point,
         then live. Backed by Kafka: a slow reader slows the stream, never the
-        adapter's memory.
+        adapter's memory. Besides `events.subscribe`, the caller needs
+        `events.<topic>.subscribe` for every topic it asks for (for all event topics
+        when it names none).
         """
 
 def add_EventServiceServicer_to_server(servicer: EventServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from meshadapter.options.v1 import options_pb2 as meshadapter_dot_options_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19octospine/v1/system.proto\x12\x0coctospine.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$meshadapter/options/v1/options.proto\"\x12\n\x10GetHealthRequest\"b\n\x0f\x43omponentHealth\x12*\n\x06status\x18\x01 \x01(\x0e\x32\x1a.octospine.v1.HealthStatus\x12\x12\n\nlatency_ms\x18\x02 \x01(\x01\x12\x0f\n\x07message\x18\x03 \x01(\t\"\x98\x02\n\x06Health\x12*\n\x06status\x18\x01 \x01(\x0e\x32\x1a.octospine.v1.HealthStatus\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x16\n\x0euptime_seconds\x18\x03 \x01(\x03\x12\x38\n\ncomponents\x18\x04 \x03(\x0b\x32$.octospine.v1.Health.ComponentsEntry\x12-\n\ttimestamp\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1aP\n\x0f\x43omponentsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12,\n\x05value\x18\x02 \x01(\x0b\x32\x1d.octospine.v1.ComponentHealth:\x02\x38\x01*\x81\x01\n\x0cHealthStatus\x12\x1d\n\x19HEALTH_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15HEALTH_STATUS_HEALTHY\x10\x01\x12\x1a\n\x16HEALTH_STATUS_DEGRADED\x10\x02\x12\x1b\n\x17HEALTH_STATUS_UNHEALTHY\x10\x03\x32x\n\rSystemService\x12V\n\tGetHealth\x12\x1e.octospine.v1.GetHealthRequest\x1a\x14.octospine.v1.Health\"\x13\x82\xd3\xe4\x93\x02\r\x12\x0b/api/health\x1a\x0f\xca\xf3\x18\x0b\n\toctospineb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19octospine/v1/system.proto\x12\x0coctospine.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$meshadapter/options/v1/options.proto\"\x12\n\x10GetHealthRequest\"b\n\x0f\x43omponentHealth\x12*\n\x06status\x18\x01 \x01(\x0e\x32\x1a.octospine.v1.HealthStatus\x12\x12\n\nlatency_ms\x18\x02 \x01(\x01\x12\x0f\n\x07message\x18\x03 \x01(\t\"\x98\x02\n\x06Health\x12*\n\x06status\x18\x01 \x01(\x0e\x32\x1a.octospine.v1.HealthStatus\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x16\n\x0euptime_seconds\x18\x03 \x01(\x03\x12\x38\n\ncomponents\x18\x04 \x03(\x0b\x32$.octospine.v1.Health.ComponentsEntry\x12-\n\ttimestamp\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1aP\n\x0f\x43omponentsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12,\n\x05value\x18\x02 \x01(\x0b\x32\x1d.octospine.v1.ComponentHealth:\x02\x38\x01*\x81\x01\n\x0cHealthStatus\x12\x1d\n\x19HEALTH_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15HEALTH_STATUS_HEALTHY\x10\x01\x12\x1a\n\x16HEALTH_STATUS_DEGRADED\x10\x02\x12\x1b\n\x17HEALTH_STATUS_UNHEALTHY\x10\x03\x32\x93\x01\n\rSystemService\x12q\n\tGetHealth\x12\x1e.octospine.v1.GetHealthRequest\x1a\x14.octospine.v1.Health\".\xca\xf3\x18\x17\x32\x15octospine.health.read\x82\xd3\xe4\x93\x02\r\x12\x0b/api/health\x1a\x0f\xca\xf3\x18\x0b\n\toctospineb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,7 +39,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SYSTEMSERVICE']._loaded_options = None
   _globals['_SYSTEMSERVICE']._serialized_options = b'\312\363\030\013\n\toctospine'
   _globals['_SYSTEMSERVICE'].methods_by_name['GetHealth']._loaded_options = None
-  _globals['_SYSTEMSERVICE'].methods_by_name['GetHealth']._serialized_options = b'\202\323\344\223\002\r\022\013/api/health'
+  _globals['_SYSTEMSERVICE'].methods_by_name['GetHealth']._serialized_options = b'\312\363\030\0272\025octospine.health.read\202\323\344\223\002\r\022\013/api/health'
   _globals['_HEALTHSTATUS']._serialized_start=548
   _globals['_HEALTHSTATUS']._serialized_end=677
   _globals['_GETHEALTHREQUEST']._serialized_start=144
@@ -50,6 +50,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HEALTH']._serialized_end=545
   _globals['_HEALTH_COMPONENTSENTRY']._serialized_start=465
   _globals['_HEALTH_COMPONENTSENTRY']._serialized_end=545
-  _globals['_SYSTEMSERVICE']._serialized_start=679
-  _globals['_SYSTEMSERVICE']._serialized_end=799
+  _globals['_SYSTEMSERVICE']._serialized_start=680
+  _globals['_SYSTEMSERVICE']._serialized_end=827
 # @@protoc_insertion_point(module_scope)

@@ -30,7 +30,7 @@ from meshadapter.options.v1 import options_pb2 as meshadapter_dot_options_dot_v1
 from openframe.v1 import alerts_pb2 as openframe_dot_v1_dot_alerts__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"openframe/v1/security_events.proto\x12\x0copenframe.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$meshadapter/options/v1/options.proto\x1a\x19openframe/v1/alerts.proto\"\xe0\x01\n\rSecurityEvent\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12(\n\x08severity\x18\x03 \x01(\x0e\x32\x16.openframe.v1.Severity\x12\x10\n\x08\x63\x61tegory\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12/\n\x0b\x64\x65tected_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x07\x64\x65tails\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xb3\x01\n\x19ListSecurityEventsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x11\n\tdevice_id\x18\x03 \x01(\t\x12(\n\x08severity\x18\x04 \x01(\x0e\x32\x16.openframe.v1.Severity\x12\x32\n\x0e\x64\x65tected_after\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x7f\n\x1aListSecurityEventsResponse\x12\x34\n\x0fsecurity_events\x18\x01 \x03(\x0b\x32\x1b.openframe.v1.SecurityEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\x32\xcb\x01\n\x14SecurityEventService\x12\xa1\x01\n\x12ListSecurityEvents\x12\'.openframe.v1.ListSecurityEventsRequest\x1a(.openframe.v1.ListSecurityEventsResponse\"8\xca\xf3\x18\x08\x08\x02\x12\x04\x64\x61ta\x82\xd3\xe4\x93\x02&\x12\x13/v1/security-eventsb\x0fsecurity_events\x1a\x0f\xca\xf3\x18\x0b\n\topenframeb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"openframe/v1/security_events.proto\x12\x0copenframe.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$meshadapter/options/v1/options.proto\x1a\x19openframe/v1/alerts.proto\"\xe0\x01\n\rSecurityEvent\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12(\n\x08severity\x18\x03 \x01(\x0e\x32\x16.openframe.v1.Severity\x12\x10\n\x08\x63\x61tegory\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12/\n\x0b\x64\x65tected_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x07\x64\x65tails\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xb3\x01\n\x19ListSecurityEventsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x11\n\tdevice_id\x18\x03 \x01(\t\x12(\n\x08severity\x18\x04 \x01(\x0e\x32\x16.openframe.v1.Severity\x12\x32\n\x0e\x64\x65tected_after\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x7f\n\x1aListSecurityEventsResponse\x12\x34\n\x0fsecurity_events\x18\x01 \x03(\x0b\x32\x1b.openframe.v1.SecurityEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\x32\xeb\x01\n\x14SecurityEventService\x12\xc1\x01\n\x12ListSecurityEvents\x12\'.openframe.v1.ListSecurityEventsRequest\x1a(.openframe.v1.ListSecurityEventsResponse\"X\xca\xf3\x18(\x08\x02\x12\x04\x64\x61ta2\x1eopenframe.security_events.read\x82\xd3\xe4\x93\x02&\x12\x13/v1/security-eventsb\x0fsecurity_events\x1a\x0f\xca\xf3\x18\x0b\n\topenframeb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,7 +42,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SECURITYEVENTSERVICE']._loaded_options = None
   _globals['_SECURITYEVENTSERVICE']._serialized_options = b'\312\363\030\013\n\topenframe'
   _globals['_SECURITYEVENTSERVICE'].methods_by_name['ListSecurityEvents']._loaded_options = None
-  _globals['_SECURITYEVENTSERVICE'].methods_by_name['ListSecurityEvents']._serialized_options = b'\312\363\030\010\010\002\022\004data\202\323\344\223\002&\022\023/v1/security-eventsb\017security_events'
+  _globals['_SECURITYEVENTSERVICE'].methods_by_name['ListSecurityEvents']._serialized_options = b'\312\363\030(\010\002\022\004data2\036openframe.security_events.read\202\323\344\223\002&\022\023/v1/security-eventsb\017security_events'
   _globals['_SECURITYEVENT']._serialized_start=244
   _globals['_SECURITYEVENT']._serialized_end=468
   _globals['_LISTSECURITYEVENTSREQUEST']._serialized_start=471
@@ -50,5 +50,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTSECURITYEVENTSRESPONSE']._serialized_start=652
   _globals['_LISTSECURITYEVENTSRESPONSE']._serialized_end=779
   _globals['_SECURITYEVENTSERVICE']._serialized_start=782
-  _globals['_SECURITYEVENTSERVICE']._serialized_end=985
+  _globals['_SECURITYEVENTSERVICE']._serialized_end=1017
 # @@protoc_insertion_point(module_scope)

@@ -25,41 +25,41 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$meshadapter/options/v1/options.proto\x12\x16meshadapter.options.v1\x1a google/protobuf/descriptor.proto\"#\n\x0fUpstreamService\x12\x10\n\x08upstream\x18\x01 \x01(\t\"\xc5\x01\n\x0eUpstreamMethod\x12\x36\n\npagination\x18\x01 \x01(\x0e\x32\".meshadapter.options.v1.Pagination\x12\x19\n\x11response_envelope\x18\x02 \x01(\t\x12\x17\n\nidempotent\x18\x03 \x01(\x08H\x00\x88\x01\x01\x12\x1d\n\x15idempotency_key_field\x18\x04 \x01(\t\x12\x19\n\x11\x63\x61\x63he_ttl_seconds\x18\x05 \x01(\rB\r\n\x0b_idempotent\"\x9e\x01\n\x10GraphQLOperation\x12\x10\n\x08\x64ocument\x18\x01 \x01(\t\x12\x16\n\x0eoperation_name\x18\x02 \x01(\t\x12\x11\n\tdata_path\x18\x03 \x01(\t\x12\x16\n\x0eresponse_field\x18\x04 \x01(\t\x12\x15\n\rallow_partial\x18\x05 \x01(\x08\x12\x1e\n\x16persisted_query_sha256\x18\x06 \x01(\t\"\x90\x01\n\nEventRoute\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x14\n\x0csource_types\x18\x02 \x03(\t\x12\x15\n\rpayload_field\x18\x03 \x01(\t\x12\x0f\n\x07\x63\x65_type\x18\x04 \x01(\t\x12\x0e\n\x06topics\x18\x05 \x03(\t\x12\x11\n\tkey_field\x18\x06 \x01(\t\x12\x11\n\tid_fields\x18\x07 \x03(\t\"t\n\x0e\x45nvelopeFields\x12\x12\n\ntype_field\x18\x01 \x01(\t\x12\x12\n\ndata_field\x18\x02 \x01(\t\x12\x10\n\x08id_field\x18\x03 \x01(\t\x12\x14\n\x0c\x61\x63tion_field\x18\x04 \x01(\t\x12\x12\n\ntime_field\x18\x05 \x01(\t\"5\n\x11\x42\x61\x63kfillDataField\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nitem_field\x18\x02 \x01(\t\"\xe4\x01\n\x08\x42\x61\x63kfill\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x13\n\x0bsince_field\x18\x02 \x01(\t\x12\x13\n\x0bitems_field\x18\x03 \x01(\t\x12\x12\n\nevent_type\x18\x04 \x01(\t\x12\x12\n\ntime_field\x18\x05 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x06 \x01(\t\x12\x16\n\x0e\x63reated_action\x18\x07 \x01(\t\x12\x15\n\rcreated_field\x18\x08 \x01(\t\x12\x37\n\x04\x64\x61ta\x18\t \x03(\x0b\x32).meshadapter.options.v1.BackfillDataField\"\x8e\x02\n\x0fWebSocketStream\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x17\n\x0fsubscribe_frame\x18\x03 \x01(\t\x12\x15\n\rsubscriptions\x18\x04 \x03(\t\x12\x17\n\x0fsubscribed_type\x18\x05 \x01(\t\x12\x35\n\x05\x66rame\x18\x06 \x01(\x0b\x32&.meshadapter.options.v1.EnvelopeFields\x12\x15\n\rcontrol_types\x18\x07 \x03(\t\x12\x12\n\nerror_type\x18\x08 \x01(\t\x12\x32\n\x08\x62\x61\x63kfill\x18\t \x03(\x0b\x32 .meshadapter.options.v1.Backfill\"\xae\x01\n\x10WebhookSignature\x12\x0e\n\x06header\x18\x01 \x01(\t\x12=\n\talgorithm\x18\x02 \x01(\x0e\x32*.meshadapter.options.v1.SignatureAlgorithm\x12;\n\x08\x65ncoding\x18\x03 \x01(\x0e\x32).meshadapter.options.v1.SignatureEncoding\x12\x0e\n\x06prefix\x18\x04 \x01(\t\"\xa5\x01\n\rWebhookSource\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x34\n\x04\x62ody\x18\x02 \x01(\x0b\x32&.meshadapter.options.v1.EnvelopeFields\x12\x11\n\tid_header\x18\x03 \x01(\t\x12;\n\tsignature\x18\x04 \x01(\x0b\x32(.meshadapter.options.v1.WebhookSignature\"\"\n\rUpstreamField\x12\x11\n\twire_name\x18\x01 \x01(\t\"&\n\x11UpstreamEnumValue\x12\x11\n\twire_name\x18\x01 \x01(\t*\x80\x01\n\nPagination\x12\x1a\n\x16PAGINATION_UNSPECIFIED\x10\x00\x12\x13\n\x0fPAGINATION_NONE\x10\x01\x12\x13\n\x0fPAGINATION_PAGE\x10\x02\x12\x15\n\x11PAGINATION_CURSOR\x10\x03\x12\x15\n\x11PAGINATION_OFFSET\x10\x04*\xa6\x01\n\x12SignatureAlgorithm\x12#\n\x1fSIGNATURE_ALGORITHM_UNSPECIFIED\x10\x00\x12#\n\x1fSIGNATURE_ALGORITHM_HMAC_SHA256\x10\x01\x12#\n\x1fSIGNATURE_ALGORITHM_HMAC_SHA512\x10\x02\x12!\n\x1dSIGNATURE_ALGORITHM_HMAC_SHA1\x10\x03*r\n\x11SignatureEncoding\x12\"\n\x1eSIGNATURE_ENCODING_UNSPECIFIED\x10\x00\x12\x1a\n\x16SIGNATURE_ENCODING_HEX\x10\x01\x12\x1d\n\x19SIGNATURE_ENCODING_BASE64\x10\x02:Z\n\twebsocket\x12\x1c.google.protobuf.FileOptions\x18\xc2\x8e\x03 \x01(\x0b\x32\'.meshadapter.options.v1.WebSocketStream:V\n\x07webhook\x12\x1c.google.protobuf.FileOptions\x18\xc3\x8e\x03 \x01(\x0b\x32%.meshadapter.options.v1.WebhookSource:[\n\x07service\x12\x1f.google.protobuf.ServiceOptions\x18\xb9\x8e\x03 \x01(\x0b\x32\'.meshadapter.options.v1.UpstreamService:X\n\x06method\x12\x1e.google.protobuf.MethodOptions\x18\xb9\x8e\x03 \x01(\x0b\x32&.meshadapter.options.v1.UpstreamMethod:[\n\x07graphql\x12\x1e.google.protobuf.MethodOptions\x18\xba\x8e\x03 \x01(\x0b\x32(.meshadapter.options.v1.GraphQLOperation:T\n\x05\x65vent\x12\x1f.google.protobuf.MessageOptions\x18\xb9\x8e\x03 \x01(\x0b\x32\".meshadapter.options.v1.EventRoute:U\n\x05\x66ield\x12\x1d.google.protobuf.FieldOptions\x18\xb9\x8e\x03 \x01(\x0b\x32%.meshadapter.options.v1.UpstreamField:b\n\nenum_value\x12!.google.protobuf.EnumValueOptions\x18\xb9\x8e\x03 \x01(\x0b\x32).meshadapter.options.v1.UpstreamEnumValueb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$meshadapter/options/v1/options.proto\x12\x16meshadapter.options.v1\x1a google/protobuf/descriptor.proto\"#\n\x0fUpstreamService\x12\x10\n\x08upstream\x18\x01 \x01(\t\"\xd9\x01\n\x0eUpstreamMethod\x12\x36\n\npagination\x18\x01 \x01(\x0e\x32\".meshadapter.options.v1.Pagination\x12\x19\n\x11response_envelope\x18\x02 \x01(\t\x12\x17\n\nidempotent\x18\x03 \x01(\x08H\x00\x88\x01\x01\x12\x1d\n\x15idempotency_key_field\x18\x04 \x01(\t\x12\x19\n\x11\x63\x61\x63he_ttl_seconds\x18\x05 \x01(\r\x12\x12\n\npermission\x18\x06 \x01(\tB\r\n\x0b_idempotent\"\x9e\x01\n\x10GraphQLOperation\x12\x10\n\x08\x64ocument\x18\x01 \x01(\t\x12\x16\n\x0eoperation_name\x18\x02 \x01(\t\x12\x11\n\tdata_path\x18\x03 \x01(\t\x12\x16\n\x0eresponse_field\x18\x04 \x01(\t\x12\x15\n\rallow_partial\x18\x05 \x01(\x08\x12\x1e\n\x16persisted_query_sha256\x18\x06 \x01(\t\"\x90\x01\n\nEventRoute\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x14\n\x0csource_types\x18\x02 \x03(\t\x12\x15\n\rpayload_field\x18\x03 \x01(\t\x12\x0f\n\x07\x63\x65_type\x18\x04 \x01(\t\x12\x0e\n\x06topics\x18\x05 \x03(\t\x12\x11\n\tkey_field\x18\x06 \x01(\t\x12\x11\n\tid_fields\x18\x07 \x03(\t\"t\n\x0e\x45nvelopeFields\x12\x12\n\ntype_field\x18\x01 \x01(\t\x12\x12\n\ndata_field\x18\x02 \x01(\t\x12\x10\n\x08id_field\x18\x03 \x01(\t\x12\x14\n\x0c\x61\x63tion_field\x18\x04 \x01(\t\x12\x12\n\ntime_field\x18\x05 \x01(\t\"5\n\x11\x42\x61\x63kfillDataField\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nitem_field\x18\x02 \x01(\t\"\xe4\x01\n\x08\x42\x61\x63kfill\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x13\n\x0bsince_field\x18\x02 \x01(\t\x12\x13\n\x0bitems_field\x18\x03 \x01(\t\x12\x12\n\nevent_type\x18\x04 \x01(\t\x12\x12\n\ntime_field\x18\x05 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x06 \x01(\t\x12\x16\n\x0e\x63reated_action\x18\x07 \x01(\t\x12\x15\n\rcreated_field\x18\x08 \x01(\t\x12\x37\n\x04\x64\x61ta\x18\t \x03(\x0b\x32).meshadapter.options.v1.BackfillDataField\"\x8e\x02\n\x0fWebSocketStream\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x17\n\x0fsubscribe_frame\x18\x03 \x01(\t\x12\x15\n\rsubscriptions\x18\x04 \x03(\t\x12\x17\n\x0fsubscribed_type\x18\x05 \x01(\t\x12\x35\n\x05\x66rame\x18\x06 \x01(\x0b\x32&.meshadapter.options.v1.EnvelopeFields\x12\x15\n\rcontrol_types\x18\x07 \x03(\t\x12\x12\n\nerror_type\x18\x08 \x01(\t\x12\x32\n\x08\x62\x61\x63kfill\x18\t \x03(\x0b\x32 .meshadapter.options.v1.Backfill\"\xae\x01\n\x10WebhookSignature\x12\x0e\n\x06header\x18\x01 \x01(\t\x12=\n\talgorithm\x18\x02 \x01(\x0e\x32*.meshadapter.options.v1.SignatureAlgorithm\x12;\n\x08\x65ncoding\x18\x03 \x01(\x0e\x32).meshadapter.options.v1.SignatureEncoding\x12\x0e\n\x06prefix\x18\x04 \x01(\t\"\xa5\x01\n\rWebhookSource\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x34\n\x04\x62ody\x18\x02 \x01(\x0b\x32&.meshadapter.options.v1.EnvelopeFields\x12\x11\n\tid_header\x18\x03 \x01(\t\x12;\n\tsignature\x18\x04 \x01(\x0b\x32(.meshadapter.options.v1.WebhookSignature\"\"\n\rUpstreamField\x12\x11\n\twire_name\x18\x01 \x01(\t\"&\n\x11UpstreamEnumValue\x12\x11\n\twire_name\x18\x01 \x01(\t*\x80\x01\n\nPagination\x12\x1a\n\x16PAGINATION_UNSPECIFIED\x10\x00\x12\x13\n\x0fPAGINATION_NONE\x10\x01\x12\x13\n\x0fPAGINATION_PAGE\x10\x02\x12\x15\n\x11PAGINATION_CURSOR\x10\x03\x12\x15\n\x11PAGINATION_OFFSET\x10\x04*\xa6\x01\n\x12SignatureAlgorithm\x12#\n\x1fSIGNATURE_ALGORITHM_UNSPECIFIED\x10\x00\x12#\n\x1fSIGNATURE_ALGORITHM_HMAC_SHA256\x10\x01\x12#\n\x1fSIGNATURE_ALGORITHM_HMAC_SHA512\x10\x02\x12!\n\x1dSIGNATURE_ALGORITHM_HMAC_SHA1\x10\x03*r\n\x11SignatureEncoding\x12\"\n\x1eSIGNATURE_ENCODING_UNSPECIFIED\x10\x00\x12\x1a\n\x16SIGNATURE_ENCODING_HEX\x10\x01\x12\x1d\n\x19SIGNATURE_ENCODING_BASE64\x10\x02:Z\n\twebsocket\x12\x1c.google.protobuf.FileOptions\x18\xc2\x8e\x03 \x01(\x0b\x32\'.meshadapter.options.v1.WebSocketStream:V\n\x07webhook\x12\x1c.google.protobuf.FileOptions\x18\xc3\x8e\x03 \x01(\x0b\x32%.meshadapter.options.v1.WebhookSource:[\n\x07service\x12\x1f.google.protobuf.ServiceOptions\x18\xb9\x8e\x03 \x01(\x0b\x32\'.meshadapter.options.v1.UpstreamService:X\n\x06method\x12\x1e.google.protobuf.MethodOptions\x18\xb9\x8e\x03 \x01(\x0b\x32&.meshadapter.options.v1.UpstreamMethod:[\n\x07graphql\x12\x1e.google.protobuf.MethodOptions\x18\xba\x8e\x03 \x01(\x0b\x32(.meshadapter.options.v1.GraphQLOperation:T\n\x05\x65vent\x12\x1f.google.protobuf.MessageOptions\x18\xb9\x8e\x03 \x01(\x0b\x32\".meshadapter.options.v1.EventRoute:U\n\x05\x66ield\x12\x1d.google.protobuf.FieldOptions\x18\xb9\x8e\x03 \x01(\x0b\x32%.meshadapter.options.v1.UpstreamField:b\n\nenum_value\x12!.google.protobuf.EnumValueOptions\x18\xb9\x8e\x03 \x01(\x0b\x32).meshadapter.options.v1.UpstreamEnumValueb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'meshadapter.options.v1.options_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PAGINATION']._serialized_start=1742
-  _globals['_PAGINATION']._serialized_end=1870
-  _globals['_SIGNATUREALGORITHM']._serialized_start=1873
-  _globals['_SIGNATUREALGORITHM']._serialized_end=2039
-  _globals['_SIGNATUREENCODING']._serialized_start=2041
-  _globals['_SIGNATUREENCODING']._serialized_end=2155
+  _globals['_PAGINATION']._serialized_start=1762
+  _globals['_PAGINATION']._serialized_end=1890
+  _globals['_SIGNATUREALGORITHM']._serialized_start=1893
+  _globals['_SIGNATUREALGORITHM']._serialized_end=2059
+  _globals['_SIGNATUREENCODING']._serialized_start=2061
+  _globals['_SIGNATUREENCODING']._serialized_end=2175
   _globals['_UPSTREAMSERVICE']._serialized_start=98
   _globals['_UPSTREAMSERVICE']._serialized_end=133
   _globals['_UPSTREAMMETHOD']._serialized_start=136
-  _globals['_UPSTREAMMETHOD']._serialized_end=333
-  _globals['_GRAPHQLOPERATION']._serialized_start=336
-  _globals['_GRAPHQLOPERATION']._serialized_end=494
-  _globals['_EVENTROUTE']._serialized_start=497
-  _globals['_EVENTROUTE']._serialized_end=641
-  _globals['_ENVELOPEFIELDS']._serialized_start=643
-  _globals['_ENVELOPEFIELDS']._serialized_end=759
-  _globals['_BACKFILLDATAFIELD']._serialized_start=761
-  _globals['_BACKFILLDATAFIELD']._serialized_end=814
-  _globals['_BACKFILL']._serialized_start=817
-  _globals['_BACKFILL']._serialized_end=1045
-  _globals['_WEBSOCKETSTREAM']._serialized_start=1048
-  _globals['_WEBSOCKETSTREAM']._serialized_end=1318
-  _globals['_WEBHOOKSIGNATURE']._serialized_start=1321
-  _globals['_WEBHOOKSIGNATURE']._serialized_end=1495
-  _globals['_WEBHOOKSOURCE']._serialized_start=1498
-  _globals['_WEBHOOKSOURCE']._serialized_end=1663
-  _globals['_UPSTREAMFIELD']._serialized_start=1665
-  _globals['_UPSTREAMFIELD']._serialized_end=1699
-  _globals['_UPSTREAMENUMVALUE']._serialized_start=1701
-  _globals['_UPSTREAMENUMVALUE']._serialized_end=1739
+  _globals['_UPSTREAMMETHOD']._serialized_end=353
+  _globals['_GRAPHQLOPERATION']._serialized_start=356
+  _globals['_GRAPHQLOPERATION']._serialized_end=514
+  _globals['_EVENTROUTE']._serialized_start=517
+  _globals['_EVENTROUTE']._serialized_end=661
+  _globals['_ENVELOPEFIELDS']._serialized_start=663
+  _globals['_ENVELOPEFIELDS']._serialized_end=779
+  _globals['_BACKFILLDATAFIELD']._serialized_start=781
+  _globals['_BACKFILLDATAFIELD']._serialized_end=834
+  _globals['_BACKFILL']._serialized_start=837
+  _globals['_BACKFILL']._serialized_end=1065
+  _globals['_WEBSOCKETSTREAM']._serialized_start=1068
+  _globals['_WEBSOCKETSTREAM']._serialized_end=1338
+  _globals['_WEBHOOKSIGNATURE']._serialized_start=1341
+  _globals['_WEBHOOKSIGNATURE']._serialized_end=1515
+  _globals['_WEBHOOKSOURCE']._serialized_start=1518
+  _globals['_WEBHOOKSOURCE']._serialized_end=1683
+  _globals['_UPSTREAMFIELD']._serialized_start=1685
+  _globals['_UPSTREAMFIELD']._serialized_end=1719
+  _globals['_UPSTREAMENUMVALUE']._serialized_start=1721
+  _globals['_UPSTREAMENUMVALUE']._serialized_end=1759
 # @@protoc_insertion_point(module_scope)

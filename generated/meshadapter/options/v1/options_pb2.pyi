@@ -150,6 +150,7 @@ class UpstreamMethod(_message.Message):
     IDEMPOTENT_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_FIELD_NUMBER: _builtins.int
     CACHE_TTL_SECONDS_FIELD_NUMBER: _builtins.int
+    PERMISSION_FIELD_NUMBER: _builtins.int
     pagination: Global___Pagination.ValueType
     """Paging style of the upstream list endpoint (overridable per upstream in config)."""
     response_envelope: _builtins.str
@@ -166,6 +167,12 @@ class UpstreamMethod(_message.Message):
     """
     cache_ttl_seconds: _builtins.int
     """Seconds a successful answer may be served from the adapter's cache; 0 = never."""
+    permission: _builtins.str
+    """Permission a caller needs to call the method, `<upstream>.<resource>.<verb>`
+    with verb `read`, `write` or `delete` (e.g. "openframe.alerts.write"), matched
+    against the authorization policy (docs/security.md). Every served RPC declares
+    one: the adapter refuses to start otherwise.
+    """
     def __init__(
         self,
         *,
@@ -174,10 +181,11 @@ class UpstreamMethod(_message.Message):
         idempotent: _builtins.bool | None = ...,
         idempotency_key_field: _builtins.str = ...,
         cache_ttl_seconds: _builtins.int = ...,
+        permission: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_idempotent", b"_idempotent", "idempotent", b"idempotent"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_idempotent", b"_idempotent", "cache_ttl_seconds", b"cache_ttl_seconds", "idempotency_key_field", b"idempotency_key_field", "idempotent", b"idempotent", "pagination", b"pagination", "response_envelope", b"response_envelope"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_idempotent", b"_idempotent", "cache_ttl_seconds", b"cache_ttl_seconds", "idempotency_key_field", b"idempotency_key_field", "idempotent", b"idempotent", "pagination", b"pagination", "permission", b"permission", "response_envelope", b"response_envelope"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__idempotent: _TypeAlias = _typing.Literal["idempotent"]  # noqa: Y015
     _WhichOneofArgType__idempotent: _TypeAlias = _typing.Literal["_idempotent", b"_idempotent"]  # noqa: Y015

@@ -1,0 +1,147 @@
+"""The gRPC port's security, built once from ``settings.security``: the server
+credentials (TLS/mTLS, following the certificate files), the authorization gate
+(:class:`~adapter.security.authorizer.CallAuthorizer`, the first interceptor),
+whether reflection is served, and the safe defaults.
+
+Safe defaults: off loopback the adapter refuses to start without TLS and a
+policy, unless ``security.insecure`` says a sidecar does that job (then it warns
+at every start). Reflection follows ``grpc.reflection``; unset, it is on at
+loopback only. The permission of every served method is read from the
+descriptors before anything listens: a method without one stops the start.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from meshadapter.v1 import events_pb2
+
+from adapter.config.settings import ConfigError, Settings
+from adapter.descriptors.permissions import topic_permission
+from adapter.security.audit import AuditLog
+from adapter.security.authorizer import CallAuthorizer
+from adapter.security.jwt_verifier import JwtVerifier
+from adapter.security.policy import Policy, load_policy
+from adapter.security.reloading import ReloadingFile
+from adapter.security.tls import grpc_server_credentials
+
+__all__ = [
+    "SUBSCRIBE_METHOD",
+    "GrpcSecurity",
+    "build_grpc_security",
+    "is_loopback",
+    "server_limit_options",
+    "subscribe_permissions",
+]
+
+logger = logging.getLogger(__name__)
+
+RequestPermissions = Mapping[str, Callable[[Any], Sequence[str]]]
+SUBSCRIBE_METHOD = "/meshadapter.v1.EventService/Subscribe"
+
+
+def subscribe_permissions(served_topics: Sequence[str]) -> Callable[[Any], list[str]]:
+    """``Subscribe`` needs ``events.<topic>.subscribe`` for each topic it streams
+    (every served topic when the request names none)."""
+
+    def of_request(request: Any) -> list[str]:
+        if not isinstance(request, events_pb2.SubscribeRequest):
+            return []  # undecodable: the decoding interceptor answers INVALID_ARGUMENT
+        return [topic_permission(t) for t in (list(request.topics) or served_topics)]
+
+    return of_request
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name or a wildcard ("0.0.0.0", "::", "") reaches the network
+
+
+@dataclass(frozen=True)
+class GrpcSecurity:
+    credentials: grpc.ServerCredentials | None
+    #: None: no caller authentication (loopback, or ``insecure``): every call is ANONYMOUS.
+    authorizer: CallAuthorizer | None
+    policy: ReloadingFile[Policy] | None
+    reflection: bool
+
+
+def build_grpc_security(
+    settings: Settings,
+    *,
+    permissions: Mapping[str, str],
+    request_permissions: RequestPermissions | None = None,
+) -> GrpcSecurity:
+    """Raises ConfigError for an unsafe or inconsistent configuration, PolicyError
+    (or OSError / ssl.SSLError) for unusable files at start."""
+    sec = settings.security
+    host = settings.grpc.host
+    loopback = is_loopback(host)
+    if sec.jwt is not None and sec.policy_file is None:
+        raise ConfigError("security.jwt is set but security.policy_file is not: a token would grant nothing")
+    if not loopback and (sec.tls is None or sec.policy_file is None):
+        missing = " and ".join(
+            k for k, v in (("security.tls", sec.tls), ("security.policy_file", sec.policy_file)) if v is None
+        )
+        if not sec.insecure:
+            raise ConfigError(
+                f"grpc.host={host} is not loopback and {missing} is not set: anyone on the network could "
+                "call the vendors with the adapter's credentials. Configure them (docs/security.md), or set "
+                "security.insecure=true when a sidecar authenticates callers in front of the adapter"
+            )
+    if sec.insecure:
+        logger.warning(
+            "security.insecure is set: the gRPC port on %s accepts callers without %s",
+            host,
+            "TLS and a policy" if not loopback else "the checks off-loopback listening requires",
+        )
+    reflection = settings.grpc.reflection if settings.grpc.reflection is not None else loopback
+    interval = sec.reload_interval_seconds
+    policy: ReloadingFile[Policy] | None = None
+    authorizer: CallAuthorizer | None = None
+    if sec.policy_file is not None:
+        path = sec.policy_file
+        policy = ReloadingFile("authorization policy", [path], lambda: load_policy(path), interval=interval)
+        jwt = JwtVerifier(sec.jwt, reload_interval=interval) if sec.jwt is not None else None
+        authorizer = CallAuthorizer(
+            permissions=permissions,
+            policy=policy.current,
+            jwt=jwt,
+            audit=AuditLog(),
+            max_in_flight_per_principal=sec.limits.max_concurrent_rpcs_per_principal,
+            request_permissions=request_permissions,
+        )
+    credentials = grpc_server_credentials(sec.tls, interval=interval) if sec.tls is not None else None
+    logger.info(
+        "gRPC port security: %s, %s, reflection %s",
+        "mTLS" if sec.tls and sec.tls.client_auth == "require" else "TLS" if sec.tls else "plaintext",
+        f"policy {sec.policy_file}" if sec.policy_file else "no caller authentication",
+        "on" if reflection else "off",
+    )
+    return GrpcSecurity(credentials, authorizer, policy, reflection)
+
+
+def server_limit_options(settings: Settings) -> list[tuple[str, int]]:
+    """gRPC core options for ``security.limits``: keepalive enforcement (a client
+    pinging more often is sent GOAWAY) and the maximum connection age."""
+    limits = settings.security.limits
+    options = [
+        ("grpc.http2.min_ping_interval_without_data_ms", int(limits.min_client_ping_interval_seconds * 1000)),
+        ("grpc.http2.max_ping_strikes", 2),
+    ]
+    if limits.max_connection_age_seconds:
+        options += [
+            ("grpc.max_connection_age_ms", int(limits.max_connection_age_seconds * 1000)),
+            ("grpc.max_connection_age_grace_ms", int(limits.max_connection_age_grace_seconds * 1000)),
+        ]
+    return options

@@ -1,0 +1,150 @@
+"""The composition root's security wiring: the gate is the first interceptor when a
+policy is configured, refused calls never reach the vendor, the caller is in
+``current_principal`` below the gate, and the safe defaults stop an unsafe start."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import pytest_asyncio
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from openframe.v1 import alerts_pb2, alerts_pb2_grpc, devices_pb2, devices_pb2_grpc
+
+from adapter.config.settings import ConfigError, Settings
+from adapter.runtime import MeshAdapter
+from adapter.security.identity import current_principal
+from simulator import Simulator
+from tests.conftest import adapter_settings
+
+from .jwt_helpers import AUDIENCE, ISSUER, Issuer
+
+POLICY = """
+[[grants]]
+principals = ["jwt:reader-*", "jwt:writer"]
+permissions = ["openframe.*.read", "octospine.*.read"]
+
+[[grants]]
+principals = ["jwt:writer"]
+permissions = ["openframe.alerts.write"]
+"""
+
+
+def secured(sim: Simulator, tmp_path: Path, issuer: Issuer, **overrides: Any) -> Settings:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(POLICY)
+    jwks = issuer.write(tmp_path / "jwks.json")
+    security = {
+        "policy_file": policy,
+        "jwt": {"jwks_file": jwks, "issuer": ISSUER, "audiences": [AUDIENCE]},
+        **overrides,
+    }
+    return adapter_settings(sim, security=security)
+
+
+@pytest.fixture
+def issuer() -> Issuer:
+    return Issuer()
+
+
+@pytest_asyncio.fixture
+async def secured_adapter(simulator: Simulator, tmp_path: Path, issuer: Issuer) -> AsyncIterator[MeshAdapter]:
+    adapter = MeshAdapter(secured(simulator, tmp_path, issuer))
+    await adapter.start()
+    try:
+        yield adapter
+    finally:
+        await adapter.stop(0)
+
+
+@pytest_asyncio.fixture
+async def secured_channel(secured_adapter: MeshAdapter) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{secured_adapter.port}") as channel:
+        yield channel
+
+
+def bearer(token: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),)
+
+
+async def test_gate_is_first_and_decides_before_the_vendor(
+    secured_adapter: MeshAdapter, secured_channel: grpc.aio.Channel, simulator: Simulator, issuer: Issuer
+) -> None:
+    assert secured_adapter.security is not None and secured_adapter.security.authorizer is not None
+    assert secured_adapter.server is not None
+    assert secured_adapter.server._interceptors[0] is secured_adapter.security.authorizer
+    alerts = alerts_pb2_grpc.AlertServiceStub(secured_channel)
+    before = len(simulator.requests)
+
+    with pytest.raises(grpc.aio.AioRpcError) as no_token:
+        await alerts.ListAlerts(alerts_pb2.ListAlertsRequest())
+    assert no_token.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+    create = alerts_pb2.CreateAlertRequest(alert=alerts_pb2.Alert(title="x", device_id="dev_1"))
+    with pytest.raises(grpc.aio.AioRpcError) as denied:
+        await alerts.CreateAlert(create, metadata=bearer(issuer.token("reader-1")))
+    assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    status = rpc_status.from_call(denied.value)
+    assert status is not None
+    info = error_details_pb2.ErrorInfo()
+    assert status.details[0].Unpack(info)
+    assert (info.reason, info.metadata["permission"], info.metadata["principal"]) == (
+        "PERMISSION_DENIED",
+        "openframe.alerts.write",
+        "jwt:reader-1",
+    )
+    assert len(simulator.requests) == before  # neither refused call reached the vendor
+
+    reader = bearer(issuer.token("reader-1"))
+    await alerts.ListAlerts(alerts_pb2.ListAlertsRequest(), metadata=reader)
+    assert len(simulator.requests) == before + 1
+
+
+async def test_the_caller_stack_sees_the_principal(
+    secured_adapter: MeshAdapter, secured_channel: grpc.aio.Channel, issuer: Issuer
+) -> None:
+    seen: list[str] = []
+    caller = secured_adapter.callers["openframe"]
+    send = caller.send
+
+    async def spy(request: Any, **kwargs: Any) -> Any:
+        seen.append(current_principal.get().name)
+        return await send(request, **kwargs)
+
+    caller.send = spy  # type: ignore[method-assign]
+    devices = devices_pb2_grpc.DeviceServiceStub(secured_channel)
+    await devices.ListDevices(devices_pb2.ListDevicesRequest(), metadata=bearer(issuer.token("reader-7")))
+    assert seen == ["jwt:reader-7"]
+
+
+async def test_off_loopback_without_tls_and_policy_refuses_to_start(simulator: Simulator) -> None:
+    settings = adapter_settings(simulator, grpc={"host": "0.0.0.0", "port": 0})
+    with pytest.raises(ConfigError, match=r"security\.tls and security\.policy_file"):
+        await MeshAdapter(settings).start()
+
+
+async def test_insecure_switch_starts_off_loopback_with_a_warning(
+    simulator: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = adapter_settings(simulator, grpc={"host": "0.0.0.0", "port": 0}, security={"insecure": True})
+    with caplog.at_level(logging.WARNING):
+        async with MeshAdapter(settings) as adapter:
+            assert adapter.security is not None
+            assert adapter.security.reflection is False  # off loopback: reflection off by default
+    assert any("security.insecure is set" in r.getMessage() for r in caplog.records)
+
+
+async def test_jwt_without_a_policy_is_a_configuration_error(
+    simulator: Simulator, tmp_path: Path, issuer: Issuer
+) -> None:
+    jwks = issuer.write(tmp_path / "jwks.json")
+    settings = adapter_settings(
+        simulator, security={"jwt": {"jwks_file": jwks, "issuer": ISSUER, "audiences": [AUDIENCE]}}
+    )
+    with pytest.raises(ConfigError, match="policy_file"):
+        await MeshAdapter(settings).start()
