@@ -3,9 +3,11 @@ or delete RPC and per refused call, with the principal, the method, the upstream
 path the call reached, the outcome and the trace id. Never a secret: request
 bodies are not logged, and principals are names, not credentials.
 
-The upstream path is known deep in the handler; the handler reports it through
-:func:`note_upstream_path` (a context variable), so the gate that writes the line
-needs no access to the handler's internals.
+The upstream path and the call's trace are known deep in the handler; the handler
+reports them through :func:`note_upstream_path` and :func:`note_trace_id` (a
+context variable), so the gate that writes the line needs no access to the
+handler's internals. A refused call never reaches a handler: its trace id is the
+caller's (``traceparent`` metadata), or ``-``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 
 from .identity import Principal
 
-__all__ = ["AuditLog", "AuditRecord", "note_upstream_path"]
+__all__ = ["AuditLog", "AuditRecord", "note_trace_id", "note_upstream_path", "trace_id_of"]
 
 audit_logger = logging.getLogger("meshadapter.audit")
 
@@ -26,6 +28,7 @@ _READ_SUFFIXES = (".read", ".list", ".get", ".subscribe")
 @dataclass(slots=True)
 class AuditRecord:
     upstream_path: str = ""
+    trace_id: str = ""
 
 
 _record: contextvars.ContextVar[AuditRecord | None] = contextvars.ContextVar(
@@ -38,6 +41,21 @@ def note_upstream_path(path: str) -> None:
     record = _record.get()
     if record is not None:
         record.upstream_path = path
+
+
+def note_trace_id(trace_id: str) -> None:
+    """Called by a handler with its server span's trace id (32 hex digits)."""
+    record = _record.get()
+    if record is not None:
+        record.trace_id = trace_id
+
+
+def trace_id_of(traceparent: str | None) -> str:
+    """The trace id of a W3C ``traceparent`` (``00-<trace id>-<span id>-<flags>``), or ""."""
+    parts = (traceparent or "").split("-")
+    if len(parts) == 4 and len(parts[1]) == 32 and all(c in "0123456789abcdef" for c in parts[1]):
+        return parts[1]
+    return ""
 
 
 class AuditLog:
@@ -54,11 +72,12 @@ class AuditLog:
 
     def completed(self, record: AuditRecord, *, method: str, principal: Principal, outcome: str) -> None:
         audit_logger.info(
-            "audit: %s called %s -> %s (upstream %s)",
+            "audit: %s called %s -> %s (upstream %s, trace %s)",
             principal.name,
             method,
             outcome,
             record.upstream_path or "-",
+            record.trace_id or "-",
             extra={
                 "audit": "call",
                 "principal": principal.name,
@@ -67,21 +86,26 @@ class AuditLog:
                 "method": method,
                 "upstream_path": record.upstream_path,
                 "outcome": outcome,
+                "audit_trace_id": record.trace_id,
             },
         )
 
-    def refused(self, *, method: str, principal: str, code: str, reason: str) -> None:
+    def refused(self, *, method: str, principal: str, code: str, reason: str, trace_id: str = "") -> None:
+        """A refused call: no upstream path, since nothing was sent upstream."""
         audit_logger.warning(
-            "audit: refused %s to %s: %s (%s)",
+            "audit: refused %s to %s: %s (%s, trace %s)",
             method,
             principal,
             code,
             reason,
+            trace_id or "-",
             extra={
                 "audit": "refused",
                 "principal": principal,
                 "method": method,
+                "upstream_path": "",
                 "outcome": code,
                 "reason": reason,
+                "audit_trace_id": trace_id,
             },
         )

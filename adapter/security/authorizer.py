@@ -19,6 +19,7 @@ the server refuses to start when a served method lacks one.
 from __future__ import annotations
 
 import collections
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -28,7 +29,7 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc import aio
 from grpc_status import rpc_status
 
-from .audit import AuditLog
+from .audit import AuditLog, trace_id_of
 from .identity import ANONYMOUS, Principal, current_principal, principal_from_certificate
 from .jwt_verifier import AuthenticationFailed, JwtVerifier
 from .policy import Policy
@@ -185,7 +186,13 @@ class CallAuthorizer(aio.ServerInterceptor):  # type: ignore[type-arg]
 
     async def _refuse(self, method: str, context: Context, refused: _Refused, principal: str) -> None:
         self.refused[refused.code.name] += 1
-        self._audit.refused(method=method, principal=principal, code=refused.code.name, reason=refused.reason)
+        self._audit.refused(
+            method=method,
+            principal=principal,
+            code=refused.code.name,
+            reason=refused.reason,
+            trace_id=trace_id_of(_metadata_value(context, "traceparent")),
+        )
         await context.abort_with_status(refused.status())
 
     def _unary(self, method: str, behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
@@ -214,9 +221,12 @@ class CallAuthorizer(aio.ServerInterceptor):  # type: ignore[type-arg]
 
         return gate
 
-    def _streaming(
-        self, method: str, behavior: Callable[..., AsyncIterator[Any]]
-    ) -> Callable[..., AsyncIterator[Any]]:
+    def _streaming(self, method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
+        if not inspect.isasyncgenfunction(behavior):
+            # A streaming handler that writes with ``context.write`` (a coroutine, like
+            # grpcio-health's Watch) rather than yielding: gate it as a unary one.
+            return self._unary(method, behavior)
+
         async def gate(request: Any, context: Context) -> AsyncIterator[Any]:
             try:
                 principal = await self.authorize(method, context, request)
@@ -251,6 +261,13 @@ def _certificate_principal(context: Context) -> Principal | None:
         return principal_from_certificate(pems[0])
     except ValueError:
         return None
+
+
+def _metadata_value(context: Context, key: str) -> str | None:
+    for name, value in context.invocation_metadata() or ():
+        if name == key:
+            return value.decode("latin-1") if isinstance(value, bytes) else str(value)
+    return None
 
 
 def _bearer(context: Context) -> str | None:

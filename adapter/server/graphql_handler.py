@@ -23,6 +23,7 @@ from opentelemetry.trace import TracerProvider
 from adapter.graphql.answer import GraphQLAnswer, GraphQLErrorItem, read_answer, read_error_answer
 from adapter.graphql.errors import UpstreamGraphQLError
 from adapter.graphql.transcoder import GraphQLTranscoder, NullAtDataPath
+from adapter.security.audit import note_upstream_path
 from adapter.server.handlers import HandlerContext, MethodHandler
 from adapter.status.graphql_errors import graphql_error_status
 from adapter.transcoding.json_codec import MalformedPayloadError
@@ -98,6 +99,7 @@ class GraphQLMethodHandler(MethodHandler):
         return super().status_of(exc)
 
     async def _call(self, bound: BoundRequest, deadline: float) -> tuple[GraphQLAnswer, UpstreamResponse]:
+        note_upstream_path(f"{bound.request.method} {bound.request.path} ({self.spec.route})")
         response = await self._caller.send(bound.request, deadline=deadline)
         if not 200 <= response.status < 300:
             errors = read_error_answer(response.body)

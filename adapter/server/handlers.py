@@ -22,6 +22,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from adapter.descriptors.method_spec import MethodSpec
+from adapter.security.audit import note_trace_id, note_upstream_path
 from adapter.status.mapping import to_rpc_status
 from adapter.telemetry.redaction import redacted
 from adapter.telemetry.rpc_spans import RpcSpans
@@ -85,6 +86,7 @@ class MethodHandler:
         needs a coroutine function and does not look inside callable objects."""
         spec = self.spec
         call = self._spans.start(context.invocation_metadata())
+        note_trace_id(format(call.span.get_span_context().trace_id, "032x"))
         try:
             loop = asyncio.get_running_loop()
             remaining = context.time_remaining()
@@ -138,6 +140,7 @@ class UpstreamMethodHandler(MethodHandler):
     async def exchange(self, request: Message, *, deadline: float, context: HandlerContext) -> Message:
         spec = self.spec
         bound = self._transcoder.bind(request)
+        note_upstream_path(f"{bound.request.method} {bound.request.path}")
         response = await self._caller.send(bound.request, deadline=deadline)
         raise_for_status(response, upstream=self._caller.name, route=spec.route, path=bound.request.path)
         try:
