@@ -59,6 +59,9 @@ def make_ca(days: int = 30) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKe
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        # Key identifiers let verifiers pick the right CA when two share a name (a
+        # CA rotation, where clients trust the old and the new one for a while).
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(
             x509.KeyUsage(
                 digital_signature=True,
@@ -105,6 +108,9 @@ def issue(
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(not_after or now + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
         .add_extension(
             x509.ExtendedKeyUsage(
                 [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]

@@ -49,6 +49,7 @@ from .base_url import without_duplicated_prefix
 from .graphql import GraphQLSettings as GraphQLSettings
 from .resilience import ResilienceSettings as ResilienceSettings
 from .security import SecuritySettings as SecuritySettings
+from .security import TlsSettings as TlsSettings
 
 logger = logging.getLogger(__name__)
 
@@ -273,6 +274,9 @@ class WebhookSettings(_Frozen):
     #: Per upstream name; an upstream that declares webhooks and has no entry gets
     #: the defaults (and no secret: its deliveries get 503).
     sources: dict[str, WebhookSourceSettings] = Field(default_factory=dict)
+    #: Serve HTTPS with this certificate (re-read when the files change, every 2 s).
+    #: Vendors rarely present client certificates: ``client_auth = "none"`` then.
+    tls: TlsSettings | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from adapter.config.settings import WebhookSettings
+from adapter.security.tls import ReloadingSslContext
 
 from .declarations import WebhookDeclaration
 from .delivery_claims import DeliveryClaim
@@ -82,6 +83,7 @@ class WebhookReceiver:
         self._intake = intake
         self._clock = clock
         self._runner: web.AppRunner | None = None
+        self._tls = ReloadingSslContext(settings.tls) if settings.tls is not None else None
         self._slots = asyncio.Semaphore(settings.max_concurrent_deliveries)
         self.port = 0
         #: Outcomes and refusal reasons, over every source.
@@ -98,8 +100,11 @@ class WebhookReceiver:
         runner = web.AppRunner(self.app(), access_log=None)
         await runner.setup()
         try:
-            site = web.TCPSite(runner, self.settings.host, self.settings.port)
+            ssl_context = self._tls.context if self._tls is not None else None
+            site = web.TCPSite(runner, self.settings.host, self.settings.port, ssl_context=ssl_context)
             await site.start()
+            if self._tls is not None:
+                await self._tls.start()
         except BaseException:
             await runner.cleanup()
             raise
@@ -107,8 +112,9 @@ class WebhookReceiver:
         self.port = int(runner.addresses[0][1])
         for endpoint in self.endpoints:
             logger.info(
-                "receiving %s webhooks on http://%s:%d%s",
+                "receiving %s webhooks on %s://%s:%d%s",
                 endpoint.source,
+                "https" if self._tls is not None else "http",
                 self.settings.host,
                 self.port,
                 endpoint.path,
@@ -117,6 +123,8 @@ class WebhookReceiver:
 
     async def stop(self) -> None:
         runner, self._runner = self._runner, None
+        if self._tls is not None:
+            await self._tls.stop()
         if runner is not None:
             await runner.cleanup()
 
