@@ -10,6 +10,7 @@ STAMP := $(VENV)/.installed
 
 help:
 	@echo "make run        simulator + Kafka + adapter, with a demo gRPC call and a Kafka event (Ctrl-C stops)"
+	@echo "make run SECURE=1   the same with mTLS and an authorization policy (docs/security.md)"
 	@echo "make test       the whole test suite (starts its own Kafka broker)"
 	@echo "make codegen    regenerate generated/, docs/api/ and docs/asyncapi.yaml from protos/"
 	@echo "make check      ruff, mypy, buf lint, buf breaking, codegen drift, AsyncAPI validation"
@@ -73,8 +74,9 @@ fuzz: $(STAMP)
 	MESH_FUZZ_PROFILE=long MESH_FUZZ_LONG_FACTOR=$(FUZZ_FACTOR) $(VENV)/bin/pytest tests/fuzz -q -p no:cacheprovider
 	$(PY) -m tests.fuzz.atheris_run --seconds $(FUZZ_SECONDS)
 
+# SECURE=1: the same demo with mTLS and a policy (dev certificates in var/dev-certs/).
 run: $(STAMP)
-	$(PY) scripts/demo.py
+	$(PY) scripts/demo.py$(if $(SECURE), --secure)
 
 kafka-up:
 	scripts/kafka start

@@ -5,6 +5,9 @@ creates an alert over gRPC, and the alert's event is read back from Kafka.
 Ports (all on 127.0.0.1): gRPC 50051, simulator 8081 (OpenFrame) and 8082
 (OCTOSPINE), webhook receiver 8090, Kafka 9092. ``KAFKA_BOOTSTRAP_SERVERS``
 points at an existing cluster instead of starting the local broker.
+
+``--secure`` (``make run SECURE=1``): the same demo with mTLS and an
+authorization policy, dev certificates in var/dev-certs/ (scripts/demo_secure.py).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import grpc
 from aiokafka import AIOKafkaConsumer
@@ -52,8 +56,9 @@ def start_local_kafka() -> bool:
     return True
 
 
-def settings(sim: Simulator, bootstrap: str) -> Settings:
+def settings(sim: Simulator, bootstrap: str, security: dict[str, Any] | None = None) -> Settings:
     return Settings(
+        security=security or {},  # type: ignore[arg-type]  # validated by pydantic
         upstreams={
             "openframe": {"base_url": sim.openframe_url, "auth": {"api_key": OPENFRAME_KEY}},
             "octospine": {"base_url": sim.octospine_url, "auth": {"api_key": OCTOSPINE_KEY}},
@@ -66,9 +71,19 @@ def settings(sim: Simulator, bootstrap: str) -> Settings:
     )
 
 
-async def show_calls(port: int) -> str:
-    """The demo client: two gRPC calls, as any service owner would make them."""
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+def client_channel(port: int, secure: bool) -> grpc.aio.Channel:
+    if not secure:
+        return grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    from demo_secure import secure_channel
+
+    say("the client presents var/dev-certs/writer.pem (mTLS)")
+    return secure_channel(ROOT, port, "writer")
+
+
+async def show_calls(port: int, secure: bool = False) -> str:
+    """The demo client: two gRPC calls, as any service owner would make them (with
+    ``secure``, as the demo's ``writer``)."""
+    async with client_channel(port, secure) as channel:
         devices = await devices_pb2_grpc.DeviceServiceStub(channel).ListDevices(
             devices_pb2.ListDevicesRequest(page_size=3, status=devices_pb2.DEVICE_STATUS_ONLINE), timeout=5
         )
@@ -130,7 +145,7 @@ async def trickle(sim: Simulator, stop: asyncio.Event) -> None:
             await sim.generate_events("openframe", "alert")
 
 
-async def main(run_for: float | None) -> None:
+async def main(run_for: float | None, secure: bool = False) -> None:
     started_kafka = start_local_kafka()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     stop = asyncio.Event()
@@ -151,18 +166,32 @@ async def main(run_for: float | None) -> None:
     try:
         await sim.start()
         say(f"simulator: OpenFrame {sim.openframe_url}, OCTOSPINE {sim.octospine_url}")
-        adapter = MeshAdapter(settings(sim, bootstrap), tracer_provider=tracer_provider)
+        security = None
+        if secure:
+            from demo_secure import prepare
+
+            security = prepare(ROOT)
+            say("security: mTLS with var/dev-certs/, policy var/dev-certs/policy.toml")
+        adapter = MeshAdapter(settings(sim, bootstrap, security), tracer_provider=tracer_provider)
         await adapter.start()
         say(
             f"adapter: gRPC on 127.0.0.1:{adapter.grpc_port}, webhooks on http://127.0.0.1:8090/webhooks/octospine"
         )
-        alert_id = await show_calls(adapter.grpc_port)
+        alert_id = await show_calls(adapter.grpc_port, secure)
+        if secure:
+            from demo_secure import GRPCURL, show_refusals
+
+            await show_refusals(ROOT, adapter.grpc_port, say)
         say("events on Kafka (a new simulated alert every 5 s):")
         tasks = [
             asyncio.create_task(show_kafka(bootstrap, alert_id, stop)),
             asyncio.create_task(trickle(sim, stop)),
         ]
-        say("try: grpcurl -plaintext 127.0.0.1:50051 list   |   Ctrl-C stops everything")
+        if secure:
+            say("try (Ctrl-C stops everything):")
+            print(GRPCURL, flush=True)
+        else:
+            say("try: grpcurl -plaintext 127.0.0.1:50051 list   |   Ctrl-C stops everything")
         if run_for is not None:
             loop.call_later(run_for, stop.set)
         await stop.wait()
@@ -180,6 +209,7 @@ async def main(run_for: float | None) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--run-for", type=float, default=None, help="stop after this many seconds (for CI)")
+    parser.add_argument("--secure", action="store_true", help="mTLS and a policy (make run SECURE=1)")
     args = parser.parse_args()
     log_format = f"{DIM}%(asctime)s %(levelname)s %(name)s: %(message)s{RESET}"
     logging.basicConfig(level=logging.INFO, format=log_format)
@@ -188,4 +218,4 @@ if __name__ == "__main__":
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("simulator").setLevel(logging.WARNING)
-    asyncio.run(main(args.run_for))
+    asyncio.run(main(args.run_for, args.secure))
