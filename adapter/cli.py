@@ -14,6 +14,7 @@ from adapter.config.settings import ConfigError, Settings, load_settings
 from adapter.descriptors.catalog import DescriptorSetError
 from adapter.descriptors.method_spec import SpecError
 from adapter.events.declarations import DeclarationError
+from adapter.security.policy import PolicyError
 from adapter.telemetry.logs import configure_logging
 
 __all__ = ["main", "serve"]
@@ -86,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             ConfigError,
             DeclarationError,
             DescriptorSetError,
+            PolicyError,
         ) as exc:  # ConfigError: e.g. an unreadable page_tokens.keys_file
             parser.exit(2, f"mesh-adapter: {exc}\n")
     return 0

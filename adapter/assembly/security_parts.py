@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
+import jwt
 from meshadapter.v1 import events_pb2
 
+from adapter.config.security import JwtSettings
 from adapter.config.settings import ConfigError, Settings
 from adapter.descriptors.permissions import topic_permission
 from adapter.security.audit import AuditLog
@@ -112,7 +115,7 @@ def build_grpc_security(
     if sec.policy_file is not None:
         path = sec.policy_file
         policy = ReloadingFile("authorization policy", [path], lambda: load_policy(path), interval=interval)
-        jwt = JwtVerifier(sec.jwt, reload_interval=interval) if sec.jwt is not None else None
+        jwt = _jwt_verifier(sec.jwt, interval) if sec.jwt is not None else None
         authorizer = CallAuthorizer(
             permissions=permissions,
             policy=policy.current,
@@ -121,7 +124,12 @@ def build_grpc_security(
             max_in_flight_per_principal=sec.limits.max_concurrent_rpcs_per_principal,
             request_permissions=request_permissions,
         )
-    credentials = grpc_server_credentials(sec.tls, interval=interval) if sec.tls is not None else None
+    credentials = None
+    if sec.tls is not None:
+        try:
+            credentials = grpc_server_credentials(sec.tls, interval=interval)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"security.tls: the certificate files are unusable: {exc}") from None
     logger.info(
         "gRPC port security: %s, %s, reflection %s",
         "mTLS" if sec.tls and sec.tls.client_auth == "require" else "TLS" if sec.tls else "plaintext",
@@ -129,6 +137,13 @@ def build_grpc_security(
         "on" if reflection else "off",
     )
     return GrpcSecurity(credentials, authorizer, policy, reflection)
+
+
+def _jwt_verifier(settings: JwtSettings, interval: float) -> JwtVerifier:
+    try:
+        return JwtVerifier(settings, reload_interval=interval)
+    except (OSError, ValueError, jwt.PyJWTError) as exc:  # an unreadable or malformed JWKS file
+        raise ConfigError(f"security.jwt.jwks_file: unusable: {exc}") from None
 
 
 def server_limit_options(settings: Settings) -> list[tuple[str, int]]:

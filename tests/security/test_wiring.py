@@ -148,3 +148,15 @@ async def test_jwt_without_a_policy_is_a_configuration_error(
     )
     with pytest.raises(ConfigError, match="policy_file"):
         await MeshAdapter(settings).start()
+
+
+async def test_unusable_certificate_files_stop_the_start(simulator: Simulator, tmp_path: Path) -> None:
+    from .pki import Pki
+
+    pki = Pki(tmp_path / "certs")
+    mismatched = pki.tls_settings(key_file=pki.dir / "reader-key.pem")  # not the certificate's key
+    missing = pki.tls_settings(cert_file=pki.dir / "nope.pem")
+    for tls in (mismatched, missing):
+        settings = adapter_settings(simulator, security={"tls": tls})
+        with pytest.raises(ConfigError, match=r"security\.tls: the certificate files are unusable"):
+            await MeshAdapter(settings).start()
