@@ -40,8 +40,10 @@ GRPCURL = """\
     grpcurl -cacert $C/ca.pem -cert $C/writer.pem -key $C/writer-key.pem \\
         -d '{"alert": {"title": "Disk full", "severity": "SEVERITY_HIGH", "device_id": "dev_001"}}' \\
         localhost:50051 openframe.v1.AlertService/CreateAlert
-    grpcurl -cacert $C/ca.pem -cert $C/outsider.pem -key $C/outsider-key.pem \\
-        localhost:50051 openframe.v1.DeviceService/ListDevices     # PermissionDenied"""
+    grpcurl -protoset generated/mesh_adapter.binpb \\
+        -cacert $C/ca.pem -cert $C/outsider.pem -key $C/outsider-key.pem \\
+        localhost:50051 openframe.v1.DeviceService/ListDevices     # PermissionDenied
+    grpcurl -cacert $C/ca.pem localhost:50051 list                # no certificate: the handshake fails"""
 
 
 def prepare(root: Path) -> dict[str, Any]:
