@@ -49,9 +49,18 @@ Handler = Any
 
 
 class _Refused(Exception):
-    def __init__(self, code: grpc.StatusCode, reason: str, message: str, metadata: dict[str, str]) -> None:
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        reason: str,
+        message: str,
+        metadata: dict[str, str],
+        principal: str = "",
+    ) -> None:
         super().__init__(message)
         self.code, self.reason, self.metadata = code, reason, metadata
+        #: The authenticated caller, when the refusal came after authentication.
+        self.principal = principal
 
     def status(self) -> grpc.Status:
         info = error_details_pb2.ErrorInfo(reason=self.reason, domain=ERROR_DOMAIN, metadata=self.metadata)
@@ -133,6 +142,7 @@ class CallAuthorizer(aio.ServerInterceptor):  # type: ignore[type-arg]
                     "PERMISSION_DENIED",
                     f"{principal.name} lacks permission {wanted}",
                     {"permission": wanted, "principal": principal.name},
+                    principal.name,
                 )
         return principal
 
@@ -176,6 +186,7 @@ class CallAuthorizer(aio.ServerInterceptor):  # type: ignore[type-arg]
                 "TOO_MANY_CONCURRENT_CALLS",
                 f"{principal.name} has {self._cap} calls in flight already",
                 {"principal": principal.name, "limit": str(self._cap)},
+                principal.name,
             )
         self._in_flight[principal.name] += 1
 
@@ -203,7 +214,7 @@ class CallAuthorizer(aio.ServerInterceptor):  # type: ignore[type-arg]
                 principal = await self.authorize(method, context, request)
                 self._admit(principal)
             except _Refused as refused:
-                await self._refuse(method, context, refused, _who(context))
+                await self._refuse(method, context, refused, refused.principal or _who(context))
                 raise AssertionError("unreachable: abort raises") from None
             token = current_principal.set(principal)
             record = self._audit.begin() if audited else None
@@ -231,7 +242,7 @@ class CallAuthorizer(aio.ServerInterceptor):  # type: ignore[type-arg]
             try:
                 principal = await self.authorize(method, context, request)
             except _Refused as refused:
-                await self._refuse(method, context, refused, _who(context))
+                await self._refuse(method, context, refused, refused.principal or _who(context))
                 return
             token = current_principal.set(principal)
             try:

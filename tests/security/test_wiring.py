@@ -160,3 +160,35 @@ async def test_unusable_certificate_files_stop_the_start(simulator: Simulator, t
         settings = adapter_settings(simulator, security={"tls": tls})
         with pytest.raises(ConfigError, match=r"security\.tls: the certificate files are unusable"):
             await MeshAdapter(settings).start()
+
+
+async def test_audit_lines_for_writes_and_refusals_without_secrets(
+    secured_channel: grpc.aio.Channel, simulator: Simulator, issuer: Issuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    alerts = alerts_pb2_grpc.AlertServiceStub(secured_channel)
+    writer, reader = issuer.token("writer"), issuer.token("reader-2")
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    traceparent = ("traceparent", f"00-{trace}-00f067aa0ba902b7-01")
+    create = alerts_pb2.CreateAlertRequest(
+        alert=alerts_pb2.Alert(title="Disk full", severity=alerts_pb2.SEVERITY_HIGH, device_id="dev_001")
+    )
+    with caplog.at_level(logging.INFO, logger="meshadapter.audit"):
+        created = await alerts.CreateAlert(create, metadata=(*bearer(writer), traceparent))
+        await alerts.ListAlerts(alerts_pb2.ListAlertsRequest(), metadata=bearer(writer))  # a read: no line
+        with pytest.raises(grpc.aio.AioRpcError):
+            await alerts.CreateAlert(create, metadata=(*bearer(reader), traceparent))
+        with pytest.raises(grpc.aio.AioRpcError):  # allowed, but the request is invalid
+            await alerts.UpdateAlert(alerts_pb2.UpdateAlertRequest(), metadata=bearer(writer))
+    lines = [r.__dict__ for r in caplog.records if r.name == "meshadapter.audit"]
+    seen = [(r["audit"], r["principal"], r["method"].rsplit("/", 1)[1], r["outcome"]) for r in lines]
+    assert seen == [
+        ("call", "jwt:writer", "CreateAlert", "OK"),
+        ("refused", "jwt:reader-2", "CreateAlert", "PERMISSION_DENIED"),
+        ("call", "jwt:writer", "UpdateAlert", "INVALID_ARGUMENT"),
+    ]
+    call, refused, _ = lines
+    assert (call["upstream_path"], call["audit_trace_id"]) == ("POST /v1/alerts", trace)
+    assert (refused["upstream_path"], refused["audit_trace_id"]) == ("", trace)
+    everything = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    for secret in (writer, reader, "test-openframe-key"):
+        assert secret not in everything
