@@ -173,7 +173,7 @@ async def test_audit_lines_for_writes_and_refusals_without_secrets(
         alert=alerts_pb2.Alert(title="Disk full", severity=alerts_pb2.SEVERITY_HIGH, device_id="dev_001")
     )
     with caplog.at_level(logging.INFO, logger="meshadapter.audit"):
-        created = await alerts.CreateAlert(create, metadata=(*bearer(writer), traceparent))
+        await alerts.CreateAlert(create, metadata=(*bearer(writer), traceparent))
         await alerts.ListAlerts(alerts_pb2.ListAlertsRequest(), metadata=bearer(writer))  # a read: no line
         with pytest.raises(grpc.aio.AioRpcError):
             await alerts.CreateAlert(create, metadata=(*bearer(reader), traceparent))
