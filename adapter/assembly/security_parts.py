@@ -103,11 +103,15 @@ def build_grpc_security(
                 "security.insecure=true when a sidecar authenticates callers in front of the adapter"
             )
     if sec.insecure:
-        logger.warning(
-            "security.insecure is set: the gRPC port on %s accepts callers without %s",
-            host,
-            "TLS and a policy" if not loopback else "the checks off-loopback listening requires",
-        )
+        if not loopback and (sec.tls is None or sec.policy_file is None):
+            logger.warning(
+                "security.insecure is set: the gRPC port on %s listens without %s; only a sidecar "
+                "in front of it keeps callers out",
+                host,
+                " and ".join(k for k, v in (("TLS", sec.tls), ("a policy", sec.policy_file)) if v is None),
+            )
+        else:
+            logger.warning("security.insecure is set; it changes nothing (loopback, or TLS and a policy)")
     reflection = settings.grpc.reflection if settings.grpc.reflection is not None else loopback
     interval = sec.reload_interval_seconds
     policy: ReloadingFile[Policy] | None = None

@@ -3,7 +3,7 @@
 0. the authorization gate (:class:`~adapter.security.authorizer.CallAuthorizer`),
    when a policy is configured: a refused call is answered before any other work,
    and the handlers below see the caller in
-   :data:`adapter.security.identity.current_principal`;
+   ``adapter.security.identity.current_principal()``;
 1. tracing (OpenTelemetry's grpc.aio server interceptor) for the services that do
    not trace themselves (reflection, EventService): upstream-backed handlers make
    their own server span (adapter/telemetry/rpc_spans.py), which costs a fraction

@@ -7,9 +7,9 @@ ID such as ``spiffe://corp/ns/billing/sa/api``), ``dns:<first DNS SAN>``,
 claim). When a call carries both, the JWT names the caller (the end identity, as
 behind a mesh sidecar) and the certificate is kept as its ``peer``.
 
-The current call's principal is in :data:`current_principal` (a context variable
-set by the authorization interceptor), so the layers below can use it for
-per-tenant credentials and quota shares without threading it through every call.
+The current call's principal is ``current_principal()`` (a context variable set
+by the authorization interceptor), so the layers below can use it for per-tenant
+credentials and quota shares without threading it through every call.
 """
 
 from __future__ import annotations
@@ -42,9 +42,30 @@ class Principal:
 #: The caller of an adapter without caller authentication (loopback only).
 ANONYMOUS = Principal(name="anonymous", source="none")
 
-current_principal: contextvars.ContextVar[Principal] = contextvars.ContextVar(
+_principal: contextvars.ContextVar[Principal] = contextvars.ContextVar(
     "mesh_adapter_principal", default=ANONYMOUS
 )
+
+
+class _CurrentPrincipal:
+    """``current_principal()`` (or ``.get()``): the caller of the RPC being served,
+    ANONYMOUS outside one or without caller authentication. ``set``/``reset`` are
+    the gate's (a context variable's, so concurrent calls never see each other's)."""
+
+    def __call__(self) -> Principal:
+        return _principal.get()
+
+    def get(self) -> Principal:
+        return _principal.get()
+
+    def set(self, principal: Principal) -> contextvars.Token[Principal]:
+        return _principal.set(principal)
+
+    def reset(self, token: contextvars.Token[Principal]) -> None:
+        _principal.reset(token)
+
+
+current_principal = _CurrentPrincipal()
 
 
 def principal_from_certificate(pem: bytes) -> Principal | None:

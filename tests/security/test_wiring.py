@@ -16,6 +16,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from openframe.v1 import alerts_pb2, alerts_pb2_grpc, devices_pb2, devices_pb2_grpc
 
+from adapter.assembly.security_parts import is_loopback
 from adapter.config.settings import ConfigError, Settings
 from adapter.runtime import MeshAdapter
 from adapter.security.identity import current_principal
@@ -113,7 +114,7 @@ async def test_the_caller_stack_sees_the_principal(
     send = caller.send
 
     async def spy(request: Any, **kwargs: Any) -> Any:
-        seen.append(current_principal.get().name)
+        seen.append(current_principal().name)
         return await send(request, **kwargs)
 
     caller.send = spy  # type: ignore[method-assign]
@@ -192,3 +193,22 @@ async def test_audit_lines_for_writes_and_refusals_without_secrets(
     everything = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     for secret in (writer, reader, "test-openframe-key"):
         assert secret not in everything
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.9.0.1", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("", False),
+        ("10.0.0.5", False),
+        ("adapter.internal", False),
+    ],
+)
+def test_what_counts_as_loopback(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
