@@ -49,4 +49,3 @@ def server_interceptors(
         RpcDurationInterceptor(meter_provider, self_recorded=self_traced),
         RequestDecodingInterceptor(),  # inside tracing: a refused request is still a span
     ]
-
