@@ -220,8 +220,9 @@ class EventEncoder:
         self, event: VendorEvent | None, *, raw: bytes, source: str, channel: str, reason: str, detail: str
     ) -> OutboundRecord:
         """A record for ``meshadapter.deadletter``: the raw payload, redacted, as
-        value, the cause in headers. Its id is the payload's hash, so a redelivered
-        bad webhook is dead-lettered once. Never raises."""
+        value, the cause in headers, and ``traceparent`` of the current (receipt)
+        span. Its id is the payload's hash, so a redelivered bad webhook is
+        dead-lettered once. Never raises."""
         digest = hashlib.sha256(raw).hexdigest()
         raw = redact_raw_json(raw, self._redacted_keys)
         headers = [
@@ -237,6 +238,9 @@ class EventEncoder:
         ]
         if event is not None and event.type:
             headers.append(("dlq_event_type", event.type[:200].encode("utf-8", "replace")))
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)  # the span that received the event, when one is current
+        headers.extend((k, v.encode()) for k, v in carrier.items())
         headers.append(("content-type", b"application/octet-stream"))
         return OutboundRecord(
             topic=self.dead_letter_topic, key=None, value=raw, headers=tuple(headers), ce_id=f"dlq:{digest}"

@@ -9,10 +9,11 @@ producer that missed one, or hit a non-retriable error (``ProducerFenced``,
 one is built on next use. Nothing is lost by discarding: the caller (the
 drainer) keeps every record in the spool until this sink reports it delivered.
 
-Each send gets a PRODUCER span (OpenTelemetry messaging conventions, names in
-:data:`SEMCONV`) whose parent is the record's ``traceparent`` header, set by the
-source on receipt; the span's own context replaces that header on the record
-sent, so a consumer extracting it continues the same trace.
+Each batch gets ``send`` PRODUCER spans (OpenTelemetry messaging conventions for
+batch publishing, names in :data:`SEMCONV`) that link to every record's creation
+context, its ``traceparent`` header set by the source on receipt; the record keeps
+that header, so a consumer extracting it continues the event's trace
+(adapter/events/kafka_tracing.py).
 
 Exceptions (``retriable`` says whether sending the record again can help)::
 
@@ -37,7 +38,7 @@ from typing import Any
 import aiokafka.errors as kafka_errors
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from opentelemetry.trace import Span, TracerProvider
+from opentelemetry.trace import TracerProvider
 
 from .aiokafka_compat import force_close_producer
 from .kafka_outcomes import (
@@ -195,22 +196,22 @@ class KafkaSink:
         producer = generation.producer
         deadline = asyncio.get_running_loop().time() + self.delivery_timeout
         outcomes: list[Delivered | DeliveryError | None] = [None] * len(records)
-        in_flight: list[tuple[int, asyncio.Future[Any], Span]] = []
-        handing_over: tuple[int, Span] | None = None  # the record inside producer.send()
+        in_flight: list[tuple[int, asyncio.Future[Any]]] = []
+        handing_over: int | None = None  # the record inside producer.send()
+        spans = self._tracing.start(records)
         fatal: BaseException | None = None
         try:
             async with asyncio.timeout_at(deadline):
                 for index, record in enumerate(records):
-                    span, headers = self._tracing.start(record)
-                    handing_over = (index, span)
+                    handing_over = index
                     try:
                         future = await producer.send(
-                            record.topic, value=record.value, key=record.key, headers=headers
+                            record.topic, value=record.value, key=record.key, headers=list(record.headers)
                         )
                     except Exception as exc:
                         handing_over = None
                         error = outcomes[index] = _translate(exc)
-                        self._tracing.failed(span, error)
+                        spans.failed(index, error)
                         if isinstance(error, RecordRejected):
                             continue
                         if isinstance(error, DeliveryFailed) and error.fatal:
@@ -220,33 +221,31 @@ class KafkaSink:
                     generation.unacked.add(future)
                     future.add_done_callback(generation.unacked.discard)
                     future.add_done_callback(_consume_exception)
-                    in_flight.append((index, future, span))
+                    in_flight.append((index, future))
                 if in_flight:
-                    await asyncio.wait([future for _, future, _ in in_flight])
+                    await asyncio.wait([future for _, future in in_flight])
         except TimeoutError:
             fatal = fatal or TimeoutError()
         except asyncio.CancelledError:
-            for _, _, span in in_flight:
-                self._tracing.failed(span, DeliveryFailed("cancelled"))
-            if handing_over is not None:
-                self._tracing.failed(handing_over[1], DeliveryFailed("cancelled"))
+            spans.failed_all(DeliveryFailed("cancelled"))
+            spans.end()
             raise
         if handing_over is not None:  # the deadline passed inside producer.send()
-            index, span = handing_over
             late = DeliveryTimeout(f"not taken by the producer within {self.delivery_timeout:.1f}s")
-            outcomes[index] = late
-            self._tracing.failed(span, late)
+            outcomes[handing_over] = late
+            spans.failed(handing_over, late)
         # One instant: every future is either resolved now or counted as timed out.
-        for index, future, span in in_flight:
+        for index, future in in_flight:
             outcome = outcomes[index] = self._outcome(future)
             if isinstance(outcome, DeliveryTimeout) or (
                 isinstance(outcome, DeliveryFailed) and outcome.fatal
             ):
                 fatal = fatal or outcome
             if isinstance(outcome, Delivered):
-                self._tracing.delivered(span, outcome.partition, outcome.offset)
+                spans.delivered(index)
             else:
-                self._tracing.failed(span, outcome)
+                spans.failed(index, outcome)
+        spans.end()
         if fatal is not None:
             await self._discard(generation, reason=fatal)
         not_sent = DeliveryFailed("not sent: an earlier record of this batch failed")

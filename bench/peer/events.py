@@ -6,6 +6,10 @@ half the path's measured maximum rate. Prints one JSON line.
     BENCH_KAFKA_PORT=19392 python -m bench.peer.events --seconds 5
 
 The broker must be running (the peer bench starts it with ``scripts/kafka``).
+Tracing is on as shipped (the SDK tracer provider ``python -m adapter`` installs,
+without an exporter), so the Kafka send spans are paid for. (Records enter the
+spool already encoded: the receipt spans of the intake, ~25 µs an event, are
+measured by ``bench/intake_tracing.py``.)
 """
 
 from __future__ import annotations
@@ -110,6 +114,10 @@ async def main(seconds: float, count: int) -> dict[str, float]:
 
 
 if __name__ == "__main__":
+    from adapter.config.settings import TelemetrySettings
+    from adapter.telemetry.tracing import build_tracer_provider
+
+    build_tracer_provider(TelemetrySettings(otlp_enabled=False))  # global, as the adapter does
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--records", type=int, default=200_000)

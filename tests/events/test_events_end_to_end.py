@@ -115,12 +115,20 @@ async def test_trace_ids_line_up_from_receipt_to_record(
     [record] = [r for r in records if r.key == alert["id"].encode()]
     _, trace_id, span_id, _ = headers(record)["traceparent"].split("-")
     spans = span_exporter.get_finished_spans()
-    producer = next(
-        s for s in spans if s.kind == SpanKind.PRODUCER and f"{s.context.span_id:016x}" == span_id
-    )
+    # The record carries the context of the span that received the event, so a
+    # consumer that extracts it continues the event's trace...
     receive = next(s for s in spans if s.kind == SpanKind.CONSUMER and s.name.startswith("receive openframe"))
-    assert f"{producer.context.trace_id:032x}" == trace_id
-    assert producer.context.trace_id == receive.context.trace_id  # one trace from receipt to record
+    assert (f"{receive.context.trace_id:032x}", f"{receive.context.span_id:016x}") == (trace_id, span_id)
+    # ...and the batch's send span links to it, with the record's id.
+    [producer] = [
+        s
+        for s in spans
+        if s.kind == SpanKind.PRODUCER
+        and any(link.context.span_id == receive.context.span_id for link in s.links)
+    ]
+    [link] = [link for link in producer.links if link.context.span_id == receive.context.span_id]
+    assert link.attributes is not None
+    assert link.attributes["messaging.message.id"] == headers(record)["ce_id"]
     assert producer.attributes is not None
     assert producer.attributes["messaging.destination.name"] == f"{prefix}openframe.alerts"
 

@@ -76,65 +76,69 @@ async def test_round_trip_keeps_keys_values_and_headers(
         assert isinstance(outcome, Delivered)
         assert (got.partition, got.offset) == (outcome.partition, outcome.offset)
         assert (got.key, got.value) == (sent.key, sent.value)
-        # Same headers in the same order, except that traceparent is now the producer span's.
-        assert [h for h in got.headers if h[0] != "traceparent"] == [
-            h for h in sent.headers if h[0] != "traceparent"
-        ]
-        assert dict(got.headers)["traceparent"] != TRACEPARENT
+        # The same headers in the same order: traceparent stays the event's creation context.
+        assert list(got.headers) == list(sent.headers)
 
 
-# Attribute name -> expected value; None: compare with the delivery outcome below.
 SPAN_ATTRIBUTES: dict[str, object] = {
     "messaging.system": "kafka",
     "messaging.operation.type": "send",
     "messaging.operation": "publish",
     "messaging.operation.name": "send",
-    "messaging.kafka.message.key": "device-1",
-    "messaging.message.id": "e-7",
     "messaging.client.id": "test-sink",
-    "messaging.destination.name": None,
-    "messaging.destination.partition.id": None,
-    "messaging.kafka.offset": None,
+    "messaging.batch.message_count": 3,
+    "meshadapter.kafka.delivered_count": 3,
 }
 
 
-async def test_producer_span_continues_the_trace_and_rides_on_the_record(
+async def test_one_send_span_per_batch_links_each_records_creation_context(
     sink: KafkaSink, kafka_bootstrap: str, new_topic: TopicFactory, exporter: InMemorySpanExporter
 ) -> None:
     topic = await new_topic()
-    delivered = await sink.send(record(topic, 7))
+    outcomes = await sink.send_batch([record(topic, n) for n in range(3)])
+    assert all(isinstance(o, Delivered) for o in outcomes)
 
     (span,) = exporter.get_finished_spans()
     assert span.name == f"send {topic}"
     assert span.kind is SpanKind.PRODUCER
-    assert span.context.trace_id == TRACE_ID
-    assert span.parent is not None and span.parent.span_id == PARENT_SPAN_ID
-    known = {
-        "messaging.destination.name": topic,
-        "messaging.destination.partition.id": str(delivered.partition),
-        "messaging.kafka.offset": delivered.offset,
-    }
-    for name, expected in SPAN_ATTRIBUTES.items():
-        assert span.attributes is not None
-        assert span.attributes.get(name) == (known[name] if expected is None else expected), name
+    assert span.parent is None  # the records' traces are linked, not parents
+    assert span.status.status_code is StatusCode.UNSET
+    assert span.attributes is not None
+    for name, expected in {**SPAN_ATTRIBUTES, "messaging.destination.name": topic}.items():
+        assert span.attributes.get(name) == expected, name
+    assert [(link.context.trace_id, link.context.span_id) for link in span.links] == [
+        (TRACE_ID, PARENT_SPAN_ID)
+    ] * 3
+    assert [link.attributes and link.attributes["messaging.message.id"] for link in span.links] == [
+        "e-0",
+        "e-1",
+        "e-2",
+    ]
+    consumed = await consume_all(kafka_bootstrap, topic, expected=3)
+    assert {dict(c.headers)["traceparent"] for c in consumed} == {TRACEPARENT}  # a consumer continues it
 
-    (consumed,) = await consume_all(kafka_bootstrap, topic, expected=1)
-    assert dict(consumed.headers)["traceparent"] == (
-        f"00-{TRACE_ID:032x}-{span.context.span_id:016x}-{span.context.trace_flags:02x}".encode()
-    )
+
+async def test_a_large_batch_gets_a_span_per_128_records(
+    sink: KafkaSink, new_topic: TopicFactory, exporter: InMemorySpanExporter
+) -> None:
+    topic = await new_topic()
+    outcomes = await sink.send_batch([record(topic, n) for n in range(300)])
+    assert all(isinstance(o, Delivered) for o in outcomes)
+    spans = exporter.get_finished_spans()
+    assert [s.attributes and s.attributes["messaging.batch.message_count"] for s in spans] == [128, 128, 44]
+    assert [len(s.links) for s in spans] == [128, 128, 44]
+    assert sum(int((s.attributes or {})["meshadapter.kafka.delivered_count"]) for s in spans) == 300
 
 
-async def test_record_without_traceparent_starts_a_trace(
+async def test_a_record_without_traceparent_is_sent_as_it_is(
     sink: KafkaSink, kafka_bootstrap: str, new_topic: TopicFactory, exporter: InMemorySpanExporter
 ) -> None:
     topic = await new_topic()
     await sink.send(record(topic, 1, traceparent=False))
     (span,) = exporter.get_finished_spans()
-    assert span.parent is None
+    assert span.links == ()
     (consumed,) = await consume_all(kafka_bootstrap, topic, expected=1)
-    assert dict(consumed.headers)["traceparent"] == (
-        f"00-{span.context.trace_id:032x}-{span.context.span_id:016x}-{span.context.trace_flags:02x}".encode()
-    )
+    assert "traceparent" not in dict(consumed.headers)
 
 
 async def test_a_rejected_record_does_not_hold_back_the_others(
@@ -148,8 +152,11 @@ async def test_a_rejected_record_does_not_hold_back_the_others(
     assert not outcomes[1].retriable
     assert isinstance(outcomes[2], Delivered)
     assert sink.rebuilds == 0  # a bad record is not the producer's fault
-    failed = [s for s in exporter.get_finished_spans() if s.status.status_code is StatusCode.ERROR]
-    assert [s.attributes and s.attributes["messaging.message.id"] for s in failed] == ["big"]
+    (span,) = exporter.get_finished_spans()
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes is not None
+    assert span.attributes["error.type"] == "RecordRejected"
+    assert span.attributes["meshadapter.kafka.delivered_count"] == 2
     consumed = await consume_all(kafka_bootstrap, topic, expected=2)
     assert [c.value for c in consumed] == [b'{"n": 1}', b'{"n": 2}']
 
