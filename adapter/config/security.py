@@ -73,10 +73,10 @@ class JwtSettings(_Frozen):
 class LimitsSettings(_Frozen):
     """Caps that keep one caller, or many, from exhausting the adapter."""
 
-    #: Concurrent RPCs in the whole server (grpc's maximum_concurrent_rpcs); 0 = no cap.
-    #: Off by default: beyond it gRPC core answers RESOURCE_EXHAUSTED without the
-    #: RetryInfo the adapter's own refusals carry, and bursts are already bounded by
-    #: ``grpc.max_pending_calls`` and each upstream's rate limit.
+    #: Concurrent RPCs in the whole server, health excepted (adapter/server/call_cap.py:
+    #: RESOURCE_EXHAUSTED with RetryInfo past it); 0 = no cap. Off by default: bursts
+    #: are already bounded by ``grpc.max_pending_calls``, each upstream's rate limit
+    #: and the per-principal cap.
     max_concurrent_rpcs: int = Field(default=0, ge=0)
     #: Concurrent unary RPCs per principal; 0 = no cap.
     max_concurrent_rpcs_per_principal: int = Field(default=100, ge=0)
