@@ -34,6 +34,7 @@ from adapter.events.routing import topic_name
 from adapter.lifecycle import HealthBoard, LifecycleGroup, Part, Supervisor, part
 from adapter.server.app import AdapterServer, ServedService
 from adapter.server.event_service import EventStreamServicer
+from adapter.server.grpc_options import limit_options
 from adapter.telemetry.metrics import build_meter_provider
 from adapter.telemetry.ops_server import OpsServer
 from adapter.transcoding.json_codec import JsonCodec
@@ -41,13 +42,13 @@ from adapter.transcoding.page_tokens import PageTokenSigner
 from adapter.upstream.caller import UpstreamCaller
 from adapter.upstream.credentials import CredentialProvider
 
-from .assembly.callers import build_callers
+from .assembly.callers import build_callers, default_stack
 from .assembly.event_parts import EVENT_SERVICE, build_event_pipeline, event_parts
 from .assembly.security_parts import (
     SUBSCRIBE_METHOD,
     GrpcSecurity,
     build_grpc_security,
-    server_limit_options,
+    build_policy,
     subscribe_permissions,
 )
 from .assembly.server_parts import server_interceptors
@@ -99,11 +100,14 @@ class MeshAdapter:
         catalog = self.catalog = load_catalog(settings)
         codec = JsonCodec()
         page_tokens = PageTokenSigner.from_settings(settings.page_tokens)
+        # Read first: the callers route by its tenant bindings, the gate checks its grants.
+        policy = build_policy(settings)
         self.credentials, self.callers = build_callers(
             settings,
             catalog.methods_by_upstream(),
             tracer_provider=self._tracer_provider,
             meter_provider=self._meter_provider,
+            policy=policy.current if policy is not None else None,
         )
         transcoders = build_transcoders(catalog, settings, codec=codec, page_tokens=page_tokens)
         services = upstream_services(
@@ -120,7 +124,7 @@ class MeshAdapter:
                 settings,
                 codec=codec,
                 transcoders=rest_transcoders(transcoders),
-                callers=self.callers,
+                callers={name: default_stack(caller) for name, caller in self.callers.items()},
                 credentials=self.credentials,
                 board=self.board,
                 supervisor=self.supervisor,
@@ -147,7 +151,7 @@ class MeshAdapter:
         if self.events is not None and isinstance(self.events.subscriptions, EventStreamServicer):
             request_permissions[SUBSCRIBE_METHOD] = subscribe_permissions(self.events.subscriptions.topics)
         security = self.security = build_grpc_security(
-            settings, permissions=permissions, request_permissions=request_permissions
+            settings, permissions=permissions, policy=policy, request_permissions=request_permissions
         )
         limits = settings.security.limits
         self.server = AdapterServer(
@@ -159,11 +163,11 @@ class MeshAdapter:
                 meter_provider=self._meter_provider,
                 self_traced=[s.name for s in catalog.specs],
                 authorizer=security.authorizer,
+                max_concurrent_rpcs=limits.max_concurrent_rpcs,
             ),
             credentials=security.credentials,
             reflection_enabled=security.reflection,
-            maximum_concurrent_rpcs=limits.max_concurrent_rpcs or None,
-            extra_options=server_limit_options(settings),
+            extra_options=limit_options(limits),
         )
         parts.append(self.server)
         if settings.telemetry.ops_enabled:

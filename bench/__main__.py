@@ -12,7 +12,15 @@ import os
 import subprocess
 import sys
 
-BENCHES = ["codec", "adapter_vs_direct", "graphql_overview", "intake_tracing", "spool_throughput", "peer"]
+BENCHES = [
+    "codec",
+    "adapter_vs_direct",
+    "caller_security",
+    "graphql_overview",
+    "intake_tracing",
+    "spool_throughput",
+    "peer",
+]
 
 
 def main(names: list[str]) -> int:

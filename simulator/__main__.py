@@ -39,6 +39,16 @@ def _bool(value: str | None) -> bool | None:
     return value.strip().lower() in ("1", "true", "yes", "on")
 
 
+def _tenant_keys(specs: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for spec in specs:
+        label, sep, key = spec.strip().partition("=")
+        if not sep or not label or not key:
+            raise ValueError(f"a tenant API key is LABEL=KEY, got {spec.strip()[:20]!r}")
+        pairs.append((label, key))
+    return tuple(pairs)
+
+
 def parse_args(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[SimulatorConfig, str]:
     """The configuration and log level from arguments, then the environment."""
     defaults = SimulatorConfig()
@@ -71,6 +81,14 @@ def parse_args(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[Simulat
         for item in ("api_key", "client_id", "client_secret"):
             name = f"{vendor}_{item}"
             p.add_argument("--" + name.replace("_", "-"), default=env(name) or getattr(defaults, name))
+    for vendor in ("openframe", "octospine"):
+        p.add_argument(
+            f"--{vendor}-tenant-api-key",
+            action="append",
+            default=[t for t in (env(f"{vendor}_tenant_api_keys") or "").split(";") if t.strip()],
+            metavar="LABEL=KEY",
+            help="a further accepted API key, recorded as credential api_key:LABEL (repeatable)",
+        )
     p.add_argument("--seed", type=int, default=int(env("seed") or defaults.seed))
     p.add_argument("--task-duration", type=float, default=float(env("task_duration") or 1.5))
     p.add_argument("--token-ttl", type=float, default=float(env("token_ttl") or 3600))
@@ -86,6 +104,12 @@ def parse_args(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[Simulat
     targets += [t for t in (env("webhook_targets") or "").split(";") if t.strip()]
     try:
         webhook_targets = tuple(WebhookTarget.parse(t.strip()) for t in targets)
+    except ValueError as exc:
+        p.error(str(exc))
+    try:
+        tenant_keys = {
+            v: _tenant_keys(getattr(args, f"{v}_tenant_api_key")) for v in ("openframe", "octospine")
+        }
     except ValueError as exc:
         p.error(str(exc))
     config = SimulatorConfig(
@@ -105,6 +129,8 @@ def parse_args(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[Simulat
         octospine_port=args.octospine_port,
         openframe_api_key=args.openframe_api_key,
         octospine_api_key=args.octospine_api_key,
+        openframe_tenant_api_keys=tenant_keys["openframe"],
+        octospine_tenant_api_keys=tenant_keys["octospine"],
         openframe_client_id=args.openframe_client_id,
         openframe_client_secret=args.openframe_client_secret,
         octospine_client_id=args.octospine_client_id,

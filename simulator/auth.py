@@ -5,6 +5,7 @@
 | `bearer`      | `Authorization: Bearer <key>`   |
 | `x-api-key`   | `X-API-Key: <key>`              |
 
+Tenants' keys (`*_tenant_api_keys`) are accepted the same way and recorded as `api_key:<label>`.
 Issued OAuth2 access tokens are accepted as `Authorization: Bearer <token>` in either style.
 WebSocket upgrades may pass either in a `token` query parameter instead.
 """
@@ -12,6 +13,7 @@ WebSocket upgrades may pass either in a `token` query parameter instead.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping
 
 from aiohttp import web
 
@@ -39,17 +41,21 @@ def authenticate(
     *,
     vendor: Vendor,
     style: AuthStyle,
-    api_key: str,
+    api_keys: Mapping[str, str],
     tokens: TokenStore,
     allow_query_token: bool = False,
 ) -> str:
-    """The caller's credential label (``api_key`` or ``oauth:<client_id>``), else a 401."""
+    """The caller's credential label (``api_key``, ``api_key:<tenant>`` or
+    ``oauth:<client_id>``), else a 401. ``api_keys``: label -> accepted key."""
     bearer = _bearer(request)
     key = bearer if style == "bearer" else request.headers.get("X-API-Key")
     query_token = request.query.get("token") if allow_query_token else None
     for candidate in (key, query_token):
-        if candidate and _same(candidate, api_key):
-            return API_KEY_CREDENTIAL
+        if not candidate:
+            continue
+        for label, api_key in api_keys.items():
+            if _same(candidate, api_key):
+                return label
     for candidate in (bearer, query_token):
         if not candidate:
             continue

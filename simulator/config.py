@@ -108,6 +108,10 @@ class SimulatorConfig:
     octospine_port: int = 8082
     openframe_api_key: str = "openframe-dev-key"
     octospine_api_key: str = "octospine-dev-key"
+    # Further accounts (an MSP's tenants): (label, key) pairs. A request with one of these
+    # keys is recorded and rate limited as credential `api_key:<label>`, apart from the rest.
+    openframe_tenant_api_keys: tuple[tuple[str, str], ...] = ()
+    octospine_tenant_api_keys: tuple[tuple[str, str], ...] = ()
 
     # OAuth2 clients (OpenFrame: authorization code + PKCE; OCTOSPINE: client credentials).
     # `openframe_refresh_tokens=False` is a vendor that grants no refresh token.
@@ -174,6 +178,11 @@ class SimulatorConfig:
     def api_key(self, vendor: Vendor) -> str:
         """The API key the vendor accepts."""
         return self.openframe_api_key if vendor == "openframe" else self.octospine_api_key
+
+    def api_keys(self, vendor: Vendor) -> dict[str, str]:
+        """Every API key the vendor accepts, by the credential label it is recorded as."""
+        tenants = self.openframe_tenant_api_keys if vendor == "openframe" else self.octospine_tenant_api_keys
+        return {"api_key": self.api_key(vendor), **{f"api_key:{label}": key for label, key in tenants}}
 
     def oauth_client(self, vendor: Vendor) -> tuple[str, str]:
         """The (client_id, client_secret) of the vendor's OAuth2 client."""

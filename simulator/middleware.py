@@ -142,7 +142,7 @@ async def admit(request: web.Request, handler: Handler) -> web.StreamResponse:
         request,
         vendor=runtime.vendor,
         style=runtime.settings.auth_style,
-        api_key=runtime.api_key,
+        api_keys=runtime.api_keys,
         tokens=runtime.tokens,
         allow_query_token=route in runtime.websocket_routes,
     )

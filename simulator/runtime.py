@@ -44,6 +44,11 @@ class VendorRuntime:
         """The vendor's API key."""
         return self.config.api_key(self.vendor)
 
+    @property
+    def api_keys(self) -> dict[str, str]:
+        """Every key the vendor accepts, by credential label (tenants' keys included)."""
+        return self.config.api_keys(self.vendor)
+
 
 RUNTIME = web.AppKey("runtime", VendorRuntime)
 

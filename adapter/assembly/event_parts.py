@@ -29,6 +29,7 @@ from adapter.events.watermarks import WatermarkStore
 from adapter.events.websocket_source import StreamState
 from adapter.lifecycle import HealthBoard, Part, Supervisor, part
 from adapter.server.event_service import EventStreamServicer
+from adapter.server.stream_caps import SubscribeStreamCaps
 from adapter.telemetry.redaction import redacted_wire_names
 from adapter.transcoding.json_codec import JsonCodec
 from adapter.transcoding.method_transcoder import MethodTranscoder
@@ -131,6 +132,10 @@ def build_event_pipeline(
         topics=router.topics(),
         message_types={r.full_name: r.message_type for r in catalog.routes},
         codec=codec,
+        caps=SubscribeStreamCaps(
+            total=settings.security.limits.max_subscribe_streams,
+            per_principal=settings.security.limits.max_subscribe_streams_per_principal,
+        ),
     )
     register_event_metrics(pipeline, meter_provider)
     return pipeline

@@ -33,12 +33,14 @@ from adapter.security.policy import Policy, load_policy
 from adapter.security.reloading import ReloadingFile
 from adapter.security.tls import grpc_server_credentials
 
+from .tenants import checked_policy_loader
+
 __all__ = [
     "SUBSCRIBE_METHOD",
     "GrpcSecurity",
     "build_grpc_security",
+    "build_policy",
     "is_loopback",
-    "server_limit_options",
     "subscribe_permissions",
 ]
 
@@ -79,10 +81,26 @@ class GrpcSecurity:
     reflection: bool
 
 
+def build_policy(settings: Settings) -> ReloadingFile[Policy] | None:
+    """The policy file, followed (None without one). Its tenant bindings must name
+    configured credential sets: at start a policy that does not refuses the start;
+    a reloaded one is refused and the last good policy stays (adapter/assembly/tenants.py)."""
+    path = settings.security.policy_file
+    if path is None:
+        return None
+    return ReloadingFile(
+        "authorization policy",
+        [path],
+        checked_policy_loader(lambda: load_policy(path), settings),
+        interval=settings.security.reload_interval_seconds,
+    )
+
+
 def build_grpc_security(
     settings: Settings,
     *,
     permissions: Mapping[str, str],
+    policy: ReloadingFile[Policy] | None,
     request_permissions: RequestPermissions | None = None,
 ) -> GrpcSecurity:
     """Raises ConfigError for an unsafe or inconsistent configuration, PolicyError
@@ -114,11 +132,8 @@ def build_grpc_security(
             logger.warning("security.insecure is set; it changes nothing (loopback, or TLS and a policy)")
     reflection = settings.grpc.reflection if settings.grpc.reflection is not None else loopback
     interval = sec.reload_interval_seconds
-    policy: ReloadingFile[Policy] | None = None
     authorizer: CallAuthorizer | None = None
-    if sec.policy_file is not None:
-        path = sec.policy_file
-        policy = ReloadingFile("authorization policy", [path], lambda: load_policy(path), interval=interval)
+    if policy is not None:
         jwt = _jwt_verifier(sec.jwt, interval) if sec.jwt is not None else None
         authorizer = CallAuthorizer(
             permissions=permissions,
@@ -148,19 +163,3 @@ def _jwt_verifier(settings: JwtSettings, interval: float) -> JwtVerifier:
         return JwtVerifier(settings, reload_interval=interval)
     except (OSError, ValueError, jwt.PyJWTError) as exc:  # an unreadable or malformed JWKS file
         raise ConfigError(f"security.jwt.jwks_file: unusable: {exc}") from None
-
-
-def server_limit_options(settings: Settings) -> list[tuple[str, int]]:
-    """gRPC core options for ``security.limits``: keepalive enforcement (a client
-    pinging more often is sent GOAWAY) and the maximum connection age."""
-    limits = settings.security.limits
-    options = [
-        ("grpc.http2.min_ping_interval_without_data_ms", int(limits.min_client_ping_interval_seconds * 1000)),
-        ("grpc.http2.max_ping_strikes", 2),
-    ]
-    if limits.max_connection_age_seconds:
-        options += [
-            ("grpc.max_connection_age_ms", int(limits.max_connection_age_seconds * 1000)),
-            ("grpc.max_connection_age_grace_ms", int(limits.max_connection_age_grace_seconds * 1000)),
-        ]
-    return options

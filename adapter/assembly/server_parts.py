@@ -4,16 +4,19 @@
    when a policy is configured: a refused call is answered before any other work,
    and the handlers below see the caller in
    ``adapter.security.identity.current_principal()``;
-1. tracing (OpenTelemetry's grpc.aio server interceptor) for the services that do
+1. the server-wide cap on calls in flight (``security.limits.max_concurrent_rpcs``),
+   RESOURCE_EXHAUSTED with ``RetryInfo`` past it; behind the gate, so callers it
+   refuses never take the place of allowed ones;
+2. tracing (OpenTelemetry's grpc.aio server interceptor) for the services that do
    not trace themselves (reflection, EventService): upstream-backed handlers make
    their own server span (adapter/telemetry/rpc_spans.py), which costs a fraction
    of the interceptor's wrapping (docs/benchmarks.md). Health is not traced: the
    interceptor breaks streaming handlers that write with ``context.write``, which
    grpc_health's ``Watch`` does (opentelemetry-python-contrib issue 3066), and
    client-side health checking of round_robin clients relies on ``Watch``;
-2. ``rpc.server.duration`` for those same services (rpc_metrics.py);
-3. request decoding: bytes that do not decode are INVALID_ARGUMENT naming the
-   field, never UNKNOWN (issue 7);
+3. ``rpc.server.duration`` for those same services (rpc_metrics.py);
+4. request decoding: bytes that do not decode are INVALID_ARGUMENT naming the
+   field, never UNKNOWN (issue 7).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from adapter.security.authorizer import CallAuthorizer
+from adapter.server.call_cap import ConcurrentCallCap
 from adapter.server.request_decoding import RequestDecodingInterceptor
 from adapter.telemetry.rpc_metrics import RpcDurationInterceptor
 from adapter.telemetry.rpc_spans import skip_self_traced
@@ -40,9 +44,11 @@ def server_interceptors(
     meter_provider: MeterProvider | None = None,
     self_traced: Sequence[str] = (),
     authorizer: CallAuthorizer | None = None,
+    max_concurrent_rpcs: int = 0,
 ) -> list[Any]:
     return [
         *([authorizer] if authorizer is not None else []),
+        *([ConcurrentCallCap(max_concurrent_rpcs)] if max_concurrent_rpcs else []),
         aio_server_interceptor(  # type: ignore[no-untyped-call]
             tracer_provider=tracer_provider, filter_=skip_self_traced([*self_traced, HEALTH_SERVICE])
         ),

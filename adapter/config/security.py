@@ -73,18 +73,30 @@ class JwtSettings(_Frozen):
 class LimitsSettings(_Frozen):
     """Caps that keep one caller, or many, from exhausting the adapter."""
 
-    #: Concurrent RPCs in the whole server (grpc's maximum_concurrent_rpcs); 0 = no cap.
-    #: Off by default: beyond it gRPC core answers RESOURCE_EXHAUSTED without the
-    #: RetryInfo the adapter's own refusals carry, and bursts are already bounded by
-    #: ``grpc.max_pending_calls`` and each upstream's rate limit.
+    #: Concurrent RPCs in the whole server, health excepted (adapter/server/call_cap.py:
+    #: RESOURCE_EXHAUSTED with RetryInfo past it); 0 = no cap. Off by default: bursts
+    #: are already bounded by ``grpc.max_pending_calls``, each upstream's rate limit
+    #: and the per-principal cap.
     max_concurrent_rpcs: int = Field(default=0, ge=0)
     #: Concurrent unary RPCs per principal; 0 = no cap.
     max_concurrent_rpcs_per_principal: int = Field(default=100, ge=0)
     #: Open ``EventService/Subscribe`` streams, in all and per principal; 0 = no cap.
     max_subscribe_streams: int = Field(default=200, ge=0)
     max_subscribe_streams_per_principal: int = Field(default=20, ge=0)
-    #: Clients may not ping more often than this (gRPC keepalive enforcement).
+    #: Clients may not ping more often than this while no call sends data (gRPC
+    #: keepalive enforcement); a client that does is told ``too_many_pings`` and
+    #: disconnected after ``max_ping_strikes`` such pings.
     min_client_ping_interval_seconds: float = Field(default=30.0, gt=0)
+    max_ping_strikes: int = Field(default=2, ge=0)
+    #: Whether clients may ping a connection with no call open at all (grpc's default:
+    #: no, every such ping is a strike). Turn on for clients that keep idle
+    #: connections warm (grpc-go's ``PermitWithoutStream``, Envoy's keepalive).
+    permit_keepalive_without_calls: bool = False
+    #: The server pings a connection idle this long, and drops it when the ping is
+    #: not answered within ``keepalive_timeout_seconds``: a vanished client must not
+    #: hold its Subscribe streams (and their caps) for ever.
+    keepalive_time_seconds: float = Field(default=300.0, gt=0)
+    keepalive_timeout_seconds: float = Field(default=20.0, gt=0)
     #: Connections are closed (gracefully) after this long, so load spreads after a
     #: scale-out and certificates are re-checked; 0 = never.
     max_connection_age_seconds: float = Field(default=1800.0, ge=0)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -105,6 +106,10 @@ class PageTokenSettings(_Frozen):
         return self
 
 
+#: Credential set names: they appear in policies, metrics and environment variables.
+_SET_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+
+
 class UpstreamSettings(_Frozen):
     """One vendor API: where it is, how to authenticate, how to talk to it."""
 
@@ -134,6 +139,21 @@ class UpstreamSettings(_Frozen):
     resilience: ResilienceSettings = ResilienceSettings()
     #: The GraphQL endpoint and its own quota (RPCs bound to GraphQL operations).
     graphql: GraphQLSettings = GraphQLSettings()
+    #: Per-tenant vendor credentials: name -> credentials shaped like ``auth``. The
+    #: policy's ``[[tenants]]`` bind principals to a set; each set has its own rate
+    #: limiter, fair shares, circuit breakers and cache (docs/security.md).
+    credential_sets: dict[str, UpstreamAuth] = Field(default_factory=dict)
+    #: Refuse (PERMISSION_DENIED) callers the policy binds to no credential set of
+    #: this upstream, instead of sending them with ``auth`` (the default set).
+    require_credential_set: bool = False
+
+    @field_validator("credential_sets")
+    @classmethod
+    def _set_names(cls, sets: dict[str, UpstreamAuth]) -> dict[str, UpstreamAuth]:
+        bad = sorted(name for name in sets if not _SET_NAME.fullmatch(name))
+        if bad:
+            raise ValueError(f"credential set names must match {_SET_NAME.pattern}: {bad}")
+        return sets
 
 
 class GrpcSettings(_Frozen):
@@ -393,6 +413,13 @@ class Settings(BaseSettings):
         return tuple(sources)
 
 
+def _is_auth_tag(where: tuple[int | str, ...], i: int) -> bool:
+    """``auth.<type>`` or ``credential_sets.<name>.<type>``: the chosen union member."""
+    if where[i] not in _AUTH_TAGS:
+        return False
+    return (i >= 1 and where[i - 1] == "auth") or (i >= 2 and where[i - 2] == "credential_sets")
+
+
 class ConfigError(Exception):
     """Configuration is missing or invalid; the message names each bad key."""
 
@@ -411,9 +438,7 @@ def load_settings(**overrides: object) -> Settings:
             # pydantic puts the chosen member of a tagged union (``auth.type``) into the
             # location; it is not part of the key a user sets.
             where = err["loc"]
-            loc = [
-                str(p) for i, p in enumerate(where) if not (i and where[i - 1] == "auth" and p in _AUTH_TAGS)
-            ]
+            loc = [str(p) for i, p in enumerate(where) if not _is_auth_tag(where, i)]
             dotted = ".".join(loc)
             env_name = ENV_PREFIX + "__".join(part.upper() for part in loc)
             lines.append(f"  {dotted} ({env_name}): {err['msg']}")

@@ -26,10 +26,13 @@ from grpc_status import rpc_status
 from meshadapter.v1 import events_pb2, events_pb2_grpc
 
 from adapter.events.aiokafka_compat import refresh_topic_metadata
+from adapter.security.identity import current_principal
 from adapter.status.mapping import to_rpc_status
 from adapter.transcoding.errors import BindingError
 from adapter.transcoding.json_codec import JsonCodec
 from adapter.transcoding.request_validation import RequestValidator
+
+from .stream_caps import StreamCapExceeded, SubscribeStreamCaps
 
 __all__ = ["EventStreamServicer", "decode_position", "encode_position"]
 
@@ -73,6 +76,7 @@ class EventStreamServicer(events_pb2_grpc.EventServiceServicer):
         codec: JsonCodec,
         metadata_timeout_seconds: float = 10.0,
         batch: int = 100,
+        caps: SubscribeStreamCaps | None = None,
     ) -> None:
         self._bootstrap = bootstrap_servers
         self._topics = topics
@@ -80,6 +84,7 @@ class EventStreamServicer(events_pb2_grpc.EventServiceServicer):
         self._codec = codec
         self._metadata_timeout = metadata_timeout_seconds
         self._batch = batch
+        self._caps = caps or SubscribeStreamCaps(total=0, per_principal=0)
         #: Records pulled from Kafka and records sent to clients, over all streams
         #: (their difference is what streams hold in memory).
         self.fetched = 0
@@ -110,6 +115,11 @@ class EventStreamServicer(events_pb2_grpc.EventServiceServicer):
                     raise BindingError("resume_from", str(exc)) from None
         except BindingError as exc:
             await context.abort_with_status(rpc_status.to_status(to_rpc_status(exc)))
+        principal = current_principal.get().name
+        try:  # before a consumer exists: a refused stream costs nothing
+            self._caps.acquire(principal)
+        except StreamCapExceeded as exc:
+            await context.abort_with_status(rpc_status.to_status(exc.status()))
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap,
             enable_auto_commit=False,
@@ -122,7 +132,10 @@ class EventStreamServicer(events_pb2_grpc.EventServiceServicer):
             async with asyncio.timeout(self._metadata_timeout):
                 await consumer.start()
                 assignment = await self._assign(consumer, topics)
-        except TimeoutError:
+        except BaseException as exc:
+            self._caps.release(principal)
+            if not isinstance(exc, TimeoutError):
+                raise
             await consumer.stop()
             await context.abort(grpc.StatusCode.UNAVAILABLE, "Kafka is unreachable; retry later")
         self.open_streams += 1
@@ -146,6 +159,7 @@ class EventStreamServicer(events_pb2_grpc.EventServiceServicer):
                         self.sent += 1
         finally:
             self.open_streams -= 1
+            self._caps.release(principal)
             await asyncio.wait_for(consumer.stop(), timeout=self._metadata_timeout)
 
     async def _assign(self, consumer: AIOKafkaConsumer, topics: list[str]) -> list[TopicPartition]:

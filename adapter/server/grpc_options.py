@@ -11,13 +11,22 @@ adapter never sees the call (issue 7, item 8). The adapter sets both limits to
 ``grpc.max_pending_calls``: below it nothing is dropped, and a call that waits
 too long in the backlog ends ``DEADLINE_EXCEEDED`` on its own deadline. The
 requests themselves stay bounded by HTTP/2 flow control, not by this count.
+
+:func:`limit_options` (``security.limits``): keepalive enforcement (a client that
+pings more often than allowed while no data flows collects strikes and is sent
+GOAWAY ``too_many_pings``), the server's own keepalive pings (a client that
+vanished without a FIN is dropped, and its Subscribe streams with it), and a
+maximum connection age: connections are closed gracefully (GOAWAY, in-flight
+calls get the grace) so load spreads after a scale-out and long-lived clients
+re-handshake, which re-checks their certificates.
 """
 
 from __future__ import annotations
 
+from adapter.config.security import LimitsSettings
 from adapter.config.settings import GrpcSettings
 
-__all__ = ["server_options"]
+__all__ = ["limit_options", "server_options"]
 
 
 def server_options(settings: GrpcSettings) -> list[tuple[str, int]]:
@@ -28,3 +37,26 @@ def server_options(settings: GrpcSettings) -> list[tuple[str, int]]:
         ("grpc.server.max_pending_requests", settings.max_pending_calls),
         ("grpc.server.max_pending_requests_hard_limit", settings.max_pending_calls),
     ]
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+def limit_options(limits: LimitsSettings) -> list[tuple[str, int]]:
+    """Channel arguments of ``security.limits`` (grpc core's names)."""
+    options = [
+        ("grpc.http2.min_ping_interval_without_data_ms", _ms(limits.min_client_ping_interval_seconds)),
+        ("grpc.http2.max_ping_strikes", limits.max_ping_strikes),
+        ("grpc.keepalive_permit_without_calls", int(limits.permit_keepalive_without_calls)),
+        ("grpc.keepalive_time_ms", _ms(limits.keepalive_time_seconds)),
+        ("grpc.keepalive_timeout_ms", _ms(limits.keepalive_timeout_seconds)),
+        # The server's pings go on while a Subscribe stream is quiet (0 = no cap).
+        ("grpc.http2.max_pings_without_data", 0),
+    ]
+    if limits.max_connection_age_seconds > 0:
+        options += [
+            ("grpc.max_connection_age_ms", _ms(limits.max_connection_age_seconds)),
+            ("grpc.max_connection_age_grace_ms", _ms(limits.max_connection_age_grace_seconds)),
+        ]
+    return options

@@ -24,6 +24,10 @@ Failures of the resilience layers and credentials (docs/resilience.md):
 - **Circuit open -> UNAVAILABLE** with ``RetryInfo`` (when the next probe goes).
 - **Client-side quota spent -> RESOURCE_EXHAUSTED** with ``RetryInfo`` and
   ``QuotaFailure``, exactly like the vendor's own 429.
+- **A caller's share of a quota spent -> RESOURCE_EXHAUSTED** with ``RetryInfo``
+  and a ``QuotaFailure`` whose subject is ``principal:<name>``.
+- **No usable credential set for the caller -> PERMISSION_DENIED** (the policy
+  binds it to a set the upstream lacks, or to none where one is required).
 - **Token endpoint unreachable or 5xx -> UNAVAILABLE** (transient); **token
   refused or login missing -> INTERNAL**: as with a 401, the adapter's
   credentials are wrong and the caller cannot fix them.
@@ -44,10 +48,11 @@ from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
 from adapter.auth.errors import TokenEndpointUnavailable
-from adapter.resilience.errors import CircuitOpenError, LocalRateLimitExceeded
+from adapter.resilience.errors import CircuitOpenError, LocalRateLimitExceeded, PrincipalShareExceeded
 from adapter.transcoding.errors import BindingError
 from adapter.upstream.errors import (
     CallDeadlineExceeded,
+    CredentialSetRefused,
     UpstreamError,
     UpstreamStatusError,
 )
@@ -97,6 +102,9 @@ REASON_TABLE: dict[str, grpc.StatusCode] = {
     "UPSTREAM_UNEXPECTED_CONTENT_TYPE": C.INTERNAL,
     "UPSTREAM_CIRCUIT_OPEN": C.UNAVAILABLE,
     "UPSTREAM_QUOTA_EXHAUSTED": C.RESOURCE_EXHAUSTED,
+    "PRINCIPAL_QUOTA_EXHAUSTED": C.RESOURCE_EXHAUSTED,
+    "CREDENTIAL_SET_UNKNOWN": C.PERMISSION_DENIED,
+    "CREDENTIAL_SET_REQUIRED": C.PERMISSION_DENIED,
     "UPSTREAM_TOKEN_ENDPOINT_UNAVAILABLE": C.UNAVAILABLE,
     "UPSTREAM_TOKEN_REJECTED": C.INTERNAL,
     "UPSTREAM_LOGIN_REQUIRED": C.INTERNAL,
@@ -184,7 +192,7 @@ def to_rpc_status(
             error_details_pb2.ErrorInfo(
                 reason=exc.reason,
                 domain=ERROR_DOMAIN,
-                metadata={"upstream": exc.upstream, "route": exc.route},
+                metadata={"upstream": exc.upstream, "route": exc.route, **_caller_metadata(exc)},
             )
         ]
         if exc.request_id:
@@ -207,7 +215,14 @@ def _local_failure_details(exc: UpstreamError) -> list[Message]:
     details: list[Message] = []
     if retry_after is not None:
         details.append(error_details_pb2.RetryInfo(retry_delay=_duration(retry_after)))
-    if isinstance(exc, LocalRateLimitExceeded):
+    if isinstance(exc, PrincipalShareExceeded):
+        violation = error_details_pb2.QuotaFailure.Violation(
+            subject=f"principal:{exc.principal}",
+            description=f"{exc.share:.0%} share of the upstream:{exc.upstream} quota: "
+            f"{exc.limit} requests per {exc.window_seconds:g}s",
+        )
+        details.append(error_details_pb2.QuotaFailure(violations=[violation]))
+    elif isinstance(exc, LocalRateLimitExceeded):
         details.append(
             error_details_pb2.QuotaFailure(
                 violations=[
@@ -219,6 +234,15 @@ def _local_failure_details(exc: UpstreamError) -> list[Message]:
             )
         )
     return details
+
+
+def _caller_metadata(exc: UpstreamError) -> dict[str, str]:
+    """Who a per-caller refusal was about (a principal is a name, never a secret)."""
+    if isinstance(exc, PrincipalShareExceeded):
+        return {"principal": exc.principal, "share": f"{exc.share:g}"}
+    if isinstance(exc, CredentialSetRefused):
+        return {"principal": exc.principal, "credential_set": exc.credential_set}
+    return {}
 
 
 def _from_http_status(exc: UpstreamStatusError, *, is_create: bool, body_field: str) -> status_pb2.Status:

@@ -10,7 +10,8 @@
     │   └── UpstreamConnectionReset    the connection dropped mid-answer
     ├── UpstreamResponseTooLarge   the answer passed max_response_bytes
     ├── UpstreamRedirectBlocked    a redirect pointed off the upstream's host
-    └── UpstreamMalformedResponse  a success that is not the JSON the proto describes
+    ├── UpstreamMalformedResponse  a success that is not the JSON the proto describes
+    └── CredentialSetRefused       the caller has no usable credential set (not sent)
     CallDeadlineExceeded           the caller's deadline passed (not an upstream fault)
 """
 
@@ -21,6 +22,7 @@ from .messages import UpstreamResponse
 __all__ = [
     "CallDeadlineExceeded",
     "CredentialError",
+    "CredentialSetRefused",
     "UpstreamConnectError",
     "UpstreamConnectionReset",
     "UpstreamError",
@@ -113,3 +115,17 @@ class CredentialError(UpstreamError):
     its subclasses are in :mod:`adapter.auth.errors`."""
 
     reason = "UPSTREAM_CREDENTIALS_UNAVAILABLE"
+
+
+class CredentialSetRefused(UpstreamError):
+    """The policy binds the caller to a credential set this upstream does not have,
+    or to none where one is required: PERMISSION_DENIED, and no request is sent
+    (never another tenant's credentials instead)."""
+
+    def __init__(
+        self, message: str, *, reason: str, upstream: str, route: str, principal: str, credential_set: str
+    ) -> None:
+        super().__init__(message, upstream=upstream, route=route)
+        self.reason = reason
+        self.principal = principal
+        self.credential_set = credential_set

@@ -31,6 +31,12 @@ EXPECTED_ROWS = {
         "gRPC -> adapter[httpx] -> upstream",
         "gRPC -> adapter[aiohttp, cache hits] -> upstream",
     ],
+    "caller_security": [
+        "plaintext, no caller auth",
+        "mTLS + policy",
+        "mTLS + JWT + policy",
+        "mTLS + JWT + policy + tenant + share",
+    ],
     "spool_throughput": [
         "spool append, normal, 1/call",
         "spool append, full, 100/call",

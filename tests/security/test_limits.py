@@ -9,8 +9,8 @@ import grpc
 import pytest
 from openframe.v1 import devices_pb2, devices_pb2_grpc
 
-from adapter.assembly.security_parts import server_limit_options
 from adapter.runtime import MeshAdapter
+from adapter.server.grpc_options import limit_options
 from simulator import Fault, Simulator
 from tests.conftest import adapter_settings
 
@@ -47,15 +47,19 @@ def test_limit_options_carry_the_settings(simulator: Simulator) -> None:
         "max_connection_age_seconds": 60,
         "max_connection_age_grace_seconds": 5,
     }
-    options = dict(server_limit_options(adapter_settings(simulator, security={"limits": limits})))
+    options = dict(limit_options(adapter_settings(simulator, security={"limits": limits}).security.limits))
     assert options == {
         "grpc.http2.min_ping_interval_without_data_ms": 12500,
         "grpc.http2.max_ping_strikes": 2,
+        "grpc.keepalive_permit_without_calls": 0,
+        "grpc.keepalive_time_ms": 300000,
+        "grpc.keepalive_timeout_ms": 20000,
+        "grpc.http2.max_pings_without_data": 0,
         "grpc.max_connection_age_ms": 60000,
         "grpc.max_connection_age_grace_ms": 5000,
     }
     never = {"max_connection_age_seconds": 0}
-    options = dict(server_limit_options(adapter_settings(simulator, security={"limits": never})))
+    options = dict(limit_options(adapter_settings(simulator, security={"limits": never}).security.limits))
     assert "grpc.max_connection_age_ms" not in options
 
 

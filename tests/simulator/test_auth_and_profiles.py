@@ -8,6 +8,7 @@ import websockets
 from websockets.asyncio.client import connect
 
 from simulator import PROFILES, Simulator, SimulatorConfig
+from simulator.__main__ import parse_args
 from tests.simulator.conftest import OF_KEY, OS_KEY, StartSim
 
 
@@ -106,3 +107,30 @@ async def test_profile_per_vendor(start_sim: StartSim) -> None:
     octo = await _get(sim.octospine_url, "/api/tasks", {"X-API-Key": OS_KEY})
     assert set(octo.json()["meta"]) == {"next_cursor"}
     assert octo.headers["X-RateLimit-Limit-Minute"] == "100"
+
+
+async def test_tenant_keys_are_accepted_and_counted_apart(start_sim: StartSim) -> None:
+    sim = await start_sim(openframe_tenant_api_keys=(("team-a", "key-a"),), rate_limit_per_minute=2)
+    answers = [
+        (await _get(sim.openframe_url, "/v1/devices", {"Authorization": f"Bearer {key}"})).status_code
+        for key in ("key-a", "key-a", "key-a", OF_KEY, OF_KEY)
+    ]
+    assert answers == [200, 200, 429, 200, 200]  # team A's quota is its own
+    assert [r.credential for r in sim.requests] == ["api_key:team-a"] * 3 + ["api_key"] * 2
+    octospine = await _get(sim.octospine_url, "/api/health", {"Authorization": "Bearer key-a"})
+    assert octospine.status_code == 401  # a tenant key of one vendor only
+
+
+def test_tenant_keys_from_the_command_line_and_environment() -> None:
+    config, _ = parse_args(
+        ["--openframe-tenant-api-key", "team-b=kb"], {"SIM_OPENFRAME_TENANT_API_KEYS": "team-a=ka;team-c=kc"}
+    )
+    assert config.openframe_tenant_api_keys == (("team-a", "ka"), ("team-c", "kc"), ("team-b", "kb"))
+    assert config.api_keys("openframe") == {
+        "api_key": config.openframe_api_key,
+        "api_key:team-a": "ka",
+        "api_key:team-c": "kc",
+        "api_key:team-b": "kb",
+    }
+    with pytest.raises(SystemExit):
+        parse_args(["--octospine-tenant-api-key", "no-equals-sign"], {})

@@ -6,6 +6,7 @@
 //
 //	crosslang-go --addr 127.0.0.1:50051 list-devices
 //	crosslang-go --addr 127.0.0.1:50051 --deadline-ms 300 deadline
+//	crosslang-go --addr 127.0.0.1:50051 --ca ca.pem --cert reader.pem --key reader-key.pem access
 //
 // A scenario that cannot run prints the cause on stderr and exits with 1; an
 // RPC error that a scenario expects is part of its JSON result.
@@ -13,6 +14,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -22,6 +25,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -44,6 +48,7 @@ var scenarios = map[string]scenario{
 	"error":            notFoundError,
 	"invalid-argument": invalidArgument,
 	"deadline":         deadline,
+	"access":           access,
 }
 
 func main() {
@@ -55,6 +60,9 @@ func runCLI() int {
 	timeoutMs := flag.Int("timeout-ms", 10000, "deadline of each call, in milliseconds")
 	deadlineMs := flag.Int("deadline-ms", 300, "deadline of the call in the deadline scenario, in milliseconds")
 	pageSize := flag.Int("page-size", 7, "page_size of list calls")
+	caFile := flag.String("ca", "", "CA bundle (PEM) the server's certificate must chain to: TLS instead of plaintext")
+	certFile := flag.String("cert", "", "client certificate (PEM) for mTLS, with --key")
+	keyFile := flag.String("key", "", "client private key (PEM) for mTLS")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: %s --addr HOST:PORT [flags] SCENARIO\nscenarios: %s\nflags:\n",
 			os.Args[0], strings.Join(scenarioNames(), ", "))
@@ -77,8 +85,13 @@ func runCLI() int {
 		return 2
 	}
 
+	transport, err := transportCredentials(*caFile, *certFile, *keyFile)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		return 1
+	}
 	// passthrough: the address is used as given (an IP literal), no resolver.
-	conn, err := grpc.NewClient("passthrough:///"+*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient("passthrough:///"+*addr, grpc.WithTransportCredentials(transport))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: dial %s: %v\n", name, *addr, err)
 		return 1
@@ -97,6 +110,31 @@ func runCLI() int {
 		return 1
 	}
 	return 0
+}
+
+// transportCredentials is plaintext without a CA; TLS verifying the server
+// against the CA otherwise, presenting a client certificate when one is given.
+func transportCredentials(caFile, certFile, keyFile string) (credentials.TransportCredentials, error) {
+	if caFile == "" {
+		return insecure.NewCredentials(), nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("read CA: %w", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("no certificate in %s", caFile)
+	}
+	config := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	if certFile != "" {
+		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("client certificate: %w", err)
+		}
+		config.Certificates = []tls.Certificate{pair}
+	}
+	return credentials.NewTLS(config), nil
 }
 
 func scenarioNames() []string {

@@ -33,6 +33,19 @@ func codeName(err error) string {
 	return code.Code(status.Code(err)).String()
 }
 
+// access makes one ListDevices call and reports its outcome, refused or not:
+// the caller's identity (its certificate) decides, not the scenario.
+func access(ctx context.Context, conn *grpc.ClientConn, opts options) (any, error) {
+	client := openframev1.NewDeviceServiceClient(conn)
+	callCtx, cancel := opts.call(ctx)
+	defer cancel()
+	resp, err := client.ListDevices(callCtx, &openframev1.ListDevicesRequest{PageSize: int32(opts.pageSize)})
+	if err != nil {
+		return failure(err), nil
+	}
+	return map[string]any{"code": "OK", "devices": len(resp.GetDevices())}, nil
+}
+
 // listDevices pages through ListDevices with page_size / page_token until
 // next_page_token is empty.
 func listDevices(ctx context.Context, conn *grpc.ClientConn, opts options) (any, error) {
