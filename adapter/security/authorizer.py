@@ -244,6 +244,9 @@ class CallAuthorizer(aio.ServerInterceptor):  # type: ignore[type-arg]
             except _Refused as refused:
                 await self._refuse(method, context, refused, refused.principal or _who(context))
                 return
+            # Admitted: the caller hears so at once (initial metadata), and a client
+            # need not write into a call that may still be refused.
+            await context.send_initial_metadata(())
             token = current_principal.set(principal)
             try:
                 async for item in behavior(request, context):

@@ -196,9 +196,19 @@ async def call(channel: grpc.aio.Channel, row: Row, metadata: tuple[tuple[str, s
                 break
             stream.cancel()
         else:
+            # The gate answers a streaming call first (refused, or admitted with its
+            # initial metadata), so nothing is written to a call it refused: grpc.aio
+            # reports a write that lost that race as INTERNAL ("Failed execute_batch"),
+            # hiding the server's status.
             bidi = channel.stream_stream(row.path, request_serializer=serialize, response_deserializer=raw)(
-                iter([row.request]), metadata=metadata, timeout=10
+                metadata=metadata, timeout=10
             )
+            await bidi.initial_metadata()
+            if bidi.done():
+                code = await bidi.code()
+                return "OK" if code is grpc.StatusCode.OK else code.name
+            await bidi.write(row.request)
+            await bidi.done_writing()
             async for _ in bidi:
                 break
             bidi.cancel()
