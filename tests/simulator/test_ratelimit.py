@@ -9,7 +9,8 @@ from tests.simulator.conftest import OF_KEY, OS_KEY, StartSim
 
 
 async def test_quota_per_window_then_429(start_sim: StartSim) -> None:
-    sim = await start_sim(rate_limit_per_minute=3, rate_limit_window_s=0.5, rate_limit_headers=True)
+    sim = await start_sim(rate_limit_per_minute=3, rate_limit_window_s=2.0, rate_limit_headers=True)
+    # A window long enough for five sequential requests on a loaded machine.
     limiter = sim.rate_limits["octospine"]
     async with httpx.AsyncClient(
         base_url=sim.octospine_url, headers={"Authorization": f"Bearer {OS_KEY}"}
