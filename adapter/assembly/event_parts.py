@@ -25,7 +25,7 @@ from adapter.events.metrics import register_event_metrics
 from adapter.events.pipeline import EventPipeline
 from adapter.events.routing import EventRouter, topic_name
 from adapter.events.spool import EventSpool
-from adapter.events.watermarks import WatermarkStore
+from adapter.events.watermarks import Watermarks, WatermarkStore
 from adapter.events.websocket_source import StreamState
 from adapter.lifecycle import HealthBoard, Part, Supervisor, part
 from adapter.server.event_service import EventStreamServicer
@@ -37,6 +37,7 @@ from adapter.upstream.caller import UpstreamCaller
 from adapter.upstream.credentials import CredentialProvider
 
 from .catalog import Catalog
+from .coordination_parts import coordination_parts, shared_watermarks, stream_ownership
 
 __all__ = ["EVENT_SERVICE", "build_event_pipeline", "event_parts"]
 
@@ -78,7 +79,18 @@ def build_event_pipeline(
         dedupe_window=cfg.spool.dedupe_window,
     )
     intake = EventIntake(encoder, spool, tracer_provider=tracer_provider)
-    watermarks = WatermarkStore(cfg.spool.path.with_name("watermarks.json"))
+    sink = KafkaSink(
+        cfg.kafka.bootstrap_servers,
+        client_id=cfg.kafka.client_id,
+        request_timeout_ms=int(cfg.kafka.request_timeout_seconds * 1000),
+        start_timeout=cfg.kafka.lifecycle_timeout_seconds,
+        stop_timeout=cfg.kafka.lifecycle_timeout_seconds,
+        delivery_timeout=max(cfg.kafka.delivery_timeout_seconds, cfg.kafka.request_timeout_seconds + 1),
+        linger_ms=cfg.kafka.linger_ms,
+        tracer_provider=tracer_provider,
+    )
+    shared = shared_watermarks(settings, sink, spool) if cfg.coordination.enabled else None
+    watermarks: Watermarks = shared or WatermarkStore(cfg.spool.path.with_name("watermarks.json"))
     sources = build_declared_sources(
         catalog.declarations,
         settings,
@@ -89,16 +101,6 @@ def build_event_pipeline(
         credentials=credentials,
         codec=codec,
         supervisor=supervisor,
-    )
-    sink = KafkaSink(
-        cfg.kafka.bootstrap_servers,
-        client_id=cfg.kafka.client_id,
-        request_timeout_ms=int(cfg.kafka.request_timeout_seconds * 1000),
-        start_timeout=cfg.kafka.lifecycle_timeout_seconds,
-        stop_timeout=cfg.kafka.lifecycle_timeout_seconds,
-        delivery_timeout=max(cfg.kafka.delivery_timeout_seconds, cfg.kafka.request_timeout_seconds + 1),
-        linger_ms=cfg.kafka.linger_ms,
-        tracer_provider=tracer_provider,
     )
     drainer = SpoolDrainer(
         spool,
@@ -118,6 +120,8 @@ def build_event_pipeline(
         webhook=sources.webhook,
         sources=dict(sources.streams),
     )
+    if shared is not None:
+        pipeline.ownership = stream_ownership(settings, pipeline.sources, shared, supervisor)
     for name, source in pipeline.sources.items():
         health_name = source.health_name = f"meshadapter.events.{name}"
         board.set(health_name, True)
@@ -157,13 +161,19 @@ def event_parts(pipeline: EventPipeline, topics: list[str]) -> list[Part]:
         await pipeline.spool.stop()
         pipeline.watermarks.flush()
 
+    ownership = pipeline.ownership
     parts: list[Part] = [
         part("event spool", pipeline.spool.start, stop_spool),
         part("kafka sink", start_sink, pipeline.sink.stop),
-        part("spool drainer", pipeline.drainer.start, pipeline.drainer.stop),
     ]
+    if ownership is not None:
+        parts += coordination_parts(ownership)[:1]
+    parts.append(part("spool drainer", pipeline.drainer.start, pipeline.drainer.stop))
     if pipeline.webhook is not None:
         parts.append(part("webhook receiver", pipeline.webhook.start, pipeline.webhook.stop))
-    for name, source in pipeline.sources.items():
-        parts.append(part(f"{name} stream", source.start, source.stop))
+    if ownership is not None:
+        parts += coordination_parts(ownership)[1:]
+    else:
+        for name, source in pipeline.sources.items():
+            parts.append(part(f"{name} stream", source.start, source.stop))
     return parts

@@ -47,6 +47,7 @@ from .auth import OAuth2AuthorizationCodeAuth as OAuth2AuthorizationCodeAuth
 from .auth import OAuth2ClientCredentialsAuth as OAuth2ClientCredentialsAuth
 from .auth import UpstreamAuth as UpstreamAuth
 from .base_url import without_duplicated_prefix
+from .coordination import CoordinationSettings as CoordinationSettings
 from .graphql import GraphQLSettings as GraphQLSettings
 from .resilience import ResilienceSettings as ResilienceSettings
 from .security import SecuritySettings as SecuritySettings
@@ -335,6 +336,8 @@ class EventsSettings(_Frozen):
     #: stream and has no entry gets the defaults.
     websockets: dict[str, WebSocketSourceSettings] = Field(default_factory=dict)
     webhook: WebhookSettings = WebhookSettings()
+    #: Replicas sharing the streams through a Kafka consumer group (docs/scaling.md).
+    coordination: CoordinationSettings = CoordinationSettings()
 
 
 class DescriptorSettings(_Frozen):

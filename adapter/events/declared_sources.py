@@ -24,7 +24,7 @@ from adapter.upstream.credentials import CredentialProvider
 from .backfill import Backfiller
 from .declarations import DeclarationError, EventSourceDeclarations, WebhookDeclaration
 from .intake import EventIntake
-from .watermarks import WatermarkStore
+from .watermarks import Watermarks
 from .webhook_auth import DeliveryCheck, SignatureCheck, TokenCheck
 from .webhook_receiver import WebhookEndpoint, WebhookReceiver
 from .webhook_verifier import WebhookVerifier
@@ -54,7 +54,7 @@ def build_declared_sources(
     settings: Settings,
     *,
     intake: EventIntake,
-    watermarks: WatermarkStore,
+    watermarks: Watermarks,
     transcoders: Mapping[str, MethodTranscoder],
     callers: Mapping[str, UpstreamCaller],
     credentials: Mapping[str, CredentialProvider],

@@ -55,9 +55,10 @@ from adapter.upstream.errors import CallDeadlineExceeded, UpstreamError
 from .backfill import Backfiller
 from .declarations import StreamDeclaration
 from .encoding import VendorEvent, envelope_problem
+from .fencing import PublishFence, StreamFenced
 from .frame_queue import FrameQueue, ReceivedFrame
 from .intake import EventIntake
-from .watermarks import WatermarkStore
+from .watermarks import Watermarks
 
 __all__ = ["FrameQueue", "ReceivedFrame", "StreamState", "SubscriptionNotAcknowledged", "WebSocketSource"]
 
@@ -92,7 +93,7 @@ class WebSocketSource:
         url: str,
         credentials: CredentialProvider,
         intake: EventIntake,
-        watermarks: WatermarkStore,
+        watermarks: Watermarks,
         backfiller: Backfiller | None = None,
         rng: random.Random | None = None,
         on_state: Callable[[StreamState, str], None] | None = None,
@@ -128,7 +129,12 @@ class WebSocketSource:
         #: The health name the supervisor turns NOT_SERVING if the stream's task is
         #: killed from outside (set by the composition root; None: not reported).
         self.health_name: str | None = None
+        self._fence: PublishFence | None = None
         self.queued_bytes = 0
+
+    def fence_with(self, fence: PublishFence) -> None:
+        """From now on, connect and spool only while ``fence`` allows it (replicas)."""
+        self._fence = fence
 
     def listen(self, listener: Callable[[StreamState, str], None]) -> None:
         """Calls ``listener(state, detail)`` on every state change from now on."""
@@ -188,6 +194,9 @@ class WebSocketSource:
 
     async def _run(self) -> None:
         while True:
+            if self._fence is not None and not self._fence.allows():
+                self._set(StreamState.BACKING_OFF, "waiting for the stream's ownership")
+                await self._fence.wait_allowed()
             self._set(StreamState.CONNECTING, self.url)
             try:
                 headers = await self._credentials.auth_headers()
@@ -223,6 +232,9 @@ class WebSocketSource:
                 # again later loses nothing.
                 reason = f"backfill failed ({type(exc).__name__}: {exc})"
                 self.counts["backfill_failures"] += 1
+            except StreamFenced:
+                reason = "ownership not confirmed; nothing spooled"
+                self.counts["fenced"] += 1
             self.counts["reconnects"] += 1
             delay = self._backoff.next()
             self._set(StreamState.BACKING_OFF, f"{reason}; reconnecting in {delay:.1f}s")
@@ -312,6 +324,8 @@ class WebSocketSource:
     async def _accept(self, events: list[VendorEvent], received: list[float] | None = None) -> None:
         """Spools ``events`` and moves the watermark past them (``received``: their
         receipt times, for the events that carry no time of their own)."""
+        if self._fence is not None and not self._fence.allows():
+            raise StreamFenced(self.stream.source)
         result = await self._intake.accept(events, wait=True)
         self.counts["events"] += len(events)
         # A vendor clock ahead of ours, or a hostile time, must not move the mark past

@@ -1,0 +1,93 @@
+"""The replicas' coordination, built when ``events.coordination.enabled``: the
+shared watermarks and the stream ownership, and their lifecycle parts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Mapping
+
+from adapter.config.settings import Settings
+from adapter.coordination.control_topics import ensure_control_topics
+from adapter.coordination.shared_watermarks import SharedWatermarks
+from adapter.coordination.stream_ownership import StreamOwnership
+from adapter.events.kafka_sink import KafkaSink
+from adapter.events.spool import EventSpool
+from adapter.events.websocket_source import WebSocketSource
+from adapter.lifecycle import Part, Supervisor, part
+
+__all__ = ["coordination_parts", "replica_id", "shared_watermarks", "stream_ownership"]
+
+logger = logging.getLogger(__name__)
+
+
+def replica_id(settings: Settings) -> str:
+    return settings.events.coordination.replica_id or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def shared_watermarks(settings: Settings, sink: KafkaSink, spool: EventSpool) -> SharedWatermarks:
+    cfg = settings.events
+    return SharedWatermarks(
+        topic=cfg.topic_prefix + cfg.coordination.watermark_topic,
+        bootstrap_servers=cfg.kafka.bootstrap_servers,
+        client_id=cfg.kafka.client_id,
+        replica_id=replica_id(settings),
+        sink=sink,
+        spool=spool,
+        timeout=cfg.kafka.lifecycle_timeout_seconds,
+    )
+
+
+def stream_ownership(
+    settings: Settings,
+    sources: Mapping[str, WebSocketSource],
+    watermarks: SharedWatermarks,
+    supervisor: Supervisor,
+) -> StreamOwnership:
+    cfg = settings.events
+    ownership = StreamOwnership(
+        sources,
+        cfg.coordination,
+        bootstrap_servers=cfg.kafka.bootstrap_servers,
+        client_id=cfg.kafka.client_id,
+        group_id=cfg.topic_prefix + cfg.coordination.group_id,
+        control_topic=cfg.topic_prefix + cfg.coordination.control_topic,
+        replica_id=replica_id(settings),
+        watermarks=watermarks,
+        supervisor=supervisor,
+    )
+    for name, source in sources.items():
+        source.fence_with(ownership.fence(name))
+    return ownership
+
+
+def coordination_parts(ownership: StreamOwnership) -> list[Part]:
+    """Two parts: the control topics and the last watermarks (start before the drainer,
+    stop after it: the marks of what it drained at stop are written), and the
+    ownership (starts last, stops first: no stream runs unowned)."""
+    watermarks = ownership.watermarks
+    timeout = 10.0
+
+    async def create_topics() -> None:
+        await ensure_control_topics(
+            ownership.bootstrap_servers,
+            client_id=ownership.client_id,
+            control_topic=ownership.control_topic,
+            slots=len(ownership.names),
+            watermark_topic=watermarks.topic,
+            timeout=timeout,
+        )
+
+    async def last_marks() -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                await watermarks.publish()
+        except Exception as exc:
+            logger.warning("last watermarks not written (%r); the next owner backfills from older ones", exc)
+
+    return [
+        part("coordination topics", create_topics, last_marks),
+        part("stream ownership", ownership.start, ownership.stop),
+    ]
