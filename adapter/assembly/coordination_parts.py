@@ -7,13 +7,14 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from adapter.config.settings import Settings
 from adapter.coordination.control_topics import ensure_control_topics
 from adapter.coordination.shared_watermarks import SharedWatermarks
 from adapter.coordination.stream_ownership import StreamOwnership
 from adapter.events.kafka_sink import KafkaSink
+from adapter.events.routing import EventRoute
 from adapter.events.spool import EventSpool
 from adapter.events.websocket_source import WebSocketSource
 from adapter.lifecycle import Part, Supervisor, part
@@ -27,8 +28,13 @@ def replica_id(settings: Settings) -> str:
     return settings.events.coordination.replica_id or f"{socket.gethostname()}-{os.getpid()}"
 
 
-def shared_watermarks(settings: Settings, sink: KafkaSink, spool: EventSpool) -> SharedWatermarks:
+def shared_watermarks(
+    settings: Settings, sink: KafkaSink, spool: EventSpool, routes: Sequence[EventRoute]
+) -> SharedWatermarks:
     cfg = settings.events
+    topics: dict[str, tuple[str, ...]] = {}
+    for route in routes:
+        topics[route.source] = tuple(dict.fromkeys((*topics.get(route.source, ()), *route.topics)))
     return SharedWatermarks(
         topic=cfg.topic_prefix + cfg.coordination.watermark_topic,
         bootstrap_servers=cfg.kafka.bootstrap_servers,
@@ -36,6 +42,7 @@ def shared_watermarks(settings: Settings, sink: KafkaSink, spool: EventSpool) ->
         replica_id=replica_id(settings),
         sink=sink,
         spool=spool,
+        topics=topics,
         timeout=cfg.kafka.lifecycle_timeout_seconds,
     )
 

@@ -89,7 +89,7 @@ def build_event_pipeline(
         linger_ms=cfg.kafka.linger_ms,
         tracer_provider=tracer_provider,
     )
-    shared = shared_watermarks(settings, sink, spool) if cfg.coordination.enabled else None
+    shared = shared_watermarks(settings, sink, spool, router.routes) if cfg.coordination.enabled else None
     watermarks: Watermarks = shared or WatermarkStore(cfg.spool.path.with_name("watermarks.json"))
     sources = build_declared_sources(
         catalog.declarations,

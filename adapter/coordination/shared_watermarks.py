@@ -19,18 +19,26 @@ import contextlib
 import datetime as dt
 import logging
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from adapter.events.backfill import OVERLAP
 from adapter.events.kafka_sink import Delivered, KafkaSink
 from adapter.events.records import OutboundRecord
 from adapter.events.spool import EventSpool
 
+from .kafka_tail import identities_since
+
 __all__ = ["SharedWatermarks"]
 
 logger = logging.getLogger(__name__)
+
+#: Kafka timestamps are the producer's clock at delivery, after the event's own time;
+#: this much earlier is read as well, for clocks that disagree.
+_CLOCK_MARGIN = dt.timedelta(seconds=10)
 
 
 @dataclass
@@ -56,8 +64,11 @@ class SharedWatermarks:
         replica_id: str,
         sink: KafkaSink,
         spool: EventSpool,
+        topics: Mapping[str, tuple[str, ...]] | None = None,
         timeout: float = 10.0,
     ) -> None:
+        """``topics``: each stream's topics, whose records since its mark are known to the
+        spool's dedupe before the stream starts (see :mod:`.kafka_tail`)."""
         self.topic = topic
         self._bootstrap = bootstrap_servers
         self._client_id = client_id
@@ -65,6 +76,7 @@ class SharedWatermarks:
         self._sink = sink
         self._spool = spool
         self._timeout = timeout
+        self._topics = dict(topics or {})
         self._streams: dict[str, _Stream] = {}
         self._lock = asyncio.Lock()
 
@@ -105,6 +117,21 @@ class SharedWatermarks:
         marks = await self._read_all()
         mark = marks.get(source)
         self._streams[source] = _Stream(published=mark)
+        if mark is not None and self._topics.get(source):
+            delivered = await identities_since(
+                self._bootstrap,
+                self._topics[source],
+                mark - OVERLAP - _CLOCK_MARGIN,
+                client_id=self._client_id,
+                timeout=self._timeout,
+            )
+            known = await self._spool.remember(delivered)
+            logger.info(
+                "%s: %d events since its mark are in Kafka already (%d new here)",
+                source,
+                len(delivered),
+                known,
+            )
         if mark is None:
             start = dt.datetime.now(dt.UTC)
             self._streams[source] = _Stream(local=start, candidates=deque([(self._spool.now(), start)]))

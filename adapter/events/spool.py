@@ -227,6 +227,15 @@ class EventSpool:
         self._queued.set()
         return await future
 
+    async def remember(self, identities: Sequence[str]) -> int:
+        """Makes later appends of these :attr:`~OutboundRecord.identity` values duplicates
+        (within the dedupe window): events Kafka already has from another replica.
+        Returns how many were not known yet."""
+        self._check_open()
+        if not identities:
+            return 0
+        return await self._run(self._store.remember, list(identities))
+
     async def pending(self, limit: int) -> list[tuple[int, OutboundRecord]]:
         """Up to ``limit`` records waiting for Kafka, oldest first, with their sequence numbers."""
         self._check_open()

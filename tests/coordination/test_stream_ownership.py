@@ -80,9 +80,7 @@ class Replica:
             replica_id=name,
             watermarks=self.watermarks,
         )
-        self.group = LifecycleGroup(
-            [self.spool, self.sink, *coordination_parts(self.ownership)]  # type: ignore[list-item]
-        )
+        self.group = LifecycleGroup([self.spool, self.sink, *coordination_parts(self.ownership)])
 
 
 @pytest_asyncio.fixture
