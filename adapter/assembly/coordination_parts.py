@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 
 from adapter.config.settings import Settings
 from adapter.coordination.control_topics import ensure_control_topics
+from adapter.coordination.recovered_spool import drop_delivered_elsewhere
 from adapter.coordination.shared_watermarks import SharedWatermarks
 from adapter.coordination.stream_ownership import StreamOwnership
 from adapter.events.kafka_sink import KafkaSink
@@ -70,10 +71,10 @@ def stream_ownership(
     return ownership
 
 
-def coordination_parts(ownership: StreamOwnership) -> list[Part]:
-    """Two parts: the control topics and the last watermarks (start before the drainer,
-    stop after it: the marks of what it drained at stop are written), and the
-    ownership (starts last, stops first: no stream runs unowned)."""
+def coordination_parts(ownership: StreamOwnership, spool: EventSpool) -> list[Part]:
+    """Two parts: the control topics, the spool's leftovers and the last watermarks
+    (start before the drainer, stop after it: the marks of what it drained at stop are
+    written), and the ownership (starts last, stops first: no stream runs unowned)."""
     watermarks = ownership.watermarks
     timeout = 10.0
 
@@ -86,6 +87,12 @@ def coordination_parts(ownership: StreamOwnership) -> list[Part]:
             watermark_topic=watermarks.topic,
             timeout=timeout,
         )
+        try:
+            await drop_delivered_elsewhere(
+                spool, ownership.bootstrap_servers, client_id=ownership.client_id, timeout=timeout
+            )
+        except Exception as exc:
+            logger.warning("could not compare the recovered spool with Kafka (%r); delivering it all", exc)
 
     async def last_marks() -> None:
         try:

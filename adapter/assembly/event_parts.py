@@ -167,12 +167,12 @@ def event_parts(pipeline: EventPipeline, topics: list[str]) -> list[Part]:
         part("kafka sink", start_sink, pipeline.sink.stop),
     ]
     if ownership is not None:
-        parts += coordination_parts(ownership)[:1]
+        parts += coordination_parts(ownership, pipeline.spool)[:1]
     parts.append(part("spool drainer", pipeline.drainer.start, pipeline.drainer.stop))
     if pipeline.webhook is not None:
         parts.append(part("webhook receiver", pipeline.webhook.start, pipeline.webhook.stop))
     if ownership is not None:
-        parts += coordination_parts(ownership)[1:]
+        parts += coordination_parts(ownership, pipeline.spool)[1:]
     else:
         for name, source in pipeline.sources.items():
             parts.append(part(f"{name} stream", source.start, source.stop))

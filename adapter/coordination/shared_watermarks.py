@@ -139,6 +139,20 @@ class SharedWatermarks:
         logger.info("%s watermark read from %s: %s", source, self.topic, mark.isoformat() if mark else "none")
         return mark
 
+    async def settle(self, sources: list[str], *, within: float) -> bool:
+        """Waits (up to ``within`` seconds) until Kafka acknowledged every event these
+        streams spooled here, so the next owner finds them in Kafka; True if it did."""
+        moment = self._spool.now()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        pending = any(self._streams.get(s, _Stream()).candidates for s in sources)
+        while pending and not self._spool.delivered_through(moment):
+            if loop.time() > deadline:
+                logger.warning("%s: spooled events not all in Kafka within %.1fs", ", ".join(sources), within)
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
     def release(self, source: str) -> None:
         """Forgets ``source``'s local state: another replica owns it now."""
         self._streams.pop(source, None)

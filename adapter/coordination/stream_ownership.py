@@ -230,6 +230,9 @@ class StreamOwnership:
                 self.running.discard(name)
                 logger.info("replica %s stopped stream %s", self.replica_id, name)
         if names:
+            # The next owner reads back what Kafka has to drop its backfilled copies: give
+            # the drainer a moment to deliver what this one spooled (bounded: Kafka may be down).
+            await self.watermarks.settle(names, within=self._settings.session_timeout_seconds / 2)
             await self._publish(names)
         if release:
             for name in names:

@@ -80,7 +80,7 @@ class Replica:
             replica_id=name,
             watermarks=self.watermarks,
         )
-        self.group = LifecycleGroup([self.spool, self.sink, *coordination_parts(self.ownership)])
+        self.group = LifecycleGroup([self.spool, self.sink, *coordination_parts(self.ownership, self.spool)])
 
 
 @pytest_asyncio.fixture
