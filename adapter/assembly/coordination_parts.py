@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 
 from adapter.config.settings import Settings
 from adapter.coordination.control_topics import ensure_control_topics
+from adapter.coordination.quota_membership import QuotaMembership
+from adapter.coordination.quota_share import QuotaShare
 from adapter.coordination.recovered_spool import drop_delivered_elsewhere
 from adapter.coordination.shared_watermarks import SharedWatermarks
 from adapter.coordination.stream_ownership import StreamOwnership
@@ -19,8 +21,9 @@ from adapter.events.routing import EventRoute
 from adapter.events.spool import EventSpool
 from adapter.events.websocket_source import WebSocketSource
 from adapter.lifecycle import Part, Supervisor, part
+from adapter.resilience.rate_limiter import UpstreamRateLimiter
 
-__all__ = ["coordination_parts", "replica_id", "shared_watermarks", "stream_ownership"]
+__all__ = ["coordination_parts", "quota_membership", "replica_id", "shared_watermarks", "stream_ownership"]
 
 logger = logging.getLogger(__name__)
 
@@ -71,10 +74,38 @@ def stream_ownership(
     return ownership
 
 
-def coordination_parts(ownership: StreamOwnership, spool: EventSpool) -> list[Part]:
-    """Two parts: the control topics, the spool's leftovers and the last watermarks
-    (start before the drainer, stop after it: the marks of what it drained at stop are
-    written), and the ownership (starts last, stops first: no stream runs unowned)."""
+def quota_membership(
+    settings: Settings, limiters: Sequence[UpstreamRateLimiter], supervisor: Supervisor
+) -> QuotaMembership | None:
+    """The quota slices' membership, or None when ``share_quota`` is off."""
+    cfg = settings.events
+    c = cfg.coordination
+    if not c.share_quota:
+        return None
+    share = QuotaShare(
+        limiters,
+        topic=cfg.topic_prefix + c.quota_topic,
+        slices=c.quota_slices,
+        lease_seconds=c.lease_seconds,
+        grace_seconds=c.quota_grace_seconds,
+        replica_id=replica_id(settings),
+    )
+    return QuotaMembership(
+        share,
+        c,
+        bootstrap_servers=cfg.kafka.bootstrap_servers,
+        client_id=f"{cfg.kafka.client_id}-{replica_id(settings)}",
+        group_id=cfg.topic_prefix + c.group_id + ".quota",
+        supervisor=supervisor,
+    )
+
+
+def coordination_parts(
+    ownership: StreamOwnership, spool: EventSpool, quota: QuotaMembership | None = None
+) -> list[Part]:
+    """The control topics, the spool's leftovers and the last watermarks (start before
+    the drainer, stop after it: the marks of what it drained at stop are written); the
+    quota membership; the ownership (starts last, stops first: no stream runs unowned)."""
     watermarks = ownership.watermarks
     timeout = 10.0
 
@@ -85,6 +116,8 @@ def coordination_parts(ownership: StreamOwnership, spool: EventSpool) -> list[Pa
             control_topic=ownership.control_topic,
             slots=len(ownership.names),
             watermark_topic=watermarks.topic,
+            quota_topic=quota.share.topic if quota else None,
+            quota_slices=quota.share.slices if quota else 0,
             timeout=timeout,
         )
         try:
@@ -101,7 +134,8 @@ def coordination_parts(ownership: StreamOwnership, spool: EventSpool) -> list[Pa
         except Exception as exc:
             logger.warning("last watermarks not written (%r); the next owner backfills from older ones", exc)
 
-    return [
-        part("coordination topics", create_topics, last_marks),
-        part("stream ownership", ownership.start, ownership.stop),
-    ]
+    parts = [part("coordination topics", create_topics, last_marks)]
+    if quota is not None:
+        parts.append(part("quota membership", quota.start, quota.stop))
+    parts.append(part("stream ownership", ownership.start, ownership.stop))
+    return parts

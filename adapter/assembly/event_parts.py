@@ -10,7 +10,7 @@ drainer's Kafka state feeds ``meshadapter.v1.EventService``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
@@ -28,6 +28,7 @@ from adapter.events.spool import EventSpool
 from adapter.events.watermarks import Watermarks, WatermarkStore
 from adapter.events.websocket_source import StreamState
 from adapter.lifecycle import HealthBoard, Part, Supervisor, part
+from adapter.resilience.rate_limiter import UpstreamRateLimiter
 from adapter.server.event_service import EventStreamServicer
 from adapter.server.stream_caps import SubscribeStreamCaps
 from adapter.telemetry.redaction import redacted_wire_names
@@ -37,7 +38,7 @@ from adapter.upstream.caller import UpstreamCaller
 from adapter.upstream.credentials import CredentialProvider
 
 from .catalog import Catalog
-from .coordination_parts import coordination_parts, shared_watermarks, stream_ownership
+from .coordination_parts import coordination_parts, quota_membership, shared_watermarks, stream_ownership
 
 __all__ = ["EVENT_SERVICE", "build_event_pipeline", "event_parts"]
 
@@ -58,7 +59,10 @@ def build_event_pipeline(
     supervisor: Supervisor,
     tracer_provider: TracerProvider | None,
     meter_provider: MeterProvider | None,
+    limiters: Sequence[UpstreamRateLimiter] = (),
 ) -> EventPipeline:
+    """The pipeline, not started; ``limiters`` (the upstream callers' rate limiters)
+    follow this replica's quota share when ``events.coordination`` is on."""
     cfg = settings.events
     router = EventRouter(list(catalog.routes))
     dead_letter_topic = topic_name(cfg.dead_letter_topic, cfg)
@@ -122,6 +126,7 @@ def build_event_pipeline(
     )
     if shared is not None:
         pipeline.ownership = stream_ownership(settings, pipeline.sources, shared, supervisor)
+        pipeline.quota = quota_membership(settings, limiters, supervisor)
     for name, source in pipeline.sources.items():
         health_name = source.health_name = f"meshadapter.events.{name}"
         board.set(health_name, True)
@@ -167,12 +172,12 @@ def event_parts(pipeline: EventPipeline, topics: list[str]) -> list[Part]:
         part("kafka sink", start_sink, pipeline.sink.stop),
     ]
     if ownership is not None:
-        parts += coordination_parts(ownership, pipeline.spool)[:1]
+        parts += coordination_parts(ownership, pipeline.spool, pipeline.quota)[:1]
     parts.append(part("spool drainer", pipeline.drainer.start, pipeline.drainer.stop))
     if pipeline.webhook is not None:
         parts.append(part("webhook receiver", pipeline.webhook.start, pipeline.webhook.stop))
     if ownership is not None:
-        parts += coordination_parts(ownership, pipeline.spool)[1:]
+        parts += coordination_parts(ownership, pipeline.spool, pipeline.quota)[1:]
     else:
         for name, source in pipeline.sources.items():
             parts.append(part(f"{name} stream", source.start, source.stop))

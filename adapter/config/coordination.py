@@ -34,6 +34,15 @@ class CoordinationSettings(BaseModel):
     confirm_interval_seconds: float = Field(default=1.0, gt=0)
     #: How often the watermarks of delivered events are written to the watermark topic.
     watermark_interval_seconds: float = Field(default=1.0, gt=0)
+    #: Share each upstream quota (``resilience.rate_limit``, ``graphql.rate_limit``) across
+    #: replicas, in ``quota_slices`` slices handed out by the group.
+    share_quota: bool = True
+    #: Topic whose partitions are the quota slices (prefixed); more slices = finer shares.
+    quota_topic: str = "meshadapter.control.quota"
+    quota_slices: int = Field(default=60, ge=1, le=1000)
+    #: Beyond the previous holder's lease and the quota window, before a moved slice is used
+    #: (requests in flight, clocks of different hosts).
+    quota_grace_seconds: float = Field(default=5.0, ge=0)
 
     @model_validator(mode="after")
     def _lease_fits(self) -> CoordinationSettings:

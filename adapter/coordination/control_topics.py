@@ -22,6 +22,8 @@ async def ensure_control_topics(
     control_topic: str,
     slots: int,
     watermark_topic: str,
+    quota_topic: str | None = None,
+    quota_slices: int = 0,
     timeout: float,  # noqa: ASYNC109 (bounds several steps, not one)
 ) -> None:
     """Creates the topics that do not exist yet; raises ``KafkaError`` or ``TimeoutError``.
@@ -37,6 +39,8 @@ async def ensure_control_topics(
             wanted = []
             if control_topic not in existing:
                 wanted.append(NewTopic(control_topic, slots, 1))
+            if quota_topic is not None and quota_topic not in existing:
+                wanted.append(NewTopic(quota_topic, quota_slices, 1))
             if watermark_topic not in existing:
                 # One partition: every write of every replica in one order; compacted: the
                 # latest mark per stream is kept for ever, older ones cleaned away.

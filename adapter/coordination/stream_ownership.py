@@ -32,7 +32,7 @@ from typing import Protocol
 import aiokafka.errors as kafka_errors
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
 from adapter.config.coordination import CoordinationSettings
 from adapter.lifecycle.supervisor import Supervisor
@@ -106,7 +106,11 @@ class StreamOwnership:
         return _Fence(self, name)
 
     def may_publish(self, name: str) -> bool:
-        return name in self.assigned and self._clock() - self._confirmed_at < self._settings.lease_seconds
+        return name in self.assigned and self.confirmed()
+
+    def confirmed(self) -> bool:
+        """Whether this replica's membership was confirmed within the lease."""
+        return self._clock() - self._confirmed_at < self._settings.lease_seconds
 
     async def changed(self) -> None:
         """Waits for the next change of assignment or confirmation."""
@@ -122,9 +126,14 @@ class StreamOwnership:
         if self._consumer is not None:
             return
         s = self._settings
+        # The broker names a member "<client id>-<uuid>" and the range assignor deals the
+        # streams out in member-name order: a start time in the name makes the oldest
+        # replicas the owners, so a replica that joins (quota slices not yet usable, see
+        # quota_membership.py) takes no stream from a running one.
+        started = int(time.time() * 1000)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap_servers,
-            client_id=f"{self.client_id}-{self.replica_id}",
+            client_id=f"{self.client_id}-{started:013d}-{self.replica_id}",
             group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -132,11 +141,15 @@ class StreamOwnership:
             heartbeat_interval_ms=int(s.heartbeat_interval_seconds * 1000),
             # Revoking stops a stream and writes its mark: bounded well below this.
             rebalance_timeout_ms=int(max(s.session_timeout_seconds, 30.0) * 1000),
-            partition_assignment_strategy=(RoundRobinPartitionAssignor,),
+            partition_assignment_strategy=(RangePartitionAssignor,),
         )
         consumer.subscribe([self.control_topic], listener=_Listener(self))
-        await consumer.start()
-        self._consumer = consumer
+        self._consumer = consumer  # the first assignment may come before start() returns
+        try:
+            await consumer.start()
+        except BaseException:
+            self._consumer = None
+            raise
         self._task = self._supervisor.spawn("stream-ownership", self._run)
         logger.info(
             "replica %s joined group %s for streams %s", self.replica_id, self.group_id, ", ".join(self.names)

@@ -18,6 +18,7 @@ from .webhook_receiver import WebhookReceiver
 from .websocket_source import WebSocketSource
 
 if TYPE_CHECKING:
+    from adapter.coordination.quota_membership import QuotaMembership
     from adapter.coordination.stream_ownership import StreamOwnership
 
 __all__ = ["EventPipeline"]
@@ -36,3 +37,5 @@ class EventPipeline:
     subscriptions: EventServiceServicer | None = None
     #: Replicas: which streams this one runs (``events.coordination``); None: all of them.
     ownership: StreamOwnership | None = None
+    #: Replicas: this one's share of the upstream quotas (``events.coordination.share_quota``).
+    quota: QuotaMembership | None = None

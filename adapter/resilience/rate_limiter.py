@@ -23,6 +23,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Iterable
 
@@ -72,6 +73,10 @@ class UpstreamRateLimiter(CallerLayer):
         self._attributes = {"upstream": self.name, "quota": quota}
         self.configured_limit = limit
         self.limit = limit
+        #: The credential's whole quota (configured, or learnt lower from headers), and
+        #: this process's share of it (replicas: see adapter/coordination/quota_share.py).
+        self._whole = limit
+        self.share = 1.0
         self.window = window
         self._learn = learn_from_headers
         self._in_flight = 0
@@ -96,6 +101,13 @@ class UpstreamRateLimiter(CallerLayer):
         self._throttled = meter(meter_provider).create_counter(
             RATE_LIMIT_THROTTLED, unit="{call}", description="Calls that waited for, or were refused, quota"
         )
+
+    def set_share(self, fraction: float) -> None:
+        """Uses ``fraction`` (0..1) of the credential's quota from now on: the rest is
+        other replicas'. Slots this process holds stay held until they free."""
+        self.share = min(1.0, max(0.0, fraction))
+        self.limit = math.floor(self._whole * self.share)
+        self._wake()
 
     # accounting ------------------------------------------------------------
 
@@ -225,14 +237,17 @@ class UpstreamRateLimiter(CallerLayer):
                     "%s answered 429: pausing every %s call for %.1fs", self.name, self.quota, pause
                 )
         limit = _header_int(response, _LIMIT_HEADERS)
-        if limit is not None and 0 < limit < self.limit:
+        if limit is not None and 0 < limit < self._whole:
             logger.info(
                 "%s reports a %s quota of %d per window; using it instead of %d",
-                self.name, self.quota, limit, self.limit,
+                self.name, self.quota, limit, self._whole,
             )  # fmt: skip
-            self.limit = limit
+            self._whole = limit
+            self.limit = math.floor(limit * self.share)
         remaining = _header_int(response, _REMAINING_HEADERS)
-        if remaining is not None and limit is not None:
+        # Replicas (share < 1) account for each other by their shares; what the headers
+        # show beyond this process is theirs, not a foreign client's.
+        if remaining is not None and limit is not None and self.share >= 1.0:
             # Everything this process sent in the vendor's current window is still
             # counted in _used, so anything beyond it belongs to other clients.
             foreign = (limit - remaining) - (

@@ -115,6 +115,11 @@ async def test_killing_each_streams_owner_loses_nothing(
                 what="events flowing",
             )
             before = len(simulator.state.openframe.alerts)
+            await wait_until(
+                lambda vs=victim_stream: len(owners(replicas, vs)) == 1,
+                within=30,
+                what=f"{victim_stream} owned",
+            )
             (victim,) = owners(replicas, victim_stream)
             killed_at = time.monotonic()
             await victim.kill()
