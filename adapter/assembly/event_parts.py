@@ -105,6 +105,7 @@ def build_event_pipeline(
         credentials=credentials,
         codec=codec,
         supervisor=supervisor,
+        limiters=limiters,
     )
     drainer = SpoolDrainer(
         spool,

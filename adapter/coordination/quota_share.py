@@ -40,54 +40,59 @@ class QuotaShare:
         self.topic = topic
         self.slices = slices
         self._limiters = limiters
-        window = max((limiter.window for limiter in limiters), default=0.0)
-        #: From a holder's last confirmation until its requests no longer count anywhere.
-        self.handover_seconds = lease_seconds + window + grace_seconds
+        #: From a holder's last confirmation until a quota's window no longer counts its
+        #: requests: per limiter, as each has its own window.
+        self._wait = lease_seconds + grace_seconds
         self._replica = replica_id
         self._wall = wall
-        #: Slice -> wall time from which it is usable here.
-        self._held: dict[int, float] = {}
-        self.fraction = -1.0
+        #: Slice -> its previous holder's last confirmation (wall seconds; None: nobody's).
+        self._held: dict[int, float | None] = {}
+        self._usable: list[int] = [-1] * len(limiters)
         self.apply(confirmed=False)  # nothing before the group says so
+
+    def usable_from(self, index: int, limiter: UpstreamRateLimiter) -> float:
+        last = self._held.get(index)
+        return 0.0 if last is None else last + self._wait + limiter.window
 
     def assigned(self, slices: set[int], last_confirmed_ms: Mapping[int, int | None]) -> None:
         """The slices of a new assignment; ``last_confirmed_ms``: the committed offset
         (previous holder's last confirmation) of each slice gained."""
-        now = self._wall()
-        held: dict[int, float] = {}
+        held: dict[int, float | None] = {}
         for index in slices:
             if index in self._held:
                 held[index] = self._held[index]
                 continue
             last = last_confirmed_ms.get(index)
-            held[index] = now if last is None or last <= 0 else max(now, last / 1000 + self.handover_seconds)
+            held[index] = None if last is None or last <= 0 else last / 1000
         self._held = held
-        waiting = [at for at in held.values() if at > now]
-        if waiting:
+        now = self._wall()
+        waits = [self.usable_from(i, lim) - now for i in held for lim in self._limiters]
+        if any(w > 0 for w in waits):
             logger.info(
-                "replica %s holds %d of %d quota slices; %d usable in up to %.0fs (their previous holder's "
-                "requests still count at the vendor)",
+                "replica %s holds %d of %d quota slices; some usable only in up to %.0fs (their previous "
+                "holder's requests still count at the vendor)",
                 self._replica,
                 len(held),
                 self.slices,
-                len(waiting),
-                max(waiting) - now,
+                max(waits),
             )
 
-    def apply(self, *, confirmed: bool) -> float:
-        """Sets the limiters to the usable share (none while ownership is not confirmed)."""
+    def apply(self, *, confirmed: bool) -> None:
+        """Sets each limiter to its usable share (none while the slices are not confirmed)."""
         now = self._wall()
-        usable = sum(1 for at in self._held.values() if at <= now) if confirmed else 0
-        fraction = usable / self.slices
-        if fraction != self.fraction:
-            self.fraction = fraction
-            for limiter in self._limiters:
-                limiter.set_share(fraction)
+        changed = False
+        for n, limiter in enumerate(self._limiters):
+            usable = sum(1 for i in self._held if self.usable_from(i, limiter) <= now) if confirmed else 0
+            if usable != self._usable[n]:
+                self._usable[n] = usable
+                limiter.set_share(usable / self.slices)
+                changed = True
+        if changed:
+            rest = [u for u, lim in zip(self._usable, self._limiters, strict=True) if lim.quota == "rest"]
             logger.info(
                 "replica %s uses %d/%d of each upstream quota (%s)",
                 self._replica,
-                usable,
+                min(rest, default=0),
                 self.slices,
                 ", ".join(f"{lim.name} {lim.quota} {lim.limit}" for lim in self._limiters) or "no limiter",
             )
-        return fraction

@@ -40,7 +40,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
@@ -49,6 +49,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from adapter.config.settings import WebSocketSourceSettings
 from adapter.lifecycle.supervisor import Supervisor
 from adapter.resilience.backoff import Backoff
+from adapter.resilience.errors import LocalRateLimitExceeded
 from adapter.upstream.credentials import CredentialProvider
 from adapter.upstream.errors import CallDeadlineExceeded, UpstreamError
 
@@ -98,10 +99,13 @@ class WebSocketSource:
         rng: random.Random | None = None,
         on_state: Callable[[StreamState, str], None] | None = None,
         supervisor: Supervisor | None = None,
+        admission: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """``on_state(state, detail)`` is called on every state change (health pushes
         NOT_SERVING on FAILED from it; :meth:`listen` adds more); ``supervisor`` keeps
-        the stream's task alive if it is killed from outside (a private one by default)."""
+        the stream's task alive if it is killed from outside (a private one by default);
+        ``admission`` is awaited before each connection attempt (the upstream's rate
+        limiter counts the upgrade request; it raises LocalRateLimitExceeded)."""
         self.stream = stream
         self.settings = settings
         self.url = url
@@ -130,6 +134,7 @@ class WebSocketSource:
         #: killed from outside (set by the composition root; None: not reported).
         self.health_name: str | None = None
         self._fence: PublishFence | None = None
+        self._admission = admission
         self.queued_bytes = 0
 
     def fence_with(self, fence: PublishFence) -> None:
@@ -199,6 +204,8 @@ class WebSocketSource:
                 await self._fence.wait_allowed()
             self._set(StreamState.CONNECTING, self.url)
             try:
+                if self._admission is not None:
+                    await self._admission()
                 headers = await self._credentials.auth_headers()
                 async with connect(
                     self.url,
@@ -211,6 +218,12 @@ class WebSocketSource:
                     max_queue=4,  # websockets' own buffer, in frames: ours is bounded by bytes
                 ) as ws:
                     await self._session(ws)
+            except LocalRateLimitExceeded as exc:
+                # The quota is spent (or this replica's share not usable yet): wait for it.
+                self.counts["quota_waits"] += 1
+                self._set(StreamState.BACKING_OFF, f"quota: {exc}")
+                await asyncio.sleep(min(exc.retry_after, self.settings.backoff_max_seconds * 4))
+                continue
             except InvalidStatus as exc:
                 status = exc.response.status_code
                 if status in (401, 403):

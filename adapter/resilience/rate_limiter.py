@@ -148,8 +148,17 @@ class UpstreamRateLimiter(CallerLayer):
 
     # admission -------------------------------------------------------------
 
+    async def reserve(self, route: str, *, deadline: float, hold: float) -> None:
+        """Counts one request this stack does not send (a WebSocket upgrade, which the
+        vendor counts too): waits for a slot like a call, then holds it ``window`` past
+        ``hold`` seconds from now (the longest the request can take)."""
+        await self._admit(route, deadline)
+        self._in_flight -= 1
+        self._held.append(self.now() + hold + self.window)
+        self._wake()
+
     async def send(self, request: UpstreamRequest, *, deadline: float) -> UpstreamResponse:
-        await self._admit(request, deadline)
+        await self._admit(request.route, deadline)
         started = self.now()
         try:
             response = await self.inner.send(request, deadline=deadline)
@@ -162,7 +171,7 @@ class UpstreamRateLimiter(CallerLayer):
             self._learn_from(response)
         return response
 
-    async def _admit(self, request: UpstreamRequest, deadline: float) -> None:
+    async def _admit(self, route: str, deadline: float) -> None:
         now = self.now()
         if not self._waiters and now >= self._paused_until and self._used(now) < self.limit:
             self._in_flight += 1
@@ -171,7 +180,7 @@ class UpstreamRateLimiter(CallerLayer):
         latest = deadline - (2 * self._latency + 0.05)
         start_at = self._free_at(len(self._waiters) + 1, now)
         if start_at >= latest:
-            self._refuse(request, start_at - now)
+            self._refuse(route, start_at - now)
         self._throttled.add(1, {**self._attributes, "outcome": "waited"})
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
@@ -187,7 +196,7 @@ class UpstreamRateLimiter(CallerLayer):
         if waiter.done() and not waiter.cancelled():
             return  # admitted (_wake counted the slot)
         self._abandon(waiter)
-        self._refuse(request, self._free_at(len(self._waiters) + 1, self.now()) - self.now())
+        self._refuse(route, self._free_at(len(self._waiters) + 1, self.now()) - self.now())
 
     def _abandon(self, waiter: asyncio.Future[None]) -> None:
         if waiter.done() and not waiter.cancelled():
@@ -198,11 +207,11 @@ class UpstreamRateLimiter(CallerLayer):
             with contextlib.suppress(ValueError):
                 self._waiters.remove(waiter)
 
-    def _refuse(self, request: UpstreamRequest, retry_after: float) -> None:
+    def _refuse(self, route: str, retry_after: float) -> None:
         self._throttled.add(1, {**self._attributes, "outcome": "refused"})
         raise LocalRateLimitExceeded(
             upstream=self.name,
-            route=request.route,
+            route=route,
             retry_after=max(retry_after, 0.001),
             limit=self.limit,
             window_seconds=self.window,

@@ -27,6 +27,7 @@ __all__ = ["Replica", "free_port", "session_overlaps"]
 ROOT = Path(__file__).resolve().parents[2]
 SESSION_TIMEOUT = 6.0  # the broker's smallest allowed (group.min.session.timeout.ms)
 _OWNERSHIP = re.compile(r"replica (\S+) (owns|stopped) stream (\w+)")
+_SHARE = re.compile(r"replica (\S+) uses (\d+)/(\d+) of each upstream quota")
 
 
 def free_port() -> int:
@@ -109,6 +110,15 @@ class Replica:
             else:
                 running.discard(stream)
         return running
+
+    def usable_slices(self) -> int:
+        """Quota slices this process may use now, by its log (0 once it is dead)."""
+        if self.process is None or self.process.poll() is not None or not self.log.exists():
+            return 0
+        found = [
+            int(n) for who, n, _ in _SHARE.findall(self.log.read_text(errors="replace")) if who == self.name
+        ]
+        return found[-1] if found else 0
 
     async def wait_serving(self, within: float = 30.0) -> None:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{self.grpc_port}") as channel:
