@@ -92,7 +92,7 @@ async def run_workers(settings: Settings, count: int) -> int:
     for worker in workers:
         if worker.process is not None and worker.process.returncode is None:
             worker.process.send_signal(signal.SIGTERM)
-    grace = settings.grpc.grace_period_seconds + 30  # each worker drains, then stops its parts
+    grace = settings.grpc.drain_seconds + settings.grpc.grace_period_seconds + 30  # drain, then stop
     _, pending = await asyncio.wait(watchers, timeout=grace)
     for worker in workers:
         if worker.process is not None and worker.process.returncode is None:
