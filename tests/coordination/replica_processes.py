@@ -22,10 +22,19 @@ from simulator import Simulator
 from ..conftest import OCTOSPINE_KEY, OPENFRAME_KEY
 from ..events.kafka_fixtures import BOOTSTRAP
 
-__all__ = ["Replica", "free_port", "session_overlaps"]
+__all__ = ["QUICK_QUOTA", "QUOTA_WINDOW", "Replica", "free_port", "session_overlaps", "usable_slices"]
 
 ROOT = Path(__file__).resolve().parents[2]
 SESSION_TIMEOUT = 6.0  # the broker's smallest allowed (group.min.session.timeout.ms)
+QUOTA_WINDOW = 4.0
+QUICK_QUOTA = {
+    "MESH_EVENTS__COORDINATION__QUOTA_GRACE_SECONDS": "1",
+    **{
+        f"MESH_UPSTREAMS__{vendor}__{key}__WINDOW_SECONDS": str(QUOTA_WINDOW)
+        for vendor in ("OPENFRAME", "OCTOSPINE")
+        for key in ("RESILIENCE__RATE_LIMIT", "GRAPHQL__RATE_LIMIT")
+    },
+}
 _OWNERSHIP = re.compile(r"replica (\S+) (owns|stopped) stream (\w+)")
 _SHARE = re.compile(r"replica (\S+) uses (\d+)/(\d+) of each upstream quota")
 
@@ -62,6 +71,8 @@ class Replica:
             "MESH_EVENTS__COORDINATION__HEARTBEAT_INTERVAL_SECONDS": "1",
             "MESH_EVENTS__COORDINATION__CONFIRM_INTERVAL_SECONDS": "0.5",
             "MESH_EVENTS__COORDINATION__WATERMARK_INTERVAL_SECONDS": "0.5",
+            # Short quota windows: a quota slice that moves waits out one window (quota_share.py).
+            **QUICK_QUOTA,
             **{
                 f"MESH_EVENTS__WEBSOCKETS__{vendor}__{key}": value
                 for vendor in ("OPENFRAME", "OCTOSPINE")
@@ -135,6 +146,12 @@ class Replica:
                 if loop.time() > deadline:
                     pytest.fail(f"replica {self.name} did not serve within {within}s")
                 await asyncio.sleep(0.1)
+
+
+def usable_slices(log: Path, replica: str) -> int:
+    """The quota slices ``replica`` last said it may use, by ``log``."""
+    found = [int(n) for who, n, _ in _SHARE.findall(log.read_text(errors="replace")) if who == replica]
+    return found[-1] if found else 0
 
 
 def session_overlaps(log: list[dict[str, Any]], now: float) -> list[tuple[str, str, float]]:

@@ -5,6 +5,7 @@ watermark written only for what Kafka acknowledged."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -57,8 +58,25 @@ class RecordedStream:
             del self._ledger.running[self._name]
 
 
+class Clock:
+    """time.monotonic, or (while ``stalled``) one that leaps a minute per reading: every
+    confirmation then comes too late for the lease, as for a replica cut off from the
+    group coordinator (or frozen) longer than the lease."""
+
+    def __init__(self) -> None:
+        self.stalled = False
+        self._leap = 0.0
+
+    def __call__(self) -> float:
+        if self.stalled:
+            self._leap += 60.0
+        return time.monotonic() + self._leap
+
+
 class Replica:
-    def __init__(self, name: str, prefix: str, ledger: Ledger, tmp_path: Path) -> None:
+    def __init__(
+        self, name: str, prefix: str, ledger: Ledger, tmp_path: Path, clock: Clock | None = None
+    ) -> None:
         self.name = name
         self.spool = EventSpool(tmp_path / name / "events.db")
         self.sink = KafkaSink(BOOTSTRAP, client_id=f"test-{name}")
@@ -79,6 +97,7 @@ class Replica:
             control_topic=f"{prefix}control",
             replica_id=name,
             watermarks=self.watermarks,
+            clock=clock or Clock(),
         )
         self.group = LifecycleGroup([self.spool, self.sink, *coordination_parts(self.ownership, self.spool)])
 
@@ -135,5 +154,29 @@ async def test_watermark_is_published_only_once_kafka_has_the_events(prefix: str
         assert await replica.watermarks.publish(["openframe"]) == 1
         reader = Replica("reader", prefix, Ledger(), tmp_path)
         assert await reader.watermarks.load("openframe") == later
+    finally:
+        await replica.group.stop()
+
+
+async def test_an_owner_that_cannot_confirm_within_its_lease_stops_publishing(
+    prefix: str, tmp_path: Path
+) -> None:
+    clock = Clock()
+    ledger = Ledger()
+    replica = Replica("slow", prefix, ledger, tmp_path, clock)
+    await replica.group.start()
+    try:
+        await wait_until(lambda: len(replica.ownership.running) == 2, within=30, what="both streams owned")
+        fence = replica.ownership.fence("openframe")
+        assert fence.allows()
+        clock.stalled = True
+        assert not fence.allows()  # the next batch would be refused before the spool
+        await wait_until(
+            lambda: not ledger.running, within=10, what="the streams stopped by the lapsed lease"
+        )
+        assert replica.ownership.assigned == {"openframe", "octospine"}  # the group still says so
+        clock.stalled = False
+        await wait_until(lambda: len(ledger.running) == 2, within=10, what="the streams back once confirmed")
+        assert fence.allows()
     finally:
         await replica.group.stop()

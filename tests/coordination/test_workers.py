@@ -27,7 +27,7 @@ from simulator import Simulator
 
 from ..conftest import OCTOSPINE_KEY, OPENFRAME_KEY
 from ..events.kafka_fixtures import BOOTSTRAP, delete_topics_with_prefix, wait_until
-from .replica_processes import ROOT, free_port, session_overlaps
+from .replica_processes import QUICK_QUOTA, ROOT, free_port, session_overlaps, usable_slices
 
 pytest_plugins = ["tests.events.kafka_fixtures"]
 pytestmark = pytest.mark.usefixtures("kafka_bootstrap")
@@ -102,6 +102,7 @@ async def test_two_workers_share_one_port_and_the_streams(
         "MESH_EVENTS__COORDINATION__ENABLED": "true",
         "MESH_EVENTS__COORDINATION__REPLICA_ID": "host",
         "MESH_EVENTS__COORDINATION__SESSION_TIMEOUT_SECONDS": "6",
+        **QUICK_QUOTA,
     }
     log = tmp_path / "workers.log"
     supervisor = start_supervisor(env, log)
@@ -117,6 +118,12 @@ async def test_two_workers_share_one_port_and_the_streams(
                 what=f"{stream} subscribed",
             )
         ops_ports = [ops, ops + 1]
+        # A worker whose quota slices came from the other waits out one quota window.
+        await wait_until(
+            lambda: all(usable_slices(log, f"host-w{i}") for i in (1, 2)),
+            within=30,
+            what="both workers' quota",
+        )
         # One call per new connection: the kernel spreads connections, not calls.
         for _ in range(CONNECTIONS):
             async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
