@@ -157,4 +157,5 @@ async def test_two_workers_share_one_port_and_the_streams(
             for pid in children(supervisor.pid):
                 os.kill(pid, signal.SIGKILL)
             supervisor.kill()
+            await asyncio.to_thread(supervisor.wait, 10)
         sys.stderr.write(log.read_text(errors="replace")[-3000:] if log.exists() else "")
