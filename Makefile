@@ -11,6 +11,7 @@ STAMP := $(VENV)/.installed
 help:
 	@echo "make run        simulator + Kafka + adapter, with a demo gRPC call and a Kafka event (Ctrl-C stops)"
 	@echo "make run SECURE=1   the same with mTLS and an authorization policy (docs/security.md)"
+	@echo "make run REPLICAS=3   the same with three adapters coordinated through Kafka (ports 50051-50053)"
 	@echo "make test       the whole test suite (starts its own Kafka broker)"
 	@echo "make codegen    regenerate generated/, docs/api/ and docs/asyncapi.yaml from protos/"
 	@echo "make check      ruff, mypy, buf lint, buf breaking, codegen drift, AsyncAPI validation"
@@ -76,7 +77,7 @@ fuzz: $(STAMP)
 
 # SECURE=1: the same demo with mTLS and a policy (dev certificates in var/dev-certs/).
 run: $(STAMP)
-	$(PY) scripts/demo.py$(if $(SECURE), --secure)
+	$(PY) scripts/demo.py$(if $(SECURE), --secure)$(if $(REPLICAS), --replicas $(REPLICAS))
 
 kafka-up:
 	scripts/kafka start

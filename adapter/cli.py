@@ -81,6 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     if args.command in (None, "serve"):
         try:
+            from adapter.workers import resolve_workers, run_workers
+
+            workers = resolve_workers(settings)
+            if workers > 1:
+                return asyncio.run(run_workers(settings, workers))
             return asyncio.run(serve(settings))
         except (
             SpecError,

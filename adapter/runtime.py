@@ -32,6 +32,7 @@ from adapter.descriptors.permissions import REFLECTION_SERVICES, served_permissi
 from adapter.events.pipeline import EventPipeline
 from adapter.events.routing import topic_name
 from adapter.lifecycle import HealthBoard, LifecycleGroup, Part, Supervisor, part
+from adapter.resilience.rate_limiter import UpstreamRateLimiter
 from adapter.server.app import AdapterServer, ServedService
 from adapter.server.event_service import EventStreamServicer
 from adapter.server.grpc_options import limit_options
@@ -102,12 +103,14 @@ class MeshAdapter:
         page_tokens = PageTokenSigner.from_settings(settings.page_tokens)
         # Read first: the callers route by its tenant bindings, the gate checks its grants.
         policy = build_policy(settings)
+        self.limiters: list[UpstreamRateLimiter] = []
         self.credentials, self.callers = build_callers(
             settings,
             catalog.methods_by_upstream(),
             tracer_provider=self._tracer_provider,
             meter_provider=self._meter_provider,
             policy=policy.current if policy is not None else None,
+            limiters=self.limiters,
         )
         transcoders = build_transcoders(catalog, settings, codec=codec, page_tokens=page_tokens)
         services = upstream_services(
@@ -130,6 +133,7 @@ class MeshAdapter:
                 supervisor=self.supervisor,
                 tracer_provider=self._tracer_provider,
                 meter_provider=self._meter_provider,
+                limiters=self.limiters,
             )
             servicer = self.events.subscriptions
             assert servicer is not None

@@ -145,9 +145,20 @@ async def trickle(sim: Simulator, stop: asyncio.Event) -> None:
             await sim.generate_events("openframe", "alert")
 
 
-async def main(run_for: float | None, secure: bool = False) -> None:
+async def main(run_for: float | None, secure: bool = False, replicas: int = 1) -> None:
     started_kafka = start_local_kafka()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    if replicas > 1:
+        from demo_replicas import run_replicas  # scripts/ is on sys.path when run as a script
+
+        try:
+            keys = (OPENFRAME_KEY, OCTOSPINE_KEY, WEBHOOK_SECRET)
+            await run_replicas(replicas, bootstrap, keys, say, run_for)
+        finally:
+            if started_kafka:
+                stop_kafka = [str(ROOT / "scripts" / "kafka"), "stop"]
+                await asyncio.to_thread(subprocess.run, stop_kafka, check=False)
+        return
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -210,6 +221,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--run-for", type=float, default=None, help="stop after this many seconds (for CI)")
     parser.add_argument("--secure", action="store_true", help="mTLS and a policy (make run SECURE=1)")
+    parser.add_argument("--replicas", type=int, default=1, help="adapter processes coordinated through Kafka")
     args = parser.parse_args()
     log_format = f"{DIM}%(asctime)s %(levelname)s %(name)s: %(message)s{RESET}"
     logging.basicConfig(level=logging.INFO, format=log_format)
@@ -218,4 +230,4 @@ if __name__ == "__main__":
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("simulator").setLevel(logging.WARNING)
-    asyncio.run(main(args.run_for, args.secure))
+    asyncio.run(main(args.run_for, args.secure, args.replicas))

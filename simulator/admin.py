@@ -124,6 +124,10 @@ def add_admin_routes(router: web.UrlDispatcher, vendor: Vendor, sim: Simulator) 
     async def ws_drop(request: web.Request) -> web.StreamResponse:
         return json_response({"dropped": sim.ws_drop(vendor)})
 
+    @routes.get("/_sim/ws/sessions")
+    async def ws_session_log(request: web.Request) -> web.StreamResponse:
+        return json_response({"sessions": sim.ws_session_log(vendor)})
+
     @routes.post("/_sim/ws/push")
     async def ws_push(request: web.Request) -> web.StreamResponse:
         body = await _body(request)

@@ -53,6 +53,8 @@ class EventHub:
         self._ring: deque[Event] = deque(maxlen=ring_size)
         self._subscribers: set[Subscriber] = set()
         self._seq = 0
+        #: Every subscriber ever attached, oldest first (bounded): the session log.
+        self.history: deque[Subscriber] = deque(maxlen=10_000)
 
     def publish(self, topic: str, event_type: str, data: JsonObject, *, action: str = "") -> Event:
         """Publishes ``{"type", ["action"], "id", "timestamp", "data"}`` (or the documented
@@ -83,6 +85,7 @@ class EventHub:
     def attach(self, subscriber: Subscriber) -> None:
         """Starts fanning events out to `subscriber`."""
         self._subscribers.add(subscriber)
+        self.history.append(subscriber)
 
     def detach(self, subscriber: Subscriber) -> None:
         """Stops fanning events out to `subscriber`."""
@@ -94,8 +97,10 @@ class EventHub:
         return list(self._subscribers)
 
     def clear(self) -> None:
-        """Forgets the ring (the id sequence keeps growing, so ids stay unique)."""
+        """Forgets the ring and the session log (the id sequence keeps growing, so ids
+        stay unique)."""
         self._ring.clear()
+        self.history.clear()
 
 
 def _event_seq(event_id: str) -> int:

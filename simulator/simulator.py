@@ -243,6 +243,12 @@ class Simulator:
         """The vendor's connected WebSocket sessions."""
         return sessions(self.hubs[vendor].subscribers)
 
+    def ws_session_log(self, vendor: Vendor) -> list[JsonObject]:
+        """Every WebSocket session of `vendor` since start or reset, oldest first: ``id``,
+        ``topics``, ``peer``, ``opened``, ``subscribed``, ``closed`` (``time.monotonic``
+        seconds, None while not yet)."""
+        return [s.summary() for s in sessions(self.hubs[vendor].history)]
+
     def ws_drop(self, vendor: Vendor) -> int:
         """Closes every session of `vendor` abruptly (no close frame); returns how many."""
         dropped = self.ws_sessions(vendor)

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +55,23 @@ class WsSession:
         self._resumed = asyncio.Event()
         self._resumed.set()
         self._queue: asyncio.Queue[str] = asyncio.Queue()
+        # The session log (``Simulator.ws_session_log``), on ``time.monotonic``.
+        self.opened_at = time.monotonic()
+        self.subscribed_at: float | None = None
+        self.closed_at: float | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """The session log's entry: id, topics, peer, and when it opened, first
+        subscribed and closed (``time.monotonic`` seconds; None: not yet)."""
+        peer = self.request.transport.get_extra_info("peername") if self.request.transport else None
+        return {
+            "id": self.id,
+            "topics": sorted(self.topics),
+            "peer": f"{peer[0]}:{peer[1]}" if peer else "",
+            "opened": self.opened_at,
+            "subscribed": self.subscribed_at,
+            "closed": self.closed_at,
+        }
 
     # Subscriber protocol of the event hub.
     def wants(self, topic: str) -> bool:
@@ -139,6 +157,8 @@ def _handle_text(session: WsSession, dialect: Dialect, text: str, request: web.R
         _send(session, {"type": "unsubscribed", dialect.list_key: valid})
         return
     session.topics.update(valid)
+    if valid and session.subscribed_at is None:
+        session.subscribed_at = time.monotonic()
     _send(session, {"type": "subscribed", dialect.list_key: valid})
     since = message.get("since")
     if isinstance(since, str) and since:
@@ -173,6 +193,7 @@ async def _serve(request: web.Request, dialect: Dialect) -> web.StreamResponse:
                 logger.debug("%s ws %s error: %s", runtime.vendor, session.id, ws.exception())
                 break
     finally:
+        session.closed_at = time.monotonic()
         runtime.hub.detach(session)
         sender.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConnectionError):

@@ -98,6 +98,7 @@ def build_upstream_caller(
     meter_provider: MeterProvider | None = None,
     methods: Iterable[MethodSpec] = (),
     share_of: Callable[[str], float] | None = None,
+    limiters: list[UpstreamRateLimiter] | None = None,
 ) -> UpstreamCaller:
     """One credential set's stack for upstream ``name``: the client wrapped in the
     resilience layers ``settings.resilience`` enables (see the module docstring).
@@ -113,7 +114,7 @@ def build_upstream_caller(
         transport=transport,
         meter_provider=meter_provider,
     )
-    caller = _rate_limited(caller, settings, meter_provider, share_of)
+    caller = _rate_limited(caller, settings, meter_provider, share_of, limiters)
     retry, budget = resilience.retry, resilience.retry_budget
     if retry.max_attempts > 1:
         caller = RetryingCaller(
@@ -160,9 +161,11 @@ def _rate_limited(
     settings: UpstreamSettings,
     meter_provider: MeterProvider | None,
     share_of: Callable[[str], float] | None,
+    registry: list[UpstreamRateLimiter] | None = None,
 ) -> UpstreamCaller:
     """The client behind one limiter per quota: REST (``resilience.rate_limit``) and
-    GraphQL (``graphql.rate_limit``), each under the callers' shares of it."""
+    GraphQL (``graphql.rate_limit``), each under the callers' shares of it; each limiter
+    is also added to ``registry`` (replicas share the quotas by adjusting them)."""
     limiters: dict[str, UpstreamCaller] = {}
     for quota, limit in (
         ("rest", settings.resilience.rate_limit),
@@ -177,6 +180,8 @@ def _rate_limited(
                 meter_provider=meter_provider,
                 quota=quota,
             )
+            if registry is not None:
+                registry.append(limiter)
             limiters[quota] = (
                 limiter
                 if share_of is None
@@ -194,6 +199,7 @@ def build_callers(
     tracer_provider: TracerProvider | None = None,
     meter_provider: MeterProvider | None = None,
     policy: PolicySource | None = None,
+    limiters: list[UpstreamRateLimiter] | None = None,
 ) -> tuple[dict[str, CredentialProvider], dict[str, UpstreamCaller]]:
     """Credentials and one caller per configured upstream, built once and shared by
     the RPC handlers, backfill and the WebSocket streams. With a ``policy`` (caller
@@ -216,6 +222,7 @@ def build_callers(
                 meter_provider=meter_provider,
                 methods=methods.get(name, ()),
                 share_of=share_of,
+                limiters=limiters,
             )
 
         default = stack(upstream, credentials[name])

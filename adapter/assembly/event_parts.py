@@ -10,7 +10,7 @@ drainer's Kafka state feeds ``meshadapter.v1.EventService``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
@@ -25,9 +25,10 @@ from adapter.events.metrics import register_event_metrics
 from adapter.events.pipeline import EventPipeline
 from adapter.events.routing import EventRouter, topic_name
 from adapter.events.spool import EventSpool
-from adapter.events.watermarks import WatermarkStore
+from adapter.events.watermarks import Watermarks, WatermarkStore
 from adapter.events.websocket_source import StreamState
 from adapter.lifecycle import HealthBoard, Part, Supervisor, part
+from adapter.resilience.rate_limiter import UpstreamRateLimiter
 from adapter.server.event_service import EventStreamServicer
 from adapter.server.stream_caps import SubscribeStreamCaps
 from adapter.telemetry.redaction import redacted_wire_names
@@ -37,6 +38,7 @@ from adapter.upstream.caller import UpstreamCaller
 from adapter.upstream.credentials import CredentialProvider
 
 from .catalog import Catalog
+from .coordination_parts import coordination_parts, quota_membership, shared_watermarks, stream_ownership
 
 __all__ = ["EVENT_SERVICE", "build_event_pipeline", "event_parts"]
 
@@ -57,7 +59,10 @@ def build_event_pipeline(
     supervisor: Supervisor,
     tracer_provider: TracerProvider | None,
     meter_provider: MeterProvider | None,
+    limiters: Sequence[UpstreamRateLimiter] = (),
 ) -> EventPipeline:
+    """The pipeline, not started; ``limiters`` (the upstream callers' rate limiters)
+    follow this replica's quota share when ``events.coordination`` is on."""
     cfg = settings.events
     router = EventRouter(list(catalog.routes))
     dead_letter_topic = topic_name(cfg.dead_letter_topic, cfg)
@@ -78,7 +83,18 @@ def build_event_pipeline(
         dedupe_window=cfg.spool.dedupe_window,
     )
     intake = EventIntake(encoder, spool, tracer_provider=tracer_provider)
-    watermarks = WatermarkStore(cfg.spool.path.with_name("watermarks.json"))
+    sink = KafkaSink(
+        cfg.kafka.bootstrap_servers,
+        client_id=cfg.kafka.client_id,
+        request_timeout_ms=int(cfg.kafka.request_timeout_seconds * 1000),
+        start_timeout=cfg.kafka.lifecycle_timeout_seconds,
+        stop_timeout=cfg.kafka.lifecycle_timeout_seconds,
+        delivery_timeout=max(cfg.kafka.delivery_timeout_seconds, cfg.kafka.request_timeout_seconds + 1),
+        linger_ms=cfg.kafka.linger_ms,
+        tracer_provider=tracer_provider,
+    )
+    shared = shared_watermarks(settings, sink, spool, router.routes) if cfg.coordination.enabled else None
+    watermarks: Watermarks = shared or WatermarkStore(cfg.spool.path.with_name("watermarks.json"))
     sources = build_declared_sources(
         catalog.declarations,
         settings,
@@ -89,16 +105,7 @@ def build_event_pipeline(
         credentials=credentials,
         codec=codec,
         supervisor=supervisor,
-    )
-    sink = KafkaSink(
-        cfg.kafka.bootstrap_servers,
-        client_id=cfg.kafka.client_id,
-        request_timeout_ms=int(cfg.kafka.request_timeout_seconds * 1000),
-        start_timeout=cfg.kafka.lifecycle_timeout_seconds,
-        stop_timeout=cfg.kafka.lifecycle_timeout_seconds,
-        delivery_timeout=max(cfg.kafka.delivery_timeout_seconds, cfg.kafka.request_timeout_seconds + 1),
-        linger_ms=cfg.kafka.linger_ms,
-        tracer_provider=tracer_provider,
+        limiters=limiters,
     )
     drainer = SpoolDrainer(
         spool,
@@ -118,6 +125,9 @@ def build_event_pipeline(
         webhook=sources.webhook,
         sources=dict(sources.streams),
     )
+    if shared is not None:
+        pipeline.ownership = stream_ownership(settings, pipeline.sources, shared, supervisor)
+        pipeline.quota = quota_membership(settings, limiters, supervisor)
     for name, source in pipeline.sources.items():
         health_name = source.health_name = f"meshadapter.events.{name}"
         board.set(health_name, True)
@@ -157,13 +167,19 @@ def event_parts(pipeline: EventPipeline, topics: list[str]) -> list[Part]:
         await pipeline.spool.stop()
         pipeline.watermarks.flush()
 
+    ownership = pipeline.ownership
     parts: list[Part] = [
         part("event spool", pipeline.spool.start, stop_spool),
         part("kafka sink", start_sink, pipeline.sink.stop),
-        part("spool drainer", pipeline.drainer.start, pipeline.drainer.stop),
     ]
+    if ownership is not None:
+        parts += coordination_parts(ownership, pipeline.spool, pipeline.quota)[:1]
+    parts.append(part("spool drainer", pipeline.drainer.start, pipeline.drainer.stop))
     if pipeline.webhook is not None:
         parts.append(part("webhook receiver", pipeline.webhook.start, pipeline.webhook.stop))
-    for name, source in pipeline.sources.items():
-        parts.append(part(f"{name} stream", source.start, source.stop))
+    if ownership is not None:
+        parts += coordination_parts(ownership, pipeline.spool, pipeline.quota)[1:]
+    else:
+        for name, source in pipeline.sources.items():
+            parts.append(part(f"{name} stream", source.start, source.stop))
     return parts

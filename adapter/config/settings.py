@@ -47,6 +47,7 @@ from .auth import OAuth2AuthorizationCodeAuth as OAuth2AuthorizationCodeAuth
 from .auth import OAuth2ClientCredentialsAuth as OAuth2ClientCredentialsAuth
 from .auth import UpstreamAuth as UpstreamAuth
 from .base_url import without_duplicated_prefix
+from .coordination import CoordinationSettings as CoordinationSettings
 from .graphql import GraphQLSettings as GraphQLSettings
 from .resilience import ResilienceSettings as ResilienceSettings
 from .security import SecuritySettings as SecuritySettings
@@ -168,6 +169,9 @@ class GrpcSettings(_Frozen):
     #: Serve gRPC reflection (needs the ``meshadapter.reflection.read`` permission
     #: under a policy). Unset: on when ``host`` is loopback, off otherwise.
     reflection: bool | None = None
+    #: Share the port with the other workers of this host (``SO_REUSEPORT``; the kernel
+    #: spreads connections). Set by the ``workers`` supervisor for its workers.
+    reuse_port: bool = False
     max_receive_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     #: Calls accepted by HTTP/2 but not yet picked up by the server loop; beyond
     #: this gRPC core drops new calls as CANCELLED without details
@@ -287,6 +291,8 @@ class WebhookSettings(_Frozen):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8090, ge=0, le=65535)
+    #: Share the port with the other workers of this host (set by the ``workers`` supervisor).
+    reuse_port: bool = False
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     #: Deliveries handled at once; more wait their turn (bodies buffered at most
     #: ``max_concurrent_deliveries * max_body_bytes``).
@@ -335,6 +341,8 @@ class EventsSettings(_Frozen):
     #: stream and has no entry gets the defaults.
     websockets: dict[str, WebSocketSourceSettings] = Field(default_factory=dict)
     webhook: WebhookSettings = WebhookSettings()
+    #: Replicas sharing the streams through a Kafka consumer group (docs/scaling.md).
+    coordination: CoordinationSettings = CoordinationSettings()
 
 
 class DescriptorSettings(_Frozen):
@@ -362,6 +370,10 @@ class Settings(BaseSettings):
     #: A supervised background task that dies: ``restart`` it after a backoff (its
     #: health NOT_SERVING meanwhile) or ``exit`` the process non-zero.
     on_task_death: Literal["restart", "exit"] = "restart"
+    #: Adapter processes on this host under one supervisor, sharing the gRPC and webhook
+    #: ports (``SO_REUSEPORT``); ``0``: one per core. More than one needs
+    #: ``events.coordination.enabled`` (or events off) and fixed ports (docs/scaling.md).
+    workers: int = Field(default=1, ge=0, le=256)
     grpc: GrpcSettings = GrpcSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
     #: Keyed by the ``upstream`` name the protos' service options use.

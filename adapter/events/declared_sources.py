@@ -10,12 +10,14 @@ tokens, whether a time is required, timings) here and nowhere else.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from adapter.config.settings import Settings, WebhookSourceSettings, WebSocketSourceSettings
 from adapter.lifecycle.supervisor import Supervisor
+from adapter.resilience.rate_limiter import UpstreamRateLimiter
 from adapter.transcoding.json_codec import JsonCodec
 from adapter.transcoding.method_transcoder import MethodTranscoder
 from adapter.upstream.caller import UpstreamCaller
@@ -24,7 +26,7 @@ from adapter.upstream.credentials import CredentialProvider
 from .backfill import Backfiller
 from .declarations import DeclarationError, EventSourceDeclarations, WebhookDeclaration
 from .intake import EventIntake
-from .watermarks import WatermarkStore
+from .watermarks import Watermarks
 from .webhook_auth import DeliveryCheck, SignatureCheck, TokenCheck
 from .webhook_receiver import WebhookEndpoint, WebhookReceiver
 from .webhook_verifier import WebhookVerifier
@@ -54,12 +56,13 @@ def build_declared_sources(
     settings: Settings,
     *,
     intake: EventIntake,
-    watermarks: WatermarkStore,
+    watermarks: Watermarks,
     transcoders: Mapping[str, MethodTranscoder],
     callers: Mapping[str, UpstreamCaller],
     credentials: Mapping[str, CredentialProvider],
     codec: JsonCodec,
     supervisor: Supervisor | None = None,
+    limiters: Sequence[UpstreamRateLimiter] = (),
 ) -> DeclaredSources:
     """The sources of the configured upstreams; raises DeclarationError when the
     configuration names a stream or webhook source no upstream declares, or asks
@@ -85,6 +88,7 @@ def build_declared_sources(
             watermarks=watermarks,
             backfiller=backfiller,
             supervisor=supervisor,
+            admission=_upgrade_admission(name, limiters, config.stall_timeout_seconds),
         )
     if events.webhook.enabled:
         endpoints = [
@@ -96,6 +100,22 @@ def build_declared_sources(
         if endpoints:
             built.webhook = WebhookReceiver(events.webhook, endpoints, intake=intake)
     return built
+
+
+def _upgrade_admission(
+    upstream: str, limiters: Sequence[UpstreamRateLimiter], open_timeout: float
+) -> Callable[[], Awaitable[None]] | None:
+    """The vendor counts a WebSocket upgrade against the REST quota: so does its limiter."""
+    rest = next((x for x in limiters if x.name == upstream and x.quota == "rest"), None)
+    if rest is None:
+        return None
+    limiter = rest
+
+    async def admit() -> None:
+        deadline = asyncio.get_running_loop().time() + open_timeout
+        await limiter.reserve("websocket upgrade", deadline=deadline, hold=open_timeout)
+
+    return admit
 
 
 def _endpoint(name: str, declared: WebhookDeclaration, config: WebhookSourceSettings) -> WebhookEndpoint:

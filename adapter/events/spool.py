@@ -179,6 +179,16 @@ class EventSpool:
         oldest = self._snapshot.oldest_at
         return 0.0 if oldest is None else max(0.0, self._clock() - oldest)
 
+    def now(self) -> float:
+        """The spool's clock (the one its records' enqueue times are read on)."""
+        return self._clock()
+
+    def delivered_through(self, moment: float) -> bool:
+        """Whether no record enqueued at or before ``moment`` (:meth:`now`) still waits
+        for Kafka: every one was delivered (or set aside as a dead letter)."""
+        oldest = self._snapshot.oldest_at
+        return oldest is None or oldest > moment
+
     @property
     def has_room(self) -> bool:
         """Below both limits (a batch may still not fit)."""
@@ -216,6 +226,15 @@ class EventSpool:
         self._queue.append((list(records), claim, future))
         self._queued.set()
         return await future
+
+    async def remember(self, identities: Sequence[str]) -> int:
+        """Makes later appends of these :attr:`~OutboundRecord.identity` values duplicates
+        (within the dedupe window): events Kafka already has from another replica.
+        Returns how many were not known yet."""
+        self._check_open()
+        if not identities:
+            return 0
+        return await self._run(self._store.remember, list(identities))
 
     async def pending(self, limit: int) -> list[tuple[int, OutboundRecord]]:
         """Up to ``limit`` records waiting for Kafka, oldest first, with their sequence numbers."""

@@ -138,6 +138,21 @@ class SpoolStore:
             raise
         return AppendOutcome(results, self._snapshot())
 
+    def remember(self, identities: list[str]) -> int:
+        """Marks identities as accepted (records another replica delivered); returns how
+        many were new."""
+        db = self._conn()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            fresh = sum(self._seen.claim(db, identities))
+            self._seen.prune(db)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return fresh
+
     def pending(self, limit: int) -> list[tuple[int, OutboundRecord]]:
         rows = self._conn().execute(
             "SELECT seq, topic, key, value, headers, ce_id FROM records ORDER BY seq LIMIT ?", (limit,)

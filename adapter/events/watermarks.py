@@ -12,10 +12,24 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import Protocol
 
-__all__ = ["WatermarkStore"]
+__all__ = ["WatermarkStore", "Watermarks"]
 
 logger = logging.getLogger(__name__)
+
+
+class Watermarks(Protocol):
+    """What a stream needs from a watermark store (this file, or the replicas' shared
+    one in :mod:`adapter.coordination.shared_watermarks`)."""
+
+    def get(self, source: str) -> dt.datetime | None: ...
+
+    def advance(self, source: str, timestamp: str, *, ceiling: dt.datetime | None = None) -> None: ...
+
+    def advance_to(self, source: str, when: dt.datetime, *, ceiling: dt.datetime | None = None) -> None: ...
+
+    def flush(self) -> None: ...
 
 
 class WatermarkStore:

@@ -101,7 +101,13 @@ class WebhookReceiver:
         await runner.setup()
         try:
             ssl_context = self._tls.context if self._tls is not None else None
-            site = web.TCPSite(runner, self.settings.host, self.settings.port, ssl_context=ssl_context)
+            site = web.TCPSite(
+                runner,
+                self.settings.host,
+                self.settings.port,
+                ssl_context=ssl_context,
+                reuse_port=self.settings.reuse_port or None,
+            )
             await site.start()
             if self._tls is not None:
                 await self._tls.start()

@@ -40,7 +40,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
@@ -49,15 +49,17 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from adapter.config.settings import WebSocketSourceSettings
 from adapter.lifecycle.supervisor import Supervisor
 from adapter.resilience.backoff import Backoff
+from adapter.resilience.errors import LocalRateLimitExceeded
 from adapter.upstream.credentials import CredentialProvider
 from adapter.upstream.errors import CallDeadlineExceeded, UpstreamError
 
 from .backfill import Backfiller
 from .declarations import StreamDeclaration
 from .encoding import VendorEvent, envelope_problem
+from .fencing import PublishFence, StreamFenced
 from .frame_queue import FrameQueue, ReceivedFrame
 from .intake import EventIntake
-from .watermarks import WatermarkStore
+from .watermarks import Watermarks
 
 __all__ = ["FrameQueue", "ReceivedFrame", "StreamState", "SubscriptionNotAcknowledged", "WebSocketSource"]
 
@@ -92,15 +94,18 @@ class WebSocketSource:
         url: str,
         credentials: CredentialProvider,
         intake: EventIntake,
-        watermarks: WatermarkStore,
+        watermarks: Watermarks,
         backfiller: Backfiller | None = None,
         rng: random.Random | None = None,
         on_state: Callable[[StreamState, str], None] | None = None,
         supervisor: Supervisor | None = None,
+        admission: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """``on_state(state, detail)`` is called on every state change (health pushes
         NOT_SERVING on FAILED from it; :meth:`listen` adds more); ``supervisor`` keeps
-        the stream's task alive if it is killed from outside (a private one by default)."""
+        the stream's task alive if it is killed from outside (a private one by default);
+        ``admission`` is awaited before each connection attempt (the upstream's rate
+        limiter counts the upgrade request; it raises LocalRateLimitExceeded)."""
         self.stream = stream
         self.settings = settings
         self.url = url
@@ -128,7 +133,13 @@ class WebSocketSource:
         #: The health name the supervisor turns NOT_SERVING if the stream's task is
         #: killed from outside (set by the composition root; None: not reported).
         self.health_name: str | None = None
+        self._fence: PublishFence | None = None
+        self._admission = admission
         self.queued_bytes = 0
+
+    def fence_with(self, fence: PublishFence) -> None:
+        """From now on, connect and spool only while ``fence`` allows it (replicas)."""
+        self._fence = fence
 
     def listen(self, listener: Callable[[StreamState, str], None]) -> None:
         """Calls ``listener(state, detail)`` on every state change from now on."""
@@ -188,8 +199,13 @@ class WebSocketSource:
 
     async def _run(self) -> None:
         while True:
+            if self._fence is not None and not self._fence.allows():
+                self._set(StreamState.BACKING_OFF, "waiting for the stream's ownership")
+                await self._fence.wait_allowed()
             self._set(StreamState.CONNECTING, self.url)
             try:
+                if self._admission is not None:
+                    await self._admission()
                 headers = await self._credentials.auth_headers()
                 async with connect(
                     self.url,
@@ -202,6 +218,12 @@ class WebSocketSource:
                     max_queue=4,  # websockets' own buffer, in frames: ours is bounded by bytes
                 ) as ws:
                     await self._session(ws)
+            except LocalRateLimitExceeded as exc:
+                # The quota is spent (or this replica's share not usable yet): wait for it.
+                self.counts["quota_waits"] += 1
+                self._set(StreamState.BACKING_OFF, f"quota: {exc}")
+                await asyncio.sleep(min(exc.retry_after, self.settings.backoff_max_seconds * 4))
+                continue
             except InvalidStatus as exc:
                 status = exc.response.status_code
                 if status in (401, 403):
@@ -223,6 +245,9 @@ class WebSocketSource:
                 # again later loses nothing.
                 reason = f"backfill failed ({type(exc).__name__}: {exc})"
                 self.counts["backfill_failures"] += 1
+            except StreamFenced:
+                reason = "ownership not confirmed; nothing spooled"
+                self.counts["fenced"] += 1
             self.counts["reconnects"] += 1
             delay = self._backoff.next()
             self._set(StreamState.BACKING_OFF, f"{reason}; reconnecting in {delay:.1f}s")
@@ -312,6 +337,8 @@ class WebSocketSource:
     async def _accept(self, events: list[VendorEvent], received: list[float] | None = None) -> None:
         """Spools ``events`` and moves the watermark past them (``received``: their
         receipt times, for the events that carry no time of their own)."""
+        if self._fence is not None and not self._fence.allows():
+            raise StreamFenced(self.stream.source)
         result = await self._intake.accept(events, wait=True)
         self.counts["events"] += len(events)
         # A vendor clock ahead of ours, or a hostile time, must not move the mark past

@@ -23,6 +23,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Iterable
 
@@ -72,6 +73,10 @@ class UpstreamRateLimiter(CallerLayer):
         self._attributes = {"upstream": self.name, "quota": quota}
         self.configured_limit = limit
         self.limit = limit
+        #: The credential's whole quota (configured, or learnt lower from headers), and
+        #: this process's share of it (replicas: see adapter/coordination/quota_share.py).
+        self._whole = limit
+        self.share = 1.0
         self.window = window
         self._learn = learn_from_headers
         self._in_flight = 0
@@ -96,6 +101,13 @@ class UpstreamRateLimiter(CallerLayer):
         self._throttled = meter(meter_provider).create_counter(
             RATE_LIMIT_THROTTLED, unit="{call}", description="Calls that waited for, or were refused, quota"
         )
+
+    def set_share(self, fraction: float) -> None:
+        """Uses ``fraction`` (0..1) of the credential's quota from now on: the rest is
+        other replicas'. Slots this process holds stay held until they free."""
+        self.share = min(1.0, max(0.0, fraction))
+        self.limit = math.floor(self._whole * self.share)
+        self._wake()
 
     # accounting ------------------------------------------------------------
 
@@ -136,8 +148,17 @@ class UpstreamRateLimiter(CallerLayer):
 
     # admission -------------------------------------------------------------
 
+    async def reserve(self, route: str, *, deadline: float, hold: float) -> None:
+        """Counts one request this stack does not send (a WebSocket upgrade, which the
+        vendor counts too): waits for a slot like a call, then holds it ``window`` past
+        ``hold`` seconds from now (the longest the request can take)."""
+        await self._admit(route, deadline)
+        self._in_flight -= 1
+        self._held.append(self.now() + hold + self.window)
+        self._wake()
+
     async def send(self, request: UpstreamRequest, *, deadline: float) -> UpstreamResponse:
-        await self._admit(request, deadline)
+        await self._admit(request.route, deadline)
         started = self.now()
         try:
             response = await self.inner.send(request, deadline=deadline)
@@ -150,7 +171,7 @@ class UpstreamRateLimiter(CallerLayer):
             self._learn_from(response)
         return response
 
-    async def _admit(self, request: UpstreamRequest, deadline: float) -> None:
+    async def _admit(self, route: str, deadline: float) -> None:
         now = self.now()
         if not self._waiters and now >= self._paused_until and self._used(now) < self.limit:
             self._in_flight += 1
@@ -159,7 +180,7 @@ class UpstreamRateLimiter(CallerLayer):
         latest = deadline - (2 * self._latency + 0.05)
         start_at = self._free_at(len(self._waiters) + 1, now)
         if start_at >= latest:
-            self._refuse(request, start_at - now)
+            self._refuse(route, start_at - now)
         self._throttled.add(1, {**self._attributes, "outcome": "waited"})
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
@@ -175,7 +196,7 @@ class UpstreamRateLimiter(CallerLayer):
         if waiter.done() and not waiter.cancelled():
             return  # admitted (_wake counted the slot)
         self._abandon(waiter)
-        self._refuse(request, self._free_at(len(self._waiters) + 1, self.now()) - self.now())
+        self._refuse(route, self._free_at(len(self._waiters) + 1, self.now()) - self.now())
 
     def _abandon(self, waiter: asyncio.Future[None]) -> None:
         if waiter.done() and not waiter.cancelled():
@@ -186,11 +207,11 @@ class UpstreamRateLimiter(CallerLayer):
             with contextlib.suppress(ValueError):
                 self._waiters.remove(waiter)
 
-    def _refuse(self, request: UpstreamRequest, retry_after: float) -> None:
+    def _refuse(self, route: str, retry_after: float) -> None:
         self._throttled.add(1, {**self._attributes, "outcome": "refused"})
         raise LocalRateLimitExceeded(
             upstream=self.name,
-            route=request.route,
+            route=route,
             retry_after=max(retry_after, 0.001),
             limit=self.limit,
             window_seconds=self.window,
@@ -225,14 +246,17 @@ class UpstreamRateLimiter(CallerLayer):
                     "%s answered 429: pausing every %s call for %.1fs", self.name, self.quota, pause
                 )
         limit = _header_int(response, _LIMIT_HEADERS)
-        if limit is not None and 0 < limit < self.limit:
+        if limit is not None and 0 < limit < self._whole:
             logger.info(
                 "%s reports a %s quota of %d per window; using it instead of %d",
-                self.name, self.quota, limit, self.limit,
+                self.name, self.quota, limit, self._whole,
             )  # fmt: skip
-            self.limit = limit
+            self._whole = limit
+            self.limit = math.floor(limit * self.share)
         remaining = _header_int(response, _REMAINING_HEADERS)
-        if remaining is not None and limit is not None:
+        # Replicas (share < 1) account for each other by their shares; what the headers
+        # show beyond this process is theirs, not a foreign client's.
+        if remaining is not None and limit is not None and self.share >= 1.0:
             # Everything this process sent in the vendor's current window is still
             # counted in _used, so anything beyond it belongs to other clients.
             foreign = (limit - remaining) - (

@@ -33,7 +33,8 @@ def server_options(settings: GrpcSettings) -> list[tuple[str, int]]:
     """Channel arguments for ``grpc.aio.server(options=...)``."""
     return [
         ("grpc.max_receive_message_length", settings.max_receive_message_bytes),
-        ("grpc.so_reuseport", 0),
+        # Off unless this is one of several workers: another process on the port is a mistake.
+        ("grpc.so_reuseport", int(settings.reuse_port)),
         ("grpc.server.max_pending_requests", settings.max_pending_calls),
         ("grpc.server.max_pending_requests_hard_limit", settings.max_pending_calls),
     ]

@@ -224,3 +224,36 @@ async def test_every_limiter_reports_its_own_gauge_and_a_quota_router_picks_the_
     gc.collect()
     assert remaining() == {"rest": 2}
     provider.shutdown()
+
+
+async def test_a_replicas_share_caps_the_limit_and_restores_it() -> None:
+    inner = Instant()
+    limiter = UpstreamRateLimiter(inner, limit=10, window=60)
+    limiter.set_share(0.3)
+    assert limiter.limit == 3
+    for _ in range(3):
+        await limiter.send(REQUEST, deadline=_deadline(1))
+    with pytest.raises(LocalRateLimitExceeded):
+        await limiter.send(REQUEST, deadline=_deadline(0.2))
+    limiter.set_share(0.0)
+    assert limiter.limit == 0 and limiter.remaining() == 0
+    limiter.set_share(1.0)
+    assert limiter.limit == 10 and limiter.remaining() == 7  # the 3 slots held stay held
+    assert inner.sent == 3
+
+
+async def test_a_learnt_lower_limit_is_shared_too() -> None:
+    limiter = UpstreamRateLimiter(Instant({"X-RateLimit-Limit-Minute": "100"}), limit=1000, window=60)
+    limiter.set_share(0.5)
+    await limiter.send(REQUEST, deadline=_deadline(1))
+    assert limiter.limit == 50
+
+
+async def test_a_reserved_request_holds_a_slot_like_a_sent_one() -> None:
+    inner = Instant()
+    limiter = UpstreamRateLimiter(inner, limit=2, window=60)
+    await limiter.reserve("websocket upgrade", deadline=_deadline(1), hold=1)
+    await limiter.send(REQUEST, deadline=_deadline(1))
+    with pytest.raises(LocalRateLimitExceeded):
+        await limiter.reserve("websocket upgrade", deadline=_deadline(0.2), hold=1)
+    assert inner.sent == 1

@@ -158,3 +158,22 @@ async def test_stop_closes_sessions_cleanly(start_sim: Any) -> None:
         await sim.stop()
         await asyncio.wait_for(ws.wait_closed(), 5)
         assert ws.close_code == 1001
+
+
+async def test_session_log_records_each_session_open_subscribe_and_close(sim: Simulator) -> None:
+    headers = {"Authorization": f"Bearer {OF_KEY}"}
+    async with connect(sim.openframe_ws_url, additional_headers=headers) as ws:
+        session_id = (await recv(ws))["session_id"]
+        await ws.send(json.dumps({"type": "subscribe", "topics": ["alerts"]}))
+        await recv(ws)
+        (live,) = sim.ws_session_log("openframe")
+        assert live["id"] == session_id and live["topics"] == ["alerts"] and live["closed"] is None
+        assert live["opened"] <= live["subscribed"]
+    await sim.wait_for(lambda: sim.ws_session_log("openframe")[0]["closed"] is not None)
+    (ended,) = sim.ws_session_log("openframe")
+    assert ended["subscribed"] <= ended["closed"]
+    async with httpx.AsyncClient(base_url=sim.openframe_url) as admin:
+        answer = (await admin.get("/_sim/ws/sessions")).json()
+    assert [s["id"] for s in answer["sessions"]] == [session_id]
+    await sim.reset("openframe")
+    assert sim.ws_session_log("openframe") == []

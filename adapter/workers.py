@@ -1,0 +1,122 @@
+"""``workers = N``: N adapter processes on this host under one supervisor.
+
+Python runs one core per process, so a host uses its cores by running several
+adapters. The supervisor (this module, the process ``python -m adapter`` started)
+serves nothing itself: it starts N workers (``python -m adapter`` with
+``MESH_WORKERS=1`` and per-worker overrides), which share the gRPC and webhook
+ports through ``SO_REUSEPORT`` (the kernel spreads connections over them) and are
+replicas of one consumer group (``events.coordination``), each with its own spool
+and operator port. A worker that dies is started again after a short backoff; on
+SIGTERM or SIGINT every worker gets SIGTERM and drains (health NOT_SERVING first,
+in-flight calls finish), and the supervisor exits once they all did.
+
+Processes are supervised by hand (asyncio subprocesses): the standard library has
+no supervisor, and the few lines here need none of a process manager's features.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from adapter.config.settings import ConfigError, Settings
+
+__all__ = ["resolve_workers", "run_workers", "worker_environment"]
+
+logger = logging.getLogger("adapter.workers")
+
+_RESTART_BACKOFF = (0.5, 1.0, 2.0, 5.0)
+
+
+def resolve_workers(settings: Settings) -> int:
+    """How many workers to run; raises ConfigError for a setup that cannot share."""
+    count = settings.workers or os.cpu_count() or 1
+    if count == 1:
+        return 1
+    if settings.events.enabled and not settings.events.coordination.enabled:
+        raise ConfigError(
+            f"workers = {count} needs events.coordination.enabled = true (else every worker "
+            "consumes every vendor stream), or events.enabled = false"
+        )
+    if settings.grpc.port == 0 or (settings.events.enabled and settings.events.webhook.port == 0):
+        raise ConfigError("workers share fixed ports: set grpc.port and events.webhook.port (not 0)")
+    return count
+
+
+def worker_environment(settings: Settings, index: int) -> dict[str, str]:
+    """The environment of worker ``index`` (1-based): the supervisor's, plus what must
+    differ per worker (spool, operator port, replica name) and the shared ports."""
+    spool: Path = settings.events.spool.path
+    replica = settings.events.coordination.replica_id or f"{os.uname().nodename}-{os.getpid()}"
+    ops = settings.telemetry.ops_port
+    return {
+        **os.environ,
+        "MESH_WORKERS": "1",
+        "MESH_GRPC__REUSE_PORT": "true",
+        "MESH_EVENTS__WEBHOOK__REUSE_PORT": "true",
+        "MESH_EVENTS__SPOOL__PATH": str(spool.with_name(f"{spool.stem}-w{index}{spool.suffix}")),
+        "MESH_EVENTS__COORDINATION__REPLICA_ID": f"{replica}-w{index}",
+        "MESH_TELEMETRY__OPS_PORT": str(ops + index - 1 if ops else 0),
+    }
+
+
+class _Worker:
+    def __init__(self, settings: Settings, index: int) -> None:
+        self.index = index
+        self.env = worker_environment(settings, index)
+        self.process: asyncio.subprocess.Process | None = None
+        self.restarts = 0
+
+    async def start(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(sys.executable, "-m", "adapter", env=self.env)
+        logger.info("worker %d started (pid %d)", self.index, self.process.pid)
+
+
+async def run_workers(settings: Settings, count: int) -> int:
+    """Runs ``count`` workers until SIGTERM/SIGINT; returns the exit code (0)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    workers = [_Worker(settings, i) for i in range(1, count + 1)]
+    for worker in workers:
+        await worker.start()
+    logger.info("supervising %d workers on gRPC port %d", count, settings.grpc.port)
+    watchers = {asyncio.ensure_future(_keep(worker, stop)) for worker in workers}
+    await stop.wait()
+    logger.info("signal received: stopping %d workers", count)
+    for worker in workers:
+        if worker.process is not None and worker.process.returncode is None:
+            worker.process.send_signal(signal.SIGTERM)
+    grace = settings.grpc.drain_seconds + settings.grpc.grace_period_seconds + 30  # drain, then stop
+    _, pending = await asyncio.wait(watchers, timeout=grace)
+    for worker in workers:
+        if worker.process is not None and worker.process.returncode is None:
+            logger.error("worker %d did not stop within %.0fs: killed", worker.index, grace)
+            worker.process.kill()
+    for task in pending:
+        task.cancel()
+    return 0
+
+
+async def _keep(worker: _Worker, stop: asyncio.Event) -> None:
+    """Waits for the worker to end; starts it again unless the supervisor is stopping."""
+    while True:
+        assert worker.process is not None
+        code = await worker.process.wait()
+        if stop.is_set():
+            logger.info("worker %d stopped (exit %d)", worker.index, code)
+            return
+        delay = _RESTART_BACKOFF[min(worker.restarts, len(_RESTART_BACKOFF) - 1)]
+        worker.restarts += 1
+        logger.error("worker %d died (exit %d); starting it again in %.1fs", worker.index, code, delay)
+        try:
+            await asyncio.wait_for(stop.wait(), delay)
+            return
+        except TimeoutError:
+            pass
+        await worker.start()
