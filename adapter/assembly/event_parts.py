@@ -111,6 +111,7 @@ def build_event_pipeline(
         spool,
         sink,
         batch_size=cfg.kafka.batch_size,
+        max_in_flight=cfg.kafka.max_in_flight_batches,
         stop_grace=cfg.kafka.stop_grace_seconds,
         supervisor=supervisor,
         on_health=lambda serving, why: board.set(EVENT_SERVICE, serving, why),

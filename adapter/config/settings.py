@@ -205,8 +205,11 @@ class KafkaSettings(_Frozen):
     #: Bound of a whole batch delivery (above the request timeout: it may retry inside).
     delivery_timeout_seconds: float = Field(default=30.0, gt=0)
     linger_ms: int = Field(default=5, ge=0)
-    #: Records per delivery round of the drainer.
+    #: Records the drainer reads from the spool and hands to the producer at once.
     batch_size: int = Field(default=500, ge=1)
+    #: Batches handed to the producer and not yet acknowledged, at most (1: wait for
+    #: each batch's acknowledgements before reading the next; docs/delivery.md).
+    max_in_flight_batches: int = Field(default=4, ge=1, le=64)
     #: On shutdown, how long the drainer keeps emptying the spool into Kafka.
     stop_grace_seconds: float = Field(default=5.0, ge=0)
 

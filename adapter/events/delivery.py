@@ -1,12 +1,16 @@
 """The drainer: moves spooled records to Kafka, oldest first, and acks what Kafka took.
 
-One task loops: read up to ``batch_size`` pending records (spool order), send them
-all together through the sink, ack in the spool exactly the records Kafka
-acknowledged, and, when any record failed, wait a jittered exponential backoff
-and start again from the oldest record still pending. So a failed record is
-re-sent before anything that came after it, and a consumer that drops repeated
-``ce_id`` values sees each key's events in the order the sources accepted them
-(see ``docs/delivery.md`` for why the retry cannot reorder them).
+One task loops: read up to ``batch_size`` pending records (spool order), hand them
+to the sink's producer, and read the next batch while Kafka acknowledges the
+earlier ones, up to ``max_in_flight`` batches at once (the hand-overs stay in
+spool order: one task does them, one after the other). As each batch settles,
+oldest first, ack in the spool exactly the records Kafka acknowledged. When any
+record failed, hand over nothing more, let the batches in flight settle, wait a
+jittered exponential backoff and start again from the oldest record still
+pending. So a failed record is re-sent before anything that came after it, and a
+consumer that drops repeated ``ce_id`` values sees each key's events in the order
+the sources accepted them (see ``docs/delivery.md`` for why neither the retry nor
+the batches in flight can reorder them).
 
 Records Kafka can never take (:class:`~adapter.events.kafka_sink.RecordRejected`)
 are moved to the spool's dead-letter table instead of blocking everything behind them.
@@ -23,10 +27,11 @@ import contextlib
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from adapter.lifecycle.supervisor import Supervisor
 from adapter.resilience.backoff import Backoff
@@ -42,10 +47,25 @@ logger = logging.getLogger(__name__)
 State = Literal["idle", "delivering", "failing", "stopped"]
 
 
+class HandedOverBatch(Protocol):
+    """Records a sink took, in order (:class:`~adapter.events.kafka_sink.HandedOver`)."""
+
+    @property
+    def complete(self) -> bool: ...
+
+    async def outcomes(self) -> list[Delivered | DeliveryError]: ...
+
+
 class RecordSink(Protocol):
     """What the drainer needs from a sink (:class:`~adapter.events.kafka_sink.KafkaSink`)."""
 
-    async def send_batch(self, records: Sequence[OutboundRecord]) -> list[Delivered | DeliveryError]: ...
+    async def hand_over(self, records: Sequence[OutboundRecord]) -> HandedOverBatch: ...
+
+
+@dataclass(slots=True)
+class _InFlight:
+    entries: list[tuple[int, OutboundRecord]]
+    outcomes: asyncio.Future[list[Delivered | DeliveryError]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +99,7 @@ class SpoolDrainer:
         sink: RecordSink,
         *,
         batch_size: int = 500,
+        max_in_flight: int = 4,
         backoff_initial: float = 0.2,
         backoff_max: float = 5.0,
         stop_grace: float = 5.0,
@@ -92,11 +113,12 @@ class SpoolDrainer:
         """``on_health(serving, why)`` hears when Kafka starts failing and recovers;
         ``supervisor`` keeps the delivery loop running (a private one by default) and
         turns ``health_name`` NOT_SERVING while the loop is dead."""
-        if batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
+        if batch_size < 1 or max_in_flight < 1:
+            raise ValueError("batch_size and max_in_flight must be at least 1")
         self._spool = spool
         self._sink = sink
         self.batch_size = batch_size
+        self.max_in_flight = max_in_flight
         self._backoff = Backoff(backoff_initial, backoff_max, rng=rng)
         self._supervisor = supervisor or Supervisor()
         self._on_health = on_health
@@ -228,13 +250,57 @@ class SpoolDrainer:
         return self._spool.depth > 0
 
     async def _deliver_once(self) -> list[DeliveryError]:
-        """One round; returns the retriable failures (empty: all delivered or dead-lettered)."""
-        entries = await self._spool.pending(self.batch_size)
-        if not entries:
-            return []
-        if self._state != "failing":
-            self._state = "delivering"
-        outcomes = await self._sink.send_batch([record for _, record in entries])
+        """One round: hands over batch after batch, up to ``max_in_flight`` unsettled,
+        until nothing new is pending and every batch settled, or until a record failed
+        (then the batches in flight settle first). Returns the retriable failures
+        (empty: all delivered or dead-lettered)."""
+        window: deque[_InFlight] = deque()
+        after = 0  # the last sequence number handed over in this round
+        feeding = True  # False once a record failed: nothing more is handed over
+        failed: list[DeliveryError] = []
+        try:
+            while True:
+                # An empty window takes whatever is pending (latency); with batches in flight,
+                # only a full batch goes out ahead of them (small batches cost more per record).
+                enough = self.batch_size if window else 1
+                if feeding and len(window) < self.max_in_flight and self._spool.last_seq - after >= enough:
+                    entries = await self._spool.pending(self.batch_size, after=after)
+                    if entries:
+                        after = entries[-1][0]
+                        if self._state != "failing":
+                            self._state = "delivering"
+                        batch = await self._sink.hand_over([record for _, record in entries])
+                        window.append(_InFlight(entries, asyncio.ensure_future(batch.outcomes())))
+                        feeding = batch.complete
+                        continue
+                    feeding = False  # (cannot happen: only this loop removes records)
+                if not window:
+                    return failed
+                oldest = window[0]
+                if feeding and len(window) < self.max_in_flight:
+                    # Room for another batch: wake for a full batch too, not only the oldest batch.
+                    full = after + self.batch_size - 1
+                    more = asyncio.ensure_future(self._spool.wait_for_records_after(full))
+                    either: list[asyncio.Future[Any]] = [oldest.outcomes, more]
+                    try:
+                        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        more.cancel()
+                    if not oldest.outcomes.done():
+                        continue
+                window.popleft()
+                failed += await self._settle(oldest.entries, await oldest.outcomes)
+                if failed:
+                    feeding = False
+                self._maybe_log_progress()
+        finally:
+            for item in window:  # only when the round broke: their records stay spooled
+                item.outcomes.cancel()
+
+    async def _settle(
+        self, entries: list[tuple[int, OutboundRecord]], outcomes: list[Delivered | DeliveryError]
+    ) -> list[DeliveryError]:
+        """Acks what Kafka took, dead-letters what it never will; returns the retriable failures."""
         delivered: list[int] = []
         rejected: list[tuple[int, OutboundRecord, DeliveryError]] = []
         failed: list[DeliveryError] = []

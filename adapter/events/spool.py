@@ -43,6 +43,7 @@ from .delivery_claims import DeliveryClaim
 from .records import OutboundRecord
 from .spool_errors import SpoolClosed, SpoolError, SpoolFull, SpoolLocked
 from .spool_store import AppendOutcome, SpoolSnapshot, SpoolStore, acquire_lock
+from .spool_tail import PendingTail
 
 __all__ = ["EventSpool", "SpoolClosed", "SpoolError", "SpoolFull", "SpoolLocked"]
 
@@ -76,7 +77,11 @@ class EventSpool:
         synchronous: Literal["normal", "full"] = "normal",
         dedupe_window: int = 200_000,
         clock: Callable[[], float] = time.time,
+        tail_records: int = 10_000,
+        tail_bytes: int = 16 * MiB,
     ) -> None:
+        """``tail_records`` / ``tail_bytes`` bound the in-memory copy of the newest
+        pending records that :meth:`pending` answers from (:mod:`.spool_tail`)."""
         if synchronous not in ("normal", "full"):
             raise ValueError(f"synchronous must be 'normal' or 'full', not {synchronous!r}")
         if max_records < 1 or max_bytes < 1 or dedupe_window < 0:
@@ -98,6 +103,8 @@ class EventSpool:
         self._committer: asyncio.Task[None] | None = None
         self._has_records = asyncio.Event()
         self._has_room = asyncio.Event()
+        self._appended = asyncio.Event()
+        self._tail = PendingTail(max_records=tail_records, max_bytes=tail_bytes)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -115,6 +122,7 @@ class EventSpool:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"spool-{self.path.name}")
         try:
             self._apply(await self._run(self._store.open))
+            self._tail.reset(self._snapshot.last_seq + 1)  # what is on disk is read from disk
         except BaseException:
             await self._release()
             self._state = "closed"
@@ -198,6 +206,18 @@ class EventSpool:
         """Waits until the spool is below both limits; False when ``timeout`` passed first."""
         return await _wait_event(self._has_room, timeout)
 
+    @property
+    def last_seq(self) -> int:
+        """The highest sequence number stored so far (records above a number exist
+        while this is larger)."""
+        return self._snapshot.last_seq
+
+    async def wait_for_records_after(self, seq: int) -> None:
+        """Waits until a record numbered above ``seq`` has been stored."""
+        while self._snapshot.last_seq <= seq:
+            self._appended.clear()
+            await self._appended.wait()
+
     async def wait_for_records(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
         """Waits until at least one record is pending; False when ``timeout`` passed first.
 
@@ -236,16 +256,19 @@ class EventSpool:
             return 0
         return await self._run(self._store.remember, list(identities))
 
-    async def pending(self, limit: int) -> list[tuple[int, OutboundRecord]]:
-        """Up to ``limit`` records waiting for Kafka, oldest first, with their sequence numbers."""
+    async def pending(self, limit: int, *, after: int = 0) -> list[tuple[int, OutboundRecord]]:
+        """Up to ``limit`` records waiting for Kafka, oldest first, with their sequence
+        numbers; only those numbered above ``after`` (records already in flight are skipped)."""
         self._check_open()
-        return await self._run(self._store.pending, limit)
+        if self._tail.covers(after):
+            return self._tail.after(after, limit)
+        return await self._run(self._store.pending, limit, after)
 
     async def ack(self, seqs: Sequence[int]) -> None:
         """Removes delivered records. Unknown sequence numbers are ignored (acks are idempotent)."""
         self._check_open()
         if seqs:
-            self._apply(await self._run(self._store.remove, list(seqs), None))
+            await self._remove(list(seqs), None)
 
     async def dead_letter(self, seqs: Sequence[int], reason: str) -> None:
         """Moves records Kafka can never accept (too large, invalid topic) out of the queue.
@@ -255,7 +278,7 @@ class EventSpool:
         """
         self._check_open()
         if seqs:
-            self._apply(await self._run(self._store.remove, list(seqs), reason))
+            await self._remove(list(seqs), reason)
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -282,6 +305,7 @@ class EventSpool:
                         future.set_exception(exc)
                 continue
             self._apply(outcome.snapshot)
+            self._tail.extend(outcome.stored)
             for (_, _, future), result in zip(group, outcome.results, strict=True):
                 if future.done():  # the caller was cancelled; what committed stays committed
                     continue
@@ -290,7 +314,20 @@ class EventSpool:
                 else:
                     future.set_result(result)
 
+    async def _remove(self, seqs: list[int], dead_letter_reason: str | None) -> None:
+        # Out of the tail first, so pending() cannot hand out a record being removed.
+        self._tail.remove(seqs)
+        try:
+            snapshot = await self._run(self._store.remove, seqs, dead_letter_reason)
+        except BaseException:
+            # Still on disk, no longer in the tail: read from disk until the tail refills.
+            self._tail.reset(self._snapshot.last_seq + 1)
+            raise
+        self._apply(snapshot)
+
     def _apply(self, snapshot: SpoolSnapshot) -> None:
+        if snapshot.last_seq > self._snapshot.last_seq:
+            self._appended.set()
         self._snapshot = snapshot
         _toggle(self._has_records, snapshot.depth > 0)
         _toggle(self._has_room, snapshot.depth < self.max_records and snapshot.bytes < self.max_bytes)

@@ -60,6 +60,8 @@ class SpoolSnapshot:
     bytes: int
     oldest_at: float | None
     dead_letters: int
+    #: The highest sequence number ever stored (0 for a new spool).
+    last_seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +69,8 @@ class AppendOutcome:
     #: Per append of the group: its per-record flags, or why it stored nothing.
     results: list[list[bool] | Exception]
     snapshot: SpoolSnapshot
+    #: What the group stored, ``(seq, record, size)`` in sequence order.
+    stored: list[tuple[int, OutboundRecord, int]]
 
 
 class SpoolStore:
@@ -82,6 +86,7 @@ class SpoolStore:
         self._bytes = 0
         self._oldest_at: float | None = None
         self._dead = 0
+        self._last_seq = 0
 
     def open(self) -> SpoolSnapshot:
         restrict_to_owner(self._path)
@@ -101,6 +106,8 @@ class SpoolStore:
                 "SELECT count(*), coalesce(sum(size), 0) FROM records"
             ).fetchone()
             self._dead = db.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
+            row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'records'").fetchone()
+            self._last_seq = 0 if row is None else int(row[0])
         except BaseException:
             db.close()
             raise
@@ -121,22 +128,24 @@ class SpoolStore:
         max_bytes: int,
     ) -> AppendOutcome:
         db = self._conn()
-        before = (self._depth, self._bytes, self._oldest_at)
+        before = (self._depth, self._bytes, self._oldest_at, self._last_seq)
         db.execute("BEGIN IMMEDIATE")
+        stored: list[tuple[int, OutboundRecord, int]] = []
         try:
             now = self._clock()
             prune_claims(db, now)
             results = [
-                self._append_one(db, records, claim, max_records, max_bytes) for records, claim in groups
+                self._append_one(db, records, claim, max_records, max_bytes, stored)
+                for records, claim in groups
             ]
             self._seen.prune(db)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            self._depth, self._bytes, self._oldest_at = before
+            self._depth, self._bytes, self._oldest_at, self._last_seq = before
             raise
-        return AppendOutcome(results, self._snapshot())
+        return AppendOutcome(results, self._snapshot(), stored)
 
     def remember(self, identities: list[str]) -> int:
         """Marks identities as accepted (records another replica delivered); returns how
@@ -153,9 +162,10 @@ class SpoolStore:
             raise
         return fresh
 
-    def pending(self, limit: int) -> list[tuple[int, OutboundRecord]]:
+    def pending(self, limit: int, after: int) -> list[tuple[int, OutboundRecord]]:
         rows = self._conn().execute(
-            "SELECT seq, topic, key, value, headers, ce_id FROM records ORDER BY seq LIMIT ?", (limit,)
+            "SELECT seq, topic, key, value, headers, ce_id FROM records WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after, limit),
         )
         return [
             (seq, OutboundRecord(topic=topic, key=key, value=value, headers=_decode_headers(h), ce_id=ce_id))
@@ -199,6 +209,7 @@ class SpoolStore:
         claim: DeliveryClaim | None,
         max_records: int,
         max_bytes: int,
+        stored: list[tuple[int, OutboundRecord, int]],
     ) -> list[bool] | Exception:
         # A savepoint per append: one that does not fit (or fails) is undone alone,
         # the others of the group still commit.
@@ -209,8 +220,8 @@ class SpoolStore:
                 return [False] * len(records)  # a replayed delivery: nothing stored
             # Per topic: an event fanned out to several topics is one record on each.
             fresh = self._seen.claim(db, [r.identity for r in records])
-            new = [r for r, is_new in zip(records, fresh, strict=True) if is_new]
-            new_bytes = sum(r.size for r in new)
+            new = [(r, r.size) for r, is_new in zip(records, fresh, strict=True) if is_new]
+            new_bytes = sum(size for _, size in new)
             if new and (self._depth + len(new) > max_records or self._bytes + new_bytes > max_bytes):
                 db.execute("ROLLBACK TO one_append")
                 db.execute("RELEASE one_append")
@@ -225,14 +236,23 @@ class SpoolStore:
             db.executemany(
                 "INSERT INTO records (topic, key, value, headers, ce_id, size, enqueued_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(r.topic, r.key, r.value, _encode_headers(r.headers), r.ce_id, r.size, now) for r in new],
+                [
+                    (r.topic, r.key, r.value, _encode_headers(r.headers), r.ce_id, size, now)
+                    for r, size in new
+                ],
             )
+            if new:
+                # One statement, one connection, AUTOINCREMENT: the rows got consecutive numbers.
+                last = db.execute("SELECT last_insert_rowid()").fetchone()[0]
+                first = last - len(new) + 1
             db.execute("RELEASE one_append")
         except Exception as exc:
             db.execute("ROLLBACK TO one_append")
             db.execute("RELEASE one_append")
             return exc
         if new:
+            stored.extend((first + i, r, size) for i, (r, size) in enumerate(new))
+            self._last_seq = last
             self._depth += len(new)
             self._bytes += new_bytes
             if self._oldest_at is None:
@@ -244,7 +264,7 @@ class SpoolStore:
         return None if row is None else float(row[0])
 
     def _snapshot(self) -> SpoolSnapshot:
-        return SpoolSnapshot(self._depth, self._bytes, self._oldest_at, self._dead)
+        return SpoolSnapshot(self._depth, self._bytes, self._oldest_at, self._dead, self._last_seq)
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:

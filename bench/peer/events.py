@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from adapter.events.delivery import SpoolDrainer
-from adapter.events.kafka_sink import Delivered, DeliveryError, KafkaSink
+from adapter.events.kafka_sink import Delivered, DeliveryError, HandedOver, KafkaSink
 from adapter.events.records import OutboundRecord
 from adapter.events.spool import EventSpool
 from bench import spool_throughput as st
@@ -40,12 +40,21 @@ class AckTimes:
         self._inner = inner
         self.acked_at: dict[str, float] = {}
 
-    async def send_batch(self, records: Sequence[OutboundRecord]) -> list[Delivered | DeliveryError]:
-        outcomes = await self._inner.send_batch(records)
+    async def hand_over(self, records: Sequence[OutboundRecord]) -> _Timed:
+        return _Timed(self, records, await self._inner.hand_over(records))
+
+
+class _Timed:
+    def __init__(self, times: AckTimes, records: Sequence[OutboundRecord], inner: HandedOver) -> None:
+        self._times, self._records, self._inner = times, records, inner
+        self.complete = inner.complete
+
+    async def outcomes(self) -> list[Delivered | DeliveryError]:
+        outcomes = await self._inner.outcomes()
         now = time.perf_counter()
-        for record, outcome in zip(records, outcomes, strict=True):
+        for record, outcome in zip(self._records, outcomes, strict=True):
             if isinstance(outcome, Delivered):
-                self.acked_at.setdefault(record.ce_id, now)
+                self._times.acked_at.setdefault(record.ce_id, now)
         return outcomes
 
 
