@@ -120,7 +120,9 @@ async def test_batches_in_flight_stop_at_the_first_failure_and_the_retry_starts_
     # (The scripted sink has no partitions: that a later record of the failed one's
     # partition cannot be acknowledged before it is the producer's guarantee, which the
     # broker tests below check. Here: the drainer's own bookkeeping.)
-    sink = ScriptedSink(lambda batch, r: DeliveryFailed("no leader") if (batch, number(r)) == (0, 4) else None)
+    sink = ScriptedSink(
+        lambda batch, r: DeliveryFailed("no leader") if (batch, number(r)) == (0, 4) else None
+    )
     sink.hold = True
     async with EventSpool(tmp_path / "s.db") as spool:
         await spool.append([record(n) for n in range(60)])

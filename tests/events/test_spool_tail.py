@@ -18,7 +18,11 @@ from adapter.events.spool_tail import PendingTail
 
 def record(n: int) -> OutboundRecord:
     return OutboundRecord(
-        topic="t", key=b"k%d" % (n % 7), value=b"v" * (n % 50), headers=(("ce_id", b"%d" % n),), ce_id=f"e-{n}"
+        topic="t",
+        key=b"k%d" % (n % 7),
+        value=b"v" * (n % 50),
+        headers=(("ce_id", b"%d" % n),),
+        ce_id=f"e-{n}",
     )
 
 
@@ -43,7 +47,10 @@ async def test_pending_from_the_tail_matches_the_database(tmp_path: Path, seed: 
             if action < 0.3:
                 count = rng.randint(1, 12)
                 # Repeats of recent ids: duplicates are not stored, so they must not reach the tail.
-                batch = [record(rng.randint(max(0, n - 5), n) if rng.random() < 0.1 else n + i) for i in range(count)]
+                batch = [
+                    record(rng.randint(max(0, n - 5), n) if rng.random() < 0.1 else n + i)
+                    for i in range(count)
+                ]
                 n += count
                 await spool.append(batch)
             elif action < 0.7:
