@@ -100,6 +100,7 @@ class SpoolDrainer:
         *,
         batch_size: int = 500,
         max_in_flight: int = 4,
+        linger: float = 0.002,
         backoff_initial: float = 0.2,
         backoff_max: float = 5.0,
         stop_grace: float = 5.0,
@@ -111,14 +112,16 @@ class SpoolDrainer:
         health_name: str | None = None,
     ) -> None:
         """``on_health(serving, why)`` hears when Kafka starts failing and recovers;
-        ``supervisor`` keeps the delivery loop running (a private one by default) and
-        turns ``health_name`` NOT_SERVING while the loop is dead."""
+        ``linger``: how long records wait behind batches in flight for a full batch
+        before they go out as a partial one. ``supervisor`` keeps the delivery loop
+        running (a private one by default) and turns ``health_name`` NOT_SERVING while the loop is dead."""
         if batch_size < 1 or max_in_flight < 1:
             raise ValueError("batch_size and max_in_flight must be at least 1")
         self._spool = spool
         self._sink = sink
         self.batch_size = batch_size
         self.max_in_flight = max_in_flight
+        self.linger = linger
         self._backoff = Backoff(backoff_initial, backoff_max, rng=rng)
         self._supervisor = supervisor or Supervisor()
         self._on_health = on_health
@@ -258,11 +261,12 @@ class SpoolDrainer:
         after = 0  # the last sequence number handed over in this round
         feeding = True  # False once a record failed: nothing more is handed over
         failed: list[DeliveryError] = []
+        lingered = False  # records waited ``linger`` behind batches in flight
         try:
             while True:
                 # An empty window takes whatever is pending (latency); with batches in flight,
-                # only a full batch goes out ahead of them (small batches cost more per record).
-                enough = self.batch_size if window else 1
+                # a partial batch goes out only after ``linger`` (small batches cost more per record).
+                enough = 1 if not window or lingered else self.batch_size
                 if feeding and len(window) < self.max_in_flight and self._spool.last_seq - after >= enough:
                     entries = await self._spool.pending(self.batch_size, after=after)
                     if entries:
@@ -272,6 +276,7 @@ class SpoolDrainer:
                         batch = await self._sink.hand_over([record for _, record in entries])
                         window.append(_InFlight(entries, asyncio.ensure_future(batch.outcomes())))
                         feeding = batch.complete
+                        lingered = False
                         continue
                     feeding = False  # (cannot happen: only this loop removes records)
                 if not window:
@@ -282,10 +287,14 @@ class SpoolDrainer:
                     full = after + self.batch_size - 1
                     more = asyncio.ensure_future(self._spool.wait_for_records_after(full))
                     either: list[asyncio.Future[Any]] = [oldest.outcomes, more]
+                    linger = self.linger if self._spool.last_seq > after else None
                     try:
-                        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+                        done, _ = await asyncio.wait(
+                            either, timeout=linger, return_when=asyncio.FIRST_COMPLETED
+                        )
                     finally:
                         more.cancel()
+                    lingered = not done
                     if not oldest.outcomes.done():
                         continue
                 window.popleft()
