@@ -143,23 +143,23 @@ async def test_batches_in_flight_stop_at_the_first_failure_and_the_retry_starts_
     assert (metrics.delivered, metrics.retried, metrics.failed_rounds) == (60, 1, 1)
 
 
-async def test_a_full_batch_goes_out_while_earlier_batches_wait_for_kafka(tmp_path: Path) -> None:
+async def test_records_go_out_while_earlier_batches_wait_for_kafka(tmp_path: Path) -> None:
     sink = ScriptedSink()
     sink.hold = True
     async with EventSpool(tmp_path / "s.db") as spool:
         await spool.append([record(n) for n in range(5)])
-        async with drainer(spool, sink):  # batches of 10
+        async with drainer(spool, sink, linger=0.05):  # batches of 10
             await wait_until(lambda: len(sink.rounds) == 1, within=5, what="the first batch")
             await spool.append([record(n) for n in range(5, 17)])
-            # Handed over at once, not after the first batch's acknowledgements.
-            await wait_until(lambda: len(sink.rounds) == 2, within=5, what="the second batch")
-            assert sink.unsettled == 2 and sink.rounds[1] == list(range(5, 15))
+            # Not after the first batch's acknowledgements: a full batch at once, the
+            # partial rest once it waited ``linger`` (small batches cost more per record).
+            await wait_until(lambda: len(sink.rounds) == 3, within=5, what="two more batches")
+            assert sink.unsettled == 3
+            assert sink.rounds == [list(range(5)), list(range(5, 15)), [15, 16]]
             sink.hold = False
             for batch in sink.batches:
                 batch.settle.set()
             await wait_until(lambda: spool.depth == 0, within=5, what="drained")
-    # The partial rest waited for a free window: small batches cost more per record.
-    assert sink.rounds == [list(range(5)), list(range(5, 15)), [15, 16]]
 
 
 async def test_rejected_records_go_to_dead_letters_and_the_rest_flows(tmp_path: Path) -> None:
