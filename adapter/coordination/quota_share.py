@@ -113,7 +113,7 @@ class QuotaShare:
         if ready:
             why = ""
         elif not confirmed:
-            why = "no quota slices assigned and confirmed by the replicas' group yet"
+            why = "no quota slices assigned and confirmed by the replicas' group (joining or leaving it)"
         elif not self._held:
             why = "holds no quota slice (more replicas than slices?)"
         else:

@@ -90,7 +90,9 @@ async def test_the_replica_is_ready_only_while_every_limiter_allows_requests() -
         on_ready=lambda ready, why: said.append((ready, why)),
     )
     waiting = "quota yet: its slices wait until their previous holder's requests stop counting at the vendor"
-    assert said == [(False, "no quota slices assigned and confirmed by the replicas' group yet")]
+    assert said == [
+        (False, "no quota slices assigned and confirmed by the replicas' group (joining or leaving it)")
+    ]
     last_ms = int((wall.now - 2) * 1000)  # every slice moved, confirmed by its holder 2 s ago
     quota.assigned({0, 1}, {0: last_ms, 1: last_ms})
     quota.apply(confirmed=True)
@@ -124,7 +126,7 @@ async def test_a_moved_slice_is_named_as_the_reason_for_not_serving() -> None:
     quota.assigned({0}, {0: int(wall.now * 1000)})
     quota.apply(confirmed=True)
     assert said == [
-        (False, "no quota slices assigned and confirmed by the replicas' group yet"),
+        (False, "no quota slices assigned and confirmed by the replicas' group (joining or leaving it)"),
         (
             False,
             "no usable share of the openframe rest quota yet: its slices wait until their previous "
