@@ -20,7 +20,7 @@ from adapter.events.kafka_sink import KafkaSink
 from adapter.events.routing import EventRoute
 from adapter.events.spool import EventSpool
 from adapter.events.websocket_source import WebSocketSource
-from adapter.lifecycle import Part, Supervisor, part
+from adapter.lifecycle import HealthBoard, Part, Supervisor, part
 from adapter.resilience.rate_limiter import UpstreamRateLimiter
 
 __all__ = ["coordination_parts", "quota_membership", "replica_id", "shared_watermarks", "stream_ownership"]
@@ -75,9 +75,11 @@ def stream_ownership(
 
 
 def quota_membership(
-    settings: Settings, limiters: Sequence[UpstreamRateLimiter], supervisor: Supervisor
+    settings: Settings, limiters: Sequence[UpstreamRateLimiter], supervisor: Supervisor, board: HealthBoard
 ) -> QuotaMembership | None:
-    """The quota slices' membership, or None when ``share_quota`` is off."""
+    """The quota slices' membership, or None when ``share_quota`` is off. The whole
+    server (health ``""``) is NOT_SERVING while a limiter allows no request: the
+    health name load balancers watch (docs/load-balancing.md)."""
     cfg = settings.events
     c = cfg.coordination
     if not c.share_quota:
@@ -89,6 +91,7 @@ def quota_membership(
         lease_seconds=c.lease_seconds,
         grace_seconds=c.quota_grace_seconds,
         replica_id=replica_id(settings),
+        on_ready=lambda ready, why: board.set("", ready, why),
     )
     return QuotaMembership(
         share,

@@ -128,7 +128,7 @@ def build_event_pipeline(
     )
     if shared is not None:
         pipeline.ownership = stream_ownership(settings, pipeline.sources, shared, supervisor)
-        pipeline.quota = quota_membership(settings, limiters, supervisor)
+        pipeline.quota = quota_membership(settings, limiters, supervisor, board)
     for name, source in pipeline.sources.items():
         health_name = source.health_name = f"meshadapter.events.{name}"
         board.set(health_name, True)

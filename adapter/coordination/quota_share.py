@@ -10,6 +10,11 @@ requests for a window after. So a slice gained from another replica becomes usab
 only ``lease + window + grace`` after the previous holder's last confirmation; one
 never confirmed (a new deployment) is usable at once, and one kept across a
 rebalance never stops being usable.
+
+A replica is ready (``on_ready``) only while every limiter allows some requests: one
+that joined the group and waits out its slices' previous holders would answer every
+call that reaches the vendor RESOURCE_EXHAUSTED, so load balancers (gRPC health
+checking, ``/readyz``) must send it nothing until then (docs/load-balancing.md).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class QuotaShare:
         grace_seconds: float,
         replica_id: str = "",
         wall: Callable[[], float] = time.time,
+        on_ready: Callable[[bool, str], None] | None = None,
     ) -> None:
         self.topic = topic
         self.slices = slices
@@ -48,6 +54,9 @@ class QuotaShare:
         #: Slice -> its previous holder's last confirmation (wall seconds; None: nobody's).
         self._held: dict[int, float | None] = {}
         self._usable: list[int] = [-1] * len(limiters)
+        self._on_ready = on_ready
+        self.ready: bool | None = None
+        self._why = ""
         self.apply(confirmed=False)  # nothing before the group says so
 
     def usable_from(self, index: int, limiter: UpstreamRateLimiter) -> float:
@@ -96,3 +105,24 @@ class QuotaShare:
                 self.slices,
                 ", ".join(f"{lim.name} {lim.quota} {lim.limit}" for lim in self._limiters) or "no limiter",
             )
+        self._report_readiness(confirmed)
+
+    def _report_readiness(self, confirmed: bool) -> None:
+        empty = [f"{lim.name} {lim.quota}" for lim in self._limiters if lim.limit < 1]
+        ready = not empty
+        if ready:
+            why = ""
+        elif not confirmed:
+            why = "no quota slices assigned and confirmed by the replicas' group (joining or leaving it)"
+        elif not self._held:
+            why = "holds no quota slice (more replicas than slices?)"
+        else:
+            why = (
+                f"no usable share of the {', '.join(empty)} quota yet: its slices wait until their previous "
+                "holder's requests stop counting at the vendor"
+            )
+        if (ready, why) == (self.ready, self._why):
+            return
+        self.ready, self._why = ready, why
+        if self._on_ready is not None:
+            self._on_ready(ready, why)

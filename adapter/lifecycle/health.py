@@ -29,6 +29,8 @@ class HealthBoard:
 
     def set(self, name: str, serving: bool, why: str = "") -> None:
         if self._serving.get(name) is serving:
+            if not serving and why:
+                self._why[name] = why  # a newer reason for the same state: no news for listeners
             return
         self._serving[name] = serving
         self._why[name] = "" if serving else why

@@ -71,3 +71,65 @@ async def test_a_slice_kept_across_a_rebalance_stays_usable_and_a_lost_one_goes(
     quota.assigned({1}, {})
     quota.apply(confirmed=True)
     assert rest.limit == 100
+
+
+async def test_the_replica_is_ready_only_while_every_limiter_allows_requests() -> None:
+    """What health reports (``""``, coordination_parts.py): a restarted replica whose
+    slices wait out their previous holder would answer RESOURCE_EXHAUSTED."""
+    wall = Wall()
+    said: list[tuple[bool, str]] = []
+    rest = UpstreamRateLimiter(Instant(), limit=1000, window=60, quota="rest")
+    graphql = UpstreamRateLimiter(Instant(), limit=500, window=10, quota="graphql")
+    quota = QuotaShare(
+        [rest, graphql],
+        topic="q",
+        slices=10,
+        lease_seconds=4,
+        grace_seconds=1,
+        wall=wall,
+        on_ready=lambda ready, why: said.append((ready, why)),
+    )
+    waiting = "quota yet: its slices wait until their previous holder's requests stop counting at the vendor"
+    assert said == [
+        (False, "no quota slices assigned and confirmed by the replicas' group (joining or leaving it)")
+    ]
+    last_ms = int((wall.now - 2) * 1000)  # every slice moved, confirmed by its holder 2 s ago
+    quota.assigned({0, 1}, {0: last_ms, 1: last_ms})
+    quota.apply(confirmed=True)
+    assert said[1:] == [(False, f"no usable share of the openframe rest, openframe graphql {waiting}")]
+    wall.now += 13.5  # the GraphQL share is usable, the REST one not yet
+    quota.apply(confirmed=True)
+    quota.apply(confirmed=True)
+    assert (rest.limit, graphql.limit) == (0, 100)
+    assert said[2:] == [(False, f"no usable share of the openframe rest {waiting}")]  # said once
+    wall.now += 50
+    quota.apply(confirmed=True)
+    assert said[3:] == [(True, "")] and quota.ready
+    quota.assigned(set(), {})
+    quota.apply(confirmed=True)
+    assert said[4:] == [(False, "holds no quota slice (more replicas than slices?)")]
+
+
+async def test_a_moved_slice_is_named_as_the_reason_for_not_serving() -> None:
+    wall = Wall()
+    said: list[tuple[bool, str]] = []
+    rest = UpstreamRateLimiter(Instant(), limit=1000, window=60, quota="rest")
+    quota = QuotaShare(
+        [rest],
+        topic="q",
+        slices=10,
+        lease_seconds=4,
+        grace_seconds=1,
+        wall=wall,
+        on_ready=lambda *a: said.append(a),
+    )
+    quota.assigned({0}, {0: int(wall.now * 1000)})
+    quota.apply(confirmed=True)
+    assert said == [
+        (False, "no quota slices assigned and confirmed by the replicas' group (joining or leaving it)"),
+        (
+            False,
+            "no usable share of the openframe rest quota yet: its slices wait until their previous "
+            "holder's requests stop counting at the vendor",
+        ),
+    ]

@@ -2,8 +2,9 @@
 # Prepares the cross-language clients of tests/crosslang (see docs/crosslang.md):
 #   1. protoc-gen-go and protoc-gen-go-grpc, at the versions go.mod pins (`tool` lines);
 #   2. Go stubs generated from protos/ into go/gen/ (git-ignored);
-#   3. the Go client binary, .build/crosslang-go, and the Go Kafka consumer,
-#      .build/crosslang-go-consumer (IBM/sarama + the CloudEvents SDK);
+#   3. the Go client binary, .build/crosslang-go, the Go load driver,
+#      .build/crosslang-go-load (steady calls over round_robin), and the Go Kafka
+#      consumer, .build/crosslang-go-consumer (IBM/sarama + the CloudEvents SDK);
 #   4. the Node client's dependencies (`npm ci` from package-lock.json, no
 #      install scripts run);
 #   5. Debian's grpc_java_plugin (apt, when missing: Maven Central serves no
@@ -96,9 +97,10 @@ go_key=$(
 gobin=$build/gobin
 binary=$build/crosslang-go
 consumer=$build/crosslang-go-consumer
+load=$build/crosslang-go-load
 
 [ -f "$here/go/go.sum" ] || fail "$here/go/go.sum is missing: the Go client's dependencies must be pinned"
-if up_to_date go "$go_key" "$binary" "$consumer" "$gobin/protoc-gen-go" "$gobin/protoc-gen-go-grpc"; then
+if up_to_date go "$go_key" "$binary" "$load" "$consumer" "$gobin/protoc-gen-go" "$gobin/protoc-gen-go-grpc"; then
   touch "$build/go.stamp" # checked now: the tests compare its mtime with the inputs'
   say "Go client up to date ($binary)"
 else
@@ -141,6 +143,8 @@ else
   # -mod=readonly: a go.sum that does not cover the build fails here, not later.
   step "built the Go client into $binary" \
     env -C "$here/go" "$GO" build -mod=readonly -trimpath -o "$binary" .
+  step "built the Go load driver into $load" \
+    env -C "$here/go" "$GO" build -mod=readonly -trimpath -o "$load" ./load
   step "built the Go Kafka consumer into $consumer" \
     env -C "$here/go" "$GO" build -mod=readonly -trimpath -o "$consumer" ./consumer
   echo "$go_key" >"$build/go.stamp"
