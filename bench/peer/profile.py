@@ -2,7 +2,7 @@
 it (pinned, against the compiled upstream, driven by ghz), sampled by py-spy, each
 sample charged to the innermost frame of a known part of the call.
 
-    python -m bench.peer.profile [--seconds 20] [--concurrency 16] [--raw out.txt]
+    python -m bench.peer.profile [--seconds 20] [--concurrency 16] [--raw out.txt] [--cache]
 
 Prints a table: part | share of the samples | µs of CPU per call (the share of
 the process's measured CPU time per call). CPU that py-spy cannot see (grpc's
@@ -55,7 +55,7 @@ def part_of(stack: list[str]) -> str:
     return "other Python"
 
 
-def profile(seconds: float, concurrency: int, raw: Path | None) -> None:
+def profile(seconds: float, concurrency: int, raw: Path | None, cache: bool = False) -> None:
     tools = build()
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     with (
@@ -63,7 +63,7 @@ def profile(seconds: float, concurrency: int, raw: Path | None) -> None:
         started("otlpsink", [str(tools / "otlpsink")], cpu=1) as otlp,
     ):
         port = free_port()
-        env = adapter_env(f"http://{up.address}", port, cache=False, otlp=otlp.address)
+        env = adapter_env(f"http://{up.address}", port, cache=cache, otlp=otlp.address)
         address = f"127.0.0.1:{port}"
         adapter = python("-m", "adapter")
         with started("mesh-adapter", adapter, cpu=0, ready="", env=env, address=address) as arm:
@@ -88,7 +88,7 @@ def profile(seconds: float, concurrency: int, raw: Path | None) -> None:
             samples[part_of(stack.split(";"))] += int(count)
     total = sum(samples.values())
     print(
-        f"\nGetDevice at c={concurrency}, {row.rps:.0f} req/s, {row.cpu:.0%} of a core, "
+        f"\nGetDevice{' (cache hits)' if cache else ''} at c={concurrency}, {row.rps:.0f} req/s, {row.cpu:.0%} of a core, "
         f"{cpu_per_call * 1e6:.0f} µs CPU per call; {total} py-spy samples ({out})\n"
     )
     print(f"| {'part of the call':<36} | {'samples':>7} | {'µs/call':>7} |")
@@ -103,7 +103,8 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--raw", type=Path, help="keep py-spy's collapsed stacks here")
     parser.add_argument("--native", action="store_true", help="sample C frames too (py-spy --native)")
+    parser.add_argument("--cache", action="store_true", help="the response cache on: every call a hit")
     args = parser.parse_args()
     if args.native:
         NATIVE.append("--native")
-    profile(args.seconds, args.concurrency, args.raw)
+    profile(args.seconds, args.concurrency, args.raw, args.cache)
