@@ -4,17 +4,15 @@ asked, while the other callers of the same credential still get through."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-import pytest_asyncio
 
 from simulator import Simulator
 from tests.resilience.harness import error_details
-from tests.security.tenant_harness import EVERYTHING, tenant_adapter, tenant_sim_config
+from tests.security.tenant_harness import EVERYTHING, tenant_adapter
 
 LIST_DEVICES = "/v1/devices"
 BATCH, ALICE = "jwt:batch-nightly", "jwt:alice@team-a"
@@ -25,16 +23,6 @@ SHARES: dict[str, Any] = {
     "tenants": [{"principals": [ALICE], "credentials": {"openframe": "team_a"}}],
     "quotas": [{"principals": ["jwt:batch-*"], "max_share": 0.2}],
 }
-
-
-@pytest_asyncio.fixture(params=["documented", "drifted"])
-async def sim(request: pytest.FixtureRequest) -> AsyncIterator[Simulator]:
-    simulator = Simulator(tenant_sim_config(str(request.param)))
-    await simulator.start()
-    try:
-        yield simulator
-    finally:
-        await simulator.stop()
 
 
 async def test_a_capped_principal_is_refused_while_others_get_through(sim: Simulator, tmp_path: Path) -> None:

@@ -4,12 +4,10 @@ their quotas, caches and refusals stay apart."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 import pytest
-import pytest_asyncio
 
 from adapter.assembly.tenants import check_tenant_bindings, checked_policy_loader, unknown_bindings
 from adapter.config.settings import ConfigError
@@ -24,22 +22,11 @@ from tests.security.tenant_harness import (
     secured,
     tenant_adapter,
     tenant_settings,
-    tenant_sim_config,
 )
 
 GET_DEVICE = "/v1/devices/{device_id}"
 LIST_DEVICES = "/v1/devices"
 ALICE, BOB, CAROL = "jwt:alice@team-a", "jwt:bob@team-b", "jwt:carol"
-
-
-@pytest_asyncio.fixture(params=["documented", "drifted"])
-async def sim(request: pytest.FixtureRequest) -> AsyncIterator[Simulator]:
-    simulator = Simulator(tenant_sim_config(str(request.param)))
-    await simulator.start()
-    try:
-        yield simulator
-    finally:
-        await simulator.stop()
 
 
 async def test_each_tenant_reaches_the_vendor_with_its_own_key(sim: Simulator, tmp_path: Path) -> None:
