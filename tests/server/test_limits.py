@@ -1,5 +1,6 @@
 """Server limits with a real server and channel: the cap on calls in flight,
-keepalive enforcement and the maximum connection age (``security.limits``)."""
+keepalive enforcement (as configured and by default) and the maximum connection
+age (``security.limits``), and the grpc options the settings become."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from openframe.v1 import devices_pb2, devices_pb2_grpc
 
 from adapter.runtime import MeshAdapter
+from adapter.server.grpc_options import limit_options
 from simulator import Fault, Simulator
 from tests.conftest import adapter_settings
 from tests.resilience.harness import error_details
@@ -117,3 +119,53 @@ async def test_connections_are_closed_at_their_maximum_age_after_a_grace(simulat
         closed = await _left_ready(channel, within=10.0)  # the server sent GOAWAY
         again = await _list(channel)  # on a new connection
     assert answer.devices and again.devices and closed
+
+
+#: The defaults (no ``security.limits`` given): a client pinging every 100 ms.
+PINGY = [
+    ("grpc.keepalive_time_ms", 100),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+]
+
+
+async def _stays_connected(port: int, options: list[tuple[str, int]], seconds: float) -> bool:
+    """Whether a channel keeps its connection for ``seconds`` after a call."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=options) as channel:
+        await devices_pb2_grpc.DeviceServiceStub(channel).ListDevices(devices_pb2.ListDevicesRequest())
+        assert channel.get_state() == grpc.ChannelConnectivity.READY
+        try:  # a GOAWAY takes the channel out of READY (it would reconnect right after)
+            await asyncio.wait_for(channel.wait_for_state_change(grpc.ChannelConnectivity.READY), seconds)
+        except TimeoutError:
+            return True
+        return False
+
+
+async def test_the_default_limits_send_a_client_pinging_too_often_away(simulator: Simulator) -> None:
+    async with MeshAdapter(adapter_settings(simulator)) as adapter:
+        # Pings every 100 ms: GOAWAY too_many_pings after two strikes (a few seconds,
+        # as gRPC core spaces the pings out; the wait ends at the GOAWAY).
+        assert not await _stays_connected(adapter.port, PINGY, 20.0)
+        assert await _stays_connected(adapter.port, [], 2.0)  # a quiet client stays
+
+
+def test_limit_options_carry_the_settings(simulator: Simulator) -> None:
+    limits = {
+        "min_client_ping_interval_seconds": 12.5,
+        "max_connection_age_seconds": 60,
+        "max_connection_age_grace_seconds": 5,
+    }
+    options = dict(limit_options(adapter_settings(simulator, security={"limits": limits}).security.limits))
+    assert options == {
+        "grpc.http2.min_ping_interval_without_data_ms": 12500,
+        "grpc.http2.max_ping_strikes": 2,
+        "grpc.keepalive_permit_without_calls": 0,
+        "grpc.keepalive_time_ms": 300000,
+        "grpc.keepalive_timeout_ms": 20000,
+        "grpc.http2.max_pings_without_data": 0,
+        "grpc.max_connection_age_ms": 60000,
+        "grpc.max_connection_age_grace_ms": 5000,
+    }
+    never = {"max_connection_age_seconds": 0}
+    options = dict(limit_options(adapter_settings(simulator, security={"limits": never}).security.limits))
+    assert "grpc.max_connection_age_ms" not in options
