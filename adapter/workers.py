@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import signal
 import sys
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from adapter.config.settings import ConfigError, Settings
 
-__all__ = ["resolve_workers", "run_workers", "worker_environment"]
+__all__ = ["available_cores", "resolve_workers", "run_workers", "worker_environment"]
 
 logger = logging.getLogger("adapter.workers")
 
@@ -33,18 +34,53 @@ _RESTART_BACKOFF = (0.5, 1.0, 2.0, 5.0)
 
 
 def resolve_workers(settings: Settings) -> int:
-    """How many workers to run; raises ConfigError for a setup that cannot share."""
-    count = settings.workers or os.cpu_count() or 1
+    """How many workers to run: ``workers``, or for ``auto`` one per core when this
+    configuration can share and else one (with a log line saying why); raises
+    ConfigError for an explicit count above one that cannot share."""
+    cores = available_cores()
+    if settings.workers == "auto":
+        if cores == 1:
+            return 1
+        reason = _cannot_share(settings)
+        if reason is None:
+            return cores
+        logger.info("workers: 1 (auto; %s to use %d cores)", reason, cores)
+        return 1
+    count = settings.workers or cores
     if count == 1:
         return 1
-    if settings.events.enabled and not settings.events.coordination.enabled:
-        raise ConfigError(
-            f"workers = {count} needs events.coordination.enabled = true (else every worker "
-            "consumes every vendor stream), or events.enabled = false"
-        )
-    if settings.grpc.port == 0 or (settings.events.enabled and settings.events.webhook.port == 0):
-        raise ConfigError("workers share fixed ports: set grpc.port and events.webhook.port (not 0)")
+    reason = _cannot_share(settings)
+    if reason is not None:
+        raise ConfigError(f"workers = {count} cannot share this configuration: {reason}")
     return count
+
+
+def _cannot_share(settings: Settings) -> str | None:
+    """Why several workers cannot run this configuration (None: they can)."""
+    if settings.events.enabled and not settings.events.coordination.enabled:
+        return (
+            "events.coordination.enabled is false, so every worker would consume every vendor "
+            "stream: enable it (or set events.enabled = false)"
+        )
+    if settings.grpc.port == 0:
+        return "grpc.port is 0 (a port of its own per worker): set a fixed port"
+    if settings.events.enabled and settings.events.webhook.port == 0:
+        return "events.webhook.port is 0 (a port of its own per worker): set a fixed port"
+    return None
+
+
+def available_cores(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """Cores this process may use: its CPU affinity, bounded by a cgroup v2 CPU quota
+    (a container's CPU limit, which ``os.cpu_count`` and the affinity both ignore and no
+    standard library function reads)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 CPU controller here: the affinity is all there is
+    return max(1, min(cores, 256))
 
 
 def worker_environment(settings: Settings, index: int) -> dict[str, str]:

@@ -40,6 +40,9 @@ def replica_environment(
         "MESH_EVENTS__WEBHOOK__SOURCES__OCTOSPINE__SECRETS": f'["{webhook_secret}"]',
         "MESH_EVENTS__COORDINATION__ENABLED": "true",
         "MESH_EVENTS__COORDINATION__REPLICA_ID": f"replica-{index}",
+        # One process per replica (not one per core): the demo kills and adds processes,
+        # and each replica's operator port is its own.
+        "MESH_WORKERS": "1",
     }
 
 

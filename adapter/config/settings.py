@@ -376,7 +376,8 @@ class Settings(BaseSettings):
     #: Adapter processes on this host under one supervisor, sharing the gRPC and webhook
     #: ports (``SO_REUSEPORT``); ``0``: one per core. More than one needs
     #: ``events.coordination.enabled`` (or events off) and fixed ports (docs/scaling.md).
-    workers: int = Field(default=1, ge=0, le=256)
+    #: ``auto``: one per core when this configuration can share, else one (logged why).
+    workers: int | Literal["auto"] = "auto"
     grpc: GrpcSettings = GrpcSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
     #: Keyed by the ``upstream`` name the protos' service options use.
@@ -386,6 +387,18 @@ class Settings(BaseSettings):
     page_tokens: PageTokenSettings = PageTokenSettings()
     #: TLS, caller identity, authorization and limits of the gRPC port (docs/security.md).
     security: SecuritySettings = SecuritySettings()
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _workers_count_or_auto(cls, value: object) -> object:
+        """One message for a bad value (the union would report each member's error)."""
+        if value == "auto":
+            return value
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 256:
+            raise ValueError("expected 'auto' or a number of processes from 0 (one per core) to 256")
+        return value
 
     @field_validator("upstreams", mode="after")
     @classmethod

@@ -55,6 +55,7 @@ class Replica:
         self._env = {
             **os.environ,
             "MESH_LOG_FORMAT": "text",
+            "MESH_WORKERS": "1",  # one replica, one process (workers: test_workers.py)
             "MESH_GRPC__PORT": str(self.grpc_port),
             "MESH_TELEMETRY__OPS_PORT": "0",
             "MESH_UPSTREAMS__OPENFRAME__BASE_URL": sim.openframe_url,
