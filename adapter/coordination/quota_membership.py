@@ -3,10 +3,11 @@ Kafka's sticky assignor, so a rebalance moves as few slices as it can (a moved
 slice waits out its previous holder's window, :mod:`.quota_share`) and does not
 restart the streams (their group is another one).
 
-Each ``confirm_interval`` the member commits, for every slice it holds, the wall
-time in milliseconds as the slice's offset: the coordinator accepts it only from a
-current member, which renews this replica's lease on its slices, and the next
-holder of a slice reads it as "last possibly used until this + lease".
+On each assignment, before using any slice, and then each ``confirm_interval``, the
+member commits, for every slice it holds, the wall time in milliseconds as the
+slice's offset: the coordinator accepts it only from a current member, which renews
+this replica's lease on its slices, and the next holder of a slice reads it as
+"last possibly used until this + lease".
 """
 
 from __future__ import annotations
@@ -108,15 +109,21 @@ class QuotaMembership:
         while True:
             with contextlib.suppress(kafka_errors.KafkaError):
                 await consumer.getmany(timeout_ms=int(interval * 1000))
-            if self.slices:
-                now_ms = int(self._wall() * 1000)
-                asked = self._clock()
-                try:
-                    await consumer.commit({TopicPartition(self.share.topic, i): now_ms for i in self.slices})
-                    self._confirmed_at = asked
-                except (kafka_errors.KafkaError, kafka_errors.IllegalStateError) as exc:
-                    logger.debug("quota slices not confirmed: %r", exc)
+            await self._confirm()
             self.share.apply(confirmed=self.confirmed())
+
+    async def _confirm(self) -> None:
+        """Commits the wall time as every held slice's offset; renews the lease if accepted."""
+        consumer = self._consumer
+        if not self.slices or consumer is None:
+            return
+        now_ms = int(self._wall() * 1000)
+        asked = self._clock()
+        try:
+            await consumer.commit({TopicPartition(self.share.topic, i): now_ms for i in self.slices})
+            self._confirmed_at = asked
+        except (kafka_errors.KafkaError, kafka_errors.IllegalStateError) as exc:
+            logger.debug("quota slices not confirmed: %r", exc)
 
     async def assigned_now(self, partitions: set[TopicPartition]) -> None:
         slices = {p.partition for p in partitions if p.topic == self.share.topic}
@@ -129,9 +136,15 @@ class QuotaMembership:
                 logger.warning("quota slice %d: last holder unknown (%r)", index, exc)
                 last[index] = int(self._wall() * 1000)
         self.slices = slices
-        self._confirmed_at = self._clock()  # the group's join and sync just succeeded
         self.share.assigned(slices, last)
-        self.share.apply(confirmed=True)
+        # Nothing is used before this replica's confirmation of its new slices is committed:
+        # the next holder of a slice reads the last committed one as "used until then", and
+        # the previous holder's (or none, for a slice no one held) would let it start while
+        # requests this replica sent still count. Kept slices pause too if this commit fails
+        # (another rebalance began), until the next confirmation.
+        self._confirmed_at = float("-inf")
+        await self._confirm()
+        self.share.apply(confirmed=self.confirmed())
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped here
