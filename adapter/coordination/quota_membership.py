@@ -60,6 +60,7 @@ class QuotaMembership:
         self._task: asyncio.Task[None] | None = None
         self.slices: set[int] = set()
         self._confirmed_at = float("-inf")
+        self._assignment = 0  # counts assignments: a confirmation counts for the one it was sent in
 
     def confirmed(self) -> bool:
         return self._clock() - self._confirmed_at < self._settings.lease_seconds
@@ -117,13 +118,17 @@ class QuotaMembership:
         consumer = self._consumer
         if not self.slices or consumer is None:
             return
+        slices, assignment = set(self.slices), self._assignment
         now_ms = int(self._wall() * 1000)
         asked = self._clock()
         try:
-            await consumer.commit({TopicPartition(self.share.topic, i): now_ms for i in self.slices})
-            self._confirmed_at = asked
+            await consumer.commit({TopicPartition(self.share.topic, i): now_ms for i in slices})
         except (kafka_errors.KafkaError, kafka_errors.IllegalStateError) as exc:
             logger.debug("quota slices not confirmed: %r", exc)
+            return
+        self._confirmed_at = asked
+        if assignment == self._assignment:  # not a commit sent before the latest assignment
+            self.share.committed(slices)
 
     async def assigned_now(self, partitions: set[TopicPartition]) -> None:
         slices = {p.partition for p in partitions if p.topic == self.share.topic}
@@ -136,13 +141,14 @@ class QuotaMembership:
                 logger.warning("quota slice %d: last holder unknown (%r)", index, exc)
                 last[index] = int(self._wall() * 1000)
         self.slices = slices
+        self._assignment += 1
         self.share.assigned(slices, last)
-        # Nothing is used before this replica's confirmation of its new slices is committed:
+        # A gained slice is used only once this replica's confirmation of it is committed:
         # the next holder of a slice reads the last committed one as "used until then", and
         # the previous holder's (or none, for a slice no one held) would let it start while
-        # requests this replica sent still count. Kept slices pause too if this commit fails
-        # (another rebalance began), until the next confirmation.
-        self._confirmed_at = float("-inf")
+        # requests this replica sent still count. Kept slices stay in use meanwhile, within
+        # the lease of the last confirmation committed (the one a successor would read).
+        self.share.apply(confirmed=self.confirmed())
         await self._confirm()
         self.share.apply(confirmed=self.confirmed())
 

@@ -9,7 +9,9 @@ offset of the slice: the wall-clock time in ms), and the vendor counts those
 requests for a window after. So a slice gained from another replica becomes usable
 only ``lease + window + grace`` after the previous holder's last confirmation; one
 never confirmed (a new deployment) is usable at once, and one kept across a
-rebalance never stops being usable.
+rebalance never stops being usable. A gained slice is also used only once this
+replica's own confirmation of it is committed (:meth:`QuotaShare.committed`), the
+one its next holder will read.
 
 A replica is ready (``on_ready``) only while every limiter allows some requests: one
 that joined the group and waits out its slices' previous holders would answer every
@@ -53,6 +55,9 @@ class QuotaShare:
         self._wall = wall
         #: Slice -> its previous holder's last confirmation (wall seconds; None: nobody's).
         self._held: dict[int, float | None] = {}
+        #: Gained slices whose confirmation by this replica is not committed yet: unused
+        #: until it is, or a successor would read only the previous holder's (or none).
+        self._unconfirmed: set[int] = set()
         self._usable: list[int] = [-1] * len(limiters)
         self._on_ready = on_ready
         self.ready: bool | None = None
@@ -73,6 +78,7 @@ class QuotaShare:
                 continue
             last = last_confirmed_ms.get(index)
             held[index] = None if last is None or last <= 0 else last / 1000
+        self._unconfirmed = (self._unconfirmed & slices) | (slices - self._held.keys())
         self._held = held
         now = self._wall()
         waits = [self.usable_from(i, lim) - now for i in held for lim in self._limiters]
@@ -86,12 +92,24 @@ class QuotaShare:
                 max(waits),
             )
 
+    def committed(self, slices: set[int]) -> None:
+        """This replica's confirmation of ``slices`` (made since their assignment) is committed."""
+        self._unconfirmed -= slices
+
     def apply(self, *, confirmed: bool) -> None:
-        """Sets each limiter to its usable share (none while the slices are not confirmed)."""
+        """Sets each limiter to its usable share (none while the lease is not confirmed)."""
         now = self._wall()
         changed = False
         for n, limiter in enumerate(self._limiters):
-            usable = sum(1 for i in self._held if self.usable_from(i, limiter) <= now) if confirmed else 0
+            usable = (
+                sum(
+                    1
+                    for i in self._held
+                    if i not in self._unconfirmed and self.usable_from(i, limiter) <= now
+                )
+                if confirmed
+                else 0
+            )
             if usable != self._usable[n]:
                 self._usable[n] = usable
                 limiter.set_share(usable / self.slices)
@@ -116,6 +134,8 @@ class QuotaShare:
             why = "no quota slices assigned and confirmed by the replicas' group (joining or leaving it)"
         elif not self._held:
             why = "holds no quota slice (more replicas than slices?)"
+        elif self._held.keys() <= self._unconfirmed:
+            why = "its quota slices are assigned, their confirmation by this replica not committed yet"
         else:
             why = (
                 f"no usable share of the {', '.join(empty)} quota yet: its slices wait until their previous "

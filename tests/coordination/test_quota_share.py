@@ -1,6 +1,7 @@
 """How quota slices become usable: at once when nobody held them, after the
 previous holder's lease and the quota's window when they moved, never without a
-confirmed membership; each limiter by its own window."""
+confirmed membership nor before this replica's own confirmation of a gained slice is
+committed; each limiter by its own window."""
 
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ async def test_nothing_is_used_before_the_group_assigns_and_confirms() -> None:
     quota, rest, graphql = share(Wall())
     assert rest.limit == 0 and graphql.limit == 0
     quota.assigned({0, 1, 2}, {0: None, 1: None, 2: None})
+    quota.committed({0, 1, 2})
     quota.apply(confirmed=False)
     assert rest.limit == 0
     quota.apply(confirmed=True)
@@ -52,6 +54,7 @@ async def test_a_moved_slice_waits_for_the_previous_holders_requests_to_stop_cou
     quota, rest, graphql = share(wall)
     last_ms = int((wall.now - 2) * 1000)  # its holder confirmed it 2 s ago
     quota.assigned({0, 1}, {0: None, 1: last_ms})
+    quota.committed({0, 1})
     quota.apply(confirmed=True)
     assert (rest.limit, graphql.limit) == (100, 50)
     wall.now += 13.5  # lease 4 + grace 1 + graphql window 10 after the last confirmation, +0.5
@@ -66,6 +69,7 @@ async def test_a_slice_kept_across_a_rebalance_stays_usable_and_a_lost_one_goes(
     wall = Wall()
     quota, rest, _ = share(wall)
     quota.assigned({0, 1}, {})
+    quota.committed({0, 1})
     quota.apply(confirmed=True)
     assert rest.limit == 200
     quota.assigned({1}, {})
@@ -95,6 +99,7 @@ async def test_the_replica_is_ready_only_while_every_limiter_allows_requests() -
     ]
     last_ms = int((wall.now - 2) * 1000)  # every slice moved, confirmed by its holder 2 s ago
     quota.assigned({0, 1}, {0: last_ms, 1: last_ms})
+    quota.committed({0, 1})
     quota.apply(confirmed=True)
     assert said[1:] == [(False, f"no usable share of the openframe rest, openframe graphql {waiting}")]
     wall.now += 13.5  # the GraphQL share is usable, the REST one not yet
@@ -124,6 +129,7 @@ async def test_a_moved_slice_is_named_as_the_reason_for_not_serving() -> None:
         on_ready=lambda *a: said.append(a),
     )
     quota.assigned({0}, {0: int(wall.now * 1000)})
+    quota.committed({0})
     quota.apply(confirmed=True)
     assert said == [
         (False, "no quota slices assigned and confirmed by the replicas' group (joining or leaving it)"),
@@ -133,3 +139,24 @@ async def test_a_moved_slice_is_named_as_the_reason_for_not_serving() -> None:
             "holder's requests stop counting at the vendor",
         ),
     ]
+
+
+async def test_a_gained_slice_waits_for_this_replicas_confirmation_and_a_kept_one_does_not() -> None:
+    """A successor reads the last committed confirmation as "used until then": a slice
+    used before this replica's own is committed would leave the previous one behind."""
+    quota, rest, _ = share(Wall())
+    quota.assigned({0, 1}, {0: None, 1: None})  # never held: usable at once, once confirmed
+    quota.apply(confirmed=True)
+    assert rest.limit == 0 and quota.ready is False
+    quota.committed({0, 1})
+    quota.apply(confirmed=True)
+    assert rest.limit == 200
+    quota.assigned({1, 2, 3}, {2: None, 3: None})  # 1 kept, 2 and 3 gained
+    quota.apply(confirmed=True)
+    assert rest.limit == 100
+    quota.committed({1, 2})  # a confirmation that missed slice 3
+    quota.apply(confirmed=True)
+    assert rest.limit == 200
+    quota.committed({1, 2, 3})
+    quota.apply(confirmed=True)
+    assert rest.limit == 300
