@@ -47,6 +47,9 @@ class Scale:
     stop_at: float
     #: How long the group may take to make every slice usable before the load.
     formation: float
+    #: Whether the newcomer's slices wait out their window before the load stops (then it
+    #: takes calls too); at full scale it joins, takes slices, and serves only after.
+    newcomer_serves: bool
 
     @property
     def load(self) -> float:
@@ -54,9 +57,27 @@ class Scale:
         return 1.5 * self.quota / self.window
 
 
-QUICK = Scale(quota=60, window=4.0, slices=12, callers=60, kill_at=8, add_at=16, stop_at=34, formation=40)
+QUICK = Scale(
+    quota=60,
+    window=4.0,
+    slices=12,
+    callers=60,
+    kill_at=8,
+    add_at=16,
+    stop_at=34,
+    formation=40,
+    newcomer_serves=True,
+)
 FULL = Scale(
-    quota=1000, window=60.0, slices=60, callers=200, kill_at=40, add_at=65, stop_at=120, formation=100
+    quota=1000,
+    window=60.0,
+    slices=60,
+    callers=200,
+    kill_at=40,
+    add_at=65,
+    stop_at=120,
+    formation=100,
+    newcomer_serves=False,
 )
 
 
@@ -128,8 +149,10 @@ async def test_replicas_share_one_quota_while_one_dies_and_one_joins(
         r.start()
     outcomes: Counter[str] = Counter()
     try:
-        await asyncio.gather(*(r.wait_serving() for r in replicas))
-        # Slices that moved while the group formed wait out their previous holder's window.
+        # A replica serves once it has a usable share: slices that moved while the group
+        # formed (a replica that joined after another's first confirmation) wait out their
+        # previous holder's window first.
+        await asyncio.gather(*(r.wait_serving(within=scale.formation) for r in replicas))
         await wait_until(
             lambda: (
                 sum(r.usable_slices() for r in replicas) == scale.slices
@@ -173,11 +196,22 @@ async def test_replicas_share_one_quota_while_one_dies_and_one_joins(
         newcomer.start()
         replicas.append(newcomer)
         channels[newcomer.name] = grpc.aio.insecure_channel(f"127.0.0.1:{newcomer.grpc_port}")
-        await newcomer.wait_serving()
-        live.append(newcomer)
+
+        async def join_when_serving() -> None:
+            # Like a health-checking client: calls go to the newcomer once it serves, i.e.
+            # once its gained slices waited out their previous holders (a window).
+            await newcomer.wait_serving(within=scale.stop_at - scale.add_at)
+            live.append(newcomer)
+
+        joining = asyncio.ensure_future(join_when_serving()) if scale.newcomer_serves else None
         await until(scale.stop_at)
         stop.set()
         await asyncio.gather(*callers)
+        if joining is not None:
+            await joining
+            assert newcomer in live
+        else:  # it took its slices from the survivors (which then used fewer) and waits
+            assert f"replica {newcomer.name} holds " in newcomer.log.read_text(errors="replace")
         duration = time.monotonic() - started
         for channel in channels.values():
             await channel.close()
