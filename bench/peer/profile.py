@@ -87,8 +87,9 @@ def profile(seconds: float, concurrency: int, raw: Path | None, cache: bool = Fa
         if stack:
             samples[part_of(stack.split(";"))] += int(count)
     total = sum(samples.values())
+    what = "GetDevice (cache hits)" if cache else "GetDevice"
     print(
-        f"\nGetDevice{' (cache hits)' if cache else ''} at c={concurrency}, {row.rps:.0f} req/s, {row.cpu:.0%} of a core, "
+        f"\n{what} at c={concurrency}, {row.rps:.0f} req/s, {row.cpu:.0%} of a core, "
         f"{cpu_per_call * 1e6:.0f} µs CPU per call; {total} py-spy samples ({out})\n"
     )
     print(f"| {'part of the call':<36} | {'samples':>7} | {'µs/call':>7} |")
