@@ -66,6 +66,7 @@ async def adapter(upstream: str, transport: str, *, cache: bool) -> AsyncIterato
         "MESH_GRPC__PORT": str(port),
         "MESH_TELEMETRY__OPS_PORT": "0",
         "MESH_EVENTS__ENABLED": "false",
+        "MESH_WORKERS": "1",  # one process: its CPU is what is measured
         "MESH_UPSTREAMS__OPENFRAME__BASE_URL": upstream,
         "MESH_UPSTREAMS__OPENFRAME__AUTH__API_KEY": KEY,
         "MESH_UPSTREAMS__OPENFRAME__TRANSPORT": transport,

@@ -88,6 +88,7 @@ def adapter_env(
         "MESH_GRPC__PORT": str(port),
         "MESH_TELEMETRY__OPS_PORT": "0",
         "MESH_EVENTS__ENABLED": "false",
+        "MESH_WORKERS": "1",  # one process: its CPU is what is measured
         "MESH_UPSTREAMS__OPENFRAME__BASE_URL": upstream,
         "MESH_UPSTREAMS__OPENFRAME__AUTH__API_KEY": KEY,
         # A limiter in every row (a quota no run reaches), so the tenant row adds only

@@ -66,6 +66,7 @@ async def adapter(octospine: str) -> AsyncIterator[str]:
         "MESH_GRPC__PORT": str(port),
         "MESH_TELEMETRY__OPS_PORT": "0",
         "MESH_EVENTS__ENABLED": "false",
+        "MESH_WORKERS": "1",  # one process: its CPU is what is measured
         "MESH_UPSTREAMS__OPENFRAME__BASE_URL": "http://127.0.0.1:9",
         "MESH_UPSTREAMS__OPENFRAME__AUTH__API_KEY": KEY,
         "MESH_UPSTREAMS__OCTOSPINE__BASE_URL": octospine,

@@ -51,6 +51,7 @@ def adapter_env(upstream: str, port: int, *, cache: bool, otlp: str) -> dict[str
         "MESH_GRPC__PORT": str(port),
         "MESH_TELEMETRY__OPS_PORT": "0",
         "MESH_EVENTS__ENABLED": "false",
+        "MESH_WORKERS": "1",  # one process on its pinned core (auto would find one core too)
         # Spans and metrics go to a real OTLP exporter (the sink on the load core).
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{otlp}",
     }
