@@ -390,7 +390,7 @@ class SpoolDrainer:
         sent = self._delivered - self._progress_delivered
         if sent:
             logger.info(
-                "delivered %d events in %.0fs (%.0f/s), %d spooled, oldest %.1fs old",
+                "delivered %d events in %.0fs (%.1f/s), %d spooled, oldest %.1fs old",
                 sent,
                 elapsed,
                 sent / elapsed,
