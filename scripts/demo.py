@@ -46,13 +46,18 @@ def say(text: str) -> None:
     print(f"{BOLD}==> {text}{RESET}", flush=True)
 
 
-def start_local_kafka() -> bool:
-    """Starts scripts/kafka unless KAFKA_BOOTSTRAP_SERVERS names a cluster; True if started here."""
+def start_local_kafka(replicas: int = 1) -> bool:
+    """Starts scripts/kafka unless KAFKA_BOOTSTRAP_SERVERS names a cluster; True if started here.
+
+    For several replicas, with Kafka's default initial rebalance delay (3 s) instead of the
+    tests' 0: replicas started together then join one first generation of the quota group,
+    whose slices no one held before, and serve at once instead of a quota window later."""
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         say(f"using the Kafka cluster at {os.environ['KAFKA_BOOTSTRAP_SERVERS']}")
         return False
     say("starting the local Kafka broker (scripts/kafka; first run fetches the jars from Maven Central)")
-    subprocess.run([str(ROOT / "scripts" / "kafka"), "start"], check=True)
+    env = {**os.environ, **({"KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "3000"} if replicas > 1 else {})}
+    subprocess.run([str(ROOT / "scripts" / "kafka"), "start"], check=True, env=env)
     return True
 
 
@@ -146,7 +151,7 @@ async def trickle(sim: Simulator, stop: asyncio.Event) -> None:
 
 
 async def main(run_for: float | None, secure: bool = False, replicas: int = 1) -> None:
-    started_kafka = start_local_kafka()
+    started_kafka = start_local_kafka(replicas)
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     if replicas > 1:
         from demo_replicas import run_replicas  # scripts/ is on sys.path when run as a script
