@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 import uuid
 
-import httpx
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -18,24 +17,13 @@ from adapter.config.coordination import CoordinationSettings
 from adapter.coordination.quota_membership import QuotaMembership
 from adapter.coordination.quota_share import QuotaShare
 from adapter.resilience import UpstreamRateLimiter
-from adapter.upstream.messages import UpstreamRequest, UpstreamResponse
 
 from ..events.kafka_fixtures import BOOTSTRAP, TopicFactory, wait_until
+from .instant_caller import Instant
 
 pytest_plugins = ["tests.events.kafka_fixtures"]
 
 SLICES = 4
-
-
-class Instant:
-    name = "openframe"
-    default_timeout = 5.0
-
-    async def send(self, request: UpstreamRequest, *, deadline: float) -> UpstreamResponse:
-        return UpstreamResponse(status=200, headers=httpx.Headers(), body=b"{}")
-
-    async def aclose(self) -> None:
-        pass
 
 
 async def test_new_slices_are_used_only_once_their_confirmation_is_committed(new_topic: TopicFactory) -> None:

@@ -5,22 +5,10 @@ committed; each limiter by its own window."""
 
 from __future__ import annotations
 
-import httpx
-
 from adapter.coordination.quota_share import QuotaShare
 from adapter.resilience import UpstreamRateLimiter
-from adapter.upstream.messages import UpstreamRequest, UpstreamResponse
 
-
-class Instant:
-    name = "openframe"
-    default_timeout = 5.0
-
-    async def send(self, request: UpstreamRequest, *, deadline: float) -> UpstreamResponse:
-        return UpstreamResponse(status=200, headers=httpx.Headers(), body=b"{}")
-
-    async def aclose(self) -> None:
-        pass
+from .instant_caller import Instant
 
 
 class Wall:
