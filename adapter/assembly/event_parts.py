@@ -90,7 +90,6 @@ def build_event_pipeline(
         start_timeout=cfg.kafka.lifecycle_timeout_seconds,
         stop_timeout=cfg.kafka.lifecycle_timeout_seconds,
         delivery_timeout=max(cfg.kafka.delivery_timeout_seconds, cfg.kafka.request_timeout_seconds + 1),
-        linger_ms=cfg.kafka.linger_ms,
         tracer_provider=tracer_provider,
     )
     shared = shared_watermarks(settings, sink, spool, router.routes) if cfg.coordination.enabled else None
@@ -112,6 +111,7 @@ def build_event_pipeline(
         sink,
         batch_size=cfg.kafka.batch_size,
         max_in_flight=cfg.kafka.max_in_flight_batches,
+        linger=cfg.kafka.linger_ms / 1000,
         stop_grace=cfg.kafka.stop_grace_seconds,
         supervisor=supervisor,
         on_health=lambda serving, why: board.set(EVENT_SERVICE, serving, why),

@@ -50,6 +50,7 @@ from .kafka_outcomes import (
     RecordRejected,
 )
 from .kafka_tracing import SEMCONV, BatchSpans, ProducerTracing
+from .partition_batches import PartitionBatch, group_by_partition
 from .records import OutboundRecord
 
 __all__ = [
@@ -98,7 +99,6 @@ class KafkaSink:
         delivery_timeout: float = 20.0,
         start_timeout: float = 10.0,
         stop_timeout: float = 5.0,
-        linger_ms: int = 5,
         max_batch_size: int = 256 * 1024,
         max_request_size: int = 1024 * 1024,
         compression_type: str | None = None,
@@ -115,13 +115,13 @@ class KafkaSink:
             "enable_idempotence": True,
             "acks": "all",
             "request_timeout_ms": request_timeout_ms,
-            "linger_ms": linger_ms,
             "max_batch_size": max_batch_size,
             "max_request_size": max_request_size,
             "compression_type": compression_type,
             "retry_backoff_ms": 200,
         }
         self._request_timeout_ms = request_timeout_ms
+        self._max_request_size = max_request_size
         self._tracing = ProducerTracing(tracer_provider, client_id=client_id)
         self._generation: _Generation | None = None
         self._producer_lock = asyncio.Lock()
@@ -167,7 +167,14 @@ class KafkaSink:
     @property
     def in_flight(self) -> int:
         """Records handed to the producer and not acknowledged yet (a gauge)."""
-        return 0 if self._generation is None else len(self._generation.unacked())
+        if self._generation is None:
+            return 0
+        return sum(
+            len(batch.indices)
+            for handed in self._generation.batches
+            for batch, future in handed.in_flight
+            if not future.done()
+        )
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -189,13 +196,17 @@ class KafkaSink:
         """Hands ``records`` to the producer in order and returns without waiting for
         Kafka's acknowledgements (:meth:`HandedOver.outcomes` waits for them).
 
-        Order per partition holds: records are handed to the producer in the given
-        order, the idempotent producer keeps it, and after the first record the
-        producer refuses (other than a :class:`RecordRejected`) the rest of the
-        batch is not handed over at all (:attr:`HandedOver.complete` is then False,
-        and a caller keeping batches in flight must not hand over later records
-        before it resends these). Everything runs under one ``delivery_timeout``
-        deadline, counted from this call.
+        The records go as one record batch per topic-partition (more when one is
+        full), built here with aiokafka's batch API (adapter/events/partition_batches.py)
+        and closed, so the producer sends them at once: the drainer's own linger is
+        the only one. Order per partition holds: each partition's records keep their
+        given order inside its batches, batches of a partition are handed over in
+        order, the idempotent producer keeps that order, and after the first batch
+        the producer refuses (other than a :class:`RecordRejected`) the rest is not
+        handed over at all (:attr:`HandedOver.complete` is then False, and a caller
+        keeping batches in flight must not hand over later records before it resends
+        these). Everything runs under one ``delivery_timeout`` deadline, counted from
+        this call.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.delivery_timeout
@@ -205,23 +216,50 @@ class KafkaSink:
             return HandedOver(self, None, deadline, [exc] * len(records), [], None, exc)
         producer = generation.producer
         outcomes: list[Delivered | DeliveryError | None] = [None] * len(records)
-        in_flight: list[tuple[int, asyncio.Future[Any]]] = []
-        handing_over: int | None = None  # the record inside producer.send()
+        in_flight: list[tuple[PartitionBatch, asyncio.Future[Any]]] = []
+        handing_over: PartitionBatch | None = None  # the batch inside producer.send_batch()
         spans = self._tracing.start(records)
         fatal: BaseException | None = None
         refused: DeliveryError | None = None
         try:
             async with asyncio.timeout_at(deadline):
-                for index, record in enumerate(records):
-                    handing_over = index
+                partitions: dict[str, list[int]] = {}
+                for topic in dict.fromkeys(record.topic for record in records):
                     try:
-                        future = await producer.send(
-                            record.topic, value=record.value, key=record.key, headers=list(record.headers)
+                        partitions[topic] = sorted(await producer.partitions_for(topic))
+                    except Exception as exc:
+                        error = _translate(exc)
+                        for index, record in enumerate(records):
+                            if record.topic == topic:
+                                outcomes[index] = error
+                                spans.failed(index, error)
+                        if not isinstance(error, RecordRejected):
+                            refused = error  # the other topics are not handed over either
+                            if isinstance(error, DeliveryFailed) and error.fatal:
+                                fatal = error
+                batches: list[PartitionBatch] = []
+                if refused is None:
+                    batches, rejected = group_by_partition(
+                        records,
+                        partitions,
+                        new_builder=producer.create_batch,
+                        max_request_size=self._max_request_size,
+                    )
+                    for index, error in rejected.items():
+                        outcomes[index] = error
+                        spans.failed(index, error)
+                for batch in batches:
+                    handing_over = batch
+                    try:
+                        future = await producer.send_batch(
+                            batch.builder, batch.topic, partition=batch.partition
                         )
                     except Exception as exc:
                         handing_over = None
-                        error = outcomes[index] = _translate(exc)
-                        spans.failed(index, error)
+                        error = _translate(exc)
+                        for index in batch.indices:
+                            outcomes[index] = error
+                            spans.failed(index, error)
                         if isinstance(error, RecordRejected):
                             continue
                         if isinstance(error, DeliveryFailed) and error.fatal:
@@ -229,31 +267,37 @@ class KafkaSink:
                         refused = error
                         break
                     handing_over = None
-                    in_flight.append((index, future))
+                    in_flight.append((batch, future))
         except TimeoutError:
             fatal = fatal or TimeoutError()
         except asyncio.CancelledError:
             spans.failed_all(DeliveryFailed("cancelled"))
             spans.end()
             raise
-        if handing_over is not None:  # the deadline passed inside producer.send()
+        if handing_over is not None:  # the deadline passed inside producer.send_batch()
             late = refused = DeliveryTimeout(f"not taken by the producer within {self.delivery_timeout:.1f}s")
-            outcomes[handing_over] = late
-            spans.failed(handing_over, late)
+            for index in handing_over.indices:
+                outcomes[index] = late
+                spans.failed(index, late)
         handed = HandedOver(self, generation, deadline, outcomes, in_flight, spans, refused, fatal)
         generation.batches.add(handed)
         return handed
 
-    def _outcome(self, future: asyncio.Future[Any]) -> Delivered | DeliveryError:
+    def _outcomes(
+        self, batch: PartitionBatch, future: asyncio.Future[Any]
+    ) -> list[Delivered | DeliveryError]:
+        """One outcome per record of ``batch``: offsets follow the batch's base offset."""
         if not future.done():
-            return DeliveryTimeout(f"no acknowledgement within {self.delivery_timeout:.1f}s")
+            return [DeliveryTimeout(f"no acknowledgement within {self.delivery_timeout:.1f}s")] * len(
+                batch.indices
+            )
         if future.cancelled():
-            return DeliveryFailed("send cancelled", fatal=True)
+            return [DeliveryFailed("send cancelled", fatal=True)] * len(batch.indices)
         exc = future.exception()
         if exc is not None:
-            return _translate(exc)
-        meta = future.result()
-        return Delivered(meta.topic, meta.partition, meta.offset)
+            return [_translate(exc)] * len(batch.indices)
+        base = future.result().offset
+        return [Delivered(batch.topic, batch.partition, base + i) for i in range(len(batch.indices))]
 
     # -- topics ------------------------------------------------------------------------------
 
@@ -364,7 +408,7 @@ class HandedOver:
         generation: _Generation | None,
         deadline: float,
         outcomes: Sequence[Delivered | DeliveryError | None],
-        in_flight: list[tuple[int, asyncio.Future[Any]]],
+        in_flight: list[tuple[PartitionBatch, asyncio.Future[Any]]],
         spans: BatchSpans | None,
         refused: DeliveryError | None,
         fatal: BaseException | None = None,
@@ -403,18 +447,19 @@ class HandedOver:
                 spans.end()
             raise
         # One instant: every future is either resolved now or counted as timed out.
-        for index, future in self.in_flight:
-            outcome = self._outcomes[index] = self._sink._outcome(future)
-            if not isinstance(outcome, Delivered | RecordRejected):
-                # Even a retriable error: the producer gave up on a batch whose sequence
-                # numbers later batches of that partition may now take, so a fresh producer
-                # cuts those off before they overtake the resend (docs/delivery.md).
-                fatal = fatal or outcome
-            if spans is not None:
-                if isinstance(outcome, Delivered):
-                    spans.delivered(index)
-                else:
-                    spans.failed(index, outcome)
+        for batch, future in self.in_flight:
+            for index, outcome in zip(batch.indices, self._sink._outcomes(batch, future), strict=True):
+                self._outcomes[index] = outcome
+                if not isinstance(outcome, Delivered | RecordRejected):
+                    # Even a retriable error: the producer gave up on a batch whose sequence
+                    # numbers later batches of that partition may now take, so a fresh producer
+                    # cuts those off before they overtake the resend (docs/delivery.md).
+                    fatal = fatal or outcome
+                if spans is not None:
+                    if isinstance(outcome, Delivered):
+                        spans.delivered(index)
+                    else:
+                        spans.failed(index, outcome)
         if spans is not None:
             spans.end()
         if generation is not None:
@@ -437,7 +482,7 @@ class _Generation:
     batches: set[HandedOver] = field(default_factory=set)
 
     def unacked(self) -> list[asyncio.Future[Any]]:
-        """Send futures Kafka has not answered yet."""
+        """Send futures (one per partition batch) Kafka has not answered yet."""
         return [future for batch in self.batches for _, future in batch.in_flight if not future.done()]
 
 

@@ -29,7 +29,9 @@ from adapter.events.records import OutboundRecord
 from adapter.events.spool import EventSpool
 from bench import spool_throughput as st
 
-LINGER_MS = 5  # KafkaSink's default, which the raw producer uses too
+LINGER_MS = (
+    2  # the drainer's linger (SpoolDrainer's default, events.kafka.linger_ms): the only batching delay
+)
 PER_CALL = 10  # records a source hands over at once (a WebSocket batch)
 
 
@@ -64,10 +66,10 @@ async def paced(directory: Path, records: list[OutboundRecord], rate: float, sec
     received_at: dict[str, float] = {}
     async with (
         EventSpool(directory / "paced.db", max_records=10**8, max_bytes=2**40) as spool,
-        KafkaSink(st.BOOTSTRAP, client_id="bench-paced", linger_ms=LINGER_MS) as kafka,
+        KafkaSink(st.BOOTSTRAP, client_id="bench-paced") as kafka,
     ):
         sink = AckTimes(kafka)
-        async with SpoolDrainer(spool, sink, batch_size=500):
+        async with SpoolDrainer(spool, sink, batch_size=500, linger=LINGER_MS / 1000):
             interval = st.SOURCES * PER_CALL / rate
             began = time.perf_counter()
             chunks = iter(range(0, len(records), PER_CALL))

@@ -149,7 +149,8 @@ async def test_failed_backfill_is_retried_not_fatal(
         await wait_until(lambda: spool.depth >= 4, within=10, what="the missed alerts, backfilled")
         keys = {record.key for _, record in await spool.pending(100)}
         assert {a["id"].encode() for a in missed} <= keys
-        assert stream.state is StreamState.STREAMING
+        # The backfill's records are spooled a moment before it reports the stream live again.
+        await wait_until(lambda: stream.state is StreamState.STREAMING, within=5, what="streaming again")
     finally:
         await stream.stop()
         await caller.aclose()
