@@ -30,9 +30,8 @@ from adapter.events.spool import EventSpool
 from adapter.gc_tuning import freeze_startup_heap
 from bench import spool_throughput as st
 
-LINGER_MS = (
-    2  # the drainer's linger (SpoolDrainer's default, events.kafka.linger_ms): the only batching delay
-)
+# The drainer's linger (SpoolDrainer's default, events.kafka.linger_ms): the only batching delay.
+LINGER_MS = 2
 PER_CALL = 10  # records a source hands over at once (a WebSocket batch)
 
 
