@@ -28,9 +28,9 @@ def build_tracer_provider(settings: TelemetrySettings, *, set_global: bool = Tru
     environment variables are read by the exporter itself)."""
     provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name}))
     if settings.otlp_enabled:
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        from adapter.telemetry.otlp_exporter import WireOTLPSpanExporter
 
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        provider.add_span_processor(BatchSpanProcessor(WireOTLPSpanExporter()))
         logger.info("exporting traces over OTLP")
     if set_global:
         trace.set_tracer_provider(provider)
