@@ -24,9 +24,9 @@ C = grpc.StatusCode
 LIST = "/v1/devices"
 
 
-@pytest.fixture(params=["aiohttp", "httpx"])
+@pytest.fixture(params=["aiohttp", "httpx", "h1"])
 def transport(request: pytest.FixtureRequest) -> str:
-    """Both HTTP transports must classify failures the same way."""
+    """Every HTTP transport must classify failures the same way."""
     return str(request.param)
 
 

@@ -1,6 +1,6 @@
 """The upstream client follows redirects itself: within the upstream's origin,
 at most ``max_redirects``, with credentials on every hop and a span per hop;
-never to another origin. Over both HTTP transports, against the simulator."""
+never to another origin. Over every HTTP transport, against the simulator."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ GET_DEVICE = UpstreamRequest(
 )
 
 
-@pytest.fixture(params=["aiohttp", "httpx"])
+@pytest.fixture(params=["aiohttp", "httpx", "h1"])
 def transport(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 

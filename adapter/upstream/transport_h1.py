@@ -1,0 +1,357 @@
+"""The ``h1`` upstream exchange: lean HTTP/1.1 on asyncio.
+
+One asyncio protocol per connection, httptools (llhttp, the parser uvicorn uses)
+reading the answer, and a keep-alive pool per origin.
+
+Why not a library client: inside grpc.aio, aiohttp's client costs ~190 µs of
+CPU a call, and the exchange itself costs ~20-40 µs
+(``python -m bench.peer.ceiling --client raw``, docs/benchmarks.md). The adapter
+needs little from a client: one buffered answer under a size cap, and the
+errors it maps. Everything else is done above this transport, in
+:mod:`adapter.upstream.client`: redirects, credentials, deadlines, spans.
+Cookies and proxies are off in every transport. What this module does:
+
+- It writes the request: method, target, ``Host``, the given headers (a CR, LF or
+  NUL in one is refused), ``Content-Length`` when there is a body or the method
+  carries one, and ``Accept-Encoding: gzip, deflate`` unless given.
+- It reads the answer with llhttp: ``Content-Length``, chunked or close-delimited
+  bodies; gzip/deflate decoded. The size cap applies to what arrives and to what
+  it decodes to.
+- It keeps connections alive while the answer allows it (HTTP/1.1 without
+  ``Connection: close``, read to its end). A connection idle longer than 30 s, or
+  one the server closed while it sat idle, is not reused. A reused connection that
+  drops before any byte of the answer is retried once on a new connection, for
+  idempotent methods only.
+- It holds at most ``max_connections`` connections open, across origins, and keeps
+  ``max_keepalive_connections`` idle per origin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+import zlib
+from collections import deque
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+import httptools
+import httpx
+
+from adapter.config.settings import UpstreamSettings
+
+from .errors import (
+    UpstreamConnectError,
+    UpstreamConnectionReset,
+    UpstreamError,
+    UpstreamTimeoutError,
+    UpstreamTransportError,
+)
+from .transport import Answer, tls_verification, too_large
+
+__all__ = ["H1Exchange"]
+
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_KEEPALIVE_SECONDS = 30.0
+_FORBIDDEN = str.maketrans("", "", "\r\n\0")
+_Origin = tuple[str, str, int]
+
+
+class _Dropped(Exception):
+    """The connection ended before the answer did; ``answered``: some of it had arrived."""
+
+    def __init__(self, answered: bool, cause: BaseException | None) -> None:
+        super().__init__(
+            "connection dropped mid-answer" if answered else "connection dropped before an answer"
+        )
+        self.answered = answered
+        self.__cause__ = cause
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection; one request at a time."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.idle_since = 0.0
+        self._parser = httptools.HttpResponseParser(self)
+        self._answer: asyncio.Future[Answer] | None = None
+        self._max_bytes = 0
+        self._too_large: Callable[[int | None], UpstreamError] | None = None
+        self._reset_answer()
+
+    def _reset_answer(self) -> None:
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._status = 0
+        self._headers_done = False
+        self._until_close = False  # neither Content-Length nor chunked: the body ends with the connection
+        self.reusable = False
+
+    # -- asyncio.Protocol --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if self._answer is None or self._answer.done():
+            self._close()  # bytes nobody asked for: the connection cannot be trusted
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:  # raised in a callback below
+            cause = exc.__context__
+            self._fail(cause.error if isinstance(cause, _TooLarge) else UpstreamTransportError(repr(cause)))
+        except httptools.HttpParserError as exc:
+            self._fail(UpstreamTransportError(f"malformed HTTP answer: {exc}"))
+
+    def eof_received(self) -> bool | None:
+        self.closed = True
+        return None  # let the transport close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        answer = self._answer
+        if answer is None or answer.done():
+            return
+        if self._headers_done and self._until_close:
+            self._complete(reusable=False)
+        else:
+            answer.set_exception(_Dropped(self._status != 0 or bool(self._headers), exc))
+
+    # -- httptools callbacks -----------------------------------------------------------------
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self._headers_done = True
+        self._status = self._parser.get_status_code()
+        declared = self._header(b"content-length")
+        chunked = b"chunked" in (self._header(b"transfer-encoding") or b"").lower()
+        if declared is not None and declared.isdigit() and int(declared) > self._max_bytes:
+            raise _TooLarge(self._raise_too_large(int(declared)))
+        self._until_close = declared is None and not chunked and self._status not in (204, 304)
+
+    def on_body(self, body: bytes) -> None:
+        self._size += len(body)
+        if self._size > self._max_bytes:
+            raise _TooLarge(self._raise_too_large(None))
+        self._chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        self._complete(reusable=self._parser.should_keep_alive() and not self._until_close)
+
+    # -- one exchange ------------------------------------------------------------------------
+
+    async def send(
+        self, request: bytes, *, max_bytes: int, too_large_error: Callable[[int | None], UpstreamError]
+    ) -> Answer:
+        assert self.transport is not None
+        self._reset_answer()
+        self._max_bytes, self._too_large = max_bytes, too_large_error
+        self._answer = asyncio.get_running_loop().create_future()
+        try:
+            self.transport.write(request)
+            return await self._answer
+        except BaseException:
+            self._close()  # cancelled or failed mid-answer: what is left on the wire is unknown
+            raise
+        finally:
+            self._answer = None
+
+    def _complete(self, *, reusable: bool) -> None:
+        answer = self._answer
+        if answer is None or answer.done():
+            return
+        self.reusable = reusable and not self.closed
+        try:
+            body = _decoded(b"".join(self._chunks), self._header(b"content-encoding"), self._max_bytes)
+        except _TooLarge as exc:
+            answer.set_exception(exc.error)
+            return
+        except zlib.error as exc:
+            answer.set_exception(UpstreamTransportError(f"answer body does not decode: {exc}"))
+            return
+        answer.set_result(Answer(self._status, httpx.Headers(self._headers), body))
+
+    def _fail(self, error: BaseException) -> None:
+        if self._answer is not None and not self._answer.done():
+            self._answer.set_exception(error)
+        self._close()
+
+    def _close(self) -> None:
+        self.closed = True
+        self.reusable = False
+        if self.transport is not None:
+            self.transport.close()
+
+    def _header(self, name: bytes) -> bytes | None:
+        for key, value in self._headers:
+            if key.lower() == name:
+                return value
+        return None
+
+    def _raise_too_large(self, declared: int | None) -> UpstreamError:
+        assert self._too_large is not None
+        return self._too_large(declared)
+
+
+class _TooLarge(Exception):
+    def __init__(self, error: UpstreamError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _decoded(body: bytes, encoding: bytes | None, max_bytes: int) -> bytes:
+    """The body with its ``Content-Encoding`` undone, within ``max_bytes``."""
+    if not encoding or encoding.strip().lower() == b"identity":
+        return body
+    kind = encoding.strip().lower()
+    if kind not in (b"gzip", b"x-gzip", b"deflate"):
+        return body  # handed on as it came, as the other transports do with codings they lack
+    wbits = 16 + zlib.MAX_WBITS if kind != b"deflate" else zlib.MAX_WBITS
+    if kind == b"deflate" and body[:1] and (body[0] & 0x0F) != 8:
+        wbits = -zlib.MAX_WBITS  # raw deflate without the zlib header (some servers send it)
+    inflater = zlib.decompressobj(wbits)
+    out = inflater.decompress(body, max_bytes + 1)
+    if len(out) > max_bytes:
+        raise _TooLarge(UpstreamTransportError("decoded answer exceeds the size cap"))
+    return out
+
+
+class H1Exchange:
+    """The ``h1`` transport: see the module docstring."""
+
+    def __init__(self, settings: UpstreamSettings, *, clock: Callable[[], float] = time.monotonic) -> None:
+        tls = tls_verification(settings)
+        if not isinstance(tls, ssl.SSLContext):  # verify_tls off
+            tls = ssl.create_default_context()
+            tls.check_hostname = False
+            tls.verify_mode = ssl.CERT_NONE
+        self._tls = tls
+        self._connect_timeout = settings.connect_timeout_seconds
+        self._slots = asyncio.Semaphore(settings.max_connections)
+        self._keep_idle = settings.max_keepalive_connections
+        self._idle: dict[_Origin, deque[_Connection]] = {}
+        self._requests: dict[str, tuple[_Origin, bytes]] = {}  # url prefix -> origin, Host line
+        self._clock = clock
+        self._closed = False
+
+    async def exchange(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: bytes | None,
+        *,
+        max_bytes: int,
+        upstream: str,
+        route: str,
+    ) -> Answer:
+        if self._closed:
+            raise UpstreamTransportError("the upstream client is closed", upstream=upstream, route=route)
+        origin, target = self._split(url, upstream, route)
+        try:
+            request = _request_bytes(method, target, origin, headers, body)
+        except ValueError as exc:  # (UnicodeEncodeError too)
+            raise UpstreamTransportError(f"request not sent: {exc}", upstream=upstream, route=route) from exc
+
+        def too_large_error(declared: int | None) -> UpstreamError:
+            return too_large(max_bytes, upstream, route, declared)
+
+        async with self._slots:
+            for attempt in (1, 2):
+                connection, reused = await self._connection(origin, upstream, route)
+                try:
+                    answer = await connection.send(
+                        request, max_bytes=max_bytes, too_large_error=too_large_error
+                    )
+                except _Dropped as exc:
+                    if attempt == 1 and reused and not exc.answered and method in _IDEMPOTENT:
+                        continue  # the server closed a kept-alive connection as it was reused
+                    raise UpstreamConnectionReset(str(exc), upstream=upstream, route=route) from exc
+                if connection.reusable:
+                    self._keep(origin, connection)
+                else:
+                    connection._close()
+                return answer
+        raise AssertionError("unreachable")  # (the loop returns or raises)
+
+    async def _connection(self, origin: _Origin, upstream: str, route: str) -> tuple[_Connection, bool]:
+        idle = self._idle.get(origin)
+        now = self._clock()
+        while idle:
+            connection = idle.pop()  # the most recently used: the least likely to be closed
+            if not connection.closed and now - connection.idle_since < _KEEPALIVE_SECONDS:
+                return connection, True
+            connection._close()
+        scheme, host, port = origin
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                _, connection = await loop.create_connection(
+                    _Connection,
+                    host,
+                    port,
+                    ssl=self._tls if scheme == "https" else None,
+                    server_hostname=host if scheme == "https" else None,
+                )
+        except TimeoutError as exc:
+            raise UpstreamTimeoutError("timed out connecting", upstream=upstream, route=route) from exc
+        except OSError as exc:  # refused, unreachable, DNS, TLS (ssl.SSLError is an OSError)
+            raise UpstreamConnectError(f"cannot connect: {exc}", upstream=upstream, route=route) from exc
+        return connection, False
+
+    def _keep(self, origin: _Origin, connection: _Connection) -> None:
+        idle = self._idle.setdefault(origin, deque())
+        if len(idle) >= self._keep_idle or self._closed:
+            connection._close()
+            return
+        connection.idle_since = self._clock()
+        idle.append(connection)
+
+    def _split(self, url: str, upstream: str, route: str) -> tuple[_Origin, bytes]:
+        """``(scheme, host, port)`` and the request target of an absolute, encoded URL."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise UpstreamTransportError(f"not an http(s) URL: {url!r}", upstream=upstream, route=route)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return (parts.scheme, parts.hostname, port), target.encode("ascii")
+
+    async def aclose(self) -> None:
+        """Closes every idle connection; idempotent."""
+        self._closed = True
+        idle, self._idle = self._idle, {}
+        for connections in idle.values():
+            for connection in connections:
+                connection._close()
+
+
+def _request_bytes(
+    method: str, target: bytes, origin: _Origin, headers: list[tuple[str, str]], body: bytes | None
+) -> bytes:
+    scheme, host, port = origin
+    default_port = 443 if scheme == "https" else 80
+    host_value = host if port == default_port else f"{host}:{port}"
+    if ":" in host and not host.startswith("["):
+        host_value = f"[{host}]" if port == default_port else f"[{host}]:{port}"
+    lines = [f"{method} {target.decode('ascii')} HTTP/1.1", f"Host: {host_value}"]
+    given = set()
+    for name, value in headers:
+        if name.translate(_FORBIDDEN) != name or value.translate(_FORBIDDEN) != value:
+            raise ValueError(f"header {name!r} holds a line break or NUL")
+        given.add(name.lower())
+        lines.append(f"{name}: {value}")
+    if "accept-encoding" not in given:
+        lines.append("Accept-Encoding: gzip, deflate")
+    if body is not None or method in _BODY_METHODS:
+        lines.append(f"Content-Length: {len(body or b'')}")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return head + body if body else head

@@ -1,0 +1,260 @@
+"""The ``h1`` transport against a real socket server that answers with scripted bytes:
+body framings, decoding, the size cap, keep-alive reuse, a stale kept-alive
+connection, refused headers and the connection bound."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import zlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import pytest
+import pytest_asyncio
+
+from adapter.config.settings import UpstreamSettings
+from adapter.upstream.errors import (
+    UpstreamConnectError,
+    UpstreamConnectionReset,
+    UpstreamResponseTooLarge,
+    UpstreamTransportError,
+)
+from adapter.upstream.transport_h1 import H1Exchange
+from tests.events.kafka_fixtures import wait_until
+
+pytestmark = pytest.mark.timeout(20)
+
+Answerer = Callable[[bytes], bytes | None]  # request bytes -> answer bytes (None: close at once)
+
+
+@dataclass
+class ScriptedServer:
+    """Each connection reads a request head (and its Content-Length body), then writes
+    what ``answer`` returns; ``close_after`` closes the connection after that answer."""
+
+    answer: Answerer
+    close_after: bool = False
+    requests: list[bytes] = field(default_factory=list)
+    connections: int = 0
+    open_now: int = 0
+    most_open: int = 0
+    hold: asyncio.Event | None = None  # answers wait for it
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.open_now += 1
+        self.most_open = max(self.most_open, self.open_now)
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                request = head + (await reader.readexactly(length) if length else b"")
+                self.requests.append(request)
+                if self.hold is not None:
+                    await self.hold.wait()
+                answer = self.answer(request)
+                if answer is None:
+                    return
+                writer.write(answer)
+                await writer.drain()
+                if self.close_after:
+                    return
+        finally:
+            self.open_now -= 1
+            writer.close()
+
+
+def ok(body: bytes, *extra: bytes) -> bytes:
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
+    return head + b"".join(h + b"\r\n" for h in extra) + b"\r\n" + body
+
+
+@pytest_asyncio.fixture
+async def served() -> AsyncIterator[Callable[..., asyncio.Future[tuple[ScriptedServer, str]]]]:
+    servers: list[asyncio.Server] = []
+
+    async def serve(answer: Answerer, **options: object) -> tuple[ScriptedServer, str]:
+        script = ScriptedServer(answer, **options)  # type: ignore[arg-type]
+        server = await asyncio.start_server(script.handle, "127.0.0.1", 0)
+        servers.append(server)
+        port = server.sockets[0].getsockname()[1]
+        return script, f"http://127.0.0.1:{port}"
+
+    yield serve  # type: ignore[misc]
+    for server in servers:
+        server.close()
+
+
+def exchange(**settings: object) -> H1Exchange:
+    auth = {"type": "api_key", "api_key": "k"}
+    return H1Exchange(UpstreamSettings(base_url="http://127.0.0.1", auth=auth, **settings))  # type: ignore[arg-type]
+
+
+async def get(
+    client: H1Exchange,
+    url: str,
+    *,
+    method: str = "GET",
+    body: bytes | None = None,
+    headers: list[tuple[str, str]] | None = None,
+    max_bytes: int = 1 << 20,
+):  # type: ignore[no-untyped-def]
+    return await client.exchange(
+        method, url, headers or [("Accept", "application/json")], body, max_bytes=max_bytes,
+        upstream="vendor", route="GET /v1/x",
+    )  # fmt: skip
+
+
+async def test_content_length_answer_and_the_request_it_wrote(served) -> None:  # type: ignore[no-untyped-def]
+    script, base = await served(lambda _r: ok(b'{"id":"dev_001"}', b"X-Request-Id: r-1"))
+    client = exchange()
+    answer = await get(client, f"{base}/v1/devices/dev%2F001?view=full")
+    assert (answer.status, answer.body) == (200, b'{"id":"dev_001"}')
+    assert answer.headers["x-request-id"] == "r-1"
+    head = script.requests[0].split(b"\r\n")
+    assert head[0] == b"GET /v1/devices/dev%2F001?view=full HTTP/1.1"  # the target exactly as given
+    assert f"Host: {base.split('//')[1]}".encode() in head
+    assert b"Accept: application/json" in head and b"Accept-Encoding: gzip, deflate" in head
+    assert not any(line.lower().startswith(b"content-length") for line in head)  # GET without a body
+    await client.aclose()
+
+
+async def test_a_post_sends_its_body_and_length(served) -> None:  # type: ignore[no-untyped-def]
+    script, base = await served(lambda _r: ok(b"{}"))
+    client = exchange()
+    await get(client, f"{base}/v1/alerts", method="POST", body=b'{"title":"t"}')
+    await get(client, f"{base}/v1/alerts/a/ack", method="POST", body=None)
+    assert script.requests[0].endswith(b'Content-Length: 13\r\n\r\n{"title":"t"}')
+    assert b"Content-Length: 0\r\n" in script.requests[1]
+    await client.aclose()
+
+
+async def test_chunked_and_close_delimited_bodies(served) -> None:  # type: ignore[no-untyped-def]
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+    script, base = await served(lambda _r: chunked)
+    client = exchange()
+    assert (await get(client, f"{base}/a")).body == b"hello world"
+    assert (await get(client, f"{base}/b")).body == b"hello world"
+    assert script.connections == 1  # a chunked answer read to its end keeps the connection
+    close_delimited = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end"
+    script2, base2 = await served(lambda _r: close_delimited, close_after=True)
+    assert (await get(client, f"{base2}/c")).body == b"until the end"
+    assert (await get(client, f"{base2}/d")).body == b"until the end"
+    assert script2.connections == 2  # not reused: the body ended with the connection
+    await client.aclose()
+
+
+async def test_gzip_and_deflate_are_decoded(served) -> None:  # type: ignore[no-untyped-def]
+    payload = b'{"items":[' + b'{"id":1},' * 50 + b'{"id":2}]}'
+    answers = iter([
+        ok(gzip.compress(payload), b"Content-Encoding: gzip"),
+        ok(zlib.compress(payload), b"Content-Encoding: deflate"),
+    ])  # fmt: skip
+    _, base = await served(lambda _r: next(answers))
+    client = exchange()
+    assert (await get(client, f"{base}/g")).body == payload
+    assert (await get(client, f"{base}/d")).body == payload
+    await client.aclose()
+
+
+async def test_the_size_cap_declared_streamed_and_decoded(served) -> None:  # type: ignore[no-untyped-def]
+    big = b"x" * 5000
+    chunked_big = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1388\r\n" + big + b"\r\n0\r\n\r\n"
+    answers = iter([ok(big), chunked_big, ok(gzip.compress(big), b"Content-Encoding: gzip"), ok(b"fine")])
+    script, base = await served(lambda _r: next(answers))
+    client = exchange()
+    with pytest.raises(UpstreamResponseTooLarge, match="5000 bytes exceeds the 1000-byte cap"):
+        await get(client, f"{base}/declared", max_bytes=1000)
+    with pytest.raises(UpstreamResponseTooLarge):
+        await get(client, f"{base}/streamed", max_bytes=1000)
+    with pytest.raises(UpstreamTransportError, match="decoded answer exceeds"):
+        await get(client, f"{base}/decoded", max_bytes=1000)
+    assert (await get(client, f"{base}/after", max_bytes=1000)).body == b"fine"
+    assert script.connections == 4  # a connection that broke the cap is never reused
+    await client.aclose()
+
+
+async def test_keep_alive_reuses_one_connection(served) -> None:  # type: ignore[no-untyped-def]
+    script, base = await served(lambda _r: ok(b"{}"))
+    client = exchange()
+    for _ in range(20):
+        await get(client, f"{base}/x")
+    assert script.connections == 1
+    await client.aclose()
+
+
+async def test_a_stale_kept_alive_connection_is_retried_for_get_not_for_post(served) -> None:  # type: ignore[no-untyped-def]
+    answers: list[bytes | None] = [ok(b"1"), None, ok(b"2"), ok(b"3"), None]
+    script, base = await served(lambda _r: answers.pop(0))
+    client = exchange()
+    assert (await get(client, f"{base}/a")).body == b"1"
+    # The server drops the kept-alive connection as it reads the next request: a GET goes again.
+    assert (await get(client, f"{base}/b")).body == b"2"
+    assert script.connections == 2
+    assert (await get(client, f"{base}/c", method="POST", body=b"{}")).body == b"3"
+    # A POST on a connection that drops is not sent twice: the caller's retry policy decides.
+    with pytest.raises(UpstreamConnectionReset):
+        await get(client, f"{base}/d", method="POST", body=b"{}")
+    assert len(script.requests) == 5
+    await client.aclose()
+
+
+async def test_a_connection_dropped_mid_answer_is_a_reset(served) -> None:  # type: ignore[no-untyped-def]
+    _, base = await served(
+        lambda _r: b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial", close_after=True
+    )
+    client = exchange()
+    with pytest.raises(UpstreamConnectionReset, match="mid-answer"):
+        await get(client, f"{base}/x")
+    await client.aclose()
+
+
+async def test_malformed_answers_and_headers_that_would_split_the_request(served) -> None:  # type: ignore[no-untyped-def]
+    _, base = await served(lambda _r: b"NOT HTTP AT ALL\r\n\r\n")
+    client = exchange()
+    with pytest.raises(UpstreamTransportError, match="malformed HTTP answer"):
+        await get(client, f"{base}/x")
+    with pytest.raises(UpstreamTransportError, match="line break"):
+        await get(client, f"{base}/x", headers=[("X-Tenant", "a\r\nX-Injected: 1")])
+    await client.aclose()
+
+
+async def test_nothing_listening_is_a_connect_error(unused_tcp_port: int) -> None:
+    client = exchange()
+    with pytest.raises(UpstreamConnectError):
+        await get(client, f"http://127.0.0.1:{unused_tcp_port}/x")
+    await client.aclose()
+
+
+async def test_connections_are_bounded_by_max_connections(served) -> None:  # type: ignore[no-untyped-def]
+    hold = asyncio.Event()
+    script, base = await served(lambda _r: ok(b"{}"), hold=hold)
+    client = exchange(max_connections=3)
+    calls = [asyncio.ensure_future(get(client, f"{base}/x")) for _ in range(10)]
+    await wait_until(lambda: len(script.requests) >= 3, within=5, what="three requests in")
+    await asyncio.sleep(0.1)  # the seven others would have connected by now if they could
+    assert script.connections == 3 and len(script.requests) == 3
+    hold.set()
+    await asyncio.gather(*calls)
+    assert script.most_open == 3 and len(script.requests) == 10
+    await client.aclose()
+
+
+async def test_a_cancelled_exchange_does_not_leave_its_connection_in_the_pool(served) -> None:  # type: ignore[no-untyped-def]
+    hold = asyncio.Event()
+    script, base = await served(lambda _r: ok(b"late"), hold=hold)
+    client = exchange()
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.2):
+            await get(client, f"{base}/slow")
+    hold.set()
+    assert (await get(client, f"{base}/next")).body == b"late"
+    assert script.connections == 2  # the late answer was never read as the next one's
+    await client.aclose()
