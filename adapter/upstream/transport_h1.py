@@ -55,6 +55,9 @@ __all__ = ["H1Exchange"]
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _KEEPALIVE_SECONDS = 30.0
+# An answer's status line and headers, at most (aiohttp allows 8 KiB a line, 128 lines);
+# llhttp itself has no bound, so a hostile upstream could otherwise grow them without end.
+_MAX_HEAD_BYTES = 64 * 1024
 _FORBIDDEN = str.maketrans("", "", "\r\n\0")
 _Origin = tuple[str, str, int]
 
@@ -85,6 +88,7 @@ class _Connection(asyncio.Protocol):
 
     def _reset_answer(self) -> None:
         self._headers: list[tuple[bytes, bytes]] = []
+        self._head_bytes = 0
         self._chunks: list[bytes] = []
         self._size = 0
         self._status = 0
@@ -109,6 +113,11 @@ class _Connection(asyncio.Protocol):
             self._fail(cause.error if isinstance(cause, _TooLarge) else UpstreamTransportError(repr(cause)))
         except httptools.HttpParserError as exc:
             self._fail(UpstreamTransportError(f"malformed HTTP answer: {exc}"))
+        else:
+            if not self._headers_done:  # all of it was head: bound what the parser holds
+                self._head_bytes += len(data)
+                if self._head_bytes > _MAX_HEAD_BYTES:
+                    self._fail(UpstreamTransportError(f"answer head exceeds {_MAX_HEAD_BYTES} bytes"))
 
     def eof_received(self) -> bool | None:
         self.closed = True
@@ -318,6 +327,13 @@ class H1Exchange:
 
     def _split(self, url: str, upstream: str, route: str) -> tuple[_Origin, bytes]:
         """``(scheme, host, port)`` and the request target of an absolute, encoded URL."""
+        # Checked on the raw URL: urlsplit silently drops tabs and line breaks.
+        if any(c in url for c in " \t\r\n\0"):
+            raise UpstreamTransportError(
+                "request not sent: the URL holds whitespace or a control character",
+                upstream=upstream,
+                route=route,
+            )
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise UpstreamTransportError(f"not an http(s) URL: {url!r}", upstream=upstream, route=route)

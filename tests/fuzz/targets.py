@@ -38,4 +38,8 @@ TARGETS: dict[str, tuple[str, str]] = {
         "test_base64_signatures_and_tokens_raise_only_rejections",
     ),
     "events.redaction": ("test_fuzz_event_inputs", "test_redaction_never_lets_a_secret_through"),
+    "h1.answer": (
+        "test_fuzz_h1_answers",
+        "test_any_answer_ends_as_an_answer_within_the_cap_or_an_upstream_error",
+    ),
 }

@@ -258,3 +258,22 @@ async def test_a_cancelled_exchange_does_not_leave_its_connection_in_the_pool(se
     assert (await get(client, f"{base}/next")).body == b"late"
     assert script.connections == 2  # the late answer was never read as the next one's
     await client.aclose()
+
+
+async def test_an_endless_answer_head_is_cut_off(served) -> None:  # type: ignore[no-untyped-def]
+    endless = b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-Filler-%d: %s\r\n" % (n, b"y" * 1000) for n in range(200))
+    _, base = await served(lambda _r: endless)  # never ends its head
+    client = exchange()
+    with pytest.raises(UpstreamTransportError, match="answer head exceeds"):
+        await get(client, f"{base}/x")
+    await client.aclose()
+
+
+async def test_a_target_that_would_split_the_request_line_is_refused(served) -> None:  # type: ignore[no-untyped-def]
+    script, base = await served(lambda _r: ok(b"{}"))
+    client = exchange()
+    for target in ("/v1/a b", "/v1/a\r\nX-Injected: 1", "/v1/a\tb"):
+        with pytest.raises(UpstreamTransportError, match="request not sent"):
+            await get(client, base + target)
+    assert script.requests == []
+    await client.aclose()
