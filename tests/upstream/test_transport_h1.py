@@ -277,3 +277,32 @@ async def test_a_target_that_would_split_the_request_line_is_refused(served) -> 
             await get(client, base + target)
     assert script.requests == []
     await client.aclose()
+
+
+async def test_https_verified_against_the_ca_bundle_refused_without_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import ssl
+
+    from tests.security.pki import Pki
+
+    pki = Pki(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(pki.dir / "server.pem", pki.dir / "server-key.pem")
+    script = ScriptedServer(lambda _r: ok(b'{"tls":true}'))
+    server = await asyncio.start_server(script.handle, "127.0.0.1", 0, ssl=context)
+    url = f"https://localhost:{server.sockets[0].getsockname()[1]}/v1/x"
+    try:
+        trusted = exchange(ca_bundle=pki.ca)
+        assert (await get(trusted, url)).body == b'{"tls":true}'
+        assert (await get(trusted, url)).body == b'{"tls":true}'
+        assert script.connections == 1  # kept alive over TLS too
+        await trusted.aclose()
+        strict = exchange()  # the system CAs only: the dev CA is unknown
+        with pytest.raises(UpstreamConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            await get(strict, url)
+        await strict.aclose()
+        unverified = exchange(verify_tls=False)
+        assert (await get(unverified, url)).body == b'{"tls":true}'
+        await unverified.aclose()
+    finally:
+        server.close()
+        await server.wait_closed()
