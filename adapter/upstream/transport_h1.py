@@ -44,7 +44,6 @@ from adapter.config.settings import UpstreamSettings
 from .errors import (
     UpstreamConnectError,
     UpstreamConnectionReset,
-    UpstreamError,
     UpstreamTimeoutError,
     UpstreamTransportError,
 )
@@ -83,7 +82,6 @@ class _Connection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._answer: asyncio.Future[Answer] | None = None
         self._max_bytes = 0
-        self._too_large: Callable[[int | None], UpstreamError] | None = None
         self._reset_answer()
 
     def _reset_answer(self) -> None:
@@ -110,7 +108,7 @@ class _Connection(asyncio.Protocol):
             self._parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:  # raised in a callback below
             cause = exc.__context__
-            self._fail(cause.error if isinstance(cause, _TooLarge) else UpstreamTransportError(repr(cause)))
+            self._fail(cause if isinstance(cause, _TooLarge) else UpstreamTransportError(repr(cause)))
         except httptools.HttpParserError as exc:
             self._fail(UpstreamTransportError(f"malformed HTTP answer: {exc}"))
         else:
@@ -144,13 +142,13 @@ class _Connection(asyncio.Protocol):
         declared = self._header(b"content-length")
         chunked = b"chunked" in (self._header(b"transfer-encoding") or b"").lower()
         if declared is not None and declared.isdigit() and int(declared) > self._max_bytes:
-            raise _TooLarge(self._raise_too_large(int(declared)))
+            raise _TooLarge(int(declared))
         self._until_close = declared is None and not chunked and self._status not in (204, 304)
 
     def on_body(self, body: bytes) -> None:
         self._size += len(body)
         if self._size > self._max_bytes:
-            raise _TooLarge(self._raise_too_large(None))
+            raise _TooLarge(None)
         self._chunks.append(body)
 
     def on_message_complete(self) -> None:
@@ -158,12 +156,12 @@ class _Connection(asyncio.Protocol):
 
     # -- one exchange ------------------------------------------------------------------------
 
-    async def send(
-        self, request: bytes, *, max_bytes: int, too_large_error: Callable[[int | None], UpstreamError]
-    ) -> Answer:
+    async def send(self, request: bytes, *, max_bytes: int) -> Answer:
+        """Writes ``request`` and reads its answer; raises :class:`_Dropped`, :class:`_TooLarge`
+        (the exchange adds where) or an :class:`UpstreamTransportError`."""
         assert self.transport is not None
         self._reset_answer()
-        self._max_bytes, self._too_large = max_bytes, too_large_error
+        self._max_bytes = max_bytes
         self._answer = asyncio.get_running_loop().create_future()
         try:
             self.transport.write(request)
@@ -181,8 +179,8 @@ class _Connection(asyncio.Protocol):
         self.reusable = reusable and not self.closed
         try:
             body = _decoded(b"".join(self._chunks), self._header(b"content-encoding"), self._max_bytes)
-        except _TooLarge as exc:
-            answer.set_exception(exc.error)
+        except UpstreamTransportError as exc:
+            answer.set_exception(exc)
             return
         except zlib.error as exc:
             answer.set_exception(UpstreamTransportError(f"answer body does not decode: {exc}"))
@@ -206,22 +204,20 @@ class _Connection(asyncio.Protocol):
                 return value
         return None
 
-    def _raise_too_large(self, declared: int | None) -> UpstreamError:
-        assert self._too_large is not None
-        return self._too_large(declared)
-
 
 class _TooLarge(Exception):
-    def __init__(self, error: UpstreamError) -> None:
-        super().__init__(str(error))
-        self.error = error
+    """The answer breaks the size cap; ``declared``: its Content-Length, when that did."""
+
+    def __init__(self, declared: int | None) -> None:
+        super().__init__("answer exceeds the size cap")
+        self.declared = declared
 
 
 def _decoded(body: bytes, encoding: bytes | None, max_bytes: int) -> bytes:
     """The body with its ``Content-Encoding`` undone, within ``max_bytes``."""
-    if not encoding or encoding.strip().lower() == b"identity":
+    kind = (encoding or b"").strip().lower()
+    if kind in (b"", b"identity"):
         return body
-    kind = encoding.strip().lower()
     if kind not in (b"gzip", b"x-gzip", b"deflate"):
         return body  # handed on as it came, as the other transports do with codings they lack
     wbits = 16 + zlib.MAX_WBITS if kind != b"deflate" else zlib.MAX_WBITS
@@ -230,7 +226,7 @@ def _decoded(body: bytes, encoding: bytes | None, max_bytes: int) -> bytes:
     inflater = zlib.decompressobj(wbits)
     out = inflater.decompress(body, max_bytes + 1)
     if len(out) > max_bytes:
-        raise _TooLarge(UpstreamTransportError("decoded answer exceeds the size cap"))
+        raise UpstreamTransportError("decoded answer exceeds the size cap")
     return out
 
 
@@ -248,7 +244,6 @@ class H1Exchange:
         self._slots = asyncio.Semaphore(settings.max_connections)
         self._keep_idle = settings.max_keepalive_connections
         self._idle: dict[_Origin, deque[_Connection]] = {}
-        self._requests: dict[str, tuple[_Origin, bytes]] = {}  # url prefix -> origin, Host line
         self._clock = clock
         self._closed = False
 
@@ -271,16 +266,13 @@ class H1Exchange:
         except ValueError as exc:  # (UnicodeEncodeError too)
             raise UpstreamTransportError(f"request not sent: {exc}", upstream=upstream, route=route) from exc
 
-        def too_large_error(declared: int | None) -> UpstreamError:
-            return too_large(max_bytes, upstream, route, declared)
-
         async with self._slots:
             for attempt in (1, 2):
                 connection, reused = await self._connection(origin, upstream, route)
                 try:
-                    answer = await connection.send(
-                        request, max_bytes=max_bytes, too_large_error=too_large_error
-                    )
+                    answer = await connection.send(request, max_bytes=max_bytes)
+                except _TooLarge as exc:
+                    raise too_large(max_bytes, upstream, route, exc.declared) from None
                 except _Dropped as exc:
                     if attempt == 1 and reused and not exc.answered and method in _IDEMPOTENT:
                         continue  # the server closed a kept-alive connection as it was reused

@@ -4,8 +4,9 @@ gzip/deflate).
 
 Invariant: whatever bytes arrive, in whatever pieces, and whether or not the
 connection then ends, the answer is either still pending, or an ``Answer`` whose
-body is within the cap, or an upstream error (or the dropped-connection signal
-the exchange turns into one). Nothing else escapes the protocol's callbacks.
+body is within the cap, or an upstream error (or one of the two signals the
+exchange turns into one: the connection dropped, the cap broken). Nothing else
+escapes the protocol's callbacks.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adapter.upstream.errors import UpstreamError
-from adapter.upstream.transport import Answer, too_large
-from adapter.upstream.transport_h1 import _Connection, _Dropped
+from adapter.upstream.transport import Answer
+from adapter.upstream.transport_h1 import _Connection, _Dropped, _TooLarge
 
 from .counting import tried
 from .profiles import budget
@@ -96,7 +97,6 @@ def test_any_answer_ends_as_an_answer_within_the_cap_or_an_upstream_error(
     connection.connection_made(_Wire())
     connection._reset_answer()
     connection._max_bytes = CAP
-    connection._too_large = lambda declared: too_large(CAP, "vendor", "GET /x", declared)
     loop = asyncio.new_event_loop()  # the answer's future is made and resolved here, never run
     try:
         future: asyncio.Future[Answer] = loop.create_future()
@@ -120,4 +120,4 @@ def test_any_answer_ends_as_an_answer_within_the_cap_or_an_upstream_error(
         assert 0 <= len(result.body) <= CAP
         assert isinstance(result.status, int)
     else:
-        assert isinstance(error, UpstreamError | _Dropped), repr(error)
+        assert isinstance(error, UpstreamError | _Dropped | _TooLarge), repr(error)
