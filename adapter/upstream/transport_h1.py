@@ -179,7 +179,7 @@ class _Connection(asyncio.Protocol):
         self.reusable = reusable and not self.closed
         try:
             body = _decoded(b"".join(self._chunks), self._header(b"content-encoding"), self._max_bytes)
-        except UpstreamTransportError as exc:
+        except _TooLarge as exc:
             answer.set_exception(exc)
             return
         except zlib.error as exc:
@@ -226,7 +226,7 @@ def _decoded(body: bytes, encoding: bytes | None, max_bytes: int) -> bytes:
     inflater = zlib.decompressobj(wbits)
     out = inflater.decompress(body, max_bytes + 1)
     if len(out) > max_bytes:
-        raise UpstreamTransportError("decoded answer exceeds the size cap")
+        raise _TooLarge(None)  # counted decoded, as aiohttp and httpx count it
     return out
 
 
