@@ -61,13 +61,18 @@ def group_by_partition(
 ) -> tuple[list[PartitionBatch], dict[int, RecordRejected]]:
     """Batches per topic-partition (a partition gets another batch when one is full)
     and the records no batch can carry (larger than ``max_request_size``, the same
-    check, and message, as ``producer.send()``). Every builder is closed, so the
+    check, and message, as ``producer.send()``). Records of a topic missing from
+    ``partitions`` (its metadata failed: the caller has their outcome) are left out.
+    Every builder is closed, so the
     producer sends it at once instead of waiting out its own linger, and nothing
     else is added to it."""
     open_batches: dict[tuple[str, int], PartitionBatch] = {}
     batches: list[PartitionBatch] = []
     rejected: dict[int, RecordRejected] = {}
     for index, record in enumerate(records):
+        topic_partitions = partitions.get(record.topic)
+        if topic_partitions is None:
+            continue
         headers = list(record.headers)
         size = DefaultRecordBatchBuilder.estimate_size_in_bytes(record.key, record.value, headers)
         if size > max_request_size:
@@ -76,7 +81,7 @@ def group_by_partition(
                 f"larger than max_request_size ({max_request_size})"
             )
             continue
-        where = (record.topic, partition_of(record.key, partitions[record.topic]))
+        where = (record.topic, partition_of(record.key, topic_partitions))
         batch = open_batches.get(where)
         if (
             batch is None

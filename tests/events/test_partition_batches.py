@@ -66,3 +66,14 @@ def test_a_record_larger_than_a_request_is_rejected_and_the_rest_go() -> None:
     assert isinstance(rejected[1], RecordRejected)
     assert "max_request_size" in str(rejected[1])
     assert [i for b in batches for i in b.indices] == [0, 2]
+
+
+def test_records_of_a_topic_without_partitions_are_left_out() -> None:
+    """A topic whose metadata failed for good: the sink already gave its records an
+    outcome, and the others still go."""
+    records = [rec(0, b"k", topic="bad"), rec(1, b"k", topic="t"), rec(2, b"j", topic="bad")]
+    batches, rejected = group_by_partition(
+        records, {"t": [0, 1]}, new_builder=builder, max_request_size=1 << 20
+    )
+    assert rejected == {}
+    assert [(b.topic, b.indices) for b in batches] == [("t", [1])]
