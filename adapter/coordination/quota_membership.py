@@ -93,6 +93,7 @@ class QuotaMembership:
         task, self._task = self._task, None
         if task is not None:
             await self._supervisor.cancel(task)
+        self.slices = set()
         self.share.assigned(set(), {})
         self.share.apply(confirmed=False)
         consumer, self._consumer = self._consumer, None
@@ -131,15 +132,20 @@ class QuotaMembership:
             self.share.committed(slices)
 
     async def assigned_now(self, partitions: set[TopicPartition]) -> None:
+        consumer = self._consumer
+        if consumer is None:  # stopping: an assignment that lands now is not taken up
+            logger.debug("quota slices assigned while leaving the group: ignored")
+            return
         slices = {p.partition for p in partitions if p.topic == self.share.topic}
         last: dict[int, int | None] = {}
         for index in slices - self.slices:
             try:
-                assert self._consumer is not None
-                last[index] = await self._consumer.committed(TopicPartition(self.share.topic, index))
+                last[index] = await consumer.committed(TopicPartition(self.share.topic, index))
             except Exception as exc:  # unknown: wait as if it had just been used
                 logger.warning("quota slice %d: last holder unknown (%r)", index, exc)
                 last[index] = int(self._wall() * 1000)
+        if self._consumer is not consumer:  # stop() ran meanwhile and gave every slice up
+            return
         self.slices = slices
         self._assignment += 1
         self.share.assigned(slices, last)

@@ -7,22 +7,18 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-import grpc
-import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from simulator import Simulator
 
+from ..adapter_process import listen_port, wait_serving
 from ..conftest import OCTOSPINE_KEY, OPENFRAME_KEY
 from ..events.kafka_fixtures import BOOTSTRAP
 
-__all__ = ["QUICK_QUOTA", "QUOTA_WINDOW", "Replica", "free_port", "session_overlaps", "usable_slices"]
+__all__ = ["QUICK_QUOTA", "QUOTA_WINDOW", "Replica", "session_overlaps", "usable_slices"]
 
 ROOT = Path(__file__).resolve().parents[2]
 SESSION_TIMEOUT = 6.0  # the broker's smallest allowed (group.min.session.timeout.ms)
@@ -39,18 +35,12 @@ _OWNERSHIP = re.compile(r"replica (\S+) (owns|stopped) stream (\w+)")
 _SHARE = re.compile(r"replica (\S+) uses (\d+)/(\d+) of each upstream quota")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Replica:
     """One adapter process; its log file tells which streams it runs."""
 
     def __init__(self, name: str, sim: Simulator, tmp_path: Path, prefix: str, **env: str) -> None:
         self.name = name
-        self.grpc_port = free_port()
+        self.grpc_port = listen_port()
         self.log = tmp_path / f"{name}.log"
         self._env = {
             **os.environ,
@@ -133,20 +123,7 @@ class Replica:
         return found[-1] if found else 0
 
     async def wait_serving(self, within: float = 30.0) -> None:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{self.grpc_port}") as channel:
-            health = health_pb2_grpc.HealthStub(channel)
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + within
-            while True:
-                try:
-                    answer = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                    if answer.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                except grpc.aio.AioRpcError:
-                    pass
-                if loop.time() > deadline:
-                    pytest.fail(f"replica {self.name} did not serve within {within}s")
-                await asyncio.sleep(0.1)
+        await wait_serving(self.grpc_port, within=within, process=self.process, log=self.log, name=self.name)
 
 
 def usable_slices(log: Path, replica: str) -> int:

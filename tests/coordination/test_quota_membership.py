@@ -54,3 +54,24 @@ async def test_new_slices_are_used_only_once_their_confirmation_is_committed(new
         await membership.stop()
         await admin.close()
     assert limiter.limit == 0
+
+
+async def test_an_assignment_that_lands_while_leaving_gives_no_quota(new_topic: TopicFactory) -> None:
+    """aiokafka may still deliver an assignment while the consumer stops (seen when the
+    adapter failed to start): once stop() gave every slice up, none comes back."""
+    topic = await new_topic(partitions=SLICES)
+    limiter = UpstreamRateLimiter(Instant(), limit=1000, window=60)
+    settings = CoordinationSettings(enabled=True, session_timeout_seconds=6, heartbeat_interval_seconds=1)
+    share = QuotaShare(
+        [limiter], topic=topic, slices=SLICES, lease_seconds=settings.lease_seconds, grace_seconds=1
+    )
+    membership = QuotaMembership(
+        share, settings, bootstrap_servers=BOOTSTRAP, client_id="t", group_id=f"quota-{uuid.uuid4().hex[:8]}"
+    )
+    await membership.start()
+    await wait_until(lambda: limiter.limit > 0, within=30, what="a share of the quota")
+    await membership.stop()
+    assert limiter.limit == 0
+    await membership.assigned_now({TopicPartition(topic, i) for i in range(SLICES)})
+    assert limiter.limit == 0
+    assert membership.slices == set()

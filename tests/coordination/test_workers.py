@@ -9,7 +9,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,9 +24,10 @@ from openframe.v1 import devices_pb2, devices_pb2_grpc
 
 from simulator import Simulator
 
+from ..adapter_process import listen_port
 from ..conftest import OCTOSPINE_KEY, OPENFRAME_KEY
 from ..events.kafka_fixtures import BOOTSTRAP, delete_topics_with_prefix, wait_until
-from .replica_processes import QUICK_QUOTA, ROOT, free_port, session_overlaps, usable_slices
+from .replica_processes import QUICK_QUOTA, ROOT, session_overlaps, usable_slices
 
 pytest_plugins = ["tests.events.kafka_fixtures"]
 pytestmark = pytest.mark.usefixtures("kafka_bootstrap")
@@ -43,20 +43,6 @@ async def prefix() -> AsyncIterator[str]:
     name = f"t{uuid.uuid4().hex[:8]}."
     yield name
     await delete_topics_with_prefix(BOOTSTRAP, name)
-
-
-def two_free_ports() -> int:
-    """A port whose successor is free too (the workers' operator ports)."""
-    for _ in range(50):
-        port = free_port()
-        if port < 65535:
-            try:
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port + 1))
-                return port
-            except OSError:
-                continue
-    raise RuntimeError("no two consecutive free ports")
 
 
 def children(pid: int) -> set[int]:
@@ -85,7 +71,7 @@ async def calls_per_worker(ops_ports: list[int]) -> list[int]:
 async def test_two_workers_share_one_port_and_the_streams(
     simulator: Simulator, tmp_path: Path, prefix: str
 ) -> None:
-    grpc_port, webhook_port, ops = free_port(), free_port(), two_free_ports()
+    grpc_port, webhook_port, ops = listen_port(), listen_port(), listen_port(consecutive=2)
     env = {
         **os.environ,
         "MESH_WORKERS": "2",

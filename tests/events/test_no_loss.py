@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -17,11 +16,10 @@ from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 import pytest_asyncio
 from google.protobuf import timestamp_pb2
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 from openframe.v1 import events_pb2 as of_events
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -29,6 +27,7 @@ from adapter.runtime import MeshAdapter
 from adapter.transcoding.json_codec import format_timestamp
 from simulator import Simulator
 
+from ..adapter_process import listen_port, wait_serving
 from ..conftest import OCTOSPINE_KEY, OPENFRAME_KEY
 from .kafka_fixtures import BOOTSTRAP, consume_all, start_broker, stop_broker, wait_until
 from .test_events_end_to_end import health_of, mesh_settings
@@ -122,12 +121,6 @@ async def test_broker_outage_of_60s_loses_nothing(
     assert await health_of(mesh.grpc_port, "meshadapter.v1.EventService") == SERVING
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _adapter_process(
     sim: Simulator, tmp_path: Path, prefix: str, grpc_port: int, log: Path
 ) -> subprocess.Popen[bytes]:
@@ -150,32 +143,15 @@ def _adapter_process(
         return subprocess.Popen([sys.executable, "-m", "adapter"], cwd=ROOT, env=env, stdout=out, stderr=out)
 
 
-async def _wait_serving(port: int, within: float = 20.0) -> None:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while True:
-            try:
-                answer = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if answer.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.aio.AioRpcError:
-                pass
-            if loop.time() > deadline:
-                pytest.fail(f"adapter on port {port} did not serve within {within}s")
-            await asyncio.sleep(0.1)
-
-
 @pytest.mark.timeout(240)
 async def test_sigkill_mid_stream_loses_nothing(simulator: Simulator, tmp_path: Path) -> None:
     prefix = f"t{uuid.uuid4().hex[:8]}."
-    port = _free_port()
+    port = listen_port()
     log = tmp_path / "adapter.log"
     first = _adapter_process(simulator, tmp_path, prefix, port, log)
     second: subprocess.Popen[bytes] | None = None
     try:
-        await _wait_serving(port)
+        await wait_serving(port, within=20.0, log=log)
         await simulator.wait_for(lambda: len(simulator.ws_sessions("openframe")) == 1, timeout_s=20)
         stream = asyncio.ensure_future(
             simulator.generate_events("openframe", "alert", count=800, rate_per_s=40)
@@ -185,7 +161,7 @@ async def test_sigkill_mid_stream_loses_nothing(simulator: Simulator, tmp_path: 
         assert await asyncio.to_thread(first.wait, 10) == -signal.SIGKILL
         await asyncio.sleep(3)  # events keep coming while nobody listens
         second = _adapter_process(simulator, tmp_path, prefix, port, log)
-        await _wait_serving(port)
+        await wait_serving(port, within=20.0, log=log)
         changed = await stream
         expected = {ce_id(a) for a in changed}
         records = await consume_all(BOOTSTRAP, f"{prefix}openframe.alerts", expected=len(expected), within=60)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -17,14 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 import pytest_asyncio
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from simulator import Simulator
 
+from ..adapter_process import listen_port, log_tail, wait_serving
 from ..conftest import OCTOSPINE_KEY, OPENFRAME_KEY
 from ..events.kafka_fixtures import BOOTSTRAP, delete_topics_with_prefix
 from .upstream import AcmeUpstream
@@ -100,18 +98,12 @@ class AdapterProcess:
         return f"127.0.0.1:{self.grpc_port}"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest_asyncio.fixture
 async def acme_adapter(
     acme: AcmeUpstream, simulator: Simulator, acme_descriptor_set: Path, tmp_path: Path
 ) -> AsyncIterator[AdapterProcess]:
     """``python -m adapter`` with acme.toml; the built-in vendors point at the simulator."""
-    grpc_port, webhook_port = free_port(), free_port()
+    grpc_port, webhook_port = listen_port(), listen_port()
     prefix = f"t{uuid.uuid4().hex[:8]}."
     env = {
         **os.environ,
@@ -133,7 +125,7 @@ async def acme_adapter(
     process = await asyncio.to_thread(_spawn, env, log)
     acme.webhook_url = f"http://127.0.0.1:{webhook_port}/hooks/acme"
     try:
-        await _wait_serving(grpc_port, process, log)
+        await wait_serving(grpc_port, process=process, log=log)
         yield AdapterProcess(grpc_port, webhook_port, prefix, process)
     finally:
         if process.poll() is None:
@@ -142,33 +134,10 @@ async def acme_adapter(
                 await asyncio.to_thread(process.wait, 20)
             except subprocess.TimeoutExpired:
                 process.kill()
-        sys.stderr.write(_tail(log, 6000))
+        sys.stderr.write(log_tail(log, 6000))
         await delete_topics_with_prefix(BOOTSTRAP, prefix)
 
 
 def _spawn(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
         return subprocess.Popen([sys.executable, "-m", "adapter"], cwd=ROOT, env=env, stdout=out, stderr=out)
-
-
-def _tail(log: Path, size: int) -> str:
-    return log.read_text()[-size:] if log.exists() else ""
-
-
-async def _wait_serving(port: int, process: subprocess.Popen[bytes], log: Path, within: float = 30.0) -> None:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the adapter exited with {process.returncode}:\n{_tail(log, 4000)}")
-            try:
-                answer = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if answer.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.aio.AioRpcError:
-                pass
-            if loop.time() > deadline:
-                pytest.fail(f"adapter on port {port} did not serve within {within}s")
-            await asyncio.sleep(0.1)
