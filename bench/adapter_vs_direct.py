@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import socket
 import statistics
 import sys
 import time
@@ -26,19 +25,15 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from openframe.v1 import devices_pb2, devices_pb2_grpc
 
+from bench.ports import listen_port
+
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "bench-key"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.asynccontextmanager
 async def simulator() -> AsyncIterator[str]:
-    of_port, os_port = free_port(), free_port()
+    of_port, os_port = listen_port(), listen_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "simulator",
         "--openframe-port", str(of_port), "--octospine-port", str(os_port),
@@ -59,7 +54,7 @@ async def simulator() -> AsyncIterator[str]:
 
 @contextlib.asynccontextmanager
 async def adapter(upstream: str, transport: str, *, cache: bool) -> AsyncIterator[str]:
-    port = free_port()
+    port = listen_port()
     env = {
         **os.environ,
         "MESH_LOG_LEVEL": "WARNING",

@@ -37,7 +37,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from jwt.algorithms import RSAAlgorithm
 from openframe.v1 import devices_pb2, devices_pb2_grpc
 
-from bench.adapter_vs_direct import KEY, ROOT, free_port, measure, simulator
+from bench.adapter_vs_direct import KEY, ROOT, measure, simulator
+from bench.ports import listen_port
 
 ISSUER, AUDIENCE, SUBJECT = "https://idp.bench", "mesh-adapter", "bench"
 READER = "spiffe://mesh-adapter.dev/ns/demo/sa/reader"
@@ -174,7 +175,7 @@ async def main(seconds: float, levels: list[int]) -> None:
         token, _ = write_material(certs)
         async with simulator() as upstream:
             for label, (tls, use_jwt, tenant) in ARMS.items():
-                port = free_port()
+                port = listen_port()
                 env = adapter_env(upstream, port, certs, tls=tls, use_jwt=use_jwt, tenant=tenant)
                 metadata: Any = (("authorization", f"Bearer {token}"),) if use_jwt else None
                 async with (

@@ -31,7 +31,8 @@ from octospine.v1 import (
     tasks_pb2_grpc,
 )
 
-from bench.adapter_vs_direct import free_port, measure
+from bench.adapter_vs_direct import measure
+from bench.ports import listen_port
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "bench-key"
@@ -39,7 +40,7 @@ KEY = "bench-key"
 
 @contextlib.asynccontextmanager
 async def simulator() -> AsyncIterator[str]:
-    ports = [str(free_port()), str(free_port())]
+    ports = [str(listen_port()), str(listen_port())]
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "simulator", "--openframe-port", ports[0], "--octospine-port", ports[1],
         "--rate-limit-per-minute", "0", "--graphql-rate-limit-per-minute", "0", "--log-level", "WARNING",
@@ -59,7 +60,7 @@ async def simulator() -> AsyncIterator[str]:
 
 @contextlib.asynccontextmanager
 async def adapter(octospine: str) -> AsyncIterator[str]:
-    port = free_port()
+    port = listen_port()
     env = {
         **os.environ,
         "MESH_LOG_LEVEL": "WARNING",

@@ -19,7 +19,8 @@ from openframe.v1 import devices_pb2, devices_pb2_grpc
 
 from bench.peer import report
 from bench.peer.ceiling import fixed_device
-from bench.peer.processes import ROOT, Started, cpu_seconds, free_port, pinned, python, started
+from bench.peer.processes import ROOT, Started, cpu_seconds, pinned, python, started
+from bench.ports import listen_port
 
 HERE = Path(__file__).resolve().parent
 BODY = HERE / "device.json"
@@ -156,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
         otlp = stack.enter_context(started("otlpsink", [str(tools / "otlpsink")], cpu=load)).address
         arms: dict[str, Started] = {}
         for name, cache in ((report.ADAPTER, False), (report.CACHE, True)):
-            port = free_port()
+            port = listen_port()
             arms[name] = stack.enter_context(
                 started(name, python("-m", "adapter"), cpu=sut, ready="",
                         env=adapter_env(upstream, port, cache=cache, otlp=otlp), address=f"127.0.0.1:{port}")

@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 from bench.peer.__main__ import BODY, adapter_env, build, ghz, wait_serving
-from bench.peer.processes import cpu_seconds, free_port, python, started
+from bench.peer.processes import cpu_seconds, python, started
+from bench.ports import listen_port
 
 # (part, substrings of a frame's "function (file:line)" text), innermost match wins;
 # the first rows are checked first, so specific parts come before the generic ones.
@@ -62,7 +63,7 @@ def profile(seconds: float, concurrency: int, raw: Path | None, cache: bool = Fa
         started("upstream", [str(tools / "upstream"), "-body", str(BODY)], cpu=1) as up,
         started("otlpsink", [str(tools / "otlpsink")], cpu=1) as otlp,
     ):
-        port = free_port()
+        port = listen_port()
         env = adapter_env(f"http://{up.address}", port, cache=cache, otlp=otlp.address)
         address = f"127.0.0.1:{port}"
         adapter = python("-m", "adapter")
