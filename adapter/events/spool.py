@@ -17,7 +17,9 @@ and recovery code. Durability per ``synchronous`` setting:
 
 All SQLite work runs on one dedicated thread (the event loop never blocks on
 disk) and is therefore serialised. Appends that arrive while a commit is in
-progress share the next transaction (group commit).
+progress share the next transaction (group commit). The WAL is checkpointed
+into the database by a second thread (:mod:`.wal_checkpointer`), so no commit
+waits for a checkpoint's sync of the database file.
 
 Exceptions::
 
@@ -44,6 +46,7 @@ from .records import OutboundRecord
 from .spool_errors import SpoolClosed, SpoolError, SpoolFull, SpoolLocked
 from .spool_store import AppendOutcome, SpoolSnapshot, SpoolStore, acquire_lock
 from .spool_tail import PendingTail
+from .wal_checkpointer import WalCheckpointer
 
 __all__ = ["EventSpool", "SpoolClosed", "SpoolError", "SpoolFull", "SpoolLocked"]
 
@@ -105,6 +108,7 @@ class EventSpool:
         self._has_room = asyncio.Event()
         self._appended = asyncio.Event()
         self._tail = PendingTail(max_records=tail_records, max_bytes=tail_bytes)
+        self._checkpointer = WalCheckpointer(self.path)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -128,6 +132,7 @@ class EventSpool:
             self._state = "closed"
             raise
         self._state = "open"
+        self._checkpointer.start()
         self._committer = asyncio.create_task(self._commit_loop(), name=f"spool-commit-{self.path.name}")
         snap = self._snapshot
         if snap.depth:
@@ -337,6 +342,7 @@ class EventSpool:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def _release(self) -> None:
+        await asyncio.to_thread(self._checkpointer.stop)
         if self._executor is not None:
             try:
                 await self._run(self._store.close)

@@ -18,6 +18,7 @@ from .dedupe import SEEN_SCHEMA, SeenIds
 from .delivery_claims import CLAIMS_SCHEMA, DeliveryClaim, claim_delivery, prune_claims
 from .records import OutboundRecord
 from .spool_errors import SpoolClosed, SpoolError, SpoolFull, SpoolLocked
+from .wal_checkpointer import BACKSTOP_PAGES
 
 __all__ = ["AppendOutcome", "SpoolSnapshot", "SpoolStore", "acquire_lock"]
 
@@ -97,6 +98,8 @@ class SpoolStore:
                 raise SpoolError(f"{self._path}: SQLite refused WAL mode (got {mode!r})")
             db.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
             db.execute("PRAGMA journal_size_limit=67108864")  # truncate a WAL grown during an outage
+            # Checkpoints run beside the writer (wal_checkpointer.py); its own is the backstop.
+            db.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > _SCHEMA_VERSION:
                 raise SpoolError(f"{self._path} has schema {version}, newer than this adapter's")

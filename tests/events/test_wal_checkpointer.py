@@ -1,0 +1,87 @@
+"""The spool's WAL is checkpointed beside the writer, not inside its commits.
+
+A commit that crossed SQLite's default threshold (1000 pages) ran the checkpoint
+itself and synced the database file: appends stalled 70-600 ms on this machine
+kind. The writer's own threshold is now only a backstop (64 MiB of WAL), and a
+second connection copies the WAL into the database whenever it passed 4 MiB."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+import pytest
+
+from adapter.events.records import OutboundRecord
+from adapter.events.spool import EventSpool
+from adapter.events.spool_store import SpoolStore
+from adapter.events.wal_checkpointer import WalCheckpointer
+
+MiB = 1024 * 1024
+
+
+def records(start: int, count: int, size: int = 4000) -> list[OutboundRecord]:
+    return [
+        OutboundRecord("t", b"k%d" % (i % 7), b"%08d" % i + b"v" * size, (("ce_id", b"%d" % i),), f"id-{i}")
+        for i in range(start, start + count)
+    ]
+
+
+async def wait_for(predicate: object, within: float, what: str) -> None:
+    assert callable(predicate)
+    deadline = time.monotonic() + within
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {within}s: {what}")
+        await asyncio.sleep(0.02)
+
+
+async def test_the_wal_is_copied_into_the_database_by_the_background_thread(tmp_path: Path) -> None:
+    path = tmp_path / "spool.db"
+    async with EventSpool(path, max_bytes=1024 * MiB) as spool:
+        for start in range(0, 3000, 100):  # ~12 MiB in 30 commits
+            assert all(await spool.append(records(start, 100)))
+        # The writer alone would not checkpoint below 64 MiB of WAL (next test): data
+        # in the database file means the background checkpoints ran.
+        await wait_for(lambda: path.stat().st_size > 8 * MiB, 10, "the WAL copied into the database")
+        assert spool.depth == 3000
+    async with EventSpool(path, max_bytes=1024 * MiB) as reopened:
+        pending = await reopened.pending(5000)
+        assert [r.ce_id for _, r in pending] == [f"id-{i}" for i in range(3000)]
+        assert pending[-1][1] == records(2999, 1)[0]
+
+
+def test_the_writer_checkpoints_only_as_a_backstop(tmp_path: Path) -> None:
+    """The store's own connection, with no checkpointer running: 12 MiB of commits
+    stay in the WAL (SQLite's default would have checkpointed every 4 MiB)."""
+    path = tmp_path / "spool.db"
+    store = SpoolStore(path, synchronous="normal", dedupe_window=1000, clock=time.time)
+    store.open()
+    try:
+        for start in range(0, 3000, 100):
+            outcome = store.append_groups([(records(start, 100), None)], 10**6, 1024 * MiB)
+            assert outcome.results == [[True] * 100]
+        assert path.with_name("spool.db-wal").stat().st_size > 11 * MiB
+        assert path.stat().st_size < 1 * MiB
+    finally:
+        store.close()  # a TRUNCATE checkpoint: everything is in the database after it
+    assert path.stat().st_size > 11 * MiB
+
+
+async def test_a_failing_checkpoint_is_logged_and_the_thread_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "not-a-database.db"
+    path.write_bytes(b"this is not SQLite" * 1000)
+    path.with_name(path.name + "-wal").write_bytes(b"\0" * (2 * MiB))
+    checkpointer = WalCheckpointer(path, wal_bytes=1 * MiB, interval=0.01)
+    with caplog.at_level(logging.WARNING, logger="adapter.events.wal_checkpointer"):
+        checkpointer.start()
+        await wait_for(lambda: "background checkpoint failed" in caplog.text, 5, "the failure logged")
+        await asyncio.to_thread(checkpointer.stop)
+    assert checkpointer.checkpoints == 0
+    assert str(path) in caplog.text
+    assert "the writer's own checkpoint still bounds the WAL" in caplog.text
+    checkpointer.stop()  # idempotent
