@@ -166,6 +166,23 @@ async def test_a_full_batch_does_not_fail_the_others_in_its_commit(tmp_path: Pat
         assert spool.depth == 10
 
 
+async def test_repeats_within_and_across_the_appends_of_one_commit_are_stored_once(tmp_path: Path) -> None:
+    async with EventSpool(tmp_path / "s.db") as spool:
+        assert await spool.append([record(0)]) == [True]
+        results = await asyncio.gather(  # queued together: one commit
+            spool.append([record(1), record(2), record(1)]),
+            spool.append([record(2), record(3), record(0)]),
+        )
+        assert results == [[True, True, False], [False, True, False]]
+        pending = await spool.pending(10)
+        assert [r.ce_id for _, r in pending] == ["e-0", "e-1", "e-2", "e-3"]
+        seqs = [seq for seq, _ in pending]
+        assert seqs == list(range(seqs[0], seqs[0] + 4))
+    async with EventSpool(tmp_path / "s.db") as reopened:
+        assert [r.ce_id for _, r in await reopened.pending(10)] == ["e-0", "e-1", "e-2", "e-3"]
+        assert await reopened.append([record(3), record(4)]) == [False, True]
+
+
 async def test_dead_letters_leave_the_queue_but_stay_on_disk(tmp_path: Path) -> None:
     async with EventSpool(tmp_path / "s.db") as spool:
         await spool.append([record(1), record(2)])
