@@ -32,6 +32,10 @@ class SeenIds:
         if window < 0:
             raise ValueError("dedupe window must not be negative")
         self.window = window
+        # Pruning costs two statements: done once per 1/16 of the window of new claims, so
+        # up to window + window // 16 identities are remembered (exactly window below 16).
+        self._slack = window // 16
+        self._since_prune = 0
 
     def claim(self, db: sqlite3.Connection, identities: Sequence[str]) -> list[bool]:
         """Remembers each identity; True where it was new (the first of repeats within the call wins)."""
@@ -51,6 +55,7 @@ class SeenIds:
                 chunk,
             ).lastrowid
             inserted = db.total_changes - before
+            self._since_prune += inserted
             if inserted == len(chunk):
                 fresh += [True] * inserted  # the common case: every one new
                 continue
@@ -68,8 +73,9 @@ class SeenIds:
         return fresh
 
     def prune(self, db: sqlite3.Connection) -> None:
-        """Forgets all but the newest ``window`` identities."""
-        if self.window:
+        """Forgets all but the newest ``window`` identities (once the slack is used up)."""
+        if self.window and self._since_prune > self._slack:
+            self._since_prune = 0
             (top,) = db.execute("SELECT max(id) FROM seen").fetchone()
             if top is not None and top > self.window:
                 db.execute("DELETE FROM seen WHERE id <= ?", (top - self.window,))

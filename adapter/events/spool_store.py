@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 """
 _COLUMNS = "seq, topic, key, value, headers, ce_id, size, enqueued_at"
 _CHUNK = 500  # bound parameters per statement, well below SQLite's limit
+_CLAIMS_PRUNE_SECONDS = 1.0  # expired delivery claims are garbage: forgotten once a second
 _ROWS = 500  # records per INSERT: 3,500 parameters, below SQLite's 32,766
 # GIL_STEPS: the sqlite3 module gives the GIL up around every sqlite3_step (one per row
 # of executemany, one per row a RETURNING clause yields) and must win it back from the
@@ -94,6 +95,7 @@ class SpoolStore:
         self._oldest_at: float | None = None
         self._dead = 0
         self._last_seq = 0
+        self._claims_pruned_at = float("-inf")
 
     def open(self) -> SpoolSnapshot:
         restrict_to_owner(self._path)
@@ -136,19 +138,34 @@ class SpoolStore:
         max_records: int,
         max_bytes: int,
     ) -> AppendOutcome:
+        if self._fits_together(groups, max_records, max_bytes):
+            try:
+                return self._transaction(lambda db, stored: self._append_together(db, groups, stored))
+            except Exception as exc:  # each append gets its own outcome, one by one
+                logger.debug("spool %s: appending a group at once failed (%r); one by one", self._path, exc)
+        return self._transaction(
+            lambda db, stored: [
+                self._append_one(db, records, claim, max_records, max_bytes, stored)
+                for records, claim in groups
+            ]
+        )
+
+    def _transaction(
+        self,
+        work: Callable[
+            [sqlite3.Connection, list[tuple[int, OutboundRecord, int]]], list[list[bool] | Exception]
+        ],
+    ) -> AppendOutcome:
         db = self._conn()
         before = (self._depth, self._bytes, self._oldest_at, self._last_seq)
         db.execute("BEGIN IMMEDIATE")
         stored: list[tuple[int, OutboundRecord, int]] = []
         try:
             now = self._clock()
-            prune_claims(db, now)
-            results = self._append_together(db, groups, max_records, max_bytes, stored)
-            if results is None:
-                results = [
-                    self._append_one(db, records, claim, max_records, max_bytes, stored)
-                    for records, claim in groups
-                ]
+            if now - self._claims_pruned_at >= _CLAIMS_PRUNE_SECONDS:
+                prune_claims(db, now)
+                self._claims_pruned_at = now
+            results = work(db, stored)
             self._seen.prune(db)
             db.execute("COMMIT")
         except BaseException:
@@ -215,35 +232,34 @@ class SpoolStore:
         self._oldest_at = self._query_oldest()
         return self._snapshot()
 
+    def _fits_together(
+        self,
+        groups: list[tuple[list[OutboundRecord], DeliveryClaim | None]],
+        max_records: int,
+        max_bytes: int,
+    ) -> bool:
+        """The usual group: no delivery claims, and room for every record even if none
+        is a duplicate, so no append of it can be refused alone."""
+        if any(claim is not None for _, claim in groups):
+            return False
+        count = sum(len(records) for records, _ in groups)
+        size = sum(r.size for records, _ in groups for r in records)
+        return self._depth + count <= max_records and self._bytes + size <= max_bytes
+
     def _append_together(
         self,
         db: sqlite3.Connection,
         groups: list[tuple[list[OutboundRecord], DeliveryClaim | None]],
-        max_records: int,
-        max_bytes: int,
         stored: list[tuple[int, OutboundRecord, int]],
-    ) -> list[list[bool] | Exception] | None:
-        """The usual group in a few statements (GIL_STEPS): no delivery claims, and room
-        for every record even if none is a duplicate, so no append can be refused alone.
-        None when the group needs :meth:`_append_one` per append (and nothing changed)."""
-        if any(claim is not None for _, claim in groups):
-            return None
+    ) -> list[list[bool] | Exception]:
+        """A group that :meth:`_fits_together` in a few statements (GIL_STEPS), without
+        a savepoint: if it fails, the caller rolls back and appends one by one."""
         records = [r for batch, _ in groups for r in batch]
-        sized = [(r, r.size) for r in records]
-        if self._depth + len(records) > max_records or self._bytes + sum(n for _, n in sized) > max_bytes:
-            return None
-        db.execute("SAVEPOINT all_appends")
-        try:
-            # In append order: the first of repeats wins across appends, as one by one.
-            fresh = self._seen.claim(db, [r.identity for r in records])
-            new = [entry for entry, is_new in zip(sized, fresh, strict=True) if is_new]
-            now = self._clock()
-            last = self._insert(db, new, now)
-            db.execute("RELEASE all_appends")
-        except Exception:  # each append gets its own outcome, one by one
-            db.execute("ROLLBACK TO all_appends")
-            db.execute("RELEASE all_appends")
-            return None
+        # In append order: the first of repeats wins across appends, as one by one.
+        fresh = self._seen.claim(db, [r.identity for r in records])
+        new = [(r, r.size) for r, is_new in zip(records, fresh, strict=True) if is_new]
+        now = self._clock()
+        last = self._insert(db, new, now)
         self._note_stored(new, last, now, stored)
         results: list[list[bool] | Exception] = []
         at = 0
