@@ -157,7 +157,8 @@ class ResponseCache(CallerLayer):
         if size > self.max_bytes:
             return
         self._drop(key)
-        self._entries[key] = _Entry(response, self.now() + ttl, size)
+        kept = dataclasses.replace(response, decoded={})  # decoded once, on the first hit
+        self._entries[key] = _Entry(kept, self.now() + ttl, size)
         self.size_bytes += size
         while len(self._entries) > self.max_entries or self.size_bytes > self.max_bytes:
             self._drop(next(iter(self._entries)))

@@ -56,7 +56,17 @@ class MethodTranscoder:
         return self._requests.bind(message)
 
     def decode(self, response: UpstreamResponse, bound: BoundRequest) -> Message:
-        return self._responses.decode(response.body, response.content_type, bound.page, bound.fingerprint)
+        memo = response.decoded
+        if memo is None or bound.page is not None:  # not a cached answer, or one page of many
+            return self._responses.decode(response.body, response.content_type, bound.page, bound.fingerprint)
+        # A cached answer: decoded on its first hit, copied on the others (a Device: ~40 µs
+        # to decode, ~2 µs to copy). A copy, so no caller can change what the next one gets.
+        decoded: Message | None = memo.get(self)
+        if decoded is None:
+            decoded = memo[self] = self._responses.decode(response.body, response.content_type)
+        message = type(decoded)()
+        message.CopyFrom(decoded)
+        return message
 
     def decode_raw(self, response: UpstreamResponse, bound: BoundRequest) -> tuple[Any, str]:
         """The answer's payload as JSON and the next page token (see ResponseBinder)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -51,6 +52,9 @@ class UpstreamResponse:
     extra: dict[str, str] = field(default_factory=dict)
     #: Longest wait the upstream may ask for (``resilience.max_server_delay_seconds``).
     max_server_delay: float = DEFAULT_MAX_SERVER_DELAY
+    #: Set by the response cache on the answers it keeps: what each method decoded from
+    #: this body, so a cache hit is copied rather than decoded again (None: not kept).
+    decoded: dict[object, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def content_type(self) -> str:

@@ -111,3 +111,32 @@ def test_html_where_json_was_expected(transcoder) -> None:  # type: ignore[no-un
             b"<html>maintenance</html>",
             "text/html",
         )
+
+
+def test_a_cached_answer_is_decoded_once_and_each_caller_gets_its_own_copy(transcoder) -> None:  # type: ignore[no-untyped-def]
+    t = transcoder("/openframe.v1.AlertService/GetAlert")
+    body = orjson.dumps({"id": "alt_1", "title": "Disk", "metadata": {"k": [1, "a"]}})
+    kept = UpstreamResponse(
+        status=200, headers=httpx.Headers({"content-type": "application/json"}), body=body, decoded={}
+    )
+    bound = t.bind(alerts_pb2.GetAlertRequest(alert_id="alt_1"))
+    first = t.decode(kept, bound)
+    first.title = "changed by its caller"
+    second = t.decode(kept, bound)
+    assert second.title == "Disk" and second.metadata["k"] == [1, "a"]
+    assert second is not first
+    assert list(kept.decoded.values()) == [alerts_pb2.Alert(id="alt_1", title="Disk", metadata={"k": [1, "a"]})]
+    # An answer the cache does not keep is decoded every time and remembered nowhere.
+    assert _answer(body).decoded is None
+    assert t.decode(_answer(body), bound).title == "Disk"
+
+
+def test_pages_of_a_cached_list_are_not_taken_from_the_memo(transcoder) -> None:  # type: ignore[no-untyped-def]
+    t = transcoder("/openframe.v1.DeviceService/ListDevices")
+    body = orjson.dumps({"data": [{"id": "dev_1"}], "meta": {"total": 1}})
+    kept = UpstreamResponse(
+        status=200, headers=httpx.Headers({"content-type": "application/json"}), body=body, decoded={}
+    )
+    bound = t.bind(devices_pb2.ListDevicesRequest(page_size=1))
+    assert [d.id for d in t.decode(kept, bound).devices] == ["dev_1"]
+    assert kept.decoded == {}
