@@ -125,7 +125,10 @@ def test_a_cached_answer_is_decoded_once_and_each_caller_gets_its_own_copy(trans
     second = t.decode(kept, bound)
     assert second.title == "Disk" and second.metadata["k"] == [1, "a"]
     assert second is not first
-    assert list(kept.decoded.values()) == [alerts_pb2.Alert(id="alt_1", title="Disk", metadata={"k": [1, "a"]})]
+    assert kept.decoded is not None
+    assert list(kept.decoded.values()) == [
+        alerts_pb2.Alert(id="alt_1", title="Disk", metadata={"k": [1, "a"]})
+    ]
     # An answer the cache does not keep is decoded every time and remembered nowhere.
     assert _answer(body).decoded is None
     assert t.decode(_answer(body), bound).title == "Disk"
