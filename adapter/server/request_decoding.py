@@ -13,6 +13,7 @@ reflection.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -141,6 +142,9 @@ def _is_async(behavior: Behavior) -> bool:
     )
 
 
+# The server resolves the same handler object on every call of a method: it is wrapped
+# once, not per call (the wrapping cost ~15 µs a call in the peer bench's profile).
+@functools.lru_cache(maxsize=1024)
 def guarded_handler(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
     """``handler`` with a tolerant deserializer and the matching refusal."""
     if handler.request_deserializer is None:
