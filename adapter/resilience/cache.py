@@ -26,13 +26,13 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from opentelemetry.metrics import MeterProvider
+from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
 from adapter.upstream.caller import UpstreamCaller
 from adapter.upstream.messages import UpstreamRequest, UpstreamResponse
 
 from .layer import CallerLayer
-from .metrics import CACHE_LOOKUPS, meter
+from .metrics import CACHE_LOOKUPS, observe_counter
 
 __all__ = ["ResponseCache"]
 
@@ -89,8 +89,13 @@ class ResponseCache(CallerLayer):
         self.size_bytes = 0
         #: Grows at the start and end of every write; a read that saw it move is not stored.
         self._write_epoch = 0
-        self._lookups = meter(meter_provider).create_counter(
-            CACHE_LOOKUPS, unit="{lookup}", description="Cacheable reads by outcome"
+        self._lookups: collections.Counter[str] = collections.Counter()
+        observe_counter(
+            meter_provider,
+            CACHE_LOOKUPS,
+            self._report_lookups,
+            unit="{lookup}",
+            description="Cacheable reads by outcome",
         )
 
     @property
@@ -169,7 +174,10 @@ class ResponseCache(CallerLayer):
             self.size_bytes -= entry.size
 
     def _count(self, result: str) -> None:
-        self._lookups.add(1, {"upstream": self.name, "result": result})
+        self._lookups[result] += 1
+
+    def _report_lookups(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(n, {"upstream": self.name, "result": r}) for r, n in self._lookups.items()]
 
 
 def _key(request: UpstreamRequest) -> Key:

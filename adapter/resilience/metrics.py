@@ -26,6 +26,7 @@ __all__ = [
     "RETRIES",
     "RETRY_STOPPED",
     "meter",
+    "observe_counter",
     "observe_gauge",
 ]
 
@@ -44,8 +45,8 @@ def meter(meter_provider: metrics.MeterProvider | None) -> metrics.Meter:
     return metrics.get_meter("adapter.resilience", meter_provider=meter_provider)
 
 
-#: Per meter, per gauge name: the callbacks of every layer reporting it (held weakly).
-_gauges: weakref.WeakKeyDictionary[metrics.Meter, dict[str, list[weakref.WeakMethod[GaugeCallback]]]] = (
+#: Per meter, per instrument name: the callbacks of every layer reporting it (held weakly).
+_observed: weakref.WeakKeyDictionary[metrics.Meter, dict[str, list[weakref.WeakMethod[GaugeCallback]]]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -62,8 +63,35 @@ def observe_gauge(
     instrument of a name per meter and drops the callbacks of later ones, so every layer of
     every upstream (two limiters per upstream, a breaker per upstream) reports through one
     instrument; a layer that is gone stops reporting."""
+    _observe(meter_provider, name, callback, unit=unit, description=description, counter=False)
+
+
+def observe_counter(
+    meter_provider: metrics.MeterProvider | None,
+    name: str,
+    callback: GaugeCallback,
+    *,
+    unit: str,
+    description: str,
+) -> None:
+    """Like :func:`observe_gauge`, for a monotonic counter whose ``callback`` reports
+    running totals: a hot path adds to a plain dict instead of calling ``Counter.add``,
+    which costs ~11-14 µs per call in the SDK (attributes hashed and cleaned, an exemplar
+    offered, once per reader)."""
+    _observe(meter_provider, name, callback, unit=unit, description=description, counter=True)
+
+
+def _observe(
+    meter_provider: metrics.MeterProvider | None,
+    name: str,
+    callback: GaugeCallback,
+    *,
+    unit: str,
+    description: str,
+    counter: bool,
+) -> None:
     m = meter(meter_provider)
-    by_name = _gauges.setdefault(m, {})
+    by_name = _observed.setdefault(m, {})
     callbacks = by_name.get(name)
     if callbacks is None:
         callbacks = by_name[name] = []
@@ -79,5 +107,6 @@ def observe_gauge(
                     observations.extend(live(options))
             return observations
 
-        m.create_observable_gauge(name, callbacks=[collect], unit=unit, description=description)
+        create = m.create_observable_counter if counter else m.create_observable_gauge
+        create(name, callbacks=[collect], unit=unit, description=description)
     callbacks.append(weakref.WeakMethod(callback))
