@@ -44,7 +44,8 @@ from typing import Literal, TypeVar
 from .delivery_claims import DeliveryClaim
 from .records import OutboundRecord
 from .spool_errors import SpoolClosed, SpoolError, SpoolFull, SpoolLocked
-from .spool_store import AppendOutcome, SpoolSnapshot, SpoolStore, acquire_lock
+from .spool_files import acquire_lock
+from .spool_store import AppendOutcome, SpoolSnapshot, SpoolStore
 from .spool_tail import PendingTail
 from .wal_checkpointer import WalCheckpointer
 
