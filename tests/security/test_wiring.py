@@ -23,6 +23,7 @@ from adapter.security.identity import current_principal
 from simulator import Simulator
 from tests.conftest import adapter_settings
 
+from ..events.kafka_fixtures import wait_until
 from .jwt_helpers import AUDIENCE, ISSUER, Issuer
 
 POLICY = """
@@ -180,6 +181,13 @@ async def test_audit_lines_for_writes_and_refusals_without_secrets(
             await alerts.CreateAlert(create, metadata=(*bearer(reader), traceparent))
         with pytest.raises(grpc.aio.AioRpcError):  # allowed, but the request is invalid
             await alerts.UpdateAlert(alerts_pb2.UpdateAlertRequest(), metadata=bearer(writer))
+        # An abort sends the status before the handler has unwound: the line that its
+        # audit writes on the way out may land just after the caller heard the status.
+        await wait_until(
+            lambda: sum(r.name == "meshadapter.audit" for r in caplog.records) >= 3,
+            within=5,
+            what="the third audit line",
+        )
     lines = [r.__dict__ for r in caplog.records if r.name == "meshadapter.audit"]
     seen = [(r["audit"], r["principal"], r["method"].rsplit("/", 1)[1], r["outcome"]) for r in lines]
     assert seen == [
