@@ -32,7 +32,7 @@ from adapter.upstream.caller import UpstreamCaller
 from adapter.upstream.messages import UpstreamRequest, UpstreamResponse
 
 from .layer import CallerLayer
-from .metrics import CACHE_LOOKUPS, observe_counter
+from .metrics import CACHE_LOOKUPS, observe
 
 __all__ = ["ResponseCache"]
 
@@ -90,10 +90,11 @@ class ResponseCache(CallerLayer):
         #: Grows at the start and end of every write; a read that saw it move is not stored.
         self._write_epoch = 0
         self._lookups: collections.Counter[str] = collections.Counter()
-        observe_counter(
+        observe(
             meter_provider,
             CACHE_LOOKUPS,
             self._report_lookups,
+            kind="counter",
             unit="{lookup}",
             description="Cacheable reads by outcome",
         )

@@ -30,7 +30,7 @@ from adapter.upstream.messages import UpstreamRequest, UpstreamResponse
 
 from .errors import CircuitOpenError
 from .layer import CallerLayer
-from .metrics import BREAKER_STATE, observe_gauge
+from .metrics import BREAKER_STATE, observe
 
 __all__ = ["BreakerState", "CircuitBreakerCaller"]
 
@@ -69,10 +69,11 @@ class CircuitBreakerCaller(CallerLayer):
         self.open_seconds = open_seconds
         self.half_open_probes = half_open_probes
         self._routes: dict[str, _Route] = {}
-        observe_gauge(
+        observe(
             meter_provider,
             BREAKER_STATE,
             self._observe,
+            kind="gauge",
             unit="",
             description="Circuit breaker state per route: 0 closed, 1 half-open, 2 open",
         )

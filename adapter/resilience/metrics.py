@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Iterable
+from typing import Literal
 
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -26,8 +27,7 @@ __all__ = [
     "RETRIES",
     "RETRY_STOPPED",
     "meter",
-    "observe_counter",
-    "observe_gauge",
+    "observe",
 ]
 
 GaugeCallback = Callable[[CallbackOptions], Iterable[Observation]]
@@ -51,45 +51,23 @@ _observed: weakref.WeakKeyDictionary[metrics.Meter, dict[str, list[weakref.WeakM
 )
 
 
-def observe_gauge(
+def observe(
     meter_provider: metrics.MeterProvider | None,
     name: str,
     callback: GaugeCallback,
     *,
+    kind: Literal["gauge", "counter"],
     unit: str,
     description: str,
 ) -> None:
-    """Adds ``callback`` (a bound method) to gauge ``name``. The SDK keeps only the first
-    instrument of a name per meter and drops the callbacks of later ones, so every layer of
-    every upstream (two limiters per upstream, a breaker per upstream) reports through one
-    instrument; a layer that is gone stops reporting."""
-    _observe(meter_provider, name, callback, unit=unit, description=description, counter=False)
+    """Adds ``callback`` (a bound method) to the observable gauge or counter ``name``.
 
-
-def observe_counter(
-    meter_provider: metrics.MeterProvider | None,
-    name: str,
-    callback: GaugeCallback,
-    *,
-    unit: str,
-    description: str,
-) -> None:
-    """Like :func:`observe_gauge`, for a monotonic counter whose ``callback`` reports
-    running totals: a hot path adds to a plain dict instead of calling ``Counter.add``,
-    which costs ~11-14 µs per call in the SDK (attributes hashed and cleaned, an exemplar
-    offered, once per reader)."""
-    _observe(meter_provider, name, callback, unit=unit, description=description, counter=True)
-
-
-def _observe(
-    meter_provider: metrics.MeterProvider | None,
-    name: str,
-    callback: GaugeCallback,
-    *,
-    unit: str,
-    description: str,
-    counter: bool,
-) -> None:
+    The SDK keeps only the first instrument of a name per meter and drops the callbacks of
+    later ones, so every layer of every upstream (two limiters per upstream, a breaker per
+    upstream) reports through one instrument; a layer that is gone stops reporting. A
+    counter's callback reports running totals: a hot path then adds to a plain dict instead
+    of calling ``Counter.add``, which costs ~11-14 µs per call in the SDK (attributes hashed
+    and cleaned, an exemplar offered, once per reader)."""
     m = meter(meter_provider)
     by_name = _observed.setdefault(m, {})
     callbacks = by_name.get(name)
@@ -107,6 +85,6 @@ def _observe(
                     observations.extend(live(options))
             return observations
 
-        create = m.create_observable_counter if counter else m.create_observable_gauge
+        create = m.create_observable_counter if kind == "counter" else m.create_observable_gauge
         create(name, callbacks=[collect], unit=unit, description=description)
     callbacks.append(weakref.WeakMethod(callback))

@@ -34,7 +34,7 @@ from adapter.upstream.messages import UpstreamRequest, UpstreamResponse
 
 from .errors import LocalRateLimitExceeded
 from .layer import CallerLayer
-from .metrics import RATE_LIMIT_REMAINING, RATE_LIMIT_THROTTLED, meter, observe_gauge
+from .metrics import RATE_LIMIT_REMAINING, RATE_LIMIT_THROTTLED, meter, observe
 
 __all__ = ["UpstreamRateLimiter"]
 
@@ -91,10 +91,11 @@ class UpstreamRateLimiter(CallerLayer):
         #: Moving average of the inner call's duration: a slot that frees later than
         #: deadline - this would admit a call that can only time out.
         self._latency = 0.0
-        observe_gauge(
+        observe(
             meter_provider,
             RATE_LIMIT_REMAINING,
             self._observe,
+            kind="gauge",
             unit="{request}",
             description="Requests the client-side quota still allows now",
         )
