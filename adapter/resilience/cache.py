@@ -178,7 +178,10 @@ class ResponseCache(CallerLayer):
         self._lookups[result] += 1
 
     def _report_lookups(self, options: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(n, {"upstream": self.name, "result": r}) for r, n in self._lookups.items()]
+        # Metric readers may collect from another thread: iterate a copy (list() of a
+        # dict's items is one step under the GIL), never the dict the loop adds to.
+        counts = list(self._lookups.items())
+        return [Observation(n, {"upstream": self.name, "result": r}) for r, n in counts]
 
 
 def _key(request: UpstreamRequest) -> Key:
