@@ -312,6 +312,7 @@ class EventSpool:
                 continue
             self._apply(outcome.snapshot)
             self._tail.extend(outcome.stored)
+            self._checkpointer.appended(sum(size for _, _, size in outcome.stored))
             for (_, _, future), result in zip(group, outcome.results, strict=True):
                 if future.done():  # the caller was cancelled; what committed stays committed
                     continue

@@ -6,8 +6,11 @@ that one commit, and every append queued behind it, stalled for 70-600 ms
 (``bench.peer.events``: receipt → Kafka ack p99 up to 356 ms at half the maximum
 rate; 12-18 ms with no checkpoint at all). WAL mode lets a checkpointer copy older
 frames while the writer appends new ones, so here a second connection runs a
-PASSIVE checkpoint whenever the WAL has grown past ``wal_bytes``: the writer's
-commits no longer wait for a sync of the database file.
+PASSIVE checkpoint once ``wal_bytes`` of records were appended since the last one
+(the spool reports them: the WAL file's size cannot tell, SQLite reuses the file
+from its start after a checkpoint): the writer's commits no longer wait for a sync
+of the database file, and an idle spool is left alone. Small (256 KiB) and so
+frequent under load: each copy and sync stays short beside the writer.
 
 The writer keeps SQLite's automatic checkpoint, at a larger threshold
 (:data:`BACKSTOP_PAGES`), as a backstop: should this thread fall behind or fail
@@ -36,9 +39,8 @@ BACKSTOP_PAGES = 16384
 class WalCheckpointer:
     """A daemon thread that checkpoints ``path``'s WAL; ``start()`` / ``stop()``."""
 
-    def __init__(self, path: Path, *, wal_bytes: int = 4 * 1024 * 1024, interval: float = 0.05) -> None:
+    def __init__(self, path: Path, *, wal_bytes: int = 256 * 1024, interval: float = 0.05) -> None:
         self._path = path
-        self._wal = path.with_name(path.name + "-wal")
         self._wal_bytes = wal_bytes
         self._interval = interval
         self._stop = threading.Event()
@@ -47,6 +49,11 @@ class WalCheckpointer:
         self.checkpoints = 0
         self.frames_copied = 0
         self._failures = 0
+        self._appended = 0  # bytes of records appended since the last checkpoint
+
+    def appended(self, size: int) -> None:
+        """The spool committed ``size`` more bytes of records (from the event loop's thread)."""
+        self._appended += size
 
     def start(self) -> None:
         if self._thread is not None:
@@ -64,18 +71,13 @@ class WalCheckpointer:
             self._stop.set()
             thread.join()
 
-    def _wal_size(self) -> int:
-        try:
-            return self._wal.stat().st_size
-        except FileNotFoundError:
-            return 0
-
     def _run(self) -> None:
         db: sqlite3.Connection | None = None
         try:
             while not self._stop.wait(self._interval):
-                if self._wal_size() < self._wal_bytes:
+                if self._appended < self._wal_bytes:
                     continue
+                self._appended = 0  # a report racing this reset is lost: harmless, a few bytes
                 try:
                     if db is None:
                         db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=True)

@@ -3,12 +3,14 @@
 A commit that crossed SQLite's default threshold (1000 pages) ran the checkpoint
 itself and synced the database file: appends stalled 70-600 ms on this machine
 kind. The writer's own threshold is now only a backstop (64 MiB of WAL), and a
-second connection copies the WAL into the database whenever it passed 4 MiB."""
+second connection copies the WAL into the database once 4 MiB of records were
+appended since its last checkpoint."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from pathlib import Path
 
@@ -70,15 +72,42 @@ def test_the_writer_checkpoints_only_as_a_backstop(tmp_path: Path) -> None:
     assert path.stat().st_size > 11 * MiB
 
 
+async def test_a_checkpoint_follows_appends_and_an_idle_wal_is_left_alone(tmp_path: Path) -> None:
+    """The WAL file keeps its size after a checkpoint (SQLite reuses it from its start),
+    so its size cannot be the cue: the appended bytes the spool reports are."""
+    path = tmp_path / "spool.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA wal_autocheckpoint=0")
+    db.execute("CREATE TABLE t (v BLOB)")
+    db.executemany("INSERT INTO t VALUES (?)", [(b"x" * 4000,) for _ in range(2000)])  # ~8 MiB
+    assert path.with_name("spool.db-wal").stat().st_size > 4 * MiB
+    checkpointer = WalCheckpointer(path, wal_bytes=4 * MiB, interval=0.01)
+    checkpointer.start()
+    try:
+        await asyncio.sleep(0.2)
+        assert checkpointer.checkpoints == 0  # nothing reported yet: a large WAL alone is no cue
+        checkpointer.appended(8 * MiB)
+        await wait_for(lambda: checkpointer.checkpoints == 1, 5, "a checkpoint after the appends")
+        assert checkpointer.frames_copied > 1000
+        await asyncio.sleep(0.2)  # twenty rounds, idle
+        assert checkpointer.checkpoints == 1
+    finally:
+        await asyncio.to_thread(checkpointer.stop)
+        db.close()
+
+
 async def test_a_failing_checkpoint_is_logged_and_the_thread_goes_on(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "not-a-database.db"
     path.write_bytes(b"this is not SQLite" * 1000)
-    path.with_name(path.name + "-wal").write_bytes(b"\0" * (2 * MiB))
     checkpointer = WalCheckpointer(path, wal_bytes=1 * MiB, interval=0.01)
     with caplog.at_level(logging.WARNING, logger="adapter.events.wal_checkpointer"):
         checkpointer.start()
+        for _ in range(20):  # appends keep coming: the thread keeps trying
+            checkpointer.appended(2 * MiB)
+            await asyncio.sleep(0.02)
         await wait_for(lambda: "background checkpoint failed" in caplog.text, 5, "the failure logged")
         await asyncio.to_thread(checkpointer.stop)
     assert checkpointer.checkpoints == 0
