@@ -136,9 +136,10 @@ class SpoolStore:
         max_records: int,
         max_bytes: int,
     ) -> AppendOutcome:
-        if self._fits_together(groups, max_records, max_bytes):
+        sized = self._sized_if_together(groups, max_records, max_bytes)
+        if sized is not None:
             try:
-                return self._transaction(lambda db, stored: self._append_together(db, groups, stored))
+                return self._transaction(lambda db, stored: self._append_together(db, groups, sized, stored))
             except Exception as exc:  # each append gets its own outcome, one by one
                 logger.debug("spool %s: appending a group at once failed (%r); one by one", self._path, exc)
         return self._transaction(
@@ -230,32 +231,33 @@ class SpoolStore:
         self._oldest_at = self._query_oldest()
         return self._snapshot()
 
-    def _fits_together(
+    def _sized_if_together(
         self,
         groups: list[tuple[list[OutboundRecord], DeliveryClaim | None]],
         max_records: int,
         max_bytes: int,
-    ) -> bool:
-        """The usual group: no delivery claims, and room for every record even if none
-        is a duplicate, so no append of it can be refused alone."""
+    ) -> list[tuple[OutboundRecord, int]] | None:
+        """The group's ``(record, size)`` pairs if it is the usual one: no delivery claims,
+        and room for every record even if none is a duplicate, so no append of it can be
+        refused alone. None otherwise."""
         if any(claim is not None for _, claim in groups):
-            return False
-        count = sum(len(records) for records, _ in groups)
-        size = sum(r.size for records, _ in groups for r in records)
-        return self._depth + count <= max_records and self._bytes + size <= max_bytes
+            return None
+        sized = [(r, r.size) for records, _ in groups for r in records]
+        fits = self._depth + len(sized) <= max_records and self._bytes + sum(n for _, n in sized) <= max_bytes
+        return sized if fits else None
 
     def _append_together(
         self,
         db: sqlite3.Connection,
         groups: list[tuple[list[OutboundRecord], DeliveryClaim | None]],
+        sized: list[tuple[OutboundRecord, int]],
         stored: list[tuple[int, OutboundRecord, int]],
     ) -> list[list[bool] | Exception]:
-        """A group that :meth:`_fits_together` in a few statements (GIL_STEPS), without
-        a savepoint: if it fails, the caller rolls back and appends one by one."""
-        records = [r for batch, _ in groups for r in batch]
+        """A group :meth:`_sized_if_together` let through, in a few statements (GIL_STEPS),
+        without a savepoint: if it fails, the caller rolls back and appends one by one."""
         # In append order: the first of repeats wins across appends, as one by one.
-        fresh = self._seen.claim(db, [r.identity for r in records])
-        new = [(r, r.size) for r, is_new in zip(records, fresh, strict=True) if is_new]
+        fresh = self._seen.claim(db, [r.identity for r, _ in sized])
+        new = [entry for entry, is_new in zip(sized, fresh, strict=True) if is_new]
         now = self._clock()
         last = self._insert(db, new, now)
         self._note_stored(new, last, now, stored)
