@@ -21,6 +21,8 @@ from adapter.events.spool import EventSpool
 from adapter.events.spool_store import SpoolStore
 from adapter.events.wal_checkpointer import WalCheckpointer
 
+from .kafka_fixtures import wait_until
+
 MiB = 1024 * 1024
 
 
@@ -31,15 +33,6 @@ def records(start: int, count: int, size: int = 4000) -> list[OutboundRecord]:
     ]
 
 
-async def wait_for(predicate: object, within: float, what: str) -> None:
-    assert callable(predicate)
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {within}s: {what}")
-        await asyncio.sleep(0.02)
-
-
 async def test_the_wal_is_copied_into_the_database_by_the_background_thread(tmp_path: Path) -> None:
     path = tmp_path / "spool.db"
     async with EventSpool(path, max_bytes=1024 * MiB) as spool:
@@ -47,7 +40,9 @@ async def test_the_wal_is_copied_into_the_database_by_the_background_thread(tmp_
             assert all(await spool.append(records(start, 100)))
         # The writer alone would not checkpoint below 64 MiB of WAL (next test): data
         # in the database file means the background checkpoints ran.
-        await wait_for(lambda: path.stat().st_size > 8 * MiB, 10, "the WAL copied into the database")
+        await wait_until(
+            lambda: path.stat().st_size > 8 * MiB, within=10, what="the WAL copied into the database"
+        )
         assert spool.depth == 3000
     async with EventSpool(path, max_bytes=1024 * MiB) as reopened:
         pending = await reopened.pending(5000)
@@ -88,7 +83,9 @@ async def test_a_checkpoint_follows_appends_and_an_idle_wal_is_left_alone(tmp_pa
         await asyncio.sleep(0.2)
         assert checkpointer.checkpoints == 0  # nothing reported yet: a large WAL alone is no cue
         checkpointer.appended(8 * MiB)
-        await wait_for(lambda: checkpointer.checkpoints == 1, 5, "a checkpoint after the appends")
+        await wait_until(
+            lambda: checkpointer.checkpoints == 1, within=5, what="a checkpoint after the appends"
+        )
         assert checkpointer.frames_copied > 1000
         await asyncio.sleep(0.2)  # twenty rounds, idle
         assert checkpointer.checkpoints == 1
@@ -108,7 +105,9 @@ async def test_a_failing_checkpoint_is_logged_and_the_thread_goes_on(
         for _ in range(20):  # appends keep coming: the thread keeps trying
             checkpointer.appended(2 * MiB)
             await asyncio.sleep(0.02)
-        await wait_for(lambda: "background checkpoint failed" in caplog.text, 5, "the failure logged")
+        await wait_until(
+            lambda: "background checkpoint failed" in caplog.text, within=5, what="the failure logged"
+        )
         await asyncio.to_thread(checkpointer.stop)
     assert checkpointer.checkpoints == 0
     assert str(path) in caplog.text
