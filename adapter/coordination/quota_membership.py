@@ -12,20 +12,17 @@ this replica's lease on its slices, and the next holder of a slice reads it as
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 
-import aiokafka.errors as kafka_errors
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka import TopicPartition
 from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
 
 from adapter.config.coordination import CoordinationSettings
 from adapter.lifecycle.supervisor import Supervisor
 
+from .lease_group import LeaseGroupMember
 from .quota_share import QuotaShare
 
 __all__ = ["QuotaMembership"]
@@ -34,7 +31,8 @@ logger = logging.getLogger(__name__)
 
 
 class QuotaMembership:
-    """Holds this replica's quota slices; a lifecycle part."""
+    """Holds this replica's quota slices; a lifecycle part (the group's
+    :class:`~.lease_group.GroupRebalances`)."""
 
     def __init__(
         self,
@@ -49,90 +47,56 @@ class QuotaMembership:
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.share = share
-        self._settings = settings
-        self._bootstrap = bootstrap_servers
-        self._client_id = client_id
         self.group_id = group_id
-        self._supervisor = supervisor or Supervisor()
-        self._clock = clock
         self._wall = wall
-        self._consumer: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._member = LeaseGroupMember(
+            settings,
+            bootstrap_servers=bootstrap_servers,
+            client_id=f"{client_id}-quota",
+            group_id=group_id,
+            topic=share.topic,
+            assignor=StickyPartitionAssignor,
+            task_name="quota-membership",
+            supervisor=supervisor,
+            clock=clock,
+        )
         self.slices: set[int] = set()
-        self._confirmed_at = float("-inf")
         self._assignment = 0  # counts assignments: a confirmation counts for the one it was sent in
 
     def confirmed(self) -> bool:
-        return self._clock() - self._confirmed_at < self._settings.lease_seconds
+        return self._member.confirmed()
 
     async def start(self) -> None:
-        if self._consumer is not None:
-            return
-        s = self._settings
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
-            client_id=f"{self._client_id}-quota",
-            group_id=self.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=int(s.session_timeout_seconds * 1000),
-            heartbeat_interval_ms=int(s.heartbeat_interval_seconds * 1000),
-            partition_assignment_strategy=(StickyPartitionAssignor,),
-        )
-        consumer.subscribe([self.share.topic], listener=_Listener(self))
-        self._consumer = consumer  # the first assignment may come before start() returns
-        try:
-            await consumer.start()
-        except BaseException:
-            self._consumer = None
-            raise
-        self._task = self._supervisor.spawn("quota-membership", self._run)
+        await self._member.join(self)
 
     async def stop(self) -> None:
         """Gives the slices up (the limiters allow nothing more) and leaves the group."""
-        task, self._task = self._task, None
-        if task is not None:
-            await self._supervisor.cancel(task)
+        await self._member.stop_polling()
         self.slices = set()
         self.share.assigned(set(), {})
         self.share.apply(confirmed=False)
-        consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            try:
-                async with asyncio.timeout(self._settings.session_timeout_seconds):
-                    await consumer.stop()
-            except Exception as exc:
-                logger.warning("leaving group %s failed (%r)", self.group_id, exc)
+        await self._member.leave()
 
-    async def _run(self) -> None:
-        consumer = self._consumer
-        assert consumer is not None
-        interval = self._settings.confirm_interval_seconds
-        while True:
-            with contextlib.suppress(kafka_errors.KafkaError):
-                await consumer.getmany(timeout_ms=int(interval * 1000))
-            await self._confirm()
-            self.share.apply(confirmed=self.confirmed())
+    # -- the group (GroupRebalances) ---------------------------------------------------------
+
+    async def round(self) -> None:
+        await self._confirm()
+        self.share.apply(confirmed=self.confirmed())
 
     async def _confirm(self) -> None:
         """Commits the wall time as every held slice's offset; renews the lease if accepted."""
-        consumer = self._consumer
-        if not self.slices or consumer is None:
-            return
         slices, assignment = set(self.slices), self._assignment
         now_ms = int(self._wall() * 1000)
-        asked = self._clock()
-        try:
-            await consumer.commit({TopicPartition(self.share.topic, i): now_ms for i in slices})
-        except (kafka_errors.KafkaError, kafka_errors.IllegalStateError) as exc:
-            logger.debug("quota slices not confirmed: %r", exc)
-            return
-        self._confirmed_at = asked
-        if assignment == self._assignment:  # not a commit sent before the latest assignment
+        accepted = await self._member.confirm({i: now_ms for i in slices})
+        if accepted and assignment == self._assignment:  # not a commit sent before the latest assignment
             self.share.committed(slices)
 
-    async def assigned_now(self, partitions: set[TopicPartition]) -> None:
-        consumer = self._consumer
+    async def partitions_revoked(self, partitions: set[TopicPartition]) -> None:
+        """Slices stay in use until the new assignment says otherwise: a slice that moves
+        is not used by its next holder before this one's requests stopped counting."""
+
+    async def partitions_assigned(self, partitions: set[TopicPartition]) -> None:
+        consumer = self._member.consumer
         if consumer is None:  # stopping: an assignment that lands now is not taken up
             logger.debug("quota slices assigned while leaving the group: ignored")
             return
@@ -144,7 +108,7 @@ class QuotaMembership:
             except Exception as exc:  # unknown: wait as if it had just been used
                 logger.warning("quota slice %d: last holder unknown (%r)", index, exc)
                 last[index] = int(self._wall() * 1000)
-        if self._consumer is not consumer:  # stop() ran meanwhile and gave every slice up
+        if self._member.consumer is not consumer:  # stop() ran meanwhile and gave every slice up
             return
         self.slices = slices
         self._assignment += 1
@@ -157,15 +121,3 @@ class QuotaMembership:
         self.share.apply(confirmed=self.confirmed())
         await self._confirm()
         self.share.apply(confirmed=self.confirmed())
-
-
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped here
-    def __init__(self, membership: QuotaMembership) -> None:
-        self._membership = membership
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        """Slices stay in use until the new assignment says otherwise: a slice that moves
-        is not used by its next holder before this one's requests stopped counting."""
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self._membership.assigned_now(assigned)

@@ -23,20 +23,18 @@ the partitions it is assigned.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-import aiokafka.errors as kafka_errors
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka import TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
 from adapter.config.coordination import CoordinationSettings
 from adapter.lifecycle.supervisor import Supervisor
 
+from .lease_group import LeaseGroupMember
 from .shared_watermarks import SharedWatermarks
 
 __all__ = ["OwnedStream", "StreamOwnership"]
@@ -66,7 +64,8 @@ class _Fence:
 
 
 class StreamOwnership:
-    """Starts and stops the streams this replica is assigned; a lifecycle part."""
+    """Starts and stops the streams this replica is assigned; a lifecycle part (the
+    group's :class:`~.lease_group.GroupRebalances`)."""
 
     def __init__(
         self,
@@ -91,15 +90,25 @@ class StreamOwnership:
         self.control_topic = control_topic
         self.replica_id = replica_id
         self.watermarks = watermarks
-        self._supervisor = supervisor or Supervisor()
         self._clock = clock
-        self._consumer: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._member = LeaseGroupMember(
+            settings,
+            bootstrap_servers=bootstrap_servers,
+            client_id=client_id,  # join() names the member (see start())
+            group_id=group_id,
+            topic=control_topic,
+            assignor=RangePartitionAssignor,
+            task_name="stream-ownership",
+            # Revoking stops a stream and writes its mark: bounded well below this.
+            rebalance_timeout_seconds=max(settings.session_timeout_seconds, 30.0),
+            supervisor=supervisor,
+            clock=clock,
+        )
         #: Streams of the current assignment, and those running now.
         self.assigned: set[str] = set()
         self.running: set[str] = set()
-        self._confirmed_at = float("-inf")
         self._changed = asyncio.Event()
+        self._next_publish = 0.0
         self._transition = asyncio.Lock()
 
     def fence(self, name: str) -> _Fence:
@@ -110,7 +119,7 @@ class StreamOwnership:
 
     def confirmed(self) -> bool:
         """Whether this replica's membership was confirmed within the lease."""
-        return self._clock() - self._confirmed_at < self._settings.lease_seconds
+        return self._member.confirmed()
 
     async def changed(self) -> None:
         """Waits for the next change of assignment or confirmation."""
@@ -123,34 +132,12 @@ class StreamOwnership:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self._consumer is not None:
-            return
-        s = self._settings
         # The broker names a member "<client id>-<uuid>" and the range assignor deals the
         # streams out in member-name order: a start time in the name makes the oldest
         # replicas the owners, so a replica that joins (quota slices not yet usable, see
         # quota_membership.py) takes no stream from a running one.
         started = int(time.time() * 1000)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap_servers,
-            client_id=f"{self.client_id}-{started:013d}-{self.replica_id}",
-            group_id=self.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=int(s.session_timeout_seconds * 1000),
-            heartbeat_interval_ms=int(s.heartbeat_interval_seconds * 1000),
-            # Revoking stops a stream and writes its mark: bounded well below this.
-            rebalance_timeout_ms=int(max(s.session_timeout_seconds, 30.0) * 1000),
-            partition_assignment_strategy=(RangePartitionAssignor,),
-        )
-        consumer.subscribe([self.control_topic], listener=_Listener(self))
-        self._consumer = consumer  # the first assignment may come before start() returns
-        try:
-            await consumer.start()
-        except BaseException:
-            self._consumer = None
-            raise
-        self._task = self._supervisor.spawn("stream-ownership", self._run)
+        await self._member.join(self, client_id=f"{self.client_id}-{started:013d}-{self.replica_id}")
         logger.info(
             "replica %s joined group %s for streams %s", self.replica_id, self.group_id, ", ".join(self.names)
         )
@@ -158,53 +145,23 @@ class StreamOwnership:
     async def stop(self) -> None:
         """Stops the owned streams, writes their marks, leaves the group (the others
         take over at once, not after a session timeout). Never raises."""
-        task, self._task = self._task, None
-        if task is not None:
-            await self._supervisor.cancel(task)
+        await self._member.stop_polling()
         async with self._transition:
             owned = sorted(self.assigned)
             self.assigned.clear()
             self._notify()
             await self._stop_streams(owned, release=False)  # the final marks follow the drain
-        consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            try:
-                async with asyncio.timeout(self._settings.session_timeout_seconds):
-                    await consumer.stop()
-            except Exception as exc:
-                logger.warning(
-                    "leaving group %s failed (%r); the broker expires this member", self.group_id, exc
-                )
+        await self._member.leave()
 
-    # -- the loop ----------------------------------------------------------------------------
+    # -- each round (GroupRebalances) -------------------------------------------------------
 
-    async def _run(self) -> None:
-        consumer = self._consumer
-        assert consumer is not None
-        interval = self._settings.confirm_interval_seconds
-        next_publish = 0.0
-        while True:
-            # Polling keeps this member in the group (max.poll.interval) and runs rebalances.
-            with contextlib.suppress(kafka_errors.KafkaError):
-                await consumer.getmany(timeout_ms=int(interval * 1000))
-            await self._confirm(consumer)
-            await self._reconcile()
-            if self._clock() >= next_publish:
-                next_publish = self._clock() + self._settings.watermark_interval_seconds
-                await self._publish(sorted(self.assigned))
-
-    async def _confirm(self, consumer: AIOKafkaConsumer) -> None:
-        partitions = {TopicPartition(self.control_topic, self.names.index(n)): 0 for n in self.assigned}
-        if not partitions:
-            return
-        asked = self._clock()
-        try:
-            await consumer.commit(partitions)
-        except (kafka_errors.KafkaError, kafka_errors.IllegalStateError) as exc:
-            logger.debug("ownership not confirmed: %r", exc)
-            return
-        self._confirmed_at = asked
-        self._notify()
+    async def round(self) -> None:
+        if await self._member.confirm({self.names.index(n): 0 for n in self.assigned}):
+            self._notify()
+        await self._reconcile()
+        if self._clock() >= self._next_publish:
+            self._next_publish = self._clock() + self._settings.watermark_interval_seconds
+            await self._publish(sorted(self.assigned))
 
     async def _reconcile(self) -> None:
         """Runs the assigned streams while confirmed; stops them when the lease lapsed."""
@@ -217,7 +174,7 @@ class StreamOwnership:
                         "replica %s could not confirm its ownership of %s for %.1fs: stream stopped",
                         self.replica_id,
                         name,
-                        self._clock() - self._confirmed_at,
+                        self._member.since_confirmed(),
                     )
                     await self._stop_streams([name], release=False)
 
@@ -262,29 +219,18 @@ class StreamOwnership:
 
     # -- rebalances (called by aiokafka) -----------------------------------------------------
 
-    async def revoked(self, partitions: set[TopicPartition]) -> None:
+    async def partitions_revoked(self, partitions: set[TopicPartition]) -> None:
         names = [self.names[p.partition] for p in partitions if p.partition < len(self.names)]
         async with self._transition:
             self.assigned.difference_update(names)
             self._notify()
             await self._stop_streams(sorted(names))
 
-    async def assigned_now(self, partitions: set[TopicPartition]) -> None:
+    async def partitions_assigned(self, partitions: set[TopicPartition]) -> None:
         names = {self.names[p.partition] for p in partitions if p.partition < len(self.names)}
         self.assigned = names
-        self._confirmed_at = self._clock()  # the group's join and sync just succeeded
+        self._member.renewed()  # the group's join and sync just succeeded
         self._notify()
         logger.info(
             "replica %s assigned %s", self.replica_id, ", ".join(sorted(names)) or "no stream (standby)"
         )
-
-
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped here
-    def __init__(self, ownership: StreamOwnership) -> None:
-        self._ownership = ownership
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._ownership.revoked(revoked)
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self._ownership.assigned_now(assigned)

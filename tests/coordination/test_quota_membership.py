@@ -72,6 +72,6 @@ async def test_an_assignment_that_lands_while_leaving_gives_no_quota(new_topic: 
     await wait_until(lambda: limiter.limit > 0, within=30, what="a share of the quota")
     await membership.stop()
     assert limiter.limit == 0
-    await membership.assigned_now({TopicPartition(topic, i) for i in range(SLICES)})
+    await membership.partitions_assigned({TopicPartition(topic, i) for i in range(SLICES)})
     assert limiter.limit == 0
     assert membership.slices == set()
