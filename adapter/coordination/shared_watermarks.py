@@ -29,6 +29,7 @@ from adapter.events.backfill import OVERLAP
 from adapter.events.kafka_sink import Delivered, KafkaSink
 from adapter.events.records import OutboundRecord
 from adapter.events.spool import EventSpool
+from adapter.events.watermarks import capped, event_time
 
 from .kafka_tail import identities_since
 
@@ -90,16 +91,12 @@ class SharedWatermarks:
         return max(marks) if marks else None
 
     def advance(self, source: str, timestamp: str, *, ceiling: dt.datetime | None = None) -> None:
-        try:
-            when = dt.datetime.fromisoformat(timestamp)
-            when = when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
-        except (ValueError, OverflowError):
-            return
-        self.advance_to(source, when, ceiling=ceiling)
+        when = event_time(timestamp)
+        if when is not None:
+            self.advance_to(source, when, ceiling=ceiling)
 
     def advance_to(self, source: str, when: dt.datetime, *, ceiling: dt.datetime | None = None) -> None:
-        if ceiling is not None and when > ceiling:
-            when = ceiling
+        when = capped(when, ceiling)
         stream = self._streams.setdefault(source, _Stream())
         if stream.local is None or when > stream.local:
             stream.local = when

@@ -14,9 +14,25 @@ import os
 from pathlib import Path
 from typing import Protocol
 
-__all__ = ["WatermarkStore", "Watermarks"]
+__all__ = ["WatermarkStore", "Watermarks", "event_time"]
 
 logger = logging.getLogger(__name__)
+
+
+def event_time(timestamp: str) -> dt.datetime | None:
+    """``timestamp`` (RFC 3339) as an aware UTC time; None when it is unreadable or out
+    of range (a mark then does not move). Every store's :meth:`Watermarks.advance`
+    reads vendor times through this."""
+    try:
+        when = dt.datetime.fromisoformat(timestamp)
+        when = when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+    except (ValueError, OverflowError):
+        return None
+    return when
+
+
+def capped(when: dt.datetime, ceiling: dt.datetime | None) -> dt.datetime:
+    return when if ceiling is None or when <= ceiling else ceiling
 
 
 class Watermarks(Protocol):
@@ -53,17 +69,13 @@ class WatermarkStore:
     def advance(self, source: str, timestamp: str, *, ceiling: dt.datetime | None = None) -> None:
         """Moves ``source``'s mark forward to ``timestamp`` (RFC 3339), never back and
         never past ``ceiling``. Unreadable or out-of-range times are ignored."""
-        try:
-            when = dt.datetime.fromisoformat(timestamp)
-            when = when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
-        except (ValueError, OverflowError):
-            return
-        self.advance_to(source, when, ceiling=ceiling)
+        when = event_time(timestamp)
+        if when is not None:
+            self.advance_to(source, when, ceiling=ceiling)
 
     def advance_to(self, source: str, when: dt.datetime, *, ceiling: dt.datetime | None = None) -> None:
         """Moves ``source``'s mark forward to ``when`` (aware), never back and never past ``ceiling``."""
-        if ceiling is not None and when > ceiling:
-            when = ceiling
+        when = capped(when, ceiling)
         current = self._marks.get(source)
         if current is None or when > current:
             self._marks[source] = when
