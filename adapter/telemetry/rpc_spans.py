@@ -28,6 +28,8 @@ from opentelemetry.context import Context
 from opentelemetry.metrics import Histogram, MeterProvider
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 
+from .after_reply import after_reply
+
 __all__ = ["RPC_SERVER_DURATION", "RpcCall", "RpcSpans", "rpc_duration_histogram", "skip_self_traced"]
 
 RPC_SERVER_DURATION = "rpc.server.duration"
@@ -109,10 +111,18 @@ class RpcSpans:
         return RpcCall(span, token, time.perf_counter())
 
     def end(self, call: RpcCall, code: grpc.StatusCode = grpc.StatusCode.OK, message: str = "") -> None:
-        span = call.span
-        self._duration.record((time.perf_counter() - call.started) * 1000.0, self._by_code[code])
+        """Takes the call's end time and duration now and records them after the reply
+        (:mod:`.after_reply`); the span stops being current at once."""
+        duration_ms = (time.perf_counter() - call.started) * 1000.0
         context.detach(call.token)
+        after_reply(self._record, call.span, code, message, duration_ms, time.time_ns())
+
+    def _record(
+        self, span: Span, code: grpc.StatusCode, message: str, duration_ms: float, end_time: int
+    ) -> None:
+        # The span's context, so the SDK's trace-based exemplar points at this call.
+        self._duration.record(duration_ms, self._by_code[code], context=trace.set_span_in_context(span))
         span.set_attribute(RPC_STATUS, code.value[0])
         if code in _SERVER_ERRORS:
             span.set_status(Status(StatusCode.ERROR, f"{code.name}: {message}"))
-        span.end()
+        span.end(end_time=end_time)

@@ -20,6 +20,8 @@ from opentelemetry import metrics, propagate, trace
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 
+from .after_reply import after_reply
+
 __all__ = ["HTTP_CLIENT_DURATION", "UpstreamExchange", "UpstreamSpans"]
 
 HTTP_CLIENT_DURATION = "http.client.request.duration"
@@ -95,6 +97,11 @@ class UpstreamSpans:
         return UpstreamExchange(span, time.perf_counter(), attributes)
 
     def answered(self, exchange: UpstreamExchange, status: int) -> None:
+        """Takes the request's end time and duration now and records them after the
+        reply to the caller (:mod:`.after_reply`)."""
+        after_reply(self._answered, exchange, status, time.perf_counter() - exchange.started, time.time_ns())
+
+    def _answered(self, exchange: UpstreamExchange, status: int, seconds: float, end_time: int) -> None:
         span = exchange.span
         span.set_attribute(HTTP_STATUS, status)
         attributes = {**exchange.attributes, HTTP_STATUS: status}
@@ -102,8 +109,8 @@ class UpstreamSpans:
             span.set_attribute(ERROR_TYPE, str(status))
             span.set_status(Status(StatusCode.ERROR))
             attributes[ERROR_TYPE] = str(status)
-        self._duration.record(time.perf_counter() - exchange.started, attributes)
-        span.end()
+        self._duration.record(seconds, attributes, context=trace.set_span_in_context(span))
+        span.end(end_time=end_time)
 
     def failed(self, exchange: UpstreamExchange, exc: BaseException) -> None:
         span = exchange.span

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
@@ -19,6 +19,7 @@ from adapter.upstream.errors import UpstreamRedirectBlocked
 from adapter.upstream.messages import UpstreamRequest
 from simulator import Fault, Simulator
 from tests.conftest import OPENFRAME_KEY, adapter_settings
+from tests.events.kafka_fixtures import wait_until
 
 GET_DEVICE = UpstreamRequest(
     method="GET", path="/v1/devices/dev_001", route="GET /v1/devices/{device_id}", idempotent=True
@@ -68,7 +69,13 @@ async def test_same_origin_redirect_is_followed_with_credentials_and_a_span_per_
     assert all(
         OPENFRAME_KEY in (h.headers.get("authorization") or h.headers.get("x-api-key") or "") for h in hops
     )
-    spans = [s for s in span_exporter.get_finished_spans() if s.kind == SpanKind.CLIENT]
+
+    def client_spans() -> list[ReadableSpan]:
+        return [s for s in span_exporter.get_finished_spans() if s.kind == SpanKind.CLIENT]
+
+    # A hop's span is ended once the loop's current step is done (telemetry/after_reply.py).
+    await wait_until(lambda: len(client_spans()) >= 2, within=5, what="a span per hop")
+    spans = client_spans()
     assert [s.attributes["http.response.status_code"] for s in spans] == [302, 200]  # type: ignore[index]
     sent = [dict((k.lower(), v) for k, v in h.headers.items())["traceparent"].split("-")[2] for h in hops]
     assert sent == [f"{s.context.span_id:016x}" for s in spans]

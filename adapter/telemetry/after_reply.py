@@ -1,0 +1,29 @@
+"""Telemetry finished after the reply, off the call's critical path.
+
+Ending an SDK span and recording a histogram costs ~30 µs of CPU per pair with
+two metric readers (span processor, attribute cleaning, exemplar, one aggregation
+per reader). Nothing the caller gets depends on it, so a call takes its
+measurements on the spot (end time, duration) and hands the recording to the
+event loop, which runs it once the handler's current step, the one that passes
+the reply to grpc.aio, is done. The recorded values are the same; the caller
+waits less (the CPU spent is the same).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["after_reply"]
+
+
+def after_reply(record: Callable[..., None], *args: Any) -> None:
+    """``record(*args)`` once the running loop's current callback is done; at once
+    when no loop runs (a synchronous caller has no later moment to use)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        record(*args)
+        return
+    loop.call_soon(record, *args)
