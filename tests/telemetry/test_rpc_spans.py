@@ -4,6 +4,8 @@ interceptor."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import grpc
@@ -11,9 +13,13 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from openframe.v1 import alerts_pb2, alerts_pb2_grpc, devices_pb2, devices_pb2_grpc
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+from adapter.telemetry.rpc_spans import RpcSpans
 from simulator import Fault, Simulator
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -88,3 +94,33 @@ async def test_health_is_not_traced_and_its_watch_works(
     assert first.status == health_pb2.HealthCheckResponse.SERVING
     watch.cancel()
     assert not [s for s in span_exporter.get_finished_spans() if "grpc.health" in s.name]
+
+
+async def test_the_span_and_duration_are_taken_at_the_end_and_recorded_after_the_reply(
+    tracer_provider: TracerProvider, span_exporter: InMemorySpanExporter
+) -> None:
+    """``end()`` only takes the times; the loop records them once the handler's step
+    (the one that hands the reply to grpc.aio) is done, with the times of the end."""
+    reader = InMemoryMetricReader()
+    spans = RpcSpans(tracer_provider, "/openframe.v1.DeviceService/GetDevice", MeterProvider([reader]))
+    call = spans.start(())
+    spans.end(call)
+    ended = time.time_ns()
+    time.sleep(0.05)  # noqa: ASYNC251  # blocks on purpose: the rest of the handler's step
+    assert _server_spans(span_exporter, "/openframe.v1.DeviceService/GetDevice") == []
+    await asyncio.sleep(0)
+    [span] = _server_spans(span_exporter, "/openframe.v1.DeviceService/GetDevice")
+    assert span.end_time <= ended
+    data = reader.get_metrics_data()
+    assert data is not None
+    [point] = [
+        p
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.name == "rpc.server.duration"
+        for p in m.data.data_points
+    ]
+    assert point.count == 1 and point.sum < 50  # ms: the sleep after end() is not counted
+    [exemplar] = point.exemplars  # trace-based: points at this call's span
+    assert exemplar.span_id == span.context.span_id
