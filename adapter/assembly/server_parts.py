@@ -7,6 +7,8 @@
 1. the server-wide cap on calls in flight (``security.limits.max_concurrent_rpcs``),
    RESOURCE_EXHAUSTED with ``RetryInfo`` past it; behind the gate, so callers it
    refuses never take the place of allowed ones;
+   (per call above this line; per method below it: the upstream-backed methods'
+   handlers, as 2-4 make them, are kept and reused, adapter/server/handler_memo.py)
 2. tracing (OpenTelemetry's grpc.aio server interceptor) for the services that do
    not trace themselves (reflection, EventService): upstream-backed handlers make
    their own server span (adapter/telemetry/rpc_spans.py), which costs a fraction
@@ -31,6 +33,7 @@ from opentelemetry.trace import TracerProvider
 
 from adapter.security.authorizer import CallAuthorizer
 from adapter.server.call_cap import ConcurrentCallCap
+from adapter.server.handler_memo import MethodHandlerMemo
 from adapter.server.request_decoding import RequestDecodingInterceptor
 from adapter.telemetry.rpc_metrics import RpcDurationInterceptor
 from adapter.telemetry.rpc_spans import skip_self_traced
@@ -49,6 +52,7 @@ def server_interceptors(
     return [
         *([authorizer] if authorizer is not None else []),
         *([ConcurrentCallCap(max_concurrent_rpcs)] if max_concurrent_rpcs else []),
+        MethodHandlerMemo(self_traced),
         aio_server_interceptor(  # type: ignore[no-untyped-call]
             tracer_provider=tracer_provider, filter_=skip_self_traced([*self_traced, HEALTH_SERVICE])
         ),
