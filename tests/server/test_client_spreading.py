@@ -23,6 +23,7 @@ from adapter.runtime import MeshAdapter
 from simulator import Simulator
 
 from ..conftest import adapter_settings
+from ..events.kafka_fixtures import wait_until
 
 #: What docs/load-balancing.md tells clients to use.
 SERVICE_CONFIG = {
@@ -112,7 +113,11 @@ async def test_a_rolling_restart_under_steady_traffic_fails_no_call(
             new = Replica(simulator, port=port)
             await new.adapter.start()
             replicas[index] = new
-            await asyncio.sleep(1.0)  # the channel reconnects to the new replica
+            # As an orchestrator waits for readiness before it stops the next replica: the
+            # channel reconnects to the new one (gRPC's reconnect backoff starts at 1 s,
+            # +-20%, so a fixed 1 s wait sometimes stopped the other replica while the
+            # channel had none ready, and a call failed after its retries).
+            await wait_until(lambda r=new: r.served > 0, within=15, what=f"replica {index} back in use")
         await asyncio.sleep(0.5)
         stop.set()
         await asyncio.gather(*callers)
