@@ -51,6 +51,7 @@ async def serve(settings: Settings) -> int:
             logger.info("signal received")
     finally:
         await adapter.stop()
+        await asyncio.sleep(0)  # the last calls' spans and metrics are recorded after the reply
         tracer_provider.shutdown()
         shutdown = getattr(meter_provider, "shutdown", None)
         if shutdown is not None:
