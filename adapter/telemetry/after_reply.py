@@ -6,7 +6,9 @@ per reader). Nothing the caller gets depends on it, so a call takes its
 measurements on the spot (end time, duration) and hands the recording to the
 event loop, which runs it once the handler's current step, the one that passes
 the reply to grpc.aio, is done. The recorded values are the same; the caller
-waits less (the CPU spent is the same).
+waits less (the CPU spent is the same). Whoever shuts the providers down gives
+the loop one more step first (``adapter/cli.py``), so the last calls' telemetry
+is in what they flush.
 """
 
 from __future__ import annotations
