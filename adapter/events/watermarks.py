@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Protocol
 
-__all__ = ["WatermarkStore", "Watermarks", "event_time"]
+__all__ = ["WatermarkStore", "Watermarks", "capped", "event_time"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ def event_time(timestamp: str) -> dt.datetime | None:
 
 
 def capped(when: dt.datetime, ceiling: dt.datetime | None) -> dt.datetime:
+    """``when``, but never past ``ceiling`` (a mark never runs ahead of what was read)."""
     return when if ceiling is None or when <= ceiling else ceiling
 
 
