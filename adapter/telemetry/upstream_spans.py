@@ -99,25 +99,35 @@ class UpstreamSpans:
     def answered(self, exchange: UpstreamExchange, status: int) -> None:
         """Takes the request's end time and duration now and records them after the
         reply to the caller (:mod:`.after_reply`)."""
-        after_reply(self._answered, exchange, status, time.perf_counter() - exchange.started, time.time_ns())
-
-    def _answered(self, exchange: UpstreamExchange, status: int, seconds: float, end_time: int) -> None:
-        span = exchange.span
-        span.set_attribute(HTTP_STATUS, status)
-        attributes = {**exchange.attributes, HTTP_STATUS: status}
-        if status >= 400:
-            span.set_attribute(ERROR_TYPE, str(status))
-            span.set_status(Status(StatusCode.ERROR))
-            attributes[ERROR_TYPE] = str(status)
-        self._duration.record(seconds, attributes, context=trace.set_span_in_context(span))
-        span.end(end_time=end_time)
+        seconds = time.perf_counter() - exchange.started
+        after_reply(self._finish, exchange, status, None, seconds, time.time_ns())
 
     def failed(self, exchange: UpstreamExchange, exc: BaseException) -> None:
+        """A request that got no answer. Recorded at once: the error propagates now,
+        and its span is there before the caller sees the error."""
+        self._finish(exchange, None, exc, time.perf_counter() - exchange.started, time.time_ns())
+
+    def _finish(
+        self,
+        exchange: UpstreamExchange,
+        status: int | None,
+        exc: BaseException | None,
+        seconds: float,
+        end_time: int,
+    ) -> None:
         span = exchange.span
-        error = type(exc).__qualname__
-        span.set_attribute(ERROR_TYPE, error)
-        span.set_status(Status(StatusCode.ERROR, str(exc)))
-        self._duration.record(
-            time.perf_counter() - exchange.started, {**exchange.attributes, ERROR_TYPE: error}
-        )
-        span.end()
+        attributes = dict(exchange.attributes)
+        error: str | None = None
+        if status is not None:
+            span.set_attribute(HTTP_STATUS, status)
+            attributes[HTTP_STATUS] = status
+            error = str(status) if status >= 400 else None
+        if exc is not None:
+            error = type(exc).__qualname__
+        if error is not None:
+            span.set_attribute(ERROR_TYPE, error)
+            span.set_status(Status(StatusCode.ERROR, str(exc) if exc is not None else None))
+            attributes[ERROR_TYPE] = error
+        # The span's context, so the SDK's trace-based exemplar points at this request.
+        self._duration.record(seconds, attributes, context=trace.set_span_in_context(span))
+        span.end(end_time=end_time)
