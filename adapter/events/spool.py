@@ -16,8 +16,8 @@ and recovery code. Durability per ``synchronous`` setting:
   at a throughput cost (see ``docs/delivery.md`` for measured figures).
 
 All SQLite work runs on one dedicated thread (the event loop never blocks on
-disk) and is therefore serialised. Appends that arrive while a commit is in
-progress share the next transaction (group commit). The WAL is checkpointed
+disk; :mod:`.spool_writer`) and is therefore serialised. Appends that arrive
+while a commit is in progress share the next transaction (group commit). The WAL is checkpointed
 into the database by a second thread (:mod:`.wal_checkpointer`), so no commit
 waits for a checkpoint's sync of the database file.
 
@@ -36,7 +36,6 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, TypeVar
@@ -47,6 +46,7 @@ from .spool_errors import SpoolClosed, SpoolError, SpoolFull, SpoolLocked
 from .spool_files import acquire_lock
 from .spool_store import AppendOutcome, SpoolSnapshot, SpoolStore
 from .spool_tail import PendingTail
+from .spool_writer import SpoolWriter
 from .wal_checkpointer import WalCheckpointer
 
 __all__ = ["EventSpool", "SpoolClosed", "SpoolError", "SpoolFull", "SpoolLocked"]
@@ -97,14 +97,14 @@ class EventSpool:
         self.dedupe_window = dedupe_window
         self._clock = clock
         self._store = SpoolStore(self.path, synchronous=synchronous, dedupe_window=dedupe_window, clock=clock)
-        self._executor: ThreadPoolExecutor | None = None
+        self._writer = SpoolWriter(
+            f"spool-{self.path.name}",
+            commit=lambda groups: self._store.append_groups(groups, self.max_records, self.max_bytes),
+            committed=self._committed,
+        )
         self._lock_fd: int | None = None
         self._state: Literal["new", "open", "closing", "closed"] = "new"
         self._snapshot = SpoolSnapshot(depth=0, bytes=0, oldest_at=None, dead_letters=0)
-        # Group commit: appends queue here; one committer task turns each queue-full into a transaction.
-        self._queue: list[tuple[list[OutboundRecord], DeliveryClaim | None, asyncio.Future[list[bool]]]] = []
-        self._queued = asyncio.Event()
-        self._committer: asyncio.Task[None] | None = None
         self._has_records = asyncio.Event()
         self._has_room = asyncio.Event()
         self._appended = asyncio.Event()
@@ -124,7 +124,7 @@ class EventSpool:
             raise SpoolClosed("a stopped EventSpool cannot be restarted; make a new one")
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._lock_fd = acquire_lock(self.path.with_name(self.path.name + ".lock"))
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"spool-{self.path.name}")
+        self._writer.start()
         try:
             self._apply(await self._run(self._store.open))
             self._tail.reset(self._snapshot.last_seq + 1)  # what is on disk is read from disk
@@ -134,7 +134,6 @@ class EventSpool:
             raise
         self._state = "open"
         self._checkpointer.start()
-        self._committer = asyncio.create_task(self._commit_loop(), name=f"spool-commit-{self.path.name}")
         snap = self._snapshot
         if snap.depth:
             logger.info(
@@ -154,10 +153,7 @@ class EventSpool:
             self._state = "closed"
             return
         self._state = "closing"
-        self._queued.set()
-        if self._committer is not None:
-            await self._committer  # it returns once the queue is empty
-        await self._release()
+        await self._release()  # the writer commits the appends queued before it closes
         self._state = "closed"
         logger.info("spool %s closed with %d events pending", self.path, self._snapshot.depth)
 
@@ -248,10 +244,7 @@ class EventSpool:
         self._check_open()
         if not records:
             return []
-        future: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
-        self._queue.append((list(records), claim, future))
-        self._queued.set()
-        return await future
+        return await self._writer.append(list(records), claim)
 
     async def remember(self, identities: Sequence[str]) -> int:
         """Makes later appends of these :attr:`~OutboundRecord.identity` values duplicates
@@ -288,38 +281,11 @@ class EventSpool:
 
     # -- internals ---------------------------------------------------------------------------
 
-    async def _commit_loop(self) -> None:
-        while True:
-            if not self._queue:
-                if self._state != "open":
-                    return  # stop() waits for this: everything queued is committed
-                await self._queued.wait()
-                self._queued.clear()
-                continue
-            group, self._queue = self._queue, []
-            try:
-                outcome: AppendOutcome = await self._run(
-                    self._store.append_groups,
-                    [(records, claim) for records, claim, _ in group],
-                    self.max_records,
-                    self.max_bytes,
-                )
-            except Exception as exc:  # disk full, I/O error: every append of this group failed
-                logger.error("spool %s: commit of %d appends failed: %r", self.path, len(group), exc)
-                for _, _, future in group:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            self._apply(outcome.snapshot)
-            self._tail.extend(outcome.stored)
-            self._checkpointer.appended(sum(size for _, _, size in outcome.stored))
-            for (_, _, future), result in zip(group, outcome.results, strict=True):
-                if future.done():  # the caller was cancelled; what committed stays committed
-                    continue
-                if isinstance(result, Exception):
-                    future.set_exception(result)
-                else:
-                    future.set_result(result)
+    def _committed(self, outcome: AppendOutcome) -> None:
+        """On the loop, as each group commit lands, before its appends return."""
+        self._apply(outcome.snapshot)
+        self._tail.extend(outcome.stored)
+        self._checkpointer.appended(sum(size for _, _, size in outcome.stored))
 
     async def _remove(self, seqs: list[int], dead_letter_reason: str | None) -> None:
         # Out of the tail first, so pending() cannot hand out a record being removed.
@@ -340,17 +306,14 @@ class EventSpool:
         _toggle(self._has_room, snapshot.depth < self.max_records and snapshot.bytes < self.max_bytes)
 
     async def _run(self, fn: Callable[..., _T], *args: object) -> _T:
-        assert self._executor is not None
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        return await self._writer.call(fn, *args)
 
     async def _release(self) -> None:
         await asyncio.to_thread(self._checkpointer.stop)
-        if self._executor is not None:
-            try:
-                await self._run(self._store.close)
-            finally:
-                self._executor.shutdown(wait=True)
-                self._executor = None
+        try:
+            await self._run(self._store.close)
+        finally:
+            await self._writer.stop()
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # closing the descriptor releases the flock
             self._lock_fd = None

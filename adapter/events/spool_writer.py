@@ -1,0 +1,193 @@
+"""The one thread that touches the spool's SQLite connection, and its group commit.
+
+Every store operation runs on this thread, in the order the event loop asked for
+it. Appends that wait when the thread turns to the next job are committed as one
+transaction (group commit), and each transaction's outcome goes back to the loop
+as soon as it committed (``loop.call_soon_threadsafe``).
+
+Written by hand, not with a ``ThreadPoolExecutor`` and a committer task on the
+loop: that pair formed each group on the loop and handed it over, so between two
+commits the loop had to get round to the committer and the pool's thread had to
+wake and take the GIL back. Under load (``bench.peer.events`` at half the maximum
+rate) that wait was longer than the commit itself (docs/benchmarks.md). Here the
+thread finds the next group itself, while it still holds the GIL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from .delivery_claims import DeliveryClaim
+from .records import OutboundRecord
+from .spool_store import AppendOutcome
+
+__all__ = ["AppendGroup", "SpoolWriter"]
+
+logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+
+@dataclass(slots=True)
+class _Append:
+    records: list[OutboundRecord]
+    claim: DeliveryClaim | None
+    future: asyncio.Future[list[bool]]
+
+
+@dataclass(slots=True)
+class _Call:
+    fn: Callable[..., Any]
+    args: tuple[object, ...]
+    future: asyncio.Future[Any]
+
+
+_STOP = object()
+
+#: ``commit(groups)`` runs on the writer's thread: one transaction for the appends
+#: given, an outcome per append (:meth:`SpoolStore.append_groups`).
+AppendGroup = list[tuple[list[OutboundRecord], DeliveryClaim | None]]
+
+
+class SpoolWriter:
+    """Runs store calls on one thread, in order; batches waiting appends into one commit.
+
+    ``commit`` turns a group of appends into one transaction on the thread;
+    ``committed(outcome)`` hears each outcome on the loop, before the appends' callers do.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        commit: Callable[[AppendGroup], AppendOutcome],
+        committed: Callable[[AppendOutcome], None],
+    ) -> None:
+        self._name = name
+        self._commit = commit
+        self._committed = committed
+        self._jobs: queue.SimpleQueue[_Append | _Call | object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._died: BaseException | None = None
+
+    def start(self) -> None:
+        """Starts the thread; its results come back to the running loop."""
+        if self._thread is None:
+            self._loop = asyncio.get_running_loop()
+            self._thread = threading.Thread(target=self._work, name=self._name, daemon=True)
+            self._thread.start()
+
+    async def stop(self) -> None:
+        """Runs the jobs already queued, then ends the thread. Idempotent."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._jobs.put(_STOP)
+            await asyncio.to_thread(thread.join)
+
+    def call(self, fn: Callable[..., _T], *args: object) -> asyncio.Future[_T]:
+        """``fn(*args)`` on the thread, after every job queued before it."""
+        future: asyncio.Future[_T] = self._new_future()
+        self._jobs.put(_Call(fn, args, future))
+        return future
+
+    def append(
+        self, records: list[OutboundRecord], claim: DeliveryClaim | None
+    ) -> asyncio.Future[list[bool]]:
+        """Queues an append; it commits with the appends waiting beside it."""
+        future: asyncio.Future[list[bool]] = self._new_future()
+        self._jobs.put(_Append(records, claim, future))
+        return future
+
+    def _new_future(self) -> asyncio.Future[Any]:
+        if self._thread is None or self._loop is None:
+            raise RuntimeError("the spool writer is not running")
+        if self._died is not None:  # nothing would ever answer: say so instead of hanging
+            raise RuntimeError(f"the spool writer thread died: {self._died!r}") from self._died
+        return self._loop.create_future()
+
+    # -- the thread ------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        try:
+            self._take_jobs()
+        except BaseException as exc:  # each job's errors are its caller's; this is a bug
+            self._died = exc
+            logger.critical("spool writer %s died; appends now fail", self._name, exc_info=True)
+
+    def _take_jobs(self) -> None:
+        carried: object | None = None  # a job taken while gathering appends, run next
+        while True:
+            job = carried if carried is not None else self._jobs.get()
+            carried = None
+            if job is _STOP:
+                return
+            if isinstance(job, _Call):
+                self._run_call(job)
+                continue
+            assert isinstance(job, _Append)
+            group = [job]
+            while True:  # every append already waiting joins this commit
+                try:
+                    more = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if not isinstance(more, _Append):
+                    carried = more
+                    break
+                group.append(more)
+            self._run_commit(group)
+
+    def _run_call(self, job: _Call) -> None:
+        try:
+            result = job.fn(*job.args)
+        except BaseException as exc:  # handed to the caller, as an executor would
+            self._post(_fail, [job.future], exc)
+        else:
+            self._post(_succeed, job.future, result)
+
+    def _run_commit(self, group: list[_Append]) -> None:
+        futures = [job.future for job in group]
+        try:
+            outcome = self._commit([(job.records, job.claim) for job in group])
+        except BaseException as exc:  # disk full, I/O error: every append of this group failed
+            logger.error("spool writer %s: commit of %d appends failed: %r", self._name, len(group), exc)
+            self._post(_fail, futures, exc)
+            return
+        self._post(self._deliver, futures, outcome)
+
+    def _post(self, callback: Callable[..., None], *args: object) -> None:
+        assert self._loop is not None
+        try:
+            self._loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:  # the loop closed under us: nobody is waiting any more
+            logger.debug("spool writer %s: loop closed, result dropped", self._name)
+
+    # -- back on the loop ------------------------------------------------------------------
+
+    def _deliver(self, futures: list[asyncio.Future[list[bool]]], outcome: AppendOutcome) -> None:
+        self._committed(outcome)
+        for future, result in zip(futures, outcome.results, strict=True):
+            if future.done():  # the caller was cancelled; what committed stays committed
+                continue
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+
+def _succeed(future: asyncio.Future[Any], result: object) -> None:
+    if not future.done():
+        future.set_result(result)
+
+
+def _fail(futures: list[asyncio.Future[Any]], exc: BaseException) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_exception(exc)
