@@ -23,6 +23,8 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+from aiokafka import AIOKafkaProducer
+
 from adapter.events.delivery import SpoolDrainer
 from adapter.events.kafka_sink import Delivered, DeliveryError, HandedOver, KafkaSink
 from adapter.events.records import OutboundRecord
@@ -96,6 +98,49 @@ async def paced(directory: Path, records: list[OutboundRecord], rate: float, sec
     return [sink.acked_at[k] - t for k, t in received_at.items() if k in sink.acked_at]
 
 
+async def paced_raw(records: list[OutboundRecord], rate: float, seconds: float) -> list[float]:
+    """The same sources, chunks and pace as ``paced``, straight into a raw
+    ``AIOKafkaProducer`` (no spool, no drainer; the same 2 ms linger): what Kafka and
+    this machine alone add between receipt and acknowledgement, the floor under the
+    adapter's figure."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=st.BOOTSTRAP,
+        client_id="bench-paced-raw",
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=LINGER_MS,
+        max_batch_size=256 * 1024,
+    )
+    latencies: list[float] = []
+    pending: set[asyncio.Future[object]] = set()
+    await producer.start()
+    try:
+        interval = st.SOURCES * PER_CALL / rate
+        began = time.perf_counter()
+        chunks = iter(range(0, len(records), PER_CALL))
+
+        async def source(offset: float) -> None:
+            due = began + offset
+            while due < began + seconds:
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                start = next(chunks, None)
+                if start is None:
+                    return
+                now = time.perf_counter()
+                for r in records[start : start + PER_CALL]:
+                    future = await producer.send(r.topic, value=r.value, key=r.key, headers=list(r.headers))
+                    future.add_done_callback(lambda _f, t=now: latencies.append(time.perf_counter() - t))
+                    pending.add(future)
+                    future.add_done_callback(pending.discard)
+                due += interval
+
+        await asyncio.gather(*(source(i * interval / st.SOURCES) for i in range(st.SOURCES)))
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return latencies
+
+
 def quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else float("nan")
@@ -103,7 +148,7 @@ def quantile(values: list[float], q: float) -> float:
 
 async def main(seconds: float, count: int) -> dict[str, float]:
     topic = f"bench-peer-{uuid.uuid4().hex[:8]}"
-    records, raw_records, paced_records = (st.make_records(topic, count) for _ in range(3))
+    records, raw_records, paced_records, raw_paced_records = (st.make_records(topic, count) for _ in range(4))
     # As `python -m adapter` freezes its startup heap: the bench's prebuilt inputs (600,000
     # records no adapter holds) would otherwise make every full collection a 100-200 ms stall.
     freeze_startup_heap()
@@ -114,6 +159,7 @@ async def main(seconds: float, count: int) -> dict[str, float]:
             raw = await st.bench_raw_producer(raw_records, seconds)
             adapter_rate = adapter_path.events / adapter_path.seconds
             latencies = await paced(Path(tmp), paced_records, adapter_rate / 2, seconds)
+            raw_latencies = await paced_raw(raw_paced_records, adapter_rate / 2, seconds)
     finally:
         await st.topic_admin("delete", topic)
     return {
@@ -123,6 +169,8 @@ async def main(seconds: float, count: int) -> dict[str, float]:
         "ack_p50_ms": quantile(latencies, 0.5) * 1000,
         "ack_p99_ms": quantile(latencies, 0.99) * 1000,
         "acked": len(latencies),
+        "raw_ack_p50_ms": quantile(raw_latencies, 0.5) * 1000,
+        "raw_ack_p99_ms": quantile(raw_latencies, 0.99) * 1000,
         "linger_ms": LINGER_MS,
     }
 

@@ -97,6 +97,9 @@ def test_peer_bench_smoke(kafka_bootstrap: str, tmp_path: Path) -> None:
     events = {r[0]: r[1] for r in _table(out, "events path")}
     assert float(events["spool + drainer -> Kafka (adapter)"]) > 0
     assert float(events["raw AIOKafkaProducer, same broker"]) > 0
+    for row in ("receipt -> ack p50 / p99 ms at half rate", "the same, raw producer at that rate (floor)"):
+        p50, p99 = map(float, events[row].split("/"))
+        assert 0 < p50 <= p99, (row, out)
     ratios = {r[0] for r in _table(out, "ratio")}
     for c in (16, 64):
         assert f"adapter / ceiling, per core, c={c}" in ratios
