@@ -81,6 +81,7 @@ def build_event_pipeline(
         max_bytes=cfg.spool.max_bytes,
         synchronous=cfg.spool.synchronous,
         dedupe_window=cfg.spool.dedupe_window,
+        on_failure=lambda why: board.set(EVENT_SERVICE, False, why),
     )
     intake = EventIntake(encoder, spool, tracer_provider=tracer_provider)
     sink = KafkaSink(

@@ -83,9 +83,12 @@ class EventSpool:
         clock: Callable[[], float] = time.time,
         tail_records: int = 10_000,
         tail_bytes: int = 16 * MiB,
+        on_failure: Callable[[str], None] | None = None,
     ) -> None:
         """``tail_records`` / ``tail_bytes`` bound the in-memory copy of the newest
-        pending records that :meth:`pending` answers from (:mod:`.spool_tail`)."""
+        pending records that :meth:`pending` answers from (:mod:`.spool_tail`).
+        ``on_failure(why)`` hears that the spool can no longer store anything (its
+        writer thread died), for health."""
         if synchronous not in ("normal", "full"):
             raise ValueError(f"synchronous must be 'normal' or 'full', not {synchronous!r}")
         if max_records < 1 or max_bytes < 1 or dedupe_window < 0:
@@ -101,6 +104,7 @@ class EventSpool:
             f"spool-{self.path.name}",
             commit=lambda groups: self._store.append_groups(groups, self.max_records, self.max_bytes),
             committed=self._committed,
+            died=on_failure,
         )
         self._lock_fd: int | None = None
         self._state: Literal["new", "open", "closing", "closed"] = "new"
@@ -311,7 +315,8 @@ class EventSpool:
     async def _release(self) -> None:
         await asyncio.to_thread(self._checkpointer.stop)
         try:
-            await self._run(self._store.close)
+            if self._writer.alive:  # a dead writer's connection dies with the process
+                await self._run(self._store.close)
         finally:
             await self._writer.stop()
         if self._lock_fd is not None:

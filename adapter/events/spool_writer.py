@@ -59,7 +59,8 @@ class SpoolWriter:
     """Runs store calls on one thread, in order; batches waiting appends into one commit.
 
     ``commit`` turns a group of appends into one transaction on the thread;
-    ``committed(outcome)`` hears each outcome on the loop, before the appends' callers do.
+    ``committed(outcome)`` hears each outcome on the loop, before the appends' callers do;
+    ``died(why)`` hears, on the loop, that the thread ended for good (a bug), so health can say so.
     """
 
     def __init__(
@@ -68,8 +69,10 @@ class SpoolWriter:
         *,
         commit: Callable[[AppendGroup], AppendOutcome],
         committed: Callable[[AppendOutcome], None],
+        died: Callable[[str], None] | None = None,
     ) -> None:
         self._name = name
+        self._on_death = died
         self._commit = commit
         self._committed = committed
         self._jobs: queue.SimpleQueue[_Append | _Call | object] = queue.SimpleQueue()
@@ -83,6 +86,11 @@ class SpoolWriter:
             self._loop = asyncio.get_running_loop()
             self._thread = threading.Thread(target=self._work, name=self._name, daemon=True)
             self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        """Started, not stopped, and its thread has not died."""
+        return self._thread is not None and self._died is None
 
     async def stop(self) -> None:
         """Runs the jobs already queued, then ends the thread. Idempotent."""
@@ -120,6 +128,8 @@ class SpoolWriter:
         except BaseException as exc:  # each job's errors are its caller's; this is a bug
             self._died = exc
             logger.critical("spool writer %s died; appends now fail", self._name, exc_info=True)
+            if self._on_death is not None:
+                self._post(self._on_death, f"spool writer {self._name} died: {exc!r}")
 
     def _take_jobs(self) -> None:
         carried: object | None = None  # a job taken while gathering appends, run next

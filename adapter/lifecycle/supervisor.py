@@ -1,7 +1,8 @@
 """Supervised background tasks: none may die without anyone noticing.
 
-Every long-lived task of a part (the spool drainer's loop, a WebSocket stream,
-the spool's committer) is spawned here. When one ends while it should still run
+Every long-lived task of a part (the spool drainer's loop, a WebSocket stream)
+is spawned here (the spool's writer is a thread: its death is reported through
+``EventSpool(on_failure=...)``). When one ends while it should still run
 (it returned, raised, or was cancelled by someone other than the supervisor), the
 supervisor logs the cause (once per distinct cause, with the traceback), turns
 the task's health name NOT_SERVING, and then, by policy:

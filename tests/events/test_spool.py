@@ -235,6 +235,18 @@ async def test_lifecycle_is_explicit_and_stop_idempotent(tmp_path: Path) -> None
         assert reopened.depth == 1
 
 
+async def test_a_dead_writer_thread_is_reported_and_appends_fail_fast(tmp_path: Path) -> None:
+    failures: asyncio.Queue[str] = asyncio.Queue()
+    async with EventSpool(tmp_path / "s.db", on_failure=failures.put_nowait) as spool:
+        assert await spool.append([record(1)]) == [True]
+        spool._writer._jobs.put("not a job")  # a bug in the writer's loop (private on purpose)
+        async with asyncio.timeout(5):
+            why = await failures.get()
+        assert "spool writer spool-s.db died" in why
+        with pytest.raises(RuntimeError, match="thread died"):
+            await spool.append([record(2)])
+
+
 # -- a real crash ---------------------------------------------------------------------------
 
 CHILD = textwrap.dedent(

@@ -173,13 +173,17 @@ async def test_stop_runs_what_was_queued_then_ends_the_thread(commits: GatedComm
         writer.call(lambda: None)
 
 
-async def test_a_dead_thread_makes_new_jobs_fail_at_once_not_hang(
-    writer: SpoolWriter, caplog: pytest.LogCaptureFixture
+async def test_a_dead_thread_is_reported_and_new_jobs_fail_at_once_not_hang(
+    commits: GatedCommits, caplog: pytest.LogCaptureFixture
 ) -> None:
+    deaths: asyncio.Queue[str] = asyncio.Queue()
+    writer = SpoolWriter("spool-test", commit=commits.commit, committed=commits.heard, died=deaths.put_nowait)
+    writer.start()
     writer._jobs.put("not a job")  # a bug inside the writer's own loop (private on purpose)
     async with asyncio.timeout(5):
-        while writer._died is None:  # noqa: ASYNC110 (a thread's death has no event to await)
-            await asyncio.sleep(0.005)
+        why = await deaths.get()
+    assert why.startswith("spool writer spool-test died: AssertionError")
     assert "spool writer spool-test died" in caplog.text
     with pytest.raises(RuntimeError, match="thread died"):
         writer.append([record(1)], None)
+    await writer.stop()
