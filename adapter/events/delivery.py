@@ -28,8 +28,9 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from functools import partial
 from types import TracebackType
 from typing import Any, Literal, Protocol
 
@@ -258,6 +259,9 @@ class SpoolDrainer:
         (then the batches in flight settle first). Returns the retriable failures
         (empty: all delivered or dead-lettered)."""
         window: deque[_InFlight] = deque()
+        # The spool writes of settled batches (acks, dead letters) run beside the feeding:
+        # awaited inline, each one held the next hand-over behind the spool's queued commits.
+        writes: set[asyncio.Future[None]] = set()
         after = 0  # the last sequence number handed over in this round
         feeding = True  # False once a record failed: nothing more is handed over
         failed: list[DeliveryError] = []
@@ -279,8 +283,21 @@ class SpoolDrainer:
                         lingered = False
                         continue
                     feeding = False  # (cannot happen: only this loop removes records)
+                _raise_failed_write(writes)
                 if not window:
-                    return failed
+                    if not writes:
+                        return failed
+                    # Nothing in flight: the round ends once the spool wrote what settled,
+                    # unless new records come first.
+                    waits: list[asyncio.Future[Any]] = list(writes)
+                    if feeding:
+                        waits.append(asyncio.ensure_future(self._spool.wait_for_records_after(after)))
+                    try:
+                        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        if feeding:
+                            waits[-1].cancel()
+                    continue
                 oldest = window[0]
                 if feeding and len(window) < self.max_in_flight:
                     # Room for another batch: wake for a full batch too, not only the oldest batch.
@@ -298,18 +315,25 @@ class SpoolDrainer:
                     if not oldest.outcomes.done():
                         continue
                 window.popleft()
-                failed += await self._settle(oldest.entries, await oldest.outcomes)
+                settled, failures = self._sort(oldest.entries, await oldest.outcomes)
+                write = asyncio.ensure_future(settled)
+                writes.add(write)
+                write.add_done_callback(partial(_forget_if_written, writes))
+                failed += failures
                 if failed:
                     feeding = False
                 self._maybe_log_progress()
         finally:
             for item in window:  # only when the round broke: their records stay spooled
                 item.outcomes.cancel()
+            if writes:  # let the spool writes finish; an error of theirs is already being raised
+                await asyncio.gather(*writes, return_exceptions=True)
 
-    async def _settle(
+    def _sort(
         self, entries: list[tuple[int, OutboundRecord]], outcomes: list[Delivered | DeliveryError]
-    ) -> list[DeliveryError]:
-        """Acks what Kafka took, dead-letters what it never will; returns the retriable failures."""
+    ) -> tuple[Coroutine[Any, Any, None], list[DeliveryError]]:
+        """The spool writes for what Kafka took (acks) and what it never will (dead
+        letters), not started; and the retriable failures."""
         delivered: list[int] = []
         rejected: list[tuple[int, OutboundRecord, DeliveryError]] = []
         failed: list[DeliveryError] = []
@@ -320,6 +344,12 @@ class SpoolDrainer:
                 failed.append(outcome)
             else:
                 rejected.append((seq, record, outcome))
+        self._retried += len(failed)
+        return self._settle(delivered, rejected), failed
+
+    async def _settle(
+        self, delivered: list[int], rejected: list[tuple[int, OutboundRecord, DeliveryError]]
+    ) -> None:
         if delivered:
             await self._spool.ack(delivered)
             self._delivered += len(delivered)
@@ -332,8 +362,6 @@ class SpoolDrainer:
             )
             await self._spool.dead_letter([seq], str(error))
             self._dead_lettered += 1
-        self._retried += len(failed)
-        return failed
 
     # -- logging -----------------------------------------------------------------------------
 
@@ -399,6 +427,20 @@ class SpoolDrainer:
             )
         self._progress_at = now
         self._progress_delivered = self._delivered
+
+
+def _forget_if_written(writes: set[asyncio.Future[None]], write: asyncio.Future[None]) -> None:
+    """Drops a spool write that succeeded; one that failed stays for :func:`_raise_failed_write`."""
+    if write.cancelled() or write.exception() is None:
+        writes.discard(write)
+
+
+def _raise_failed_write(writes: set[asyncio.Future[None]]) -> None:
+    """Raises the error of a spool write that failed (the round then breaks, as an
+    inline write's error would have broken it)."""
+    for write in writes:
+        if write.done() and not write.cancelled() and write.exception() is not None:
+            write.result()
 
 
 async def _wait(event: asyncio.Event, delay: float) -> bool:

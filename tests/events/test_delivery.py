@@ -162,6 +162,60 @@ async def test_records_go_out_while_earlier_batches_wait_for_kafka(tmp_path: Pat
             await wait_until(lambda: spool.depth == 0, within=5, what="drained")
 
 
+class GatedAcks(EventSpool):
+    """The real spool, with acks that wait for ``ack_gate`` (and fail while ``ack_error`` is set)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.ack_gate = asyncio.Event()
+        self.acks_waiting = 0
+        self.ack_error: Exception | None = None
+
+    async def ack(self, seqs: Sequence[int]) -> None:
+        self.acks_waiting += 1
+        try:
+            await self.ack_gate.wait()
+        finally:
+            self.acks_waiting -= 1
+        if self.ack_error is not None:
+            error, self.ack_error = self.ack_error, None
+            raise error
+        await super().ack(seqs)
+
+
+async def test_records_go_out_while_the_spool_writes_the_acks_of_earlier_ones(tmp_path: Path) -> None:
+    sink = ScriptedSink()
+    spool = GatedAcks(tmp_path / "s.db")
+    async with spool:
+        await spool.append([record(n) for n in range(5)])
+        async with drainer(spool, sink):
+            await wait_until(lambda: spool.acks_waiting == 1, within=5, what="the first batch's ack")
+            await spool.append([record(n) for n in range(5, 8)])
+            # Not behind the first batch's ack: that waits for the spool, this for Kafka.
+            await wait_until(lambda: len(sink.rounds) == 2, within=5, what="the next batch")
+            assert spool.depth == 8
+            spool.ack_gate.set()
+            await wait_until(lambda: spool.depth == 0, within=5, what="acked")
+    assert sink.rounds == [list(range(5)), [5, 6, 7]]
+
+
+async def test_an_ack_the_spool_could_not_write_breaks_the_round_and_the_records_go_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sink = ScriptedSink()
+    spool = GatedAcks(tmp_path / "s.db")
+    async with spool:
+        spool.ack_error = OSError("disk I/O error")
+        spool.ack_gate.set()
+        await spool.append([record(n) for n in range(5)])
+        async with drainer(spool, sink) as running:
+            await wait_until(lambda: spool.depth == 0, within=5, what="delivered after all")
+            assert running.metrics().delivered == 5
+    assert "spool drainer round failed unexpectedly; retrying" in caplog.text
+    assert "disk I/O error" in caplog.text
+    assert sink.rounds == [list(range(5))] * 2  # at least once: sent again, Kafka drops nothing
+
+
 async def test_rejected_records_go_to_dead_letters_and_the_rest_flows(tmp_path: Path) -> None:
     sink = ScriptedSink(lambda _r, rec: RecordRejected("too large") if number(rec) == 2 else None)
     async with EventSpool(tmp_path / "s.db") as spool:
