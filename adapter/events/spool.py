@@ -303,6 +303,8 @@ class EventSpool:
         self._apply(snapshot)
 
     def _apply(self, snapshot: SpoolSnapshot) -> None:
+        if snapshot.version < self._snapshot.version:
+            return  # an older one that came back late (a commit's comes back one loop step sooner)
         if snapshot.last_seq > self._snapshot.last_seq:
             self._appended.set()
         self._snapshot = snapshot

@@ -68,6 +68,9 @@ class SpoolSnapshot:
     dead_letters: int
     #: The highest sequence number ever stored (0 for a new spool).
     last_seq: int = 0
+    #: Counts the snapshots the store took, in order: results reach the event loop
+    #: by different paths, so a late older snapshot must not overwrite a newer one.
+    version: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,7 @@ class SpoolStore:
         self._oldest_at: float | None = None
         self._dead = 0
         self._last_seq = 0
+        self._snapshots = 0
         self._claims_pruned_at = float("-inf")
 
     def open(self) -> SpoolSnapshot:
@@ -350,7 +354,10 @@ class SpoolStore:
         return None if row is None else float(row[0])
 
     def _snapshot(self) -> SpoolSnapshot:
-        return SpoolSnapshot(self._depth, self._bytes, self._oldest_at, self._dead, self._last_seq)
+        self._snapshots += 1
+        return SpoolSnapshot(
+            self._depth, self._bytes, self._oldest_at, self._dead, self._last_seq, self._snapshots
+        )
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:

@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import textwrap
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -233,6 +234,20 @@ async def test_lifecycle_is_explicit_and_stop_idempotent(tmp_path: Path) -> None
         await spool.pending(1)
     async with EventSpool(tmp_path / "s.db") as reopened:
         assert reopened.depth == 1
+
+
+async def test_state_after_an_ack_and_an_append_that_raced_is_the_newest(spool: EventSpool) -> None:
+    await spool.append([record(n) for n in range(10)])
+    seqs = [seq for seq, _ in await spool.pending(10)]
+    ack = asyncio.ensure_future(spool.ack(seqs[:4]))
+    append = asyncio.ensure_future(spool.append([record(n) for n in range(10, 13)]))
+    await asyncio.sleep(0)  # both queued with the writer: it removes, then commits
+    # The loop stands still while the writer answers both, so both answers land in one
+    # loop step; they take paths one step apart, so the ack's older snapshot comes last.
+    time.sleep(0.3)  # noqa: ASYNC251 (blocking the loop is the point)
+    await asyncio.gather(ack, append)
+    assert (spool.depth, spool.last_seq) == (9, seqs[-1] + 3)
+    assert spool.has_room and await spool.wait_for_records(timeout=0)
 
 
 async def test_a_dead_writer_thread_is_reported_and_appends_fail_fast(tmp_path: Path) -> None:
