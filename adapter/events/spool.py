@@ -104,6 +104,7 @@ class EventSpool:
             f"spool-{self.path.name}",
             commit=lambda groups: self._store.append_groups(groups, self.max_records, self.max_bytes),
             committed=self._committed,
+            remove=lambda seqs: self._store.remove(seqs, None),
             died=on_failure,
         )
         self._lock_fd: int | None = None
@@ -295,7 +296,10 @@ class EventSpool:
         # Out of the tail first, so pending() cannot hand out a record being removed.
         self._tail.remove(seqs)
         try:
-            snapshot = await self._run(self._store.remove, seqs, dead_letter_reason)
+            if dead_letter_reason is None:
+                snapshot = await self._writer.ack(seqs)  # merged with the other acks waiting
+            else:
+                snapshot = await self._run(self._store.remove, seqs, dead_letter_reason)
         except BaseException:
             # Still on disk, no longer in the tail: read from disk until the tail refills.
             self._tail.reset(self._snapshot.last_seq + 1)

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from .delivery_claims import DeliveryClaim
 from .records import OutboundRecord
-from .spool_store import AppendOutcome
+from .spool_store import AppendOutcome, SpoolSnapshot
 
 __all__ = ["AppendGroup", "SpoolWriter"]
 
@@ -39,6 +39,12 @@ class _Append:
     records: list[OutboundRecord]
     claim: DeliveryClaim | None
     future: asyncio.Future[list[bool]]
+
+
+@dataclass(slots=True)
+class _Ack:
+    seqs: list[int]
+    future: asyncio.Future[SpoolSnapshot]
 
 
 @dataclass(slots=True)
@@ -58,7 +64,9 @@ AppendGroup = list[tuple[list[OutboundRecord], DeliveryClaim | None]]
 class SpoolWriter:
     """Runs store calls on one thread, in order; batches waiting appends into one commit.
 
-    ``commit`` turns a group of appends into one transaction on the thread;
+    ``commit`` turns a group of appends into one transaction on the thread, and
+    ``remove(seqs)`` the acks waiting beside them (merged: the drainer keeps several
+    batches in flight, and each ack would be a transaction of its own);
     ``committed(outcome)`` hears each outcome on the loop, before the appends' callers do;
     ``died(why)`` hears, on the loop, that the thread ended for good (a bug), so health can say so.
     """
@@ -69,9 +77,11 @@ class SpoolWriter:
         *,
         commit: Callable[[AppendGroup], AppendOutcome],
         committed: Callable[[AppendOutcome], None],
+        remove: Callable[[list[int]], SpoolSnapshot],
         died: Callable[[str], None] | None = None,
     ) -> None:
         self._name = name
+        self._remove = remove
         self._on_death = died
         self._commit = commit
         self._committed = committed
@@ -113,6 +123,12 @@ class SpoolWriter:
         self._jobs.put(_Append(records, claim, future))
         return future
 
+    def ack(self, seqs: list[int]) -> asyncio.Future[SpoolSnapshot]:
+        """Queues the removal of delivered records; it runs with the acks waiting beside it."""
+        future: asyncio.Future[SpoolSnapshot] = self._new_future()
+        self._jobs.put(_Ack(seqs, future))
+        return future
+
     def _new_future(self) -> asyncio.Future[Any]:
         if self._thread is None or self._loop is None:
             raise RuntimeError("the spool writer is not running")
@@ -132,7 +148,7 @@ class SpoolWriter:
                 self._post(self._on_death, f"spool writer {self._name} died: {exc!r}")
 
     def _take_jobs(self) -> None:
-        carried: object | None = None  # a job taken while gathering appends, run next
+        carried: object | None = None  # a job taken while gathering, run next
         while True:
             job = carried if carried is not None else self._jobs.get()
             carried = None
@@ -141,18 +157,26 @@ class SpoolWriter:
             if isinstance(job, _Call):
                 self._run_call(job)
                 continue
-            assert isinstance(job, _Append)
-            group = [job]
-            while True:  # every append already waiting joins this commit
+            if not isinstance(job, _Append | _Ack):
+                raise TypeError(f"not a spool job: {job!r}")
+            appends: list[_Append] = []
+            acks: list[_Ack] = []
+            while True:  # every append and ack already waiting joins this round
+                if isinstance(job, _Append):
+                    appends.append(job)
+                elif isinstance(job, _Ack):
+                    acks.append(job)
+                else:  # a call (or the stop) keeps its place after this round
+                    carried = job
+                    break
                 try:
-                    more = self._jobs.get_nowait()
+                    job = self._jobs.get_nowait()
                 except queue.Empty:
                     break
-                if not isinstance(more, _Append):
-                    carried = more
-                    break
-                group.append(more)
-            self._run_commit(group)
+            if acks:  # first: they make room the appends may need
+                self._run_acks(acks)
+            if appends:
+                self._run_commit(appends)
 
     def _run_call(self, job: _Call) -> None:
         try:
@@ -161,6 +185,15 @@ class SpoolWriter:
             self._post(_fail, [job.future], exc)
         else:
             self._post(_succeed, job.future, result)
+
+    def _run_acks(self, acks: list[_Ack]) -> None:
+        futures = [job.future for job in acks]
+        try:
+            snapshot = self._remove([seq for job in acks for seq in job.seqs])
+        except BaseException as exc:  # an I/O error: the records stay, to be delivered again
+            self._post(_fail, futures, exc)
+            return
+        self._post(_succeed_all, futures, snapshot)
 
     def _run_commit(self, group: list[_Append]) -> None:
         futures = [job.future for job in group]
@@ -195,6 +228,11 @@ class SpoolWriter:
 def _succeed(future: asyncio.Future[Any], result: object) -> None:
     if not future.done():
         future.set_result(result)
+
+
+def _succeed_all(futures: list[asyncio.Future[Any]], result: object) -> None:
+    for future in futures:
+        _succeed(future, result)
 
 
 def _fail(futures: list[asyncio.Future[Any]], exc: BaseException) -> None:

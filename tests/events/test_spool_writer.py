@@ -50,6 +50,13 @@ class GatedCommits:
         ]
         return AppendOutcome(results, SpoolSnapshot(len(ids), 0, None, 0, len(self.groups)), [])
 
+    def remove(self, seqs: list[int]) -> SpoolSnapshot:
+        self.gate.wait(5)
+        self.log.append("remove " + ",".join(map(str, seqs)))
+        if self.fail_with is not None:
+            raise self.fail_with
+        return SpoolSnapshot(0, 0, None, 0, len(self.groups))
+
     def heard(self, outcome: AppendOutcome) -> None:
         self.committed.append(outcome.snapshot.last_seq)
 
@@ -61,7 +68,7 @@ async def commits() -> AsyncIterator[GatedCommits]:
 
 @pytest_asyncio.fixture
 async def writer(commits: GatedCommits) -> AsyncIterator[SpoolWriter]:
-    started = SpoolWriter("spool-test", commit=commits.commit, committed=commits.heard)
+    started = SpoolWriter("spool-test", commit=commits.commit, committed=commits.heard, remove=commits.remove)
     started.start()
     yield started
     commits.gate.set()
@@ -106,6 +113,32 @@ async def test_calls_and_appends_run_in_the_order_they_were_queued(
     assert list(await asyncio.gather(first, before, call, after)) == [[True], [True], 42, [True]]
     # The call is not overtaken by the append queued after it, nor does it join a commit.
     assert commits.log == ["commit e-1", "commit e-2", "call 21", "commit e-3"]
+
+
+async def test_acks_that_wait_are_merged_into_one_removal_before_the_appends_beside_them(
+    writer: SpoolWriter, commits: GatedCommits
+) -> None:
+    commits.gate.clear()
+    first = writer.append([record(1)], None)
+    await commit_begun(commits)
+    acks = [writer.ack([n, n + 10]) for n in (1, 2)]
+    append = writer.append([record(2)], None)
+    more = writer.ack([3])
+    call = writer.call(commits.log.append, "call")
+    late = writer.ack([4])
+    commits.gate.set()
+    await asyncio.gather(first, *acks, append, more, call, late)
+    assert commits.log == ["commit e-1", "remove 1,11,2,12,3", "commit e-2", "call", "remove 4"]
+
+
+async def test_a_failed_removal_fails_the_acks_merged_into_it(
+    writer: SpoolWriter, commits: GatedCommits
+) -> None:
+    commits.fail_with = OSError("disk I/O error")
+    with pytest.raises(OSError, match="disk I/O error"):
+        await writer.ack([1])
+    commits.fail_with = None
+    assert (await writer.ack([1])).depth == 0
 
 
 async def test_the_loop_hears_of_a_commit_before_its_appends_return(
@@ -155,7 +188,7 @@ async def test_a_call_that_raises_hands_its_error_to_the_caller(writer: SpoolWri
 
 
 async def test_stop_runs_what_was_queued_then_ends_the_thread(commits: GatedCommits) -> None:
-    writer = SpoolWriter("spool-stop", commit=commits.commit, committed=commits.heard)
+    writer = SpoolWriter("spool-stop", commit=commits.commit, committed=commits.heard, remove=commits.remove)
     with pytest.raises(RuntimeError, match="not running"):
         writer.append([record(0)], None)
     writer.start()
@@ -177,12 +210,18 @@ async def test_a_dead_thread_is_reported_and_new_jobs_fail_at_once_not_hang(
     commits: GatedCommits, caplog: pytest.LogCaptureFixture
 ) -> None:
     deaths: asyncio.Queue[str] = asyncio.Queue()
-    writer = SpoolWriter("spool-test", commit=commits.commit, committed=commits.heard, died=deaths.put_nowait)
+    writer = SpoolWriter(
+        "spool-test",
+        commit=commits.commit,
+        committed=commits.heard,
+        remove=commits.remove,
+        died=deaths.put_nowait,
+    )
     writer.start()
     writer._jobs.put("not a job")  # a bug inside the writer's own loop (private on purpose)
     async with asyncio.timeout(5):
         why = await deaths.get()
-    assert why.startswith("spool writer spool-test died: AssertionError")
+    assert why.startswith("spool writer spool-test died: TypeError")
     assert "spool writer spool-test died" in caplog.text
     with pytest.raises(RuntimeError, match="thread died"):
         writer.append([record(1)], None)
