@@ -15,11 +15,12 @@ and recovery code. Durability per ``synchronous`` setting:
 * ``"full"``: the WAL is fsynced at every commit, so it also survives power loss,
   at a throughput cost (see ``docs/delivery.md`` for measured figures).
 
-All SQLite work runs on one dedicated thread (the event loop never blocks on
-disk; :mod:`.spool_writer`) and is therefore serialised. Appends that arrive
-while a commit is in progress share the next transaction (group commit). The WAL is checkpointed
-into the database by a second thread (:mod:`.wal_checkpointer`), so no commit
-waits for a checkpoint's sync of the database file.
+All SQLite work runs on one dedicated thread (:mod:`.spool_writer`; the event
+loop never blocks on disk) and is therefore serialised. Appends that arrive
+while a commit is in progress share the next transaction (group commit). The
+WAL is checkpointed into the database by a second thread
+(:mod:`.wal_checkpointer`), so no commit waits for a checkpoint's sync of the
+database file.
 
 Exceptions::
 

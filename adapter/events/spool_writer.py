@@ -1,9 +1,10 @@
 """The one thread that touches the spool's SQLite connection, and its group commit.
 
 Every store operation runs on this thread, in the order the event loop asked for
-it. Appends that wait when the thread turns to the next job are committed as one
-transaction (group commit), and each transaction's outcome goes back to the loop
-as soon as it committed (``loop.call_soon_threadsafe``).
+it. The appends and acks waiting when the thread turns to its next job are taken
+together: the acks become one removal, then the appends one transaction (group
+commit); any other call keeps its place after them. Each transaction's outcome
+goes back to the loop as soon as it committed (``loop.call_soon_threadsafe``).
 
 Written by hand, not with a ``ThreadPoolExecutor`` and a committer task on the
 loop: that pair formed each group on the loop and handed it over, so between two
