@@ -20,7 +20,7 @@ import json
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
@@ -62,6 +62,31 @@ class _Timed:
         return outcomes
 
 
+async def pace(
+    records: list[OutboundRecord],
+    rate: float,
+    seconds: float,
+    take: Callable[[list[OutboundRecord], float], Awaitable[None]],
+) -> None:
+    """``st.SOURCES`` sources hand ``PER_CALL`` records at a time to ``take(chunk,
+    received_at)``, ``rate`` records/s in total, for ``seconds``."""
+    interval = st.SOURCES * PER_CALL / rate
+    began = time.perf_counter()
+    chunks = iter(range(0, len(records), PER_CALL))
+
+    async def source(offset: float) -> None:
+        due = began + offset
+        while due < began + seconds:
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            start = next(chunks, None)
+            if start is None:
+                return
+            await take(records[start : start + PER_CALL], time.perf_counter())
+            due += interval
+
+    await asyncio.gather(*(source(i * interval / st.SOURCES) for i in range(st.SOURCES)))
+
+
 async def paced(directory: Path, records: list[OutboundRecord], rate: float, seconds: float) -> list[float]:
     """Sources hand ``PER_CALL`` records at a time to the spool at ``rate`` records/s
     in total; returns receipt -> Kafka ack latencies (seconds) of every record."""
@@ -72,25 +97,14 @@ async def paced(directory: Path, records: list[OutboundRecord], rate: float, sec
     ):
         sink = AckTimes(kafka)
         async with SpoolDrainer(spool, sink, batch_size=500, linger=LINGER_MS / 1000):
-            interval = st.SOURCES * PER_CALL / rate
+
+            async def take(chunk: list[OutboundRecord], now: float) -> None:
+                for r in chunk:
+                    received_at[r.ce_id] = now
+                await spool.append(chunk)
+
             began = time.perf_counter()
-            chunks = iter(range(0, len(records), PER_CALL))
-
-            async def source(offset: float) -> None:
-                due = began + offset
-                while due < began + seconds:
-                    await asyncio.sleep(max(0.0, due - time.perf_counter()))
-                    start = next(chunks, None)
-                    if start is None:
-                        return
-                    chunk = records[start : start + PER_CALL]
-                    now = time.perf_counter()
-                    for r in chunk:
-                        received_at[r.ce_id] = now
-                    await spool.append(chunk)
-                    due += interval
-
-            await asyncio.gather(*(source(i * interval / st.SOURCES) for i in range(st.SOURCES)))
+            await pace(records, rate, seconds, take)
             while True:  # a bench, not a test: a short poll until delivered is fine
                 if not spool.depth or time.perf_counter() > began + 4 * seconds:
                     break
@@ -113,28 +127,17 @@ async def paced_raw(records: list[OutboundRecord], rate: float, seconds: float) 
     )
     latencies: list[float] = []
     pending: set[asyncio.Future[object]] = set()
+
+    async def take(chunk: list[OutboundRecord], now: float) -> None:
+        for r in chunk:
+            future = await producer.send(r.topic, value=r.value, key=r.key, headers=list(r.headers))
+            future.add_done_callback(lambda _f, t=now: latencies.append(time.perf_counter() - t))
+            pending.add(future)
+            future.add_done_callback(pending.discard)
+
     await producer.start()
     try:
-        interval = st.SOURCES * PER_CALL / rate
-        began = time.perf_counter()
-        chunks = iter(range(0, len(records), PER_CALL))
-
-        async def source(offset: float) -> None:
-            due = began + offset
-            while due < began + seconds:
-                await asyncio.sleep(max(0.0, due - time.perf_counter()))
-                start = next(chunks, None)
-                if start is None:
-                    return
-                now = time.perf_counter()
-                for r in records[start : start + PER_CALL]:
-                    future = await producer.send(r.topic, value=r.value, key=r.key, headers=list(r.headers))
-                    future.add_done_callback(lambda _f, t=now: latencies.append(time.perf_counter() - t))
-                    pending.add(future)
-                    future.add_done_callback(pending.discard)
-                due += interval
-
-        await asyncio.gather(*(source(i * interval / st.SOURCES) for i in range(st.SOURCES)))
+        await pace(records, rate, seconds, take)
         await asyncio.gather(*pending)
     finally:
         await producer.stop()
