@@ -86,7 +86,7 @@ class SpoolWriter:
         self._on_death = died
         self._commit = commit
         self._committed = committed
-        self._jobs: queue.SimpleQueue[_Append | _Call | object] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[_Append | _Ack | _Call | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._died: BaseException | None = None
