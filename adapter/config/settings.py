@@ -205,8 +205,9 @@ class KafkaSettings(_Frozen):
     lifecycle_timeout_seconds: float = Field(default=10.0, gt=0)
     #: Bound of a whole batch delivery (above the request timeout: it may retry inside).
     delivery_timeout_seconds: float = Field(default=30.0, gt=0)
-    #: How long records wait behind batches in flight for a fuller batch before they go
-    #: out as a partial one (the drainer's linger; each batch is then sent at once).
+    #: How long records wait, from the last hand-over, behind a batch in flight for a fuller
+    #: batch before they go out as a partial one (the drainer's linger; each batch is then
+    #: sent at once). Behind two or more unsettled batches, they wait for the oldest to settle.
     linger_ms: int = Field(default=2, ge=0)
     #: Records the drainer reads from the spool and hands to the producer at once.
     batch_size: int = Field(default=500, ge=1)

@@ -113,8 +113,9 @@ class SpoolDrainer:
         health_name: str | None = None,
     ) -> None:
         """``on_health(serving, why)`` hears when Kafka starts failing and recovers;
-        ``linger``: how long records wait behind batches in flight for a full batch
-        before they go out as a partial one. ``supervisor`` keeps the delivery loop
+        ``linger``: how long records wait, from the last hand-over, behind a batch in
+        flight for a full batch before they go out as a partial one (behind two or more
+        unsettled batches, they wait for the oldest to settle). ``supervisor`` keeps the delivery loop
         running (a private one by default) and turns ``health_name`` NOT_SERVING while the loop is dead."""
         if batch_size < 1 or max_in_flight < 1:
             raise ValueError("batch_size and max_in_flight must be at least 1")
@@ -265,12 +266,17 @@ class SpoolDrainer:
         after = 0  # the last sequence number handed over in this round
         feeding = True  # False once a record failed: nothing more is handed over
         failed: list[DeliveryError] = []
-        lingered = False  # records waited ``linger`` behind batches in flight
+        loop = asyncio.get_running_loop()
+        handed_at = loop.time()  # when the last batch was handed over: records linger from then
         try:
             while True:
-                # An empty window takes whatever is pending (latency); with batches in flight,
-                # a partial batch goes out only after ``linger`` (small batches cost more per record).
-                enough = 1 if not window or lingered else self.batch_size
+                # An empty window takes whatever is pending (latency). With batches in flight, a
+                # partial batch goes out only after ``linger``, and only behind a single batch in
+                # flight (small batches cost more per record): as in Kafka's own producer, records
+                # that lingered keep gathering while the batch ahead of them is still unsent.
+                may_linger = len(window) <= _PARTIAL_BEHIND
+                take_partial = not window or (may_linger and loop.time() >= handed_at + self.linger)
+                enough = 1 if take_partial else self.batch_size
                 if feeding and len(window) < self.max_in_flight and self._spool.last_seq - after >= enough:
                     entries = await self._spool.pending(self.batch_size, after=after)
                     if entries:
@@ -280,7 +286,7 @@ class SpoolDrainer:
                         batch = await self._sink.hand_over([record for _, record in entries])
                         window.append(_InFlight(entries, asyncio.ensure_future(batch.outcomes())))
                         feeding = batch.complete
-                        lingered = False
+                        handed_at = loop.time()
                         continue
                     feeding = False  # (cannot happen: only this loop removes records)
                 _raise_failed_write(writes)
@@ -300,18 +306,19 @@ class SpoolDrainer:
                     continue
                 oldest = window[0]
                 if feeding and len(window) < self.max_in_flight:
-                    # Room for another batch: wake for a full batch too, not only the oldest batch.
-                    full = after + self.batch_size - 1
-                    more = asyncio.ensure_future(self._spool.wait_for_records_after(full))
+                    # Room for another batch: wake for a full batch too, not only the oldest batch,
+                    # and, where a partial batch may follow its linger, for the first record of it.
+                    waiting = self._spool.last_seq > after
+                    wake_at = after + self.batch_size - 1 if waiting or not may_linger else after
+                    more = asyncio.ensure_future(self._spool.wait_for_records_after(wake_at))
                     either: list[asyncio.Future[Any]] = [oldest.outcomes, more]
-                    linger = self.linger if self._spool.last_seq > after else None
+                    linger: float | None = None  # no partial batch due: wait for one of ``either``
+                    if may_linger and waiting:
+                        linger = max(0.0, handed_at + self.linger - loop.time())
                     try:
-                        done, _ = await asyncio.wait(
-                            either, timeout=linger, return_when=asyncio.FIRST_COMPLETED
-                        )
+                        await asyncio.wait(either, timeout=linger, return_when=asyncio.FIRST_COMPLETED)
                     finally:
                         more.cancel()
-                    lingered = not done
                     if not oldest.outcomes.done():
                         continue
                 window.popleft()
@@ -427,6 +434,12 @@ class SpoolDrainer:
             )
         self._progress_at = now
         self._progress_delivered = self._delivered
+
+
+#: Unsettled batches a lingered partial batch may go out behind. The sink's producer has
+#: one request in flight per broker, one record batch per partition each: a second partial
+#: batch behind the first would wait unsent anyway, and fill less than if it waited here.
+_PARTIAL_BEHIND = 1
 
 
 def _forget_if_written(writes: set[asyncio.Future[None]], write: asyncio.Future[None]) -> None:
