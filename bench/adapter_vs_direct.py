@@ -137,7 +137,7 @@ async def main(seconds: float, levels: list[int]) -> None:
                 request = devices_pb2.GetDeviceRequest(device_id="dev_001")
 
                 async def grpc_call(
-                    stub: devices_pb2_grpc.DeviceServiceStub = stub,
+                    stub: devices_pb2_grpc.DeviceServiceAsyncStub = stub,
                     request: devices_pb2.GetDeviceRequest = request,
                 ) -> object:
                     return await stub.GetDevice(request, timeout=10)

@@ -187,7 +187,7 @@ async def main(seconds: float, levels: list[int]) -> None:
                     calls = [0]
 
                     async def call(
-                        stub: devices_pb2_grpc.DeviceServiceStub = stub,
+                        stub: devices_pb2_grpc.DeviceServiceAsyncStub = stub,
                         request: devices_pb2.GetDeviceRequest = request,
                         metadata: Any = metadata,
                         calls: list[int] = calls,

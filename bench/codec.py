@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import timeit
+from collections.abc import Mapping
 
 import orjson
 from google.protobuf import json_format
@@ -28,7 +29,7 @@ ALERT = {
 }
 
 
-def _proto3_json(alert: dict[str, object]) -> dict[str, object]:
+def _proto3_json(alert: Mapping[str, object]) -> dict[str, object]:
     """The same alert as json_format expects it (full enum names)."""
     return {**alert, "severity": "SEVERITY_CRITICAL", "status": "ALERT_STATUS_OPEN"}
 

@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import os
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import grpc
@@ -72,14 +73,16 @@ class _RawExchange(asyncio.Protocol):
 
 def handler(
     device: devices_pb2.Device, upstream: str = "", client: str = "aiohttp"
-) -> grpc.GenericRpcHandler:
+) -> grpc.GenericRpcHandler[Any, Any]:
     # A generic handler, as the adapter registers its own (and no generated
     # *_pb2_grpc module, so any grpcio version can run it).
     session: aiohttp.ClientSession | None = None
     idle: list[_RawExchange] = []
     host, _, port = upstream.removeprefix("http://").partition(":")
 
-    async def get_device(request: devices_pb2.GetDeviceRequest, context: grpc.aio.ServicerContext) -> object:
+    async def get_device(
+        request: devices_pb2.GetDeviceRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> object:
         nonlocal session
         if upstream and client == "raw":
             connection = idle.pop() if idle else None
@@ -114,7 +117,7 @@ async def serve(body: Path, port: int, *, interceptor: bool, upstream: str, clie
 
         skip = os.environ.get("CEILING_INTERCEPTOR_SKIPS") == "1"  # filtered out: dispatch cost only
         interceptors.append(
-            aio_server_interceptor(
+            aio_server_interceptor(  # type: ignore[no-untyped-call]
                 tracer_provider=TracerProvider(), filter_=(lambda _d: False) if skip else None
             )
         )
