@@ -144,6 +144,14 @@ async def test_batches_in_flight_stop_at_the_first_failure_and_the_retry_starts_
     assert (metrics.delivered, metrics.retried, metrics.failed_rounds) == (60, 1, 1)
 
 
+async def release_and_drain(sink: ScriptedSink, spool: EventSpool) -> None:
+    """Settles every batch held so far and the ones to come, and waits for an empty spool."""
+    sink.hold = False
+    for batch in sink.batches:
+        batch.settle.set()
+    await wait_until(lambda: spool.depth == 0, within=5, what="drained")
+
+
 async def test_records_go_out_while_earlier_batches_wait_for_kafka(tmp_path: Path) -> None:
     sink = ScriptedSink()
     sink.hold = True
@@ -164,10 +172,7 @@ async def test_records_go_out_while_earlier_batches_wait_for_kafka(tmp_path: Pat
             await wait_until(lambda: len(sink.rounds) == 3, within=5, what="the partial batch")
             assert sink.rounds[2] == [15, 16]
             assert sink.unsettled == 2
-            sink.hold = False
-            for batch in sink.batches:
-                batch.settle.set()
-            await wait_until(lambda: spool.depth == 0, within=5, what="drained")
+            await release_and_drain(sink, spool)
 
 
 async def test_a_partial_batch_lingers_behind_one_batch_in_flight(tmp_path: Path) -> None:
@@ -186,10 +191,7 @@ async def test_a_partial_batch_lingers_behind_one_batch_in_flight(tmp_path: Path
             assert time.monotonic() - handed_at >= 0.1  # (observed late: half of it, to be sure)
             assert sink.rounds == [list(range(5)), list(range(5, 10))]
             assert sink.unsettled == 2
-            sink.hold = False
-            for batch in sink.batches:
-                batch.settle.set()
-            await wait_until(lambda: spool.depth == 0, within=5, what="drained")
+            await release_and_drain(sink, spool)
 
 
 class GatedAcks(EventSpool):
