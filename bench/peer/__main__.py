@@ -129,7 +129,8 @@ def kafka_port() -> int:
     return int(os.environ.get("BENCH_KAFKA_PORT") or os.environ.get("KAFKA_TEST_PORT") or 19092)
 
 
-def events(seconds: float, records: int) -> dict[str, Any]:
+def events(seconds: float, records: int, repeat: int) -> dict[str, Any]:
+    """``bench.peer.events`` ``repeat`` times on one broker; the median of each figure."""
     port = kafka_port()
     env = {**os.environ, "KAFKA_PORT": str(port), "BENCH_KAFKA_PORT": str(port)}
     kafka = [str(ROOT / "scripts" / "kafka")]
@@ -138,8 +139,11 @@ def events(seconds: float, records: int) -> dict[str, Any]:
         subprocess.run([*kafka, "start"], env=env, check=True, capture_output=True)
     try:
         argv = python("-m", "bench.peer.events", "--seconds", str(seconds), "--records", str(records))
-        done = subprocess.run(argv, cwd=ROOT, env=env, check=True, capture_output=True, text=True)
-        return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+        runs = []
+        for _ in range(repeat):
+            done = subprocess.run(argv, cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+            runs.append(dict(json.loads(done.stdout.strip().splitlines()[-1])))
+        return report.median_events(runs)
     finally:
         if ours:
             subprocess.run([*kafka, "stop"], env=env, capture_output=True, check=False)
@@ -187,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
                     row = direct(client, upstream, c, args.seconds, sut)
                     runs.setdefault((row.arm, c), []).append(row)
     rows = [report.median_rows(runs[(a, c)]) for a in report.ARMS for c in levels if (a, c) in runs]
-    event_figures = None if args.no_events else events(args.events_seconds, args.events_records)
+    event_figures = None if args.no_events else events(args.events_seconds, args.events_records, args.repeat)
 
     title = (
         f"GetDevice, {args.seconds:g} s per run, median of {args.repeat}; system under test on cpu {sut}, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,6 +40,22 @@ def median_rows(runs: Sequence[Row]) -> Row:
     ordered = sorted(runs, key=lambda r: r.rps)
     chosen = ordered[(len(ordered) - 1) // 2]
     return Row(**{**asdict(chosen), "errors": sum(r.errors for r in runs)})
+
+
+def median_events(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The median of each events figure over ``runs`` (the throughput ratio as the
+    median of each run's own ratio); every run's figures stay under ``"runs"``.
+
+    One run's p99 can be a single stall of this shared machine (a broker flush, another
+    process), so the goals are judged on the median of several, as the unary rows are."""
+    merged: dict[str, Any] = {
+        key: statistics.median(run[key] for run in runs)
+        for key, value in runs[0].items()
+        if isinstance(value, int | float)
+    }
+    merged["rate_ratio"] = statistics.median(run["adapter_rate"] / run["raw_rate"] for run in runs)
+    merged["runs"] = list(runs)
+    return merged
 
 
 def table(rows: Sequence[Row]) -> str:
@@ -88,7 +105,7 @@ def ratios(rows: Sequence[Row], events: dict[str, Any] | None) -> list[tuple[str
         out.append(("added latency p50 at c=1 (ms)", p50, "<= 0.35", p50 <= 0.35))
         out.append(("added latency p99 at c=1 (ms)", p99, "<= 0.80", p99 <= 0.8))
     if events:
-        v = events["adapter_rate"] / events["raw_rate"]
+        v = events.get("rate_ratio", events["adapter_rate"] / events["raw_rate"])
         out.append(("events: spool+drainer / raw producer", v, ">= 0.6", v >= 0.6))
         bound = events["linger_ms"] + 15
         out.append(
@@ -115,7 +132,7 @@ def ratio_table(items: Sequence[tuple[str, float, str, bool | None]]) -> str:
 
 
 def events_table(events: dict[str, Any]) -> str:
-    return "\n".join(
+    text = "\n".join(
         [
             f"| {'events path':<46} | {'events/s':>9} |",
             f"|{'-' * 48}|{'-' * 10}:|",
@@ -127,6 +144,13 @@ def events_table(events: dict[str, Any]) -> str:
             f"{events['raw_ack_p50_ms']:>4.1f}/{events['raw_ack_p99_ms']:<4.1f} |",
         ]
     )
+    runs = events.get("runs", [])
+    if len(runs) > 1:
+        each = ", ".join(
+            f"{run['adapter_rate'] / run['raw_rate']:.2f}x {run['ack_p99_ms']:.1f} ms" for run in runs
+        )
+        text += f"\n\n(median of {len(runs)} runs; each run's ratio and p99: {each})"
+    return text
 
 
 def chart(rows: Sequence[Row], path: Path, title: str) -> None:
