@@ -144,38 +144,6 @@ async def paced_raw(records: list[OutboundRecord], rate: float, seconds: float) 
     return latencies
 
 
-async def warm_up_broker(topic: str, seconds: float) -> int:
-    """Produces to ``topic`` as fast as a raw producer can for ``seconds``; returns the
-    records sent. A freshly started broker (its JVM still compiling the produce path)
-    answers slower for its first minutes: without this the first runs' p99s measured the
-    broker's warm-up (p99 47-75 ms against 10-15 ms on a warm one), and the raw producer,
-    measured after the adapter in each run, was favoured."""
-    records = st.make_records(topic, 20_000)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=st.BOOTSTRAP,
-        client_id="bench-warm-up",
-        enable_idempotence=True,
-        acks="all",
-        linger_ms=LINGER_MS,
-        max_batch_size=256 * 1024,
-    )
-    sent = 0
-    await producer.start()
-    try:
-        ends = time.perf_counter() + seconds
-        while time.perf_counter() < ends:
-            for start in range(0, len(records), 500):
-                futures = [
-                    await producer.send(r.topic, value=r.value, key=r.key, headers=list(r.headers))
-                    for r in records[start : start + 500]
-                ]
-                await asyncio.gather(*futures)
-                sent += len(futures)
-    finally:
-        await producer.stop()
-    return sent
-
-
 def quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else float("nan")
