@@ -129,7 +129,7 @@ def kafka_port() -> int:
     return int(os.environ.get("BENCH_KAFKA_PORT") or os.environ.get("KAFKA_TEST_PORT") or 19092)
 
 
-def events(seconds: float, records: int, repeat: int) -> dict[str, Any]:
+def events(seconds: float, paced_seconds: float, records: int, repeat: int) -> dict[str, Any]:
     """``bench.peer.events`` ``repeat`` times on one broker; the median of each figure."""
     port = kafka_port()
     env = {**os.environ, "KAFKA_PORT": str(port), "BENCH_KAFKA_PORT": str(port)}
@@ -138,7 +138,10 @@ def events(seconds: float, records: int, repeat: int) -> dict[str, Any]:
     if ours:
         subprocess.run([*kafka, "start"], env=env, check=True, capture_output=True)
     try:
-        argv = python("-m", "bench.peer.events", "--seconds", str(seconds), "--records", str(records))
+        argv = python(
+            "-m", "bench.peer.events", "--seconds", str(seconds), "--paced-seconds", str(paced_seconds),
+            "--records", str(records),
+        )  # fmt: skip
         runs = []
         for _ in range(repeat):
             done = subprocess.run(argv, cwd=ROOT, env=env, check=True, capture_output=True, text=True)
@@ -191,7 +194,10 @@ def run(args: argparse.Namespace) -> int:
                     row = direct(client, upstream, c, args.seconds, sut)
                     runs.setdefault((row.arm, c), []).append(row)
     rows = [report.median_rows(runs[(a, c)]) for a in report.ARMS for c in levels if (a, c) in runs]
-    event_figures = None if args.no_events else events(args.events_seconds, args.events_records, args.repeat)
+    event_figures = None
+    if not args.no_events:
+        paced = args.events_paced_seconds
+        event_figures = events(args.events_seconds, paced, args.events_records, args.repeat)
 
     title = (
         f"GetDevice, {args.seconds:g} s per run, median of {args.repeat}; system under test on cpu {sut}, "
@@ -224,7 +230,8 @@ def main() -> int:
     parser.add_argument("--sut-cpu", type=int, default=0, help="core of the system under test")
     parser.add_argument("--load-cpu", type=int, default=1, help="core of ghz and the upstream")
     parser.add_argument("--no-events", action="store_true", help="skip the Kafka rows")
-    parser.add_argument("--events-seconds", type=float, default=5.0)
+    parser.add_argument("--events-seconds", type=float, default=5.0, help="each saturated events run")
+    parser.add_argument("--events-paced-seconds", type=float, default=20.0, help="each run at half the rate")
     parser.add_argument("--events-records", type=int, default=200_000)
     parser.add_argument("--json", type=Path, help="write the rows here")
     parser.add_argument("--chart", type=Path, help="PNG to write (default docs/img/peer-bench.png)")
@@ -238,6 +245,7 @@ def main() -> int:
     args.arms = {SHORT_NAMES[a] for a in args.arms.split(",")}
     if args.smoke or os.environ.get("BENCH_SMOKE") == "1":
         args.seconds, args.repeat, args.events_seconds, args.events_records = 0.3, 1, 0.5, 5_000
+        args.events_paced_seconds = 0.5
         # A smoke run's figures mean nothing: never over the documented chart.
         args.chart = args.chart or Path(tempfile.mkdtemp(prefix="peer-bench-")) / "peer-bench.png"
     args.chart = args.chart or ROOT / "docs" / "img" / "peer-bench.png"
