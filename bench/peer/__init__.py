@@ -24,7 +24,8 @@ fixed JSON. ghz drives the gRPC arms. The system under test runs on one core
 CPU time over the run (1.0 = its whole core), so "per core" = req/s / CPU.
 The events rows (events.py) compare the spool + drainer path with a raw aiokafka
 producer on one broker (``BENCH_KAFKA_PORT``, else ``KAFKA_TEST_PORT``, else 19092),
-``--repeat`` times: each figure is the median over the runs (report.median_events).
+``--repeat`` times: each figure is the median over the runs (report.median_events). The
+saturated runs last ``--events-seconds``, the runs at half the rate ``--events-paced-seconds``.
 
 setup.sh builds the Go programs and ghz once (stamped, in .build/). The table and
 the goal ratios go to stdout, ``--json`` writes the rows, ``--chart`` a PNG.
