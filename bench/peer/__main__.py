@@ -143,8 +143,11 @@ def events(seconds: float, paced_seconds: float, records: int, repeat: int) -> d
             "--records", str(records),
         )  # fmt: skip
         runs = []
-        for _ in range(repeat):
-            done = subprocess.run(argv, cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+        for i in range(repeat):
+            order = ["--raw-first"] if i % 2 else []  # alternated: see bench.peer.events.main
+            done = subprocess.run(
+                [*argv, *order], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+            )
             runs.append(dict(json.loads(done.stdout.strip().splitlines()[-1])))
         return report.median_events(runs)
     finally:

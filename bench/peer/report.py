@@ -147,7 +147,9 @@ def events_table(events: dict[str, Any]) -> str:
     runs = events.get("runs", [])
     if len(runs) > 1:
         each = ", ".join(
-            f"{run['adapter_rate'] / run['raw_rate']:.2f}x {run['ack_p99_ms']:.1f} ms" for run in runs
+            f"{run['adapter_rate'] / run['raw_rate']:.2f}x {run['ack_p99_ms']:.1f} ms"
+            f" (floor {run['raw_ack_p99_ms']:.1f}{', raw first' if run.get('order') == 'raw first' else ''})"
+            for run in runs
         )
         text += f"\n\n(median of {len(runs)} runs; each run's ratio and p99: {each})"
     return text
