@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
 
@@ -36,6 +37,9 @@ from bench import spool_throughput as st
 # The drainer's linger (SpoolDrainer's default, events.kafka.linger_ms): the only batching delay.
 LINGER_MS = 2
 PER_CALL = 10  # records a source hands over at once (a WebSocket batch)
+
+_A = TypeVar("_A")
+_R = TypeVar("_R")
 
 
 class AckTimes:
@@ -150,6 +154,21 @@ def quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else float("nan")
 
 
+async def in_order(
+    raw_first: bool, adapter: Callable[[], Awaitable[_A]], raw: Callable[[], Awaitable[_R]]
+) -> tuple[_A, _R]:
+    """Runs the adapter's step and the raw producer's, one after the other; returns (adapter, raw).
+
+    Whichever runs second meets a broker that has just taken the first one's load (its log
+    segments, page cache, JIT): `python -m bench.peer` alternates the order between runs so
+    neither path is always the one favoured."""
+    if raw_first:
+        raw_result = await raw()
+        return await adapter(), raw_result
+    adapter_result = await adapter()
+    return adapter_result, await raw()
+
+
 async def main(
     seconds: float, count: int, paced_seconds: float, *, raw_first: bool = False
 ) -> dict[str, Any]:
@@ -162,30 +181,25 @@ async def main(
     await st.topic_admin("create", topic)
     try:
         with tempfile.TemporaryDirectory(prefix="peer-events-") as tmp:
-            # Whichever path runs second meets a broker that has just taken the first one's
-            # load (its log segments, page cache, JIT): `python -m bench.peer` alternates the
-            # order between runs so neither path is always the one favoured.
-            if raw_first:
-                raw = await st.bench_raw_producer(raw_records, seconds)
-                adapter_path = await st.bench_end_to_end(Path(tmp), records, seconds)
-            else:
-                adapter_path = await st.bench_end_to_end(Path(tmp), records, seconds)
-                raw = await st.bench_raw_producer(raw_records, seconds)
+            adapter_path, raw = await in_order(
+                raw_first,
+                functools.partial(st.bench_end_to_end, Path(tmp), records, seconds),
+                functools.partial(st.bench_raw_producer, raw_records, seconds),
+            )
             adapter_rate = adapter_path.events / adapter_path.seconds
             del records, raw_records
             # The paced runs last ``paced_seconds`` (20 by default): in a 5 s run 1% of the
             # records is ~50 ms of traffic, so a single stall of the broker set the p99
             # (docs/benchmarks.md). Distinct records throughout: the spool drops repeated ids.
-            paced_count = int(adapter_rate / 2 * paced_seconds) + 1_000
+            half = adapter_rate / 2
+            paced_count = int(half * paced_seconds) + 1_000
             paced_records, raw_paced_records = (st.make_records(topic, paced_count) for _ in range(2))
             freeze_startup_heap()
-            half = adapter_rate / 2
-            if raw_first:
-                raw_latencies = await paced_raw(raw_paced_records, half, paced_seconds)
-                latencies = await paced(Path(tmp), paced_records, half, paced_seconds)
-            else:
-                latencies = await paced(Path(tmp), paced_records, half, paced_seconds)
-                raw_latencies = await paced_raw(raw_paced_records, half, paced_seconds)
+            latencies, raw_latencies = await in_order(
+                raw_first,
+                functools.partial(paced, Path(tmp), paced_records, half, paced_seconds),
+                functools.partial(paced_raw, raw_paced_records, half, paced_seconds),
+            )
     finally:
         await st.topic_admin("delete", topic)
     return {
