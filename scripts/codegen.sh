@@ -28,6 +28,15 @@ find "$out" -mindepth 1 -type d | while read -r d; do : > "$d/__init__.py"; done
 : > "$out/py.typed"
 # PEP 561: a type checker looks for py.typed in each top-level package.
 for d in "$out"/*/; do : > "$d/py.typed"; done
+# The loader imports these packages, not every package beside them: installed as a wheel,
+# they sit in site-packages among everything else.
+{
+  echo '"""Written by scripts/codegen.sh: the top-level packages it generated from protos/."""'
+  echo
+  printf 'PACKAGES = ('
+  for d in "$out"/*/; do printf '"%s", ' "$(basename "$d")"; done
+  echo ')'
+} > "$out/meshadapter/codegen.py"
 "$PY" scripts/client_package.py > "$out/pyproject.toml"
 echo "generated ${#files[@]} proto files into $out/ (and $out/mesh_adapter.binpb)"
 

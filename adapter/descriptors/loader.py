@@ -13,11 +13,10 @@ import importlib
 import pkgutil
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-import meshadapter
 from google.protobuf import descriptor as _d
 from google.protobuf import descriptor_pool
+from meshadapter.codegen import PACKAGES as GENERATED_PACKAGES
 from meshadapter.options.v1 import options_pb2
 
 from .method_spec import MethodSpec, SpecError, method_spec
@@ -33,16 +32,14 @@ class ServiceSpec:
     descriptor: _d.ServiceDescriptor
 
 
-def generated_root() -> Path:
-    """Directory holding the generated packages (``openframe``, ``octospine``...)."""
-    return Path(meshadapter.__file__).resolve().parent.parent
-
-
 def import_generated_modules() -> list[_d.FileDescriptor]:
-    """Imports every ``*_pb2`` module under the generated root; returns their files."""
+    """Imports every ``*_pb2`` module of the generated packages; returns their files.
+
+    The packages are the ones ``make codegen`` names, not every package beside them:
+    installed as a wheel they sit in site-packages, where a scan would import everything.
+    """
     files: list[_d.FileDescriptor] = []
-    root = generated_root()
-    for package in sorted(p.name for p in root.iterdir() if (p / "__init__.py").is_file()):
+    for package in GENERATED_PACKAGES:
         pkg = importlib.import_module(package)
         for info in pkgutil.walk_packages(pkg.__path__, prefix=f"{package}."):
             if info.name.endswith("_pb2"):
