@@ -1,9 +1,12 @@
 """What a Kafka delivery can end in: acknowledged, or one of these errors
-(``retriable`` says whether sending the record again can help)."""
+(``retriable`` says whether sending the record again can help). aiokafka's
+exceptions become them in one place, :func:`translate_kafka_error`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import aiokafka.errors as kafka_errors
 
 __all__ = [
     "Delivered",
@@ -12,7 +15,18 @@ __all__ = [
     "DeliveryTimeout",
     "KafkaUnavailable",
     "RecordRejected",
+    "translate_kafka_error",
 ]
+
+# Errors about the record itself: sending it again can never succeed.
+_REJECTED = (
+    kafka_errors.MessageSizeTooLargeError,
+    kafka_errors.RecordTooLargeError,
+    kafka_errors.RecordListTooLargeError,
+    kafka_errors.InvalidTopicError,
+    kafka_errors.CorruptRecordException,
+    kafka_errors.InvalidTimestampError,
+)
 
 
 class DeliveryError(Exception):
@@ -51,3 +65,18 @@ class Delivered:
     topic: str
     partition: int
     offset: int
+
+
+def translate_kafka_error(exc: BaseException) -> DeliveryError:
+    """The delivery error a send that failed with ``exc`` ends in (``exc`` its cause)."""
+    if isinstance(exc, DeliveryError):
+        return exc
+    error: DeliveryError
+    if isinstance(exc, _REJECTED):
+        error = RecordRejected(f"Kafka rejected the record: {exc}")
+    else:
+        # Retriable Kafka errors keep the producer; anything else (fenced, out of order
+        # sequence, dead sender task, unknown exceptions) means it is no longer trusted.
+        error = DeliveryFailed(f"{type(exc).__name__}: {exc}", fatal=not getattr(exc, "retriable", False))
+    error.__cause__ = exc
+    return error

@@ -28,19 +28,17 @@ Exceptions (``retriable`` says whether sending the record again can help)::
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
 import aiokafka.errors as kafka_errors
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from opentelemetry.trace import TracerProvider
 
 from .aiokafka_compat import force_close_producer
+from .handed_over import HandedOver, ProducerGeneration
 from .kafka_outcomes import (
     Delivered,
     DeliveryError,
@@ -48,8 +46,10 @@ from .kafka_outcomes import (
     DeliveryTimeout,
     KafkaUnavailable,
     RecordRejected,
+    translate_kafka_error,
 )
-from .kafka_tracing import SEMCONV, BatchSpans, ProducerTracing
+from .kafka_topics import create_missing_topics
+from .kafka_tracing import SEMCONV, ProducerTracing
 from .partition_batches import PartitionBatch, group_by_partition
 from .records import OutboundRecord
 
@@ -66,16 +66,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-# Errors about the record itself: sending it again can never succeed.
-_REJECTED = (
-    kafka_errors.MessageSizeTooLargeError,
-    kafka_errors.RecordTooLargeError,
-    kafka_errors.RecordListTooLargeError,
-    kafka_errors.InvalidTopicError,
-    kafka_errors.CorruptRecordException,
-    kafka_errors.InvalidTimestampError,
-)
 
 
 class KafkaSink:
@@ -123,7 +113,7 @@ class KafkaSink:
         self._request_timeout_ms = request_timeout_ms
         self._max_request_size = max_request_size
         self._tracing = ProducerTracing(tracer_provider, client_id=client_id)
-        self._generation: _Generation | None = None
+        self._generation: ProducerGeneration | None = None
         self._producer_lock = asyncio.Lock()
         self._started = False
         #: Producers discarded after a timeout or a fatal error (a metric).
@@ -213,7 +203,9 @@ class KafkaSink:
         try:
             generation = await self._current()
         except KafkaUnavailable as exc:
-            return HandedOver(self, None, deadline, [exc] * len(records), [], None, exc)
+            return HandedOver(
+                self._discard, None, deadline, self.delivery_timeout, [exc] * len(records), [], None, exc
+            )
         producer = generation.producer
         outcomes: list[Delivered | DeliveryError | None] = [None] * len(records)
         in_flight: list[tuple[PartitionBatch, asyncio.Future[Any]]] = []
@@ -228,7 +220,7 @@ class KafkaSink:
                     try:
                         partitions[topic] = sorted(await producer.partitions_for(topic))
                     except Exception as exc:
-                        error = _translate(exc)
+                        error = translate_kafka_error(exc)
                         for index, record in enumerate(records):
                             if record.topic == topic:
                                 outcomes[index] = error
@@ -256,7 +248,7 @@ class KafkaSink:
                         )
                     except Exception as exc:
                         handing_over = None
-                        error = _translate(exc)
+                        error = translate_kafka_error(exc)
                         for index in batch.indices:
                             outcomes[index] = error
                             spans.failed(index, error)
@@ -279,25 +271,19 @@ class KafkaSink:
             for index in handing_over.indices:
                 outcomes[index] = late
                 spans.failed(index, late)
-        handed = HandedOver(self, generation, deadline, outcomes, in_flight, spans, refused, fatal)
+        handed = HandedOver(
+            self._discard,
+            generation,
+            deadline,
+            self.delivery_timeout,
+            outcomes,
+            in_flight,
+            spans,
+            refused,
+            fatal,
+        )
         generation.batches.add(handed)
         return handed
-
-    def _outcomes(
-        self, batch: PartitionBatch, future: asyncio.Future[Any]
-    ) -> list[Delivered | DeliveryError]:
-        """One outcome per record of ``batch``: offsets follow the batch's base offset."""
-        if not future.done():
-            return [DeliveryTimeout(f"no acknowledgement within {self.delivery_timeout:.1f}s")] * len(
-                batch.indices
-            )
-        if future.cancelled():
-            return [DeliveryFailed("send cancelled", fatal=True)] * len(batch.indices)
-        exc = future.exception()
-        if exc is not None:
-            return [_translate(exc)] * len(batch.indices)
-        base = future.result().offset
-        return [Delivered(batch.topic, batch.partition, base + i) for i in range(len(batch.indices))]
 
     # -- topics ------------------------------------------------------------------------------
 
@@ -308,49 +294,26 @@ class KafkaSink:
 
         Bounded by ``start_timeout``; raises :class:`KafkaUnavailable` when it passes.
         """
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=self.bootstrap_servers,
+        return await create_missing_topics(
+            self.bootstrap_servers,
+            names,
             client_id=f"{self.client_id}-admin",
+            partitions=partitions,
+            replication_factor=replication_factor,
             request_timeout_ms=self._request_timeout_ms,
+            start_timeout=self.start_timeout,
+            stop_timeout=self.stop_timeout,
         )
-        try:
-            async with asyncio.timeout(self.start_timeout):
-                await admin.start()
-                missing = sorted(set(names) - set(await admin.list_topics()))
-                if not missing:
-                    return []
-                response = await admin.create_topics(
-                    [NewTopic(name, partitions, replication_factor) for name in missing],
-                    timeout_ms=self._request_timeout_ms,
-                )
-        except TimeoutError as exc:
-            raise KafkaUnavailable(f"could not create topics within {self.start_timeout:.1f}s") from exc
-        except kafka_errors.KafkaError as exc:
-            raise KafkaUnavailable(f"could not create topics: {exc}") from exc
-        finally:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(self.stop_timeout):
-                    await admin.close()
-        created = []
-        for topic, code, *_ in response.topic_errors:
-            error = kafka_errors.for_code(code)
-            if error is kafka_errors.NoError:
-                created.append(topic)
-            elif error is not kafka_errors.TopicAlreadyExistsError:  # a concurrent creator won
-                raise DeliveryFailed(f"creating topic {topic!r} failed: {error.__name__}")
-        if created:
-            logger.debug("created Kafka topics %s (%d partitions)", ", ".join(created), partitions)
-        return created
 
     # -- producer lifecycle ------------------------------------------------------------------
 
-    async def _current(self) -> _Generation:
+    async def _current(self) -> ProducerGeneration:
         async with self._producer_lock:
             if self._generation is not None:
                 return self._generation
             if not self._started:
                 raise KafkaUnavailable("the Kafka sink is not started")
-            generation = _Generation(AIOKafkaProducer(**self._producer_config))
+            generation = ProducerGeneration(AIOKafkaProducer(**self._producer_config))
             try:
                 async with asyncio.timeout(self.start_timeout):
                     await generation.producer.start()
@@ -362,7 +325,7 @@ class KafkaSink:
             logger.info("Kafka producer %s connected to %s", self.client_id, self.bootstrap_servers)
             return generation
 
-    async def _discard(self, generation: _Generation, *, reason: BaseException) -> None:
+    async def _discard(self, generation: ProducerGeneration, reason: BaseException) -> None:
         async with self._producer_lock:
             if self._generation is not generation:
                 return  # discarded already (another of its batches, or stop())
@@ -374,7 +337,7 @@ class KafkaSink:
         )
         await self._close(generation)
 
-    async def _close(self, generation: _Generation) -> None:
+    async def _close(self, generation: ProducerGeneration) -> None:
         """Closes a producer, bounded by ``stop_timeout``.
 
         With nothing unacknowledged, aiokafka's own ``stop()``. Otherwise (and when
@@ -397,104 +360,3 @@ class KafkaSink:
             future.set_exception(DeliveryFailed("producer closed before Kafka acknowledged"))
             future.exception()  # read here: the batch that waited for it may be gone
         await force_close_producer(producer, step_timeout=self.stop_timeout)
-
-
-class HandedOver:
-    """Records handed to the producer; :meth:`outcomes` waits for Kafka's answers."""
-
-    def __init__(
-        self,
-        sink: KafkaSink,
-        generation: _Generation | None,
-        deadline: float,
-        outcomes: Sequence[Delivered | DeliveryError | None],
-        in_flight: list[tuple[PartitionBatch, asyncio.Future[Any]]],
-        spans: BatchSpans | None,
-        refused: DeliveryError | None,
-        fatal: BaseException | None = None,
-    ) -> None:
-        self._sink = sink
-        self._generation = generation
-        self._deadline = deadline
-        self._outcomes: list[Delivered | DeliveryError | None] = list(outcomes)
-        self.in_flight = in_flight
-        self._spans = spans
-        self._fatal = fatal
-        #: Why the hand-over stopped early (None: every record was handed over or rejected).
-        self.refused = refused
-
-    @property
-    def complete(self) -> bool:
-        """Every record was handed over (or rejected for good): later records may follow."""
-        return self.refused is None
-
-    async def outcomes(self) -> list[Delivered | DeliveryError]:
-        """One outcome per record, read at one instant: all acknowledged, or the deadline.
-
-        So for each partition the delivered records are a prefix of what was handed over.
-        A timeout or a fatal error discards the producer (a new one is built on next use).
-        """
-        spans, generation, fatal = self._spans, self._generation, self._fatal
-        try:
-            if self.in_flight and not isinstance(fatal, TimeoutError):  # (the hand-over's deadline passed)
-                async with asyncio.timeout_at(self._deadline):
-                    await asyncio.wait([future for _, future in self.in_flight])
-        except TimeoutError:
-            fatal = TimeoutError()
-        except asyncio.CancelledError:
-            if spans is not None:
-                spans.failed_all(DeliveryFailed("cancelled"))
-                spans.end()
-            raise
-        # One instant: every future is either resolved now or counted as timed out.
-        for batch, future in self.in_flight:
-            for index, outcome in zip(batch.indices, self._sink._outcomes(batch, future), strict=True):
-                self._outcomes[index] = outcome
-                if not isinstance(outcome, Delivered | RecordRejected):
-                    # Even a retriable error: the producer gave up on a batch whose sequence
-                    # numbers later batches of that partition may now take, so a fresh producer
-                    # cuts those off before they overtake the resend (docs/delivery.md).
-                    fatal = fatal or outcome
-                if spans is not None:
-                    if isinstance(outcome, Delivered):
-                        spans.delivered(index)
-                    else:
-                        spans.failed(index, outcome)
-        if spans is not None:
-            spans.end()
-        if generation is not None:
-            if fatal is not None:  # (closing it fails and reads what is still unanswered)
-                await self._sink._discard(generation, reason=fatal)
-            generation.batches.discard(self)
-        not_sent = DeliveryFailed("not sent: an earlier record of this batch failed")
-        return [not_sent if outcome is None else outcome for outcome in self._outcomes]
-
-
-@dataclass(eq=False)
-class _Generation:
-    """One producer instance and the batches handed to it whose outcomes nobody read yet.
-
-    (Tracked per batch, not with a done-callback per send future: two callbacks a
-    record were ~10% of the sink's CPU.)
-    """
-
-    producer: Any  # AIOKafkaProducer (untyped)
-    batches: set[HandedOver] = field(default_factory=set)
-
-    def unacked(self) -> list[asyncio.Future[Any]]:
-        """Send futures (one per partition batch) Kafka has not answered yet."""
-        return [future for batch in self.batches for _, future in batch.in_flight if not future.done()]
-
-
-def _translate(exc: BaseException) -> DeliveryError:
-    if isinstance(exc, DeliveryError):
-        return exc
-    error: DeliveryError
-    if isinstance(exc, _REJECTED):
-        error = RecordRejected(f"Kafka rejected the record: {exc}")
-    else:
-        # Retriable Kafka errors keep the producer; anything else (fenced, out of order
-        # sequence, dead sender task, unknown exceptions) means it is no longer trusted.
-        error = DeliveryFailed(f"{type(exc).__name__}: {exc}", fatal=not getattr(exc, "retriable", False))
-    error.__cause__ = exc
-    return error
