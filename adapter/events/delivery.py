@@ -15,9 +15,8 @@ the batches in flight can reorder them).
 Records Kafka can never take (:class:`~adapter.events.kafka_sink.RecordRejected`)
 are moved to the spool's dead-letter table instead of blocking everything behind them.
 
-Logging is per state change ("Kafka unreachable since 12:00:01, 3412 events spooled,
-retrying in 2.0s"; "Kafka reachable again after 41s") plus one progress line per
-``progress_interval``, never a line per event.
+What operators hear (state, health, outage and progress lines) is
+:mod:`adapter.events.delivery_report`'s.
 """
 
 from __future__ import annotations
@@ -32,20 +31,19 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from functools import partial
 from types import TracebackType
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from adapter.lifecycle.supervisor import Supervisor
 from adapter.resilience.backoff import Backoff
 
-from .kafka_sink import Delivered, DeliveryError, DeliveryTimeout, KafkaUnavailable
+from .delivery_report import DeliveryReport, State
+from .kafka_outcomes import Delivered, DeliveryError
 from .records import OutboundRecord
 from .spool import EventSpool, SpoolClosed
 
 __all__ = ["DrainerMetrics", "RecordSink", "SpoolDrainer"]
 
 logger = logging.getLogger(__name__)
-
-State = Literal["idle", "delivering", "failing", "stopped"]
 
 
 class HandedOverBatch(Protocol):
@@ -126,19 +124,17 @@ class SpoolDrainer:
         self.linger = linger
         self._backoff = Backoff(backoff_initial, backoff_max, rng=rng)
         self._supervisor = supervisor or Supervisor()
-        self._on_health = on_health
         self._health_name = health_name
         self.stop_grace = stop_grace
         self.progress_interval = progress_interval
         self._clock = clock
+        self._report = DeliveryReport(
+            spool, progress_interval=progress_interval, clock=clock, on_health=on_health
+        )
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._drained = asyncio.Event()
-        self._state: State = "idle"
-        self._failing_since: float | None = None
         self._delivered = self._retried = self._dead_lettered = self._failed_rounds = 0
-        self._progress_at = 0.0
-        self._progress_delivered = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -147,7 +143,7 @@ class SpoolDrainer:
         if self._task is None:
             self._stopping.clear()
             self._drained.clear()
-            self._progress_at = self._clock()
+            self._report.started()
             self._task = self._supervisor.spawn(
                 "spool-drainer", self._run_until_stopped, health=self._health_name
             )
@@ -164,7 +160,7 @@ class SpoolDrainer:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._drained.wait(), grace)
         await self._supervisor.cancel(task)
-        self._state = "stopped"
+        self._report.state = "stopped"
         logger.info(
             "spool drainer stopped: %d delivered, %d still spooled (delivered on next start)",
             self._delivered,
@@ -184,11 +180,10 @@ class SpoolDrainer:
 
     @property
     def state(self) -> State:
-        return self._state
+        return self._report.state
 
     def metrics(self) -> DrainerMetrics:
         """Counters and gauges, for an exporter or a health check."""
-        since = self._failing_since
         return DrainerMetrics(
             delivered=self._delivered,
             retried=self._retried,
@@ -196,15 +191,14 @@ class SpoolDrainer:
             failed_rounds=self._failed_rounds,
             spool_depth=self._spool.depth,
             oldest_pending_age=self._spool.oldest_pending_age,
-            state=self._state,
-            failing_for=0.0 if since is None else max(0.0, self._clock() - since),
+            state=self._report.state,
+            failing_for=self._report.failing_for(),
         )
 
     # -- the loop ----------------------------------------------------------------------------
 
     async def _run_until_stopped(self) -> None:
-        if self._on_health is not None and self._state != "failing":
-            self._on_health(True, "")  # (re)started: serving until Kafka says otherwise
+        self._report.serving()
         await self._run()
         if not self._stopping.is_set():  # the loop only returns when asked to stop
             raise RuntimeError("the delivery loop ended while the drainer runs")
@@ -213,7 +207,7 @@ class SpoolDrainer:
 
     async def _run(self) -> None:
         while True:
-            if self._stopping.is_set() and (self._state == "failing" or self._spool.depth == 0):
+            if self._stopping.is_set() and (self._report.state == "failing" or self._spool.depth == 0):
                 return  # stopping: leave once empty, or at once while Kafka is failing
             if not await self._wait_for_records():
                 continue
@@ -229,22 +223,21 @@ class SpoolDrainer:
                 failed = None
             if failed == []:
                 self._backoff.reset()
-                self._recovered()
-                self._maybe_log_progress()
+                self._report.recovered(self._delivered)
+                self._report.progress(self._delivered)
                 continue
             delay = self._backoff.next()
             self._failed_rounds += 1
             if failed:
-                self._failing(failed[0], delay, round_started)
+                self._report.failing(failed[0], delay, round_started)
             if await _wait(self._stopping, delay):
                 return  # stop requested while Kafka is failing: nothing more to drain now
 
     async def _wait_for_records(self) -> bool:
         if self._spool.depth > 0:
             return True
-        if self._state != "failing":
-            self._state = "idle"
-        self._maybe_log_progress()
+        self._report.idle()
+        self._report.progress(self._delivered)
         records = asyncio.create_task(self._spool.wait_for_records(self.progress_interval))
         stopping = asyncio.create_task(self._stopping.wait())
         try:
@@ -281,8 +274,7 @@ class SpoolDrainer:
                     entries = await self._spool.pending(self.batch_size, after=after)
                     if entries:
                         after = entries[-1][0]
-                        if self._state != "failing":
-                            self._state = "delivering"
+                        self._report.delivering()
                         batch = await self._sink.hand_over([record for _, record in entries])
                         window.append(_InFlight(entries, asyncio.ensure_future(batch.outcomes())))
                         feeding = batch.complete
@@ -329,7 +321,7 @@ class SpoolDrainer:
                 failed += failures
                 if failed:
                     feeding = False
-                self._maybe_log_progress()
+                self._report.progress(self._delivered)
         finally:
             for item in window:  # only when the round broke: their records stay spooled
                 item.outcomes.cancel()
@@ -370,71 +362,6 @@ class SpoolDrainer:
             await self._spool.dead_letter([seq], str(error))
             self._dead_lettered += 1
 
-    # -- logging -----------------------------------------------------------------------------
-
-    def _failing(self, error: DeliveryError, delay: float, round_started: float) -> None:
-        now = self._clock()
-        what = "unreachable" if isinstance(error, KafkaUnavailable | DeliveryTimeout) else "failing"
-        if self._failing_since is None:
-            # "since" is when the failed round began: a timeout is noticed only at its end.
-            self._failing_since = round_started
-            self._state = "failing"
-            if self._on_health is not None:
-                self._on_health(False, f"Kafka {what}: {error}")
-            self._progress_at = now
-            logger.warning(
-                "Kafka %s since %s (%s), %d events spooled, retrying in %.1fs",
-                what,
-                _hms(round_started),
-                error,
-                self._spool.depth,
-                delay,
-            )
-        elif now - self._progress_at >= self.progress_interval:
-            self._progress_at = now
-            logger.warning(
-                "Kafka still %s since %s (%.0fs; %s), %d events spooled, oldest %.0fs old, retrying in %.1fs",
-                what,
-                _hms(self._failing_since),
-                now - self._failing_since,
-                error,
-                self._spool.depth,
-                self._spool.oldest_pending_age,
-                delay,
-            )
-
-    def _recovered(self) -> None:
-        if self._failing_since is not None:
-            logger.info(
-                "Kafka delivering again after %.0fs; %d events spooled, draining in order",
-                self._clock() - self._failing_since,
-                self._spool.depth,
-            )
-            self._failing_since = None
-            self._state = "delivering"
-            if self._on_health is not None:
-                self._on_health(True, "")
-            self._progress_at = self._clock()  # the next progress line is about the catch-up
-            self._progress_delivered = self._delivered
-
-    def _maybe_log_progress(self) -> None:
-        now = self._clock()
-        elapsed = now - self._progress_at
-        if elapsed < self.progress_interval:
-            return
-        sent = self._delivered - self._progress_delivered
-        if sent:
-            logger.info(
-                "delivered %d events in %.0fs (%.1f/s), %d spooled, oldest %.1fs old",
-                sent,
-                elapsed,
-                sent / elapsed,
-                self._spool.depth,
-                self._spool.oldest_pending_age,
-            )
-        self._progress_at = now
-        self._progress_delivered = self._delivered
-
 
 #: Unsettled batches a lingered partial batch may go out behind. The sink's producer has
 #: one request in flight per broker, one record batch per partition each: a second partial
@@ -464,7 +391,3 @@ async def _wait(event: asyncio.Event, delay: float) -> bool:
     except TimeoutError:
         return False
     return True
-
-
-def _hms(at: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(at))
