@@ -21,11 +21,9 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     HttpUrl,
     SecretStr,
@@ -40,14 +38,21 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-# Re-exported: the auth and resilience models live in their own modules.
+# Re-exported: the auth, resilience, events... models live in their own modules.
 from .auth import ApiKeyAuth as ApiKeyAuth
 from .auth import JwtAuth as JwtAuth
 from .auth import OAuth2AuthorizationCodeAuth as OAuth2AuthorizationCodeAuth
 from .auth import OAuth2ClientCredentialsAuth as OAuth2ClientCredentialsAuth
 from .auth import UpstreamAuth as UpstreamAuth
+from .base_model import FrozenModel as _Frozen
 from .base_url import without_duplicated_prefix
 from .coordination import CoordinationSettings as CoordinationSettings
+from .events import EventsSettings as EventsSettings
+from .events import KafkaSettings as KafkaSettings
+from .events import SpoolSettings as SpoolSettings
+from .events import WebhookSettings as WebhookSettings
+from .events import WebhookSourceSettings as WebhookSourceSettings
+from .events import WebSocketSourceSettings as WebSocketSourceSettings
 from .graphql import GraphQLSettings as GraphQLSettings
 from .resilience import ResilienceSettings as ResilienceSettings
 from .security import SecuritySettings as SecuritySettings
@@ -58,10 +63,6 @@ logger = logging.getLogger(__name__)
 ENV_PREFIX = "MESH_"
 _AUTH_TAGS = frozenset({"api_key", "oauth2_client_credentials", "oauth2_authorization_code", "jwt"})
 CONFIG_FILE_ENV = "MESH_CONFIG_FILE"
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class PaginationSettings(_Frozen):
@@ -191,165 +192,6 @@ class TelemetrySettings(_Frozen):
     ops_port: int = Field(default=9464, ge=0, le=65535)
     #: Serve the metrics on ``/metrics`` (off: the port still answers the probes).
     prometheus_enabled: bool = True
-
-
-class KafkaSettings(_Frozen):
-    """Where events go. ``KAFKA_BOOTSTRAP_SERVERS`` in the environment also sets
-    ``bootstrap_servers`` (and tells ``make run`` not to start a local broker)."""
-
-    bootstrap_servers: str = "127.0.0.1:9092"
-    client_id: str = "mesh-adapter"
-    #: Bound of one delivery attempt (aiokafka's request timeout).
-    request_timeout_seconds: float = Field(default=15.0, gt=0)
-    #: Bound of producer start/stop, which can hang when the broker is gone.
-    lifecycle_timeout_seconds: float = Field(default=10.0, gt=0)
-    #: Bound of a whole batch delivery (above the request timeout: it may retry inside).
-    delivery_timeout_seconds: float = Field(default=30.0, gt=0)
-    #: How long records wait, from the last hand-over, behind a batch in flight for a fuller
-    #: batch before they go out as a partial one (the drainer's linger; each batch is then
-    #: sent at once). Behind two or more unsettled batches, they wait for the oldest to settle.
-    linger_ms: int = Field(default=2, ge=0)
-    #: Records the drainer reads from the spool and hands to the producer at once.
-    batch_size: int = Field(default=500, ge=1)
-    #: Batches handed to the producer and not yet acknowledged, at most (1: wait for
-    #: each batch's acknowledgements before reading the next; docs/delivery.md).
-    max_in_flight_batches: int = Field(default=4, ge=1, le=64)
-    #: On shutdown, how long the drainer keeps emptying the spool into Kafka.
-    stop_grace_seconds: float = Field(default=5.0, ge=0)
-
-
-class SpoolSettings(_Frozen):
-    """The durable buffer between sources and Kafka."""
-
-    path: Path = Path("var/spool/events.db")
-    max_records: int = Field(default=100_000, ge=1)
-    max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
-    #: ``normal`` survives a process crash; ``full`` also survives power loss (slower).
-    synchronous: Literal["normal", "full"] = "normal"
-    #: How many recent CloudEvents ids are remembered to drop duplicates.
-    dedupe_window: int = Field(default=200_000, ge=0)
-
-
-class WebSocketSourceSettings(_Frozen):
-    """One vendor's WebSocket stream."""
-
-    enabled: bool = True
-    #: ``ws(s)://`` URL of the stream; empty = derived from the upstream's base_url.
-    url: str = ""
-    #: What to subscribe to (OpenFrame topics / OCTOSPINE events); empty = the
-    #: ``subscriptions`` the upstream's ``(websocket)`` option declares.
-    subscribe: list[str] = Field(default_factory=list)
-    #: Protocol-level ping period; a missing pong within ``stall_timeout_seconds`` is a stall.
-    ping_interval_seconds: float = Field(default=5.0, gt=0)
-    stall_timeout_seconds: float = Field(default=10.0, gt=0)
-    backoff_initial_seconds: float = Field(default=0.5, gt=0)
-    backoff_max_seconds: float = Field(default=30.0, gt=0)
-    #: A session that streamed this long makes the next reconnect start from
-    #: ``backoff_initial_seconds`` again.
-    backoff_reset_after_seconds: float = Field(default=30.0, ge=0)
-    #: Larger frames close the connection (protocol error 1009); it is reopened.
-    max_frame_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
-    #: Received frames waiting to be spooled, in bytes; when reached, the socket is
-    #: not read until they drain (TCP pushes back on the vendor).
-    max_queued_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
-    #: Read missed changes over REST after every reconnect.
-    backfill: bool = True
-    #: An event without a time (frames shaped ``{type, data}``) moves the watermark to
-    #: its receipt time minus this margin (the vendor's clock skew and send delay).
-    watermark_margin_seconds: float = Field(default=5.0, ge=0)
-
-
-class WebhookSourceSettings(_Frozen):
-    """How the deliveries of one upstream (declared by its ``(webhook)`` option) are
-    received and authenticated. Default deny: no secret or token, every delivery 503."""
-
-    enabled: bool = True
-    #: Route on the webhook server; empty = ``/webhooks/<upstream>``.
-    path: str = ""
-    #: ``signature``: the vendor's declared keyed-hash signature with ``secrets``;
-    #: ``token``: a static header (``token_header: token_scheme <token>``) equal to
-    #: one of ``tokens``, compared in constant time (vendors whose webhooks carry
-    #: configured headers and no secret). ``None``: ``signature`` when the upstream
-    #: declares one, else ``token``.
-    auth: Literal["signature", "token"] | None = None
-    #: Active signing secrets (several during a rotation).
-    secrets: list[SecretStr] = Field(default_factory=list)
-    token_header: str = "Authorization"
-    #: Word before the token in the header ("" = the header is the bare token).
-    token_scheme: str = "Bearer"
-    #: Accepted tokens (several during a rotation).
-    tokens: list[SecretStr] = Field(default_factory=list)
-    #: Accepted distance between the delivery's time and now (replay window).
-    tolerance_seconds: float = Field(default=300.0, gt=0)
-    #: Deliveries without a time field (the documented ``{event, data}`` body) are
-    #: refused unless this is false; they are then protected from replay by their
-    #: delivery id (body id, id header, else the body's SHA-256), remembered in the
-    #: spool for ``replay_window_seconds``.
-    require_timestamp: bool = True
-    replay_window_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)
-
-
-_MOVED_WEBHOOK_KEYS = ("secrets", "path", "tolerance_seconds")
-
-
-class WebhookSettings(_Frozen):
-    """The HTTP server receiving vendors' webhooks; one route per upstream in ``sources``."""
-
-    enabled: bool = True
-    host: str = "127.0.0.1"
-    port: int = Field(default=8090, ge=0, le=65535)
-    #: Share the port with the other workers of this host (set by the ``workers`` supervisor).
-    reuse_port: bool = False
-    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
-    #: Deliveries handled at once; more wait their turn (bodies buffered at most
-    #: ``max_concurrent_deliveries * max_body_bytes``).
-    max_concurrent_deliveries: int = Field(default=32, ge=1)
-    #: Per upstream name; an upstream that declares webhooks and has no entry gets
-    #: the defaults (and no secret: its deliveries get 503).
-    sources: dict[str, WebhookSourceSettings] = Field(default_factory=dict)
-    #: Serve HTTPS with this certificate (re-read when the files change, every 2 s).
-    #: Vendors rarely present client certificates: ``client_auth = "none"`` then.
-    tls: TlsSettings | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _moved_keys(cls, values: Any) -> Any:
-        """The single-vendor keys of earlier versions name where they went."""
-        if isinstance(values, dict):
-            moved = [k for k in _MOVED_WEBHOOK_KEYS if k in values]
-            if moved:
-                raise ValueError(
-                    f"{', '.join(moved)} moved to events.webhook.sources.<upstream>."
-                    f"{moved[0]} (e.g. MESH_EVENTS__WEBHOOK__SOURCES__OCTOSPINE__{moved[0].upper()})"
-                )
-        return values
-
-
-class EventsSettings(_Frozen):
-    """WebSocket and webhook events fanned out onto Kafka."""
-
-    enabled: bool = True
-    kafka: KafkaSettings = KafkaSettings()
-    spool: SpoolSettings = SpoolSettings()
-    #: Prepended to every topic name, e.g. ``prod.``.
-    topic_prefix: str = ""
-    #: Default topic name (from the protos) -> name to use instead.
-    topic_renames: dict[str, str] = Field(default_factory=dict)
-    #: Default topic name -> further topics that receive the same events (fan-out),
-    #: e.g. ``{"openframe.security_events": ["siem.inbound"]}``.
-    extra_topics: dict[str, list[str]] = Field(default_factory=dict)
-    #: Topics whose record values are JSON instead of protobuf.
-    json_topics: list[str] = Field(default_factory=list)
-    dead_letter_topic: str = "meshadapter.deadletter"
-    #: Vendor payloads nesting objects/arrays deeper than this are dead-lettered
-    #: before any message is built from them.
-    max_payload_depth: int = Field(default=64, ge=1, le=1000)
-    #: Per upstream name (``openframe``, ``octospine``); an upstream that declares a
-    #: stream and has no entry gets the defaults.
-    websockets: dict[str, WebSocketSourceSettings] = Field(default_factory=dict)
-    webhook: WebhookSettings = WebhookSettings()
-    #: Replicas sharing the streams through a Kafka consumer group (docs/scaling.md).
-    coordination: CoordinationSettings = CoordinationSettings()
 
 
 class DescriptorSettings(_Frozen):
