@@ -55,11 +55,12 @@ from adapter.upstream.errors import CallDeadlineExceeded, UpstreamError
 
 from .backfill import Backfiller
 from .declarations import StreamDeclaration
-from .encoding import VendorEvent, envelope_problem
+from .encoding import VendorEvent
 from .fencing import PublishFence, StreamFenced
 from .frame_queue import FrameQueue, ReceivedFrame
 from .intake import EventIntake
 from .watermarks import Watermarks
+from .websocket_frames import FrameReader
 
 __all__ = ["FrameQueue", "ReceivedFrame", "StreamState", "SubscriptionNotAcknowledged", "WebSocketSource"]
 
@@ -123,6 +124,7 @@ class WebSocketSource:
         self.state = StreamState.IDLE
         self.failure = ""
         self.counts: Counter[str] = Counter()
+        self._frames = FrameReader(stream, self.counts)
         #: Set each time the stream reaches STREAMING (tests and health wait on it).
         self.streaming = asyncio.Event()
         self._subscriptions = list(settings.subscribe or stream.subscriptions)
@@ -284,7 +286,7 @@ class WebSocketSource:
                 events: list[VendorEvent] = []
                 received: list[float] = []
                 for frame in frames:
-                    event = self._parse(frame.data)
+                    event = self._frames.parse(frame.data)
                     if event is not None:
                         events.append(event)
                         received.append(frame.received_at)
@@ -322,17 +324,10 @@ class WebSocketSource:
     async def _read(self, ws: ClientConnection, queue: FrameQueue, acknowledged: asyncio.Event) -> None:
         async for frame in ws:
             self.counts["frames"] += 1
-            if not acknowledged.is_set() and self._is_acknowledgement(frame):
+            if not acknowledged.is_set() and self._frames.is_acknowledgement(frame):
                 acknowledged.set()
             await queue.put(ReceivedFrame(frame, time.time()))  # waits when processing lags
             self.queued_bytes = queue.bytes
-
-    def _is_acknowledgement(self, frame: str | bytes) -> bool:
-        try:
-            doc = orjson.loads(frame)
-        except orjson.JSONDecodeError:
-            return False
-        return isinstance(doc, dict) and doc.get(self.stream.frame.type_field) == self.stream.subscribed_type
 
     async def _accept(self, events: list[VendorEvent], received: list[float] | None = None) -> None:
         """Spools ``events`` and moves the watermark past them (``received``: their
@@ -353,56 +348,6 @@ class WebSocketSource:
                 moment = dt.datetime.fromtimestamp(received[index], dt.UTC) - self._margin
                 self._watermarks.advance_to(self.stream.source, moment, ceiling=ceiling)
         self._watermarks.flush()
-
-    def _parse(self, frame: str | bytes) -> VendorEvent | None:
-        """The frame as an event (one the intake dead-letters when it is unreadable),
-        or None for control frames. Never raises."""
-        raw = frame.encode("utf-8", "surrogateescape") if isinstance(frame, str) else frame
-        try:
-            return self._envelope(raw)
-        except Exception as exc:  # a frame is the vendor's (or a third party's) input
-            self.counts["unknown"] += 1
-            return self._malformed(raw, f"unreadable frame ({type(exc).__name__}: {exc})"[:500])
-
-    def _malformed(self, raw: bytes, why: str) -> VendorEvent:
-        return VendorEvent(source=self.stream.source, type="", raw=raw, channel="websocket", malformed=why)
-
-    def _envelope(self, raw: bytes) -> VendorEvent | None:
-        names = self.stream.frame
-        try:
-            doc = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            self.counts["unknown"] += 1
-            return self._malformed(raw, f"frame is not JSON ({exc})")
-        kind = doc.get(names.type_field) if isinstance(doc, dict) else None
-        if not isinstance(kind, str) or not kind:
-            self.counts["unknown"] += 1
-            return self._malformed(raw, f"frame is not a JSON object with a string {names.type_field!r}")
-        if kind in self.stream.control_types:
-            self.counts[f"control.{kind}"] += 1
-            if kind == self.stream.error_type:
-                logger.warning("%s stream error frame: %.500s", self.stream.source, raw)
-            return None
-        envelope = {
-            names.type_field: kind,
-            names.id_field: doc.get(names.id_field),
-            names.action_field: doc.get(names.action_field),
-            names.time_field: doc.get(names.time_field),
-        }
-        problem = envelope_problem(envelope)
-        if problem:
-            self.counts["unknown"] += 1
-            return self._malformed(raw, problem)
-        return VendorEvent(
-            source=self.stream.source,
-            type=kind,
-            id=str(envelope[names.id_field] or ""),
-            action=str(envelope[names.action_field] or ""),
-            timestamp=str(envelope[names.time_field] or ""),
-            data=doc.get(names.data_field),
-            channel="websocket",
-            raw=raw,
-        )
 
 
 async def _next(queue: FrameQueue, reader: asyncio.Task[None]) -> ReceivedFrame:

@@ -16,7 +16,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-from pathlib import Path
+from collections import Counter
 from typing import Any
 
 import orjson
@@ -26,16 +26,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from adapter.auth.api_key import ApiKeyCredentials
-from adapter.config.settings import EventsSettings, WebSocketSourceSettings
+from adapter.config.settings import EventsSettings
 from adapter.descriptors.wire_names import wire_name
 from adapter.events.declarations import SignatureScheme
 from adapter.events.encoding import EventEncoder, UnroutableEventError, VendorEvent
 from adapter.events.routing import EventRouter, load_event_routes
-from adapter.events.watermarks import WatermarkStore
 from adapter.events.webhook_auth import SignatureCheck, TokenCheck
 from adapter.events.webhook_verifier import WebhookRejectedError, WebhookVerifier
-from adapter.events.websocket_source import WebSocketSource
+from adapter.events.websocket_frames import FrameReader
 from adapter.telemetry.redaction import redact_raw_json
 from adapter.transcoding.json_codec import JsonCodec
 from tests.events.mesh_fixtures import declared
@@ -191,9 +189,8 @@ def test_encoder_raises_only_unroutable_and_its_records_parse_back(event: Vendor
 @given(raw=st.one_of(st.binary(max_size=300), payloads.map(_json_bytes)))
 def test_frame_parsing_never_raises(raw: bytes) -> None:
     tried("events.websocket_frame")
-    frame_source = _source()
     for frame in (raw, raw.decode("utf-8", "replace")):
-        event = frame_source._parse(frame)
+        event = FRAMES.parse(frame)
         if event is not None:
             ENCODER.records(event) if not event.malformed else None
             ENCODER.dead_letter(
@@ -201,23 +198,7 @@ def test_frame_parsing_never_raises(raw: bytes) -> None:
             )
 
 
-_SOURCE: list[WebSocketSource] = []
-
-
-def _source() -> WebSocketSource:
-    """A source that never connects: only its frame parser is exercised."""
-    if not _SOURCE:
-        _SOURCE.append(
-            WebSocketSource(
-                declared().streams["openframe"],
-                WebSocketSourceSettings(),
-                url="ws://127.0.0.1:9/never",
-                credentials=ApiKeyCredentials(api_key=SecretStr("k")),
-                intake=None,  # type: ignore[arg-type]
-                watermarks=WatermarkStore(Path("/nonexistent/watermarks.json")),
-            )
-        )
-    return _SOURCE[0]
+FRAMES = FrameReader(declared().streams["openframe"], Counter())
 
 
 OCTOSPINE_SIGNATURE = declared().webhooks["octospine"].signature
