@@ -160,7 +160,7 @@ class SpoolDrainer:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._drained.wait(), grace)
         await self._supervisor.cancel(task)
-        self._report.state = "stopped"
+        self._report.stopped()
         logger.info(
             "spool drainer stopped: %d delivered, %d still spooled (delivered on next start)",
             self._delivered,

@@ -71,6 +71,9 @@ class DeliveryReport:
         if self.state != "failing":
             self.state = "delivering"
 
+    def stopped(self) -> None:
+        self.state = "stopped"
+
     def failing_for(self) -> float:
         """Seconds since the current outage began; 0.0 when healthy."""
         since = self.failing_since

@@ -35,6 +35,7 @@ class HandedOver:
         self,
         discard: Callable[[ProducerGeneration, BaseException], Awaitable[None]],
         generation: ProducerGeneration | None,
+        *,
         deadline: float,
         delivery_timeout: float,
         outcomes: Sequence[Delivered | DeliveryError | None],

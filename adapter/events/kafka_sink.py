@@ -204,7 +204,14 @@ class KafkaSink:
             generation = await self._current()
         except KafkaUnavailable as exc:
             return HandedOver(
-                self._discard, None, deadline, self.delivery_timeout, [exc] * len(records), [], None, exc
+                self._discard,
+                None,
+                deadline=deadline,
+                delivery_timeout=self.delivery_timeout,
+                outcomes=[exc] * len(records),
+                in_flight=[],
+                spans=None,
+                refused=exc,
             )
         producer = generation.producer
         outcomes: list[Delivered | DeliveryError | None] = [None] * len(records)
@@ -274,13 +281,13 @@ class KafkaSink:
         handed = HandedOver(
             self._discard,
             generation,
-            deadline,
-            self.delivery_timeout,
-            outcomes,
-            in_flight,
-            spans,
-            refused,
-            fatal,
+            deadline=deadline,
+            delivery_timeout=self.delivery_timeout,
+            outcomes=outcomes,
+            in_flight=in_flight,
+            spans=spans,
+            refused=refused,
+            fatal=fatal,
         )
         generation.batches.add(handed)
         return handed

@@ -84,3 +84,5 @@ def test_progress_counts_what_was_delivered_since_the_last_line(caplog: pytest.L
     assert lines(caplog)[-1].startswith("delivered 30 events in 30s (1.0/s)")
     r.idle()
     assert r.state == "idle"
+    r.stopped()
+    assert str(r.state) == "stopped"
