@@ -18,6 +18,7 @@ BENCHES = [
     "caller_security",
     "graphql_overview",
     "intake_tracing",
+    "span_cost",
     "spool_throughput",
     "peer",
 ]

@@ -29,6 +29,7 @@ from opentelemetry.metrics import Histogram, MeterProvider
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 
 from .after_reply import after_reply
+from .lean_tracer import LeanTracer
 
 __all__ = ["RPC_SERVER_DURATION", "RpcCall", "RpcSpans", "rpc_duration_histogram", "skip_self_traced"]
 
@@ -89,7 +90,7 @@ class RpcSpans:
         method_path: str,
         meter_provider: MeterProvider | None = None,
     ) -> None:
-        self._tracer = trace.get_tracer("adapter.server", tracer_provider=tracer_provider)
+        self._tracer = LeanTracer(tracer_provider, "adapter.server")
         self._name = method_path
         service, _, method = method_path.lstrip("/").partition("/")
         self._attributes = {RPC_SYSTEM: "grpc", RPC_SERVICE: service, RPC_METHOD: method}

@@ -21,6 +21,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 
 from .after_reply import after_reply
+from .lean_tracer import LeanTracer
 
 __all__ = ["HTTP_CLIENT_DURATION", "UpstreamExchange", "UpstreamSpans"]
 
@@ -57,7 +58,7 @@ class UpstreamSpans:
         upstream: str = "",
         meter_provider: MeterProvider | None = None,
     ) -> None:
-        self._tracer = trace.get_tracer("adapter.upstream", tracer_provider=tracer_provider)
+        self._tracer = LeanTracer(tracer_provider, "adapter.upstream")
         self._address = origin.hostname or ""
         self._port = origin.port or {"http": 80, "https": 443}.get(origin.scheme, 0)
         self._upstream = upstream

@@ -24,6 +24,7 @@ LEVELS = (1, 16, 64)
 EXPECTED_ROWS = {
     "codec": ["decode 1 alert", "encode 1 alert", "decode 50-alert page", "encode 50-alert page"],
     "intake_tracing": ["tracing off", "one span per event"],
+    "span_cost": ["SDK spans (Tracer.start_span)", "lean spans (LeanTracer)"],
     "graphql_overview": ["GraphQL: GetPipelineOverview", "REST: Get + ListTasks + ListAutos"],
     "adapter_vs_direct": [
         "direct httpx -> upstream",

@@ -1,0 +1,231 @@
+"""The per-call spans (an RPC's SERVER span, an upstream request's CLIENT span)
+made without the SDK's ``Span`` class, and handed to the SDK's own pipeline.
+
+Written by hand because of what the SDK's span costs on the call path: a call's
+two spans cost ~165 µs of CPU with ``opentelemetry.sdk.trace.Span`` and ~70 with
+this one (``bench/span_cost.py``, a tight loop; in the running adapter a call's
+CPU fell by ~9%). The SDK's span builds bounded attribute maps and lists with a
+lock each, cleans every attribute value through abstract-base-class checks, and
+copies itself into a ``ReadableSpan`` at the end.
+This span keeps what those spans need and nothing else, and uses the SDK
+everywhere the result is decided or leaves the process: the provider's sampler
+(``OTEL_TRACES_SAMPLER`` and parent-based sampling hold), its id generator, its
+resource, and its span processors, which receive an SDK ``ReadableSpan``
+(batching and every exporter unchanged). It implements the whole
+``opentelemetry.trace.Span`` API, so code that finds it as the current span can
+use it like any other.
+
+Not kept, on purpose: the span limits (these spans carry a fixed, small set of
+attributes the adapter itself sets; values of other types than str, bool, int
+and float are cleaned as the SDK cleans them) and the SDK's own experimental
+hooks (``_on_ending``, span metrics behind
+``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED``; with that variable set, or with
+anything but an SDK provider, the SDK's tracer makes these spans as before).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace import Tracer as SdkTracer
+from opentelemetry.sdk.trace.sampling import Decision
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TracerProvider
+from opentelemetry.util import types
+
+__all__ = ["LeanTracer"]
+
+logger = logging.getLogger(__name__)
+
+_PLAIN = (str, bool, int, float)
+_UNSET = Status(StatusCode.UNSET)
+
+
+def _clean(value: Any) -> Any:
+    """``value`` as the SDK would store it (sequences as tuples, other types as
+    strings or dropped): the rare path, so the SDK's own cleaning does it."""
+    return BoundedAttributes(None, {"v": value}).get("v")
+
+
+class LeanTracer:
+    """Starts lean spans for one instrumentation scope; falls back to the
+    provider's own tracer where the lean span would not be equivalent."""
+
+    def __init__(self, tracer_provider: TracerProvider | None, name: str) -> None:
+        self._tracer = trace.get_tracer(name, tracer_provider=tracer_provider)
+        sdk = self._tracer if isinstance(self._tracer, SdkTracer) else None
+        internal_metrics = os.environ.get("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "").strip().lower()
+        self._sdk = sdk if internal_metrics != "true" else None
+        if sdk is not None:
+            self._sampler = sdk.sampler
+            self._ids = sdk.id_generator
+            self._resource = sdk.resource
+            self._processor: SpanProcessor = sdk.span_processor
+            self._scope = InstrumentationScope(name, "")  # as the SDK's get_tracer names it
+
+    def start_span(
+        self,
+        name: str,
+        context: Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> trace.Span:
+        """A started span, a child of ``context``'s span (else the current one)."""
+        if self._sdk is None:
+            return self._tracer.start_span(name, context=context, kind=kind, attributes=attributes)
+        current = trace.get_current_span(context).get_span_context()
+        parent = current if current.is_valid else None
+        if parent is not None:
+            trace_id = parent.trace_id
+            random_id = parent.trace_flags.random_trace_id
+        else:
+            trace_id = self._ids.generate_trace_id()
+            random_id = self._ids.is_trace_id_random()
+        sampling = self._sampler.should_sample(context, trace_id, name, kind, attributes, ())
+        flags = TraceFlags.SAMPLED if sampling.decision is Decision.RECORD_AND_SAMPLE else TraceFlags.DEFAULT
+        if random_id:
+            flags |= TraceFlags.RANDOM_TRACE_ID
+        span_context = SpanContext(
+            trace_id,
+            self._ids.generate_span_id(),
+            is_remote=False,
+            trace_flags=TraceFlags(flags),
+            trace_state=sampling.trace_state,
+        )
+        if sampling.decision is Decision.DROP:
+            return trace.NonRecordingSpan(span_context)
+        span = LeanSpan(self, name, span_context, parent, kind, dict(sampling.attributes or {}))
+        self._processor.on_start(span, parent_context=context)  # type: ignore[arg-type]
+        return span
+
+    def _finished(self, span: ReadableSpan) -> None:
+        self._processor.on_end(span)
+
+
+class LeanSpan(trace.Span):
+    """A recording span: plain dicts and lists until it ends, then one SDK
+    ``ReadableSpan`` for the span processors."""
+
+    def __init__(
+        self,
+        tracer: LeanTracer,
+        name: str,
+        context: SpanContext,
+        parent: SpanContext | None,
+        kind: SpanKind,
+        attributes: dict[str, Any],
+    ) -> None:
+        self._tracer = tracer
+        self._name = name
+        self._context = context
+        self._parent = parent
+        self._kind = kind
+        self._attributes = attributes
+        self._events: list[Event] = []
+        self._links: list[Link] = []
+        self._status = _UNSET
+        self._start = time.time_ns()
+        self._end: int | None = None
+        for key, value in attributes.items():
+            if type(value) not in _PLAIN:
+                attributes[key] = _clean(value)
+
+    def end(self, end_time: int | None = None) -> None:
+        if self._end is not None:
+            logger.warning("Calling end() on an ended span.")
+            return
+        self._end = end_time if end_time is not None else time.time_ns()
+        tracer = self._tracer
+        tracer._finished(
+            ReadableSpan(
+                name=self._name,
+                context=self._context,
+                parent=self._parent,
+                resource=tracer._resource,
+                attributes=self._attributes,
+                events=tuple(self._events),
+                links=tuple(self._links),
+                kind=self._kind,
+                status=self._status,
+                start_time=self._start,
+                end_time=self._end,
+                instrumentation_scope=tracer._scope,
+            )
+        )
+
+    def get_span_context(self) -> SpanContext:
+        return self._context
+
+    def is_recording(self) -> bool:
+        return self._end is None
+
+    def set_attributes(self, attributes: Mapping[str, types.AnyValue]) -> None:
+        for key, value in attributes.items():
+            self.set_attribute(key, value)
+
+    def set_attribute(self, key: str, value: types.AnyValue) -> None:
+        if self._end is not None:
+            logger.warning("Setting attribute on ended span.")
+            return
+        if not key or not isinstance(key, str):
+            logger.warning("invalid key `%s`. must be non-empty string. Dropping key from attributes.", key)
+            return
+        self._attributes[key] = value if type(value) in _PLAIN else _clean(value)
+
+    def add_event(self, name: str, attributes: types.Attributes = None, timestamp: int | None = None) -> None:
+        if self._end is None:
+            self._events.append(Event(name, BoundedAttributes(None, attributes, immutable=True), timestamp))
+
+    def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
+        if self._end is None and (context.is_valid or attributes):
+            self._links.append(Link(context, BoundedAttributes(None, attributes, immutable=True)))
+
+    def update_name(self, name: str) -> None:
+        if self._end is None:
+            self._name = name
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        # The SDK's rules: OK is final, UNSET is never set.
+        if self._end is not None or self._status.status_code is StatusCode.OK:
+            return
+        if isinstance(status, StatusCode):
+            status = Status(status, description)
+        if status.status_code is not StatusCode.UNSET:
+            self._status = status
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: types.Attributes = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        module = type(exception).__module__
+        qualname = type(exception).__qualname__
+        event: dict[str, types.AnyValue] = {
+            "exception.type": f"{module}.{qualname}" if module and module != "builtins" else qualname,
+            "exception.message": str(exception),
+            "exception.stacktrace": "".join(traceback.format_exception(exception)),
+            "exception.escaped": str(escaped),
+        }
+        event.update(attributes or {})
+        self.add_event("exception", event, timestamp)
+
+    def __exit__(self, exc_type: Any, exc_val: BaseException | None, exc_tb: Any) -> None:
+        # As the SDK's span does when used as a context manager.
+        if exc_val is not None and self.is_recording():
+            self.record_exception(exc_val, escaped=True)
+            self.set_status(Status(StatusCode.ERROR, f"{type(exc_val).__name__}: {exc_val}"))
+        super().__exit__(exc_type, exc_val, exc_tb)
+
+    def __repr__(self) -> str:
+        return f'LeanSpan(name="{self._name}", context={self._context})'

@@ -1,0 +1,213 @@
+"""The lean per-call spans against the SDK's own: made with the same inputs, the
+span processors must receive the same span (ids aside), the provider's sampler
+must decide, and the official OTLP encoder and ours must agree on it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from opentelemetry import context, trace
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    NoOpTracerProvider,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+)
+
+from adapter.telemetry.lean_tracer import LeanSpan, LeanTracer
+from adapter.telemetry.otlp_wire import encode_trace_request
+
+REMOTE = SpanContext(
+    0x0AF7651916CD43DD8448EB211C80319C,
+    0xB7AD6B7169203331,
+    is_remote=True,
+    trace_flags=TraceFlags(1),
+    trace_state=TraceState([("vendor", "x1")]),
+)
+ATTRIBUTES = {"rpc.system": "grpc", "rpc.service": "openframe.v1.DeviceService", "rpc.method": "GetDevice"}
+
+
+def recorded(**options: Any) -> tuple[TracerProvider, InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "mesh-adapter"}), **options)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider, exporter
+
+
+def comparable(span: ReadableSpan) -> dict[str, Any]:
+    """Everything a processor or exporter reads, but the span's own ids and times."""
+    return {
+        "name": span.name,
+        "kind": span.kind,
+        "trace_flags": span.context.trace_flags,
+        "trace_state": span.context.trace_state,
+        "is_remote": span.context.is_remote,
+        "parent": span.parent,
+        "attributes": dict(span.attributes or {}),
+        "status": (span.status.status_code, span.status.description),
+        "events": [(e.name, dict(e.attributes or {})) for e in span.events],
+        "links": [(link.context, dict(link.attributes or {})) for link in span.links],
+        "resource": span.resource,
+        "scope": span.instrumentation_scope,
+        "dropped": (span.dropped_attributes, span.dropped_events, span.dropped_links),
+        "timed": None not in (span.start_time, span.end_time) and span.start_time <= span.end_time,  # type: ignore[operator]
+    }
+
+
+def both(work: Callable[[Any], None], **options: Any) -> tuple[ReadableSpan, ReadableSpan]:
+    """``work(tracer)`` once with the SDK's tracer and once with the lean one."""
+    finished = []
+    for make in (lambda p: p.get_tracer("adapter.server"), lambda p: LeanTracer(p, "adapter.server")):
+        provider, exporter = recorded(**options)
+        work(make(provider))
+        [span] = exporter.get_finished_spans()
+        finished.append(span)
+    return finished[0], finished[1]
+
+
+def test_a_server_span_under_a_remote_parent_is_the_sdks() -> None:
+    def work(tracer: Any) -> None:
+        parent = trace.set_span_in_context(NonRecordingSpan(REMOTE))
+        span = tracer.start_span("/openframe.v1.DeviceService/GetDevice", parent, SpanKind.SERVER, ATTRIBUTES)
+        span.set_attribute("rpc.grpc.status_code", 14)
+        span.set_status(Status(StatusCode.ERROR, "UNAVAILABLE: upstream down"))
+        span.end()
+
+    sdk, lean = both(work)
+    assert comparable(lean) == comparable(sdk)
+    assert lean.parent == REMOTE and lean.context.trace_id == REMOTE.trace_id
+    assert lean.context.span_id != REMOTE.span_id
+
+
+def test_a_client_span_is_a_child_of_the_current_span() -> None:
+    provider, exporter = recorded()
+    tracer = LeanTracer(provider, "adapter.upstream")
+    server = tracer.start_span("server", kind=SpanKind.SERVER)
+    token = context.attach(trace.set_span_in_context(server))
+    try:
+        client = tracer.start_span("GET /v1/devices/{device_id}", kind=SpanKind.CLIENT)
+    finally:
+        context.detach(token)
+    client.end()
+    server.end()
+    finished_client, finished_server = exporter.get_finished_spans()
+    assert finished_client.parent == server.get_span_context()
+    assert finished_client.context.trace_id == finished_server.context.trace_id
+    assert finished_server.parent is None
+
+
+def test_events_exceptions_links_and_odd_values_are_the_sdks() -> None:
+    error = ValueError("bad value")
+
+    def work(tracer: Any) -> None:
+        span = tracer.start_span("work", attributes={"ports": [1, 2], "thing": object.__new__(Status)})
+        span.set_attributes({"names": ["a", "b"], "count": 3, "ratio": 0.5, "ok": True})
+        span.add_event("retry", {"attempt": 2}, timestamp=123)
+        span.add_link(REMOTE, {"why": "batch"})
+        span.add_link(trace.INVALID_SPAN_CONTEXT)  # not valid, no attributes: dropped by both
+        span.record_exception(error, {"extra": "x"}, timestamp=456)
+        span.update_name("renamed")
+        span.set_status(StatusCode.UNSET)  # ignored
+        span.set_status(StatusCode.OK, "fine")
+        span.set_status(StatusCode.ERROR, "too late: OK is final")
+        span.end()
+        span.set_attribute("after", "the end")  # ignored, as the SDK ignores it
+        span.end()  # a second end exports nothing
+
+    sdk, lean = both(work)
+    assert comparable(lean) == comparable(sdk)
+    assert lean.attributes is not None and lean.attributes["ports"] == (1, 2)
+    assert lean.status.status_code is StatusCode.OK
+
+
+def test_an_exception_leaving_the_span_is_recorded_as_the_sdk_records_it() -> None:
+    def work(tracer: Any) -> None:
+        with pytest.raises(KeyError), tracer.start_span("failing"):
+            raise KeyError("device")
+
+    sdk, lean = both(work)
+    assert comparable(lean) == comparable(sdk)
+    assert lean.status.status_code is StatusCode.ERROR
+    assert lean.events[0].name == "exception"
+
+
+def test_the_providers_sampler_decides() -> None:
+    provider, exporter = recorded(sampler=ALWAYS_OFF)
+    span = LeanTracer(provider, "adapter.server").start_span("dropped")
+    assert not span.is_recording() and not isinstance(span, LeanSpan)
+    assert span.get_span_context().is_valid and not span.get_span_context().trace_flags.sampled
+    span.end()
+
+    provider, exporter = recorded()  # parent-based: an unsampled caller is not recorded
+    unsampled = SpanContext(REMOTE.trace_id, REMOTE.span_id, is_remote=True, trace_flags=TraceFlags(0))
+    span = LeanTracer(provider, "adapter.server").start_span(
+        "child", trace.set_span_in_context(NonRecordingSpan(unsampled))
+    )
+    span.end()
+    assert not span.is_recording()
+    assert span.get_span_context().trace_id == REMOTE.trace_id
+    assert exporter.get_finished_spans() == ()
+
+
+def test_span_processors_see_the_start_and_may_add_attributes() -> None:
+    class Stamping(SpanProcessor):
+        def on_start(self, span: Any, parent_context: Any = None) -> None:
+            span.set_attribute("tenant", "acme")
+
+    provider, exporter = recorded()
+    provider.add_span_processor(Stamping())
+    span = LeanTracer(provider, "adapter.server").start_span("stamped")
+    span.end()
+    [finished] = exporter.get_finished_spans()
+    assert finished.attributes == {"tenant": "acme"}
+
+
+@pytest.mark.parametrize("disabled", [True, False])
+def test_without_an_sdk_provider_the_providers_own_tracer_makes_the_span(
+    monkeypatch: pytest.MonkeyPatch, disabled: bool
+) -> None:
+    if disabled:
+        monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+        provider: Any = TracerProvider()
+    else:
+        provider = NoOpTracerProvider()
+    span = LeanTracer(provider, "adapter.server").start_span("nothing", kind=SpanKind.SERVER)
+    assert not span.is_recording() and not isinstance(span, LeanSpan)
+
+
+def test_the_sdks_internal_span_metrics_keep_the_sdks_spans(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "true")
+    provider, exporter = recorded()
+    span = LeanTracer(provider, "adapter.server").start_span("counted")
+    assert span.is_recording() and not isinstance(span, LeanSpan)
+    span.end()
+    assert len(exporter.get_finished_spans()) == 1
+
+
+def test_both_encoders_agree_on_a_lean_span() -> None:
+    provider, exporter = recorded()
+    tracer = LeanTracer(provider, "adapter.server")
+    span = tracer.start_span(
+        "/openframe.v1.DeviceService/GetDevice",
+        trace.set_span_in_context(NonRecordingSpan(REMOTE)),
+        SpanKind.SERVER,
+        ATTRIBUTES,
+    )
+    span.add_event("retry", {"attempt": 2})
+    span.set_status(Status(StatusCode.ERROR, "INTERNAL: x"))
+    span.end()
+    spans = exporter.get_finished_spans()
+    assert ExportTraceServiceRequest.FromString(encode_trace_request(spans)) == encode_spans(spans)
