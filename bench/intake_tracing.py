@@ -1,7 +1,9 @@
 """What a span per received event costs: the intake's encode path (route, decode
 into the typed message, CloudEvents headers, traceparent) for a batch of vendor
 alert events, with tracing off, and with the SDK recording one span per event
-(batch exporter to a sink that drops them, as an OTLP exporter would ship them).
+(batch exporter to a sink that drops them, as an OTLP exporter would ship them),
+once with the SDK's own span and once with the lean span the intake makes
+(``adapter/telemetry/lean_tracer.py``).
 
     python -m bench.intake_tracing
 """
@@ -19,6 +21,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from adapter.config.settings import EventsSettings
 from adapter.events.encoding import EventEncoder, VendorEvent
 from adapter.events.routing import EventRouter, load_event_routes
+from adapter.telemetry.lean_tracer import LeanTracer
 from adapter.transcoding.json_codec import JsonCodec
 
 N = 1000 if os.environ.get("BENCH_SMOKE") == "1" else 20000
@@ -51,7 +54,7 @@ def _events() -> list[VendorEvent]:
     ]
 
 
-def _run(tracer: trace.Tracer, encoder: EventEncoder, events: list[VendorEvent]) -> float:
+def _run(tracer: trace.Tracer | LeanTracer, encoder: EventEncoder, events: list[VendorEvent]) -> float:
     started = time.perf_counter()
     for event in events:
         with tracer.start_as_current_span("receive openframe alert", kind=trace.SpanKind.CONSUMER):
@@ -66,11 +69,13 @@ def main() -> None:
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(_Drop(), max_queue_size=N))
     on = _run(provider.get_tracer(__name__), encoder, events)
+    lean = _run(LeanTracer(provider, __name__), encoder, events)
     provider.shutdown()
     print(f"{'intake encode path, ' + str(N) + ' alert events':<44} {'events/s':>9} {'us/event':>9}")
     print(f"{'tracing off':<44} {off:>9.0f} {1e6 / off:>9.1f}")
     print(f"{'one span per event (SDK, batch exporter)':<44} {on:>9.0f} {1e6 / on:>9.1f}")
-    print(f"span cost per event: {1e6 / on - 1e6 / off:.1f} us ({(off / on - 1) * 100:.0f}% slower)")
+    print(f"{'one span per event (lean, as the intake)':<44} {lean:>9.0f} {1e6 / lean:>9.1f}")
+    print(f"span cost per event: SDK {1e6 / on - 1e6 / off:.1f} us, lean {1e6 / lean - 1e6 / off:.1f} us")
 
 
 if __name__ == "__main__":

@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import orjson
-from opentelemetry import trace
 from opentelemetry.trace import SpanKind, TracerProvider
+
+from adapter.telemetry.lean_tracer import LeanTracer
 
 from .delivery_claims import DeliveryClaim
 from .encoding import EventEncoder, UnroutableEventError, VendorEvent
@@ -65,7 +66,7 @@ class EventIntake:
     ) -> None:
         self.encoder = encoder
         self._spool = spool
-        self._tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
+        self._tracer = LeanTracer(tracer_provider, __name__)
         self._retry_after = full_retry_after
         self.stats = IntakeStats()
 

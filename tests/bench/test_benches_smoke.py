@@ -14,6 +14,7 @@ import pytest
 
 from bench.__main__ import BENCHES
 from bench.peer import report
+from bench.peer.side_by_side import own_tree
 
 pytest_plugins = ["tests.events.kafka_fixtures"]
 
@@ -23,7 +24,7 @@ LEVELS = (1, 16, 64)
 # Row labels each bench's table must show.
 EXPECTED_ROWS = {
     "codec": ["decode 1 alert", "encode 1 alert", "decode 50-alert page", "encode 50-alert page"],
-    "intake_tracing": ["tracing off", "one span per event"],
+    "intake_tracing": ["tracing off", "one span per event (SDK", "one span per event (lean"],
     "span_cost": ["SDK spans (Tracer.start_span)", "lean spans (LeanTracer)"],
     "graphql_overview": ["GraphQL: GetPipelineOverview", "REST: Get + ListTasks + ListAutos"],
     "adapter_vs_direct": [
@@ -110,3 +111,28 @@ def test_peer_bench_smoke(kafka_bootstrap: str, tmp_path: Path) -> None:
     assert "events: spool+drainer / raw producer" in ratios
     chart = Path(re.search(r"^chart: (.+)$", out, re.M).group(1))  # type: ignore[union-attr]
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_each_side_imports_its_own_tree(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    (tree / "adapter").mkdir(parents=True)
+    (tree / "adapter" / "__init__.py").write_text("")
+    found = subprocess.run(
+        [sys.executable, "-c", "import adapter; print(adapter.__file__)"],
+        cwd=ROOT, env={**os.environ, **own_tree(tree)}, capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert found == str(tree / "adapter" / "__init__.py")
+
+
+@pytest.mark.timeout(900)  # the first run builds the Go programs and ghz (stamped after)
+def test_side_by_side_smoke() -> None:
+    argv = ["-m", "bench.peer.side_by_side", "--before", "HEAD", "--rounds", "1", "--seconds", "1"]
+    done = subprocess.run(
+        [sys.executable, *argv],
+        cwd=ROOT, capture_output=True, text=True, timeout=880, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr[-4000:]}"
+    assert re.search(
+        r"^round 1: before +\d+ req/s +\d+ us/call +after +\d+ req/s +\d+ us/call", done.stdout, re.M
+    )
+    assert re.search(r"after / before \d\.\d{3} \(rounds", done.stdout), done.stdout

@@ -211,3 +211,26 @@ def test_both_encoders_agree_on_a_lean_span() -> None:
     span.end()
     spans = exporter.get_finished_spans()
     assert ExportTraceServiceRequest.FromString(encode_trace_request(spans)) == encode_spans(spans)
+
+
+def test_a_current_span_for_a_block_is_the_sdks() -> None:
+    def work(tracer: Any) -> None:
+        attributes = {"messaging.system": "websocket", "messaging.operation.type": "receive"}
+        with (
+            pytest.raises(KeyError),
+            tracer.start_as_current_span(
+                "receive openframe alert", kind=SpanKind.CONSUMER, attributes=attributes
+            ) as span,
+        ):
+            assert trace.get_current_span() is span
+            span.set_attribute("meshadapter.dead_letter.reason", "UNROUTABLE")
+            raise KeyError("route")
+        assert trace.get_current_span() is not span
+
+    sdk, lean = both(work)
+    # The stack traces differ in the tracers' own frames only: compare their ends.
+    seen = [comparable(span) for span in (sdk, lean)]
+    ends = [str(c["events"][0][1].pop("exception.stacktrace")).splitlines()[-3:] for c in seen]
+    assert ends[0] == ends[1] and ends[0][-1] == "KeyError: 'route'"
+    assert seen[1] == seen[0]
+    assert lean.status.status_code is StatusCode.ERROR and lean.events[0].name == "exception"
