@@ -18,8 +18,9 @@ use it like any other.
 
 Not kept, on purpose: the span limits (these spans carry a fixed, small set of
 attributes the adapter itself sets; values of other types than str, bool, int
-and float are cleaned as the SDK cleans them) and the SDK's own experimental
-hooks (``_on_ending``, span metrics behind
+and float are cleaned as the SDK cleans them), a lock per span (each is used by
+the one task that made it), and the SDK's experimental hooks (``_on_ending``,
+the private tracer configurator, span metrics behind
 ``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED``; with that variable set, or with
 anything but an SDK provider, the SDK's tracer makes these spans as before).
 """

@@ -92,17 +92,21 @@ def check_identical(arms: dict[str, Started]) -> None:
     print(f"identical Device ({len(expected)} bytes) from: {'; '.join(arms)}", flush=True)
 
 
-def ghz(tools: Path, arm: Started, concurrency: int, seconds: float, cpu: int) -> report.Row:
-    def argv(duration: float) -> list[str]:
-        return pinned(cpu, [
-            str(tools / "ghz"), "--insecure", "--protoset", str(tools / "protos.pb"), "--call", METHOD,
-            "-d", '{"device_id":"dev_001"}', "-c", str(concurrency), "--connections", "1",
-            "-z", f"{duration}s", "--duration-stop", "ignore", "--cpus", "1", "-O", "json", arm.address,
-        ])  # fmt: skip
+def ghz_argv(tools: Path, address: str, concurrency: int, seconds: float, cpu: int) -> list[str]:
+    """ghz calling GetDevice at ``address`` over one connection, pinned to ``cpu``; JSON out."""
+    return pinned(cpu, [
+        str(tools / "ghz"), "--insecure", "--protoset", str(tools / "protos.pb"), "--call", METHOD,
+        "-d", '{"device_id":"dev_001"}', "-c", str(concurrency), "--connections", "1",
+        "-z", f"{seconds}s", "--duration-stop", "ignore", "--cpus", "1", "-O", "json", address,
+    ])  # fmt: skip
 
-    subprocess.run(argv(min(seconds, 0.5)), check=True, capture_output=True)  # warm up
+
+def ghz(tools: Path, arm: Started, concurrency: int, seconds: float, cpu: int) -> report.Row:
+    warm_up = ghz_argv(tools, arm.address, concurrency, min(seconds, 0.5), cpu)
+    subprocess.run(warm_up, check=True, capture_output=True)
     before = cpu_seconds(arm.pid)
-    done = subprocess.run(argv(seconds), check=True, capture_output=True, text=True)
+    done = subprocess.run(ghz_argv(tools, arm.address, concurrency, seconds, cpu), check=True,
+                          capture_output=True, text=True)  # fmt: skip
     used = cpu_seconds(arm.pid) - before
     result = json.loads(done.stdout)
     codes = result.get("statusCodeDistribution", {})

@@ -83,15 +83,21 @@ def profile(seconds: float, concurrency: int, raw: Path | None, cache: bool = Fa
             spy_proc.send_signal(2)  # SIGINT: py-spy writes its output and exits
             spy_proc.wait(30)
     samples: collections.Counter[str] = collections.Counter()
-    for line in out.read_text().splitlines():
+    unreadable = 0
+    # py-spy can write a stack it caught mid-change as a broken line (a frame without
+    # its name, bytes that are not text, no count): counted and left out.
+    for line in out.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
-        if stack:
+        if stack and count.isdigit():
             samples[part_of(stack.split(";"))] += int(count)
+        elif line:
+            unreadable += 1
     total = sum(samples.values())
     what = "GetDevice (cache hits)" if cache else "GetDevice"
     print(
         f"\n{what} at c={concurrency}, {row.rps:.0f} req/s, {row.cpu:.0%} of a core, "
-        f"{cpu_per_call * 1e6:.0f} µs CPU per call; {total} py-spy samples ({out})\n"
+        f"{cpu_per_call * 1e6:.0f} µs CPU per call; {total} py-spy samples ({out})"
+        f"{f'; {unreadable} unreadable lines left out' if unreadable else ''}\n"
     )
     print(f"| {'part of the call':<36} | {'samples':>7} | {'µs/call':>7} |")
     print(f"|{'-' * 38}|{'-' * 8}:|{'-' * 8}:|")

@@ -36,8 +36,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.peer.__main__ import BODY, METHOD, adapter_env, build, wait_serving
-from bench.peer.processes import ROOT, Started, cpu_seconds, pinned, started
+from bench.peer.__main__ import BODY, adapter_env, build, ghz_argv, wait_serving
+from bench.peer.processes import ROOT, Started, cpu_seconds, started
 from bench.ports import listen_port
 
 
@@ -63,11 +63,7 @@ def own_tree(tree: Path) -> dict[str, str]:
 def ghz(
     tools: Path, address: str, concurrency: int, seconds: float, cpu: int, out: list[dict[str, Any]]
 ) -> None:
-    argv = pinned(cpu, [
-        str(tools / "ghz"), "--insecure", "--protoset", str(tools / "protos.pb"), "--call", METHOD,
-        "-d", '{"device_id":"dev_001"}', "-c", str(concurrency), "--connections", "1",
-        "-z", f"{seconds}s", "--duration-stop", "ignore", "--cpus", "1", "-O", "json", address,
-    ])  # fmt: skip
+    argv = ghz_argv(tools, address, concurrency, seconds, cpu)
     out.append(json.loads(subprocess.run(argv, check=True, capture_output=True, text=True).stdout))
 
 
