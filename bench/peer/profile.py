@@ -24,6 +24,7 @@ from pathlib import Path
 
 from bench.peer.__main__ import BODY, adapter_env, build, ghz, wait_serving
 from bench.peer.processes import cpu_seconds, python, started
+from bench.peer.side_by_side import own_tree
 from bench.ports import listen_port
 
 # (part, substrings of a frame's "function (file:line)" text), innermost match wins;
@@ -32,7 +33,7 @@ NATIVE: list[str] = []  # ["--native"]: C frames too (then py-spy pauses the pro
 
 PARTS: list[tuple[str, tuple[str, ...]]] = [
     ("tracing: gRPC server interceptor", ("opentelemetry/instrumentation/grpc",)),
-    ("tracing: HTTP client span", ("opentelemetry/instrumentation/httpx", "adapter/telemetry/")),
+    ("tracing: the adapter's telemetry code", ("opentelemetry/instrumentation/httpx", "adapter/telemetry/")),
     ("tracing: SDK/API (spans, context)", ("opentelemetry/",)),
     ("status / rich errors", ("adapter/status/", "grpc_status/")),
     ("binding (request -> REST call)", ("request_binding", "path_template", "pagination")),
@@ -56,7 +57,9 @@ def part_of(stack: list[str]) -> str:
     return "other Python"
 
 
-def profile(seconds: float, concurrency: int, raw: Path | None, cache: bool = False) -> None:
+def profile(
+    seconds: float, concurrency: int, raw: Path | None, cache: bool = False, tree: Path | None = None
+) -> None:
     tools = build()
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     with (
@@ -65,6 +68,8 @@ def profile(seconds: float, concurrency: int, raw: Path | None, cache: bool = Fa
     ):
         port = listen_port()
         env = adapter_env(f"http://{up.address}", port, cache=cache, otlp=otlp.address)
+        if tree is not None:
+            env |= own_tree(tree)
         address = f"127.0.0.1:{port}"
         adapter = python("-m", "adapter")
         with started("mesh-adapter", adapter, cpu=0, ready="", env=env, address=address) as arm:
@@ -93,7 +98,7 @@ def profile(seconds: float, concurrency: int, raw: Path | None, cache: bool = Fa
         elif line:
             unreadable += 1
     total = sum(samples.values())
-    what = "GetDevice (cache hits)" if cache else "GetDevice"
+    what = ("GetDevice (cache hits)" if cache else "GetDevice") + (f" [{tree}]" if tree else "")
     print(
         f"\n{what} at c={concurrency}, {row.rps:.0f} req/s, {row.cpu:.0%} of a core, "
         f"{cpu_per_call * 1e6:.0f} µs CPU per call; {total} py-spy samples ({out})"
@@ -112,7 +117,8 @@ if __name__ == "__main__":
     parser.add_argument("--raw", type=Path, help="keep py-spy's collapsed stacks here")
     parser.add_argument("--native", action="store_true", help="sample C frames too (py-spy --native)")
     parser.add_argument("--cache", action="store_true", help="the response cache on: every call a hit")
+    parser.add_argument("--tree", type=Path, help="the adapter of this tree (e.g. a work tree)")
     args = parser.parse_args()
     if args.native:
         NATIVE.append("--native")
-    profile(args.seconds, args.concurrency, args.raw, args.cache)
+    profile(args.seconds, args.concurrency, args.raw, args.cache, args.tree)
