@@ -1,5 +1,5 @@
-"""A SERVER span per upstream-backed RPC, made with the OpenTelemetry API by the
-handler itself.
+"""A SERVER span per upstream-backed RPC, made by the handler itself (a lean span,
+:mod:`.lean_tracer`, which the SDK's sampler and processors decide and ship).
 
 The opentelemetry-instrumentation-grpc interceptor costs ~120 µs per call on
 grpc.aio (peer bench: a wrapped handler per call, a proxied servicer context,

@@ -1,4 +1,4 @@
-"""A CLIENT span per upstream HTTP request, made with the OpenTelemetry API.
+"""A CLIENT span per upstream HTTP request, a lean span (:mod:`.lean_tracer`).
 
 The span's context travels to the upstream as W3C ``traceparent`` (the global
 propagator). Attribute names follow the stable HTTP semantic conventions and
