@@ -11,8 +11,8 @@ connection) against the peer bench's compiled upstream, exporting over OTLP to
 its sink, as ``python -m bench.peer`` runs its adapter arm. Whatever slows the
 machine slows both. Each round prints each side's CPU per call (its process's
 user + system time over the calls it answered) and the ratio after / before; the
-median of the rounds' ratios is the result. An A/A run (the same tree twice)
-gave ratios of 0.98-1.00, which is the method's resolution.
+median of the rounds' ratios is the result. A/A runs (the same code on both
+sides, ``--before HEAD``) gave ratios of 0.98-1.01: the method's resolution.
 
 ``--before`` is a git revision, checked out into a temporary work tree; ``--after``
 a directory (default: this checkout, with its uncommitted changes). Each side
