@@ -67,7 +67,7 @@ class LeanTracer:
         self._tracer = trace.get_tracer(name, tracer_provider=tracer_provider)
         sdk = self._tracer if isinstance(self._tracer, SdkTracer) else None
         internal_metrics = os.environ.get("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "").strip().lower()
-        self._sdk = sdk if internal_metrics != "true" else None
+        self._lean = sdk is not None and internal_metrics != "true"
         if sdk is not None:
             self._sampler = sdk.sampler
             self._ids = sdk.id_generator
@@ -83,7 +83,7 @@ class LeanTracer:
         attributes: Mapping[str, Any] | None = None,
     ) -> trace.Span:
         """A started span, a child of ``context``'s span (else the current one)."""
-        if self._sdk is None:
+        if not self._lean:
             return self._tracer.start_span(name, context=context, kind=kind, attributes=attributes)
         current = trace.get_current_span(context).get_span_context()
         parent = current if current.is_valid else None

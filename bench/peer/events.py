@@ -8,8 +8,8 @@ half the path's measured maximum rate. Prints one JSON line.
 The broker must be running (the peer bench starts it with ``scripts/kafka``).
 Tracing is on as shipped (the SDK tracer provider ``python -m adapter`` installs,
 without an exporter), so the Kafka send spans are paid for. (Records enter the
-spool already encoded: the receipt spans of the intake, ~25 µs an event, are
-measured by ``bench/intake_tracing.py``.)
+spool already encoded: the intake's receipt span per event is measured by
+``bench/intake_tracing.py``.)
 """
 
 from __future__ import annotations
