@@ -3,6 +3,8 @@
 Readers: a Prometheus reader (``opentelemetry-exporter-prometheus``) filling a
 registry of its own that the operator port serves on ``/metrics``, and a periodic
 OTLP exporter when OTLP is configured. Without either, instruments are no-ops.
+The provider is the SDK's, able to collect the lean per-call histograms too
+(:mod:`.lean_metrics`).
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ import logging
 
 from opentelemetry import metrics
 from opentelemetry.metrics import MeterProvider
-from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry
 
 from adapter.config.settings import TelemetrySettings
+
+from .lean_metrics import LeanMeterProvider
 
 __all__ = ["build_meter_provider"]
 
@@ -42,7 +45,7 @@ def build_meter_provider(
         logger.info("exporting metrics over OTLP")
     if not readers:
         return None, None
-    provider = SdkMeterProvider(
+    provider = LeanMeterProvider(
         resource=Resource.create({"service.name": settings.service_name}), metric_readers=readers
     )
     if set_global:

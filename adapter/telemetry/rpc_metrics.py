@@ -64,8 +64,8 @@ class RpcDurationInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
             code = fallback
         elif isinstance(code, int):  # grpc.aio reports the numeric value
             code = next((c for c in grpc.StatusCode if c.value[0] == code), grpc.StatusCode.UNKNOWN)
-        self._duration.record(
-            (time.perf_counter() - started) * 1000.0, {**attributes, RPC_STATUS: code.value[0]}
+        self._duration.series({**attributes, RPC_STATUS: code.value[0]}).record(
+            (time.perf_counter() - started) * 1000.0
         )
 
     def _unary(

@@ -12,7 +12,8 @@ as the interceptor's, continues the caller's W3C ``traceparent``, and is current
 while the handler runs, so the upstream client's spans are its children. Its
 duration also goes to the ``rpc.server.duration`` histogram (OpenTelemetry's RPC
 metric conventions: milliseconds, by service, method and status code), which is
-what "RPCs by method and code" is read from.
+what "RPCs by method and code" is read from; it is a lean histogram
+(:mod:`.lean_metrics`), each status code's series bound once.
 """
 
 from __future__ import annotations
@@ -23,17 +24,19 @@ from contextvars import Token
 from typing import Any, NamedTuple
 
 import grpc
-from opentelemetry import context, metrics, propagate, trace
+from opentelemetry import context, propagate, trace
 from opentelemetry.context import Context
-from opentelemetry.metrics import Histogram, MeterProvider
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 
 from .after_reply import after_reply
+from .lean_metrics import HistogramRecorder, histogram_recorder
 from .lean_tracer import LeanTracer
 
 __all__ = ["RPC_SERVER_DURATION", "RpcCall", "RpcSpans", "rpc_duration_histogram", "skip_self_traced"]
 
 RPC_SERVER_DURATION = "rpc.server.duration"
+_RPC_DURATION_DESCRIPTION = "Duration of inbound RPCs"
 
 RPC_SYSTEM = "rpc.system"
 RPC_SERVICE = "rpc.service"
@@ -55,10 +58,14 @@ _SERVER_ERRORS = frozenset(
 )
 
 
-def rpc_duration_histogram(meter_provider: MeterProvider | None) -> Histogram:
-    """``rpc.server.duration`` (ms); the SDK returns the same instrument to every caller."""
-    return metrics.get_meter("adapter.server", meter_provider=meter_provider).create_histogram(
-        RPC_SERVER_DURATION, unit="ms", description="Duration of inbound RPCs"
+def rpc_duration_histogram(meter_provider: MeterProvider | None) -> HistogramRecorder:
+    """``rpc.server.duration`` (ms); the same instrument for every caller."""
+    return histogram_recorder(
+        meter_provider,
+        "adapter.server",
+        RPC_SERVER_DURATION,
+        unit="ms",
+        description="Duration of inbound RPCs",
     )
 
 
@@ -96,7 +103,10 @@ class RpcSpans:
         self._attributes = {RPC_SYSTEM: "grpc", RPC_SERVICE: service, RPC_METHOD: method}
         self._duration = rpc_duration_histogram(meter_provider)
         # One attribute set per status code, built once (the hot path only looks it up).
-        self._by_code = {code: {**self._attributes, RPC_STATUS: code.value[0]} for code in grpc.StatusCode}
+        self._by_code = {
+            code: self._duration.series({**self._attributes, RPC_STATUS: code.value[0]})
+            for code in grpc.StatusCode
+        }
 
     def start(self, metadata: Sequence[tuple[str, str | bytes]] | None) -> RpcCall:
         """Starts the call's span as a child of the caller's trace (if it sent one) and
@@ -121,8 +131,8 @@ class RpcSpans:
     def _record(
         self, span: Span, code: grpc.StatusCode, message: str, duration_ms: float, end_time: int
     ) -> None:
-        # The span's context, so the SDK's trace-based exemplar points at this call.
-        self._duration.record(duration_ms, self._by_code[code], context=trace.set_span_in_context(span))
+        # The span, so the trace-based exemplar points at this call.
+        self._by_code[code].record(duration_ms, span, end_time)
         span.set_attribute(RPC_STATUS, code.value[0])
         if code in _SERVER_ERRORS:
             span.set_status(Status(StatusCode.ERROR, f"{code.name}: {message}"))

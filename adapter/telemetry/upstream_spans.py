@@ -7,7 +7,8 @@ wrapper at ~60 µs per request on top of the span itself; this does the same
 work (one span, one injected header) without wrapping the HTTP library. Each request's duration also goes to
 ``http.client.request.duration`` (the stable HTTP metric: seconds, by method,
 server, status code or error type, and the route template), which is what
-"upstream requests by route and status" is read from.
+"upstream requests by route and status" is read from (a lean histogram,
+:mod:`.lean_metrics`).
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import time
 from typing import NamedTuple
 from urllib.parse import SplitResult
 
-from opentelemetry import metrics, propagate, trace
+from opentelemetry import propagate, trace
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 
 from .after_reply import after_reply
+from .lean_metrics import HistogramSeries, histogram_recorder
 from .lean_tracer import LeanTracer
 
 __all__ = ["HTTP_CLIENT_DURATION", "UpstreamExchange", "UpstreamSpans"]
@@ -40,11 +42,12 @@ UPSTREAM = "meshadapter.upstream"
 
 
 class UpstreamExchange(NamedTuple):
-    """One request in flight: its span, when it started, its metric attributes."""
+    """One request in flight: its span, when it started, its method and route template."""
 
     span: Span
     started: float  # perf_counter seconds
-    attributes: dict[str, str | int]
+    method: str
+    template: str
 
 
 class UpstreamSpans:
@@ -62,14 +65,16 @@ class UpstreamSpans:
         self._address = origin.hostname or ""
         self._port = origin.port or {"http": 80, "https": 443}.get(origin.scheme, 0)
         self._upstream = upstream
-        self._duration = metrics.get_meter(
-            "adapter.upstream", meter_provider=meter_provider
-        ).create_histogram(
+        self._duration = histogram_recorder(
+            meter_provider,
+            "adapter.upstream",
             HTTP_CLIENT_DURATION,
             unit="s",
             description="Duration of upstream HTTP requests",
-            explicit_bucket_boundaries_advisory=_BUCKETS,
+            boundaries=_BUCKETS,
         )
+        # Each (method, route, status, error)'s series, bound on first use.
+        self._series: dict[tuple[str, str, int | None, str | None], HistogramSeries] = {}
 
     def start(self, method: str, url: str, route: str, headers: list[tuple[str, str]]) -> UpstreamExchange:
         """A started span (child of the current one) named after the route
@@ -88,14 +93,8 @@ class UpstreamSpans:
         carrier: dict[str, str] = {}
         propagate.inject(carrier, context=trace.set_span_in_context(span))
         headers.extend(carrier.items())
-        attributes: dict[str, str | int] = {
-            HTTP_METHOD: method,
-            SERVER_ADDRESS: self._address,
-            SERVER_PORT: self._port,
-            URL_TEMPLATE: route.partition(" ")[2] or route,  # "GET /v1/x/{id}" -> "/v1/x/{id}"
-            UPSTREAM: self._upstream,
-        }
-        return UpstreamExchange(span, time.perf_counter(), attributes)
+        template = route.partition(" ")[2] or route  # "GET /v1/x/{id}" -> "/v1/x/{id}"
+        return UpstreamExchange(span, time.perf_counter(), method, template)
 
     def answered(self, exchange: UpstreamExchange, status: int) -> None:
         """Takes the request's end time and duration now and records them after the
@@ -117,18 +116,35 @@ class UpstreamSpans:
         end_time: int,
     ) -> None:
         span = exchange.span
-        attributes = dict(exchange.attributes)
         error: str | None = None
         if status is not None:
             span.set_attribute(HTTP_STATUS, status)
-            attributes[HTTP_STATUS] = status
             error = str(status) if status >= 400 else None
         if exc is not None:
             error = type(exc).__qualname__
         if error is not None:
             span.set_attribute(ERROR_TYPE, error)
             span.set_status(Status(StatusCode.ERROR, str(exc) if exc is not None else None))
-            attributes[ERROR_TYPE] = error
-        # The span's context, so the SDK's trace-based exemplar points at this request.
-        self._duration.record(seconds, attributes, context=trace.set_span_in_context(span))
+        # The span, so the trace-based exemplar points at this request.
+        self._series_of(exchange, status, error).record(seconds, span, end_time)
         span.end(end_time=end_time)
+
+    def _series_of(
+        self, exchange: UpstreamExchange, status: int | None, error: str | None
+    ) -> HistogramSeries:
+        key = (exchange.method, exchange.template, status, error)
+        series = self._series.get(key)
+        if series is None:
+            attributes: dict[str, str | int] = {
+                HTTP_METHOD: exchange.method,
+                SERVER_ADDRESS: self._address,
+                SERVER_PORT: self._port,
+                URL_TEMPLATE: exchange.template,
+                UPSTREAM: self._upstream,
+            }
+            if status is not None:
+                attributes[HTTP_STATUS] = status
+            if error is not None:
+                attributes[ERROR_TYPE] = error
+            series = self._series[key] = self._duration.series(attributes)
+        return series
