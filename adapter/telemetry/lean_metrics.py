@@ -24,10 +24,10 @@ into what each reader collects from the SDK, under the instrument's scope.
 Falls back to the SDK's own histogram, behind the same interface, wherever the
 lean one would not be equivalent: a provider that is not a
 :class:`LeanMeterProvider`, views, a reader that prefers another aggregation
-than the default for histograms (e.g. exponential), or readers with different
-cardinality limits. Not kept: the private meter configurator (experimental),
-and readers added after construction (:meth:`LeanMeterProvider.add_metric_reader`
-refuses them).
+for histograms than explicit buckets at the instrument's boundaries (e.g.
+exponential ones), or readers with different cardinality limits. Not kept: the
+private meter configurator (experimental), and readers added after construction
+(:meth:`LeanMeterProvider.add_metric_reader` refuses them).
 """
 
 from __future__ import annotations
@@ -61,7 +61,6 @@ from opentelemetry.sdk.metrics.export import (
     ResourceMetrics,
     ScopeMetrics,
 )
-from opentelemetry.sdk.metrics.view import DefaultAggregation
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Span
 
@@ -326,7 +325,7 @@ class LeanMeterProvider(SdkMeterProvider):
             bool(self._readers)
             and not kwargs.get("views")
             and len(limits) == 1
-            and all(type(compat.histogram_aggregation(r)) is DefaultAggregation for r in self._readers)
+            and all(compat.aggregates_as_by_default(compat.histogram_aggregation(r)) for r in self._readers)
         )
         self._limit = limits.pop() if len(limits) == 1 else 0
         if self.lean:

@@ -18,11 +18,12 @@ from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
 from opentelemetry.sdk.metrics._internal._view_instrument_match import _DEFAULT_CARDINALITY_LIMIT
 from opentelemetry.sdk.metrics._internal.instrument import _Histogram
 from opentelemetry.sdk.metrics.export import AggregationTemporality, MetricReader, MetricsData
-from opentelemetry.sdk.metrics.view import Aggregation
+from opentelemetry.sdk.metrics.view import Aggregation, DefaultAggregation, ExplicitBucketHistogramAggregation
 from opentelemetry.sdk.resources import Resource
 
 __all__ = [
     "Collect",
+    "aggregates_as_by_default",
     "chain_collect",
     "exemplar_filter",
     "histogram_aggregation",
@@ -41,9 +42,22 @@ def histogram_temporality(reader: MetricReader) -> AggregationTemporality:
 
 
 def histogram_aggregation(reader: MetricReader) -> Aggregation:
-    """The aggregation ``reader`` prefers for histograms (``DefaultAggregation``
-    unless, e.g., the OTLP exporter was told to prefer exponential ones)."""
+    """The aggregation ``reader`` prefers for histograms: ``DefaultAggregation``,
+    or what its exporter asks for (the OTLP exporter: explicit buckets, or
+    exponential ones under ``OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION``)."""
     return reader._instrument_class_aggregation[_Histogram]
+
+
+def aggregates_as_by_default(aggregation: Aggregation) -> bool:
+    """True when ``aggregation`` makes a histogram's default: explicit buckets at
+    the instrument's advisory boundaries (or the SDK's), with min and max."""
+    if type(aggregation) is DefaultAggregation:
+        return True
+    return (
+        type(aggregation) is ExplicitBucketHistogramAggregation
+        and aggregation._boundaries is None
+        and aggregation._record_min_max is True
+    )
 
 
 def histogram_cardinality_limit(reader: MetricReader) -> int:

@@ -301,3 +301,45 @@ def test_readers_are_fixed_when_the_provider_is_built() -> None:
     provider = LeanMeterProvider([InMemoryMetricReader()])
     with pytest.raises(NotImplementedError):
         provider.add_metric_reader(InMemoryMetricReader())
+
+
+@pytest.mark.parametrize(
+    ("histogram_aggregation", "lean"),
+    [(None, True), ("explicit_bucket_histogram", True), ("base2_exponential_bucket_histogram", False)],
+)
+def test_the_adapter_s_own_provider_records_lean_histograms_unless_its_exporter_wants_other_ones(
+    monkeypatch: pytest.MonkeyPatch, histogram_aggregation: str | None, lean: bool
+) -> None:
+    """The provider ``build_meter_provider`` makes, with both of its readers
+    (Prometheus and OTLP), and what ``/metrics`` then shows."""
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from adapter.config.settings import TelemetrySettings
+    from adapter.telemetry.metrics import build_meter_provider
+    from adapter.telemetry.rpc_spans import RpcSpans
+
+    # A closed port and a short timeout: the final export at shutdown fails fast.
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
+    if histogram_aggregation is None:
+        monkeypatch.delenv("OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION", raising=False)
+    else:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION", histogram_aggregation)
+    provider, registry = build_meter_provider(TelemetrySettings(otlp_enabled=True))
+    assert isinstance(provider, LeanMeterProvider) and registry is not None
+    try:
+        assert provider.lean is lean
+        spans = RpcSpans(None, "/openframe.v1.DeviceService/GetDevice", provider)
+        spans.end(spans.start(None))  # no running loop: recorded at once
+        counts = [
+            sample
+            for family in text_string_to_metric_families(generate_latest(registry).decode())
+            for sample in family.samples
+            if sample.name == "rpc_server_duration_milliseconds_count"
+        ]
+        assert [(c.labels["rpc_method"], c.labels["rpc_grpc_status_code"], c.value) for c in counts] == [
+            ("GetDevice", "0", 1.0)
+        ]
+    finally:
+        provider.shutdown(timeout_millis=2_000)
