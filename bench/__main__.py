@@ -19,6 +19,7 @@ BENCHES = [
     "graphql_overview",
     "intake_tracing",
     "span_cost",
+    "histogram_cost",
     "spool_throughput",
     "peer",
 ]

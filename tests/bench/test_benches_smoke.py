@@ -26,6 +26,7 @@ EXPECTED_ROWS = {
     "codec": ["decode 1 alert", "encode 1 alert", "decode 50-alert page", "encode 50-alert page"],
     "intake_tracing": ["tracing off", "one span per event (SDK", "one span per event (lean"],
     "span_cost": ["SDK spans (Tracer.start_span)", "lean spans (LeanTracer)"],
+    "histogram_cost": ["SDK histograms (Histogram.record)", "lean histograms (series.record)"],
     "graphql_overview": ["GraphQL: GetPipelineOverview", "REST: Get + ListTasks + ListAutos"],
     "adapter_vs_direct": [
         "direct httpx -> upstream",
