@@ -1,14 +1,14 @@
 """Telemetry finished after the reply, off the call's critical path.
 
-Ending an SDK span and recording a histogram costs ~30 µs of CPU per pair with
-two metric readers (span processor, attribute cleaning, exemplar, one aggregation
-per reader). Nothing the caller gets depends on it, so a call takes its
-measurements on the spot (end time, duration) and hands the recording to the
-event loop, which runs it once the handler's current step, the one that passes
-the reply to grpc.aio, is done. The recorded values are the same; the caller
-waits less (the CPU spent is the same). Whoever shuts the providers down gives
-the loop one more step first (``adapter/cli.py``), so the last calls' telemetry
-is in what they flush.
+Ending a span (its processors) and recording a histogram (an exemplar, one
+aggregation per reader) cost CPU that nothing the caller gets depends on, even
+as the lean spans and histograms (:mod:`.lean_tracer`, :mod:`.lean_metrics`)
+make them cheaper. So a call takes its measurements on the spot (end time,
+duration) and hands the recording to the event loop, which runs it once the
+handler's current step, the one that passes the reply to grpc.aio, is done. The
+recorded values are the same; the caller waits less (the CPU spent is the same).
+Whoever shuts the providers down gives the loop one more step first
+(``adapter/cli.py``), so the last calls' telemetry is in what they flush.
 """
 
 from __future__ import annotations
