@@ -11,7 +11,6 @@ gets). The CPU is the calling thread's own.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -34,9 +33,8 @@ from opentelemetry.util.types import AnyValue
 from prometheus_client import CollectorRegistry
 
 from adapter.telemetry.lean_metrics import LeanMeterProvider, histogram_recorder
+from bench.loop_cost import compare
 
-N = 2000 if os.environ.get("BENCH_SMOKE") == "1" else 30000
-ROUNDS = 1 if os.environ.get("BENCH_SMOKE") == "1" else 3
 RPC: dict[str, AnyValue] = {
     "rpc.system": "grpc",
     "rpc.service": "openframe.v1.DeviceService",
@@ -115,33 +113,17 @@ def _lean_call(provider: LeanMeterProvider) -> Callable[[], None]:
     return one
 
 
-def _us_per_call(one: Callable[[], None]) -> float:
-    started = time.thread_time_ns()
-    for _ in range(N):
-        one()
-    return (time.thread_time_ns() - started) / N / 1000
-
-
 def main() -> None:
     resource = Resource.create({"service.name": "mesh-adapter"})
     sdk = MeterProvider(_readers(), resource=resource)
     lean = LeanMeterProvider(_readers(), resource=resource)
-    arms = {
-        "SDK histograms (Histogram.record)": _sdk_call(sdk),
-        "lean histograms (series.record)": _lean_call(lean),
-    }
-    figures: dict[str, list[float]] = {name: [] for name in arms}
-    for _ in range(ROUNDS):  # interleaved, so the machine's drift hits both
-        for name, one in arms.items():
-            figures[name].append(_us_per_call(one))
+    compare(
+        "two records",
+        ("SDK histograms (Histogram.record)", _sdk_call(sdk)),
+        ("lean histograms (series.record)", _lean_call(lean)),
+    )
     sdk.shutdown()
     lean.shutdown()
-    print(f"{'two records per call, ' + str(N) + ' calls, best of ' + str(ROUNDS):<44} {'us/call':>9}")
-    best = {name: min(values) for name, values in figures.items()}
-    for name, value in best.items():
-        print(f"{name:<44} {value:>9.1f}")
-    sdk_us, lean_us = best.values()
-    print(f"lean / SDK: {lean_us / sdk_us:.2f} ({sdk_us - lean_us:.1f} us less per call)")
 
 
 if __name__ == "__main__":

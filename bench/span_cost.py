@@ -11,8 +11,6 @@ waits for the GIL do not count.
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -23,9 +21,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from opentelemetry.trace import SpanKind
 
 from adapter.telemetry.lean_tracer import LeanTracer
+from bench.loop_cost import CALLS, compare
 
-N = 2000 if os.environ.get("BENCH_SMOKE") == "1" else 30000
-ROUNDS = 1 if os.environ.get("BENCH_SMOKE") == "1" else 3
 SERVER = {"rpc.system": "grpc", "rpc.service": "openframe.v1.DeviceService", "rpc.method": "GetDevice"}
 CLIENT = {
     "http.request.method": "GET",
@@ -58,35 +55,13 @@ def _call(server: Any, client: Any) -> Callable[[], None]:
     return one
 
 
-def _us_per_call(one: Callable[[], None]) -> float:
-    started = time.thread_time_ns()
-    for _ in range(N):
-        one()
-    return (time.thread_time_ns() - started) / N / 1000
-
-
 def main() -> None:
     provider = TracerProvider(resource=Resource.create({"service.name": "mesh-adapter"}))
-    provider.add_span_processor(BatchSpanProcessor(_Drop(), max_queue_size=4 * N))
-    arms = {
-        "SDK spans (Tracer.start_span)": _call(
-            provider.get_tracer("adapter.server"), provider.get_tracer("adapter.upstream")
-        ),
-        "lean spans (LeanTracer)": _call(
-            LeanTracer(provider, "adapter.server"), LeanTracer(provider, "adapter.upstream")
-        ),
-    }
-    figures: dict[str, list[float]] = {name: [] for name in arms}
-    for _ in range(ROUNDS):  # interleaved, so the machine's drift hits both
-        for name, one in arms.items():
-            figures[name].append(_us_per_call(one))
+    provider.add_span_processor(BatchSpanProcessor(_Drop(), max_queue_size=4 * CALLS))
+    sdk = _call(provider.get_tracer("adapter.server"), provider.get_tracer("adapter.upstream"))
+    lean = _call(LeanTracer(provider, "adapter.server"), LeanTracer(provider, "adapter.upstream"))
+    compare("two spans", ("SDK spans (Tracer.start_span)", sdk), ("lean spans (LeanTracer)", lean))
     provider.shutdown()
-    print(f"{'two spans per call, ' + str(N) + ' calls, best of ' + str(ROUNDS):<44} {'us/call':>9}")
-    best = {name: min(values) for name, values in figures.items()}
-    for name, value in best.items():
-        print(f"{name:<44} {value:>9.1f}")
-    sdk, lean = best.values()
-    print(f"lean / SDK: {lean / sdk:.2f} ({sdk - lean:.1f} us less per call)")
 
 
 if __name__ == "__main__":

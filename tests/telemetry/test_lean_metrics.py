@@ -6,6 +6,7 @@ adapter uses must receive the same data points (times aside), exemplars included
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -343,3 +344,40 @@ def test_the_adapter_s_own_provider_records_lean_histograms_unless_its_exporter_
         ]
     finally:
         provider.shutdown(timeout_millis=2_000)
+
+
+def test_records_from_several_threads_while_readers_collect_are_all_counted() -> None:
+    """Calls record on the loop's thread while the OTLP reader's thread or a
+    Prometheus scrape collects: no record is lost or counted twice."""
+    cumulative = InMemoryMetricReader()
+    delta = InMemoryMetricReader(preferred_temporality={Histogram: AggregationTemporality.DELTA})
+    provider = LeanMeterProvider([cumulative, delta], resource=RESOURCE)
+    histogram = histogram_recorder(provider, "adapter.test", "test.duration", unit="s", description="d")
+    threads, per_thread = 4, 5_000
+    delta_counts: list[int] = []
+    done = threading.Event()
+
+    def record(n: int) -> None:
+        series = histogram.series({"thread": n})
+        for i in range(per_thread):
+            series.record(float(i % 7))
+
+    def collect() -> None:
+        while not done.is_set():
+            cumulative.get_metrics_data()
+            delta_counts.extend(p["count"] for p in _points(delta.get_metrics_data(), "test.duration"))
+
+    collector = threading.Thread(target=collect)
+    collector.start()
+    workers = [threading.Thread(target=record, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    done.set()
+    collector.join()
+    delta_counts.extend(p["count"] for p in _points(delta.get_metrics_data(), "test.duration"))
+    final = _points(cumulative.get_metrics_data(), "test.duration")
+    assert [p["count"] for p in final] == [per_thread] * threads
+    assert [p["sum"] for p in final] == [float(sum(i % 7 for i in range(per_thread)))] * threads
+    assert sum(delta_counts) == threads * per_thread
