@@ -2,7 +2,7 @@
 needs and the SDK keeps private, in one place (opentelemetry-sdk 1.45).
 
 The SDK has no public way to add data points of one's own to what a reader
-collects (no metric producer, opentelemetry-python issue 2911), nor to ask a
+collects (no ``MetricProducer``: opentelemetry-python issue 4768, pull request 5419 still open), nor to ask a
 reader its temporality, default aggregation or cardinality limit for an
 instrument kind. ``tests/telemetry/test_lean_metrics.py`` compares the lean
 histograms' output with the SDK's own for every reader kind the adapter uses,
