@@ -18,7 +18,9 @@ use it like any other.
 
 Not kept, on purpose: the span limits (these spans carry a fixed, small set of
 attributes the adapter itself sets; values of other types than str, bool, int
-and float are cleaned as the SDK cleans them), a lock per span (each is used by
+and float are cleaned as the SDK cleans them), but for the link count: a span
+started with more links than the provider keeps is the SDK's, which drops and
+counts them. Also not kept: a lock per span (each is used by
 the one task that made it), and the SDK's experimental hooks (``_on_ending``,
 the private tracer configurator, span metrics behind
 ``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED``; with that variable set, or with
@@ -32,7 +34,7 @@ import logging
 import os
 import time
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from opentelemetry import trace
@@ -45,12 +47,19 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TracerProvider
 from opentelemetry.util import types
 
+from .sdk_trace_compat import span_link_limit
+
 __all__ = ["LeanTracer"]
 
 logger = logging.getLogger(__name__)
 
 _PLAIN = (str, bool, int, float)
 _UNSET = Status(StatusCode.UNSET)
+
+
+def _valid_link(context: SpanContext, attributes: types.Attributes) -> bool:
+    """The SDK's rule for keeping a link (``opentelemetry.sdk.trace._is_valid_link``)."""
+    return bool(context and (context.is_valid or attributes or context.trace_state))
 
 
 def _clean(value: Any) -> Any:
@@ -69,6 +78,7 @@ class LeanTracer:
         internal_metrics = os.environ.get("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "").strip().lower()
         self._lean = sdk is not None and internal_metrics != "true"
         if sdk is not None:
+            self._max_links = span_link_limit(sdk)
             self._sampler = sdk.sampler
             self._ids = sdk.id_generator
             self._resource = sdk.resource
@@ -81,10 +91,13 @@ class LeanTracer:
         context: Context | None = None,
         kind: SpanKind = SpanKind.INTERNAL,
         attributes: Mapping[str, Any] | None = None,
+        links: Sequence[Link] | None = None,
     ) -> trace.Span:
-        """A started span, a child of ``context``'s span (else the current one)."""
-        if not self._lean:
-            return self._tracer.start_span(name, context=context, kind=kind, attributes=attributes)
+        """A started span, a child of ``context``'s span (else the current one),
+        linked to ``links`` (a batch's records: the ``send`` spans of the Kafka sink)."""
+        if not self._lean or (links is not None and len(links) > self._max_links):
+            # More links than the provider keeps: the SDK drops the oldest and counts them.
+            return self._tracer.start_span(name, context, kind, attributes, links)
         current = trace.get_current_span(context).get_span_context()
         parent = current if current.is_valid else None
         if parent is not None:
@@ -93,7 +106,7 @@ class LeanTracer:
         else:
             trace_id = self._ids.generate_trace_id()
             random_id = self._ids.is_trace_id_random()
-        sampling = self._sampler.should_sample(context, trace_id, name, kind, attributes, ())
+        sampling = self._sampler.should_sample(context, trace_id, name, kind, attributes, links or ())
         flags = TraceFlags.SAMPLED if sampling.decision is Decision.RECORD_AND_SAMPLE else TraceFlags.DEFAULT
         if random_id:
             flags |= TraceFlags.RANDOM_TRACE_ID
@@ -107,6 +120,8 @@ class LeanTracer:
         if sampling.decision is Decision.DROP:
             return trace.NonRecordingSpan(span_context)
         span = LeanSpan(self, name, span_context, parent, kind, dict(sampling.attributes or {}))
+        if links:
+            span._links = [link for link in links if link and _valid_link(link.context, link.attributes)]
         self._processor.on_start(span, parent_context=context)  # type: ignore[arg-type]
         return span
 
@@ -202,7 +217,7 @@ class LeanSpan(trace.Span):
             self._events.append(Event(name, BoundedAttributes(None, attributes, immutable=True), timestamp))
 
     def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
-        if self._end is None and (context.is_valid or attributes):
+        if self._end is None and _valid_link(context, attributes):
             self._links.append(Link(context, BoundedAttributes(None, attributes, immutable=True)))
 
     def update_name(self, name: str) -> None:

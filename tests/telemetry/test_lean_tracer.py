@@ -12,11 +12,12 @@ from opentelemetry import context, trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, Decision, Sampler, SamplingResult
 from opentelemetry.trace import (
+    Link,
     NonRecordingSpan,
     NoOpTracerProvider,
     SpanContext,
@@ -133,6 +134,52 @@ def test_events_exceptions_links_and_odd_values_are_the_sdks() -> None:
     assert lean.status.status_code is StatusCode.OK
 
 
+def batch_links() -> list[Link]:
+    """A Kafka ``send`` span's links, and the odd ones the SDK keeps or drops (fresh for
+    each tracer: the SDK rewraps a link's attributes in place)."""
+    state_only = SpanContext(0, 0, is_remote=False, trace_state=TraceState([("vendor", "x1")]))
+    return [
+        Link(REMOTE, {"messaging.message.id": "evt-1"}),
+        Link(trace.INVALID_SPAN_CONTEXT),  # not valid, no attributes: dropped by both
+        Link(trace.INVALID_SPAN_CONTEXT, {"why": "kept for its attributes"}),
+        Link(state_only),  # kept for its trace state
+    ]
+
+
+def test_links_given_at_the_start_are_the_sdks() -> None:
+    seen: list[int] = []
+
+    class CountingLinks(Sampler):
+        def should_sample(self, *args: Any, links: Any = None, **kwargs: Any) -> SamplingResult:
+            seen.append(len(args[5] if len(args) > 5 else links or ()))
+            return SamplingResult(Decision.RECORD_AND_SAMPLE)
+
+        def get_description(self) -> str:
+            return "counting links"
+
+    def work(tracer: Any) -> None:
+        span = tracer.start_span("send device.events", None, SpanKind.PRODUCER, {"n": 4}, batch_links())
+        span.end()
+
+    sdk, lean = both(work, sampler=CountingLinks())
+    assert comparable(lean) == comparable(sdk)
+    assert len(lean.links) == 3 and lean.links[0].attributes == {"messaging.message.id": "evt-1"}
+    assert seen == [4, 4]  # the sampler saw the links, both ways
+
+
+def test_more_links_than_the_provider_keeps_are_dropped_as_the_sdk_drops_them() -> None:
+    def work(tracer: Any) -> None:
+        tracer.start_span("send", links=batch_links()[:1] + [Link(REMOTE, {"i": i}) for i in range(3)]).end()
+
+    sdk, lean = both(work, span_limits=SpanLimits(max_links=2))
+    assert comparable(lean) == comparable(sdk)
+    assert lean.dropped_links == 2
+    assert [dict(link.attributes or {}) for link in lean.links] == [{"i": 1}, {"i": 2}]
+    provider, _ = recorded(span_limits=SpanLimits(max_links=2))
+    within = LeanTracer(provider, "adapter.events").start_span("send", links=batch_links()[:2])
+    assert isinstance(within, LeanSpan)
+
+
 def test_an_exception_leaving_the_span_is_recorded_as_the_sdk_records_it() -> None:
     def work(tracer: Any) -> None:
         with pytest.raises(KeyError), tracer.start_span("failing"):
@@ -205,6 +252,7 @@ def test_both_encoders_agree_on_a_lean_span() -> None:
         trace.set_span_in_context(NonRecordingSpan(REMOTE)),
         SpanKind.SERVER,
         ATTRIBUTES,
+        batch_links(),
     )
     span.add_event("retry", {"attempt": 2})
     span.set_status(Status(StatusCode.ERROR, "INTERNAL: x"))

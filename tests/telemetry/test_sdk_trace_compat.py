@@ -1,0 +1,29 @@
+"""The tracing SDK's private state the lean spans read: fails when the SDK changes it."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+from opentelemetry.sdk.trace import Tracer as SdkTracer
+
+from adapter.telemetry.sdk_trace_compat import span_link_limit
+
+
+def sdk_tracer(provider: TracerProvider) -> SdkTracer:
+    tracer = provider.get_tracer("adapter.test")
+    assert isinstance(tracer, SdkTracer)
+    return tracer
+
+
+def test_the_link_limit_is_the_providers() -> None:
+    assert span_link_limit(sdk_tracer(TracerProvider())) == 128  # the SDK's default
+    assert span_link_limit(sdk_tracer(TracerProvider(span_limits=SpanLimits(max_links=7)))) == 7
+    unlimited = TracerProvider(span_limits=SpanLimits(max_links=SpanLimits.UNSET))
+    assert span_link_limit(sdk_tracer(unlimited)) == sys.maxsize
+
+
+def test_the_link_limit_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_SPAN_LINK_COUNT_LIMIT", "3")
+    assert span_link_limit(sdk_tracer(TracerProvider())) == 3
