@@ -61,6 +61,7 @@ SEMCONV: Final = {
 #: Records per ``send`` span: the SDK keeps 128 links per span by default.
 MAX_LINKS: Final = 128
 _TRACEPARENT = re.compile(rb"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+_FLAGS: Final = {b"%02x" % flags: TraceFlags(flags) for flags in range(256)}
 _ROOT = Context()
 
 
@@ -70,10 +71,12 @@ def creation_context(headers: Sequence[tuple[str, bytes]]) -> SpanContext | None
     for name, value in headers:
         if name == "traceparent":
             match = _TRACEPARENT.fullmatch(value)
-            if match is None or match[1] == b"ff":
+            if match is None:
                 return None
-            flags = TraceFlags(int(match[4], 16))
-            context = SpanContext(int(match[2], 16), int(match[3], 16), is_remote=True, trace_flags=flags)
+            version, trace_id, span_id, flags = match.groups()
+            if version == b"ff":
+                return None
+            context = SpanContext(int(trace_id, 16), int(span_id, 16), True, _FLAGS[flags])
             return context if context.is_valid else None
     return None
 
