@@ -137,3 +137,21 @@ def test_side_by_side_smoke() -> None:
         r"^round 1: before +\d+ req/s +\d+ us/call +after +\d+ req/s +\d+ us/call", done.stdout, re.M
     )
     assert re.search(r"after / before \d\.\d{3} \(rounds", done.stdout), done.stdout
+
+
+@pytest.mark.kafka
+@pytest.mark.timeout(300)
+def test_events_side_by_side_smoke(kafka_bootstrap: str) -> None:
+    port = kafka_bootstrap.rsplit(":", 1)[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.peer.events_side_by_side", "--before", "HEAD"],
+        cwd=ROOT, env={**os.environ, "BENCH_SMOKE": "1", "BENCH_KAFKA_PORT": port},
+        capture_output=True, text=True, timeout=280, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr[-4000:]}"
+    assert re.search(
+        r"^round 1: before +\d+ events/s +[\d.]+ us/event +after +\d+ events/s +[\d.]+ us/event",
+        done.stdout,
+        re.M,
+    ), done.stdout
+    assert re.search(r"CPU per event, after / before \d\.\d{3} \(rounds", done.stdout), done.stdout
