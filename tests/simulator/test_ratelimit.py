@@ -27,7 +27,9 @@ async def test_quota_per_window_then_429(start_sim: StartSim) -> None:
         assert error["retryAfter"] == int(limited.headers["Retry-After"])
 
         await sim.wait_for(lambda: limiter.current_window() == 2)
-        assert (await client.get("/api/health")).status_code == 200
+        fresh = await client.get("/api/health")
+        # Once (CI, 2026-12-03) this was a 429; the counts say which window took the request.
+        assert fresh.status_code == 200, (fresh.headers, limiter.current_window(), limiter.windows())
     assert limiter.max_served_in_any_window() == 3
     windows = limiter.windows()["api_key"]
     assert (windows[1].served, windows[1].rejected) == (3, 2)
