@@ -25,15 +25,16 @@ async def test_quota_per_window_then_429(start_sim: StartSim) -> None:
         error = limited.json()["error"]
         assert error["code"] == "RATE_LIMIT_EXCEEDED"
         assert error["retryAfter"] == int(limited.headers["Retry-After"])
+        # The window the five fell in: 1, unless the machine stalled past its end before the
+        # first (seen once in CI: the next request, in that same window, was refused).
+        [(burst, counts)] = limiter.windows()["api_key"].items()
+        assert (counts.served, counts.rejected) == (3, 2)
 
-        await sim.wait_for(lambda: limiter.current_window() == 2)
-        fresh = await client.get("/api/health")
-        # Once (CI, 2026-12-03) this was a 429; the counts say which window took the request.
-        assert fresh.status_code == 200, (fresh.headers, limiter.current_window(), limiter.windows())
+        await sim.wait_for(lambda: limiter.current_window() > burst)
+        assert (await client.get("/api/health")).status_code == 200
     assert limiter.max_served_in_any_window() == 3
     windows = limiter.windows()["api_key"]
-    assert (windows[1].served, windows[1].rejected) == (3, 2)
-    assert windows[2].served == 1
+    assert [(w.served, w.rejected) for w in windows.values()] == [(3, 2), (1, 0)]
 
 
 async def test_openframe_429_body(start_sim: StartSim) -> None:
