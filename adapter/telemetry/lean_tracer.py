@@ -119,9 +119,7 @@ class LeanTracer:
         )
         if sampling.decision is Decision.DROP:
             return trace.NonRecordingSpan(span_context)
-        span = LeanSpan(self, name, span_context, parent, kind, dict(sampling.attributes or {}))
-        if links:
-            span._links = [link for link in links if link and _valid_link(link.context, link.attributes)]
+        span = LeanSpan(self, name, span_context, parent, kind, dict(sampling.attributes or {}), links)
         self._processor.on_start(span, parent_context=context)  # type: ignore[arg-type]
         return span
 
@@ -154,6 +152,7 @@ class LeanSpan(trace.Span):
         parent: SpanContext | None,
         kind: SpanKind,
         attributes: dict[str, Any],
+        links: Sequence[Link] | None = None,
     ) -> None:
         self._tracer = tracer
         self._name = name
@@ -162,7 +161,9 @@ class LeanSpan(trace.Span):
         self._kind = kind
         self._attributes = attributes
         self._events: list[Event] = []
-        self._links: list[Link] = []
+        self._links: list[Link] = (
+            [link for link in links if link and _valid_link(link.context, link.attributes)] if links else []
+        )
         self._status = _UNSET
         self._start = time.time_ns()
         self._end: int | None = None
