@@ -28,6 +28,7 @@ async def serve(settings: Settings) -> int:
     from adapter.gc_tuning import freeze_startup_heap
     from adapter.runtime import MeshAdapter
     from adapter.telemetry.metrics import build_meter_provider
+    from adapter.telemetry.shutdown import shut_down_telemetry
     from adapter.telemetry.tracing import build_tracer_provider
 
     tracer_provider = build_tracer_provider(settings.telemetry)
@@ -52,10 +53,8 @@ async def serve(settings: Settings) -> int:
     finally:
         await adapter.stop()
         await asyncio.sleep(0)  # the last calls' spans and metrics are recorded after the reply
-        tracer_provider.shutdown()
-        shutdown = getattr(meter_provider, "shutdown", None)
-        if shutdown is not None:
-            shutdown()
+        flush = settings.telemetry.flush_timeout_seconds
+        shut_down_telemetry(tracer_provider, meter_provider, timeout_s=flush)
     return 1 if adapter.fatal else 0
 
 

@@ -128,7 +128,9 @@ async def run_workers(settings: Settings, count: int) -> int:
     for worker in workers:
         if worker.process is not None and worker.process.returncode is None:
             worker.process.send_signal(signal.SIGTERM)
-    grace = settings.grpc.drain_seconds + settings.grpc.grace_period_seconds + 30  # drain, then stop
+    # drain, then the calls' grace, then telemetry's last flush, then the rest of the stop
+    stopping = settings.grpc.drain_seconds + settings.grpc.grace_period_seconds
+    grace = stopping + settings.telemetry.flush_timeout_seconds + 30
     _, pending = await asyncio.wait(watchers, timeout=grace)
     for worker in workers:
         if worker.process is not None and worker.process.returncode is None:

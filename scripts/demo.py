@@ -30,6 +30,7 @@ from openframe.v1 import events_pb2 as openframe_events
 
 from adapter.config.settings import Settings
 from adapter.runtime import MeshAdapter
+from adapter.telemetry.shutdown import shut_down_telemetry
 from adapter.telemetry.tracing import build_tracer_provider
 from simulator import Simulator, SimulatorConfig, WebhookTarget
 
@@ -177,7 +178,8 @@ async def main(run_for: float | None, secure: bool = False, replicas: int = 1) -
             ),
         )
     )
-    tracer_provider = build_tracer_provider(Settings().telemetry)
+    telemetry = Settings().telemetry
+    tracer_provider = build_tracer_provider(telemetry)
     adapter: MeshAdapter | None = None
     try:
         await sim.start()
@@ -217,7 +219,7 @@ async def main(run_for: float | None, secure: bool = False, replicas: int = 1) -
         if adapter is not None:
             await adapter.stop()
         await sim.stop()
-        tracer_provider.shutdown()
+        shut_down_telemetry(tracer_provider, None, timeout_s=telemetry.flush_timeout_seconds)
         if started_kafka:
             await asyncio.to_thread(subprocess.run, [str(ROOT / "scripts" / "kafka"), "stop"], check=False)
 

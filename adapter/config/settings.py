@@ -192,6 +192,9 @@ class TelemetrySettings(_Frozen):
     ops_port: int = Field(default=9464, ge=0, le=65535)
     #: Serve the metrics on ``/metrics`` (off: the port still answers the probes).
     prometheus_enabled: bool = True
+    #: At shutdown, spans and metrics get this long to reach the OTLP collector;
+    #: what is not exported by then is dropped, with a warning (adapter/telemetry/shutdown.py).
+    flush_timeout_seconds: float = Field(default=5.0, ge=0, le=60)
 
 
 class DescriptorSettings(_Frozen):

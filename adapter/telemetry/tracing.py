@@ -14,9 +14,9 @@ import logging
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from adapter.config.settings import TelemetrySettings
+from adapter.telemetry.shutdown import BoundedBatchSpanProcessor
 
 __all__ = ["build_tracer_provider"]
 
@@ -30,7 +30,10 @@ def build_tracer_provider(settings: TelemetrySettings, *, set_global: bool = Tru
     if settings.otlp_enabled:
         from adapter.telemetry.otlp_exporter import WireOTLPSpanExporter
 
-        provider.add_span_processor(BatchSpanProcessor(WireOTLPSpanExporter()))
+        exporter = WireOTLPSpanExporter()
+        provider.add_span_processor(
+            BoundedBatchSpanProcessor(exporter, shutdown_timeout_s=settings.flush_timeout_seconds)
+        )
         logger.info("exporting traces over OTLP")
     if set_global:
         trace.set_tracer_provider(provider)
