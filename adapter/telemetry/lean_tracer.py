@@ -10,7 +10,9 @@ lock each, cleans every attribute value through abstract-base-class checks, and
 copies itself into a ``ReadableSpan`` at the end.
 This span keeps what those spans need and nothing else, and uses the SDK
 everywhere the result is decided or leaves the process: the provider's sampler
-(``OTEL_TRACES_SAMPLER`` and parent-based sampling hold), its id generator, its
+(``OTEL_TRACES_SAMPLER`` and parent-based sampling hold; the SDK's default instance,
+``ParentBased(ALWAYS_ON)``, is decided inline as it decides, which a test checks
+against the sampler itself), its id generator, its
 resource, and its span processors, which receive an SDK ``ReadableSpan``
 (batching and every exporter unchanged). It implements the whole
 ``opentelemetry.trace.Span`` API, so code that finds it as the current span can
@@ -40,7 +42,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, sampling
 from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -55,6 +57,7 @@ logger = logging.getLogger(__name__)
 
 _PLAIN = (str, bool, int, float)
 _UNSET = Status(StatusCode.UNSET)
+_SAMPLE = Decision.RECORD_AND_SAMPLE
 
 
 def _valid_link(context: SpanContext, attributes: types.Attributes) -> bool:
@@ -77,9 +80,12 @@ class LeanTracer:
         sdk = self._tracer if isinstance(self._tracer, SdkTracer) else None
         internal_metrics = os.environ.get("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "").strip().lower()
         self._lean = sdk is not None and internal_metrics != "true"
+        self._default_sampler = False
         if sdk is not None:
             self._max_links = span_link_limit(sdk)
             self._sampler = sdk.sampler
+            # The SDK's default (``parentbased_always_on``) is this one instance: decided inline.
+            self._default_sampler = self._sampler is sampling.DEFAULT_ON
             self._ids = sdk.id_generator
             self._resource = sdk.resource
             self._processor: SpanProcessor = sdk.span_processor
@@ -106,8 +112,18 @@ class LeanTracer:
         else:
             trace_id = self._ids.generate_trace_id()
             random_id = self._ids.is_trace_id_random()
-        sampling = self._sampler.should_sample(context, trace_id, name, kind, attributes, links or ())
-        flags = TraceFlags.SAMPLED if sampling.decision is Decision.RECORD_AND_SAMPLE else TraceFlags.DEFAULT
+        if self._default_sampler:
+            # ParentBased(ALWAYS_ON) decided as it decides: the parent's sampled flag
+            # (remote or local alike), else sampled; the parent's trace state; the
+            # attributes as given. Calling it cost ~7 µs a span (three context lookups).
+            decision = Decision.DROP if parent is not None and not parent.trace_flags.sampled else _SAMPLE
+            trace_state = parent.trace_state if parent is not None else None
+            start_attributes = dict(attributes) if attributes and decision is _SAMPLE else {}
+        else:
+            sampling = self._sampler.should_sample(context, trace_id, name, kind, attributes, links or ())
+            decision, trace_state = sampling.decision, sampling.trace_state
+            start_attributes = dict(sampling.attributes or {})
+        flags = TraceFlags.SAMPLED if decision is _SAMPLE else TraceFlags.DEFAULT
         if random_id:
             flags |= TraceFlags.RANDOM_TRACE_ID
         span_context = SpanContext(
@@ -115,11 +131,11 @@ class LeanTracer:
             self._ids.generate_span_id(),
             is_remote=False,
             trace_flags=TraceFlags(flags),
-            trace_state=sampling.trace_state,
+            trace_state=trace_state,
         )
-        if sampling.decision is Decision.DROP:
+        if decision is Decision.DROP:
             return trace.NonRecordingSpan(span_context)
-        span = LeanSpan(self, name, span_context, parent, kind, dict(sampling.attributes or {}), links)
+        span = LeanSpan(self, name, span_context, parent, kind, start_attributes, links)
         self._processor.on_start(span, parent_context=context)  # type: ignore[arg-type]
         return span
 

@@ -15,7 +15,15 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, Decision, Sampler, SamplingResult
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    DEFAULT_ON,
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+)
 from opentelemetry.trace import (
     Link,
     NonRecordingSpan,
@@ -207,6 +215,43 @@ def test_the_providers_sampler_decides() -> None:
     assert not span.is_recording()
     assert span.get_span_context().trace_id == REMOTE.trace_id
     assert exporter.get_finished_spans() == ()
+
+
+PARENTS = {
+    "none": None,
+    "remote, sampled, with a trace state": REMOTE,
+    "remote, not sampled": SpanContext(REMOTE.trace_id, REMOTE.span_id, is_remote=True, trace_flags=TraceFlags(0)),
+    "local, sampled": SpanContext(REMOTE.trace_id, 0x2222, is_remote=False, trace_flags=TraceFlags(1)),
+    "local, not sampled": SpanContext(REMOTE.trace_id, 0x1111, is_remote=False, trace_flags=TraceFlags(0)),
+    "random trace id flag": SpanContext(REMOTE.trace_id, 0x3333, is_remote=True, trace_flags=TraceFlags(3)),
+    "invalid": SpanContext(0, 0, is_remote=True, trace_flags=TraceFlags(1)),
+}
+
+
+@pytest.mark.parametrize("parent", PARENTS.values(), ids=PARENTS.keys())
+def test_the_default_sampler_decided_inline_decides_as_the_sampler_itself(parent: SpanContext | None) -> None:
+    """The SDK's default sampler (the ``DEFAULT_ON`` instance) is decided inline; a
+    ``ParentBased(ALWAYS_ON)`` of its own goes through ``should_sample``: both must agree."""
+    made = []
+    for sampler in (DEFAULT_ON, ParentBased(ALWAYS_ON)):
+        provider, exporter = recorded(sampler=sampler)
+        tracer = LeanTracer(provider, "adapter.server")
+        assert tracer._default_sampler is (sampler is DEFAULT_ON)
+        context_ = None if parent is None else trace.set_span_in_context(NonRecordingSpan(parent))
+        span = tracer.start_span("call", context_, SpanKind.SERVER, ATTRIBUTES)
+        span.end()
+        got = span.get_span_context()
+        finished = exporter.get_finished_spans()
+        made.append(
+            (
+                bool(finished),
+                got.trace_flags,
+                got.trace_state,
+                got.trace_id if parent is not None and parent.is_valid else "new",
+                [comparable(f) for f in finished],
+            )
+        )
+    assert made[0] == made[1]
 
 
 def test_span_processors_see_the_start_and_may_add_attributes() -> None:
