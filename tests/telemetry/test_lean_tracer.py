@@ -220,11 +220,11 @@ def test_the_providers_sampler_decides() -> None:
 PARENTS = {
     "none": None,
     "remote, sampled, with a trace state": REMOTE,
-    "remote, not sampled": SpanContext(REMOTE.trace_id, REMOTE.span_id, is_remote=True, trace_flags=TraceFlags(0)),
-    "local, sampled": SpanContext(REMOTE.trace_id, 0x2222, is_remote=False, trace_flags=TraceFlags(1)),
-    "local, not sampled": SpanContext(REMOTE.trace_id, 0x1111, is_remote=False, trace_flags=TraceFlags(0)),
-    "random trace id flag": SpanContext(REMOTE.trace_id, 0x3333, is_remote=True, trace_flags=TraceFlags(3)),
-    "invalid": SpanContext(0, 0, is_remote=True, trace_flags=TraceFlags(1)),
+    "remote, not sampled": SpanContext(REMOTE.trace_id, 0x1111, True, TraceFlags(0)),
+    "local, sampled": SpanContext(REMOTE.trace_id, 0x2222, False, TraceFlags(1)),
+    "local, not sampled": SpanContext(REMOTE.trace_id, 0x3333, False, TraceFlags(0)),
+    "random trace id flag": SpanContext(REMOTE.trace_id, 0x4444, True, TraceFlags(3)),
+    "invalid": SpanContext(0, 0, True, TraceFlags(1)),
 }
 
 
