@@ -33,7 +33,17 @@ def transcoder_for(
     )
     if spec.graphql is not None:
         return GraphQLTranscoder(spec, codec, upstream.graphql, limits)
-    return MethodTranscoder(spec, codec, upstream.pagination, page_tokens=page_tokens, limits=limits)
+    cache = upstream.resilience.cache
+    cached = spec.cache_ttl_seconds > 0 and cache.enabled and cache.max_ttl_seconds != 0
+    return MethodTranscoder(
+        spec,
+        codec,
+        upstream.pagination,
+        page_tokens=page_tokens,
+        limits=limits,
+        # As many binds as the cache keeps answers: each hit skips binding again.
+        remembered_binds=cache.max_entries if cached else 0,
+    )
 
 
 def method_handler(

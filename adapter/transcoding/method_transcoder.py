@@ -38,9 +38,11 @@ class MethodTranscoder:
         *,
         page_tokens: PageTokenSigner | None = None,
         limits: RequestLimits = RequestLimits(),  # noqa: B008 (frozen)
+        remembered_binds: int = 0,
     ) -> None:
         """``page_tokens`` signs the tokens callers see (build it once from
-        ``Settings.page_tokens``); None: a random per-process key."""
+        ``Settings.page_tokens``); None: a random per-process key.
+        ``remembered_binds``: see :class:`RequestBinder`."""
         self.spec = spec
         style = effective_page_style(spec, pagination)
         paginator = (
@@ -49,7 +51,7 @@ class MethodTranscoder:
             else Paginator(style, pagination, tokens=page_tokens, method=spec.path)
         )
         self.page_style = style
-        self._requests = RequestBinder(spec, codec, paginator, limits)
+        self._requests = RequestBinder(spec, codec, paginator, limits, remembered=remembered_binds)
         self._responses = ResponseBinder(spec, codec, paginator)
 
     def bind(self, message: Message) -> BoundRequest:
