@@ -5,17 +5,11 @@ to a real OTLP/gRPC endpoint."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from concurrent import futures
 from typing import Any
 
-import grpc
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -25,6 +19,8 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode,
 
 from adapter.telemetry.otlp_exporter import WireOTLPSpanExporter
 from adapter.telemetry.otlp_wire import encode_trace_request
+
+from .otlp_collector import Collector
 
 
 def recorded(resource: Resource | None = None) -> tuple[TracerProvider, InMemorySpanExporter]:
@@ -156,28 +152,6 @@ def test_generated_attributes_encode_as_the_official_encoder_does(
     with provider.get_tracer("fuzz").start_as_current_span(name, kind=kind, attributes=attributes):
         pass
     assert_same_request(exporter.get_finished_spans())
-
-
-class Collector(trace_service_pb2_grpc.TraceServiceServicer):
-    def __init__(self) -> None:
-        self.requests: list[ExportTraceServiceRequest] = []
-        self.received = threading.Event()
-
-    def Export(self, request: ExportTraceServiceRequest, context: Any) -> Any:
-        self.requests.append(request)
-        self.received.set()
-        return trace_service_pb2.ExportTraceServiceResponse()
-
-
-@pytest.fixture
-def collector() -> Iterator[tuple[Collector, int]]:
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    servicer = Collector()
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield servicer, port
-    server.stop(None)
 
 
 def test_the_exporter_delivers_the_same_request_to_an_otlp_endpoint(collector: tuple[Collector, int]) -> None:

@@ -11,18 +11,14 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from concurrent import futures
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 from openframe.v1 import devices_pb2, devices_pb2_grpc
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from adapter.config.settings import TelemetrySettings
 from adapter.telemetry.metrics import build_meter_provider
@@ -32,33 +28,10 @@ from simulator import Simulator
 
 from ..adapter_process import listen_port, log_tail, wait_serving
 from ..conftest import OCTOSPINE_KEY, OPENFRAME_KEY
+from .otlp_collector import Collector
 
 ROOT = Path(__file__).resolve().parents[2]
 SPANS = 1500  # three export batches of 512: more than one export is left at shutdown
-
-
-class Collector(trace_service_pb2_grpc.TraceServiceServicer):
-    def __init__(self) -> None:
-        self.span_ids: list[bytes] = []
-        self._lock = threading.Lock()
-
-    def Export(self, request: ExportTraceServiceRequest, context: Any) -> Any:
-        with self._lock:
-            self.span_ids += [
-                span.span_id for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans
-            ]
-        return trace_service_pb2.ExportTraceServiceResponse()
-
-
-@pytest.fixture
-def collector() -> Iterator[tuple[Collector, str]]:
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    servicer = Collector()
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield servicer, f"http://127.0.0.1:{port}"
-    server.stop(None)
 
 
 @pytest.fixture(params=["refusing", "silent"])
@@ -92,13 +65,13 @@ def make_spans(settings: TelemetrySettings) -> tuple[Any, set[bytes]]:
 
 
 def test_a_working_collector_gets_every_span_at_shutdown(
-    collector: tuple[Collector, str], monkeypatch: pytest.MonkeyPatch
+    collector: tuple[Collector, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    servicer, endpoint = collector
-    export_to(monkeypatch, endpoint)
+    servicer, port = collector
+    export_to(monkeypatch, f"http://127.0.0.1:{port}")
     provider, ids = make_spans(TelemetrySettings(otlp_enabled=True, flush_timeout_seconds=10))
     shut_down_telemetry(provider, None, timeout_s=10)
-    assert sorted(servicer.span_ids) == sorted(ids)
+    assert sorted(servicer.span_ids()) == sorted(ids)
 
 
 def test_a_dead_collector_holds_shutdown_no_longer_than_the_flush_timeout(
