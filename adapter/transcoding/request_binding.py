@@ -49,6 +49,10 @@ _PAGING_FIELDS = ("page_size", "page_token")
 # retried bodies sent under one Idempotency-Key.
 _CANONICAL = orjson.OPT_SORT_KEYS
 _UPDATE_MASK = "update_mask"
+# Remembered binds are keyed by the request's bytes, which a caller controls (unknown
+# fields bind to nothing yet count): past this size a request is bound but not kept,
+# so the memory is bounded by max_entries x this, not by the gRPC message size limit.
+_REMEMBERED_KEY_BYTES = 2048
 # Visible ASCII only: no CR/LF (header injection), no spaces, nothing httpx must encode.
 _HEADER_VALUE = re.compile(r"[\x21-\x7e]{1,255}\Z")
 # Query strings spell these as their JSON forms do.
@@ -158,6 +162,8 @@ class RequestBinder:
         # Equal bytes are an equal message, which binds the same (binding reads the
         # message alone); a request that does not bind is never kept.
         key = message.SerializeToString(deterministic=True)
+        if len(key) > _REMEMBERED_KEY_BYTES:  # e.g. padded with unknown fields: not kept
+            return self._bind(message)
         bound = remembered.get(key)
         if bound is None:
             bound = self._bind(message)

@@ -62,6 +62,19 @@ def test_at_most_as_many_as_asked_the_oldest_forgotten_first(
     assert again == kept[0] and again is not kept[0]
 
 
+def test_a_large_request_is_bound_but_not_kept(specs: dict[str, MethodSpec], codec: JsonCodec) -> None:
+    # The bytes are the key and a caller controls them: unknown fields bind to nothing
+    # but would make each kept key as large as the gRPC message limit allows.
+    unknown = b"\xfa\x3f" + b"\x90\x4e" + b"x" * 10_000  # field 1023, 10,000 bytes long
+    padded = devices_pb2.GetDeviceRequest.FromString(
+        devices_pb2.GetDeviceRequest(device_id="dev_001").SerializeToString() + unknown
+    )
+    assert len(padded.SerializeToString()) > 10_000  # the unknown field is kept (the premise)
+    t = remembering(specs, codec, GET_DEVICE)
+    assert t.bind(padded).request.path == "/v1/devices/dev_001"
+    assert not t._requests._remembered
+
+
 @pytest.mark.parametrize(("rpc", "message", "field"), BAD)
 def test_a_request_that_does_not_bind_fails_every_time(
     specs: dict[str, MethodSpec], codec: JsonCodec, rpc: str, message: Message, field: str
