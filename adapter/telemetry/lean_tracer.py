@@ -115,7 +115,7 @@ class LeanTracer:
         if self._default_sampler:
             # ParentBased(ALWAYS_ON) decided as it decides: the parent's sampled flag
             # (remote or local alike), else sampled; the parent's trace state; the
-            # attributes as given. Calling it cost ~7 µs a span (three context lookups).
+            # attributes as given. Calling it cost ~3 µs a span (three context lookups).
             decision = Decision.DROP if parent is not None and not parent.trace_flags.sampled else _SAMPLE
             trace_state = parent.trace_state if parent is not None else None
             start_attributes = dict(attributes) if attributes and decision is _SAMPLE else {}
