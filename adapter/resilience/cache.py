@@ -159,7 +159,7 @@ class ResponseCache(CallerLayer):
     def _store(self, key: Key, response: UpstreamResponse, ttl: float, epoch: int) -> None:
         if epoch != self._write_epoch:
             return  # a write ran meanwhile: this answer may predate it
-        size = len(response.body) + sum(len(k) + len(v) for k, v in response.headers.raw) + 256
+        size = len(response.body) + sum(len(k) + len(v) for k, v in response.headers.items()) + 256
         if size > self.max_bytes:
             return
         self._drop(key)

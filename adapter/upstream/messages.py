@@ -6,8 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
+from .response_headers import ResponseHeaders
 from .server_delay import DEFAULT_MAX_SERVER_DELAY, parse_retry_after
 
 __all__ = ["UpstreamRequest", "UpstreamResponse"]
@@ -43,7 +42,7 @@ class UpstreamResponse:
     """A complete upstream answer (body read within the size cap)."""
 
     status: int
-    headers: httpx.Headers
+    headers: ResponseHeaders
     body: bytes
     #: The upstream's ``X-Request-Id`` (or similar), for RequestInfo.
     request_id: str = ""

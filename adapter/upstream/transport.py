@@ -29,6 +29,7 @@ import httpx
 from adapter.config.settings import UpstreamSettings
 
 from .errors import UpstreamResponseTooLarge
+from .response_headers import ResponseHeaders
 
 __all__ = ["Answer", "UpstreamTransport", "build_transport", "tls_verification", "too_large"]
 
@@ -38,7 +39,7 @@ class Answer:
     """One HTTP answer, read whole."""
 
     status: int
-    headers: httpx.Headers
+    headers: ResponseHeaders
     body: bytes
 
 

@@ -10,7 +10,6 @@ translated here, and only here.
 from __future__ import annotations
 
 import aiohttp
-import httpx
 from yarl import URL
 
 from adapter.config.settings import UpstreamSettings
@@ -21,6 +20,7 @@ from .errors import (
     UpstreamTimeoutError,
     UpstreamTransportError,
 )
+from .response_headers import response_headers
 from .transport import Answer, tls_verification, too_large
 
 __all__ = ["AiohttpExchange"]
@@ -75,7 +75,7 @@ class AiohttpExchange:
                     if size > max_bytes:
                         raise too_large(max_bytes, upstream, route)
                     chunks.append(chunk)
-                return Answer(response.status, httpx.Headers(response.raw_headers), b"".join(chunks))
+                return Answer(response.status, response_headers(response.raw_headers), b"".join(chunks))
         except aiohttp.ClientError as exc:
             raise _translate(exc, upstream, route) from exc
 

@@ -37,7 +37,6 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import httptools
-import httpx
 
 from adapter.config.settings import UpstreamSettings
 
@@ -47,6 +46,7 @@ from .errors import (
     UpstreamTimeoutError,
     UpstreamTransportError,
 )
+from .response_headers import response_headers
 from .transport import Answer, tls_verification, too_large
 
 __all__ = ["H1Exchange"]
@@ -185,7 +185,7 @@ class _Connection(asyncio.Protocol):
         except zlib.error as exc:
             answer.set_exception(UpstreamTransportError(f"answer body does not decode: {exc}"))
             return
-        answer.set_result(Answer(self._status, httpx.Headers(self._headers), body))
+        answer.set_result(Answer(self._status, response_headers(self._headers), body))
 
     def _fail(self, error: BaseException) -> None:
         if self._answer is not None and not self._answer.done():

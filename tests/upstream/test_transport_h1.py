@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import pytest
+import httpx
 import pytest_asyncio
 
 from adapter.config.settings import UpstreamSettings
@@ -306,3 +307,32 @@ async def test_https_verified_against_the_ca_bundle_refused_without_it(tmp_path)
     finally:
         server.close()
         await server.wait_closed()
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        pytest.param([b"X-Request-Id: r-1", b"ETag: \"v1\""], id="plain"),
+        pytest.param([b"x-rAtElImIt-Remaining: 7", b"RETRY-AFTER: 3"], id="any-case"),
+        pytest.param([b"Link: <a>; rel=next", b"link: <b>; rel=prev"], id="repeated"),
+        pytest.param([b"Cache-Control: max-age=60", b"Cache-Control: no-store"], id="repeated-cache-control"),
+        pytest.param(["X-Site: Zürich".encode(), b"Location: /v1/caf\xc3\xa9"], id="utf-8"),
+        pytest.param([b"X-Site: Z\xfcrich", b"Location: /v1/x"], id="latin-1"),
+    ],
+)
+async def test_answer_headers_read_as_httpx_reads_them(served, extra: list[bytes]) -> None:  # type: ignore[no-untyped-def]
+    # The answer's headers are multidict's, not httpx's (cheaper to build); a lookup
+    # must give what httpx.Headers gives for the same bytes.
+    _script, base = await served(lambda _r: ok(b"{}", *extra))
+    client = exchange()
+    answer = await get(client, f"{base}/v1/x")
+    raw = [tuple(h.split(b": ", 1)) for h in extra]
+    expected = httpx.Headers([(b"Content-Type", b"application/json"), (b"Content-Length", b"2"), *raw])
+    for name in {n.decode("latin-1") for n, _ in raw} | {"content-type", "CONTENT-LENGTH", "absent"}:
+        for asked in (name, name.lower(), name.upper()):
+            assert (asked in answer.headers) == (asked in expected)
+            assert answer.headers.get(asked) == expected.get(asked)  # repeated: joined by ", "
+            if asked in expected:
+                assert answer.headers[asked] == expected[asked]
+    assert {k.lower(): v for k, v in answer.headers.items()} == dict(expected.items())
+    await client.aclose()
