@@ -190,9 +190,10 @@ class RequestBinder:
         query: list[tuple[str, str]] = []
         if self._query_fields:
             self._append_query(message, "", self._query_fields, query)
-        fingerprint = filters_fingerprint(query)
+        fingerprint = ""  # ties a page token to its filters: only paged methods have one
         page: PagePosition | None = None
         if self._paginator is not None:
+            fingerprint = filters_fingerprint(query)
             page = self._paginator.position(
                 message.page_size,  # type: ignore[attr-defined]
                 message.page_token,  # type: ignore[attr-defined]
