@@ -89,7 +89,8 @@ Behavior = Callable[..., Any]
 
 
 def _guard_request(behavior: Behavior) -> Behavior:
-    """Unary request: refuse an UndecodableRequest before ``behavior`` runs."""
+    """Unary request: refuse an UndecodableRequest before ``behavior`` (an async
+    generator or a coroutine function, see :func:`_is_async`) runs."""
     if inspect.isasyncgenfunction(behavior):
 
         async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
@@ -103,8 +104,7 @@ def _guard_request(behavior: Behavior) -> Behavior:
     async def unary(request: Any, context: Any) -> Any:
         if isinstance(request, UndecodableRequest):
             await _refuse(context, request)
-        result = behavior(request, context)
-        return await result if inspect.isawaitable(result) else result
+        return await behavior(request, context)
 
     return unary
 

@@ -1,10 +1,12 @@
-"""The tolerant-deserializer wrapping is done once per method handler, not per call."""
+"""The tolerant-deserializer wrapping: done once per method handler, not per call, and
+refusing an undecodable request whatever shape of async behavior it wraps."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import grpc
+import pytest
 from openframe.v1 import devices_pb2
 
 from adapter.server.request_decoding import UndecodableRequest, guarded_handler
@@ -25,3 +27,39 @@ def test_a_method_handler_is_wrapped_once_and_reused() -> None:
     assert guarded_handler(handler) is guarded  # the server resolves the same handler each call
     assert isinstance(guarded.request_deserializer(b"\xff\xff"), UndecodableRequest)
     assert guarded.request_deserializer(b"\n\x07dev_001") == devices_pb2.GetDeviceRequest(device_id="dev_001")
+
+
+class _Aborted(Exception):
+    pass
+
+
+class _Context:
+    """What the guard uses of grpc.aio's context: abort_with_status raises, as grpc.aio's does."""
+
+    def __init__(self) -> None:
+        self.status: grpc.Status | None = None
+
+    async def abort_with_status(self, status: grpc.Status) -> None:
+        self.status = status
+        raise _Aborted
+
+
+class _AsyncCallable:
+    async def __call__(self, request: Any, context: Any) -> Any:
+        return request
+
+
+@pytest.mark.parametrize("behavior", [_echo, _AsyncCallable()], ids=["coroutine", "async-call"])
+async def test_every_shape_of_unary_behavior_answers_and_refuses_undecodable(behavior: Any) -> None:
+    handler = grpc.unary_unary_rpc_method_handler(
+        behavior,
+        request_deserializer=devices_pb2.GetDeviceRequest.FromString,
+        response_serializer=devices_pb2.Device.SerializeToString,
+    )
+    guarded = guarded_handler(handler)
+    request = guarded.request_deserializer(b"\n\x07dev_001")
+    assert await guarded.unary_unary(request, _Context()) == request
+    context = _Context()
+    with pytest.raises(_Aborted):
+        await guarded.unary_unary(guarded.request_deserializer(b"\xff\xff"), context)
+    assert context.status is not None and context.status.code == grpc.StatusCode.INVALID_ARGUMENT
