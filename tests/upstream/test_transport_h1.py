@@ -10,8 +10,8 @@ import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-import pytest
 import httpx
+import pytest
 import pytest_asyncio
 
 from adapter.config.settings import UpstreamSettings
@@ -312,7 +312,7 @@ async def test_https_verified_against_the_ca_bundle_refused_without_it(tmp_path)
 @pytest.mark.parametrize(
     "extra",
     [
-        pytest.param([b"X-Request-Id: r-1", b"ETag: \"v1\""], id="plain"),
+        pytest.param([b"X-Request-Id: r-1", b'ETag: "v1"'], id="plain"),
         pytest.param([b"x-rAtElImIt-Remaining: 7", b"RETRY-AFTER: 3"], id="any-case"),
         pytest.param([b"Link: <a>; rel=next", b"link: <b>; rel=prev"], id="repeated"),
         pytest.param([b"Cache-Control: max-age=60", b"Cache-Control: no-store"], id="repeated-cache-control"),
