@@ -12,6 +12,8 @@ Only the SDK's public API is used: the span processor waits for its own shutdown
 in a thread and, past the deadline, shuts its exporter down, which the exporter
 documents as aborting a retry in progress and closing its channel (an export in
 flight fails at once), so the processor's worker drains the rest without sending.
+The processor's own shutdown then does not shut the exporter down a second time,
+which the exporter would log as a warning after the one that said the spans are dropped.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 
 from opentelemetry.metrics import MeterProvider
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 __all__ = ["BoundedBatchSpanProcessor", "shut_down_telemetry"]
 
@@ -32,13 +35,39 @@ logger = logging.getLogger(__name__)
 _AFTER_ABORT_S = 1.0
 
 
+class _AbortableExporter(SpanExporter):
+    """Hands batches to ``inner`` until :meth:`abort`, then drops them without a word."""
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self._inner = inner
+        self._aborted = False
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self._aborted:
+            return SpanExportResult.FAILURE
+        return self._inner.export(spans)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        if not self._aborted:  # abort() has shut it down already
+            self._inner.shutdown()
+
+    def abort(self) -> None:
+        """Drops what is handed over from now on, and shuts the exporter down (which
+        aborts its retry in progress)."""
+        self._aborted = True
+        self._inner.shutdown()
+
+
 class BoundedBatchSpanProcessor(BatchSpanProcessor):
     """A ``BatchSpanProcessor`` whose ``shutdown`` returns within ``shutdown_timeout_s``
     (plus ~1 s), whatever the collector does."""
 
     def __init__(self, exporter: SpanExporter, *, shutdown_timeout_s: float) -> None:
-        super().__init__(exporter)
-        self._own_exporter = exporter
+        self._own_exporter = _AbortableExporter(exporter)
+        super().__init__(self._own_exporter)
         self._shutdown_timeout_s = shutdown_timeout_s
 
     def shutdown(self) -> None:
@@ -51,7 +80,7 @@ class BoundedBatchSpanProcessor(BatchSpanProcessor):
                 "the collector is slow or unreachable; the spans still queued are dropped",
                 self._shutdown_timeout_s,
             )
-            self._own_exporter.shutdown()
+            self._own_exporter.abort()
             flush.join(_AFTER_ABORT_S)
 
 
