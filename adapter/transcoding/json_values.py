@@ -46,8 +46,9 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=_UTC)
 _TIMESTAMP_MIN = -62_135_596_800  # 0001-01-01T00:00:00Z
 _TIMESTAMP_MAX = 253_402_300_799  # 9999-12-31T23:59:59Z
 _DURATION_MAX = 315_576_000_000
-# datetime keeps microseconds only: the fraction is read apart, to the nanosecond.
-_FRACTION = re.compile(r"(?<=:\d\d)\.(\d+)")
+# datetime keeps microseconds only: the fraction is read apart, to the nanosecond
+# (after a comma too, which ISO 8601 allows and datetime reads, dropping it here).
+_FRACTION = re.compile(r"(?<=:\d\d)[.,](\d+)")
 _DURATION = re.compile(r"(-)?(\d{1,12})(?:\.(\d{1,9}))?s\Z", re.ASCII)
 #: Integral floats within this are sent as JSON integers (exact in a double, and
 #: within every JSON parser's integer range).
@@ -121,6 +122,7 @@ def timestamp_parts(v: Json, path: str) -> tuple[int, int]:
     without an offset: UTC), to the nanosecond, within Timestamp's range (years 1
     to 9999 in UTC); MalformedPayloadError otherwise."""
     if type(v) is str and len(v) <= 64:
+        v = v.upper()  # RFC 3339 allows a lower-case "t" and "z"; datetime does not
         nanos = 0
         fraction = _FRACTION.search(v)
         if fraction is not None:
