@@ -49,6 +49,8 @@ _DURATION_MAX = 315_576_000_000
 # datetime keeps microseconds only: the fraction is read apart, to the nanosecond
 # (after a comma too, which ISO 8601 allows and datetime reads, dropping it here).
 _FRACTION = re.compile(r"(?<=:\d\d)[.,](\d+)")
+#: A JSON number, as proto3 JSON also accepts it inside a string ("1.5", "1e2").
+_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?\Z", re.ASCII)
 _DURATION = re.compile(r"(-)?(\d{1,12})(?:\.(\d{1,9}))?s\Z", re.ASCII)
 #: Integral floats within this are sent as JSON integers (exact in a double, and
 #: within every JSON parser's integer range).
@@ -86,13 +88,14 @@ def dec_bool(v: Json, path: str) -> bool:
 def dec_int(v: Json, path: str) -> int:
     if type(v) is int:
         return v
-    # proto3 JSON allows 64-bit integers as strings and integral floats.
+    # proto3 JSON allows integers as strings, integral floats, and exponents ("1e2").
     if type(v) is str:
         try:
             return int(v)
         except ValueError:
-            pass
-    elif type(v) is float and v.is_integer():
+            if _NUMBER.match(v):
+                v = float(v)
+    if type(v) is float and v.is_integer():
         return int(v)
     raise MalformedPayloadError(path, f"expected an integer, got {type_name(v)}")
 
@@ -100,8 +103,11 @@ def dec_int(v: Json, path: str) -> int:
 def dec_float(v: Json, path: str) -> float:
     if type(v) is float or type(v) is int:
         return float(v)
-    if v in ("NaN", "Infinity", "-Infinity"):
-        return float(v.replace("Infinity", "inf"))
+    if type(v) is str:  # proto3 JSON: a number may come as a string ("1.5"), and these three
+        if v in ("NaN", "Infinity", "-Infinity"):
+            return float(v.replace("Infinity", "inf"))
+        if _NUMBER.match(v):
+            return float(v)
     raise MalformedPayloadError(path, f"expected a number, got {type_name(v)}")
 
 
