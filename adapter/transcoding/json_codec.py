@@ -85,6 +85,33 @@ _WRAPPERS = frozenset(
 )
 
 
+#: Unknown field names or enum values logged per message or enum type, at most.
+UNKNOWN_LOGGED = 64
+
+
+class _LoggedOnce:
+    """The unknown names already logged, up to :data:`UNKNOWN_LOGGED`: an upstream that
+    sends a new one in every answer (a key per device, random enum spellings) can
+    neither grow this without bound nor fill the log."""
+
+    __slots__ = ("_seen",)
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+
+    def first(self, name: str) -> str | None:
+        """None if ``name`` is not to be logged; else "" or, for the last one logged,
+        a note saying that further ones are not."""
+        if name in self._seen or len(self._seen) >= UNKNOWN_LOGGED:
+            return None
+        self._seen.add(name)
+        return (
+            ""
+            if len(self._seen) < UNKNOWN_LOGGED
+            else f" (the {UNKNOWN_LOGGED}th: further ones are not logged)"
+        )
+
+
 class _MessageCodec:
     """Field tables of one message type (filled lazily to allow recursive types)."""
 
@@ -95,7 +122,7 @@ class _MessageCodec:
         self.cls_name = descriptor.full_name
         self.by_wire: dict[str, tuple[str, Decode]] = {}
         self.by_name: dict[str, tuple[str, Encode]] = {}
-        self.unknown_seen: set[str] = set()
+        self.unknown_seen = _LoggedOnce()
         #: Wire names of singular google.protobuf.Value fields: for them JSON null
         #: is a value (NullValue), not "unset" (proto3 JSON mapping).
         self.null_is_value: set[str] = set()
@@ -175,9 +202,9 @@ class JsonCodec:
         return codec
 
     def _note_unknown(self, codec: _MessageCodec, key: str) -> None:
-        if key not in codec.unknown_seen:
-            codec.unknown_seen.add(key)
-            logger.info("ignoring upstream field %r unknown to %s", key, codec.cls_name)
+        note = codec.unknown_seen.first(key)
+        if note is not None:
+            logger.info("ignoring upstream field %.80r unknown to %s%s", key, codec.cls_name, note)
 
     def _field_decoder(self, field: _d.FieldDescriptor) -> Decode:
         if _is_map(field):
@@ -310,7 +337,7 @@ def _enum_decoder(enum: _d.EnumDescriptor) -> Decode:
     by_wire = {wire: number for number, wire in enum_wire_names(enum).items()}
     by_wire.update({v.name: v.number for v in enum.values})  # full names accepted too
     full_name = enum.full_name
-    unknown_seen: set[str] = set()
+    unknown_seen = _LoggedOnce()
 
     def dec_enum(v: Json, path: str) -> int:
         if type(v) is str:
@@ -320,9 +347,9 @@ def _enum_decoder(enum: _d.EnumDescriptor) -> Decode:
             if number is not None:
                 return number
             # Vendors add enum values; keep the message, mark the value unknown.
-            if v not in unknown_seen:
-                unknown_seen.add(v)
-                logger.info("unknown %s value %r at %s: mapped to 0", full_name, v, path)
+            note = unknown_seen.first(v)
+            if note is not None:
+                logger.info("unknown %s value %.80r at %s: mapped to 0%s", full_name, v, path, note)
             return 0
         if type(v) is int:
             return v
