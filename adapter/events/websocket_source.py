@@ -67,6 +67,9 @@ __all__ = ["FrameQueue", "ReceivedFrame", "StreamState", "SubscriptionNotAcknowl
 logger = logging.getLogger(__name__)
 
 _BATCH = 500
+#: Crash causes whose traceback is logged once; past these, every crash's is (the
+#: supervisor's backoff spaces them), so a cause that varies cannot grow the set.
+_CAUSES_REMEMBERED = 64
 
 
 class StreamState(enum.Enum):
@@ -195,7 +198,8 @@ class WebSocketSource:
                 self.counts["crashes"] += 1
                 self._set(StreamState.FAILED, self.failure)
                 if cause not in self._crash_causes:  # once per cause, with the traceback
-                    self._crash_causes.add(cause)
+                    if len(self._crash_causes) < _CAUSES_REMEMBERED:  # (bounded: causes may vary)
+                        self._crash_causes.add(cause)
                     logger.exception("%s stream task crashed; restarting it", self.stream.source)
                 await asyncio.sleep(self._backoff.next())
 
