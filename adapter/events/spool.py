@@ -103,7 +103,9 @@ class EventSpool:
         self._store = SpoolStore(self.path, synchronous=synchronous, dedupe_window=dedupe_window, clock=clock)
         self._writer = SpoolWriter(
             f"spool-{self.path.name}",
-            commit=lambda groups: self._store.append_groups(groups, self.max_records, self.max_bytes),
+            commit=lambda groups, delivered: self._store.append_groups(
+                groups, self.max_records, self.max_bytes, delivered
+            ),
             committed=self._committed,
             remove=lambda seqs: self._store.remove(seqs, None),
             died=on_failure,

@@ -139,18 +139,25 @@ class SpoolStore:
         groups: list[tuple[list[OutboundRecord], DeliveryClaim | None]],
         max_records: int,
         max_bytes: int,
+        delivered: Sequence[int] = (),
     ) -> AppendOutcome:
+        """One transaction: first removes the ``delivered`` records (acks waiting beside
+        the appends: one commit instead of two, see spool_writer.py), then appends."""
+        # Sized before the removal: a group that fits only thanks to it goes one by one.
         sized = self._sized_if_together(groups, max_records, max_bytes)
         if sized is not None:
             try:
-                return self._transaction(lambda db, stored: self._append_together(db, groups, sized, stored))
+                return self._transaction(
+                    lambda db, stored: self._append_together(db, groups, sized, stored), delivered
+                )
             except Exception as exc:  # each append gets its own outcome, one by one
                 logger.debug("spool %s: appending a group at once failed (%r); one by one", self._path, exc)
         return self._transaction(
             lambda db, stored: [
                 self._append_one(db, records, claim, max_records, max_bytes, stored)
                 for records, claim in groups
-            ]
+            ],
+            delivered,
         )
 
     def _transaction(
@@ -158,12 +165,15 @@ class SpoolStore:
         work: Callable[
             [sqlite3.Connection, list[tuple[int, OutboundRecord, int]]], list[list[bool] | Exception]
         ],
+        delivered: Sequence[int],
     ) -> AppendOutcome:
         db = self._conn()
-        before = (self._depth, self._bytes, self._oldest_at, self._last_seq)
+        before = (self._depth, self._bytes, self._oldest_at, self._last_seq, self._dead)
         db.execute("BEGIN IMMEDIATE")
         stored: list[tuple[int, OutboundRecord, int]] = []
         try:
+            if delivered:
+                self._delete(db, delivered, None)
             now = self._clock()
             if now - self._claims_pruned_at >= _CLAIMS_PRUNE_SECONDS:
                 prune_claims(db, now)
@@ -174,7 +184,7 @@ class SpoolStore:
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            self._depth, self._bytes, self._oldest_at, self._last_seq = before
+            self._depth, self._bytes, self._oldest_at, self._last_seq, self._dead = before
             raise
         return AppendOutcome(results, self._snapshot(), stored)
 
@@ -203,37 +213,44 @@ class SpoolStore:
             for seq, topic, key, value, h, ce_id in rows
         ]
 
-    def remove(self, seqs: list[int], dead_letter_reason: str | None) -> SpoolSnapshot:
+    def remove(self, seqs: Sequence[int], dead_letter_reason: str | None) -> SpoolSnapshot:
         db = self._conn()
-        removed = removed_bytes = dead = 0
+        before = (self._depth, self._bytes, self._oldest_at, self._dead)
         db.execute("BEGIN IMMEDIATE")
         try:
-            for i in range(0, len(seqs), _CHUNK):
-                chunk = seqs[i : i + _CHUNK]
-                marks = ",".join("?" * len(chunk))
-                if dead_letter_reason is not None:
-                    dead += db.execute(
-                        f"INSERT OR IGNORE INTO dead_letters SELECT {_COLUMNS}, ?, ? "
-                        f"FROM records WHERE seq IN ({marks})",
-                        (self._clock(), dead_letter_reason, *chunk),
-                    ).rowcount
-                # Counted, then deleted: two steps, not one per row (GIL_STEPS).
-                count, size = db.execute(
-                    f"SELECT count(*), coalesce(sum(size), 0) FROM records WHERE seq IN ({marks})", chunk
-                ).fetchone()
-                db.execute(f"DELETE FROM records WHERE seq IN ({marks})", chunk)
-                removed += count
-                removed_bytes += size
+            self._delete(db, seqs, dead_letter_reason)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
+            self._depth, self._bytes, self._oldest_at, self._dead = before
             raise
+        return self._snapshot()
+
+    def _delete(self, db: sqlite3.Connection, seqs: Sequence[int], dead_letter_reason: str | None) -> None:
+        """Removes ``seqs`` (dead-lettered with a reason) inside the caller's transaction,
+        and accounts for them; the caller restores the counts if it rolls back."""
+        removed = removed_bytes = dead = 0
+        for i in range(0, len(seqs), _CHUNK):
+            chunk = seqs[i : i + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            if dead_letter_reason is not None:
+                dead += db.execute(
+                    f"INSERT OR IGNORE INTO dead_letters SELECT {_COLUMNS}, ?, ? "
+                    f"FROM records WHERE seq IN ({marks})",
+                    (self._clock(), dead_letter_reason, *chunk),
+                ).rowcount
+            # Counted, then deleted: two steps, not one per row (GIL_STEPS).
+            count, size = db.execute(
+                f"SELECT count(*), coalesce(sum(size), 0) FROM records WHERE seq IN ({marks})", chunk
+            ).fetchone()
+            db.execute(f"DELETE FROM records WHERE seq IN ({marks})", chunk)
+            removed += count
+            removed_bytes += size
         self._depth -= removed
         self._bytes -= removed_bytes
         self._dead += dead
         self._oldest_at = self._query_oldest()
-        return self._snapshot()
 
     def _sized_if_together(
         self,

@@ -2,9 +2,15 @@
 
 Every store operation runs on this thread, in the order the event loop asked for
 it. The appends and acks waiting when the thread turns to its next job are taken
-together: the acks become one removal, then the appends one transaction (group
+together into one transaction: the acks' removal first, then the appends (group
 commit); any other call keeps its place after them. Each transaction's outcome
 goes back to the loop as soon as it committed (``loop.call_soon_threadsafe``).
+
+One transaction, not a removal and then a commit: an append that arrived while a
+round ran waited for both, and each is several statements that give the GIL up and
+must win it back from the busy loop (a removal took 2.4-3.2 ms of wall time for
+0.3-0.8 ms of CPU, docs/benchmarks.md). Should that transaction fail, the acks and
+the appends are run again apart, so one cannot fail the other.
 
 Written by hand, not with a ``ThreadPoolExecutor`` and a committer task on the
 loop: that pair formed each group on the loop and handed it over, so between two
@@ -57,17 +63,19 @@ class _Call:
 
 _STOP = object()
 
-#: ``commit(groups)`` runs on the writer's thread: one transaction for the appends
-#: given, an outcome per append (:meth:`SpoolStore.append_groups`).
+#: ``commit(groups, delivered)`` runs on the writer's thread: one transaction that removes
+#: the ``delivered`` sequence numbers, then stores the appends given, an outcome per append
+#: (:meth:`SpoolStore.append_groups`).
 AppendGroup = list[tuple[list[OutboundRecord], DeliveryClaim | None]]
 
 
 class SpoolWriter:
     """Runs store calls on one thread, in order; batches waiting appends into one commit.
 
-    ``commit`` turns a group of appends into one transaction on the thread, and
-    ``remove(seqs)`` the acks waiting beside them (merged: the drainer keeps several
-    batches in flight, and each ack would be a transaction of its own);
+    ``commit`` turns a group of appends, and the acks waiting beside them, into one
+    transaction on the thread; ``remove(seqs)`` runs acks with no append beside them
+    (merged: the drainer keeps several batches in flight, and each ack would be a
+    transaction of its own);
     ``committed(outcome)`` hears each outcome on the loop, before the appends' callers do;
     ``died(why)`` hears, on the loop, that the thread ended for good (a bug), so health can say so.
     """
@@ -76,7 +84,7 @@ class SpoolWriter:
         self,
         name: str,
         *,
-        commit: Callable[[AppendGroup], AppendOutcome],
+        commit: Callable[[AppendGroup, list[int]], AppendOutcome],
         committed: Callable[[AppendOutcome], None],
         remove: Callable[[list[int]], SpoolSnapshot],
         died: Callable[[str], None] | None = None,
@@ -174,6 +182,8 @@ class SpoolWriter:
                     job = self._jobs.get_nowait()
                 except queue.Empty:
                     break
+            if appends and acks and self._run_together(appends, acks):
+                continue
             if acks:  # first: they make room the appends may need
                 self._run_acks(acks)
             if appends:
@@ -196,10 +206,23 @@ class SpoolWriter:
             return
         self._post(_succeed_all, futures, snapshot)
 
+    def _run_together(self, group: list[_Append], acks: list[_Ack]) -> bool:
+        """Acks and appends in one transaction; False (nothing done) if it failed."""
+        try:
+            outcome = self._commit(
+                [(job.records, job.claim) for job in group], [seq for job in acks for seq in job.seqs]
+            )
+        except Exception as exc:  # rolled back: the caller runs them apart, each with its own outcome
+            logger.debug("spool writer %s: acks with appends failed (%r); apart", self._name, exc)
+            return False
+        self._post(self._deliver, [job.future for job in group], outcome)
+        self._post(_succeed_all, [job.future for job in acks], outcome.snapshot)
+        return True
+
     def _run_commit(self, group: list[_Append]) -> None:
         futures = [job.future for job in group]
         try:
-            outcome = self._commit([(job.records, job.claim) for job in group])
+            outcome = self._commit([(job.records, job.claim) for job in group], [])
         except BaseException as exc:  # disk full, I/O error: every append of this group failed
             logger.error("spool writer %s: commit of %d appends failed: %r", self._name, len(group), exc)
             self._post(_fail, futures, exc)

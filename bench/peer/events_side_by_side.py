@@ -12,6 +12,10 @@ prints both and their ratio; the median ratio is the figure. CPU is the whole
 process's (loop, spool writer, checkpointer, producer), per event acknowledged.
 Tracing is on as the adapter ships it (an SDK tracer provider, no exporter).
 The broker must be running, as for ``bench.peer.events``.
+
+With ``--paced RATE`` each side instead runs ``bench.peer.events``' paced run (its
+sources at ``RATE`` records/s for ``--seconds``) and the figure is the receipt ->
+Kafka ack p99 (p50 beside it): the latency goal's own measurement, A/B.
 """
 
 from __future__ import annotations
@@ -57,10 +61,40 @@ async def main():
 asyncio.run(main())
 """
 
+# The paced run of ``bench.peer.events`` at a fixed rate, in the side's own tree.
+_ONE_PACED_SIDE = """
+import asyncio, json, sys, tempfile, uuid
+from pathlib import Path
+from adapter.config.settings import TelemetrySettings
+from adapter.gc_tuning import freeze_startup_heap
+from adapter.telemetry.tracing import build_tracer_provider
+from bench import spool_throughput as st
+from bench.peer import events
 
-def one_side(tree: Path, seconds: float, records: int) -> dict[str, float]:
+seconds, rate = float(sys.argv[1]), float(sys.argv[2])
+build_tracer_provider(TelemetrySettings(otlp_enabled=False))
+
+async def main():
+    topic = f"bench-sbs-{uuid.uuid4().hex[:8]}"
+    records = st.make_records(topic, int(rate * seconds) + 1_000)
+    freeze_startup_heap()
+    await st.topic_admin("create", topic)
+    try:
+        with tempfile.TemporaryDirectory(prefix="events-sbs-") as tmp:
+            latencies = await events.paced(Path(tmp), records, rate, seconds)
+    finally:
+        await st.topic_admin("delete", topic)
+    print(json.dumps({"p50_ms": events.quantile(latencies, 0.5) * 1e3,
+                      "p99_ms": events.quantile(latencies, 0.99) * 1e3, "acked": len(latencies)}))
+
+asyncio.run(main())
+"""
+
+
+def one_side(tree: Path, seconds: float, records: int, paced: float | None = None) -> dict[str, float]:
+    script, argument = (_ONE_SIDE, records) if paced is None else (_ONE_PACED_SIDE, paced)
     done = subprocess.run(
-        [sys.executable, "-c", _ONE_SIDE, str(seconds), str(records)],
+        [sys.executable, "-c", script, str(seconds), str(argument)],
         cwd=ROOT, env={**os.environ, **own_tree(tree)}, capture_output=True, text=True, check=False,
         timeout=120 + 6 * seconds,
     )  # fmt: skip
@@ -79,7 +113,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1 if smoke else 5)
     parser.add_argument("--seconds", type=float, default=1.0 if smoke else 8.0, help="each side's run")
     parser.add_argument("--records", type=int, default=20_000 if smoke else 300_000)
+    parser.add_argument(
+        "--paced", type=float, metavar="RATE", help="compare receipt -> ack latency at RATE records/s"
+    )
     args = parser.parse_args()
+    if args.paced is not None:
+        return compare_paced(args.before, args.rounds, args.seconds, args.paced)
     ratios: list[float] = []
     rate_ratios: list[float] = []
     with work_tree(args.before) as before:
@@ -101,6 +140,28 @@ def main() -> int:
         f"(rounds {min(ratios):.3f}-{max(ratios):.3f}); "
         f"rate, after / before {statistics.median(rate_ratios):.3f} "
         f"(rounds {min(rate_ratios):.3f}-{max(rate_ratios):.3f})"
+    )
+    return 0
+
+
+def compare_paced(before_rev: str, rounds: int, seconds: float, rate: float) -> int:
+    """Receipt -> ack latency of both sides at ``rate``, round after round."""
+    ratios: list[float] = []
+    with work_tree(before_rev) as before:
+        sides = {"before": before, "after": ROOT}
+        for round_ in range(1, rounds + 1):
+            order = ["before", "after"] if round_ % 2 else ["after", "before"]
+            got = {side: one_side(sides[side], seconds, 0, paced=rate) for side in order}
+            b, a = got["before"], got["after"]
+            ratios.append(a["p99_ms"] / b["p99_ms"])
+            print(
+                f"round {round_}: before p50 {b['p50_ms']:5.2f} p99 {b['p99_ms']:6.2f} ms   "
+                f"after p50 {a['p50_ms']:5.2f} p99 {a['p99_ms']:6.2f} ms   ({order[0]} first)",
+                flush=True,
+            )
+    print(
+        f"receipt -> ack p99 at {rate:.0f}/s, after / before {statistics.median(ratios):.3f} "
+        f"(rounds {min(ratios):.3f}-{max(ratios):.3f})"
     )
     return 0
 

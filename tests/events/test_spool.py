@@ -16,6 +16,7 @@ import pytest_asyncio
 
 from adapter.events.records import OutboundRecord
 from adapter.events.spool import EventSpool, SpoolClosed, SpoolFull, SpoolLocked
+from adapter.events.spool_store import SpoolStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -243,11 +244,55 @@ async def test_state_after_an_ack_and_an_append_that_raced_is_the_newest(spool: 
     append = asyncio.ensure_future(spool.append([record(n) for n in range(10, 13)]))
     await asyncio.sleep(0)  # both queued with the writer: it removes, then commits
     # The loop stands still while the writer answers both, so both answers land in one
-    # loop step; they take paths one step apart, so the ack's older snapshot comes last.
+    # loop step; they take paths one step apart, so the ack's snapshot comes last (an
+    # older one if the writer took the ack alone, before the append was queued).
     time.sleep(0.3)  # noqa: ASYNC251 (blocking the loop is the point)
     await asyncio.gather(ack, append)
     assert (spool.depth, spool.last_seq) == (9, seqs[-1] + 3)
     assert spool.has_room and await spool.wait_for_records(timeout=0)
+
+
+def test_acks_beside_appends_are_removed_first_in_their_transaction(tmp_path: Path) -> None:
+    """The writer's round of acks and appends is one transaction: the removal makes the
+    room the appends need; an append that fails does so alone, a transaction that fails
+    undoes everything."""
+    clock_broken = False
+
+    def clock() -> float:
+        if clock_broken:
+            raise OSError("no clock")
+        return time.time()
+
+    store = SpoolStore(tmp_path / "s.db", synchronous="normal", dedupe_window=100, clock=clock)
+    store.open()
+    try:
+        store.append_groups([([record(n) for n in range(3)], None)], 3, 2**30)
+        outcome = store.append_groups([([record(3), record(4)], None)], 3, 2**30, [1, 2])
+        assert outcome.results == [[True, True]]
+        assert [seq for seq, _, _ in outcome.stored] == [4, 5]
+        assert (outcome.snapshot.depth, outcome.snapshot.last_seq) == (3, 5)
+        assert [r.ce_id for _, r in store.pending(10, 0)] == ["e-2", "e-3", "e-4"]
+
+        class Broken(OutboundRecord):
+            @property
+            def identity(self) -> str:
+                raise OSError("disk I/O error")
+
+        # An append that fails fails alone: the removal beside it still commits.
+        broken = Broken("mesh.events", None, b"v", (), "e-9")
+        outcome = store.append_groups([([broken], None), ([record(5)], None)], 10, 2**30, [3])
+        assert isinstance(outcome.results[0], OSError) and outcome.results[1] == [True]
+        assert [r.ce_id for _, r in store.pending(10, 0)] == ["e-3", "e-4", "e-5"]
+        # A transaction that fails after its removal undoes it, counts included.
+        clock_broken = True
+        with pytest.raises(OSError, match="no clock"):
+            store.append_groups([([record(6)], None)], 10, 2**30, [4, 5])
+        clock_broken = False
+        assert [r.ce_id for _, r in store.pending(10, 0)] == ["e-3", "e-4", "e-5"]
+        snapshot = store.append_groups([], 10, 2**30).snapshot
+        assert (snapshot.depth, snapshot.bytes) == (3, 3 * record(0).size)
+    finally:
+        store.close()
 
 
 async def test_a_dead_writer_thread_is_reported_and_appends_fail_fast(tmp_path: Path) -> None:

@@ -34,16 +34,20 @@ class GatedCommits:
         self.log: list[str] = []
         self.committed: list[int] = []  # groups the loop heard of, in order
         self.fail_with: Exception | None = None
+        self.fail_with_acks: Exception | None = None  # only transactions that remove too
 
-    def commit(self, groups: AppendGroup) -> AppendOutcome:
+    def commit(self, groups: AppendGroup, delivered: list[int]) -> AppendOutcome:
         self.threads.add(threading.current_thread().name)
         self.begun.set()
         self.gate.wait(5)
         ids = [r.ce_id for records, _ in groups for r in records]
-        self.groups.append(ids)
-        self.log.append("commit " + ",".join(ids))
+        removal = f"remove {','.join(map(str, delivered))} + " if delivered else ""
+        self.log.append(removal + "commit " + ",".join(ids))
         if self.fail_with is not None:
             raise self.fail_with
+        if delivered and self.fail_with_acks is not None:
+            raise self.fail_with_acks
+        self.groups.append(ids)
         results: list[list[bool] | Exception] = [
             ValueError("refused") if records[0].ce_id == "e-bad" else [True] * len(records)
             for records, _ in groups
@@ -115,7 +119,7 @@ async def test_calls_and_appends_run_in_the_order_they_were_queued(
     assert commits.log == ["commit e-1", "commit e-2", "call 21", "commit e-3"]
 
 
-async def test_acks_that_wait_are_merged_into_one_removal_before_the_appends_beside_them(
+async def test_acks_that_wait_are_merged_into_one_removal_in_the_commit_of_the_appends_beside_them(
     writer: SpoolWriter, commits: GatedCommits
 ) -> None:
     commits.gate.clear()
@@ -128,7 +132,23 @@ async def test_acks_that_wait_are_merged_into_one_removal_before_the_appends_bes
     late = writer.ack([4])
     commits.gate.set()
     await asyncio.gather(first, *acks, append, more, call, late)
-    assert commits.log == ["commit e-1", "remove 1,11,2,12,3", "commit e-2", "call", "remove 4"]
+    assert commits.log == ["commit e-1", "remove 1,11,2,12,3 + commit e-2", "call", "remove 4"]
+
+
+async def test_acks_and_appends_whose_transaction_failed_run_again_apart(
+    writer: SpoolWriter, commits: GatedCommits
+) -> None:
+    commits.gate.clear()
+    first = writer.append([record(1)], None)
+    await commit_begun(commits)
+    ack = writer.ack([1])
+    append = writer.append([record(2)], None)
+    commits.fail_with_acks = OSError("database is locked")
+    commits.gate.set()
+    await first
+    assert (await ack).depth == 0  # the removal alone succeeded
+    assert await append == [True]
+    assert commits.log == ["commit e-1", "remove 1 + commit e-2", "remove 1", "commit e-2"]
 
 
 async def test_a_failed_removal_fails_the_acks_merged_into_it(
