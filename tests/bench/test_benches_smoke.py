@@ -155,3 +155,20 @@ def test_events_side_by_side_smoke(kafka_bootstrap: str) -> None:
         re.M,
     ), done.stdout
     assert re.search(r"CPU per event, after / before \d\.\d{3} \(rounds", done.stdout), done.stdout
+
+
+@pytest.mark.kafka
+@pytest.mark.timeout(300)
+def test_events_side_by_side_paced_smoke(kafka_bootstrap: str) -> None:
+    port = kafka_bootstrap.rsplit(":", 1)[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.peer.events_side_by_side", "--before", "HEAD", "--paced", "2000"],
+        cwd=ROOT, env={**os.environ, "BENCH_SMOKE": "1", "BENCH_KAFKA_PORT": port},
+        capture_output=True, text=True, timeout=280, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr[-4000:]}"
+    assert re.search(
+        r"^round 1: before p50 +[\d.]+ p99 +[\d.]+ ms +after p50 +[\d.]+ p99 +[\d.]+ ms", done.stdout, re.M
+    ), done.stdout
+    summary = r"receipt -> ack p99 at 2000/s, after / before \d\.\d{3} \(rounds"
+    assert re.search(summary, done.stdout), done.stdout
