@@ -26,6 +26,7 @@ import os
 import statistics
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench.peer.processes import ROOT
@@ -91,8 +92,8 @@ asyncio.run(main())
 """
 
 
-def one_side(tree: Path, seconds: float, records: int, paced: float | None = None) -> dict[str, float]:
-    script, argument = (_ONE_SIDE, records) if paced is None else (_ONE_PACED_SIDE, paced)
+def one_side(tree: Path, script: str, seconds: float, argument: float) -> dict[str, float]:
+    """``script`` (one of the sides above) run in ``tree``'s own tree; its JSON figures."""
     done = subprocess.run(
         [sys.executable, "-c", script, str(seconds), str(argument)],
         cwd=ROOT, env={**os.environ, **own_tree(tree)}, capture_output=True, text=True, check=False,
@@ -102,6 +103,21 @@ def one_side(tree: Path, seconds: float, records: int, paced: float | None = Non
         raise SystemExit(f"the side in {tree} failed:\n{done.stderr[-4000:]}")
     figures: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     return figures
+
+
+Figures = dict[str, float]
+
+
+def alternating(
+    before_rev: str, rounds: int, script: str, seconds: float, argument: float
+) -> Iterator[tuple[int, str, Figures, Figures]]:
+    """Both sides, round after round, in alternating order: ``(round, first, before, after)``."""
+    with work_tree(before_rev) as before:
+        sides = {"before": before, "after": ROOT}
+        for round_ in range(1, rounds + 1):
+            order = ["before", "after"] if round_ % 2 else ["after", "before"]
+            got = {side: one_side(sides[side], script, seconds, argument) for side in order}
+            yield round_, order[0], got["before"], got["after"]
 
 
 def main() -> int:
@@ -121,20 +137,15 @@ def main() -> int:
         return compare_paced(args.before, args.rounds, args.seconds, args.paced)
     ratios: list[float] = []
     rate_ratios: list[float] = []
-    with work_tree(args.before) as before:
-        sides = {"before": before, "after": ROOT}
-        for round_ in range(1, args.rounds + 1):
-            order = ["before", "after"] if round_ % 2 else ["after", "before"]
-            got = {side: one_side(sides[side], args.seconds, args.records) for side in order}
-            b, a = got["before"], got["after"]
-            ratios.append(a["cpu_us"] / b["cpu_us"])
-            rate_ratios.append(a["rate"] / b["rate"])
-            print(
-                f"round {round_}: before {b['rate']:7.0f} events/s {b['cpu_us']:6.1f} us/event   "
-                f"after {a['rate']:7.0f} events/s {a['cpu_us']:6.1f} us/event   "
-                f"({order[0]} first)",
-                flush=True,
-            )
+    for round_, first, b, a in alternating(args.before, args.rounds, _ONE_SIDE, args.seconds, args.records):
+        ratios.append(a["cpu_us"] / b["cpu_us"])
+        rate_ratios.append(a["rate"] / b["rate"])
+        print(
+            f"round {round_}: before {b['rate']:7.0f} events/s {b['cpu_us']:6.1f} us/event   "
+            f"after {a['rate']:7.0f} events/s {a['cpu_us']:6.1f} us/event   "
+            f"({first} first)",
+            flush=True,
+        )
     print(
         f"CPU per event, after / before {statistics.median(ratios):.3f} "
         f"(rounds {min(ratios):.3f}-{max(ratios):.3f}); "
@@ -147,18 +158,13 @@ def main() -> int:
 def compare_paced(before_rev: str, rounds: int, seconds: float, rate: float) -> int:
     """Receipt -> ack latency of both sides at ``rate``, round after round."""
     ratios: list[float] = []
-    with work_tree(before_rev) as before:
-        sides = {"before": before, "after": ROOT}
-        for round_ in range(1, rounds + 1):
-            order = ["before", "after"] if round_ % 2 else ["after", "before"]
-            got = {side: one_side(sides[side], seconds, 0, paced=rate) for side in order}
-            b, a = got["before"], got["after"]
-            ratios.append(a["p99_ms"] / b["p99_ms"])
-            print(
-                f"round {round_}: before p50 {b['p50_ms']:5.2f} p99 {b['p99_ms']:6.2f} ms   "
-                f"after p50 {a['p50_ms']:5.2f} p99 {a['p99_ms']:6.2f} ms   ({order[0]} first)",
-                flush=True,
-            )
+    for round_, first, b, a in alternating(before_rev, rounds, _ONE_PACED_SIDE, seconds, rate):
+        ratios.append(a["p99_ms"] / b["p99_ms"])
+        print(
+            f"round {round_}: before p50 {b['p50_ms']:5.2f} p99 {b['p99_ms']:6.2f} ms   "
+            f"after p50 {a['p50_ms']:5.2f} p99 {a['p99_ms']:6.2f} ms   ({first} first)",
+            flush=True,
+        )
     print(
         f"receipt -> ack p99 at {rate:.0f}/s, after / before {statistics.median(ratios):.3f} "
         f"(rounds {min(ratios):.3f}-{max(ratios):.3f})"
