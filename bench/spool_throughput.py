@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from opentelemetry.trace import SpanContext, TraceFlags
 
 from adapter.events.delivery import SpoolDrainer
 from adapter.events.kafka_sink import Delivered, KafkaSink
@@ -67,7 +68,10 @@ class Result:
 
 
 def make_records(topic: str, count: int) -> list[OutboundRecord]:
+    """Records as the intake builds them: CloudEvents headers, a ``traceparent`` and,
+    as in memory after receipt, the span context it names (``OutboundRecord.creation``)."""
     run = uuid.uuid4().hex[:8]
+    receipt = SpanContext(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, False, TraceFlags(1))
     records = []
     for n in range(count):
         value = (
@@ -83,7 +87,7 @@ def make_records(topic: str, count: int) -> list[OutboundRecord]:
             ("content-type", b"application/json"),
             ("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
         )
-        records.append(OutboundRecord(topic, b"dev_%03d" % (n % 50), value, headers, f"{run}-{n}"))
+        records.append(OutboundRecord(topic, b"dev_%03d" % (n % 50), value, headers, f"{run}-{n}", receipt))
     return records
 
 

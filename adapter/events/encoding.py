@@ -34,7 +34,7 @@ from typing import Any
 import orjson
 from google.protobuf import timestamp_pb2
 from google.protobuf.message import DecodeError, Message
-from opentelemetry import propagate
+from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 
 from adapter.descriptors.access import descriptor_of, field_of
@@ -194,6 +194,8 @@ class EventEncoder:
         when = event.timestamp or dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
         carrier: dict[str, str] = {}
         propagate.inject(carrier, context=context)
+        # The context the traceparent header was made from, kept beside it (OutboundRecord.creation).
+        creation = trace.get_current_span(context).get_span_context() if "traceparent" in carrier else None
         common = [
             ("ce_specversion", b"1.0"),
             ("ce_id", ce_id.encode()),
@@ -213,7 +215,11 @@ class EventEncoder:
                 value = message.SerializeToString(deterministic=True)
                 content_type = f"application/protobuf; proto={route.full_name}"
             headers = (*common, ("content-type", content_type.encode()))
-            out.append(OutboundRecord(topic=topic, key=key, value=value, headers=headers, ce_id=ce_id))
+            out.append(
+                OutboundRecord(
+                    topic=topic, key=key, value=value, headers=headers, ce_id=ce_id, creation=creation
+                )
+            )
         return out
 
     def dead_letter(

@@ -2,7 +2,10 @@
 
 Each record already carries its *creation context* in ``traceparent``: the span
 that received the vendor event (set by the source on receipt), so a consumer that
-extracts it continues the event's trace. Sending is a batch operation, so, as the
+extracts it continues the event's trace. A record still in the process that received
+it has that context in memory too (``OutboundRecord.creation``), so the header is
+parsed only for records read back from the spool (then the link's context is marked
+remote, as it came from outside this process's memory). Sending is a batch operation, so, as the
 messaging conventions describe for batch publishing, one ``send`` span covers a
 batch (at most :data:`MAX_LINKS` records, the SDK's default link limit) and *links*
 to each record's creation context, with the record's id on the link. The span
@@ -137,7 +140,9 @@ class ProducerTracing:
                 attributes[SEMCONV["destination"]] = chunk[0].topic
             links = []
             for record in chunk:
-                context = creation_context(record.headers)
+                context = record.creation
+                if context is None:
+                    context = creation_context(record.headers)
                 if context is not None:
                     links.append(Link(context, {SEMCONV["message_id"]: record.ce_id}))
             spans.append(

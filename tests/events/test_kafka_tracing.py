@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import pytest
+from opentelemetry.context import Context
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    SpanContext,
+    TraceFlags,
+    TraceState,
+    set_span_in_context,
+)
 
+from adapter.config.settings import EventsSettings
+from adapter.events.encoding import EventEncoder, VendorEvent
 from adapter.events.kafka_tracing import MAX_LINKS, ProducerTracing, creation_context
 from adapter.events.records import OutboundRecord
+from adapter.events.routing import EventRouter, load_event_routes
 from adapter.telemetry.lean_tracer import LeanSpan
+from adapter.transcoding.json_codec import JsonCodec
 
 TRACEPARENT = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -49,6 +62,9 @@ def test_send_spans_are_lean_and_link_every_record() -> None:
 
 VALID_TRACE = 0x0AF7651916CD43DD8448EB211C80319C
 VALID_SPAN = 0xB7AD6B7169203331
+RECEIPT_WITH_STATE = SpanContext(
+    0x1234, 0x5678, is_remote=False, trace_flags=TraceFlags(1), trace_state=TraceState([("vendor", "x1")])
+)
 
 
 @pytest.mark.parametrize(
@@ -80,3 +96,70 @@ def test_a_records_creation_context_is_its_traceparent_or_none(
 
 def test_a_record_without_traceparent_has_no_creation_context() -> None:
     assert creation_context((("ce_id", b"e-1"), ("content-type", b"application/json"))) is None
+
+
+def sent_links(records: list[OutboundRecord]) -> list[Link]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    batch = ProducerTracing(provider, client_id="mesh-adapter").start(records)
+    batch.end()
+    [span] = exporter.get_finished_spans()
+    return list(span.links)
+
+
+def test_a_fresh_record_links_to_the_receipt_span_it_was_made_under() -> None:
+    """The encoder keeps the receipt span's context beside the header it wrote, and the
+    send span links to that context as it is (this process's span, its trace state kept)."""
+    encoder = EventEncoder(EventRouter(load_event_routes(EventsSettings())), JsonCodec(), source_uris={})
+    event = VendorEvent(
+        source="openframe", type="alert", id="evt-1", data={"id": "alt_1", "severity": "high"}
+    )
+    provider = TracerProvider()
+    with provider.get_tracer("test").start_as_current_span("receive openframe") as receipt:
+        records = encoder.records(
+            event, context=set_span_in_context(NonRecordingSpan(RECEIPT_WITH_STATE), Context())
+        )
+        unrelated = receipt.get_span_context()
+    assert records and all(record.creation == RECEIPT_WITH_STATE for record in records)
+    assert unrelated != RECEIPT_WITH_STATE  # the context given, not merely the current one
+    # The header names the same span, so a consumer continues that trace.
+    parsed = creation_context(records[0].headers)
+    assert parsed is not None and (parsed.trace_id, parsed.span_id) == (
+        RECEIPT_WITH_STATE.trace_id,
+        RECEIPT_WITH_STATE.span_id,
+    )
+    links = sent_links(records)
+    assert [link.context for link in links] == [RECEIPT_WITH_STATE] * len(records)
+    assert not links[0].context.is_remote and links[0].context.trace_state == RECEIPT_WITH_STATE.trace_state
+
+
+def test_a_record_made_without_a_span_has_no_creation_context() -> None:
+    encoder = EventEncoder(EventRouter(load_event_routes(EventsSettings())), JsonCodec(), source_uris={})
+    event = VendorEvent(
+        source="openframe", type="alert", id="evt-1", data={"id": "alt_1", "severity": "high"}
+    )
+    records = encoder.records(event, context=Context())
+    assert records and all(record.creation is None for record in records)
+    assert all(name != "traceparent" for record in records for name, _ in record.headers)
+    assert sent_links(records) == []
+
+
+def test_a_record_read_back_from_the_spool_links_through_its_header() -> None:
+    """After a restart the record has only its headers: the link is parsed from
+    ``traceparent`` and marked remote; the record still equals the one first made."""
+    fresh = OutboundRecord(
+        topic="device.events",
+        key=b"d-1",
+        value=b"{}",
+        headers=(("traceparent", TRACEPARENT),),
+        ce_id="e-1",
+        creation=RECEIPT_WITH_STATE,
+    )
+    read_back = OutboundRecord(
+        topic="device.events", key=b"d-1", value=b"{}", headers=(("traceparent", TRACEPARENT),), ce_id="e-1"
+    )
+    assert read_back == fresh and read_back.creation is None
+    [link] = sent_links([read_back])
+    assert link.context.is_remote
+    assert (link.context.trace_id, link.context.span_id) == (VALID_TRACE, VALID_SPAN)
