@@ -136,7 +136,7 @@ def test_side_by_side_smoke() -> None:
     assert re.search(
         r"^round 1: before +\d+ req/s +\d+ us/call +after +\d+ req/s +\d+ us/call", done.stdout, re.M
     )
-    assert re.search(r"after / before \d\.\d{3} \(rounds", done.stdout), done.stdout
+    assert re.search(r"after / before \d+\.\d{3} \(rounds", done.stdout), done.stdout
 
 
 @pytest.mark.kafka
@@ -154,7 +154,7 @@ def test_events_side_by_side_smoke(kafka_bootstrap: str) -> None:
         done.stdout,
         re.M,
     ), done.stdout
-    assert re.search(r"CPU per event, after / before \d\.\d{3} \(rounds", done.stdout), done.stdout
+    assert re.search(r"CPU per event, after / before \d+\.\d{3} \(rounds", done.stdout), done.stdout
 
 
 @pytest.mark.kafka
@@ -170,5 +170,6 @@ def test_events_side_by_side_paced_smoke(kafka_bootstrap: str) -> None:
     assert re.search(
         r"^round 1: before p50 +[\d.]+ p99 +[\d.]+ ms +after p50 +[\d.]+ p99 +[\d.]+ ms", done.stdout, re.M
     ), done.stdout
-    summary = r"receipt -> ack p99 at 2000/s, after / before \d\.\d{3} \(rounds"
+    # Any size of ratio: a seconds-long round can meet one broker stall (CI once printed 12.474).
+    summary = r"receipt -> ack p99 at 2000/s, after / before \d+\.\d{3} \(rounds"
     assert re.search(summary, done.stdout), done.stdout
