@@ -2,14 +2,16 @@
 
 Each record already carries its *creation context* in ``traceparent``: the span
 that received the vendor event (set by the source on receipt), so a consumer that
-extracts it continues the event's trace. A record still in the process that received
-it has that context in memory too (``OutboundRecord.creation``), so the header is
-parsed only for records read back from the spool (then the link's context is marked
-remote, as it came from outside this process's memory). Sending is a batch operation, so, as the
+extracts it continues the event's trace. Sending is a batch operation, so, as the
 messaging conventions describe for batch publishing, one ``send`` span covers a
 batch (at most :data:`MAX_LINKS` records, the SDK's default link limit) and *links*
 to each record's creation context, with the record's id on the link. The span
 counts what Kafka acknowledged and turns ERROR with the first failure's type.
+
+A record still in the process that received its event has that context in memory
+too (``OutboundRecord.creation``): parsing the header back was half of these spans'
+cost. Only a record read back from the spool is parsed, and its link's context is
+then marked remote (it came from outside this process's memory).
 
 One span per record instead cost ~45 µs a record with the SDK (extract, start,
 inject, end): half of the spool-to-Kafka path's CPU (docs/benchmarks.md). The
