@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import TracerProvider
@@ -21,6 +23,7 @@ from adapter.events.encoding import EventEncoder, VendorEvent
 from adapter.events.kafka_tracing import MAX_LINKS, ProducerTracing, creation_context
 from adapter.events.records import OutboundRecord
 from adapter.events.routing import EventRouter, load_event_routes
+from adapter.events.spool import EventSpool
 from adapter.telemetry.lean_tracer import LeanSpan
 from adapter.transcoding.json_codec import JsonCodec
 
@@ -108,18 +111,21 @@ def sent_links(records: list[OutboundRecord]) -> list[Link]:
     return list(span.links)
 
 
-def test_a_fresh_record_links_to_the_receipt_span_it_was_made_under() -> None:
-    """The encoder keeps the receipt span's context beside the header it wrote, and the
-    send span links to that context as it is (this process's span, its trace state kept)."""
+def encoded_alert(context: Context) -> list[OutboundRecord]:
+    """An OpenFrame alert's records as the intake's encoder makes them under ``context``."""
     encoder = EventEncoder(EventRouter(load_event_routes(EventsSettings())), JsonCodec(), source_uris={})
     event = VendorEvent(
         source="openframe", type="alert", id="evt-1", data={"id": "alt_1", "severity": "high"}
     )
+    return encoder.records(event, context=context)
+
+
+def test_a_fresh_record_links_to_the_receipt_span_it_was_made_under() -> None:
+    """The encoder keeps the receipt span's context beside the header it wrote, and the
+    send span links to that context as it is (this process's span, its trace state kept)."""
     provider = TracerProvider()
     with provider.get_tracer("test").start_as_current_span("receive openframe") as receipt:
-        records = encoder.records(
-            event, context=set_span_in_context(NonRecordingSpan(RECEIPT_WITH_STATE), Context())
-        )
+        records = encoded_alert(set_span_in_context(NonRecordingSpan(RECEIPT_WITH_STATE), Context()))
         unrelated = receipt.get_span_context()
     assert records and all(record.creation == RECEIPT_WITH_STATE for record in records)
     assert unrelated != RECEIPT_WITH_STATE  # the context given, not merely the current one
@@ -135,31 +141,25 @@ def test_a_fresh_record_links_to_the_receipt_span_it_was_made_under() -> None:
 
 
 def test_a_record_made_without_a_span_has_no_creation_context() -> None:
-    encoder = EventEncoder(EventRouter(load_event_routes(EventsSettings())), JsonCodec(), source_uris={})
-    event = VendorEvent(
-        source="openframe", type="alert", id="evt-1", data={"id": "alt_1", "severity": "high"}
-    )
-    records = encoder.records(event, context=Context())
+    records = encoded_alert(Context())
     assert records and all(record.creation is None for record in records)
     assert all(name != "traceparent" for record in records for name, _ in record.headers)
     assert sent_links(records) == []
 
 
-def test_a_record_read_back_from_the_spool_links_through_its_header() -> None:
-    """After a restart the record has only its headers: the link is parsed from
-    ``traceparent`` and marked remote; the record still equals the one first made."""
-    fresh = OutboundRecord(
-        topic="device.events",
-        key=b"d-1",
-        value=b"{}",
-        headers=(("traceparent", TRACEPARENT),),
-        ce_id="e-1",
-        creation=RECEIPT_WITH_STATE,
-    )
-    read_back = OutboundRecord(
-        topic="device.events", key=b"d-1", value=b"{}", headers=(("traceparent", TRACEPARENT),), ce_id="e-1"
-    )
+async def test_a_record_read_back_from_the_spool_links_through_its_header(tmp_path: Path) -> None:
+    """After a restart the spool gives back only what it stored, the headers: the link is
+    parsed from ``traceparent`` and marked remote; the record equals the one first made."""
+    [fresh, *_] = encoded_alert(set_span_in_context(NonRecordingSpan(RECEIPT_WITH_STATE), Context()))
+    assert fresh.creation == RECEIPT_WITH_STATE
+    async with EventSpool(tmp_path / "spool.db") as spool:
+        assert await spool.append([fresh]) == [True]
+    async with EventSpool(tmp_path / "spool.db") as reopened:
+        [(_, read_back)] = await reopened.pending(10)
     assert read_back == fresh and read_back.creation is None
     [link] = sent_links([read_back])
     assert link.context.is_remote
-    assert (link.context.trace_id, link.context.span_id) == (VALID_TRACE, VALID_SPAN)
+    assert (link.context.trace_id, link.context.span_id) == (
+        RECEIPT_WITH_STATE.trace_id,
+        RECEIPT_WITH_STATE.span_id,
+    )
