@@ -21,6 +21,7 @@ BENCHES = [
     "span_cost",
     "histogram_cost",
     "spool_throughput",
+    "spool_store_cost",
     "peer",
 ]
 

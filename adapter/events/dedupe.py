@@ -15,14 +15,14 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
+from .sql_shapes import MAX_ROWS, insert_rows
+
 __all__ = ["SEEN_SCHEMA", "SeenIds"]
 
 # ids grow by one per insert (max + 1) and pruning drops only the lowest, so
 # ``max(id) - window`` is the cut-off without counting rows. The ``ce_id`` column
 # holds identities (topic + ce_id) since fan-out; the name stays for existing files.
 SEEN_SCHEMA = "CREATE TABLE IF NOT EXISTS seen (id INTEGER PRIMARY KEY, ce_id TEXT NOT NULL UNIQUE);"
-
-_CHUNK = 500  # bound parameters per statement, well below SQLite's limit
 
 
 class SeenIds:
@@ -42,17 +42,14 @@ class SeenIds:
         if not self.window:
             return [True] * len(identities)
         fresh: list[bool] = []
-        for i in range(0, len(identities), _CHUNK):
-            chunk = identities[i : i + _CHUNK]
+        for i in range(0, len(identities), MAX_ROWS):
+            chunk = identities[i : i + MAX_ROWS]
             # One step for the whole chunk: no RETURNING, which steps once per row (the
             # GIL_STEPS note in spool_store.py). ids are max + 1 per inserted row, so the
             # rows this statement inserted are the last ``inserted`` ids.
             before = db.total_changes
-            last = db.execute(
-                "INSERT INTO seen (ce_id) VALUES "
-                + ",".join(["(?)"] * len(chunk))
-                + " ON CONFLICT (ce_id) DO NOTHING",
-                chunk,
+            last = db.execute(  # padded to a cached shape (sql_shapes.py)
+                *insert_rows("INSERT INTO seen (ce_id)", list(chunk), 1, "ON CONFLICT (ce_id) DO NOTHING")
             ).lastrowid
             inserted = db.total_changes - before
             self._since_prune += inserted

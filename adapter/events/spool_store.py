@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from .delivery_claims import CLAIMS_SCHEMA, DeliveryClaim, claim_delivery, prune
 from .records import OutboundRecord
 from .spool_errors import SpoolClosed, SpoolError, SpoolFull
 from .spool_files import restrict_to_owner
+from .sql_shapes import MAX_ROWS, insert_rows, key_marks, padded_keys
 from .wal_checkpointer import BACKSTOP_PAGES
 
 __all__ = ["AppendOutcome", "SpoolSnapshot", "SpoolStore"]
@@ -48,14 +49,14 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 );
 """
 _COLUMNS = "seq, topic, key, value, headers, ce_id, size, enqueued_at"
-_CHUNK = 500  # bound parameters per statement, well below SQLite's limit
 _CLAIMS_PRUNE_SECONDS = 1.0  # expired delivery claims are garbage: forgotten once a second
-_ROWS = 500  # records per INSERT: 3,500 parameters, below SQLite's 32,766
 # GIL_STEPS: the sqlite3 module gives the GIL up around every sqlite3_step (one per row
 # of executemany, one per row a RETURNING clause yields) and must win it back from the
 # event loop's thread each time. A commit of 160 records stepped row by row took 63-518 ms
 # instead of 2-3 ms while another thread ran Python (a 0.5-5 ms switch interval per
 # step), so the statements here insert, claim and delete many rows in one step each.
+# SQL_SHAPES: each batch padded to one of a few sizes, so its text is a prepared
+# statement the connection has cached (sql_shapes.py).
 # Header codec: (name length u16, value length u32) then both, per header.
 _HEADER = struct.Struct(">HI")
 
@@ -231,20 +232,17 @@ class SpoolStore:
         """Removes ``seqs`` (dead-lettered with a reason) inside the caller's transaction,
         and accounts for them; the caller restores the counts if it rolls back."""
         removed = removed_bytes = dead = 0
-        for i in range(0, len(seqs), _CHUNK):
-            chunk = seqs[i : i + _CHUNK]
-            marks = ",".join("?" * len(chunk))
+        for which, chunk in _seq_filters(seqs):
             if dead_letter_reason is not None:
                 dead += db.execute(
-                    f"INSERT OR IGNORE INTO dead_letters SELECT {_COLUMNS}, ?, ? "
-                    f"FROM records WHERE seq IN ({marks})",
+                    f"INSERT OR IGNORE INTO dead_letters SELECT {_COLUMNS}, ?, ? FROM records WHERE {which}",
                     (self._clock(), dead_letter_reason, *chunk),
                 ).rowcount
             # Counted, then deleted: two steps, not one per row (GIL_STEPS).
             count, size = db.execute(
-                f"SELECT count(*), coalesce(sum(size), 0) FROM records WHERE seq IN ({marks})", chunk
+                f"SELECT count(*), coalesce(sum(size), 0) FROM records WHERE {which}", chunk
             ).fetchone()
-            db.execute(f"DELETE FROM records WHERE seq IN ({marks})", chunk)
+            db.execute(f"DELETE FROM records WHERE {which}", chunk)
             removed += count
             removed_bytes += size
         self._depth -= removed
@@ -332,17 +330,19 @@ class SpoolStore:
     def _insert(self, db: sqlite3.Connection, new: list[tuple[OutboundRecord, int]], now: float) -> int:
         """Inserts ``(record, size)`` rows enqueued ``now``; returns the last sequence number (0: none)."""
         last: int | None = 0
-        for i in range(0, len(new), _ROWS):
-            rows = new[i : i + _ROWS]
+        for i in range(0, len(new), MAX_ROWS):
+            rows = new[i : i + MAX_ROWS]
             # One statement for all rows (GIL_STEPS): executemany steps once per row.
             last = db.execute(
-                "INSERT INTO records (topic, key, value, headers, ce_id, size, enqueued_at) VALUES "
-                + ",".join(["(?,?,?,?,?,?,?)"] * len(rows)),
-                [
-                    value
-                    for r, size in rows
-                    for value in (r.topic, r.key, r.value, _encode_headers(r.headers), r.ce_id, size, now)
-                ],
+                *insert_rows(  # SQL_SHAPES; topic, the first column, is never NULL
+                    "INSERT INTO records (topic, key, value, headers, ce_id, size, enqueued_at)",
+                    [
+                        value
+                        for r, size in rows
+                        for value in (r.topic, r.key, r.value, _encode_headers(r.headers), r.ce_id, size, now)
+                    ],
+                    7,
+                )
             ).lastrowid
         assert last is not None
         return last
@@ -380,6 +380,25 @@ class SpoolStore:
         if self._db is None:
             raise SpoolClosed(f"spool {self._path} is not open")
         return self._db
+
+
+def _seq_filters(seqs: Sequence[int]) -> Iterator[tuple[str, list[int]]]:
+    """``WHERE`` conditions, with their parameters, that select ``seqs`` between them.
+
+    The drainer acknowledges in spool order, so the records delivered together are
+    usually one run of numbers: one range then, which SQLite walks once instead of
+    looking up each number of an ``IN`` list (half the removal's CPU,
+    ``bench/spool_store_cost.py``). Otherwise ``IN`` lists in cached shapes (SQL_SHAPES).
+    """
+    if not seqs:
+        return
+    ordered = sorted(set(seqs))
+    if ordered[-1] - ordered[0] == len(ordered) - 1:  # distinct and sorted: one run
+        yield "seq BETWEEN ? AND ?", [ordered[0], ordered[-1]]
+        return
+    for i in range(0, len(ordered), MAX_ROWS):
+        chunk = padded_keys(ordered[i : i + MAX_ROWS])
+        yield f"seq IN ({key_marks(len(chunk))})", chunk
 
 
 def _encode_headers(headers: Sequence[tuple[str, bytes]]) -> bytes:

@@ -40,6 +40,7 @@ EXPECTED_ROWS = {
         "mTLS + JWT + policy",
         "mTLS + JWT + policy + tenant + share",
     ],
+    "spool_store_cost": ["spool store, append + ack"],
     "spool_throughput": [
         "spool append, normal, 1/call",
         "spool append, full, 100/call",
