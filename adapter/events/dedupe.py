@@ -3,76 +3,135 @@
 Vendors redeliver (a webhook retried after a timeout, a WebSocket replaying after a
 reconnect). The spool keeps the newest ``window`` accepted identities
 (:attr:`OutboundRecord.identity`: topic + CloudEvents id, so an event fanned out to
-several topics is kept once per topic) in a SQLite table and claims them inside the
-same transaction that stores the records, so "accepted" and "remembered" cannot
+several topics is kept once per topic) in a SQLite table written inside the same
+transaction that stores the records, so "accepted" and "remembered" cannot
 disagree after a crash.
 
-Runs on the spool's SQLite thread, inside a transaction the caller owns.
+The table is a log (``seen_log``: numbered rows, no index on the identity) and the
+lookups are in memory, in a set loaded from it at open. The table had been the
+lookup itself, with a unique index: but identities are random, so each new one
+landed on a page of its own in that index, and at a full window (200,000) the
+write-ahead log took 5,887 bytes a record instead of 1,526 without deduplication,
+and the store's CPU 32.0 instead of 23.3 µs a record (``bench/spool_store_cost.py``'s
+store, prefilled). Appended in order, the log adds a few bytes a record. The price
+is memory: ~33 MB for a full default window of ~60-character identities.
+
+A spool from before the log has a ``seen`` table (unique identities): its rows are
+moved into the log at open, and the emptied table is left, so an older adapter can
+still open the file (it then remembers only what it accepts itself).
+
+Runs on the spool's SQLite thread, inside a transaction the caller owns: claims
+take effect in memory when the caller reports the commit (:meth:`SeenIds.committed`),
+and are forgotten if it reports a rollback.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections import deque
 from collections.abc import Sequence
 
 from .sql_shapes import MAX_ROWS, insert_rows
 
 __all__ = ["SEEN_SCHEMA", "SeenIds"]
 
-# ids grow by one per insert (max + 1) and pruning drops only the lowest, so
-# ``max(id) - window`` is the cut-off without counting rows. The ``ce_id`` column
-# holds identities (topic + ce_id) since fan-out; the name stays for existing files.
-SEEN_SCHEMA = "CREATE TABLE IF NOT EXISTS seen (id INTEGER PRIMARY KEY, ce_id TEXT NOT NULL UNIQUE);"
+# ids grow by one per insert (max + 1) and pruning drops only the lowest, so the
+# ids in the table are consecutive, in the order of the identities in memory.
+SEEN_SCHEMA = "CREATE TABLE IF NOT EXISTS seen_log (id INTEGER PRIMARY KEY, identity TEXT NOT NULL);"
 
 
 class SeenIds:
-    """Claims identities in the ``seen`` table; ``window=0`` disables deduplication."""
+    """Claims identities against the newest ``window`` accepted; ``window=0`` disables deduplication."""
 
     def __init__(self, window: int) -> None:
         if window < 0:
             raise ValueError("dedupe window must not be negative")
         self.window = window
-        # Pruning costs two statements: done once per 1/16 of the window of new claims, so
-        # up to window + window // 16 identities are remembered (exactly window below 16).
+        # Pruning is a statement: done once per 1/16 of the window of new claims, so up
+        # to window + window // 16 identities are remembered (exactly window below 16).
         self._slack = window // 16
-        self._since_prune = 0
+        self._known: set[str] = set()
+        self._order: deque[str] = deque()  # as in the table, oldest first
+        self._next_id = 1  # the id the table gives the next identity
+        # The open transaction's claims, and the ids below which its prune forgets.
+        self._claimed: list[str] = []
+        self._claimed_set: set[str] = set()
+        self._cut = 0
+
+    def load(self, db: sqlite3.Connection) -> None:
+        """Reads the log (moving an older spool's ``seen`` rows into it); in the caller's transaction."""
+        self.rolled_back()
+        self._known.clear()
+        self._order.clear()
+        last = 0
+        for row_id, identity in db.execute("SELECT id, identity FROM seen_log ORDER BY id"):
+            self._known.add(identity)
+            self._order.append(identity)
+            last = row_id
+        self._next_id = last + 1
+        legacy = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'seen'").fetchone()
+        if legacy is not None:
+            moved = [identity for (identity,) in db.execute("SELECT ce_id FROM seen ORDER BY id")]
+            self.claim(db, moved)
+            db.execute("DELETE FROM seen")
+            self.committed()  # the caller commits (or fails the open)
+        self.prune(db)
+        self.committed()
 
     def claim(self, db: sqlite3.Connection, identities: Sequence[str]) -> list[bool]:
-        """Remembers each identity; True where it was new (the first of repeats within the call wins)."""
+        """Remembers each identity; True where it was new (the first of repeats within
+        the transaction wins)."""
         if not self.window:
             return [True] * len(identities)
         fresh: list[bool] = []
-        for i in range(0, len(identities), MAX_ROWS):
-            chunk = identities[i : i + MAX_ROWS]
-            # One step for the whole chunk: no RETURNING, which steps once per row (the
-            # GIL_STEPS note in spool_store.py). ids are max + 1 per inserted row, so the
-            # rows this statement inserted are the last ``inserted`` ids.
-            before = db.total_changes
-            last = db.execute(  # padded to a cached shape (sql_shapes.py)
-                *insert_rows("INSERT INTO seen (ce_id)", list(chunk), 1, "ON CONFLICT (ce_id) DO NOTHING")
-            ).lastrowid
-            inserted = db.total_changes - before
-            self._since_prune += inserted
-            if inserted == len(chunk):
-                fresh += [True] * inserted  # the common case: every one new
-                continue
-            claimed: set[str] = set()
-            if inserted and last is not None:
-                claimed.update(
-                    row[0]
-                    for row in db.execute(
-                        "SELECT ce_id FROM seen WHERE id BETWEEN ? AND ?", (last - inserted + 1, last)
-                    )
-                )
-            for identity in chunk:
-                fresh.append(identity in claimed)
-                claimed.discard(identity)  # the first of repeats within the call wins
+        new: list[str] = []
+        known, claimed = self._known, self._claimed_set
+        for identity in identities:
+            if identity in known or identity in claimed:
+                fresh.append(False)
+            else:
+                claimed.add(identity)
+                new.append(identity)
+                fresh.append(True)
+        for i in range(0, len(new), MAX_ROWS):
+            chunk: list[object] = list(new[i : i + MAX_ROWS])
+            last = db.execute(*insert_rows("INSERT INTO seen_log (identity)", chunk, 1)).lastrowid
+            assert last is not None
+            self._next_id = last + 1
+        self._claimed += new
         return fresh
+
+    def mark(self) -> int:
+        """Where the transaction's claims stand, for :meth:`undo` after a rolled-back savepoint."""
+        return len(self._claimed)
+
+    def undo(self, mark: int) -> None:
+        """Forgets the claims made since ``mark`` (their rows were rolled back)."""
+        undone = self._claimed[mark:]
+        del self._claimed[mark:]
+        self._claimed_set.difference_update(undone)
+        self._next_id -= len(undone)
 
     def prune(self, db: sqlite3.Connection) -> None:
         """Forgets all but the newest ``window`` identities (once the slack is used up)."""
-        if self.window and self._since_prune > self._slack:
-            self._since_prune = 0
-            (top,) = db.execute("SELECT max(id) FROM seen").fetchone()
-            if top is not None and top > self.window:
-                db.execute("DELETE FROM seen WHERE id <= ?", (top - self.window,))
+        remembered = len(self._order) + len(self._claimed)
+        if self.window and remembered > self.window + self._slack:
+            self._cut = self._next_id - 1 - self.window
+            db.execute("DELETE FROM seen_log WHERE id <= ?", (self._cut,))
+
+    def committed(self) -> None:
+        """The caller's transaction committed: its claims and prune take effect."""
+        self._known.update(self._claimed)
+        self._order.extend(self._claimed)
+        self._claimed.clear()
+        self._claimed_set.clear()
+        first_id = self._next_id - len(self._order)
+        while first_id <= self._cut and self._order:
+            self._known.discard(self._order.popleft())
+            first_id += 1
+        self._cut = 0
+
+    def rolled_back(self) -> None:
+        """The caller's transaction rolled back: its claims and prune never happened."""
+        self.undo(0)
+        self._cut = 0

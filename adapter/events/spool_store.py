@@ -116,6 +116,9 @@ class SpoolStore:
                 raise SpoolError(f"{self._path} has schema {version}, newer than this adapter's")
             db.executescript(_SCHEMA + SEEN_SCHEMA + CLAIMS_SCHEMA)
             db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+            db.execute("BEGIN IMMEDIATE")  # an older spool's dedupe rows move in one step
+            self._seen.load(db)
+            db.execute("COMMIT")
             self._depth, self._bytes = db.execute(
                 "SELECT count(*), coalesce(sum(size), 0) FROM records"
             ).fetchone()
@@ -186,7 +189,9 @@ class SpoolStore:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             self._depth, self._bytes, self._oldest_at, self._last_seq, self._dead = before
+            self._seen.rolled_back()
             raise
+        self._seen.committed()
         return AppendOutcome(results, self._snapshot(), stored)
 
     def remember(self, identities: list[str]) -> int:
@@ -201,7 +206,9 @@ class SpoolStore:
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
+            self._seen.rolled_back()
             raise
+        self._seen.committed()
         return fresh
 
     def pending(self, limit: int, after: int) -> list[tuple[int, OutboundRecord]]:
@@ -299,6 +306,7 @@ class SpoolStore:
         # A savepoint per append: one that does not fit (or fails) is undone alone,
         # the others of the group still commit.
         db.execute("SAVEPOINT one_append")
+        mark = self._seen.mark()
         try:
             if claim is not None and not claim_delivery(db, claim, self._clock()):
                 db.execute("RELEASE one_append")
@@ -310,6 +318,7 @@ class SpoolStore:
             if new and (self._depth + len(new) > max_records or self._bytes + new_bytes > max_bytes):
                 db.execute("ROLLBACK TO one_append")
                 db.execute("RELEASE one_append")
+                self._seen.undo(mark)
                 return SpoolFull(
                     depth=self._depth,
                     bytes=self._bytes,
@@ -323,6 +332,7 @@ class SpoolStore:
         except Exception as exc:
             db.execute("ROLLBACK TO one_append")
             db.execute("RELEASE one_append")
+            self._seen.undo(mark)
             return exc
         self._note_stored(new, last, now, stored)
         return fresh
