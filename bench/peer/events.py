@@ -96,6 +96,7 @@ async def paced(directory: Path, records: list[OutboundRecord], rate: float, sec
     """Sources hand ``PER_CALL`` records at a time to the spool at ``rate`` records/s
     in total; returns receipt -> Kafka ack latencies (seconds) of every record."""
     received_at: dict[str, float] = {}
+    await st.run_for_a_while(directory / "paced.db", records[0].topic)
     async with (
         EventSpool(directory / "paced.db", max_records=10**8, max_bytes=2**40) as spool,
         KafkaSink(st.BOOTSTRAP, client_id="bench-paced") as kafka,
