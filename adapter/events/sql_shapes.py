@@ -3,19 +3,19 @@
 The spool's statements carry a whole batch in one statement (one step, see the
 GIL_STEPS note in spool_store.py), so their text depends on the batch's size. With
 a text per size, the ``sqlite3`` module's statement cache (128 entries) held a few
-of the ~2,000 texts in use, and every other round prepared its statements again
-(parsing and planning up to 3,500 placeholders): a quarter of the spool's CPU a
-record (``bench/spool_store_cost.py``), on the thread that contends for the GIL
-with the event loop. Caching every text instead would hold ~180 MB of prepared
-statements. So a batch is padded up to the next power of two, and the padding is
-made harmless by the statement itself:
+of the ~900 texts a spool used (``tests/events/test_sql_shapes.py`` counts them), and
+most rounds prepared their statements again (parsing and planning up to 3,500
+placeholders): a fifth of the store's CPU a record (``bench/spool_store_cost.py``),
+on the thread that contends for the GIL with the event loop. Caching every text
+instead would hold ~180 MB of prepared statements. So a batch is padded up to the
+next power of two, and the padding is made harmless by the statement itself:
 
 * rows to insert are padded with rows of NULLs that a ``WHERE column1 IS NOT NULL``
   leaves out (:func:`insert_rows`);
 * a list of keys is padded by repeating its first key, which changes no ``IN``
   test (:func:`padded_keys`).
 
-That is 10 texts a statement (1 to 512 rows), all of which stay cached.
+That is 10 texts a statement (1 to 512 rows): ~50 in all, which stay cached.
 
 Written here because SQLite has no array binding in the stdlib module (its
 ``carray`` extension is not compiled in) and no ``unhex()`` before 3.41 to pass
