@@ -73,9 +73,8 @@ class SeenIds:
             moved = [identity for (identity,) in db.execute("SELECT ce_id FROM seen ORDER BY id")]
             self.claim(db, moved)
             db.execute("DELETE FROM seen")
-            self.committed()  # the caller commits (or fails the open)
         self.prune(db)
-        self.committed()
+        self.committed()  # the caller commits (or fails the open)
 
     def claim(self, db: sqlite3.Connection, identities: Sequence[str]) -> list[bool]:
         """Remembers each identity; True where it was new (the first of repeats within

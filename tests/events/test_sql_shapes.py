@@ -37,12 +37,10 @@ def test_padded_inserts_store_exactly_the_real_rows_in_order() -> None:
     db.execute("CREATE TABLE t (seq INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, n INTEGER)")
     expected: list[tuple[int, str, int | None]] = []
     for rows in [1, 3, 5, 17, 64, 65, 200]:
-        values: list[object] = []
-        for i in range(rows):
-            n = None if i % 3 == 0 else i
-            values += [f"r{len(expected) + i}", n]
+        batch = [(f"r{len(expected) + i}", None if i % 3 == 0 else i) for i in range(rows)]
+        values: list[object] = [value for row in batch for value in row]
         last = db.execute(*insert_rows("INSERT INTO t (name, n)", values, 2)).lastrowid
-        expected += [(len(expected) + i + 1, str(values[2 * i]), values[2 * i + 1]) for i in range(rows)]  # type: ignore[misc]
+        expected += [(len(expected) + i + 1, name, n) for i, (name, n) in enumerate(batch)]
         assert last == len(expected)  # the last real row: consecutive numbers, in order
     assert db.execute("SELECT seq, name, n FROM t ORDER BY seq").fetchall() == expected
 
