@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from .kafka_outcomes import (
     Delivered,
@@ -79,27 +79,35 @@ class HandedOver:
                 spans.end()
             raise
         # One instant: every future is either resolved now or counted as timed out.
+        outcomes = self._outcomes
         for batch, future in self.in_flight:
-            for index, outcome in zip(batch.indices, self._outcomes_of(batch, future), strict=True):
-                self._outcomes[index] = outcome
-                if not isinstance(outcome, Delivered | RecordRejected):
-                    # Even a retriable error: the producer gave up on a batch whose sequence
-                    # numbers later batches of that partition may now take, so a fresh producer
-                    # cuts those off before they overtake the resend (docs/delivery.md).
-                    fatal = fatal or outcome
+            # A batch's records share one fate: all delivered, or all the same error.
+            batch_outcomes = self._outcomes_of(batch, future)
+            for index, outcome in zip(batch.indices, batch_outcomes, strict=True):
+                outcomes[index] = outcome
+            fate = batch_outcomes[0]
+            if isinstance(fate, Delivered):
                 if spans is not None:
-                    if isinstance(outcome, Delivered):
-                        spans.delivered(index)
-                    else:
-                        spans.failed(index, outcome)
+                    spans.delivered(batch.indices)
+                continue
+            if not isinstance(fate, RecordRejected):
+                # Even a retriable error: the producer gave up on a batch whose sequence
+                # numbers later batches of that partition may now take, so a fresh producer
+                # cuts those off before they overtake the resend (docs/delivery.md).
+                fatal = fatal or fate
+            if spans is not None:
+                for index in batch.indices:
+                    spans.failed(index, fate)
         if spans is not None:
             spans.end()
         if generation is not None:
             if fatal is not None:  # (closing it fails and reads what is still unanswered)
                 await self._discard(generation, fatal)
             generation.batches.discard(self)
-        not_sent = DeliveryFailed("not sent: an earlier record of this batch failed")
-        return [not_sent if outcome is None else outcome for outcome in self._outcomes]
+        if None in outcomes:
+            not_sent = DeliveryFailed("not sent: an earlier record of this batch failed")
+            return [not_sent if outcome is None else outcome for outcome in outcomes]
+        return cast(list[Delivered | DeliveryError], outcomes)
 
     def _outcomes_of(
         self, batch: PartitionBatch, future: asyncio.Future[Any]
@@ -114,8 +122,8 @@ class HandedOver:
         exc = future.exception()
         if exc is not None:
             return [translate_kafka_error(exc)] * len(batch.indices)
-        base = future.result().offset
-        return [Delivered(batch.topic, batch.partition, base + i) for i in range(len(batch.indices))]
+        topic, partition, base = batch.topic, batch.partition, future.result().offset
+        return [Delivered(topic, partition, offset) for offset in range(base, base + len(batch.indices))]
 
 
 @dataclass(eq=False)

@@ -69,30 +69,34 @@ def group_by_partition(
     open_batches: dict[tuple[str, int], PartitionBatch] = {}
     batches: list[PartitionBatch] = []
     rejected: dict[int, RecordRejected] = {}
+    estimate = DefaultRecordBatchBuilder.estimate_size_in_bytes
+    topic: str | None = None
+    topic_partitions: Sequence[int] | None = None
     for index, record in enumerate(records):
-        topic_partitions = partitions.get(record.topic)
+        if record.topic is not topic:  # (a hand-over's records usually share one topic)
+            topic = record.topic
+            topic_partitions = partitions.get(topic)
         if topic_partitions is None:
             continue
-        headers = list(record.headers)
-        size = DefaultRecordBatchBuilder.estimate_size_in_bytes(record.key, record.value, headers)
+        key, value, headers = record.key, record.value, list(record.headers)
+        size = estimate(key, value, headers)
         if size > max_request_size:
             rejected[index] = RecordRejected(
                 f"Kafka rejected the record: the message is {size} bytes when serialized, "
                 f"larger than max_request_size ({max_request_size})"
             )
             continue
-        where = (record.topic, partition_of(record.key, topic_partitions))
+        where = (topic, partition_of(key, topic_partitions))
         batch = open_batches.get(where)
         if (
             batch is None
-            or batch.builder.append(timestamp=None, key=record.key, value=record.value, headers=headers)
-            is None
+            or batch.builder.append(timestamp=None, key=key, value=value, headers=headers) is None
         ):
             # No batch for this partition yet, or it is full (the builder took nothing):
             # the record opens the next one, which always takes its first record.
             batch = open_batches[where] = PartitionBatch(*where, new_builder())
             batches.append(batch)
-            batch.builder.append(timestamp=None, key=record.key, value=record.value, headers=headers)
+            batch.builder.append(timestamp=None, key=key, value=value, headers=headers)
         batch.indices.append(index)
     for batch in batches:
         batch.builder.close()

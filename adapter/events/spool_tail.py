@@ -50,11 +50,13 @@ class PendingTail:
 
     def extend(self, stored: Iterable[tuple[int, OutboundRecord, int]]) -> None:
         """Adds freshly committed ``(seq, record, size)``, numbered above everything held."""
-        for seq, record, size in stored:
-            self._seqs.append(seq)
-            self._records.append(record)
-            self._sizes.append(size)
-            self._bytes += size
+        stored = list(stored)
+        if stored:
+            seqs, records, sizes = zip(*stored, strict=True)
+            self._seqs += seqs
+            self._records += records
+            self._sizes += sizes
+            self._bytes += sum(sizes)
         while len(self) and (len(self) > self.max_records or self._bytes > self.max_bytes):
             self._bytes -= self._sizes[self._head]
             self._head += 1
@@ -73,8 +75,10 @@ class PendingTail:
 
     def remove(self, seqs: Sequence[int]) -> None:
         """Drops records that left the queue (acknowledged or dead-lettered)."""
+        if self._drop_oldest_run(seqs):
+            return
         gone = set(seqs)
-        while len(self) and self._seqs[self._head] in gone:  # the usual case: the oldest batch
+        while len(self) and self._seqs[self._head] in gone:  # the oldest records first
             gone.discard(self._seqs[self._head])
             self._bytes -= self._sizes[self._head]
             self._head += 1
@@ -86,6 +90,23 @@ class PendingTail:
             self._head = 0
             self._bytes = sum(self._sizes)
         self._compact()
+
+    def _drop_oldest_run(self, seqs: Sequence[int]) -> bool:
+        """The drainer's usual acknowledgement: the oldest records held, in order, as a
+        run of numbers. Dropped with slices instead of a set test per record."""
+        count, head = len(seqs), self._head
+        if not count or len(self) < count or seqs[0] != self._seqs[head]:
+            return False
+        if seqs[-1] - seqs[0] != count - 1 or self._seqs[head + count - 1] != seqs[-1]:
+            return False
+        # Held numbers are distinct and ascending, so the first ``count`` of them, from
+        # seqs[0] to seqs[-1], are exactly that run; ``seqs`` itself must be the same run.
+        if seqs != self._seqs[head : head + count]:
+            return False
+        self._bytes -= sum(self._sizes[head : head + count])
+        self._head = head + count
+        self._compact()
+        return True
 
     def _compact(self) -> None:
         if self._head > 4096 and self._head * 2 > len(self._seqs):

@@ -43,14 +43,38 @@ def records(count: int) -> list[OutboundRecord]:
     ]
 
 
+@pytest.mark.parametrize(
+    ("indices", "counts"),
+    [
+        ([], [0, 0, 0]),
+        ([0], [1, 0, 0]),
+        ([MAX_LINKS - 1, MAX_LINKS], [1, 1, 0]),
+        ([3, 2 * MAX_LINKS + 1], [1, 0, 1]),  # a span in between gets none
+        (list(range(5, 2 * MAX_LINKS + 3)), [MAX_LINKS - 5, MAX_LINKS, 3]),
+    ],
+)
+def test_delivered_counts_each_span_its_own_records(indices: list[int], counts: list[int]) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    batch = ProducerTracing(provider, client_id="mesh-adapter").start(records(2 * MAX_LINKS + 3))
+    batch.delivered(indices)
+    batch.end()
+    assert [
+        span.attributes and span.attributes["meshadapter.kafka.delivered_count"]
+        for span in exporter.get_finished_spans()
+    ] == counts
+
+
 def test_send_spans_are_lean_and_link_every_record() -> None:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     batch = ProducerTracing(provider, client_id="mesh-adapter").start(records(MAX_LINKS + 5))
     assert all(isinstance(span, LeanSpan) for span in batch._spans)  # not the SDK's fallback
-    for index in range(MAX_LINKS + 5):
-        batch.delivered(index)
+    # Two partition batches' records, interleaved across the two spans (each ascending).
+    batch.delivered(list(range(0, MAX_LINKS + 5, 2)))
+    batch.delivered(list(range(1, MAX_LINKS + 5, 2)))
     batch.end()
     spans = exporter.get_finished_spans()
     assert [len(span.links) for span in spans] == [MAX_LINKS, 5]

@@ -84,3 +84,57 @@ def test_tail_bounds_drop_the_oldest_and_move_start() -> None:
     assert [seq for seq, _ in tail.after(2, 10)] == [4]
     tail.remove([4])
     assert len(tail) == 0 and tail.covers(5) and tail.after(5, 10) == []
+
+
+@pytest.mark.parametrize(
+    ("acked", "left"),
+    [
+        ([1, 2, 3], [4, 5, 7, 8]),  # the oldest, as a run: the drainer's usual ack
+        ((1, 2, 3), [4, 5, 7, 8]),  # the same as a tuple
+        ([1, 2, 3, 4, 5], [7, 8]),
+        ([4, 5], [1, 2, 3, 7, 8]),  # a run, not the oldest
+        ([5, 6, 7], [1, 2, 3, 4, 8]),  # a run of numbers across a gap in what is held
+        ([1, 2, 3, 4, 5, 6], [7, 8]),  # a run reaching past the gap (6 is not held)
+        ([1, 1, 3], [2, 4, 5, 7, 8]),  # first, last and count of a run, but not one
+        ([3, 2, 1], [4, 5, 7, 8]),  # the oldest, out of order
+        ([1, 2, 3, 4, 5, 7, 8, 9, 10], []),  # more than is held
+        ([], [1, 2, 3, 4, 5, 7, 8]),
+    ],
+)
+def test_remove_leaves_exactly_the_others(acked: list[int], left: list[int]) -> None:
+    tail = PendingTail(max_records=100, max_bytes=10**6)
+    tail.extend((seq, record(seq), seq * 10) for seq in (1, 2, 3, 4, 5, 7, 8))
+    tail.remove(acked)
+    assert [seq for seq, _ in tail.after(0, 100)] == left
+    assert [r.ce_id for _, r in tail.after(0, 100)] == [f"e-{seq}" for seq in left]
+    assert tail._bytes == sum(seq * 10 for seq in left)  # what the byte bound trims by
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_tail_against_a_model(seed: int) -> None:
+    """Random extends and removals, mostly the oldest records as runs (as the drainer
+    acknowledges), against a dict of what must be held, under a byte bound."""
+    rng = random.Random(seed)
+    tail = PendingTail(max_records=10**6, max_bytes=3000)
+    held: dict[int, int] = {}
+    next_seq = 1
+    for _ in range(3000):
+        if rng.random() < 0.5:
+            stored = [(next_seq + i, rng.randint(1, 60)) for i in range(rng.randint(1, 30))]
+            next_seq += len(stored)
+            tail.extend((seq, record(seq), size) for seq, size in stored)
+            held.update(stored)
+            while sum(held.values()) > 3000:  # the bound drops the oldest
+                del held[min(held)]
+        else:
+            order = sorted(held)
+            cut = rng.randint(0, len(order))
+            if rng.random() < 0.7:
+                acked = order[:cut]  # the oldest, a run if nothing was removed between
+            else:
+                acked = rng.sample(order, min(cut, len(order))) + [next_seq + 5]
+            tail.remove(acked)
+            for seq in acked:
+                held.pop(seq, None)
+        assert [seq for seq, _ in tail.after(0, 10**6)] == sorted(held)
+        assert tail._bytes == sum(held.values())
