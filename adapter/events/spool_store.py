@@ -349,7 +349,15 @@ class SpoolStore:
                     [
                         value
                         for r, size in rows
-                        for value in (r.topic, r.key, r.value, _encode_headers(r.headers), r.ce_id, size, now)
+                        for value in (
+                            r.topic,
+                            None if r.key is None else _blob(r.key),
+                            _blob(r.value),
+                            _encode_headers(r.headers),
+                            r.ce_id,
+                            size,
+                            now,
+                        )
                     ],
                     7,
                 )
@@ -412,12 +420,24 @@ def _seq_filters(seqs: Sequence[int]) -> Iterator[tuple[str, list[int]]]:
         yield f"seq IN ({key_marks(len(chunk))})", chunk
 
 
-def _encode_headers(headers: Sequence[tuple[str, bytes]]) -> bytes:
+#: BLOB parameters are bound as ``bytearray``: Python 3.11's ``sqlite3`` binds a
+#: ``bytearray`` (like ``str``, ``int`` and ``float``) at once, but sends every ``bytes``
+#: through its adapter registry, which formats and drops an ``AttributeError`` on the
+#: way (``need_adapt`` in Modules/_sqlite/cursor.c). A record's three blobs took
+#: 4.97 µs to bind as ``bytes`` and 1.77 as ``bytearray``, copies included. What is read
+#: back is ``bytes`` either way.
+_blob = bytearray
+
+
+def _encode_headers(headers: Sequence[tuple[str, bytes]]) -> bytearray:
     parts: list[bytes] = []
     for name, value in headers:
         raw = name.encode()
         parts += (_HEADER.pack(len(raw), len(value)), raw, value)
-    return b"".join(parts)
+    return _EMPTY_BLOB.join(parts)  # (a bytearray: see _blob)
+
+
+_EMPTY_BLOB = bytearray()
 
 
 def _decode_headers(blob: bytes) -> tuple[tuple[str, bytes], ...]:

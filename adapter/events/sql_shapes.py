@@ -11,7 +11,11 @@ instead would hold ~180 MB of prepared statements. So a batch is padded up to th
 next power of two, and the padding is made harmless by the statement itself:
 
 * rows to insert are padded with rows of NULLs that a ``WHERE column1 IS NOT NULL``
-  leaves out (:func:`insert_rows`);
+  leaves out (:func:`insert_rows`). The NULLs are bound as NaN, which SQLite stores
+  as NULL (``sqlite3VdbeMemSetDouble``): Python 3.11's ``sqlite3`` binds a float
+  at once but sends every ``None`` through its adapter registry, which formats and
+  drops an ``AttributeError`` on the way (``need_adapt`` in Modules/_sqlite/cursor.c):
+  a padded row of 7 ``None`` took 6.8 µs to bind, of 7 NaN 0.55;
 * a list of keys is padded by repeating its first key, which changes no ``IN``
   test (:func:`padded_keys`).
 
@@ -24,6 +28,7 @@ blobs through ``json_each``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -41,6 +46,10 @@ def shape(rows: int) -> int:
     return 1 << (rows - 1).bit_length()
 
 
+#: What a padding row binds: NaN, which SQLite stores as NULL (see the module's docstring).
+_NULL = math.nan
+
+
 @lru_cache(maxsize=64)
 def _rows_text(columns: int, rows: int) -> str:
     row = "(" + ",".join("?" * columns) + ")"
@@ -54,7 +63,7 @@ def insert_rows(head: str, values: list[object], columns: int, tail: str = "") -
     rows = len(values) // columns
     padded = shape(rows)
     text = f"{head} SELECT * FROM (VALUES {_rows_text(columns, padded)}) WHERE column1 IS NOT NULL {tail}"
-    return text, values + [None] * (columns * (padded - rows))
+    return text, values + [_NULL] * (columns * (padded - rows))
 
 
 def key_marks(keys: int) -> str:

@@ -36,6 +36,13 @@ async def test_the_window_holds_across_reopening_and_the_log_is_bounded(tmp_path
         assert await spool.append([record(93), record(92)]) == [False, True]
 
 
+class _UnbindableTopic:
+    """A topic SQLite cannot bind, whose record has the identity of ``record(2)``."""
+
+    def __format__(self, spec: str) -> str:
+        return TOPIC
+
+
 def test_what_a_rolled_back_append_claimed_is_forgotten(tmp_path: Path) -> None:
     """An insert that fails after the claims: the group's transaction rolls back, then
     the append alone (its savepoint) does; neither leaves its identities remembered."""
@@ -43,7 +50,8 @@ def test_what_a_rolled_back_append_claimed_is_forgotten(tmp_path: Path) -> None:
     store.open()
     try:
         assert store.append_groups([([record(1)], None)], 10, 2**30).results == [[True]]
-        unbindable = OutboundRecord(TOPIC, b"k", ["not", "bytes"], (), "e-2")  # type: ignore[arg-type]
+        unbindable = OutboundRecord(_UnbindableTopic(), b"k", b"{}", (), "e-2")  # type: ignore[arg-type]
+        assert unbindable.identity == record(2).identity
         (failed,) = store.append_groups([([record(3), unbindable], None)], 10, 2**30).results
         assert isinstance(failed, sqlite3.Error)
         outcome = store.append_groups([([record(2), record(1), record(3)], None)], 10, 2**30)
