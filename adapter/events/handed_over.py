@@ -27,6 +27,8 @@ from .partition_batches import PartitionBatch
 
 __all__ = ["HandedOver", "ProducerGeneration"]
 
+_new = tuple.__new__
+
 
 class HandedOver:
     """Records handed to the producer; :meth:`outcomes` waits for Kafka's answers."""
@@ -123,7 +125,11 @@ class HandedOver:
         if exc is not None:
             return [translate_kafka_error(exc)] * len(batch.indices)
         topic, partition, base = batch.topic, batch.partition, future.result().offset
-        return [Delivered(topic, partition, offset) for offset in range(base, base + len(batch.indices))]
+        # (tuple.__new__ as the named tuple's own _make: one per record, its __new__ a
+        # Python frame more.)
+        return [
+            _new(Delivered, (topic, partition, offset)) for offset in range(base, base + len(batch.indices))
+        ]
 
 
 @dataclass(eq=False)

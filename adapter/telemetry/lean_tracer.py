@@ -61,8 +61,10 @@ _SAMPLE = Decision.RECORD_AND_SAMPLE
 
 
 def _valid_link(context: SpanContext, attributes: types.Attributes) -> bool:
-    """The SDK's rule for keeping a link (``opentelemetry.sdk.trace._is_valid_link``)."""
-    return bool(context and (context.is_valid or attributes or context.trace_state))
+    """The SDK's rule for keeping a link (``opentelemetry.sdk.trace._is_valid_link``),
+    its attributes tested first: the Kafka send spans' links all have some, and
+    ``is_valid`` is two property calls a link."""
+    return bool(context and (attributes or context.is_valid or context.trace_state))
 
 
 def _clean(value: Any) -> Any:
