@@ -132,7 +132,7 @@ def test_tail_against_a_model(seed: int) -> None:
             if rng.random() < 0.7:
                 acked = order[:cut]  # the oldest, a run if nothing was removed between
             else:
-                acked = rng.sample(order, min(cut, len(order))) + [next_seq + 5]
+                acked = [*rng.sample(order, min(cut, len(order))), next_seq + 5]
             tail.remove(acked)
             for seq in acked:
                 held.pop(seq, None)
