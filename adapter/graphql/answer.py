@@ -8,12 +8,14 @@ never an exception. Only a body that is not a GraphQL answer at all is malformed
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from adapter.transcoding.json_values import MalformedPayloadError
+from adapter.upstream.server_delay import parse_retry_after
 
 __all__ = ["GraphQLAnswer", "GraphQLErrorItem", "has_errors", "read_answer", "read_error_answer"]
 
@@ -32,7 +34,8 @@ class GraphQLErrorItem:
     path: tuple[str | int, ...] = ()
     #: The input at fault, when the upstream names it (``extensions.field``).
     field: str = ""
-    #: Seconds the upstream asks to wait (``extensions.retryAfter``).
+    #: Seconds the upstream asks to wait (``extensions.retryAfter``), not yet clamped to
+    #: the upstream's ``max_server_delay`` (the status does that).
     retry_after: float | None = None
 
     @property
@@ -55,11 +58,16 @@ class GraphQLAnswer:
         return any(e.code in codes for e in self.errors)
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return float(value)
-    if isinstance(value, str) and value.replace(".", "", 1).isdigit():
-        return float(value)
+def _seconds(value: Any) -> float | None:
+    """``extensions.retryAfter`` as seconds (a number, or digits as text), unclamped;
+    None when it is neither. Never raises: ``str.isdigit`` accepts "²", which ``float``
+    refuses, so text goes through the ``Retry-After`` parser (ASCII digits only)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if value >= 0 else None  # orjson gives no NaN nor infinity
+    if isinstance(value, str):
+        return parse_retry_after(value, cap=math.inf)
     return None
 
 
@@ -76,7 +84,7 @@ def _error(item: Any) -> GraphQLErrorItem:
         code=str(code).upper() if isinstance(code, str) else "",
         path=tuple(p for p in path if isinstance(p, str | int)) if isinstance(path, list) else (),
         field=field if isinstance(field, str) else "",
-        retry_after=_number(ext.get("retryAfter", ext.get("retry_after"))),
+        retry_after=_seconds(ext.get("retryAfter", ext.get("retry_after"))),
     )
 
 

@@ -29,7 +29,7 @@ from adapter.upstream.messages import UpstreamRequest
 from .answer import GraphQLAnswer, has_errors
 from .variables import VariableEncoder
 
-__all__ = ["GRAPHQL_QUOTA", "GraphQLTranscoder", "NullAtDataPath"]
+__all__ = ["GRAPHQL_QUOTA", "MAX_DATA_DEPTH", "GraphQLTranscoder", "NullAtDataPath"]
 
 #: ``UpstreamRequest.quota`` of every GraphQL request.
 GRAPHQL_QUOTA = "graphql"
@@ -48,12 +48,20 @@ class NullAtDataPath(ValueError):
         self.path = path
 
 
-def _drop_null_items(value: Any) -> Any:
+#: JSON levels a partial answer's data may nest, far above any message a gRPC client can
+#: parse (protobuf stops at 100 nested messages) and below Python's recursion limit: orjson
+#: reads up to 1,024 levels, and walking those recursed past it (RecursionError).
+MAX_DATA_DEPTH = 200
+
+
+def _drop_null_items(value: Any, path: str, depth: int = 0) -> Any:
     """A partial answer's lists can hold nulls where an item failed: a repeated field cannot."""
+    if depth > MAX_DATA_DEPTH:
+        raise MalformedPayloadError(path, f"nested deeper than {MAX_DATA_DEPTH} levels")
     if isinstance(value, dict):
-        return {k: _drop_null_items(v) for k, v in value.items()}
+        return {k: _drop_null_items(v, path, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [_drop_null_items(v) for v in value if v is not None]
+        return [_drop_null_items(v, path, depth + 1) for v in value if v is not None]
     return value
 
 
@@ -131,7 +139,7 @@ class GraphQLTranscoder:
         if value is None:
             raise NullAtDataPath(walked)
         if answer.errors:
-            value = _drop_null_items(value)
+            value = _drop_null_items(value, walked)
         if self._field_decoder is not None:
             kwargs = {self.binding.response_field: self._field_decoder(value, walked)}
         else:

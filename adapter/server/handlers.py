@@ -100,7 +100,11 @@ class MethodHandler:
             self._spans.end(call, grpc.StatusCode.CANCELLED, "cancelled by the caller")
             raise
         except Exception as exc:  # every failure leaves as a status, never UNKNOWN
-            status = self.status_of(exc)
+            try:
+                status = self.status_of(exc)
+            except Exception as broken:  # a bug in building it: INTERNAL, logged, not its text
+                logger.error("%s: building the status of a %s failed", spec.path, type(exc).__name__)
+                status = to_rpc_status(broken)
             code = _CODES.get(status.code, grpc.StatusCode.UNKNOWN)
             log = logger.info if code in _QUIET else logger.warning
             log("%s -> %s: %s", spec.path, code.name, status.message)

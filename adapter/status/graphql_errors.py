@@ -17,8 +17,9 @@ code (upstreams list errors in the order they met them). Deliberate choices, as 
 
 Every status carries ``ErrorInfo`` (domain ``mesh-adapter``, a reason, the upstream,
 route, the upstream's code and the error's path), ``RetryInfo`` from ``Retry-After`` or
-``extensions.retryAfter``, ``QuotaFailure`` when rate limited, ``ResourceInfo`` on
-NOT_FOUND and ``RequestInfo`` with the upstream's request id.
+``extensions.retryAfter`` (within the upstream's ``max_server_delay``), ``QuotaFailure``
+when rate limited, ``ResourceInfo`` on NOT_FOUND and ``RequestInfo`` with the upstream's
+request id.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from google.rpc import error_details_pb2, status_pb2
 from adapter.graphql.answer import GraphQLErrorItem
 from adapter.graphql.errors import UpstreamGraphQLError
 from adapter.status.mapping import ERROR_DOMAIN, to_rpc_status
-from adapter.status.vendor_errors import parse_retry_after
 from adapter.upstream.errors import UpstreamStatusError
+from adapter.upstream.server_delay import clamp_delay
 
 __all__ = ["GRAPHQL_ERROR_TABLE", "graphql_error_status"]
 
@@ -107,9 +108,10 @@ def graphql_error_status(exc: UpstreamGraphQLError) -> status_pb2.Status:
         error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=metadata)
     ]
 
-    retry_after = parse_retry_after(response.headers.get("retry-after"))
+    # Both are the upstream's word: within its max_server_delay, as for REST (server_delay.py).
+    retry_after = response.server_delay()
     if retry_after is None:
-        retry_after = first.retry_after
+        retry_after = clamp_delay(first.retry_after, response.max_server_delay)
     if retry_after is not None:
         details.append(error_details_pb2.RetryInfo(retry_delay=_duration(retry_after)))
     if code == C.RESOURCE_EXHAUSTED:

@@ -38,6 +38,11 @@ TARGETS: dict[str, tuple[str, str]] = {
         "test_base64_signatures_and_tokens_raise_only_rejections",
     ),
     "events.redaction": ("test_fuzz_event_inputs", "test_redaction_never_lets_a_secret_through"),
+    "graphql.variables": (
+        "test_fuzz_graphql",
+        "test_binding_raises_only_binding_error_and_sends_only_declared_variables",
+    ),
+    "graphql.answer": ("test_fuzz_graphql", "test_any_answer_is_read_and_mapped_without_raising"),
     "h1.answer": (
         "test_fuzz_h1_answers",
         "test_any_answer_ends_as_an_answer_within_the_cap_or_an_upstream_error",

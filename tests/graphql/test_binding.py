@@ -18,9 +18,9 @@ from adapter.config.graphql import GraphQLSettings
 from adapter.descriptors.loader import load_service_specs
 from adapter.descriptors.method_spec import MethodSpec, SpecError, method_spec
 from adapter.graphql.answer import GraphQLAnswer, GraphQLErrorItem
-from adapter.graphql.transcoder import GraphQLTranscoder, NullAtDataPath
+from adapter.graphql.transcoder import MAX_DATA_DEPTH, GraphQLTranscoder, NullAtDataPath
 from adapter.transcoding.errors import BindingError
-from adapter.transcoding.json_codec import JsonCodec
+from adapter.transcoding.json_codec import JsonCodec, MalformedPayloadError
 
 _FD = descriptor_pb2.FieldDescriptorProto
 _files = itertools.count(1)
@@ -296,3 +296,23 @@ def test_null_at_the_data_path_is_reported_and_partial_lists_lose_their_null_ite
     found = _transcoder(SEARCH).decode(partial)
     assert isinstance(found, tasks_pb2.SearchTasksResponse)
     assert [t.id for t in found.tasks] == ["a", "c"]
+
+
+@pytest.mark.parametrize(
+    ("levels", "refused"), [(MAX_DATA_DEPTH - 2, False), (MAX_DATA_DEPTH + 1, True), (1000, True)]
+)
+def test_a_partial_answer_nested_too_deep_is_malformed_not_a_crash(levels: int, refused: bool) -> None:
+    # orjson reads answers up to 1,024 levels deep; dropping a partial answer's null items
+    # recursed once a level, past Python's recursion limit (found by the graphql.answer target).
+    deep: Any = {"id": "a"}
+    for i in range(levels):
+        deep = {"id": "a", "x": deep} if (levels - i) % 2 else [deep, None]  # a Task outermost
+    partial = GraphQLAnswer(
+        data={"tasks": [deep]}, errors=(GraphQLErrorItem("boom", "INTERNAL_SERVER_ERROR", path=("tasks", 1)),)
+    )
+    if refused:
+        with pytest.raises(MalformedPayloadError, match=f"deeper than {MAX_DATA_DEPTH} levels"):
+            _transcoder(SEARCH).decode(partial)
+    else:
+        found = _transcoder(SEARCH).decode(partial)
+        assert [t.id for t in found.tasks] == ["a"]

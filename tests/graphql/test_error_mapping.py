@@ -156,6 +156,46 @@ def test_error_info_carries_path_code_count_and_http_status() -> None:
     assert _details(status)["RetryInfo"].retry_delay.seconds == 3
 
 
+#: extensions.retryAfter (and a Retry-After header) -> RetryInfo seconds, the upstream's
+#: max_server_delay 60. The upstream's word is clamped as for REST (server_delay.py), and an
+#: unreadable one gives no RetryInfo: before, "²" and numbers past a Duration's range raised
+#: out of the mapping (found by the graphql.answer fuzz target).
+RETRY_CASES: list[tuple[dict[str, str], object, float | None]] = [
+    ({}, 12, 12.0),
+    ({}, 12.5, 12.5),
+    ({}, "12", 12.0),
+    ({}, " 7 ", 7.0),
+    ({}, 600, 60.0),
+    ({}, 1e300, 60.0),
+    ({}, "1" * 400, 60.0),
+    ({}, "²", None),
+    ({}, "1e5", None),
+    ({}, -3, None),
+    ({}, True, None),
+    ({}, None, None),
+    ({"retry-after": "99999999999999999999"}, 5, 60.0),
+    ({"retry-after": "2"}, 50, 2.0),
+]
+
+
+@pytest.mark.parametrize(("headers", "given", "seconds"), RETRY_CASES)
+def test_server_delays_are_read_leniently_and_clamped(
+    headers: dict[str, str], given: object, seconds: float | None
+) -> None:
+    body = orjson.dumps({"errors": [err("RATE_LIMITED", extensions={"retryAfter": given})], "data": None})
+    response = UpstreamResponse(
+        status=200,
+        headers=httpx.Headers({"content-type": "application/json", **headers}),
+        body=body,
+        max_server_delay=60.0,
+    )
+    answer = read_answer(body, "application/json")
+    status = graphql_error_status(UpstreamGraphQLError(answer, response, upstream="octospine", route=ROUTE))
+    assert status.code == C.RESOURCE_EXHAUSTED.value[0]
+    retry = _details(status).get("RetryInfo")
+    assert (None if retry is None else retry.retry_delay.ToTimedelta().total_seconds()) == seconds
+
+
 def test_retry_after_from_the_header_wins_over_the_extension() -> None:
     status = _status(429, [err("RATE_LIMITED", extensions={"retryAfter": 50})], {"retry-after": "7"})
     assert _details(status)["RetryInfo"].retry_delay.seconds == 7

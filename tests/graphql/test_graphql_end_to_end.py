@@ -181,6 +181,29 @@ async def test_upstream_answers_of_every_kind(
     assert error_details(caught.value)["ErrorInfo"].reason == reason
 
 
+@pytest.mark.parametrize(
+    ("retry_after", "seconds"),
+    [("²", None), (1e300, 300.0), ("9" * 400, 300.0), (12, 12.0)],
+)
+async def test_a_rate_limit_with_any_retry_after_is_resource_exhausted(
+    start_sim: StartSim, retry_after: object, seconds: float | None
+) -> None:
+    # The first two raised out of the GraphQL path before (found by the graphql.answer fuzz
+    # target): the caller got no RESOURCE_EXHAUSTED. Unreadable: no RetryInfo; too long:
+    # the upstream's max_server_delay (300 s by default).
+    sim = await start_sim()
+    error = {"message": "slow down", "extensions": {"code": "RATE_LIMITED", "retryAfter": retry_after}}
+    sim.faults.add(Fault(**GRAPHQL, times=1, status=200, body={"errors": [error]}))
+    async with running_adapter(sim) as h:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await _pipelines(h).SetPipelineStatus(_set_status(pipelines_pb2.PIPELINE_STATUS_PAUSED))
+    assert caught.value.code() == C.RESOURCE_EXHAUSTED, caught.value.details()
+    details = error_details(caught.value)
+    assert details["ErrorInfo"].reason == "UPSTREAM_RATE_LIMITED"
+    retry = details.get("RetryInfo")
+    assert (None if retry is None else retry.retry_delay.ToTimedelta().total_seconds()) == seconds
+
+
 async def test_refused_credentials_and_the_vendors_rate_limit(start_sim: StartSim) -> None:
     sim = await start_sim(graphql_rate_limit_per_minute=1)
     async with running_adapter(sim, auth={"octospine": {"api_key": "wrong-key"}}) as h:
