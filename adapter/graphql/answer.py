@@ -8,14 +8,13 @@ never an exception. Only a body that is not a GraphQL answer at all is malformed
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from adapter.transcoding.json_values import MalformedPayloadError
-from adapter.upstream.server_delay import parse_retry_after
+from adapter.upstream.server_delay import delay_in_body
 
 __all__ = ["GraphQLAnswer", "GraphQLErrorItem", "has_errors", "read_answer", "read_error_answer"]
 
@@ -58,19 +57,6 @@ class GraphQLAnswer:
         return any(e.code in codes for e in self.errors)
 
 
-def _seconds(value: Any) -> float | None:
-    """``extensions.retryAfter`` as seconds (a number, or digits as text), unclamped;
-    None when it is neither. Never raises: ``str.isdigit`` accepts "²", which ``float``
-    refuses, so text goes through the ``Retry-After`` parser (ASCII digits only)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value) if value >= 0 else None  # orjson gives no NaN nor infinity
-    if isinstance(value, str):
-        return parse_retry_after(value, cap=math.inf)
-    return None
-
-
 def _error(item: Any) -> GraphQLErrorItem:
     if not isinstance(item, dict):
         return GraphQLErrorItem(message=str(item)[:_MAX_MESSAGE])
@@ -84,7 +70,7 @@ def _error(item: Any) -> GraphQLErrorItem:
         code=str(code).upper() if isinstance(code, str) else "",
         path=tuple(p for p in path if isinstance(p, str | int)) if isinstance(path, list) else (),
         field=field if isinstance(field, str) else "",
-        retry_after=_seconds(ext.get("retryAfter", ext.get("retry_after"))),
+        retry_after=delay_in_body(ext.get("retryAfter", ext.get("retry_after"))),
     )
 
 

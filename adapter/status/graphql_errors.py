@@ -25,13 +25,12 @@ request id.
 from __future__ import annotations
 
 import grpc
-from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
 from adapter.graphql.answer import GraphQLErrorItem
 from adapter.graphql.errors import UpstreamGraphQLError
-from adapter.status.mapping import ERROR_DOMAIN, to_rpc_status
+from adapter.status.mapping import ERROR_DOMAIN, build_status, delay_duration, to_rpc_status
 from adapter.upstream.errors import UpstreamStatusError
 from adapter.upstream.server_delay import clamp_delay
 
@@ -63,19 +62,6 @@ GRAPHQL_ERROR_TABLE: dict[str, tuple[grpc.StatusCode, str]] = {
 
 #: An error with no code (or an unknown one) in a 2xx answer.
 UNCLASSIFIED = (C.INTERNAL, "UPSTREAM_GRAPHQL_ERROR")
-
-
-def _pack(messages: list[Message]) -> list[any_pb2.Any]:
-    packed = []
-    for message in messages:
-        holder = any_pb2.Any()
-        holder.Pack(message)
-        packed.append(holder)
-    return packed
-
-
-def _duration(seconds: float) -> duration_pb2.Duration:
-    return duration_pb2.Duration(seconds=int(seconds), nanos=int((seconds - int(seconds)) * 1e9))
 
 
 def _deciding(errors: tuple[GraphQLErrorItem, ...]) -> GraphQLErrorItem | None:
@@ -113,7 +99,7 @@ def graphql_error_status(exc: UpstreamGraphQLError) -> status_pb2.Status:
     if retry_after is None:
         retry_after = clamp_delay(first.retry_after, response.max_server_delay)
     if retry_after is not None:
-        details.append(error_details_pb2.RetryInfo(retry_delay=_duration(retry_after)))
+        details.append(error_details_pb2.RetryInfo(retry_delay=delay_duration(retry_after)))
     if code == C.RESOURCE_EXHAUSTED:
         violation = error_details_pb2.QuotaFailure.Violation(
             subject=f"upstream:{exc.upstream}", description=first.message or "upstream rate limit exceeded"
@@ -140,8 +126,4 @@ def graphql_error_status(exc: UpstreamGraphQLError) -> status_pb2.Status:
         )
     more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
     said = f"{first.code}: {first.message}" if first.code else first.message
-    return status_pb2.Status(
-        code=code.value[0],
-        message=f"{exc.upstream} {exc.route}: GraphQL {said}{more}",
-        details=_pack(details),
-    )
+    return build_status(code, f"{exc.upstream} {exc.route}: GraphQL {said}{more}", details)

@@ -60,7 +60,7 @@ from adapter.upstream.server_delay import clamp_delay
 
 from .vendor_errors import VendorError, parse_vendor_error
 
-__all__ = ["ERROR_DOMAIN", "HTTP_STATUS_TABLE", "to_rpc_status"]
+__all__ = ["ERROR_DOMAIN", "HTTP_STATUS_TABLE", "build_status", "delay_duration", "to_rpc_status"]
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +138,8 @@ def _pack(messages: Iterable[Message]) -> list[any_pb2.Any]:
 _MAX_DURATION_SECONDS = 315_576_000_000
 
 
-def _duration(seconds: float) -> duration_pb2.Duration:
+def delay_duration(seconds: float) -> duration_pb2.Duration:
+    """A delay as a ``Duration`` that always builds (NaN and negatives 0, capped to its range)."""
     if math.isnan(seconds) or seconds < 0:
         seconds = 0.0
     seconds = min(seconds, _MAX_DURATION_SECONDS)
@@ -146,7 +147,8 @@ def _duration(seconds: float) -> duration_pb2.Duration:
     return duration_pb2.Duration(seconds=whole, nanos=int((seconds - whole) * 1e9))
 
 
-def _status(code: grpc.StatusCode, message: str, details: list[Message]) -> status_pb2.Status:
+def build_status(code: grpc.StatusCode, message: str, details: list[Message]) -> status_pb2.Status:
+    """A ``google.rpc.Status`` with ``details`` packed in order."""
     return status_pb2.Status(code=code.value[0], message=message, details=_pack(details))
 
 
@@ -156,7 +158,7 @@ def to_rpc_status(
     """Status for any failure of a handler. ``body_field`` prefixes upstream
     field violations so they name the caller's request fields (``alert.title``)."""
     if isinstance(exc, BindingError):
-        return _status(
+        return build_status(
             C.INVALID_ARGUMENT,
             str(exc),
             [
@@ -173,7 +175,7 @@ def to_rpc_status(
             ],
         )
     if isinstance(exc, CallDeadlineExceeded):
-        return _status(
+        return build_status(
             C.DEADLINE_EXCEEDED,
             str(exc),
             [
@@ -198,9 +200,9 @@ def to_rpc_status(
         if exc.request_id:
             details.append(error_details_pb2.RequestInfo(request_id=exc.request_id))
         details.extend(_local_failure_details(exc))
-        return _status(code, f"{exc.upstream} {exc.route}: {exc}".strip(), details)
+        return build_status(code, f"{exc.upstream} {exc.route}: {exc}".strip(), details)
     logger.exception("unexpected failure in a handler", exc_info=exc)
-    return _status(
+    return build_status(
         C.INTERNAL,
         f"internal error in mesh-adapter ({type(exc).__name__}); see the adapter's log",
         [error_details_pb2.ErrorInfo(reason="ADAPTER_INTERNAL_ERROR", domain=ERROR_DOMAIN)],
@@ -214,7 +216,7 @@ def _local_failure_details(exc: UpstreamError) -> list[Message]:
         retry_after = exc.retry_after
     details: list[Message] = []
     if retry_after is not None:
-        details.append(error_details_pb2.RetryInfo(retry_delay=_duration(retry_after)))
+        details.append(error_details_pb2.RetryInfo(retry_delay=delay_duration(retry_after)))
     if isinstance(exc, PrincipalShareExceeded):
         violation = error_details_pb2.QuotaFailure.Violation(
             subject=f"principal:{exc.principal}",
@@ -263,7 +265,7 @@ def _from_http_status(exc: UpstreamStatusError, *, is_create: bool, body_field: 
     if retry_after is None:
         retry_after = clamp_delay(vendor.retry_after, response.max_server_delay)
     if retry_after is not None:
-        details.append(error_details_pb2.RetryInfo(retry_delay=_duration(retry_after)))
+        details.append(error_details_pb2.RetryInfo(retry_delay=delay_duration(retry_after)))
     if response.status == 429:
         details.append(
             error_details_pb2.QuotaFailure(
@@ -298,4 +300,4 @@ def _from_http_status(exc: UpstreamStatusError, *, is_create: bool, body_field: 
             error_details_pb2.RequestInfo(request_id=exc.request_id, serving_data=f"upstream={exc.upstream}")
         )
     said = f": {vendor.message}" if vendor.message else ""
-    return _status(code, f"{exc.upstream} {exc.route}: HTTP {response.status}{said}", details)
+    return build_status(code, f"{exc.upstream} {exc.route}: HTTP {response.status}{said}", details)

@@ -8,14 +8,13 @@ usable message, never an exception.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from adapter.upstream.server_delay import parse_retry_after
+from adapter.upstream.server_delay import delay_in_body, parse_retry_after
 
 __all__ = ["VendorError", "parse_retry_after", "parse_vendor_error"]
 
@@ -60,15 +59,6 @@ def _violations(items: Any) -> list[tuple[str, str]]:
     return out
 
 
-def _number(value: Any) -> float | None:
-    """A non-negative number of seconds; callers clamp it (see server_delay)."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return float(value)  # an int beyond float's range is inf; clamping copes
-    if isinstance(value, str):
-        return parse_retry_after(value, cap=math.inf)  # seconds (or a date) spelled as text
-    return None
-
-
 def parse_vendor_error(body: bytes, content_type: str) -> VendorError:
     """Best-effort reading of an error body."""
     doc: Any = None
@@ -90,7 +80,7 @@ def parse_vendor_error(body: bytes, content_type: str) -> VendorError:
             code=_text(err.get("code") or err.get("status") or err.get("type")),
             message=_text(err.get("message"))[:_MAX_MESSAGE],
             violations=_violations(err.get("details") or err.get("errors") or err.get("fields")),
-            retry_after=_number(err.get("retryAfter", err.get("retry_after"))),
+            retry_after=delay_in_body(err.get("retryAfter", err.get("retry_after"))),
         )
     detail = doc.get("detail")
     return VendorError(  # flat (OpenFrame) and FastAPI-like
@@ -99,5 +89,5 @@ def parse_vendor_error(body: bytes, content_type: str) -> VendorError:
         violations=_violations(
             doc.get("errors") or doc.get("details") or (detail if isinstance(detail, list) else None)
         ),
-        retry_after=_number(doc.get("retryAfter", doc.get("retry_after"))),
+        retry_after=delay_in_body(doc.get("retryAfter", doc.get("retry_after"))),
     )

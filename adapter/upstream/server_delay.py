@@ -16,7 +16,7 @@ import email.utils
 import math
 import re
 
-__all__ = ["DEFAULT_MAX_SERVER_DELAY", "clamp_delay", "parse_retry_after"]
+__all__ = ["DEFAULT_MAX_SERVER_DELAY", "clamp_delay", "delay_in_body", "parse_retry_after"]
 
 #: Seconds; the default of ``resilience.max_server_delay_seconds``.
 DEFAULT_MAX_SERVER_DELAY = 300.0
@@ -53,3 +53,17 @@ def parse_retry_after(
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     return clamp_delay(seconds, cap)
+
+
+def delay_in_body(value: object) -> float | None:
+    """An error body's ``retryAfter`` (a JSON number, or text as ``Retry-After`` spells
+    it) as non-negative seconds, not clamped (callers clamp); None when it is neither.
+    Never raises: text goes through :func:`parse_retry_after` (ASCII digits only)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        # orjson reads no NaN, no infinity and no integer beyond 64 bits: float() holds it.
+        return float(value) if value >= 0 else None
+    if isinstance(value, str):
+        return parse_retry_after(value, cap=math.inf)  # seconds (or a date) spelled as text
+    return None

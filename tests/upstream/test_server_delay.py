@@ -15,7 +15,7 @@ from adapter.resilience.errors import CircuitOpenError, LocalRateLimitExceeded
 from adapter.status.mapping import to_rpc_status
 from adapter.upstream.errors import UpstreamStatusError
 from adapter.upstream.messages import UpstreamResponse
-from adapter.upstream.server_delay import clamp_delay, parse_retry_after
+from adapter.upstream.server_delay import clamp_delay, delay_in_body, parse_retry_after
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
 
@@ -46,6 +46,28 @@ RETRY_AFTER: list[tuple[str | None, float | None]] = [
 @pytest.mark.parametrize(("header", "seconds"), RETRY_AFTER)
 def test_retry_after_is_parsed_and_clamped(header: str | None, seconds: float | None) -> None:
     assert parse_retry_after(header, now=NOW) == seconds
+
+
+# An error body's retryAfter (REST bodies and GraphQL extensions alike) -> seconds, unclamped.
+BODY_DELAYS: list[tuple[object, float | None]] = [
+    (12, 12.0),
+    (0.5, 0.5),
+    (1e300, 1e300),
+    ("12", 12.0),
+    (" 7 ", 7.0),
+    ("1" * 400, float("inf")),  # more digits than any clamp: the clamp decides
+    ("²", None),  # str.isdigit() accepts it; float() does not
+    ("1e5", None),
+    (-3, None),
+    (True, None),
+    (None, None),
+    ([5], None),
+]
+
+
+@pytest.mark.parametrize(("value", "seconds"), BODY_DELAYS)
+def test_a_body_delay_is_read_without_raising(value: object, seconds: float | None) -> None:
+    assert delay_in_body(value) == seconds
 
 
 def test_a_configured_clamp_applies() -> None:
