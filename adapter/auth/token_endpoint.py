@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,9 +24,13 @@ from adapter.upstream.server_delay import DEFAULT_MAX_SERVER_DELAY, parse_retry_
 
 from .errors import TokenEndpointUnavailable, TokenRejected
 
-__all__ = ["TokenEndpoint", "TokenGrant"]
+__all__ = ["MAX_MESSAGE_CHARS", "TokenEndpoint", "TokenGrant"]
 
 logger = logging.getLogger(__name__)
+
+#: The most of an endpoint's own words (``error_description``) kept in a message or a log line.
+MAX_MESSAGE_CHARS = 300
+_ERROR_CODE = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]{1,64}")
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -122,18 +127,19 @@ class TokenEndpoint:
     def _grant(self, response: httpx.Response) -> TokenGrant:
         body = _json(response.content)
         status = response.status_code
-        if status == 200 and isinstance(body.get("access_token"), str) and body["access_token"]:
+        token = body.get("access_token")
+        if status == 200 and isinstance(token, str) and token:
+            refresh, scope = body.get("refresh_token"), body.get("scope")
             return TokenGrant(
-                access_token=body["access_token"],
-                token_type=str(body.get("token_type") or "Bearer"),
+                access_token=token,
+                token_type=_text(body.get("token_type")) or "Bearer",
                 expires_in=_seconds(body.get("expires_in")),
-                refresh_token=body.get("refresh_token")
-                if isinstance(body.get("refresh_token"), str)
-                else None,
-                scope=str(body.get("scope") or ""),
+                refresh_token=refresh if isinstance(refresh, str) else None,
+                scope=scope if isinstance(scope, str) else "",  # kept whole: the login stores it
             )
-        error = str(body.get("error") or "")
-        described = f"{error}: {body.get('error_description')}" if body.get("error_description") else error
+        error = _error_code(body.get("error"))
+        description = _text(body.get("error_description"))
+        described = f"{error}: {description}" if error and description else error or description
         where = f"token endpoint {self.url} answered HTTP {status}"
         if status == 200:
             raise TokenEndpointUnavailable(f"{where} without an access_token", upstream=self._upstream)
@@ -164,8 +170,23 @@ def _json(raw: bytes) -> dict[str, Any]:
 
 
 def _seconds(value: Any) -> float | None:
+    if isinstance(value, str) and value.isascii() and value.isdigit():  # "²".isdigit() too
+        value = float(value)
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
         return float(value)
-    if isinstance(value, str) and value.isdigit():
-        return float(value)
     return None
+
+
+def _text(value: Any) -> str:
+    """An answer's text field as it may go into a log line or an error: a string only,
+    control characters replaced, at most MAX_MESSAGE_CHARS."""
+    if not isinstance(value, str):
+        return ""
+    cut = value[:MAX_MESSAGE_CHARS]
+    text = cut if cut.isprintable() else "".join(c if c.isprintable() else "?" for c in cut)
+    return text + "..." if len(value) > MAX_MESSAGE_CHARS else text
+
+
+def _error_code(value: Any) -> str:
+    """The RFC 6749 ``error`` code (section 5.2: printable ASCII, no quote or backslash), or ""."""
+    return value if isinstance(value, str) and _ERROR_CODE.fullmatch(value) else ""

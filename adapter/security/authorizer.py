@@ -118,7 +118,21 @@ class CallAuthorizer(aio.ServerInterceptor):  # type: ignore[type-arg]
 
     async def authorize(self, method: str, context: Context, request: Any = None) -> Principal:
         """The caller of ``context`` if it may call ``method`` (with ``request``, for
-        methods whose permissions depend on it: Subscribe's topics); raises _Refused."""
+        methods whose permissions depend on it: Subscribe's topics); raises _Refused.
+
+        Whatever else goes wrong while deciding refuses the call too (INTERNAL), so a
+        fault here never lets a call through nor ends it UNKNOWN with the fault's text."""
+        try:
+            return await self._decide(method, context, request)
+        except _Refused:
+            raise
+        except Exception as exc:
+            logger.error("authorizing a call of %s failed (%s); refused", method, type(exc).__name__)
+            raise _Refused(
+                grpc.StatusCode.INTERNAL, "AUTHORIZATION_FAILED", "the call could not be authorized", {}
+            ) from None
+
+    async def _decide(self, method: str, context: Context, request: Any) -> Principal:
         permission = self._permissions.get(method)
         if permission is None:  # not declared: default deny, even without a policy
             raise _Refused(

@@ -10,8 +10,10 @@ tokens with random ``kid`` values cannot make the adapter hammer the IdP. A file
 JWKS is re-read when the file changes.
 
 Refused outright: ``alg: none``, HMAC algorithms (a public key must never verify a
-token), algorithms outside the allowlist; PyJWT refuses a key whose type does not
-fit the token's algorithm.
+token), algorithms outside the allowlist, an algorithm that does not fit the named
+key's type (checked here: PyJWT raises a bare ``TypeError`` for that, before any
+signature is checked, so any caller could provoke it). Whatever else PyJWT raises on a
+token is still a refusal, never an error of the call.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ __all__ = ["AuthenticationFailed", "JwtVerifier"]
 logger = logging.getLogger(__name__)
 
 _MIN_REFETCH = 30.0
+
+#: The JWK ``kty`` each family of allowed algorithms verifies with (by the alg's prefix).
+_KEY_TYPE_OF_ALG = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
 
 
 class AuthenticationFailed(Exception):
@@ -124,6 +129,10 @@ class JwtVerifier:
         key = keys.get(kid) or (next(iter(keys.values())) if not kid and len(keys) == 1 else None)
         if key is None:
             raise AuthenticationFailed("UNKNOWN_KEY", f"no key {kid!r:.40} in the JWKS")
+        if key.key_type != _KEY_TYPE_OF_ALG.get(alg[:2]):
+            raise AuthenticationFailed(
+                "ALGORITHM_NOT_ALLOWED", f"alg {alg} does not fit key {kid!r:.40} ({key.key_type})"
+            )
         s = self.settings
         try:
             claims: dict[str, Any] = jwt.decode(
@@ -146,7 +155,11 @@ class JwtVerifier:
         except jwt.InvalidIssuerError:
             raise AuthenticationFailed("WRONG_ISSUER", "the token's issuer is not trusted") from None
         except jwt.PyJWTError as exc:
-            raise AuthenticationFailed("INVALID_TOKEN", str(exc)) from None
+            raise AuthenticationFailed("INVALID_TOKEN", f"{exc}"[:200]) from None
+        except Exception as exc:
+            # The text may quote the token: only the type is logged and answered.
+            logger.warning("a bearer token made PyJWT raise %s; refused", type(exc).__name__)
+            raise AuthenticationFailed("INVALID_TOKEN", "the token could not be verified") from None
         subject = claims.get(s.principal_claim)
         if not isinstance(subject, str) or not subject:
             raise AuthenticationFailed("INVALID_TOKEN", f"no {s.principal_claim!r} claim naming the caller")

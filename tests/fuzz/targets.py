@@ -43,6 +43,14 @@ TARGETS: dict[str, tuple[str, str]] = {
         "test_binding_raises_only_binding_error_and_sends_only_declared_variables",
     ),
     "graphql.answer": ("test_fuzz_graphql", "test_any_answer_is_read_and_mapped_without_raising"),
+    "security.bearer": (
+        "test_fuzz_credentials",
+        "test_any_bearer_token_is_refused_with_authentication_failed_unless_our_issuer_signed_it",
+    ),
+    "auth.token_answer": (
+        "test_fuzz_credentials",
+        "test_any_token_answer_is_a_sane_grant_or_a_credential_error",
+    ),
     "h1.answer": (
         "test_fuzz_h1_answers",
         "test_any_answer_ends_as_an_answer_within_the_cap_or_an_upstream_error",

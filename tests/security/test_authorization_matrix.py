@@ -6,13 +6,15 @@ allowed call was refused.
 
 Callers: no certificate and a certificate from an unknown CA (refused in the TLS
 handshake: UNAVAILABLE, the call never exists), an expired JWT, a JWT for
-another audience, an ``alg: none`` token (UNAUTHENTICATED), and the reader,
+another audience, an ``alg: none`` token, an algorithm that does not fit the key
+its header names (UNAUTHENTICATED), and the reader,
 writer and outsider certificates of scripts/dev_certs.py plus a valid JWT reader
 (PERMISSION_DENIED unless the policy grants the permission).
 """
 
 from __future__ import annotations
 
+import base64
 import collections
 import time
 import uuid
@@ -108,6 +110,12 @@ def _claims(**extra: Any) -> dict[str, Any]:
     return {"iss": ISSUER, "aud": AUDIENCE, "sub": "reader", "iat": now, "exp": now + 300, **extra}
 
 
+def _es256_header_on(token: str) -> str:
+    _, claims, signature = token.split(".")
+    header = base64.urlsafe_b64encode(b'{"alg":"ES256","kid":"rsa-1"}').rstrip(b"=").decode()
+    return f"{header}.{claims}.{signature}"
+
+
 CALLERS = [
     Caller("none", None, None, always("UNAVAILABLE", health="UNAVAILABLE")),
     Caller("untrusted cert", "untrusted", None, always("UNAVAILABLE", health="UNAVAILABLE")),
@@ -124,6 +132,13 @@ CALLERS = [
         always("UNAUTHENTICATED", health="OK"),
     ),
     Caller("alg none", "outsider", lambda i: unsigned(_claims()), always("UNAUTHENTICATED", health="OK")),
+    # ES256 naming the RSA key (PyJWT raised a bare TypeError for it: the call ended UNKNOWN).
+    Caller(
+        "alg unfit for its key",
+        "outsider",
+        lambda i: _es256_header_on(i.token("reader")),
+        always("UNAUTHENTICATED", health="OK"),
+    ),
     Caller("reader", "reader", None, by_grants(reader_may)),
     Caller("writer", "writer", None, by_grants(writer_may)),
     Caller("outsider", "outsider", None, by_grants(lambda p, prefix: False)),

@@ -146,3 +146,26 @@ async def test_url_jwks_is_cached_and_refetched_for_a_new_kid(
         with pytest.raises(AuthenticationFailed, match="UNKNOWN_KEY"):
             await verifier.verify(stranger.token(kid=f"junk-{n}"))
     assert len(fetches) == 2
+
+
+async def test_an_algorithm_that_does_not_fit_the_named_key_is_refused(
+    issuer: Issuer, tmp_path: Path
+) -> None:
+    # Found by the security.bearer fuzz target: an RS256 header naming an EC key made
+    # PyJWT raise a bare TypeError before any signature check, so any caller could
+    # turn an unsigned token into an error of the call instead of UNAUTHENTICATED.
+    issuer.add_key("ec-1", kind="ec")
+    settings = JwtSettings(
+        jwks_file=issuer.write(tmp_path / "jwks.json"), issuer=ISSUER, audiences=[AUDIENCE]
+    )
+    verifier = JwtVerifier(settings)
+    _, claims, rsa_signature = issuer.token(kid="rsa-1").split(".")
+    for token in (
+        "eyJhbGciOiJSUzI1NiIsImtpZCI6ImVjLTEifQ.3e0.",  # {"alg":"RS256","kid":"ec-1"}, no signature
+        # {"alg":"ES256","kid":"rsa-1"} over the RSA key's own signature
+        f"eyJhbGciOiJFUzI1NiIsImtpZCI6InJzYS0xIn0.{claims}.{rsa_signature}",
+    ):
+        with pytest.raises(AuthenticationFailed) as info:
+            await verifier.verify(token)
+        assert info.value.reason == "ALGORITHM_NOT_ALLOWED"
+        assert "does not fit key" in info.value.detail
