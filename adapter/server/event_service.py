@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import datetime as dt
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,12 +19,13 @@ from typing import Any
 import grpc
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from google.protobuf import any_pb2, timestamp_pb2
+from google.protobuf import any_pb2
 from google.protobuf.message import Message
 from grpc_status import rpc_status
 from meshadapter.v1 import events_pb2, events_pb2_grpc
 
 from adapter.events.aiokafka_compat import refresh_topic_metadata
+from adapter.events.watermarks import event_time
 from adapter.security.identity import current_principal
 from adapter.status.mapping import to_rpc_status
 from adapter.transcoding.errors import BindingError
@@ -201,29 +201,34 @@ class EventStreamServicer(events_pb2_grpc.EventServiceServicer):
         return position
 
     def _event(self, record: Any) -> events_pb2.Event:
-        headers = {k: v.decode("utf-8", "replace") for k, v in record.headers or ()}
-        event = events_pb2.Event(
-            id=headers.get("ce_id", ""),
-            source=headers.get("ce_source", ""),
-            type=headers.get("ce_type", ""),
-            key=(record.key or b"").decode("utf-8", "replace"),
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            traceparent=headers.get("traceparent", ""),
-        )
-        when = headers.get("ce_time")
-        if when:
-            try:
-                stamp = timestamp_pb2.Timestamp()
-                stamp.FromDatetime(dt.datetime.fromisoformat(when).astimezone(dt.UTC).replace(tzinfo=None))
-                event.time.CopyFrom(stamp)
-            except ValueError:
-                pass
+        """The record as an Event; never raises. Anyone who may write to a topic can put
+        a record there that this cannot read (a null header, a time out of range...):
+        that must not end every subscriber's stream at its offset, again on each resume.
+        What cannot be read is left out and logged; the event still goes out."""
+        event = events_pb2.Event(topic=record.topic, partition=record.partition, offset=record.offset)
+        try:
+            self._fill(event, record)
+        except Exception as exc:
+            logger.warning(
+                "record %s[%d]@%d could not be read whole (%s); it goes out without the rest",
+                record.topic, record.partition, record.offset, type(exc).__name__,
+            )  # fmt: skip
+        return event
+
+    def _fill(self, event: events_pb2.Event, record: Any) -> None:
+        # A header's value may be null in Kafka's format (aiokafka gives None): left out.
+        headers = {k: v.decode("utf-8", "replace") for k, v in record.headers or () if v is not None}
+        event.id = headers.get("ce_id", "")
+        event.source = headers.get("ce_source", "")
+        event.type = headers.get("ce_type", "")
+        event.key = (record.key or b"").decode("utf-8", "replace")
+        event.traceparent = headers.get("traceparent", "")
+        when = event_time(headers.get("ce_time", ""))  # None when unreadable or out of range
+        if when is not None:
+            event.time.FromDatetime(when.replace(tzinfo=None))
         data = self._data(headers.get("content-type", ""), record.value or b"")
         if data is not None:
             event.data.CopyFrom(data)
-        return event
 
     def _data(self, content_type: str, value: bytes) -> any_pb2.Any | None:
         media, _, params = content_type.partition(";")

@@ -43,6 +43,14 @@ TARGETS: dict[str, tuple[str, str]] = {
         "test_binding_raises_only_binding_error_and_sends_only_declared_variables",
     ),
     "graphql.answer": ("test_fuzz_graphql", "test_any_answer_is_read_and_mapped_without_raising"),
+    "events.subscribe_record": (
+        "test_fuzz_subscribe",
+        "test_any_record_becomes_an_event_and_nothing_escapes",
+    ),
+    "events.subscribe_position": (
+        "test_fuzz_subscribe",
+        "test_any_position_is_refused_with_value_error_or_within_kafka_ranges",
+    ),
     "security.bearer": (
         "test_fuzz_credentials",
         "test_any_bearer_token_is_refused_with_authentication_failed_unless_our_issuer_signed_it",
