@@ -225,9 +225,9 @@ class SharedWatermarks:
                         next_offset = record.offset + 1
                         if record.key is None or record.value is None:
                             continue
-                        with contextlib.suppress(ValueError, TypeError, KeyError):
-                            mark = dt.datetime.fromisoformat(orjson.loads(record.value)["mark"])
-                            marks[record.key.decode(errors="replace")] = mark.astimezone(dt.UTC)
+                        mark = _mark_of(record.value)
+                        if mark is not None:
+                            marks[record.key.decode(errors="replace")] = mark
                     if not batches:  # compaction may have removed the last offsets
                         next_offset = max(next_offset, await consumer.position(partition))
         finally:
@@ -235,3 +235,15 @@ class SharedWatermarks:
                 async with asyncio.timeout(self._timeout):
                     await consumer.stop()
         return marks
+
+
+def _mark_of(value: bytes) -> dt.datetime | None:
+    """A watermark record's mark (``{"mark": <RFC 3339>}``) as an aware UTC time, or None
+    when the record is not one this module writes: anyone who may write to the topic
+    could put another there, and one record must not stop a replica loading the rest."""
+    try:
+        doc = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    mark = doc.get("mark") if isinstance(doc, dict) else None
+    return event_time(mark) if isinstance(mark, str) else None
