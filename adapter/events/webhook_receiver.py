@@ -97,7 +97,11 @@ class WebhookReceiver:
         return app
 
     async def start(self) -> int:
-        runner = web.AppRunner(self.app(), access_log=None)
+        # auto_decompress off: aiohttp would inflate a gzip body as it arrives, on the
+        # event loop, and go on inflating one past the size cap to drain it (~1 MB of
+        # zeros is ~1 GB: seconds of a stalled loop, from anybody, before any signature
+        # check). Vendors sign and send plain JSON; an encoded body is refused (415).
+        runner = web.AppRunner(self.app(), access_log=None, auto_decompress=False)
         await runner.setup()
         try:
             ssl_context = self._tls.context if self._tls is not None else None
@@ -144,6 +148,15 @@ class WebhookReceiver:
         return handle
 
     async def _handle(self, endpoint: WebhookEndpoint, request: web.Request) -> web.Response:
+        encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding != "identity":
+            self.counts["UNSUPPORTED_CONTENT_ENCODING"] += 1
+            logger.warning("%s webhook refused: Content-Encoding %.40r", endpoint.source, encoding)
+            return _answer(
+                415,
+                "UNSUPPORTED_CONTENT_ENCODING",
+                "send the body as is (no Content-Encoding): it is signed so",
+            )
         async with self._slots:
             try:
                 body = await request.read()

@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import hmac
 import time
+import zlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -283,3 +284,50 @@ async def test_token_mode(
     finally:
         await receiver.stop()
         await spool.stop()
+
+
+def _gzip_bomb(compressed_bytes: int) -> bytes:
+    """Zeros compressed ~1,000:1: ``compressed_bytes`` of gzip that inflate to ~1,000 times as much."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    chunk, parts, size = b"\0" * (1024 * 1024), [], 0
+    while size < compressed_bytes - 2048:
+        parts.append(packer.compress(chunk))
+        size += len(parts[-1])
+    return b"".join(parts) + packer.flush()
+
+
+async def test_a_compressed_body_is_refused_before_it_is_inflated(tmp_path: Path) -> None:
+    """Vendors sign and send plain JSON. aiohttp inflated a gzip body as it arrived, on
+    the event loop, and went on inflating the rest of one past the size cap to drain
+    it: ~1 MB from anybody (no signature needed) held the loop, and every gRPC call,
+    for seconds. A body with a Content-Encoding is now refused before it is read, and
+    never inflated."""
+    spool = EventSpool(tmp_path / "spool.db", max_records=10)
+    await spool.start()
+    encoder = EventEncoder(EventRouter(load_event_routes(EventsSettings())), JsonCodec(), source_uris={})
+    receiver = WebhookReceiver(WebhookSettings(port=0), [_endpoint()], intake=EventIntake(encoder, spool))
+    await receiver.start()
+    bomb = _gzip_bomb(1000 * 1024)  # inflates to ~1 GB
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{receiver.port}", timeout=30) as client:
+            for encoding in ("gzip", "deflate", "br", "gzip, identity"):
+                cpu = time.process_time()
+                answer = await client.post(
+                    "/webhooks/octospine",
+                    content=bomb,
+                    headers={**sign(bomb), "content-encoding": encoding, "content-type": "application/json"},
+                )
+                spent = time.process_time() - cpu
+                assert answer.status_code == 415, (encoding, answer.status_code)
+                assert answer.json()["error"]["code"] == "UNSUPPORTED_CONTENT_ENCODING"
+                # Inflating 1 GB costs seconds of CPU; sending and refusing 1 MB, milliseconds.
+                assert spent < 0.5, f"{encoding}: {spent:.2f} s of CPU for a refused body"
+            raw = body("whd_plain")
+            plain = await client.post(
+                "/webhooks/octospine", content=raw, headers={**sign(raw), "content-encoding": "identity"}
+            )
+            assert plain.status_code == 200
+    finally:
+        await receiver.stop()
+        await spool.stop()
+    assert receiver.counts["UNSUPPORTED_CONTENT_ENCODING"] == 4
