@@ -156,7 +156,7 @@ async def _loopback_code(
     app = web.Application()
     app.router.add_get(login.redirect_path, callback.handle)
     # No access log: the callback's query string carries the authorization code.
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, auto_decompress=False)  # reads no body
     await runner.setup()
     try:
         site = web.TCPSite(runner, login.redirect_host, login.redirect_port)

@@ -51,7 +51,9 @@ class OpsServer:
         return app
 
     async def start(self) -> int:
-        runner = web.AppRunner(self.app(), access_log=None)
+        # No route reads a body; aiohttp would still inflate a gzip one on the loop
+        # (see adapter/events/webhook_receiver.py): leave bodies as they are.
+        runner = web.AppRunner(self.app(), access_log=None, auto_decompress=False)
         await runner.setup()
         try:
             await web.TCPSite(runner, self.host, self.port).start()

@@ -1,0 +1,34 @@
+"""The operator port (adapter/telemetry/ops_server.py) over a real socket: it never
+inflates a request body (it reads none), so a compressed one cannot stall the loop."""
+
+from __future__ import annotations
+
+import httpx
+
+from adapter.telemetry.ops_server import OpsServer
+from tests.gzip_bomb import cpu_until_quiet, gzip_bomb
+
+
+async def test_a_compressed_body_sent_to_the_operator_port_is_not_inflated() -> None:
+    """aiohttp inflated a gzip body as it arrived, even for a route that reads none,
+    on the event loop, and drained the rest after answering: ~1 MB sent to /metrics
+    held the loop, and every gRPC call, for seconds. The operator port now leaves
+    bodies as they are: the same bytes cost the same labelled gzip or not."""
+    server = OpsServer(host="127.0.0.1", port=0, registry=None, readiness=lambda: {"grpc": True})
+    port = await server.start()
+    bomb = gzip_bomb(1000 * 1024)  # inflates to ~1 GB
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            answers: list[int] = []
+
+            async def post(headers: dict[str, str]) -> None:
+                answers.append((await client.post("/metrics", content=bomb, headers=headers)).status_code)
+
+            plain = await cpu_until_quiet(lambda: post({}))
+            gzipped = await cpu_until_quiet(lambda: post({"content-encoding": "gzip"}))
+            assert answers == [405, 405]
+            # Inflating 1 GB costs seconds of CPU.
+            assert gzipped < plain + 0.5, f"{gzipped:.2f} s of CPU labelled gzip, {plain:.2f} s not"
+            assert (await client.get("/healthz")).status_code == 200
+    finally:
+        await server.stop()
