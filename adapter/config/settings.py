@@ -175,6 +175,13 @@ class GrpcSettings(_Frozen):
     #: spreads connections). Set by the ``workers`` supervisor for its workers.
     reuse_port: bool = False
     max_receive_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    #: Accept requests a client compressed (gzip, deflate). Off: such a call ends
+    #: UNIMPLEMENTED before its message is read. gRPC core inflates a whole message
+    #: before it checks ``max_receive_message_bytes``: ~1 MB of gzip from any caller,
+    #: before authorization, costs a second of CPU per 200 MB, held the event loop
+    #: as long, and as much memory (adapter/server/grpc_options.py). On only behind
+    #: callers you trust.
+    accept_compressed_requests: bool = False
     #: Calls accepted by HTTP/2 but not yet picked up by the server loop; beyond
     #: this gRPC core drops new calls as CANCELLED without details
     #: (adapter/server/grpc_options.py). Below it a waiting call keeps its deadline.
