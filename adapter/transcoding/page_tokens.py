@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 _DOMAIN = b"mesh-adapter page token\x00"
 _MAC_BYTES = 16
 #: Longer page_token values are refused before any decoding work.
-MAX_TOKEN_CHARS = 2048
+MAX_TOKEN_CHARS = 8192
 
 
 def _b64(data: bytes) -> str:
@@ -116,8 +116,14 @@ class PageTokenSigner:
         return cls(ring.keys, recheck=lambda: ring.keys(recheck=True))
 
     def sign(self, payload: dict[str, Any]) -> str:
+        """A token for ``payload``; ValueError when it would be longer than
+        :meth:`verify` reads (MAX_TOKEN_CHARS): a token that cannot be read back would
+        break a listing one page later, silently."""
         body = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
-        return f"{_b64(body)}.{_b64(self._mac(self._keys()[0], body))}"
+        token = f"{_b64(body)}.{_b64(self._mac(self._keys()[0], body))}"
+        if len(token) > MAX_TOKEN_CHARS:
+            raise ValueError(f"{len(token)} characters as a page token; at most {MAX_TOKEN_CHARS} are read")
+        return token
 
     def verify(self, token: str) -> dict[str, Any]:
         """The payload of a token this signer's keys made; BindingError otherwise."""

@@ -20,6 +20,7 @@ from adapter.config.settings import PaginationSettings
 from adapter.descriptors.method_spec import PageStyle
 
 from .errors import BindingError
+from .json_values import MalformedPayloadError
 from .page_tokens import PageTokenSigner
 
 __all__ = ["PagePosition", "Paginator", "filters_fingerprint"]
@@ -123,7 +124,7 @@ class Paginator:
     ) -> tuple[str, int]:
         """``(next_page_token, total_size)`` from the upstream's list answer."""
         raw_total = _dig(document, self.settings.total_field)
-        total = raw_total if isinstance(raw_total, int) and raw_total >= 0 else 0
+        total = raw_total if type(raw_total) is int and raw_total >= 0 else 0  # not a bool
         next_at: int | str | None
         if self.style is PageStyle.CURSOR:
             cursor = _dig(document, self.settings.next_cursor_field)
@@ -139,16 +140,12 @@ class Paginator:
             next_at = seen if more and item_count else None
         if next_at is None:
             return "", total
-        return self._tokens.sign(
-            {
-                "v": _TOKEN_VERSION,
-                "m": self._method,
-                "s": self.style.value,
-                "p": next_at,
-                "n": pos.size,
-                "f": fingerprint,
-            }
-        ), total
+        payload = {"v": _TOKEN_VERSION, "m": self._method, "s": self.style.value, "p": next_at, "n": pos.size}
+        try:
+            return self._tokens.sign({**payload, "f": fingerprint}), total
+        except ValueError as exc:  # a cursor too long to carry: say so now, not one page later
+            why = f"the next cursor ({len(str(next_at))} characters) does not fit: {exc}"
+            raise MalformedPayloadError(self.settings.next_cursor_field, why) from None
 
 
 @functools.cache

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from adapter.descriptors.access import descriptor_of, field_of
@@ -22,6 +23,10 @@ from .pagination import PagePosition, Paginator
 __all__ = ["ResponseBinder", "UnexpectedContentTypeError"]
 
 _JSON_TYPES = ("application/json", "text/json")
+_FD = FieldDescriptor
+_32_BIT = frozenset({_FD.TYPE_INT32, _FD.TYPE_SINT32, _FD.TYPE_SFIXED32, _FD.TYPE_UINT32, _FD.TYPE_FIXED32})
+_INT32_MAX = 2**31 - 1
+_INT64_MAX = 2**63 - 1
 
 
 class UnexpectedContentTypeError(ValueError):
@@ -49,7 +54,12 @@ class ResponseBinder:
         if spec.response_body:
             self._body_decoder = codec.field_decoder(field_of(out, spec.response_body))
         # AIP-158: next_page_token is required, total_size optional (not every vendor counts).
-        self._has_total = "total_size" in out.fields_by_name
+        total_field = out.fields_by_name.get("total_size")
+        self._has_total = total_field is not None
+        # A count past the field's range is left out (AIP-158: it is an estimate anyway),
+        # rather than failing the page it came with.
+        narrow = total_field is not None and total_field.type in _32_BIT
+        self._max_total = _INT32_MAX if narrow else _INT64_MAX
         if paginator is not None and "next_page_token" not in out.fields_by_name:
             raise ValueError(f"{spec.path}: a paged method's response needs a next_page_token field")
         codec.decode_kwargs(out, {})  # builds the field tables now, not on the first call
@@ -81,7 +91,7 @@ class ResponseBinder:
             token, total = self._paginator.next_page(document, len(items), page, fingerprint)
             if token:
                 kwargs["next_page_token"] = token
-            if total and self._has_total:
+            if total and self._has_total and total <= self._max_total:
                 kwargs["total_size"] = total
         try:
             return spec.output_type(**kwargs)

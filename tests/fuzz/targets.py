@@ -26,6 +26,10 @@ TARGETS: dict[str, tuple[str, str]] = {
         "test_signed_payloads_round_trip_and_any_change_is_refused",
     ),
     "page_tokens.position": ("test_fuzz_page_tokens", "test_positions_from_any_token_stay_within_the_limits"),
+    "pagination.answer": (
+        "test_fuzz_paged_answers",
+        "test_a_page_decodes_or_is_malformed_and_its_next_token_is_accepted_back",
+    ),
     "status.mapping": ("test_fuzz_status_mapping", "test_the_status_is_always_built_and_delays_are_clamped"),
     "events.encoder": (
         "test_fuzz_event_inputs",

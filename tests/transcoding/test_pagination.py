@@ -9,6 +9,7 @@ from openframe.v1 import alerts_pb2, devices_pb2
 
 from adapter.config.settings import PaginationSettings
 from adapter.transcoding.errors import BindingError
+from adapter.transcoding.json_codec import MalformedPayloadError
 from adapter.upstream.messages import UpstreamResponse
 
 LIST = "/openframe.v1.DeviceService/ListDevices"
@@ -99,3 +100,28 @@ def test_token_of_another_style_is_refused(transcoder) -> None:  # type: ignore[
         transcoder(LIST, PaginationSettings(style="cursor")).bind(
             devices_pb2.ListDevicesRequest(page_token=token)
         )
+
+
+@pytest.mark.parametrize("total", [2**31, 2**40, True, -1, "12", 1.5])
+def test_a_total_the_field_cannot_hold_is_left_out_not_a_failed_page(transcoder, total) -> None:  # type: ignore[no-untyped-def]
+    # total_size is int32: 2**31 used to fail the whole page as a malformed answer.
+    t = transcoder(LIST)
+    bound = t.bind(devices_pb2.ListDevicesRequest(page_size=2))
+    page = t.decode(_answer({"data": _devices(2), "meta": {"total": total}}), bound)
+    assert [d.id for d in page.devices] == ["dev_000", "dev_001"]
+    assert page.total_size == 0
+
+
+def test_a_long_cursor_round_trips_and_one_too_long_to_carry_fails_now(transcoder) -> None:  # type: ignore[no-untyped-def]
+    """The adapter refused page tokens over 2,048 characters, and issued longer ones for
+    cursors over ~1,400: the listing broke one page later, INVALID_ARGUMENT on the
+    caller's own token. Tokens now carry cursors up to ~6,000 characters, and a
+    longer one fails the page that brought it, naming the cursor."""
+    t = transcoder(LIST, PaginationSettings(style="cursor"))
+    bound = t.bind(devices_pb2.ListDevicesRequest(page_size=2))
+    long_cursor = "c" * 5000
+    page = t.decode(_answer({"data": _devices(2), "meta": {"next_cursor": long_cursor}}), bound)
+    following = t.bind(devices_pb2.ListDevicesRequest(page_size=2, page_token=page.next_page_token))
+    assert ("cursor", long_cursor) in list(following.request.query)
+    with pytest.raises(MalformedPayloadError, match="next cursor"):
+        t.decode(_answer({"data": _devices(2), "meta": {"next_cursor": "c" * 7000}}), bound)
