@@ -133,6 +133,10 @@ class WebhookSettings(_Frozen):
     #: Deliveries handled at once; more wait their turn (bodies buffered at most
     #: ``max_concurrent_deliveries * max_body_bytes``).
     max_concurrent_deliveries: int = Field(default=32, ge=1)
+    #: A delivery's body must arrive within this long once its turn came, or it is
+    #: refused (408): a sender trickling bytes would otherwise hold its turn for ever,
+    #: and ``max_concurrent_deliveries`` such senders every delivery (vendors redeliver).
+    read_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     #: Per upstream name; an upstream that declares webhooks and has no entry gets
     #: the defaults (and no secret: its deliveries get 503).
     sources: dict[str, WebhookSourceSettings] = Field(default_factory=dict)

@@ -159,7 +159,17 @@ class WebhookReceiver:
             )
         async with self._slots:
             try:
-                body = await request.read()
+                async with asyncio.timeout(self.settings.read_timeout_seconds):
+                    body = await request.read()
+            except TimeoutError:
+                self.counts["BODY_TIMEOUT"] += 1
+                logger.warning(
+                    "%s webhook refused: body not received within %.0f s",
+                    endpoint.source, self.settings.read_timeout_seconds,
+                )  # fmt: skip
+                return _answer(
+                    408, "BODY_TIMEOUT", f"body not received within {self.settings.read_timeout_seconds:g} s"
+                )
             except web.HTTPRequestEntityTooLarge:
                 self.counts["too_large"] += 1
                 logger.warning(

@@ -3,6 +3,8 @@ deliveries get back, and what reaches the spool (no Kafka needed here)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -326,3 +328,46 @@ async def test_a_compressed_body_is_refused_before_it_is_inflated(tmp_path: Path
         await spool.stop()
     assert answers[0].status_code == 200 and answers[0].json()["status"] == "dead_lettered"
     assert receiver.counts["UNSUPPORTED_CONTENT_ENCODING"] == 4
+
+
+async def test_a_body_trickled_too_slowly_is_refused_and_frees_its_turn(tmp_path: Path) -> None:
+    """A sender that sends headers, then a byte now and then, held its delivery's turn
+    for ever: ``max_concurrent_deliveries`` of them held every delivery. The body must
+    now arrive within ``read_timeout_seconds`` of its turn."""
+    spool = EventSpool(tmp_path / "spool.db", max_records=10)
+    await spool.start()
+    encoder = EventEncoder(EventRouter(load_event_routes(EventsSettings())), JsonCodec(), source_uris={})
+    settings = WebhookSettings(port=0, max_concurrent_deliveries=1, read_timeout_seconds=0.5)
+    receiver = WebhookReceiver(settings, [_endpoint()], intake=EventIntake(encoder, spool))
+    await receiver.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", receiver.port)
+    try:
+        writer.write(
+            b"POST /webhooks/octospine HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n"
+            b"Content-Type: application/json\r\n\r\n{"
+        )
+        await writer.drain()
+
+        async def trickle() -> None:
+            with contextlib.suppress(ConnectionError):
+                while True:
+                    await asyncio.sleep(0.1)
+                    writer.write(b" ")
+                    await writer.drain()
+
+        trickling = asyncio.create_task(trickle())
+        await asyncio.sleep(0.1)  # the slow sender has the only turn
+        raw = body("whd_after_slow")
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{receiver.port}", timeout=10) as client:
+            served = await client.post("/webhooks/octospine", content=raw, headers=sign(raw))
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        trickling.cancel()
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+        await receiver.stop()
+        await spool.stop()
+    assert head.startswith(b"HTTP/1.1 408"), head
+    assert served.status_code == 200 and served.json()["status"] == "accepted"
+    assert receiver.counts["BODY_TIMEOUT"] == 1
