@@ -46,6 +46,10 @@ def encode_position(position: Position) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).rstrip(b"=").decode()
 
 
+#: A filter is checked against every record on the event loop: a request of 4 MiB
+#: held ~600,000 type prefixes (~5 ms a record) or keys (~60 MB a stream).
+MAX_FILTER_TYPES = 64
+MAX_FILTER_KEYS = 1024
 _MAX_PARTITION = 2**31 - 1  # Kafka partitions are int32, offsets int64
 _MAX_OFFSET = 2**63 - 1
 
@@ -105,6 +109,10 @@ class EventStreamServicer(events_pb2_grpc.EventServiceServicer):
         resume: Position | None = None
         try:  # INVALID_ARGUMENT with a BadRequest naming the field, before Kafka is asked
             self._validator.check(request)
+            if len(request.filter.types) > MAX_FILTER_TYPES:
+                raise BindingError("filter.types", f"at most {MAX_FILTER_TYPES} type prefixes")
+            if len(request.filter.keys) > MAX_FILTER_KEYS:
+                raise BindingError("filter.keys", f"at most {MAX_FILTER_KEYS} keys")
             unknown = sorted(set(topics) - set(self._topics))
             if unknown:
                 raise BindingError("topics", f"not an event topic: {', '.join(unknown)}")

@@ -80,6 +80,9 @@ STREAM_CASES: list[tuple[bytes, str]] = [
     (_subscribe(resume_from="not a position"), "resume_from"),
     (_subscribe(start_from=7), "start_from"),
     (_subscribe(topics=["secret.internal"]), "topics"),
+    # Checked against every record on the event loop: bounded (4 MiB held ~600,000).
+    (_subscribe(filter=events_pb2.EventFilter(types=[f"t{i}" for i in range(65)])), "filter.types"),
+    (_subscribe(filter=events_pb2.EventFilter(keys=[f"k{i}" for i in range(1025)])), "filter.keys"),
 ]
 
 

@@ -55,11 +55,11 @@ class EventFilter(_message.Message):
     KEYS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """CloudEvents type prefixes, e.g. "io.openframe.alert". Empty = all."""
+        """CloudEvents type prefixes, e.g. "io.openframe.alert". Empty = all. At most 64."""
 
     @_builtins.property
     def keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Record keys (entity ids). Empty = all."""
+        """Record keys (entity ids). Empty = all. At most 1,024."""
 
     def __init__(
         self,
