@@ -122,17 +122,6 @@ class CallAuthorizer(aio.ServerInterceptor):  # type: ignore[type-arg]
 
         Whatever else goes wrong while deciding refuses the call too (INTERNAL), so a
         fault here never lets a call through nor ends it UNKNOWN with the fault's text."""
-        try:
-            return await self._decide(method, context, request)
-        except _Refused:
-            raise
-        except Exception as exc:
-            logger.error("authorizing a call of %s failed (%s); refused", method, type(exc).__name__)
-            raise _Refused(
-                grpc.StatusCode.INTERNAL, "AUTHORIZATION_FAILED", "the call could not be authorized", {}
-            ) from None
-
-    async def _decide(self, method: str, context: Context, request: Any) -> Principal:
         permission = self._permissions.get(method)
         if permission is None:  # not declared: default deny, even without a policy
             raise _Refused(
@@ -143,8 +132,21 @@ class CallAuthorizer(aio.ServerInterceptor):  # type: ignore[type-arg]
             )
         if self._policy is None:
             return ANONYMOUS
+        try:
+            return await self._decide(permission, self._policy, method, context, request)
+        except _Refused:
+            raise
+        except Exception as exc:
+            logger.error("authorizing a call of %s failed (%s); refused", method, type(exc).__name__)
+            raise _Refused(
+                grpc.StatusCode.INTERNAL, "AUTHORIZATION_FAILED", "the call could not be authorized", {}
+            ) from None
+
+    async def _decide(
+        self, permission: str, current: Callable[[], Policy], method: str, context: Context, request: Any
+    ) -> Principal:
         principal = await self._authenticate(context)
-        policy = self._policy()
+        policy = current()
         needed = [permission]
         of_request = self._request_permissions.get(method)
         if of_request is not None and request is not None:
