@@ -5,6 +5,7 @@ receiver and the operator port)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import zlib
 from collections.abc import Awaitable, Callable
@@ -12,6 +13,7 @@ from collections.abc import Awaitable, Callable
 __all__ = ["cpu_until_quiet", "gzip_bomb"]
 
 
+@functools.cache  # ~5 s to make 1 MB of it: once per test session
 def gzip_bomb(compressed_bytes: int) -> bytes:
     """About ``compressed_bytes`` of gzip holding ~1,000 times as many zero bytes."""
     packer = zlib.compressobj(9, zlib.DEFLATED, 31)
