@@ -54,10 +54,16 @@ def subscribe_permissions(served_topics: Sequence[str]) -> Callable[[Any], list[
     """``Subscribe`` needs ``events.<topic>.subscribe`` for each topic it streams
     (every served topic when the request names none)."""
 
+    served = frozenset(served_topics)
+
     def of_request(request: Any) -> list[str]:
         if not isinstance(request, events_pb2.SubscribeRequest):
             return []  # undecodable: the decoding interceptor answers INVALID_ARGUMENT
-        return [topic_permission(t) for t in (list(request.topics) or served_topics)]
+        # Each topic once, and only served ones: the service refuses any other
+        # (INVALID_ARGUMENT naming it) before Kafka is asked. So a request naming a
+        # topic 200,000 times, or 200,000 topics, costs one check per served topic.
+        named = dict.fromkeys(request.topics) if request.topics else served_topics
+        return [topic_permission(t) for t in named if t in served]
 
     return of_request
 

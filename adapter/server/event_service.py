@@ -105,7 +105,7 @@ class EventStreamServicer(events_pb2_grpc.EventServiceServicer):
     async def Subscribe(
         self, request: events_pb2.SubscribeRequest, context: Any
     ) -> AsyncIterator[events_pb2.Event]:
-        topics = list(request.topics) or self._topics
+        topics = list(dict.fromkeys(request.topics)) or self._topics  # each once: a metadata request each
         resume: Position | None = None
         try:  # INVALID_ARGUMENT with a BadRequest naming the field, before Kafka is asked
             self._validator.check(request)

@@ -55,3 +55,31 @@ async def test_records_subscribe_cannot_read_whole_go_out_and_the_stream_goes_on
     assert not by_id["after-9999"].HasField("time")
     assert by_id["plain"].HasField("time") and not by_id["plain"].HasField("data")
     assert [e.offset for e in got] == sorted(e.offset for e in got)
+
+
+async def test_a_topic_named_many_times_is_streamed_once(mesh: MeshAdapter, prefix: str) -> None:
+    """A request naming one topic 50,000 times asked Kafka for its metadata 50,000
+    times: past the 10 s allowed, the stream was refused UNAVAILABLE ("Kafka is
+    unreachable"). Each topic is now asked for, and streamed, once."""
+    topic = f"{prefix}openframe.devices"
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP)
+    await producer.start()
+    try:
+        for n in range(3):
+            await producer.send_and_wait(
+                topic, key=b"named-often", value=b"{}", headers=[("ce_id", b"%d" % n)]
+            )
+    finally:
+        await producer.stop()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{mesh.grpc_port}") as channel:
+        stream = events_pb2_grpc.EventServiceStub(channel).Subscribe(
+            events_pb2.SubscribeRequest(
+                topics=[topic] * 50_000,
+                filter=events_pb2.EventFilter(keys=["named-often"]),
+                start_from=events_pb2.START_FROM_EARLIEST,
+            ),
+            timeout=30,
+        )
+        got = [await stream.read() for _ in range(3)]
+        stream.cancel()
+    assert [e.id for e in got] == ["0", "1", "2"]
