@@ -136,7 +136,7 @@ values = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, derandomize=True)  # a merge gate replays the same inputs
 @given(
     attributes=st.dictionaries(st.text(min_size=1, max_size=20), values, max_size=12),
     name=st.text(max_size=40),
