@@ -1,7 +1,8 @@
 """What stands in front of every handler, outermost first:
 
 0. the authorization gate (:class:`~adapter.security.authorizer.CallAuthorizer`),
-   when a policy is configured: a refused call is answered before any other work,
+   when a policy is configured: a refused call is answered before any other work
+   (its request is not even parsed: the gate parses it once the caller is authorized),
    and the handlers below see the caller in
    ``adapter.security.identity.current_principal()``;
 1. the server-wide cap on calls in flight (``security.limits.max_concurrent_rpcs``),
