@@ -55,6 +55,10 @@ TARGETS: dict[str, tuple[str, str]] = {
         "test_fuzz_subscribe",
         "test_any_position_is_refused_with_value_error_or_within_kafka_ranges",
     ),
+    "server.wire_diagnosis": (
+        "test_fuzz_wire_diagnosis",
+        "test_the_diagnosis_never_raises_and_never_blames_a_valid_request",
+    ),
     "security.bearer": (
         "test_fuzz_credentials",
         "test_any_bearer_token_is_refused_with_authentication_failed_unless_our_issuer_signed_it",

@@ -8,7 +8,7 @@ from google.protobuf.message import DecodeError
 from octospine.v1 import tasks_pb2
 from openframe.v1 import alerts_pb2, devices_pb2
 
-from adapter.server.wire_diagnosis import locate_decode_failure
+from adapter.server.wire_diagnosis import MAX_FIELDS, locate_decode_failure
 
 
 def _deep_metadata(levels: int) -> bytes:
@@ -55,3 +55,38 @@ def test_a_valid_request_has_nothing_to_report() -> None:
     ).SerializeToString()
     assert locate_decode_failure(alerts_pb2.CreateAlertRequest.DESCRIPTOR, data) is None
     assert locate_decode_failure(None, b"\x0a\x02\xff\xfe") is None  # no descriptor: no field to name
+
+
+#: An unknown varint field (number 15): the walk looks at it and goes on.
+UNKNOWN_FIELD = b"\x78\x01"
+BROKEN_DEVICE_ID = b"\x0a\x09dev"
+
+
+@pytest.mark.parametrize(
+    ("fields_before", "named"),
+    [(0, True), (MAX_FIELDS - 1, True), (MAX_FIELDS, False), (2 * 1024 * 1024 - 8, False)],
+)
+def test_the_walk_looks_at_max_fields_fields_at_most(fields_before: int, named: bool) -> None:
+    """A broken field past the budget is not named: the walk is Python on the event
+    loop, and 2 million fields held it ~2 s (the last row is nearly 4 MiB)."""
+    data = UNKNOWN_FIELD * fields_before + BROKEN_DEVICE_ID
+    with pytest.raises(DecodeError):
+        devices_pb2.GetDeviceRequest.FromString(data)
+    found = locate_decode_failure(devices_pb2.GetDeviceRequest.DESCRIPTOR, data)
+    assert found == (("device_id", "declares 9 bytes but the request ends before") if named else None)
+
+
+def _alert_holding(fields: int) -> bytes:
+    """CreateAlertRequest.alert (field 1) holding ``fields`` unknown fields."""
+    inner = UNKNOWN_FIELD * fields
+    assert len(inner) < 2**14  # a two-byte length
+    return b"\x0a" + bytes([len(inner) & 0x7F | 0x80, len(inner) >> 7]) + inner
+
+
+@pytest.mark.parametrize(("inner_fields", "named"), [(MAX_FIELDS - 2, True), (MAX_FIELDS, False)])
+def test_the_budget_counts_fields_at_every_depth(inner_fields: int, named: bool) -> None:
+    data = _alert_holding(inner_fields) + b"\x12\x09key"  # request_id (2): length past the end
+    with pytest.raises(DecodeError):
+        alerts_pb2.CreateAlertRequest.FromString(data)
+    found = locate_decode_failure(alerts_pb2.CreateAlertRequest.DESCRIPTOR, data)
+    assert (found is not None and found[0] == "request_id") if named else found is None
