@@ -36,6 +36,7 @@ from adapter.resilience.rate_limiter import UpstreamRateLimiter
 from adapter.server.app import AdapterServer, ServedService
 from adapter.server.event_service import EventStreamServicer
 from adapter.server.grpc_options import limit_options
+from adapter.server.large_payloads import LargePayloadWorker
 from adapter.telemetry.metrics import build_meter_provider
 from adapter.telemetry.ops_server import OpsServer
 from adapter.transcoding.json_codec import JsonCodec
@@ -113,14 +114,19 @@ class MeshAdapter:
             limiters=self.limiters,
         )
         transcoders = build_transcoders(catalog, settings, codec=codec, page_tokens=page_tokens)
+        large_payloads = LargePayloadWorker()
         services = upstream_services(
             catalog,
             transcoders=transcoders,
             callers=self.callers,
             tracer_provider=self._tracer_provider,
             meter_provider=self._meter_provider,
+            large_payloads=large_payloads,
         )
-        parts: list[Part] = [part("upstream callers", _nothing, self._close_callers)]
+        parts: list[Part] = [
+            part("upstream callers", _nothing, self._close_callers),
+            part("large payload worker", _nothing, large_payloads.aclose),
+        ]
         if settings.events.enabled:
             self.events = build_event_pipeline(
                 catalog,

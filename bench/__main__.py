@@ -22,6 +22,7 @@ BENCHES = [
     "histogram_cost",
     "spool_throughput",
     "spool_store_cost",
+    "large_payloads",
     "peer",
 ]
 

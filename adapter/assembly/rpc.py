@@ -12,6 +12,7 @@ from opentelemetry.trace import TracerProvider
 
 from adapter.config.settings import Settings
 from adapter.server.app import ServedService
+from adapter.server.large_payloads import LargePayloadWorker
 from adapter.server.method_handlers import Transcoder, method_handler, transcoder_for
 from adapter.transcoding.json_codec import JsonCodec
 from adapter.transcoding.method_transcoder import MethodTranscoder
@@ -46,8 +47,10 @@ def upstream_services(
     callers: Mapping[str, UpstreamCaller],
     tracer_provider: TracerProvider | None = None,
     meter_provider: MeterProvider | None = None,
+    large_payloads: LargePayloadWorker | None = None,
 ) -> list[ServedService]:
-    """One ServedService per upstream-backed service of the protos."""
+    """One ServedService per upstream-backed service of the protos; a large request is
+    bound, and a large answer decoded, on ``large_payloads``'s thread."""
     services = []
     for spec in catalog.specs:
         caller = callers[spec.upstream]
@@ -58,6 +61,7 @@ def upstream_services(
                     caller,
                     tracer_provider=tracer_provider,
                     meter_provider=meter_provider,
+                    large_payloads=large_payloads,
                 ).handle,
                 request_deserializer=m.input_type.FromString,
                 response_serializer=m.output_type.SerializeToString,

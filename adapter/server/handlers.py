@@ -28,10 +28,14 @@ from adapter.telemetry.redaction import redacted
 from adapter.telemetry.rpc_spans import RpcSpans
 from adapter.transcoding.json_codec import MalformedPayloadError
 from adapter.transcoding.method_transcoder import MethodTranscoder
+from adapter.transcoding.request_binding import BoundRequest
 from adapter.transcoding.response_binding import UnexpectedContentTypeError
 from adapter.upstream.caller import UpstreamCaller
 from adapter.upstream.client import raise_for_status
 from adapter.upstream.errors import UpstreamMalformedResponse
+from adapter.upstream.messages import UpstreamResponse
+
+from .large_payloads import LargePayloadWorker
 
 __all__ = ["HandlerContext", "MethodHandler", "UpstreamMethodHandler"]
 
@@ -135,18 +139,31 @@ class UpstreamMethodHandler(MethodHandler):
         *,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
+        large_payloads: LargePayloadWorker | None = None,
     ) -> None:
         super().__init__(
             transcoder.spec, caller, tracer_provider=tracer_provider, meter_provider=meter_provider
         )
         self._transcoder = transcoder
+        #: Where a large request is bound and a large answer decoded (None: on the loop).
+        self._large_payloads = large_payloads
 
     async def exchange(self, request: Message, *, deadline: float, context: HandlerContext) -> Message:
         spec = self.spec
-        bound = self._transcoder.bind(request)
+        large = self._large_payloads
+        if large is not None and request.ByteSize() >= large.request_bytes:
+            bound = await large.run(self._transcoder.bind, request)
+        else:
+            bound = self._transcoder.bind(request)
         note_upstream_path(f"{bound.request.method} {bound.request.path}")
         response = await self._caller.send(bound.request, deadline=deadline)
         raise_for_status(response, upstream=self._caller.name, route=spec.route, path=bound.request.path)
+        if large is not None and len(response.body) >= large.answer_bytes:
+            return await large.run(self._decode, response, bound)
+        return self._decode(response, bound)
+
+    def _decode(self, response: UpstreamResponse, bound: BoundRequest) -> Message:
+        spec = self.spec
         try:
             return self._transcoder.decode(response, bound)
         except UnexpectedContentTypeError as exc:

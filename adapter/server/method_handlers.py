@@ -17,6 +17,7 @@ from adapter.transcoding.request_limits import RequestLimits
 from adapter.upstream.caller import UpstreamCaller
 
 from .handlers import MethodHandler, UpstreamMethodHandler
+from .large_payloads import LargePayloadWorker
 
 __all__ = ["Transcoder", "method_handler", "transcoder_for"]
 
@@ -52,6 +53,7 @@ def method_handler(
     *,
     tracer_provider: TracerProvider | None = None,
     meter_provider: MeterProvider | None = None,
+    large_payloads: LargePayloadWorker | None = None,
 ) -> MethodHandler:
     """The handler serving ``transcoder``'s method through ``caller``; it makes the
     call's server span (register its ``.handle``)."""
@@ -60,5 +62,9 @@ def method_handler(
             transcoder, caller, tracer_provider=tracer_provider, meter_provider=meter_provider
         )
     return UpstreamMethodHandler(
-        transcoder, caller, tracer_provider=tracer_provider, meter_provider=meter_provider
+        transcoder,
+        caller,
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        large_payloads=large_payloads,
     )

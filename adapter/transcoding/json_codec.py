@@ -20,6 +20,7 @@ raises MalformedPayloadError and nothing else (tests/fuzz/test_fuzz_json_codec.p
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from google.protobuf import descriptor as _d
@@ -141,7 +142,12 @@ class JsonCodec:
     def __init__(self, *, max_depth: int = DEFAULT_MAX_DEPTH) -> None:
         """``max_depth``: deepest JSON nesting accepted inside a Struct, Value or ListValue."""
         self.max_depth = max_depth
+        #: Complete codecs only: read without a lock (large payloads are transcoded on a
+        #: worker thread, adapter/server/large_payloads.py, while the loop transcodes others).
         self._codecs: dict[str, _MessageCodec] = {}
+        #: Codecs being built, visible to the building thread alone (it holds the lock).
+        self._building: dict[str, _MessageCodec] = {}
+        self._build_lock = threading.RLock()
 
     # public API ---------------------------------------------------------------
 
@@ -191,15 +197,27 @@ class JsonCodec:
     def _codec(self, descriptor: _d.Descriptor) -> _MessageCodec:
         codec = self._codecs.get(descriptor.full_name)
         if codec is None:
-            codec = _MessageCodec(descriptor)
-            self._codecs[descriptor.full_name] = codec  # before recursing: cycles
-            for field in descriptor.fields:
-                wire = wire_name(field)
-                codec.by_wire[wire] = (field.name, self._field_decoder(field))
-                codec.by_name[field.name] = (wire, self._field_encoder(field))
-                if _is_value_type(field) and not _is_repeated(field):
-                    codec.null_is_value.add(wire)
+            codec = self._build(descriptor)
         return codec
+
+    def _build(self, descriptor: _d.Descriptor) -> _MessageCodec:
+        name = descriptor.full_name
+        with self._build_lock:  # reentrant: building a field's coder may need this codec (cycles)
+            codec = self._codecs.get(name) or self._building.get(name)
+            if codec is not None:
+                return codec
+            codec = self._building[name] = _MessageCodec(descriptor)  # before recursing: cycles
+            try:
+                for field in descriptor.fields:
+                    wire = wire_name(field)
+                    codec.by_wire[wire] = (field.name, self._field_decoder(field))
+                    codec.by_name[field.name] = (wire, self._field_encoder(field))
+                    if _is_value_type(field) and not _is_repeated(field):
+                        codec.null_is_value.add(wire)
+            finally:
+                del self._building[name]
+            self._codecs[name] = codec  # published complete
+            return codec
 
     def _note_unknown(self, codec: _MessageCodec, key: str) -> None:
         note = codec.unknown_seen.first(key)

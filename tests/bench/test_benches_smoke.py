@@ -41,6 +41,16 @@ EXPECTED_ROWS = {
         "mTLS + JWT + policy + tenant + share",
     ],
     "spool_store_cost": ["spool store, append + ack"],
+    "large_payloads": [
+        f"{payload}, on the {where}"
+        for payload in (
+            "bind CreateAlert, list items",
+            "bind CreateAlert, map entries",
+            "bind CreateAlert, within limit",
+            "decode ListDevices page",
+        )
+        for where in ("loop", "worker")
+    ],
     "spool_throughput": [
         "spool append, normal, 1/call",
         "spool append, full, 100/call",
