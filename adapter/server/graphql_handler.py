@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from google.protobuf.message import Message
@@ -25,6 +26,7 @@ from adapter.graphql.errors import UpstreamGraphQLError
 from adapter.graphql.transcoder import GraphQLTranscoder, NullAtDataPath
 from adapter.security.audit import note_upstream_path
 from adapter.server.handlers import HandlerContext, MethodHandler
+from adapter.server.large_payloads import LargePayloadWorker
 from adapter.status.graphql_errors import graphql_error_status
 from adapter.transcoding.json_codec import MalformedPayloadError
 from adapter.transcoding.request_binding import BoundRequest
@@ -52,25 +54,31 @@ class GraphQLMethodHandler(MethodHandler):
         *,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
+        large_payloads: LargePayloadWorker | None = None,
     ) -> None:
         super().__init__(
-            transcoder.spec, caller, tracer_provider=tracer_provider, meter_provider=meter_provider
+            transcoder.spec,
+            caller,
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+            large_payloads=large_payloads,
         )
         self._transcoder = transcoder
 
     async def exchange(self, request: Message, *, deadline: float, context: HandlerContext) -> Message:
         transcoder = self._transcoder
-        answer, response = await self._call(transcoder.bind(request), deadline)
+        answer, response = await self._call(await self.bind(transcoder.bind, request), deadline)
         if transcoder.persisted and answer.has_code(*_UNKNOWN_QUERY):
             logger.info(
                 "%s: the upstream does not know the persisted query; sending its text", self.spec.route
             )
-            answer, response = await self._call(transcoder.bind(request, with_text=True), deadline)
+            bound = await self.bind(functools.partial(transcoder.bind, with_text=True), request)
+            answer, response = await self._call(bound, deadline)
         failure = self._failure(answer, response) if answer.errors else None
         if failure is not None and not 200 <= response.status < 300:
             raise failure
         try:
-            message = transcoder.decode(answer)
+            message = await self.decode(response.body, transcoder.decode, answer)
         except NullAtDataPath as exc:
             if failure is not None:
                 raise failure from None

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
-from typing import NoReturn, Protocol
+from collections.abc import Callable, Sequence
+from typing import NoReturn, ParamSpec, Protocol, TypeVar
 
 import grpc
 from google.protobuf.message import Message
@@ -53,6 +53,8 @@ _QUIET = frozenset(
     }
 )
 _CODES = {c.value[0]: c for c in grpc.StatusCode}
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class HandlerContext(Protocol):
@@ -80,10 +82,13 @@ class MethodHandler:
         *,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
+        large_payloads: LargePayloadWorker | None = None,
     ) -> None:
         self.spec = spec
         self._caller = caller
         self._spans = RpcSpans(tracer_provider, spec.path, meter_provider)
+        #: Where a large request is bound and a large answer decoded (None: on the loop).
+        self._large_payloads = large_payloads
 
     async def handle(self, request: Message, context: HandlerContext) -> Message:
         """The gRPC behaviour. Register this bound method, not the object: grpc.aio
@@ -123,6 +128,21 @@ class MethodHandler:
         """Request message -> upstream -> response message, before ``deadline``."""
         raise NotImplementedError
 
+    async def bind(self, bind: Callable[[Message], T], request: Message) -> T:
+        """``bind(request)``, on the large payload worker when the request is large."""
+        large = self._large_payloads
+        if large is not None and request.ByteSize() >= large.request_bytes:
+            return await large.run(bind, request)
+        return bind(request)
+
+    async def decode(self, body: bytes, decode: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``decode(*args)`` of an answer whose body is ``body``, on the large payload
+        worker when the body is large."""
+        large = self._large_payloads
+        if large is not None and len(body) >= large.answer_bytes:
+            return await large.run(decode, *args, **kwargs)
+        return decode(*args, **kwargs)
+
     def status_of(self, exc: Exception) -> status_pb2.Status:
         """The status a failure of :meth:`exchange` leaves with."""
         spec = self.spec
@@ -142,25 +162,21 @@ class UpstreamMethodHandler(MethodHandler):
         large_payloads: LargePayloadWorker | None = None,
     ) -> None:
         super().__init__(
-            transcoder.spec, caller, tracer_provider=tracer_provider, meter_provider=meter_provider
+            transcoder.spec,
+            caller,
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+            large_payloads=large_payloads,
         )
         self._transcoder = transcoder
-        #: Where a large request is bound and a large answer decoded (None: on the loop).
-        self._large_payloads = large_payloads
 
     async def exchange(self, request: Message, *, deadline: float, context: HandlerContext) -> Message:
         spec = self.spec
-        large = self._large_payloads
-        if large is not None and request.ByteSize() >= large.request_bytes:
-            bound = await large.run(self._transcoder.bind, request)
-        else:
-            bound = self._transcoder.bind(request)
+        bound = await self.bind(self._transcoder.bind, request)
         note_upstream_path(f"{bound.request.method} {bound.request.path}")
         response = await self._caller.send(bound.request, deadline=deadline)
         raise_for_status(response, upstream=self._caller.name, route=spec.route, path=bound.request.path)
-        if large is not None and len(response.body) >= large.answer_bytes:
-            return await large.run(self._decode, response, bound)
-        return self._decode(response, bound)
+        return await self.decode(response.body, self._decode, response, bound)
 
     def _decode(self, response: UpstreamResponse, bound: BoundRequest) -> Message:
         spec = self.spec

@@ -59,7 +59,11 @@ def method_handler(
     call's server span (register its ``.handle``)."""
     if isinstance(transcoder, GraphQLTranscoder):
         return GraphQLMethodHandler(
-            transcoder, caller, tracer_provider=tracer_provider, meter_provider=meter_provider
+            transcoder,
+            caller,
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+            large_payloads=large_payloads,
         )
     return UpstreamMethodHandler(
         transcoder,
