@@ -67,18 +67,18 @@ class GraphQLMethodHandler(MethodHandler):
 
     async def exchange(self, request: Message, *, deadline: float, context: HandlerContext) -> Message:
         transcoder = self._transcoder
-        answer, response = await self._call(await self.bind(transcoder.bind, request), deadline)
+        answer, response = await self._call(await self.bind_request(transcoder.bind, request), deadline)
         if transcoder.persisted and answer.has_code(*_UNKNOWN_QUERY):
             logger.info(
                 "%s: the upstream does not know the persisted query; sending its text", self.spec.route
             )
-            bound = await self.bind(functools.partial(transcoder.bind, with_text=True), request)
+            bound = await self.bind_request(functools.partial(transcoder.bind, with_text=True), request)
             answer, response = await self._call(bound, deadline)
         failure = self._failure(answer, response) if answer.errors else None
         if failure is not None and not 200 <= response.status < 300:
             raise failure
         try:
-            message = await self.decode(response.body, transcoder.decode, answer)
+            message = await self.decode_answer(response.body, transcoder.decode, answer)
         except NullAtDataPath as exc:
             if failure is not None:
                 raise failure from None

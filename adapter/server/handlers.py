@@ -128,14 +128,16 @@ class MethodHandler:
         """Request message -> upstream -> response message, before ``deadline``."""
         raise NotImplementedError
 
-    async def bind(self, bind: Callable[[Message], T], request: Message) -> T:
+    async def bind_request(self, bind: Callable[[Message], T], request: Message) -> T:
         """``bind(request)``, on the large payload worker when the request is large."""
         large = self._large_payloads
         if large is not None and request.ByteSize() >= large.request_bytes:
             return await large.run(bind, request)
         return bind(request)
 
-    async def decode(self, body: bytes, decode: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    async def decode_answer(
+        self, body: bytes, decode: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
         """``decode(*args)`` of an answer whose body is ``body``, on the large payload
         worker when the body is large."""
         large = self._large_payloads
@@ -172,11 +174,11 @@ class UpstreamMethodHandler(MethodHandler):
 
     async def exchange(self, request: Message, *, deadline: float, context: HandlerContext) -> Message:
         spec = self.spec
-        bound = await self.bind(self._transcoder.bind, request)
+        bound = await self.bind_request(self._transcoder.bind, request)
         note_upstream_path(f"{bound.request.method} {bound.request.path}")
         response = await self._caller.send(bound.request, deadline=deadline)
         raise_for_status(response, upstream=self._caller.name, route=spec.route, path=bound.request.path)
-        return await self.decode(response.body, self._decode, response, bound)
+        return await self.decode_answer(response.body, self._decode, response, bound)
 
     def _decode(self, response: UpstreamResponse, bound: BoundRequest) -> Message:
         spec = self.spec
