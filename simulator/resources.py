@@ -6,6 +6,7 @@ event store, list and push the same way.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -91,7 +92,7 @@ class ResourceService:
         if issues:
             raise ApiError.invalid(self.kind, issues)
         now = now_timestamp()
-        resource: JsonObject = {"id": self.store.new_id(), **self.defaults, **body}
+        resource: JsonObject = {"id": self.store.new_id(), **copy.deepcopy(self.defaults), **body}
         resource["created_at"] = now
         if self._has_updated_at:
             resource["updated_at"] = now

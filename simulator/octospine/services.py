@@ -155,13 +155,15 @@ class OctospineServices:
             store=stores.pipelines,
             schema=PIPELINE,
             filters={"status": PIPELINE_STATUSES},
-            defaults={"status": "active"},
+            # The lists GraphQL declares non-null ([T!]!) are empty, not missing, when a
+            # create leaves them out (the adapter leaves out empty repeated fields).
+            defaults={"status": "active", "transformations": []},
         )
         self.automations = ResourceService(
             store=stores.automations,
             schema=AUTOMATION,
             filters={"status": AUTOMATION_STATUSES},
-            defaults={"status": "enabled"},
+            defaults={"status": "enabled", "triggers": [], "steps": []},
         )
         self.integrations = ResourceService(
             store=stores.integrations,

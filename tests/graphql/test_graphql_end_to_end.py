@@ -4,6 +4,7 @@ queries, the separate quota, caching of queries only, no retry of mutations."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import grpc
@@ -363,3 +364,27 @@ async def test_only_queries_are_cached_and_writes_drop_them(start_sim: StartSim)
         for _ in range(2):
             await _tasks(h).SearchTasks(tasks_pb2.SearchTasksRequest(first=1))
         assert sim.count(**GRAPHQL) == 8 + 3  # hash miss + registration, then the hash again
+
+
+def _large_worker_threads() -> set[int | None]:
+    return {t.ident for t in threading.enumerate() if t.name.startswith("mesh-large-payloads")}
+
+
+async def test_a_large_answer_is_decoded_on_the_worker_and_arrives_whole(start_sim: StartSim) -> None:
+    sim = await start_sim()
+    source = pipelines_pb2.PipelineSource(type="http", endpoint="https://example.test/feed")
+    for i in range(2500):  # ~100 KB of parameters: the overview's answer is past the threshold
+        source.parameters.fields[f"column_{i:05d}"].string_value = f"mapping for column {i}"
+    async with running_adapter(sim) as h:  # made through REST
+        created = await _pipelines(h).CreatePipeline(
+            pipelines_pb2.CreatePipelineRequest(pipeline=pipelines_pb2.Pipeline(name="wide", source=source)),
+            timeout=10,
+        )
+    before = _large_worker_threads()
+    async with running_adapter(sim) as h:  # a fresh adapter: its worker starts for the answer alone
+        overview = await _pipelines(h).GetPipelineOverview(_overview(created.id), timeout=10)
+        started = _large_worker_threads() - before
+    answers = sim.find_requests(**GRAPHQL)
+    assert len(answers) == 1
+    assert overview.pipeline.id == created.id and overview.pipeline.source.parameters == source.parameters
+    assert started, "the GraphQL answer was not decoded on the adapter's worker thread"

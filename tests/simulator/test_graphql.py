@@ -219,3 +219,24 @@ async def test_field_faults_give_partial_data(sim: Simulator, octospine: httpx.A
     assert sim.requests[-2].fault == "graphql_field"
     with pytest.raises(ValueError, match="field coordinate"):
         Fault(vendor="octospine", graphql_field="automations")
+
+
+async def test_resources_created_without_their_lists_are_read_with_empty_ones(
+    octospine: httpx.AsyncClient,
+) -> None:
+    """The schema's non-null lists ([T!]!) hold for what REST created without them (a
+    proto3 JSON encoder leaves out empty repeated fields)."""
+    pipeline = (await octospine.post("/api/pipelines", json={"name": "bare"})).json()
+    automation = (await octospine.post("/api/automations", json={"name": "bare"})).json()
+    answer = await _query(
+        octospine,
+        "query Bare($p: ID!, $a: ID!) { pipeline(id: $p) { transformations { type } }"
+        " automation(id: $a) { triggers { type } steps { name } } }",
+        p=pipeline["id"],
+        a=automation["id"],
+    )
+    assert "errors" not in answer, answer
+    assert answer["data"] == {
+        "pipeline": {"transformations": []},
+        "automation": {"triggers": [], "steps": []},
+    }
