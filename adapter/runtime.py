@@ -4,8 +4,8 @@
 (:mod:`adapter.assembly`), builds every part once, and runs them as one
 :class:`~adapter.lifecycle.LifecycleGroup` in this order:
 
-    upstream callers -> event spool -> Kafka sink -> drainer -> webhook receiver
-    -> WebSocket streams -> gRPC server -> operator port
+    upstream callers -> large payload worker -> event spool -> Kafka sink -> drainer
+    -> webhook receiver -> WebSocket streams -> gRPC server -> operator port
 
 A part that fails to start stops the ones before it. Stop is the reverse: the
 gRPC server drains in-flight calls first, sources stop, the drainer gets its

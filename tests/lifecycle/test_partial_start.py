@@ -25,6 +25,7 @@ pytestmark = pytest.mark.kafka
 
 PARTS = [
     "upstream callers",
+    "large payload worker",
     "event spool",
     "kafka sink",
     "spool drainer",
