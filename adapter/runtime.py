@@ -114,7 +114,7 @@ class MeshAdapter:
             limiters=self.limiters,
         )
         transcoders = build_transcoders(catalog, settings, codec=codec, page_tokens=page_tokens)
-        large_payloads = LargePayloadWorker()
+        large_payloads = LargePayloadWorker(meter_provider=self._meter_provider)
         services = upstream_services(
             catalog,
             transcoders=transcoders,

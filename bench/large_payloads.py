@@ -24,7 +24,7 @@ from openframe.v1 import alerts_pb2, devices_pb2
 
 from adapter.config.settings import PaginationSettings
 from adapter.descriptors.loader import load_service_specs
-from adapter.server.large_payloads import LargePayloadWorker
+from adapter.server.large_payloads import Kind, LargePayloadWorker
 from adapter.transcoding.errors import BindingError
 from adapter.transcoding.json_codec import JsonCodec
 from adapter.transcoding.method_transcoder import MethodTranscoder
@@ -135,8 +135,9 @@ async def main() -> None:
         fn()  # warm: codecs built, first allocations made
         for where in ("on the loop", "on the worker"):
 
-            async def work(fn: Callable[[], Any] = fn, where: str = where) -> Any:
-                return fn() if where == "on the loop" else await worker.run(fn)
+            async def work(fn: Callable[[], Any] = fn, where: str = where, label: str = label) -> Any:
+                kind: Kind = "request" if label.startswith("bind") else "answer"
+                return fn() if where == "on the loop" else await worker.run(kind, fn)
 
             rows.append((f"{label}, {where}", size / 1e6, *await _loop_gaps(work)))
     await worker.aclose()

@@ -132,7 +132,7 @@ class MethodHandler:
         """``bind(request)``, on the large payload worker when the request is large."""
         large = self._large_payloads
         if large is not None and request.ByteSize() >= large.request_bytes:
-            return await large.run(bind, request)
+            return await large.run("request", bind, request)
         return bind(request)
 
     async def decode_answer(
@@ -142,7 +142,7 @@ class MethodHandler:
         worker when the body is large."""
         large = self._large_payloads
         if large is not None and len(body) >= large.answer_bytes:
-            return await large.run(decode, *args, **kwargs)
+            return await large.run("answer", decode, *args, **kwargs)
         return decode(*args, **kwargs)
 
     def status_of(self, exc: Exception) -> status_pb2.Status:

@@ -16,6 +16,11 @@ hop costs ~50 µs. Nothing here is specific to a method; the transcoders it runs
 are safe to call from two threads (their lazily built tables are published
 complete, adapter/transcoding/json_codec.py; the binds a cached method remembers
 are never touched from here, as a request kept there is at most 2 KiB).
+
+Metrics: ``meshadapter.large_payloads`` (counter, ``kind``: ``request`` or
+``answer``) counts what the worker transcoded; ``meshadapter.large_payloads.waiting``
+(up-down counter) the payloads queued or being worked on: a high value says
+callers keep sending large payloads, which then wait for each other.
 """
 
 from __future__ import annotations
@@ -25,9 +30,11 @@ import contextvars
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import ParamSpec, TypeVar
+from typing import Literal, ParamSpec, TypeVar
 
-__all__ = ["ANSWER_BYTES", "REQUEST_BYTES", "LargePayloadWorker"]
+from opentelemetry import metrics
+
+__all__ = ["ANSWER_BYTES", "REQUEST_BYTES", "Kind", "LargePayloadWorker"]
 
 #: A request message this large (serialized) is bound on the worker (~5 ms of work).
 REQUEST_BYTES = 16 * 1024
@@ -36,26 +43,49 @@ ANSWER_BYTES = 64 * 1024
 
 P = ParamSpec("P")
 T = TypeVar("T")
+Kind = Literal["request", "answer"]
 
 
 class LargePayloadWorker:
-    """``await worker.run(fn, *args)`` runs ``fn`` on the worker thread, in the
-    caller's context (trace, principal). Start-free: the thread starts on first
-    use. After :meth:`aclose` (idempotent), ``run`` works inline on the loop."""
+    """``await worker.run("request", fn, *args)`` runs ``fn`` on the worker thread,
+    in the caller's context (trace, principal). Start-free: the thread starts on
+    first use. After :meth:`aclose` (idempotent), ``run`` works inline on the loop."""
 
-    def __init__(self, *, request_bytes: int = REQUEST_BYTES, answer_bytes: int = ANSWER_BYTES) -> None:
+    def __init__(
+        self,
+        *,
+        request_bytes: int = REQUEST_BYTES,
+        answer_bytes: int = ANSWER_BYTES,
+        meter_provider: metrics.MeterProvider | None = None,
+    ) -> None:
         self.request_bytes = request_bytes
         self.answer_bytes = answer_bytes
         self._executor: ThreadPoolExecutor | None = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="mesh-large-payloads"
         )
+        meter = metrics.get_meter("adapter.server", meter_provider=meter_provider)
+        self._transcoded = meter.create_counter(
+            "meshadapter.large_payloads", unit="{payload}", description="Payloads transcoded on the worker"
+        )
+        self._waiting = meter.create_up_down_counter(
+            "meshadapter.large_payloads.waiting",
+            unit="{payload}",
+            description="Payloads queued for or being transcoded on the worker",
+        )
+        self._attributes: dict[Kind, dict[str, str]] = {k: {"kind": k} for k in ("request", "answer")}
 
-    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    async def run(self, kind: Kind, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         executor = self._executor
         if executor is None:
             return fn(*args, **kwargs)
         work = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(executor, work)
+        attributes = self._attributes[kind]
+        self._waiting.add(1, attributes)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(executor, work)
+        finally:
+            self._waiting.add(-1, attributes)
+            self._transcoded.add(1, attributes)
 
     async def aclose(self) -> None:
         executor, self._executor = self._executor, None

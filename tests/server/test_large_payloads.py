@@ -30,13 +30,13 @@ def _where(suffix: str) -> tuple[str, str]:
 async def test_the_worker_runs_on_its_thread_in_the_caller_s_context_and_inline_once_closed() -> None:
     worker = LargePayloadWorker()
     _CALLER.set("billing")
-    thread, caller = await worker.run(_where, "!")
+    thread, caller = await worker.run("request", _where, "!")
     assert thread.startswith(WORKER_THREAD) and caller == "billing!"
     with pytest.raises(ZeroDivisionError):  # its failures reach the awaiting call
-        await worker.run(divmod, 1, 0)
+        await worker.run("answer", divmod, 1, 0)
     await worker.aclose()
     await worker.aclose()  # idempotent
-    assert await worker.run(_where, "?") == (threading.current_thread().name, "billing?")
+    assert await worker.run("request", _where, "?") == (threading.current_thread().name, "billing?")
 
 
 def _worker_threads() -> set[int | None]:

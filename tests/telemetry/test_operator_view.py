@@ -55,6 +55,8 @@ FAMILIES = {
     "meshadapter_websocket_reconnects",
     "meshadapter_webhook_deliveries",
     "meshadapter_subscribe_streams",
+    "meshadapter_large_payloads",
+    "meshadapter_large_payloads_waiting",
     "messaging_client_sent_messages",
     "messaging_client_consumed_messages",
 }
@@ -138,6 +140,10 @@ async def test_every_family_is_exported_with_values_that_match_the_traffic(
         )
         first = await stream.read()
         assert first.key
+        large = alerts_pb2.CreateAlertRequest(
+            alert=alerts_pb2.Alert(title="large", severity=alerts_pb2.SEVERITY_LOW, description="x" * 70_000)
+        )  # bound on the worker, and so is its answer, which echoes it
+        await alerts_pb2_grpc.AlertServiceStub(channel).CreateAlert(large, timeout=10)
         assert operated.ops is not None
         metrics = await _scrape(operated.ops.port)
         stream.cancel()
@@ -162,6 +168,9 @@ async def test_every_family_is_exported_with_values_that_match_the_traffic(
     assert _value(metrics["messaging_client_sent_messages"], "_total", messaging_system="kafka") >= 3
     assert _value(metrics["messaging_client_consumed_messages"], "_total") >= 1
     assert _value(metrics["meshadapter_subscribe_streams"]) == 1
+    assert _value(metrics["meshadapter_large_payloads"], "_total", kind="request") == 1
+    assert _value(metrics["meshadapter_large_payloads"], "_total", kind="answer") == 1
+    assert _value(metrics["meshadapter_large_payloads_waiting"]) == 0
     assert _value(metrics["meshadapter_websocket_state"], upstream="openframe", state="streaming") == 1
     assert _value(metrics["meshadapter_websocket_state"], upstream="openframe", state="failed") == 0
     assert _value(metrics["meshadapter_spool_depth"]) >= 0
