@@ -241,8 +241,8 @@ class CallAuthorizer(aio.ServerInterceptor):  # type: ignore[type-arg]
     async def _admitted(
         self, method: str, context: Context, request: Any, parse: Parse | None
     ) -> tuple[Principal, Any]:
-        """Authorizes the call, then parses its request (when the gate took the
-        parsing over) and checks what the request itself needs: the caller and the request."""
+        """The caller and the request: authorizes the call, then parses its request
+        (when the gate took the parsing over) and checks what the request itself needs."""
         principal = await self.authorize(method, context)
         if parse is not None:
             request = parse(request)  # raw bytes until the caller was authorized

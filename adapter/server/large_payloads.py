@@ -34,12 +34,14 @@ from typing import Literal, ParamSpec, TypeVar
 
 from opentelemetry import metrics
 
-__all__ = ["ANSWER_BYTES", "REQUEST_BYTES", "Kind", "LargePayloadWorker"]
+__all__ = ["ANSWER_BYTES", "REQUEST_BYTES", "THREAD_NAME_PREFIX", "Kind", "LargePayloadWorker"]
 
 #: A request message this large (serialized) is bound on the worker (~5 ms of work).
 REQUEST_BYTES = 16 * 1024
 #: An answer body this large is decoded on the worker (~5 ms of work).
 ANSWER_BYTES = 64 * 1024
+#: The worker thread's name starts with this (as thread dumps and tests see it).
+THREAD_NAME_PREFIX = "mesh-large-payloads"
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -61,7 +63,7 @@ class LargePayloadWorker:
         self.request_bytes = request_bytes
         self.answer_bytes = answer_bytes
         self._executor: ThreadPoolExecutor | None = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="mesh-large-payloads"
+            max_workers=1, thread_name_prefix=THREAD_NAME_PREFIX
         )
         meter = metrics.get_meter("adapter.server", meter_provider=meter_provider)
         self._transcoded = meter.create_counter(

@@ -22,6 +22,7 @@ from octospine.v1 import (
 
 from adapter.resilience import UpstreamRateLimiter
 from adapter.server.graphql_handler import PARTIAL_ERRORS_TRAILER
+from adapter.server.large_payloads import THREAD_NAME_PREFIX
 from simulator import Fault, Simulator
 from tests.resilience.harness import Harness, StartSim, error_details, running_adapter
 
@@ -367,7 +368,7 @@ async def test_only_queries_are_cached_and_writes_drop_them(start_sim: StartSim)
 
 
 def _large_worker_threads() -> set[int | None]:
-    return {t.ident for t in threading.enumerate() if t.name.startswith("mesh-large-payloads")}
+    return {t.ident for t in threading.enumerate() if t.name.startswith(THREAD_NAME_PREFIX)}
 
 
 async def test_a_large_answer_is_decoded_on_the_worker_and_arrives_whole(start_sim: StartSim) -> None:

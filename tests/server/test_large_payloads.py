@@ -15,12 +15,11 @@ from google.protobuf import json_format, struct_pb2
 from openframe.v1 import alerts_pb2, alerts_pb2_grpc
 
 from adapter.runtime import MeshAdapter
-from adapter.server.large_payloads import ANSWER_BYTES, REQUEST_BYTES, LargePayloadWorker
+from adapter.server.large_payloads import ANSWER_BYTES, REQUEST_BYTES, THREAD_NAME_PREFIX, LargePayloadWorker
 from simulator import Simulator
 from tests.conftest import adapter_settings
 
 _CALLER = contextvars.ContextVar("caller", default="")
-WORKER_THREAD = "mesh-large-payloads"
 
 
 def _where(suffix: str) -> tuple[str, str]:
@@ -31,7 +30,7 @@ async def test_the_worker_runs_on_its_thread_in_the_caller_s_context_and_inline_
     worker = LargePayloadWorker()
     _CALLER.set("billing")
     thread, caller = await worker.run("request", _where, "!")
-    assert thread.startswith(WORKER_THREAD) and caller == "billing!"
+    assert thread.startswith(THREAD_NAME_PREFIX) and caller == "billing!"
     with pytest.raises(ZeroDivisionError):  # its failures reach the awaiting call
         await worker.run("answer", divmod, 1, 0)
     await worker.aclose()
@@ -40,7 +39,7 @@ async def test_the_worker_runs_on_its_thread_in_the_caller_s_context_and_inline_
 
 
 def _worker_threads() -> set[int | None]:
-    return {t.ident for t in threading.enumerate() if t.name.startswith(WORKER_THREAD)}
+    return {t.ident for t in threading.enumerate() if t.name.startswith(THREAD_NAME_PREFIX)}
 
 
 def _metadata(approx_bytes: int) -> struct_pb2.Struct:
