@@ -177,6 +177,7 @@ class MeshAdapter:
             ),
             credentials=security.credentials,
             reflection_enabled=security.reflection,
+            max_health_watchers=limits.max_health_watchers,
             extra_options=limit_options(limits),
         )
         parts.append(self.server)

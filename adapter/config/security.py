@@ -83,6 +83,14 @@ class LimitsSettings(_Frozen):
     #: Open ``EventService/Subscribe`` streams, in all and per principal; 0 = no cap.
     max_subscribe_streams: int = Field(default=200, ge=0)
     max_subscribe_streams_per_principal: int = Field(default=20, ge=0)
+    #: Open ``grpc.health.v1.Health/Watch`` streams in all; 0 = no cap. Health is
+    #: public (probes), and each Watch holds ~22 KB: without a cap anyone reaching the
+    #: port could open them until memory ran out. ``Check`` is never capped.
+    max_health_watchers: int = Field(default=1000, ge=0)
+    #: Client connections open at once; one more is closed as it arrives (the client
+    #: sees UNAVAILABLE and tries another replica). Each holds a descriptor and buffers
+    #: whether or not its caller is authorized. 0 = no cap.
+    max_connections: int = Field(default=4096, ge=0)
     #: Clients may not ping more often than this while no call sends data (gRPC
     #: keepalive enforcement); a client that does is told ``too_many_pings`` and
     #: disconnected after ``max_ping_strikes`` such pings.

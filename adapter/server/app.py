@@ -27,6 +27,7 @@ from adapter.config.settings import GrpcSettings
 from adapter.lifecycle.health import HealthBoard
 
 from .grpc_options import server_options
+from .health_service import HealthService
 from .reflection import enable_reflection
 
 __all__ = ["AdapterServer", "ServedService"]
@@ -62,6 +63,7 @@ class AdapterServer:
         credentials: grpc.ServerCredentials | None = None,
         reflection_enabled: bool = True,
         maximum_concurrent_rpcs: int | None = None,
+        max_health_watchers: int = 0,
         extra_options: Sequence[tuple[str, Any]] = (),
     ) -> None:
         self.settings = settings
@@ -73,8 +75,7 @@ class AdapterServer:
         self._extra_options = list(extra_options)
         self._max_rpcs = maximum_concurrent_rpcs
         self._server: aio.Server | None = None
-        self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
-        self._pending: set[asyncio.Task[None]] = set()
+        self.health = HealthService(max_watchers=max_health_watchers)
         self.port = 0
 
     @property
@@ -96,7 +97,7 @@ class AdapterServer:
                 server.add_generic_rpc_handlers(
                     (grpc.method_handlers_generic_handler(service.name, dict(service.handlers)),)
                 )
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         names = [*self.service_names, health.SERVICE_NAME]
         if self._reflection:
             names.append(reflection.SERVICE_NAME)
@@ -127,13 +128,9 @@ class AdapterServer:
         )
 
     def _follow(self, name: str, serving: bool) -> None:
-        """Board -> gRPC health (the servicer's setter is a coroutine)."""
-        if self._server is None:
-            return
-        status = _SERVING if serving else _NOT_SERVING
-        task = asyncio.get_running_loop().create_task(self._health.set(name, status))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        """Board -> gRPC health."""
+        if self._server is not None:
+            self.health.set(name, _SERVING if serving else _NOT_SERVING)
 
     async def stop(self, grace: float | None = None, *, drain: float | None = None) -> None:
         """Health goes NOT_SERVING; new calls are still served for ``drain`` seconds
@@ -143,7 +140,7 @@ class AdapterServer:
         server, self._server = self._server, None
         if server is None:
             return
-        await self._health.enter_graceful_shutdown()
+        self.health.enter_graceful_shutdown()
         if drain is None:
             drain = self.settings.drain_seconds if grace is None else 0.0
         if drain > 0:
@@ -152,8 +149,6 @@ class AdapterServer:
         grace = self.settings.grace_period_seconds if grace is None else grace
         logger.info("shutting down: in-flight calls have %.1fs", grace)
         await server.stop(grace)
-        for task in list(self._pending):
-            task.cancel()
 
     async def wait_for_termination(self) -> None:
         if self._server is not None:

@@ -18,7 +18,16 @@ GOAWAY ``too_many_pings``), the server's own keepalive pings (a client that
 vanished without a FIN is dropped, and its Subscribe streams with it), and a
 maximum connection age: connections are closed gracefully (GOAWAY, in-flight
 calls get the grace) so load spreads after a scale-out and long-lived clients
-re-handshake, which re-checks their certificates.
+re-handshake, which re-checks their certificates. And how many connections may be open
+(``grpc.max_allowed_incoming_connections``: core closes one more as it is accepted).
+
+Not set: ``grpc.max_concurrent_streams`` (streams per connection), though a call
+waiting for its request message holds ~11 KB of the server before any interceptor
+runs. With grpcio 1.75.1 a call ended by ``context.abort`` (every error of the
+adapter) can stay counted against that limit: with a limit of 5, the 7th aborted call
+on a connection and every call after it were refused (RST_STREAM REFUSED_STREAM,
+UNAVAILABLE to the client), for good. 1.85.3 does not do that;
+``tests/server/test_grpc_stream_limit.py`` fails once the pinned grpcio stops doing it.
 
 ``grpc.compression_enabled_algorithms_bitset``: identity only, unless
 ``grpc.accept_compressed_requests``. gRPC core checks ``grpc.max_receive_message_length``
@@ -72,6 +81,8 @@ def limit_options(limits: LimitsSettings) -> list[tuple[str, int]]:
         # The server's pings go on while a Subscribe stream is quiet (0 = no cap).
         ("grpc.http2.max_pings_without_data", 0),
     ]
+    if limits.max_connections:
+        options.append(("grpc.max_allowed_incoming_connections", limits.max_connections))
     if limits.max_connection_age_seconds > 0:
         options += [
             ("grpc.max_connection_age_ms", _ms(limits.max_connection_age_seconds)),

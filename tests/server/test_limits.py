@@ -163,9 +163,10 @@ def test_limit_options_carry_the_settings(simulator: Simulator) -> None:
         "grpc.keepalive_time_ms": 300000,
         "grpc.keepalive_timeout_ms": 20000,
         "grpc.http2.max_pings_without_data": 0,
+        "grpc.max_allowed_incoming_connections": 4096,
         "grpc.max_connection_age_ms": 60000,
         "grpc.max_connection_age_grace_ms": 5000,
     }
-    never = {"max_connection_age_seconds": 0}
+    never = {"max_connection_age_seconds": 0, "max_connections": 0}
     options = dict(limit_options(adapter_settings(simulator, security={"limits": never}).security.limits))
-    assert "grpc.max_connection_age_ms" not in options
+    assert not {"grpc.max_connection_age_ms", "grpc.max_allowed_incoming_connections"} & set(options)

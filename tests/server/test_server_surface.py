@@ -85,14 +85,11 @@ async def test_graceful_shutdown_finishes_in_flight_calls(simulator: Simulator, 
         )
         await simulator.wait_for(lambda: simulator.count(vendor="openframe", route="/v1/devices") == 1)
         health = health_pb2_grpc.HealthStub(ch)
+        watch = health.Watch(health_pb2.HealthCheckRequest(service=""), timeout=10)
+        assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
         stopping = asyncio.ensure_future(server.stop(grace=5))
         # Health turns NOT_SERVING at once, so load balancers drain the adapter...
-        await simulator.wait_for(
-            lambda: (
-                server.server is not None
-                and server.server._health._server_status[""] == health_pb2.HealthCheckResponse.NOT_SERVING
-            )
-        )
+        assert (await watch.read()).status == health_pb2.HealthCheckResponse.NOT_SERVING
         # ...while the call already in flight completes normally.
         answer = await slow
         assert answer.devices

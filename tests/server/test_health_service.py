@@ -1,0 +1,122 @@
+"""gRPC health over a real channel: every watcher hears every change (also after
+another watcher left), Watch streams are capped while Check never is, and the cap on
+connections (``security.limits``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from adapter.runtime import MeshAdapter
+from simulator import Simulator
+from tests.conftest import adapter_settings
+from tests.resilience.harness import error_details
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+DEVICES = "openframe.v1.DeviceService"
+
+
+@contextlib.asynccontextmanager
+async def running(sim: Simulator, **limits: Any) -> AsyncIterator[MeshAdapter]:
+    adapter = MeshAdapter(adapter_settings(sim, security={"limits": limits}))
+    await adapter.start()
+    try:
+        yield adapter
+    finally:
+        await adapter.stop(0)
+
+
+def _channel(adapter: MeshAdapter) -> grpc.aio.Channel:
+    # Its own connection: channels would otherwise share one subchannel.
+    return grpc.aio.insecure_channel(
+        f"127.0.0.1:{adapter.port}", options=[("grpc.use_local_subchannel_pool", 1)]
+    )
+
+
+def _watch(channel: grpc.aio.Channel, service: str = "") -> Any:
+    return health_pb2_grpc.HealthStub(channel).Watch(
+        health_pb2.HealthCheckRequest(service=service), timeout=30
+    )
+
+
+async def _next_status(call: Any, within: float = 5) -> int:
+    return int((await asyncio.wait_for(call.read(), within)).status)
+
+
+async def test_every_watcher_hears_a_change_after_another_watcher_left(simulator: Simulator) -> None:
+    """grpcio-health-checking's servicer dropped what the other watchers of a service
+    waited on when one of them left: they never heard the adapter drain."""
+    async with running(simulator) as adapter, _channel(adapter) as channel:
+        leaving, staying = _watch(channel), _watch(channel)
+        leaving_svc, staying_svc = _watch(channel, DEVICES), _watch(channel, DEVICES)
+        for call in (leaving, staying, leaving_svc, staying_svc):
+            assert await _next_status(call) == SERVING
+        leaving.cancel()
+        leaving_svc.cancel()
+        await asyncio.sleep(0.2)  # the servicer has seen them go
+        adapter.board.set(DEVICES, False, "a test says so")
+        assert await _next_status(staying_svc) == NOT_SERVING
+        adapter.board.set(DEVICES, True)
+        assert await _next_status(staying_svc) == SERVING
+        stopping = asyncio.ensure_future(adapter.stop(grace=2, drain=0.5))
+        assert await _next_status(staying) == NOT_SERVING
+        assert await _next_status(staying_svc) == NOT_SERVING
+        await stopping
+
+
+async def test_watch_streams_past_the_cap_are_refused_and_check_still_answers(
+    simulator: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="adapter.server.health_service")
+    async with running(simulator, max_health_watchers=2) as adapter, _channel(adapter) as channel:
+        held = [_watch(channel), _watch(channel, DEVICES)]
+        for call in held:
+            assert await _next_status(call) == SERVING
+        refusals = []
+        for _ in range(5):
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await _watch(channel).read()
+            refusals.append(refused.value)
+        check = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        held[0].cancel()
+        again = _watch(channel)
+        assert await _next_status(again) == SERVING  # a freed place is taken again
+        again.cancel()
+        held[1].cancel()
+        assert adapter.server is not None and adapter.server.health.refused == 5
+    assert check.status == SERVING
+    first = refusals[0]
+    assert first.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "max_health_watchers" in (first.details() or "")
+    details = error_details(first)
+    assert details["ErrorInfo"].reason == "TOO_MANY_HEALTH_WATCHERS"
+    assert details["ErrorInfo"].metadata["limit"] == "2"
+    assert details["RetryInfo"].retry_delay.seconds > 0
+    # One line when the cap is reached and one when a place frees, not one per refusal.
+    capped = [r for r in caplog.records if "Watch streams" in r.getMessage()]
+    assert [r.levelno for r in capped] == [logging.WARNING, logging.INFO], [r.getMessage() for r in capped]
+
+
+async def test_connections_past_the_cap_are_closed_as_they_arrive(simulator: Simulator) -> None:
+    async with running(simulator, max_connections=2) as adapter:
+        first, second, third = _channel(adapter), _channel(adapter), _channel(adapter)
+        request = health_pb2.HealthCheckRequest()
+        for channel in (first, second):
+            await health_pb2_grpc.HealthStub(channel).Check(request, timeout=5)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await health_pb2_grpc.HealthStub(third).Check(request, timeout=2, wait_for_ready=False)
+        await first.close(None)
+        await third.close(None)
+        async with _channel(adapter) as later:  # a place freed
+            answer = await health_pb2_grpc.HealthStub(later).Check(request, timeout=5)
+        await second.close(None)
+    assert refused.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    assert answer.status == SERVING
