@@ -137,6 +137,11 @@ class WebhookSettings(_Frozen):
     #: refused (408): a sender trickling bytes would otherwise hold its turn for ever,
     #: and ``max_concurrent_deliveries`` such senders every delivery (vendors redeliver).
     read_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    #: A connection with no request in progress is closed after this long: one that
+    #: sends nothing, or the headers of its next request too slowly. aiohttp's own
+    #: default is 3,630 s, so anybody could hold a descriptor of the process (shared
+    #: with the gRPC port, the upstreams and Kafka) for an hour per connection.
+    idle_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
     #: Per upstream name; an upstream that declares webhooks and has no entry gets
     #: the defaults (and no secret: its deliveries get 503).
     sources: dict[str, WebhookSourceSettings] = Field(default_factory=dict)

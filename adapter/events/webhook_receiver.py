@@ -101,7 +101,12 @@ class WebhookReceiver:
         # event loop, and go on inflating one past the size cap to drain it (~1 MB of
         # zeros is ~1 GB: seconds of a stalled loop, from anybody, before any signature
         # check). Vendors sign and send plain JSON; an encoded body is refused (415).
-        runner = web.AppRunner(self.app(), access_log=None, auto_decompress=False)
+        runner = web.AppRunner(
+            self.app(),
+            access_log=None,
+            auto_decompress=False,
+            keepalive_timeout=self.settings.idle_timeout_seconds,
+        )
         await runner.setup()
         try:
             ssl_context = self._tls.context if self._tls is not None else None

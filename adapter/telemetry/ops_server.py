@@ -23,6 +23,10 @@ __all__ = ["OpsServer"]
 
 logger = logging.getLogger(__name__)
 
+#: Connections with no request in progress are closed after this long (aiohttp's
+#: default is 3,630 s): longer than any scrape interval, so a scraper keeps its own.
+IDLE_TIMEOUT_SECONDS = 75.0
+
 
 class OpsServer:
     """``start()`` / ``stop()``; ``readiness()`` returns part name -> serving."""
@@ -35,8 +39,10 @@ class OpsServer:
         registry: CollectorRegistry | None,
         readiness: Callable[[], Mapping[str, bool]],
         why: Callable[[str], str] = lambda _name: "",
+        idle_timeout_seconds: float = IDLE_TIMEOUT_SECONDS,
     ) -> None:
         self.host = host
+        self.idle_timeout_seconds = idle_timeout_seconds
         self.port = port
         self._registry = registry
         self._readiness = readiness
@@ -53,7 +59,9 @@ class OpsServer:
     async def start(self) -> int:
         # No route reads a body; aiohttp would still inflate a gzip one on the loop
         # (see adapter/events/webhook_receiver.py): leave bodies as they are.
-        runner = web.AppRunner(self.app(), access_log=None, auto_decompress=False)
+        runner = web.AppRunner(
+            self.app(), access_log=None, auto_decompress=False, keepalive_timeout=self.idle_timeout_seconds
+        )
         await runner.setup()
         try:
             await web.TCPSite(runner, self.host, self.port).start()

@@ -1,12 +1,15 @@
 """The operator port (adapter/telemetry/ops_server.py) over a real socket: it never
-inflates a request body (it reads none), so a compressed one cannot stall the loop."""
+inflates a request body (it reads none), so a compressed one cannot stall the loop,
+and it closes connections that sit idle."""
 
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from adapter.telemetry.ops_server import OpsServer
 from tests.gzip_bomb import cpu_until_quiet, gzip_bomb
+from tests.idle_connections import OPENINGS, seconds_until_closed
 
 
 async def test_a_compressed_body_sent_to_the_operator_port_is_not_inflated() -> None:
@@ -32,3 +35,17 @@ async def test_a_compressed_body_sent_to_the_operator_port_is_not_inflated() -> 
             assert (await client.get("/healthz")).status_code == 200
     finally:
         await server.stop()
+
+
+@pytest.mark.parametrize("opening", list(OPENINGS.values()), ids=list(OPENINGS))
+async def test_a_connection_without_a_request_in_progress_is_closed_when_idle(opening: bytes) -> None:
+    """aiohttp's default kept such a connection, and its descriptor, for 3,630 s."""
+    server = OpsServer(
+        host="127.0.0.1", port=0, registry=None, readiness=lambda: {"grpc": True}, idle_timeout_seconds=0.5
+    )
+    port = await server.start()
+    try:
+        closed_after = await seconds_until_closed(port, opening, limit=5)
+    finally:
+        await server.stop()
+    assert closed_after is not None and 0.4 < closed_after < 3, closed_after
