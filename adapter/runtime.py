@@ -36,6 +36,7 @@ from adapter.resilience.rate_limiter import UpstreamRateLimiter
 from adapter.server.app import AdapterServer, ServedService
 from adapter.server.event_service import EventStreamServicer
 from adapter.server.grpc_options import limit_options
+from adapter.server.health_service import HealthService
 from adapter.server.large_payloads import LargePayloadWorker
 from adapter.telemetry.metrics import build_meter_provider
 from adapter.telemetry.ops_server import OpsServer
@@ -177,7 +178,9 @@ class MeshAdapter:
             ),
             credentials=security.credentials,
             reflection_enabled=security.reflection,
-            max_health_watchers=limits.max_health_watchers,
+            health_service=HealthService(
+                max_watchers=limits.max_health_watchers, meter_provider=self._meter_provider
+            ),
             extra_options=limit_options(limits),
         )
         parts.append(self.server)

@@ -63,7 +63,7 @@ class AdapterServer:
         credentials: grpc.ServerCredentials | None = None,
         reflection_enabled: bool = True,
         maximum_concurrent_rpcs: int | None = None,
-        max_health_watchers: int = 0,
+        health_service: HealthService | None = None,
         extra_options: Sequence[tuple[str, Any]] = (),
     ) -> None:
         self.settings = settings
@@ -75,7 +75,7 @@ class AdapterServer:
         self._extra_options = list(extra_options)
         self._max_rpcs = maximum_concurrent_rpcs
         self._server: aio.Server | None = None
-        self.health = HealthService(max_watchers=max_health_watchers)
+        self.health = health_service if health_service is not None else HealthService(max_watchers=0)
         self.port = 0
 
     @property

@@ -30,6 +30,7 @@ from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
+from opentelemetry import metrics
 
 __all__ = ["HealthService"]
 
@@ -43,11 +44,24 @@ _RETRY_AFTER_SECONDS = 5
 
 class HealthService(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
     """Statuses by service name (``""`` is the whole server); ``set`` tells every
-    watcher of that name. ``max_watchers`` 0 = no cap."""
+    watcher of that name. ``max_watchers`` 0 = no cap. Metrics:
+    ``meshadapter.health.watchers`` (open Watch streams) and
+    ``meshadapter.health.watch_refusals``."""
 
-    def __init__(self, *, max_watchers: int) -> None:
+    def __init__(self, *, max_watchers: int, meter_provider: metrics.MeterProvider | None = None) -> None:
         self.max_watchers = max_watchers
         self.refused = 0
+        meter = metrics.get_meter("adapter.server", meter_provider=meter_provider)
+        self._watchers_metric = meter.create_up_down_counter(
+            "meshadapter.health.watchers",
+            unit="{stream}",
+            description="Open grpc.health.v1.Health/Watch streams",
+        )
+        self._refusals_metric = meter.create_counter(
+            "meshadapter.health.watch_refusals",
+            unit="{call}",
+            description="Health Watch calls refused at security.limits.max_health_watchers",
+        )
         self._status: dict[str, health_pb2.HealthCheckResponse.ServingStatus.ValueType] = {
             "": health_pb2.HealthCheckResponse.SERVING
         }
@@ -97,6 +111,7 @@ class HealthService(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
         watchers = self._watchers[request.service]
         watchers.add(changed)
         self._watching += 1
+        self._watchers_metric.add(1)
         try:
             sent = None
             while True:
@@ -108,6 +123,7 @@ class HealthService(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
                 await changed.wait()
         finally:
             self._watching -= 1
+            self._watchers_metric.add(-1)
             watchers.discard(changed)
             if not watchers:
                 self._watchers.pop(request.service, None)
@@ -119,6 +135,7 @@ class HealthService(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
         # Logged when the cap is reached, not per refusal: a flood of Watch calls must
         # not become a flood of log lines (``refused`` counts them all).
         self.refused += 1
+        self._refusals_metric.add(1)
         if not self._at_cap:
             self._at_cap = True
             logger.warning(

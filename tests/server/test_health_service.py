@@ -13,6 +13,8 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from adapter.runtime import MeshAdapter
 from simulator import Simulator
@@ -25,8 +27,10 @@ DEVICES = "openframe.v1.DeviceService"
 
 
 @contextlib.asynccontextmanager
-async def running(sim: Simulator, **limits: Any) -> AsyncIterator[MeshAdapter]:
-    adapter = MeshAdapter(adapter_settings(sim, security={"limits": limits}))
+async def running(
+    sim: Simulator, meter_provider: MeterProvider | None = None, **limits: Any
+) -> AsyncIterator[MeshAdapter]:
+    adapter = MeshAdapter(adapter_settings(sim, security={"limits": limits}), meter_provider=meter_provider)
     await adapter.start()
     try:
         yield adapter
@@ -45,6 +49,20 @@ def _watch(channel: grpc.aio.Channel, service: str = "") -> Any:
     return health_pb2_grpc.HealthStub(channel).Watch(
         health_pb2.HealthCheckRequest(service=service), timeout=30
     )
+
+
+def _metric(reader: InMemoryMetricReader, name: str) -> float:
+    data = reader.get_metrics_data()
+    assert data is not None
+    points = [
+        point.value
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == name
+        for point in metric.data.data_points  # type: ignore[union-attr]
+    ]
+    return float(sum(points))
 
 
 async def _next_status(call: Any, within: float = 5) -> int:
@@ -76,7 +94,9 @@ async def test_watch_streams_past_the_cap_are_refused_and_check_still_answers(
     simulator: Simulator, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="adapter.server.health_service")
-    async with running(simulator, max_health_watchers=2) as adapter, _channel(adapter) as channel:
+    reader = InMemoryMetricReader()
+    meters = MeterProvider(metric_readers=[reader])
+    async with running(simulator, meters, max_health_watchers=2) as adapter, _channel(adapter) as channel:
         held = [_watch(channel), _watch(channel, DEVICES)]
         for call in held:
             assert await _next_status(call) == SERVING
@@ -89,10 +109,14 @@ async def test_watch_streams_past_the_cap_are_refused_and_check_still_answers(
         held[0].cancel()
         again = _watch(channel)
         assert await _next_status(again) == SERVING  # a freed place is taken again
+        open_now = _metric(reader, "meshadapter.health.watchers")
         again.cancel()
         held[1].cancel()
-        assert adapter.server is not None and adapter.server.health.refused == 5
+        await asyncio.sleep(0.2)  # the servicer has seen them go
+        open_after = _metric(reader, "meshadapter.health.watchers")
     assert check.status == SERVING
+    assert (open_now, open_after) == (2, 0)
+    assert _metric(reader, "meshadapter.health.watch_refusals") == 5
     first = refusals[0]
     assert first.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "max_health_watchers" in (first.details() or "")

@@ -17,6 +17,7 @@ import aiohttp
 import grpc
 import pytest
 import pytest_asyncio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from meshadapter.v1 import events_pb2, events_pb2_grpc
 from openframe.v1 import alerts_pb2, alerts_pb2_grpc, devices_pb2, devices_pb2_grpc
 from opentelemetry.sdk.trace import TracerProvider
@@ -57,6 +58,7 @@ FAMILIES = {
     "meshadapter_subscribe_streams",
     "meshadapter_large_payloads",
     "meshadapter_large_payloads_waiting",
+    "meshadapter_health_watchers",
     "messaging_client_sent_messages",
     "messaging_client_consumed_messages",
 }
@@ -144,9 +146,12 @@ async def test_every_family_is_exported_with_values_that_match_the_traffic(
             alert=alerts_pb2.Alert(title="large", severity=alerts_pb2.SEVERITY_LOW, description="x" * 70_000)
         )  # bound on the worker, and so is its answer, which echoes it
         await alerts_pb2_grpc.AlertServiceStub(channel).CreateAlert(large, timeout=10)
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest())
+        await watch.read()
         assert operated.ops is not None
         metrics = await _scrape(operated.ops.port)
         stream.cancel()
+        watch.cancel()
 
     missing_families = FAMILIES - set(metrics)
     assert not missing_families, f"not exported: {sorted(missing_families)}; have {sorted(metrics)}"
@@ -171,6 +176,7 @@ async def test_every_family_is_exported_with_values_that_match_the_traffic(
     assert _value(metrics["meshadapter_large_payloads"], "_total", kind="request") == 1
     assert _value(metrics["meshadapter_large_payloads"], "_total", kind="answer") == 1
     assert _value(metrics["meshadapter_large_payloads_waiting"]) == 0
+    assert _value(metrics["meshadapter_health_watchers"]) == 1
     assert _value(metrics["meshadapter_websocket_state"], upstream="openframe", state="streaming") == 1
     assert _value(metrics["meshadapter_websocket_state"], upstream="openframe", state="failed") == 0
     assert _value(metrics["meshadapter_spool_depth"]) >= 0
