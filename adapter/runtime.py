@@ -34,6 +34,7 @@ from adapter.events.routing import topic_name
 from adapter.lifecycle import HealthBoard, LifecycleGroup, Part, Supervisor, part
 from adapter.resilience.rate_limiter import UpstreamRateLimiter
 from adapter.server.app import AdapterServer, ServedService
+from adapter.server.descriptor_limit import RESERVED_DESCRIPTORS, ensure_descriptors
 from adapter.server.event_service import EventStreamServicer
 from adapter.server.grpc_options import limit_options
 from adapter.server.health_service import HealthService
@@ -199,6 +200,9 @@ class MeshAdapter:
 
     async def start(self) -> None:
         """Builds every part, then starts them in order (unwinding on failure)."""
+        max_connections = self.settings.security.limits.max_connections
+        if max_connections:
+            ensure_descriptors(max_connections + RESERVED_DESCRIPTORS)
         self._group = LifecycleGroup(self._assemble())
         await self._group.start()
 
