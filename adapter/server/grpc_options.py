@@ -26,7 +26,8 @@ waiting for its request message holds ~11 KB of the server before any intercepto
 runs. With grpcio 1.75.1 a call ended by ``context.abort`` (every error of the
 adapter) can stay counted against that limit: with a limit of 5, the 7th aborted call
 on a connection and every call after it were refused (RST_STREAM REFUSED_STREAM,
-UNAVAILABLE to the client), for good. 1.85.3 does not do that;
+UNAVAILABLE to the client), for good. Measured: 1.75.1, 1.76.0 and 1.78.0 do it,
+1.80.0 and 1.85.3 do not;
 ``tests/server/test_grpc_stream_limit.py`` fails once the pinned grpcio stops doing it.
 
 ``grpc.compression_enabled_algorithms_bitset``: identity only, unless

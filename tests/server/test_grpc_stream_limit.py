@@ -3,7 +3,8 @@ with the pinned grpcio, calls ended by ``context.abort`` (every error the adapte
 answers) can stay counted against that limit, until the connection refuses every new
 call. A plain grpc.aio server, no adapter code.
 
-When this test fails, the pinned grpcio no longer does it (1.85.3 does not): then
+When this test fails, the pinned grpcio no longer does it (1.80.0 and 1.85.3 do not;
+1.75.1 to 1.78.0 do): then
 offer the cap in ``security.limits`` (adapter/server/grpc_options.py says why not yet).
 """
 
