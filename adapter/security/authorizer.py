@@ -36,6 +36,8 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc import aio
 from grpc_status import rpc_status
 
+from adapter.status.call_ending import end_call
+
 from .audit import AuditLog, trace_id_of
 from .identity import ANONYMOUS, Principal, current_principal, principal_from_certificate
 from .jwt_verifier import AuthenticationFailed, JwtVerifier
@@ -227,7 +229,7 @@ class CallAuthorizer(aio.ServerInterceptor):  # type: ignore[type-arg]
         if self._in_flight[principal.name] <= 0:
             del self._in_flight[principal.name]
 
-    async def _refuse(self, method: str, context: Context, refused: _Refused, principal: str) -> None:
+    def _refuse(self, method: str, context: Context, refused: _Refused, principal: str) -> None:
         self.refused[refused.code.name] += 1
         self._audit.refused(
             method=method,
@@ -236,7 +238,7 @@ class CallAuthorizer(aio.ServerInterceptor):  # type: ignore[type-arg]
             reason=refused.reason,
             trace_id=trace_id_of(_metadata_value(context, "traceparent")),
         )
-        await context.abort_with_status(refused.status())
+        end_call(context, refused.status())
 
     async def _admitted(
         self, method: str, context: Context, request: Any, parse: Parse | None
@@ -259,13 +261,16 @@ class CallAuthorizer(aio.ServerInterceptor):  # type: ignore[type-arg]
                 principal, request = await self._admitted(method, context, request, parse)
                 self._admit(principal)
             except _Refused as refused:
-                await self._refuse(method, context, refused, refused.principal or _who(context))
-                raise AssertionError("unreachable: abort raises") from None
+                self._refuse(method, context, refused, refused.principal or _who(context))
+                return None
             token = current_principal.set(principal)
             record = self._audit.begin() if audited else None
             outcome = "OK"
             try:
-                return await behavior(request, context)
+                response = await behavior(request, context)
+                if record is not None:  # an error status is set on the context, not raised
+                    outcome = _code_name(context, "OK")
+                return response
             except BaseException:
                 outcome = _code_name(context, "UNKNOWN")
                 raise
@@ -289,7 +294,7 @@ class CallAuthorizer(aio.ServerInterceptor):  # type: ignore[type-arg]
             try:
                 principal, request = await self._admitted(method, context, request, parse)
             except _Refused as refused:
-                await self._refuse(method, context, refused, refused.principal or _who(context))
+                self._refuse(method, context, refused, refused.principal or _who(context))
                 return
             # Admitted: the caller hears so at once (initial metadata), and a client
             # need not write into a call that may still be refused.

@@ -21,6 +21,8 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc import aio
 from grpc_status import rpc_status
 
+from adapter.status.call_ending import end_call
+
 __all__ = ["ConcurrentCallCap"]
 
 ERROR_DOMAIN = "mesh-adapter"
@@ -74,7 +76,8 @@ class ConcurrentCallCap(aio.ServerInterceptor):  # type: ignore[type-arg]
         async def capped(request: Any, context: Any) -> Any:
             if self.in_flight >= self.limit:
                 self.refused += 1
-                await context.abort_with_status(self._status())
+                end_call(context, self._status())
+                return None
             self.in_flight += 1
             try:
                 return await behavior(request, context)
@@ -90,7 +93,7 @@ class ConcurrentCallCap(aio.ServerInterceptor):  # type: ignore[type-arg]
         async def capped(request: Any, context: Any) -> AsyncIterator[Any]:
             if self.in_flight >= self.limit:
                 self.refused += 1
-                await context.abort_with_status(self._status())
+                end_call(context, self._status())
                 return
             self.in_flight += 1
             try:

@@ -21,12 +21,12 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
-from grpc_status import rpc_status
 from meshadapter.v1 import events_pb2, events_pb2_grpc
 
 from adapter.events.aiokafka_compat import refresh_topic_metadata
 from adapter.events.watermarks import event_time
 from adapter.security.identity import current_principal
+from adapter.status.call_ending import end_call
 from adapter.status.mapping import to_rpc_status
 from adapter.transcoding.errors import BindingError
 from adapter.transcoding.json_codec import JsonCodec
@@ -122,12 +122,14 @@ class EventStreamServicer(events_pb2_grpc.EventServiceServicer):
                 except ValueError as exc:
                     raise BindingError("resume_from", str(exc)) from None
         except BindingError as exc:
-            await context.abort_with_status(rpc_status.to_status(to_rpc_status(exc)))
+            end_call(context, to_rpc_status(exc))
+            return
         principal = current_principal.get().name
         try:  # before a consumer exists: a refused stream costs nothing
             self._caps.acquire(principal)
         except StreamCapExceeded as exc:
-            await context.abort_with_status(rpc_status.to_status(exc.status()))
+            end_call(context, exc.status())
+            return
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap,
             enable_auto_commit=False,
@@ -145,7 +147,9 @@ class EventStreamServicer(events_pb2_grpc.EventServiceServicer):
             if not isinstance(exc, TimeoutError):
                 raise
             await consumer.stop()
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "Kafka is unreachable; retry later")
+            context.set_code(grpc.StatusCode.UNAVAILABLE)
+            context.set_details("Kafka is unreachable; retry later")
+            return
         self.open_streams += 1
         try:
             position = await self._seek(consumer, assignment, resume, request.start_from)

@@ -12,17 +12,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from typing import NoReturn, ParamSpec, Protocol, TypeVar
+from typing import ParamSpec, Protocol, TypeVar
 
 import grpc
 from google.protobuf.message import Message
 from google.rpc import status_pb2
-from grpc_status import rpc_status
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from adapter.descriptors.method_spec import MethodSpec
 from adapter.security.audit import note_trace_id, note_upstream_path
+from adapter.status.call_ending import end_call
 from adapter.status.mapping import to_rpc_status
 from adapter.telemetry.redaction import redacted
 from adapter.telemetry.rpc_spans import RpcSpans
@@ -67,7 +67,9 @@ class HandlerContext(Protocol):
 
     def set_trailing_metadata(self, trailing_metadata: tuple[tuple[str, str | bytes], ...]) -> None: ...
 
-    async def abort_with_status(self, status: grpc.Status) -> NoReturn: ...
+    def set_code(self, code: grpc.StatusCode) -> None: ...
+
+    def set_details(self, details: str) -> None: ...
 
 
 class MethodHandler:
@@ -90,7 +92,7 @@ class MethodHandler:
         #: Where a large request is bound and a large answer decoded (None: on the loop).
         self._large_payloads = large_payloads
 
-    async def handle(self, request: Message, context: HandlerContext) -> Message:
+    async def handle(self, request: Message, context: HandlerContext) -> Message | None:
         """The gRPC behaviour. Register this bound method, not the object: grpc.aio
         needs a coroutine function and does not look inside callable objects."""
         spec = self.spec
@@ -118,7 +120,8 @@ class MethodHandler:
             log = logger.info if code in _QUIET else logger.warning
             log("%s -> %s: %s", spec.path, code.name, status.message)
             self._spans.end(call, code, status.message)
-            await context.abort_with_status(rpc_status.to_status(status))
+            end_call(context, status)
+            return None
         self._spans.end(call)
         return response
 

@@ -29,8 +29,9 @@ import grpc
 from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_status import rpc_status
 from opentelemetry import metrics
+
+from adapter.status.call_ending import end_call
 
 __all__ = ["HealthService"]
 
@@ -98,15 +99,16 @@ class HealthService(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
     ) -> health_pb2.HealthCheckResponse:
         status = self._status.get(request.service)
         if status is None:
-            await context.abort(
-                grpc.StatusCode.NOT_FOUND, f"no health status for service {request.service!r}"
-            )
+            context.set_code(grpc.StatusCode.NOT_FOUND)
+            context.set_details(f"no health status for service {request.service!r}")
+            return health_pb2.HealthCheckResponse()  # not sent: the code is not OK
         return health_pb2.HealthCheckResponse(status=status)
 
     async def Watch(self, request: health_pb2.HealthCheckRequest, context: Any) -> None:
         if self.max_watchers and self._watching >= self.max_watchers:
             self._refuse_watch()
-            await context.abort_with_status(rpc_status.to_status(self._refusal()))
+            end_call(context, self._refusal())
+            return
         changed = asyncio.Event()
         watchers = self._watchers[request.service]
         watchers.add(changed)

@@ -181,8 +181,8 @@ async def test_audit_lines_for_writes_and_refusals_without_secrets(
             await alerts.CreateAlert(create, metadata=(*bearer(reader), traceparent))
         with pytest.raises(grpc.aio.AioRpcError):  # allowed, but the request is invalid
             await alerts.UpdateAlert(alerts_pb2.UpdateAlertRequest(), metadata=bearer(writer))
-        # An abort sends the status before the handler has unwound: the line that its
-        # audit writes on the way out may land just after the caller heard the status.
+        # The audit line is written as the call ends, which may be just after the
+        # caller heard its status.
         await wait_until(
             lambda: sum(r.name == "meshadapter.audit" for r in caplog.records) >= 3,
             within=5,

@@ -1,11 +1,11 @@
-"""Why the adapter does not cap streams per connection (``grpc.max_concurrent_streams``):
-with the pinned grpcio, calls ended by ``context.abort`` (every error the adapter
-answers) can stay counted against that limit, until the connection refuses every new
-call. A plain grpc.aio server, no adapter code.
+"""Why the adapter never ends a call with ``context.abort``: with the pinned grpcio,
+calls ended that way can stay counted against the connection's
+``grpc.max_concurrent_streams``, until the connection refuses every new call; calls
+whose status is set on the context do not (adapter/status/call_ending.py). A plain
+grpc.aio server, no adapter code.
 
-When this test fails, the pinned grpcio no longer does it (1.80.0 and 1.85.3 do not;
-1.75.1 to 1.78.0 do): then
-offer the cap in ``security.limits`` (adapter/server/grpc_options.py says why not yet).
+When the abort test fails, the pinned grpcio no longer does it (1.80.0 and 1.85.3 do
+not; 1.75.1 to 1.78.0 do): abort is then safe again.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ async def test_calls_ended_with_abort_still_use_up_the_connections_streams(port:
     refused = codes.index(grpc.StatusCode.UNAVAILABLE) if grpc.StatusCode.UNAVAILABLE in codes else None
     assert refused is not None, (
         f"grpcio {grpc.__version__} no longer leaks stream slots on abort: "
-        "security.limits can now offer grpc.max_concurrent_streams"
+        "adapter/status/call_ending.py's reason is gone"
     )
     # Once refused, for good: no call of this connection gets through again.
     assert codes[refused:] == [grpc.StatusCode.UNAVAILABLE] * (CALLS - refused)

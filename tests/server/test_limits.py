@@ -154,6 +154,7 @@ def test_limit_options_carry_the_settings(simulator: Simulator) -> None:
         "min_client_ping_interval_seconds": 12.5,
         "max_connection_age_seconds": 60,
         "max_connection_age_grace_seconds": 5,
+        "max_streams_per_connection": 64,
     }
     options = dict(limit_options(adapter_settings(simulator, security={"limits": limits}).security.limits))
     assert options == {
@@ -163,10 +164,15 @@ def test_limit_options_carry_the_settings(simulator: Simulator) -> None:
         "grpc.keepalive_time_ms": 300000,
         "grpc.keepalive_timeout_ms": 20000,
         "grpc.http2.max_pings_without_data": 0,
+        "grpc.max_concurrent_streams": 64,
         "grpc.max_allowed_incoming_connections": 4096,
         "grpc.max_connection_age_ms": 60000,
         "grpc.max_connection_age_grace_ms": 5000,
     }
-    never = {"max_connection_age_seconds": 0, "max_connections": 0}
+    never = {"max_connection_age_seconds": 0, "max_streams_per_connection": 0, "max_connections": 0}
     options = dict(limit_options(adapter_settings(simulator, security={"limits": never}).security.limits))
-    assert not {"grpc.max_connection_age_ms", "grpc.max_allowed_incoming_connections"} & set(options)
+    assert not {
+        "grpc.max_connection_age_ms",
+        "grpc.max_concurrent_streams",
+        "grpc.max_allowed_incoming_connections",
+    } & set(options)

@@ -29,19 +29,22 @@ def test_a_method_handler_is_wrapped_once_and_reused() -> None:
     assert guarded.request_deserializer(b"\n\x07dev_001") == devices_pb2.GetDeviceRequest(device_id="dev_001")
 
 
-class _Aborted(Exception):
-    pass
-
-
 class _Context:
-    """What the guard uses of grpc.aio's context: abort_with_status raises, as grpc.aio's does."""
+    """What the guard uses of grpc.aio's context: the final status, set on it."""
 
     def __init__(self) -> None:
-        self.status: grpc.Status | None = None
+        self.code: grpc.StatusCode | None = None
+        self.details = ""
+        self.trailing_metadata: tuple[tuple[str, str | bytes], ...] = ()
 
-    async def abort_with_status(self, status: grpc.Status) -> None:
-        self.status = status
-        raise _Aborted
+    def set_code(self, code: grpc.StatusCode) -> None:
+        self.code = code
+
+    def set_details(self, details: str) -> None:
+        self.details = details
+
+    def set_trailing_metadata(self, metadata: tuple[tuple[str, str | bytes], ...]) -> None:
+        self.trailing_metadata = metadata
 
 
 class _AsyncCallable:
@@ -60,6 +63,7 @@ async def test_every_shape_of_unary_behavior_answers_and_refuses_undecodable(beh
     request = guarded.request_deserializer(b"\n\x07dev_001")
     assert await guarded.unary_unary(request, _Context()) == request
     context = _Context()
-    with pytest.raises(_Aborted):
-        await guarded.unary_unary(guarded.request_deserializer(b"\xff\xff"), context)
-    assert context.status is not None and context.status.code == grpc.StatusCode.INVALID_ARGUMENT
+    # Refused without running the behavior (which would echo the request back).
+    assert await guarded.unary_unary(guarded.request_deserializer(b"\xff\xff"), context) is None
+    assert context.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert dict(context.trailing_metadata).keys() == {"grpc-status-details-bin"}
