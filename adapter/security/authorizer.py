@@ -37,6 +37,7 @@ from grpc import aio
 from grpc_status import rpc_status
 
 from adapter.status.call_ending import end_call
+from adapter.status.mapping import ERROR_DOMAIN
 
 from .audit import AuditLog, trace_id_of
 from .identity import ANONYMOUS, Principal, current_principal, principal_from_certificate
@@ -48,7 +49,6 @@ __all__ = ["PUBLIC_METHODS", "CallAuthorizer"]
 logger = logging.getLogger(__name__)
 
 PUBLIC_METHODS = frozenset({"/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"})
-ERROR_DOMAIN = "mesh-adapter"
 
 
 # grpc-stubs lags behind grpc.aio (abort_with_status, handler._replace): the gate

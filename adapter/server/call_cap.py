@@ -22,10 +22,10 @@ from grpc import aio
 from grpc_status import rpc_status
 
 from adapter.status.call_ending import end_call
+from adapter.status.mapping import ERROR_DOMAIN
 
 __all__ = ["ConcurrentCallCap"]
 
-ERROR_DOMAIN = "mesh-adapter"
 _UNCAPPED = ("/grpc.health.v1.Health/",)
 
 # grpc-stubs lags behind grpc.aio (handler._replace, abort_with_status): loosely typed.

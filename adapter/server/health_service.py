@@ -32,12 +32,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry import metrics
 
 from adapter.status.call_ending import end_call
+from adapter.status.mapping import ERROR_DOMAIN
 
 __all__ = ["HealthService"]
 
 logger = logging.getLogger(__name__)
 
-ERROR_DOMAIN = "mesh-adapter"
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 _SERVICE_UNKNOWN = health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
 _RETRY_AFTER_SECONDS = 5

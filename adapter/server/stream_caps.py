@@ -14,9 +14,9 @@ import collections
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 
-__all__ = ["StreamCapExceeded", "SubscribeStreamCaps"]
+from adapter.status.mapping import ERROR_DOMAIN
 
-ERROR_DOMAIN = "mesh-adapter"
+__all__ = ["StreamCapExceeded", "SubscribeStreamCaps"]
 
 
 class StreamCapExceeded(Exception):
