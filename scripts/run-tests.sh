@@ -1,18 +1,41 @@
 #!/usr/bin/env bash
-# `make test`: the whole suite against real components. Starts the project's own
-# Kafka broker for tests on 127.0.0.1:19092 (never a developer's 9092) and stops
-# it afterwards if it started it. Extra arguments go to pytest.
+# `make test`: the whole suite against real components, on TEST_WORKERS pytest-xdist
+# workers (2 by default; most of the suite waits on sockets, brokers and timers, so
+# two workers on two cores halve the wall time). Each worker has its own Kafka broker
+# on 127.0.0.1:KAFKA_TEST_PORT + 10 * n (19092, 19102, ...; never a developer's 9092),
+# because outage tests stop and restart theirs. Brokers this script started are stopped
+# afterwards. Extra arguments go to pytest: `-n 0` runs in this process, one broker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # KAFKA_TEST_PORT lets several work trees run the suite side by side.
 export KAFKA_TEST_PORT=${KAFKA_TEST_PORT:-19092}
 export KAFKA_PORT=$KAFKA_TEST_PORT
-started=0
-if ! scripts/kafka status >/dev/null 2>&1; then
-  scripts/kafka start
-  started=1
-fi
-cleanup() { if [ "$started" = 1 ]; then scripts/kafka stop; fi; }
+workers=${TEST_WORKERS:-2}
+[[ $workers =~ ^[1-9][0-9]*$ ]] || { echo "TEST_WORKERS=$workers is not a positive number" >&2; exit 2; }
+
+started=()
+cleanup() {
+  local port
+  for port in "${started[@]}"; do KAFKA_PORT=$port scripts/kafka stop || true; done
+}
 trap cleanup EXIT
+start_broker() {  # start_broker PORT: starts it unless it is already up
+  if ! KAFKA_PORT=$1 scripts/kafka status >/dev/null 2>&1; then
+    started+=("$1")
+    KAFKA_PORT=$1 scripts/kafka start
+  fi
+}
+# The first broker alone (on a new machine it downloads the jars), the others at once.
+start_broker "$KAFKA_TEST_PORT"
+pids=()
+for ((n = 1; n < workers; n++)); do
+  port=$((KAFKA_TEST_PORT + 10 * n))
+  if ! KAFKA_PORT=$port scripts/kafka status >/dev/null 2>&1; then
+    started+=("$port")
+    KAFKA_PORT=$port scripts/kafka start &
+    pids+=($!)
+  fi
+done
 if [ -f tests/crosslang/setup.sh ]; then tests/crosslang/setup.sh; fi
-.venv/bin/pytest "$@"
+for pid in "${pids[@]}"; do wait "$pid"; done
+.venv/bin/pytest -n "$workers" --dist loadgroup --durations=15 "$@"

@@ -4,6 +4,7 @@ grpc.aio server bound to 127.0.0.1:0, and channels to it."""
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -17,6 +18,28 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from adapter.config.settings import Settings
 from adapter.runtime import MeshAdapter
 from simulator import Simulator, SimulatorConfig
+
+from .fuzz.counting import write_summary as write_fuzz_summary
+
+
+def _own_broker_per_worker() -> None:
+    """Points a pytest-xdist worker at its own broker, ``KAFKA_TEST_PORT + 10 * n`` for
+    worker ``gwn`` (scripts/run-tests.sh starts one per worker). Outage tests stop and
+    restart their broker; with one broker for all they would fail another worker's
+    tests. Runs at import, before ``tests.events.kafka_fixtures`` reads the port."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return
+    port = int(os.environ.get("KAFKA_TEST_PORT", "19092")) + 10 * int(worker.removeprefix("gw"))
+    os.environ["KAFKA_TEST_PORT"] = os.environ["KAFKA_PORT"] = str(port)
+
+
+_own_broker_per_worker()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    write_fuzz_summary(terminalreporter)
+
 
 OPENFRAME_KEY = "test-openframe-key"
 OCTOSPINE_KEY = "test-octospine-key"

@@ -17,6 +17,9 @@ from bench.peer import report
 from bench.peer.side_by_side import own_tree
 
 pytest_plugins = ["tests.events.kafka_fixtures"]
+# On one pytest-xdist worker, one after another: the side-by-side benches each add a git
+# worktree of HEAD, and a bench's smoke run is a burst of CPU that needs no company.
+pytestmark = pytest.mark.xdist_group("benches")
 
 ROOT = Path(__file__).resolve().parents[2]
 LEVELS = (1, 16, 64)

@@ -1,17 +1,20 @@
 """Fuzz targets (docs/fuzzing.md): the Hypothesis profile is loaded here, before
-any target module; the inputs tried per target are printed at the end."""
+any target module; the inputs tried per target are printed at the end
+(tests/fuzz/counting.py)."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import pytest
 
 from . import profiles
-from .counting import RESULTS
+from .counting import carry
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not RESULTS:
-        return
-    terminalreporter.section(f"fuzz targets (profile {profiles.PROFILE})")
-    for target, (count, first, last) in sorted(RESULTS.items()):
-        terminalreporter.write_line(f"{target:44s} {int(count):>9d} inputs {last - first:8.1f} s")
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    try:
+        return (yield)
+    finally:
+        carry(item, profiles.PROFILE)
