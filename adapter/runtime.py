@@ -200,11 +200,18 @@ class MeshAdapter:
 
     async def start(self) -> None:
         """Builds every part, then starts them in order (unwinding on failure)."""
-        max_connections = self.settings.security.limits.max_connections
-        if max_connections:
-            ensure_descriptors(max_connections + RESERVED_DESCRIPTORS)
+        ensure_descriptors(self._connection_caps() + RESERVED_DESCRIPTORS)
         self._group = LifecycleGroup(self._assemble())
         await self._group.start()
+
+    def _connection_caps(self) -> int:
+        """Connections the ports may hold open at once: the gRPC port's cap (0: none
+        set) and the webhook port's, when it serves."""
+        caps = self.settings.security.limits.max_connections
+        events = self.settings.events
+        if events.enabled and events.webhook.enabled:
+            caps += events.webhook.max_connections
+        return caps
 
     async def stop(self, grace: float | None = None, *, drain: float | None = None) -> None:
         """Stops in reverse order of start; idempotent. ``drain``: seconds health reads

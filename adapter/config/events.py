@@ -142,6 +142,11 @@ class WebhookSettings(_Frozen):
     #: default is 3,630 s, so anybody could hold a descriptor of the process (shared
     #: with the gRPC port, the upstreams and Kafka) for an hour per connection.
     idle_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    #: Connections open at once; one more is closed as soon as it is accepted. Idle
+    #: timeouts bound how long a connection lives, not how many there are, and each
+    #: holds a descriptor the whole process shares. A TLS handshake must end within
+    #: ``idle_timeout_seconds``.
+    max_connections: int = Field(default=1024, ge=1)
     #: Per upstream name; an upstream that declares webhooks and has no entry gets
     #: the defaults (and no secret: its deliveries get 503).
     sources: dict[str, WebhookSourceSettings] = Field(default_factory=dict)

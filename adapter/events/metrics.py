@@ -17,6 +17,8 @@ with ``messaging.system=kafka``), so stock messaging dashboards work unchanged.
 | ``meshadapter.websocket.state`` | gauge (1 for the current state) | upstream, state |
 | ``meshadapter.websocket.reconnects`` / ``.crashes`` / ``.frames`` | counter | upstream |
 | ``meshadapter.webhook.deliveries`` | counter | outcome |
+| ``meshadapter.webhook.connections`` | gauge | |
+| ``meshadapter.webhook.connection_refusals`` | counter | |
 | ``meshadapter.subscribe.streams`` | gauge | |
 | ``messaging.client.sent.messages`` | counter | messaging.system, messaging.operation.name |
 | ``messaging.client.consumed.messages`` | counter | messaging.system, messaging.operation.name |
@@ -176,6 +178,18 @@ def register_event_metrics(pipeline: EventPipeline, meter_provider: MeterProvide
             "{delivery}",
             "Webhook deliveries received, by outcome",
             lambda: _by("outcome", webhook.counts),
+        )
+        gauge(
+            "meshadapter.webhook.connections",
+            "{connection}",
+            "Connections open on the webhook port",
+            lambda: [Observation(webhook.connections.open)],
+        )
+        counter(
+            "meshadapter.webhook.connection_refusals",
+            "{connection}",
+            "Connections the webhook port closed at once: events.webhook.max_connections were open",
+            lambda: [Observation(webhook.connections.refused)],
         )
     subscriptions = pipeline.subscriptions
     if isinstance(subscriptions, SubscribeCounts):

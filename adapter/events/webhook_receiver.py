@@ -37,6 +37,7 @@ from aiohttp import web
 
 from adapter.config.settings import WebhookSettings
 from adapter.security.tls import ReloadingSslContext
+from adapter.server.connection_cap import ConnectionCap
 
 from .declarations import WebhookDeclaration
 from .delivery_claims import DeliveryClaim
@@ -83,6 +84,11 @@ class WebhookReceiver:
         self._intake = intake
         self._clock = clock
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
+        #: Connections open and refused on the port (its cap: ``max_connections``).
+        self.connections = ConnectionCap(
+            settings.max_connections, name="webhook port", setting="events.webhook.max_connections"
+        )
         self._tls = ReloadingSslContext(settings.tls) if settings.tls is not None else None
         self._slots = asyncio.Semaphore(settings.max_concurrent_deliveries)
         self.port = 0
@@ -108,23 +114,31 @@ class WebhookReceiver:
             keepalive_timeout=self.settings.idle_timeout_seconds,
         )
         await runner.setup()
+        assert runner.server is not None  # set up
+        # Served like aiohttp's TCPSite does (``runner.server`` is the protocol factory),
+        # through the connection cap that TCPSite lacks (adapter.server.connection_cap).
+        listener: asyncio.Server | None = None
         try:
             ssl_context = self._tls.context if self._tls is not None else None
-            site = web.TCPSite(
-                runner,
+            listener = await asyncio.get_running_loop().create_server(
+                self.connections.wrap(runner.server),
                 self.settings.host,
                 self.settings.port,
-                ssl_context=ssl_context,
+                ssl=ssl_context,
                 reuse_port=self.settings.reuse_port or None,
+                # A TLS connection counts once its handshake is done; until then it is
+                # bounded by this (asyncio's default is 60 s).
+                ssl_handshake_timeout=self.settings.idle_timeout_seconds if ssl_context else None,
             )
-            await site.start()
             if self._tls is not None:
                 await self._tls.start()
         except BaseException:
+            if listener is not None:
+                listener.close()
             await runner.cleanup()
             raise
-        self._runner = runner
-        self.port = int(runner.addresses[0][1])
+        self._runner, self._listener = runner, listener
+        self.port = int(listener.sockets[0].getsockname()[1])
         for endpoint in self.endpoints:
             logger.info(
                 "receiving %s webhooks on %s://%s:%d%s",
@@ -138,6 +152,9 @@ class WebhookReceiver:
 
     async def stop(self) -> None:
         runner, self._runner = self._runner, None
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()  # no new connections; cleanup() then ends the open ones
         if self._tls is not None:
             await self._tls.stop()
         if runner is not None:

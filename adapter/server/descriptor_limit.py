@@ -18,8 +18,8 @@ __all__ = ["RESERVED_DESCRIPTORS", "ensure_descriptors"]
 
 logger = logging.getLogger(__name__)
 
-#: Beyond the gRPC connections: upstream pools, Kafka, the spool, the webhook and
-#: operator ports, the interpreter's own files.
+#: Beyond the capped ports' connections: upstream pools, Kafka, the spool, the
+#: operator port, the interpreter's own files.
 RESERVED_DESCRIPTORS = 1024
 
 
@@ -36,8 +36,8 @@ def ensure_descriptors(needed: int) -> int:
     if target < needed:
         logger.warning(
             "open descriptors: the hard limit is %d, below the %d the caps need "
-            "(security.limits.max_connections + %d); raise it (ulimit -n, LimitNOFILE) "
-            "or lower max_connections",
+            "(security.limits.max_connections + events.webhook.max_connections + %d); "
+            "raise it (ulimit -n, LimitNOFILE) or lower the caps",
             hard,
             needed,
             RESERVED_DESCRIPTORS,

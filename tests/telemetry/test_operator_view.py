@@ -55,6 +55,8 @@ FAMILIES = {
     "meshadapter_websocket_state",
     "meshadapter_websocket_reconnects",
     "meshadapter_webhook_deliveries",
+    "meshadapter_webhook_connections",
+    "meshadapter_webhook_connection_refusals",
     "meshadapter_subscribe_streams",
     "meshadapter_large_payloads",
     "meshadapter_large_payloads_waiting",
@@ -171,6 +173,8 @@ async def test_every_family_is_exported_with_values_that_match_the_traffic(
     dead = metrics["meshadapter_events_dead_lettered"]
     assert _value(dead, "_total", source="openframe", reason="UNKNOWN_EVENT_TYPE") == 1
     assert _value(metrics["meshadapter_webhook_deliveries"], "_total") == 1
+    assert _value(metrics["meshadapter_webhook_connection_refusals"], "_total") == 0
+    assert _value(metrics["meshadapter_webhook_connections"]) == 0  # the delivery's ended
     assert _value(metrics["meshadapter_delivery_delivered"], "_total") >= 3
     assert _value(metrics["messaging_client_sent_messages"], "_total", messaging_system="kafka") >= 3
     assert _value(metrics["messaging_client_consumed_messages"], "_total") >= 1
