@@ -37,7 +37,7 @@ from aiohttp import web
 
 from adapter.config.settings import WebhookSettings
 from adapter.security.tls import ReloadingSslContext
-from adapter.server.connection_cap import ConnectionCap
+from adapter.server.connection_cap import ConnectionCap, listen
 
 from .declarations import WebhookDeclaration
 from .delivery_claims import DeliveryClaim
@@ -114,14 +114,12 @@ class WebhookReceiver:
             keepalive_timeout=self.settings.idle_timeout_seconds,
         )
         await runner.setup()
-        assert runner.server is not None  # set up
-        # Served like aiohttp's TCPSite does (``runner.server`` is the protocol factory),
-        # through the connection cap that TCPSite lacks (adapter.server.connection_cap).
         listener: asyncio.Server | None = None
         try:
             ssl_context = self._tls.context if self._tls is not None else None
-            listener = await asyncio.get_running_loop().create_server(
-                self.connections.wrap(runner.server),
+            listener = await listen(
+                runner,
+                self.connections,
                 self.settings.host,
                 self.settings.port,
                 ssl=ssl_context,

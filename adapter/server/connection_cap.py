@@ -23,8 +23,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from ssl import SSLContext
 
-__all__ = ["ConnectionCap"]
+from aiohttp import web
+
+__all__ = ["ConnectionCap", "listen"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +40,7 @@ class ConnectionCap:
         if limit < 1:
             raise ValueError(f"a connection cap must be at least 1, not {limit}")
         self.limit = limit
-        #: For the log: the port's name, and the setting that holds ``limit``.
+        #: For the log: the port's name, and the setting (or constant) that holds ``limit``.
         self.name = name
         self.setting = setting
         #: Connections open now, and connections closed because the cap was reached.
@@ -69,6 +72,31 @@ class ConnectionCap:
         if self._full:
             self._full = False
             logger.info("%s: below the connection cap again (%d refused so far)", self.name, self.refused)
+
+
+async def listen(
+    runner: web.BaseRunner,
+    cap: ConnectionCap,
+    host: str,
+    port: int,
+    *,
+    ssl: SSLContext | None = None,
+    reuse_port: bool | None = None,
+    ssl_handshake_timeout: float | None = None,
+) -> asyncio.Server:
+    """Serves a set-up aiohttp ``runner`` on ``host:port`` through ``cap``: what
+    aiohttp's ``TCPSite`` does (``runner.server`` is the protocol factory), with the
+    cap it lacks. Close the server before ``runner.cleanup()``, which ends the
+    connections still open."""
+    assert runner.server is not None, "runner.setup() first"
+    return await asyncio.get_running_loop().create_server(
+        cap.wrap(runner.server),
+        host,
+        port,
+        ssl=ssl,
+        reuse_port=reuse_port,
+        ssl_handshake_timeout=ssl_handshake_timeout,
+    )
 
 
 class _CountedProtocol(asyncio.Protocol):

@@ -12,12 +12,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
+
+from adapter.server.connection_cap import ConnectionCap, listen
 
 __all__ = ["OpsServer"]
 
@@ -26,6 +29,9 @@ logger = logging.getLogger(__name__)
 #: Connections with no request in progress are closed after this long (aiohttp's
 #: default is 3,630 s): longer than any scrape interval, so a scraper keeps its own.
 IDLE_TIMEOUT_SECONDS = 75.0
+#: Connections open at once (scrapers and probes are a handful); one more is closed
+#: as soon as it is accepted, so the port cannot take the process's descriptors.
+MAX_CONNECTIONS = 128
 
 
 class OpsServer:
@@ -40,14 +46,19 @@ class OpsServer:
         readiness: Callable[[], Mapping[str, bool]],
         why: Callable[[str], str] = lambda _name: "",
         idle_timeout_seconds: float = IDLE_TIMEOUT_SECONDS,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self.host = host
         self.idle_timeout_seconds = idle_timeout_seconds
+        self.connections = ConnectionCap(
+            max_connections, name="operator port", setting="MAX_CONNECTIONS of adapter/telemetry/ops_server.py"
+        )
         self.port = port
         self._registry = registry
         self._readiness = readiness
         self._why = why
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -64,17 +75,20 @@ class OpsServer:
         )
         await runner.setup()
         try:
-            await web.TCPSite(runner, self.host, self.port).start()
+            listener = await listen(runner, self.connections, self.host, self.port)
         except BaseException:
             await runner.cleanup()
             raise
-        self._runner = runner
-        self.port = int(runner.addresses[0][1])
+        self._runner, self._listener = runner, listener
+        self.port = int(listener.sockets[0].getsockname()[1])
         logger.info("operator endpoints on http://%s:%d (/metrics, /healthz, /readyz)", self.host, self.port)
         return self.port
 
     async def stop(self) -> None:
         runner, self._runner = self._runner, None
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
         if runner is not None:
             await runner.cleanup()
 

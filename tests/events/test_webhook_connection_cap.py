@@ -5,10 +5,7 @@ connections, refused ones, failed TLS handshakes)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import re
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,10 +23,17 @@ from adapter.events.webhook_receiver import WebhookReceiver
 from adapter.transcoding.json_codec import JsonCodec
 from tests.events.kafka_fixtures import wait_until
 from tests.events.test_webhook_receiver import _endpoint, body, sign
+from tests.idle_connections import (
+    Connection,
+    answers_health,
+    close,
+    closed_by_server,
+    opened,
+    status_of,
+)
 from tests.security.pki import Pki
 
 CAP = 3
-HEALTH = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
 
 
 @pytest_asyncio.fixture
@@ -47,48 +51,6 @@ def receiver_for(spool: EventSpool, **settings: object) -> WebhookReceiver:
         [_endpoint()],
         intake=EventIntake(encoder, spool),
     )
-
-
-Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
-
-
-async def opened(port: int) -> Connection:
-    return await asyncio.open_connection("127.0.0.1", port)
-
-
-async def close(connection: Connection) -> None:
-    connection[1].close()
-    with contextlib.suppress(ConnectionError):
-        await connection[1].wait_closed()
-
-
-async def status_of(connection: Connection, request: bytes) -> int | None:
-    """The status of the answer to ``request`` on ``connection`` (its body read, so
-    the connection can carry the next); None when the server closed it instead."""
-    reader, writer = connection
-    try:
-        writer.write(request)
-        await writer.drain()
-        async with asyncio.timeout(5):
-            head = (await reader.readuntil(b"\r\n\r\n")).decode()
-            length = re.search(r"(?im)^content-length: *(\d+)", head)
-            await reader.readexactly(int(length.group(1)) if length else 0)
-    except (asyncio.IncompleteReadError, ConnectionError):
-        return None
-    return int(head.split(" ", 2)[1])
-
-
-async def answers_health(connection: Connection) -> bool:
-    return await status_of(connection, HEALTH) == 200
-
-
-async def closed_by_server(connection: Connection) -> bool:
-    """True when the server closes ``connection`` (EOF or reset) within 5 s."""
-    try:
-        async with asyncio.timeout(5):
-            return await connection[0].read(1) == b""
-    except ConnectionError:
-        return True
 
 
 async def test_connections_beyond_the_cap_are_closed_and_a_freed_place_admits_the_next(

@@ -1,15 +1,24 @@
 """The operator port (adapter/telemetry/ops_server.py) over a real socket: it never
 inflates a request body (it reads none), so a compressed one cannot stall the loop,
-and it closes connections that sit idle."""
+and it closes connections that sit idle and those beyond its cap."""
 
 from __future__ import annotations
+
+import asyncio
 
 import httpx
 import pytest
 
 from adapter.telemetry.ops_server import OpsServer
 from tests.gzip_bomb import cpu_until_quiet, gzip_bomb
-from tests.idle_connections import OPENINGS, seconds_until_closed
+from tests.idle_connections import (
+    OPENINGS,
+    answers_health,
+    close,
+    closed_by_server,
+    opened,
+    seconds_until_closed,
+)
 
 
 async def test_a_compressed_body_sent_to_the_operator_port_is_not_inflated() -> None:
@@ -49,3 +58,31 @@ async def test_a_connection_without_a_request_in_progress_is_closed_when_idle(op
     finally:
         await server.stop()
     assert closed_after is not None and 0.4 < closed_after < 3, closed_after
+
+
+async def test_connections_beyond_the_cap_are_closed_and_the_held_ones_served() -> None:
+    """The operator port is not public, but whoever reaches it could otherwise take the
+    process's descriptors (shared with the gRPC port, the upstreams and Kafka)."""
+    server = OpsServer(
+        host="127.0.0.1", port=0, registry=None, readiness=lambda: {"grpc": True}, max_connections=2
+    )
+    await server.start()
+    held = [await opened(server.port) for _ in range(2)]
+    try:
+        for connection in held:
+            assert await answers_health(connection)
+        extra = await opened(server.port)
+        assert await closed_by_server(extra)
+        await close(extra)
+        assert server.connections.open == 2 and server.connections.refused == 1
+        await close(held.pop())
+        for _ in range(100):  # the place frees once the server saw the close
+            if server.connections.open < 2:
+                break
+            await asyncio.sleep(0.02)
+        held.append(await opened(server.port))
+        assert await answers_health(held[-1])
+    finally:
+        for connection in held:
+            await close(connection)
+        await server.stop()
