@@ -51,7 +51,7 @@ class OpsServer:
         self.host = host
         self.idle_timeout_seconds = idle_timeout_seconds
         self.connections = ConnectionCap(
-            max_connections, name="operator port", setting="MAX_CONNECTIONS of adapter/telemetry/ops_server.py"
+            max_connections, name="operator port", setting="adapter.telemetry.ops_server.MAX_CONNECTIONS"
         )
         self.port = port
         self._registry = registry
