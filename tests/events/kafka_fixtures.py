@@ -1,8 +1,9 @@
 """The real Kafka broker for event-pipeline tests, and helpers around it.
 
 The broker is the project's own (``scripts/kafka``) on 127.0.0.1:19092, so tests
-never touch a developer's broker on 9092. Load these fixtures in a test module
-with ``pytest_plugins = ["tests.events.kafka_fixtures"]``.
+never touch a developer's broker on 9092; under pytest-xdist each worker has its
+own, 19092 + 10 * n (tests/conftest.py), so an outage test stops only its own.
+Load these fixtures in a test module with ``pytest_plugins = ["tests.events.kafka_fixtures"]``.
 
 - ``kafka_bootstrap`` (session): starts the broker when it is not up. It leaves it
   running at the end (``KAFKA_PORT=19092 scripts/kafka stop`` stops it): sessions
