@@ -147,6 +147,12 @@ class WebhookSettings(_Frozen):
     #: holds a descriptor the whole process shares. A TLS handshake must end within
     #: ``idle_timeout_seconds``.
     max_connections: int = Field(default=1024, ge=1)
+    #: Headers a delivery may carry, and bytes of its request line, of a header's name
+    #: and of its value; more gets 400 before the request reaches a handler. Vendors
+    #: send a dozen short headers. aiohttp's defaults (128 headers of up to 8 KiB) let
+    #: each connection's unfinished request hold ~2 MB of the process's memory.
+    max_headers: int = Field(default=48, ge=8, le=128)
+    max_header_bytes: int = Field(default=4096, ge=256, le=8190)
     #: Per upstream name; an upstream that declares webhooks and has no entry gets
     #: the defaults (and no secret: its deliveries get 503).
     sources: dict[str, WebhookSourceSettings] = Field(default_factory=dict)

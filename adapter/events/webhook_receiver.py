@@ -38,6 +38,7 @@ from aiohttp import web
 from adapter.config.settings import WebhookSettings
 from adapter.security.tls import ReloadingSslContext
 from adapter.server.connection_cap import ConnectionCap, listen
+from adapter.server.http_error_log import MalformedRequestLog
 
 from .declarations import WebhookDeclaration
 from .delivery_claims import DeliveryClaim
@@ -112,6 +113,10 @@ class WebhookReceiver:
             access_log=None,
             auto_decompress=False,
             keepalive_timeout=self.settings.idle_timeout_seconds,
+            max_headers=self.settings.max_headers,
+            max_field_size=self.settings.max_header_bytes,
+            max_line_size=self.settings.max_header_bytes,
+            logger=MalformedRequestLog(logger, "webhook port", self._malformed),
         )
         await runner.setup()
         listener: asyncio.Server | None = None
@@ -157,6 +162,9 @@ class WebhookReceiver:
             await self._tls.stop()
         if runner is not None:
             await runner.cleanup()
+
+    def _malformed(self) -> None:
+        self.counts["MALFORMED_HTTP_REQUEST"] += 1
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from adapter.server.connection_cap import ConnectionCap, listen
+from adapter.server.http_error_log import MalformedRequestLog
 
 __all__ = ["OpsServer"]
 
@@ -71,7 +72,11 @@ class OpsServer:
         # No route reads a body; aiohttp would still inflate a gzip one on the loop
         # (see adapter/events/webhook_receiver.py): leave bodies as they are.
         runner = web.AppRunner(
-            self.app(), access_log=None, auto_decompress=False, keepalive_timeout=self.idle_timeout_seconds
+            self.app(),
+            access_log=None,
+            auto_decompress=False,
+            keepalive_timeout=self.idle_timeout_seconds,
+            logger=MalformedRequestLog(logger, "operator port", lambda: None),
         )
         await runner.setup()
         try:

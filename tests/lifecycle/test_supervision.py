@@ -5,13 +5,15 @@ restarted (policy ``restart``) or the adapter exits non-zero (policy ``exit``)."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import grpc
 import pytest
 import pytest_asyncio
-from grpc_health.v1 import health_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from adapter.runtime import MeshAdapter
 from simulator import Simulator
@@ -24,10 +26,27 @@ pytestmark = pytest.mark.kafka
 SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
 
 
-async def _health_becomes(port: int, service: str, status: int, *, within: float) -> float:
+@contextlib.asynccontextmanager
+async def _health_checks(port: int) -> AsyncIterator[Callable[[str], Awaitable[int]]]:
+    """Health checks over one channel, connected before a test kills a task: what is
+    timed is the adapter's reaction, not a new connection per poll on a busy machine."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        await asyncio.wait_for(channel.channel_ready(), 10)
+        stub = health_pb2_grpc.HealthStub(channel)
+
+        async def check(service: str) -> int:
+            answer = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=2)
+            return int(answer.status)
+
+        yield check
+
+
+async def _health_becomes(
+    check: Callable[[str], Awaitable[int]], service: str, status: int, *, within: float
+) -> float:
     """Seconds until gRPC health of ``service`` reads ``status`` (fails after ``within``)."""
     started = time.monotonic()
-    while (answer := await health_of(port, service)) != status:
+    while (answer := await check(service)) != status:
         if time.monotonic() - started > within:
             pytest.fail(f"{service} still {answer}, not {status}, after {within}s")
         await asyncio.sleep(0.02)
@@ -55,10 +74,11 @@ async def test_a_killed_stream_task_turns_not_serving_then_comes_back(
     service = "meshadapter.events.openframe"
     assert await health_of(running.port, service) == SERVING
     assert stream._task is not None
-    stream._task.cancel()  # killed from outside, not stopped by its part
-    took = await _health_becomes(running.port, service, NOT_SERVING, within=1.0)
-    print(f"\nstream task killed -> NOT_SERVING in {took * 1000:.0f} ms")
-    await _health_becomes(running.port, service, SERVING, within=10)
+    async with _health_checks(running.port) as check:
+        stream._task.cancel()  # killed from outside, not stopped by its part
+        took = await _health_becomes(check, service, NOT_SERVING, within=1.0)
+        print(f"\nstream task killed -> NOT_SERVING in {took * 1000:.0f} ms")
+        await _health_becomes(check, service, SERVING, within=10)
     await asyncio.wait_for(stream.streaming.wait(), 10)
     assert running.supervisor.deaths("ws-openframe") == 1
     # and the restarted stream still carries events to Kafka
@@ -75,10 +95,11 @@ async def test_a_killed_drainer_turns_not_serving_then_delivers_again(
     service = "meshadapter.v1.EventService"
     assert await health_of(running.port, service) == SERVING
     assert drainer._task is not None
-    drainer._task.cancel()
-    took = await _health_becomes(running.port, service, NOT_SERVING, within=1.0)
-    print(f"\ndrainer task killed -> NOT_SERVING in {took * 1000:.0f} ms")
-    await _health_becomes(running.port, service, SERVING, within=10)
+    async with _health_checks(running.port) as check:
+        drainer._task.cancel()
+        took = await _health_becomes(check, service, NOT_SERVING, within=1.0)
+        print(f"\ndrainer task killed -> NOT_SERVING in {took * 1000:.0f} ms")
+        await _health_becomes(check, service, SERVING, within=10)
     assert running.supervisor.deaths("spool-drainer") == 1
     await simulator.generate_events("openframe", "alert", count=2)
     records = await consume_all(BOOTSTRAP, f"{prefix}openframe.alerts", expected=2, within=20)
