@@ -19,19 +19,16 @@ cleanup() {
   for port in "${started[@]}"; do KAFKA_PORT=$port scripts/kafka stop || true; done
 }
 trap cleanup EXIT
-start_broker() {  # start_broker PORT: starts it unless it is already up
-  if ! KAFKA_PORT=$1 scripts/kafka status >/dev/null 2>&1; then
-    started+=("$1")
-    KAFKA_PORT=$1 scripts/kafka start
-  fi
+must_start() {  # must_start PORT: true, and remembered for cleanup, unless a broker answers
+  KAFKA_PORT=$1 scripts/kafka status >/dev/null 2>&1 && return 1
+  started+=("$1")
 }
 # The first broker alone (on a new machine it downloads the jars), the others at once.
-start_broker "$KAFKA_TEST_PORT"
+if must_start "$KAFKA_TEST_PORT"; then KAFKA_PORT=$KAFKA_TEST_PORT scripts/kafka start; fi
 pids=()
 for ((n = 1; n < workers; n++)); do
   port=$((KAFKA_TEST_PORT + 10 * n))
-  if ! KAFKA_PORT=$port scripts/kafka status >/dev/null 2>&1; then
-    started+=("$port")
+  if must_start "$port"; then
     KAFKA_PORT=$port scripts/kafka start &
     pids+=($!)
   fi

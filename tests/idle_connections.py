@@ -20,7 +20,8 @@ OPENINGS = {
 async def seconds_until_closed(port: int, opening: bytes, *, limit: float) -> float | None:
     """Seconds until the server closed a connection that sent ``opening`` and then
     nothing; None when it was still open after ``limit``."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    connection = await opened(port)
+    reader, writer = connection
     started = time.monotonic()
     try:
         writer.write(opening)
@@ -34,9 +35,7 @@ async def seconds_until_closed(port: int, opening: bytes, *, limit: float) -> fl
     except ConnectionError:
         return time.monotonic() - started
     finally:
-        writer.close()
-        with contextlib.suppress(ConnectionError):
-            await writer.wait_closed()
+        await close(connection)
 
 
 HEALTH = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"

@@ -23,8 +23,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 __all__ = ["MalformedRequestLog"]
 
-#: A parser message up to where it quotes the client's bytes (``: b'...'``, ``'...'``).
-_UNQUOTED = re.compile(r"""(.*?)[\s:,]*(?:b?['"]|$)""")
+#: Where a parser message starts quoting the client's bytes (``: b'...'``, ``'...'``).
+_QUOTE = re.compile(r"""[\s:,]*b?['"]""")
 
 
 class MalformedRequestLog(logging.LoggerAdapter[logging.Logger]):
@@ -40,14 +40,14 @@ class MalformedRequestLog(logging.LoggerAdapter[logging.Logger]):
         if isinstance(exc_info, HttpProcessingError):
             self._on_malformed()
             remote = args[0] if args else "?"
-            cause = _UNQUOTED.match(" ".join(str(exc_info.message).split()))
+            cause = _QUOTE.split(" ".join(str(exc_info.message).split()), maxsplit=1)[0]
             self.logger.warning(
                 "%s: malformed HTTP request from %s refused (%d %s): %s",
                 self.port,
                 remote,
                 exc_info.code,
                 type(exc_info).__name__,
-                cause.group(1)[:200] if cause else "",
+                cause[:200],
             )
             return
         super().exception(msg, *args, exc_info=exc_info, **kwargs)

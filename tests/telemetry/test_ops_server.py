@@ -4,12 +4,11 @@ and it closes connections that sit idle and those beyond its cap."""
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 import pytest
 
 from adapter.telemetry.ops_server import OpsServer
+from tests.events.kafka_fixtures import wait_until
 from tests.gzip_bomb import cpu_until_quiet, gzip_bomb
 from tests.idle_connections import (
     OPENINGS,
@@ -76,10 +75,7 @@ async def test_connections_beyond_the_cap_are_closed_and_the_held_ones_served() 
         await close(extra)
         assert server.connections.open == 2 and server.connections.refused == 1
         await close(held.pop())
-        for _ in range(100):  # the place frees once the server saw the close
-            if server.connections.open < 2:
-                break
-            await asyncio.sleep(0.02)
+        await wait_until(lambda: server.connections.open < 2, within=5, what="a place freed")
         held.append(await opened(server.port))
         assert await answers_health(held[-1])
     finally:
