@@ -10,6 +10,8 @@ import logging
 import aiokafka.errors as kafka_errors
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from adapter.events.aiokafka_compat import start_client
+
 __all__ = ["ensure_control_topics"]
 
 logger = logging.getLogger(__name__)
@@ -34,7 +36,7 @@ async def ensure_control_topics(
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id=f"{client_id}-control-admin")
     try:
         async with asyncio.timeout(timeout):
-            await admin.start()
+            await start_client(admin)
             existing = set(await admin.list_topics())
             wanted = []
             if control_topic not in existing:

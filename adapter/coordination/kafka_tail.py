@@ -11,13 +11,12 @@ them before they are spooled, so the handover adds no duplicates of its own.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from adapter.events.aiokafka_compat import refresh_topic_metadata
+from adapter.events.aiokafka_compat import refresh_topic_metadata, start_client, stop_consumer
 
 __all__ = ["identities_since"]
 
@@ -38,7 +37,7 @@ async def identities_since(
     found: list[str] = []
     try:
         async with asyncio.timeout(timeout):
-            await consumer.start()
+            await start_client(consumer)
             partitions: list[TopicPartition] = []
             for topic in topics:
                 await refresh_topic_metadata(consumer, topic)
@@ -66,7 +65,5 @@ async def identities_since(
                         if record.offset + 1 >= reading.get(tp, 0):
                             reading.pop(tp, None)
     finally:
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(timeout):
-                await consumer.stop()
+        await stop_consumer(consumer, within=timeout)
     return found

@@ -30,6 +30,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
 
 from adapter.config.coordination import CoordinationSettings
+from adapter.events.aiokafka_compat import start_client, stop_consumer
 from adapter.lifecycle.supervisor import Supervisor
 
 __all__ = ["GroupRebalances", "LeaseGroupMember"]
@@ -135,9 +136,10 @@ class LeaseGroupMember:
         consumer.subscribe([self.topic], listener=_Listener(rebalances))
         self.consumer = consumer  # the first assignment may come before start() returns
         try:
-            await consumer.start()
+            await start_client(consumer)
         except BaseException:
             self.consumer = None
+            await stop_consumer(consumer, within=self._settings.session_timeout_seconds)
             raise
         self._task = self._supervisor.spawn(self._task_name, lambda: self._poll(consumer, rebalances))
 
@@ -155,11 +157,8 @@ class LeaseGroupMember:
         consumer, self.consumer = self.consumer, None
         if consumer is None:
             return
-        try:
-            async with asyncio.timeout(self._settings.session_timeout_seconds):
-                await consumer.stop()
-        except Exception as exc:
-            logger.warning("leaving group %s failed (%r); the broker expires this member", self.group_id, exc)
+        # Bounded: a member whose LeaveGroup is not answered is expired by the broker.
+        await stop_consumer(consumer, within=self._settings.session_timeout_seconds)
 
     async def _poll(self, consumer: AIOKafkaConsumer, rebalances: GroupRebalances) -> None:
         interval_ms = int(self._settings.confirm_interval_seconds * 1000)

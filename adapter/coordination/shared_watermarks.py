@@ -15,7 +15,6 @@ the topic has one partition, so the last record per key is the mark.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 from collections import deque
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from adapter.events.aiokafka_compat import start_client, stop_consumer
 from adapter.events.backfill import OVERLAP
 from adapter.events.kafka_sink import Delivered, KafkaSink
 from adapter.events.records import OutboundRecord
@@ -214,7 +214,7 @@ class SharedWatermarks:
         marks: dict[str, dt.datetime] = {}
         try:
             async with asyncio.timeout(self._timeout):
-                await consumer.start()
+                await start_client(consumer)
                 partition = TopicPartition(self.topic, 0)
                 consumer.assign([partition])
                 end = (await consumer.end_offsets([partition]))[partition]
@@ -231,9 +231,7 @@ class SharedWatermarks:
                     if not batches:  # compaction may have removed the last offsets
                         next_offset = max(next_offset, await consumer.position(partition))
         finally:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(self._timeout):
-                    await consumer.stop()
+            await stop_consumer(consumer, within=self._timeout)
         return marks
 
 

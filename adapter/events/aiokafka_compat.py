@@ -8,6 +8,19 @@ aiokafka no longer has them, so an upgrade cannot break these paths silently.
 - **No public metadata refresh for one topic** (aio-libs/aiokafka#575): a consumer
   assigned to a topic that does not exist yet never learns its partitions.
   :func:`refresh_topic_metadata` asks the client to track the topic and refresh.
+- **A cut consumer stop leaks its connections**: ``AIOKafkaConsumer.stop()`` marks
+  the consumer closed, then waits for its group coordinator (a LeaveGroup, a
+  rebalance in flight) before it closes its client. Cut there by a deadline, the
+  client's connections stay open until garbage collection, and nothing warns of
+  the consumer itself. :func:`stop_consumer` closes them when ``stop()`` overruns.
+- **A cut bootstrap leaks its connection** (the aio-libs/aiokafka#715 family, still
+  in 0.14): ``AIOKafkaClient.bootstrap()`` holds its first connection in a local
+  variable until the cluster's metadata arrives. Cut there (a deadline around
+  ``start()``, a cancelled task), no ``close()`` reaches it: the socket stays open
+  until garbage collection, which warns "Unclosed AIOKafkaConnection" (an ERROR
+  through asyncio's handler, or a test failure after its loop closed). Every
+  aiokafka client here is started through :func:`start_client`, which finds that
+  connection in the cut traceback's bootstrap frame and closes it.
 """
 
 from __future__ import annotations
@@ -16,7 +29,14 @@ import asyncio
 import logging
 from typing import Any
 
-__all__ = ["PRIVATE_ATTRIBUTES", "force_close_producer", "refresh_topic_metadata"]
+__all__ = [
+    "BOOTSTRAP_LOCAL",
+    "PRIVATE_ATTRIBUTES",
+    "force_close_producer",
+    "refresh_topic_metadata",
+    "start_client",
+    "stop_consumer",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +48,10 @@ PRIVATE_ATTRIBUTES = {
     "AIOKafkaClient": ("force_metadata_update", "add_topic", "close"),
 }
 
+#: The local variable of ``AIOKafkaClient.bootstrap`` that holds its connection
+#: (checked by the compatibility test, like the attributes above).
+BOOTSTRAP_LOCAL = "bootstrap_conn"
+
 
 async def force_close_producer(producer: Any, *, step_timeout: float) -> None:
     """Closes a producer whose ``stop()`` would hang (#1101); pending sends are the
@@ -37,14 +61,71 @@ async def force_close_producer(producer: Any, *, step_timeout: float) -> None:
     if sender_task is not None and not sender_task.done():
         sender_task.cancel()
         await asyncio.wait([sender_task], timeout=step_timeout)
+    await _close_client(producer.client, step_timeout, "a discarded Kafka producer")
+
+
+async def stop_consumer(consumer: Any, *, within: float) -> None:
+    """``consumer.stop()`` within ``within`` seconds. When it overruns or fails, the
+    consumer's connections are closed anyway and the cause is logged; never raises
+    (but a cancellation, once the connections are closed)."""
     try:
-        async with asyncio.timeout(step_timeout):
-            await producer.client.close()
+        async with asyncio.timeout(within):
+            await consumer.stop()
+        return
     except Exception as exc:
-        logger.error("could not close a discarded Kafka producer's connections: %r", exc)
+        logger.warning(
+            "a Kafka consumer did not stop cleanly within %.1fs (%r); closing its connections", within, exc
+        )
+        await _close_client(consumer._client, within, "a Kafka consumer")
+    except asyncio.CancelledError:
+        await _close_client(consumer._client, within, "a Kafka consumer")
+        raise
+
+
+async def _close_client(client: Any, within: float, owner: str) -> None:
+    """Closes an ``AIOKafkaClient``'s connections within ``within`` seconds; never raises."""
+    try:
+        async with asyncio.timeout(within):
+            await client.close()
+    except Exception as exc:
+        logger.error("could not close the connections of %s: %r", owner, exc)
 
 
 async def refresh_topic_metadata(consumer: Any, topic: str) -> None:
     """Makes the consumer's client fetch ``topic``'s metadata (it may have appeared)."""
     await consumer._client.add_topic(topic)
     await consumer._client.force_metadata_update()
+
+
+async def start_client(client: Any) -> None:
+    """``await client.start()`` for an aiokafka producer, consumer or admin client;
+    when the start is cut or fails, the connection its bootstrap held is closed
+    before the exception goes on. Stopping the client stays the caller's job."""
+    try:
+        await client.start()
+    except BaseException as exc:
+        for connection in _bootstrap_connections(exc):
+            if connection.connected():
+                connection.close()
+                logger.debug("closed the connection of a cut Kafka bootstrap (%r)", connection)
+        raise
+
+
+def _bootstrap_connections(exc: BaseException) -> list[Any]:
+    """The connections held by the ``bootstrap`` frames of ``exc``'s traceback and of
+    the exceptions it was raised from (a frame keeps its locals after it ended)."""
+    found: list[Any] = []
+    seen: set[int] = set()
+    pending: BaseException | None = exc
+    while pending is not None and id(pending) not in seen:
+        seen.add(id(pending))
+        tb = pending.__traceback__
+        while tb is not None:
+            frame = tb.tb_frame
+            if frame.f_code.co_name == "bootstrap" and frame.f_globals.get("__name__") == "aiokafka.client":
+                connection = frame.f_locals.get(BOOTSTRAP_LOCAL)
+                if connection is not None:
+                    found.append(connection)
+            tb = tb.tb_next
+        pending = pending.__cause__ or pending.__context__
+    return found

@@ -37,7 +37,7 @@ import aiokafka.errors as kafka_errors
 from aiokafka import AIOKafkaProducer
 from opentelemetry.trace import TracerProvider
 
-from .aiokafka_compat import force_close_producer
+from .aiokafka_compat import force_close_producer, start_client
 from .handed_over import HandedOver, ProducerGeneration
 from .kafka_outcomes import (
     Delivered,
@@ -323,7 +323,7 @@ class KafkaSink:
             generation = ProducerGeneration(AIOKafkaProducer(**self._producer_config))
             try:
                 async with asyncio.timeout(self.start_timeout):
-                    await generation.producer.start()
+                    await start_client(generation.producer)
             except (TimeoutError, kafka_errors.KafkaError, OSError) as exc:
                 await self._close(generation)
                 reason = "timed out" if isinstance(exc, TimeoutError) else str(exc)

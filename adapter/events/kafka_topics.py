@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import aiokafka.errors as kafka_errors
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from .aiokafka_compat import start_client
 from .kafka_outcomes import DeliveryFailed, KafkaUnavailable
 
 __all__ = ["create_missing_topics"]
@@ -42,7 +43,7 @@ async def create_missing_topics(
     )
     try:
         async with asyncio.timeout(start_timeout):
-            await admin.start()
+            await start_client(admin)
             missing = sorted(set(names) - set(await admin.list_topics()))
             if not missing:
                 return []

@@ -19,11 +19,12 @@ from typing import Any
 import grpc
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 from meshadapter.v1 import events_pb2, events_pb2_grpc
 
-from adapter.events.aiokafka_compat import refresh_topic_metadata
+from adapter.events.aiokafka_compat import refresh_topic_metadata, start_client, stop_consumer
 from adapter.events.watermarks import event_time
 from adapter.security.identity import current_principal
 from adapter.status.call_ending import end_call
@@ -140,13 +141,14 @@ class EventStreamServicer(events_pb2_grpc.EventServiceServicer):
         )
         try:
             async with asyncio.timeout(self._metadata_timeout):
-                await consumer.start()
+                await start_client(consumer)
                 assignment = await self._assign(consumer, topics)
         except BaseException as exc:
             self._caps.release(principal)
-            if not isinstance(exc, TimeoutError):
+            await stop_consumer(consumer, within=self._metadata_timeout)
+            if not isinstance(exc, TimeoutError | KafkaError | OSError):
                 raise
-            await consumer.stop()
+            logger.warning("Subscribe refused: Kafka is unreachable (%r)", exc)
             context.set_code(grpc.StatusCode.UNAVAILABLE)
             context.set_details("Kafka is unreachable; retry later")
             return
@@ -172,7 +174,7 @@ class EventStreamServicer(events_pb2_grpc.EventServiceServicer):
         finally:
             self.open_streams -= 1
             self._caps.release(principal)
-            await asyncio.wait_for(consumer.stop(), timeout=self._metadata_timeout)
+            await stop_consumer(consumer, within=self._metadata_timeout)
 
     async def _assign(self, consumer: AIOKafkaConsumer, topics: list[str]) -> list[TopicPartition]:
         assignment: list[TopicPartition] = []

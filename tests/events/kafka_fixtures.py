@@ -22,11 +22,13 @@ plugin, so it opts out of assertion rewriting (it has no asserts): PYTEST_DONT_R
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
+import signal
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,8 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from adapter.events.aiokafka_compat import start_client
 
 ROOT = Path(__file__).resolve().parents[2]
 # KAFKA_TEST_PORT lets several work trees run the suite side by side.
@@ -81,6 +85,21 @@ def stop_broker() -> None:
         raise RuntimeError(f"scripts/kafka stop failed:\n{result.stdout}\n{result.stderr}")
 
 
+@contextlib.contextmanager
+def paused_broker() -> Iterator[None]:
+    """Freezes the test broker (SIGSTOP) until the block ends (SIGCONT): connections
+    stay open and nothing is answered, as in a long GC pause."""
+    result = kafka_script("pid", timeout=30)
+    if result.returncode != 0:
+        raise RuntimeError(f"scripts/kafka pid failed:\n{result.stdout}\n{result.stderr}")
+    pid = int(result.stdout.strip())
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
 def broker_running() -> bool:
     return kafka_script("status", timeout=30).returncode == 0
 
@@ -103,7 +122,7 @@ async def create_topic(bootstrap: str, name: str, *, partitions: int = 3, within
     admin = _admin(bootstrap)
     try:
         async with asyncio.timeout(within):
-            await admin.start()
+            await start_client(admin)
             response = await admin.create_topics([NewTopic(name, partitions, 1)], timeout_ms=10_000)
             for topic, code, *_ in response.topic_errors:
                 error = kafka_errors.for_code(code)
@@ -118,7 +137,7 @@ async def delete_topics(bootstrap: str, names: list[str], *, within: float = 10.
     admin = _admin(bootstrap)
     try:
         async with asyncio.timeout(within):
-            await admin.start()
+            await start_client(admin)
             await admin.delete_topics(names)
     except (TimeoutError, kafka_errors.KafkaError):
         pass
@@ -132,7 +151,7 @@ async def delete_topics_with_prefix(bootstrap: str, prefix: str, *, within: floa
     admin = _admin(bootstrap)
     try:
         async with asyncio.timeout(within):
-            await admin.start()
+            await start_client(admin)
             names = [t for t in await admin.list_topics() if t.startswith(prefix)]
             if names:
                 await admin.delete_topics(names)
@@ -167,7 +186,7 @@ async def partitions_of(bootstrap: str, topic: str) -> list[int]:
     """
     admin = _admin(bootstrap)
     try:
-        await admin.start()
+        await start_client(admin)
         while True:
             (described,) = await admin.describe_topics([topic])
             error = kafka_errors.for_code(described["error_code"])
@@ -200,7 +219,7 @@ async def consume_all(
     try:
         async with asyncio.timeout(within):
             tps = [TopicPartition(topic, p) for p in await partitions_of(bootstrap, topic)]
-            await consumer.start()
+            await start_client(consumer)
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             while True:

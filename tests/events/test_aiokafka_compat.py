@@ -8,7 +8,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.client import AIOKafkaClient
 from aiokafka.producer.sender import Sender
 
-from adapter.events.aiokafka_compat import PRIVATE_ATTRIBUTES
+from adapter.events.aiokafka_compat import BOOTSTRAP_LOCAL, PRIVATE_ATTRIBUTES
 
 
 async def test_every_private_attribute_the_compat_module_uses_exists() -> None:
@@ -34,6 +34,14 @@ async def test_every_private_attribute_the_compat_module_uses_exists() -> None:
         await consumer.stop()
 
 
+def test_the_bootstrap_still_holds_its_connection_where_start_client_looks() -> None:
+    code = AIOKafkaClient.bootstrap.__code__
+    assert AIOKafkaClient.bootstrap.__module__ == "aiokafka.client" and code.co_name == "bootstrap"
+    assert BOOTSTRAP_LOCAL in code.co_varnames, (
+        "aiokafka's bootstrap changed: update aiokafka_compat.start_client"
+    )
+
+
 def test_only_the_compat_module_reaches_into_aiokafka() -> None:
     import pathlib
     import re
@@ -46,6 +54,20 @@ def test_only_the_compat_module_reaches_into_aiokafka() -> None:
         if path.name != "aiokafka_compat.py" and private.search(path.read_text())
     ]
     assert offenders == [], "aiokafka private attributes outside adapter/events/aiokafka_compat.py"
+
+
+def test_every_kafka_client_of_the_adapter_starts_through_start_client() -> None:
+    import pathlib
+    import re
+
+    root = pathlib.Path(__file__).resolve().parents[2] / "adapter"
+    plain_start = re.compile(r"\b(producer|consumer|admin)\.start\(")
+    offenders = [
+        str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        if path.name != "aiokafka_compat.py" and plain_start.search(path.read_text())
+    ]
+    assert offenders == [], "start aiokafka clients with aiokafka_compat.start_client (a cut start leaks)"
 
 
 pytestmark = pytest.mark.filterwarnings("error")
