@@ -33,6 +33,9 @@ IDLE_TIMEOUT_SECONDS = 75.0
 #: Connections open at once (scrapers and probes are a handful); one more is closed
 #: as soon as it is accepted, so the port cannot take the process's descriptors.
 MAX_CONNECTIONS = 128
+#: Headers of one request: scrapers and probes send a handful. aiohttp allows 128 of
+#: 8 KiB, about 2 MB held per unfinished request; 32 keep the cap's worst case ~32 MB.
+MAX_HEADERS = 32
 
 
 class OpsServer:
@@ -76,6 +79,7 @@ class OpsServer:
             access_log=None,
             auto_decompress=False,
             keepalive_timeout=self.idle_timeout_seconds,
+            max_headers=MAX_HEADERS,  # each up to aiohttp's 8,190 bytes: room for a scrape token
             logger=MalformedRequestLog(logger, "operator port", lambda: None),
         )
         await runner.setup()

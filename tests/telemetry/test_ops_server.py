@@ -1,13 +1,14 @@
 """The operator port (adapter/telemetry/ops_server.py) over a real socket: it never
 inflates a request body (it reads none), so a compressed one cannot stall the loop,
-and it closes connections that sit idle and those beyond its cap."""
+it closes connections that sit idle and those beyond its cap, and it refuses a
+request with more headers than a scraper sends."""
 
 from __future__ import annotations
 
 import httpx
 import pytest
 
-from adapter.telemetry.ops_server import OpsServer
+from adapter.telemetry.ops_server import MAX_HEADERS, OpsServer
 from tests.events.kafka_fixtures import wait_until
 from tests.gzip_bomb import cpu_until_quiet, gzip_bomb
 from tests.idle_connections import (
@@ -17,6 +18,7 @@ from tests.idle_connections import (
     closed_by_server,
     opened,
     seconds_until_closed,
+    status_of,
 )
 
 
@@ -81,4 +83,24 @@ async def test_connections_beyond_the_cap_are_closed_and_the_held_ones_served() 
     finally:
         for connection in held:
             await close(connection)
+        await server.stop()
+
+
+async def test_a_request_with_more_headers_than_a_scraper_sends_is_refused() -> None:
+    server = OpsServer(host="127.0.0.1", port=0, registry=None, readiness=lambda: {"grpc": True})
+    port = await server.start()
+
+    async def answer(headers: int) -> int | None:
+        lines = [f"X-Header-{i}: {'h' * 8000}\r\n" for i in range(headers - 2)]
+        request = "GET /healthz HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n" + "".join(lines) + "\r\n"
+        connection = await opened(port)
+        try:
+            return await status_of(connection, request.encode())
+        finally:
+            await close(connection)
+
+    try:
+        assert await answer(MAX_HEADERS) == 200  # each of 8,000 bytes
+        assert await answer(MAX_HEADERS + 1) == 400
+    finally:
         await server.stop()
