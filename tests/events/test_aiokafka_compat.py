@@ -3,6 +3,9 @@ uses (its private attributes, each tied to an upstream issue)."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.client import AIOKafkaClient
@@ -42,32 +45,29 @@ def test_the_bootstrap_still_holds_its_connection_where_start_client_looks() -> 
     )
 
 
+def adapter_modules_matching(pattern: str) -> list[str]:
+    """Modules of ``adapter/`` but the compat module whose text matches ``pattern``."""
+    root = Path(__file__).resolve().parents[2] / "adapter"
+    return [
+        str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        if path.name != "aiokafka_compat.py" and re.search(pattern, path.read_text())
+    ]
+
+
 def test_only_the_compat_module_reaches_into_aiokafka() -> None:
-    import pathlib
-    import re
-
-    root = pathlib.Path(__file__).resolve().parents[2] / "adapter"
-    private = re.compile(r"\b(producer|consumer|client)\._[a-z]")
-    offenders = [
-        str(path.relative_to(root))
-        for path in root.rglob("*.py")
-        if path.name != "aiokafka_compat.py" and private.search(path.read_text())
-    ]
-    assert offenders == [], "aiokafka private attributes outside adapter/events/aiokafka_compat.py"
+    assert adapter_modules_matching(r"\b(producer|consumer|client)\._[a-z]") == [], (
+        "aiokafka private attributes outside adapter/events/aiokafka_compat.py"
+    )
 
 
-def test_every_kafka_client_of_the_adapter_starts_through_start_client() -> None:
-    import pathlib
-    import re
-
-    root = pathlib.Path(__file__).resolve().parents[2] / "adapter"
-    plain_start = re.compile(r"\b(producer|consumer|admin)\.start\(")
-    offenders = [
-        str(path.relative_to(root))
-        for path in root.rglob("*.py")
-        if path.name != "aiokafka_compat.py" and plain_start.search(path.read_text())
-    ]
-    assert offenders == [], "start aiokafka clients with aiokafka_compat.start_client (a cut start leaks)"
+def test_kafka_clients_of_the_adapter_start_and_stop_through_the_compat_module() -> None:
+    assert adapter_modules_matching(r"\b(producer|consumer|admin)\.start\(") == [], (
+        "start aiokafka clients with aiokafka_compat.start_client (a cut start leaks)"
+    )
+    assert adapter_modules_matching(r"\bconsumer\.stop\(") == [], (
+        "stop aiokafka consumers with aiokafka_compat.stop_consumer (a cut stop leaks)"
+    )
 
 
 pytestmark = pytest.mark.filterwarnings("error")
