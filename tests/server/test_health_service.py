@@ -19,6 +19,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from adapter.runtime import MeshAdapter
 from simulator import Simulator
 from tests.conftest import adapter_settings
+from tests.events.kafka_fixtures import wait_until
 from tests.resilience.harness import error_details
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -107,12 +108,19 @@ async def test_watch_streams_past_the_cap_are_refused_and_check_still_answers(
             refusals.append(refused.value)
         check = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
         held[0].cancel()
+        await wait_until(  # the servicer frees the place when it sees the cancel, not at cancel()
+            lambda: _metric(reader, "meshadapter.health.watchers") == 1, within=5, what="a place freed"
+        )
         again = _watch(channel)
         assert await _next_status(again) == SERVING  # a freed place is taken again
         open_now = _metric(reader, "meshadapter.health.watchers")
         again.cancel()
         held[1].cancel()
-        await asyncio.sleep(0.2)  # the servicer has seen them go
+        await wait_until(
+            lambda: _metric(reader, "meshadapter.health.watchers") == 0,
+            within=5,
+            what="the servicer saw them go",
+        )
         open_after = _metric(reader, "meshadapter.health.watchers")
     assert check.status == SERVING
     assert (open_now, open_after) == (2, 0)
@@ -129,6 +137,25 @@ async def test_watch_streams_past_the_cap_are_refused_and_check_still_answers(
     assert [r.levelno for r in capped] == [logging.WARNING, logging.INFO], [r.getMessage() for r in capped]
 
 
+async def _check_on_a_new_connection(adapter: MeshAdapter, *, within: float) -> Any:
+    """Check on a connection of its own, made again until one is served. The server
+    frees a place when it reads a close, after close() returned here, so a connection
+    made first is refused (one channel with wait_for_ready waited out its reconnect
+    backoff past 5 s in CI; new connections are served within 2 tries here)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        async with _channel(adapter) as channel:
+            try:
+                return await health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=2, wait_for_ready=False
+                )
+            except grpc.aio.AioRpcError as refused:
+                if loop.time() > deadline:
+                    raise AssertionError(f"no connection served within {within}s") from refused
+        await asyncio.sleep(0.05)
+
+
 async def test_connections_past_the_cap_are_closed_as_they_arrive(simulator: Simulator) -> None:
     async with running(simulator, max_connections=2) as adapter:
         first, second, third = _channel(adapter), _channel(adapter), _channel(adapter)
@@ -139,8 +166,7 @@ async def test_connections_past_the_cap_are_closed_as_they_arrive(simulator: Sim
             await health_pb2_grpc.HealthStub(third).Check(request, timeout=2, wait_for_ready=False)
         await first.close(None)
         await third.close(None)
-        async with _channel(adapter) as later:  # a place freed
-            answer = await health_pb2_grpc.HealthStub(later).Check(request, timeout=5)
+        answer = await _check_on_a_new_connection(adapter, within=10)  # a place freed
         await second.close(None)
     assert refused.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
     assert answer.status == SERVING
