@@ -139,7 +139,7 @@ class LeaseGroupMember:
             await start_client(consumer)
         except BaseException:
             self.consumer = None
-            await stop_consumer(consumer, within=self._settings.session_timeout_seconds)
+            await self._stop(consumer)
             raise
         self._task = self._supervisor.spawn(self._task_name, lambda: self._poll(consumer, rebalances))
 
@@ -157,8 +157,12 @@ class LeaseGroupMember:
         consumer, self.consumer = self.consumer, None
         if consumer is None:
             return
+        await self._stop(consumer)
+
+    async def _stop(self, consumer: AIOKafkaConsumer) -> None:
         # Bounded: a member whose LeaveGroup is not answered is expired by the broker.
-        await stop_consumer(consumer, within=self._settings.session_timeout_seconds)
+        name = f"the member of group {self.group_id} (the broker expires it)"
+        await stop_consumer(consumer, within=self._settings.session_timeout_seconds, name=name)
 
     async def _poll(self, consumer: AIOKafkaConsumer, rebalances: GroupRebalances) -> None:
         interval_ms = int(self._settings.confirm_interval_seconds * 1000)

@@ -64,21 +64,21 @@ async def force_close_producer(producer: Any, *, step_timeout: float) -> None:
     await _close_client(producer.client, step_timeout, "a discarded Kafka producer")
 
 
-async def stop_consumer(consumer: Any, *, within: float) -> None:
+async def stop_consumer(consumer: Any, *, within: float, name: str = "a Kafka consumer") -> None:
     """``consumer.stop()`` within ``within`` seconds. When it overruns or fails, the
-    consumer's connections are closed anyway and the cause is logged; never raises
-    (but a cancellation, once the connections are closed)."""
+    consumer's connections are closed anyway and the cause is logged, naming the
+    consumer as ``name``; never raises (but a cancellation, once they are closed)."""
     try:
         async with asyncio.timeout(within):
             await consumer.stop()
         return
     except Exception as exc:
         logger.warning(
-            "a Kafka consumer did not stop cleanly within %.1fs (%r); closing its connections", within, exc
+            "%s did not stop cleanly within %.1fs (%r); closing its connections", name, within, exc
         )
-        await _close_client(consumer._client, within, "a Kafka consumer")
+        await _close_client(consumer._client, within, name)
     except asyncio.CancelledError:
-        await _close_client(consumer._client, within, "a Kafka consumer")
+        await _close_client(consumer._client, within, name)
         raise
 
 

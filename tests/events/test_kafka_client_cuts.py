@@ -148,7 +148,7 @@ def connections_to(port: int) -> int:
 
 
 async def test_a_group_consumer_whose_stop_overruns_leaves_no_connection_open(
-    kafka_bootstrap: str, new_topic: TopicFactory
+    kafka_bootstrap: str, new_topic: TopicFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     topic = await new_topic()
     port = int(kafka_bootstrap.rsplit(":", 1)[1])
@@ -165,11 +165,15 @@ async def test_a_group_consumer_whose_stop_overruns_leaves_no_connection_open(
     loop = asyncio.get_running_loop()
     with paused_broker():
         started = loop.time()
-        await stop_consumer(consumer, within=1.0)  # aiokafka's stop() waits 40 s for its LeaveGroup
+        await stop_consumer(consumer, within=1.0, name="the test's member")  # aiokafka's waits 40 s
         took = loop.time() - started
         open_after = connections_to(port)
     assert 1.0 <= took < 1.0 + 1.0
     assert open_after == before  # aiokafka alone keeps them open until garbage collection
+    said = [r.getMessage() for r in caplog.records if r.name == "adapter.events.aiokafka_compat"]
+    assert said == [
+        "the test's member did not stop cleanly within 1.0s (TimeoutError()); closing its connections"
+    ]
 
 
 async def test_subscribe_with_kafka_unreachable_is_refused_unavailable(unused_tcp_port: int) -> None:
