@@ -57,6 +57,7 @@ class SubscribeCounts(Protocol):
     fetched: int
     sent: int
     open_streams: int
+    refused_unreachable: int
 
 
 def _by(label: str, counts: Mapping[str, int]) -> list[Observation]:
@@ -215,4 +216,10 @@ def register_event_metrics(pipeline: EventPipeline, meter_provider: MeterProvide
             "{event}",
             "Events EventService.Subscribe sent to callers",
             lambda: [Observation(subscriptions.sent)],
+        )
+        counter(
+            "meshadapter.subscribe.kafka_unreachable",
+            "{call}",
+            "EventService.Subscribe calls refused UNAVAILABLE because Kafka was unreachable",
+            lambda: [Observation(subscriptions.refused_unreachable)],
         )

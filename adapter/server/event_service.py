@@ -16,7 +16,6 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-import grpc
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -33,6 +32,7 @@ from adapter.transcoding.errors import BindingError
 from adapter.transcoding.json_codec import JsonCodec
 from adapter.transcoding.request_validation import RequestValidator
 
+from .kafka_unreachable import KafkaUnreachableRefusals
 from .stream_caps import StreamCapExceeded, SubscribeStreamCaps
 
 __all__ = ["EventStreamServicer", "decode_position", "encode_position"]
@@ -90,6 +90,8 @@ class EventStreamServicer(events_pb2_grpc.EventServiceServicer):
         self._metadata_timeout = metadata_timeout_seconds
         self._batch = batch
         self._caps = caps or SubscribeStreamCaps(total=0, per_principal=0)
+        #: Refusals while Kafka is unreachable (counted; logged once per outage and a minute).
+        self.unreachable = KafkaUnreachableRefusals()
         #: Records pulled from Kafka and records sent to clients, over all streams
         #: (their difference is what streams hold in memory).
         self.fetched = 0
@@ -97,6 +99,11 @@ class EventStreamServicer(events_pb2_grpc.EventServiceServicer):
         #: Subscribe streams open now (a gauge for operators).
         self.open_streams = 0
         self._validator = RequestValidator(events_pb2.SubscribeRequest.DESCRIPTOR)
+
+    @property
+    def refused_unreachable(self) -> int:
+        """Subscribe calls refused because Kafka was unreachable (a counter for operators)."""
+        return self.unreachable.refused
 
     @property
     def topics(self) -> list[str]:
@@ -148,10 +155,9 @@ class EventStreamServicer(events_pb2_grpc.EventServiceServicer):
             await stop_consumer(consumer, within=self._metadata_timeout)
             if not isinstance(exc, TimeoutError | KafkaError | OSError):
                 raise
-            logger.warning("Subscribe refused: Kafka is unreachable (%r)", exc)
-            context.set_code(grpc.StatusCode.UNAVAILABLE)
-            context.set_details("Kafka is unreachable; retry later")
+            end_call(context, self.unreachable.refuse(exc))
             return
+        self.unreachable.reached()
         self.open_streams += 1
         try:
             position = await self._seek(consumer, assignment, resume, request.start_from)

@@ -18,6 +18,8 @@ import grpc
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 from meshadapter.v1 import events_pb2, events_pb2_grpc
 
 from adapter.events.aiokafka_compat import start_client, stop_consumer
@@ -199,5 +201,13 @@ async def test_subscribe_with_kafka_unreachable_is_refused_unavailable(unused_tc
         await server.stop(None)
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
     assert refused.value.details() == "Kafka is unreachable; retry later"
+    status = rpc_status.from_call(refused.value)  # type: ignore[arg-type]
+    assert status is not None
+    info, retry = error_details_pb2.ErrorInfo(), error_details_pb2.RetryInfo()
+    assert status.details[0].Unpack(info) and status.details[1].Unpack(retry)
+    assert (info.reason, info.domain, dict(info.metadata)) == ("KAFKA_UNREACHABLE", "mesh-adapter", {})
+    assert retry.retry_delay.seconds == 5
+    assert str(unused_tcp_port) not in status.SerializeToString().decode("latin-1")  # the address: logs only
     assert servicer.open_streams == 0
+    assert servicer.refused_unreachable == 1
     gc.collect()  # its consumer was stopped: no "Unclosed AIOKafkaConsumer" (filterwarnings = error)

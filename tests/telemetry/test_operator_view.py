@@ -58,6 +58,7 @@ FAMILIES = {
     "meshadapter_webhook_connections",
     "meshadapter_webhook_connection_refusals",
     "meshadapter_subscribe_streams",
+    "meshadapter_subscribe_kafka_unreachable",
     "meshadapter_large_payloads",
     "meshadapter_large_payloads_waiting",
     "meshadapter_health_watchers",
@@ -179,6 +180,7 @@ async def test_every_family_is_exported_with_values_that_match_the_traffic(
     assert _value(metrics["messaging_client_sent_messages"], "_total", messaging_system="kafka") >= 3
     assert _value(metrics["messaging_client_consumed_messages"], "_total") >= 1
     assert _value(metrics["meshadapter_subscribe_streams"]) == 1
+    assert _value(metrics["meshadapter_subscribe_kafka_unreachable"], "_total") == 0
     assert _value(metrics["meshadapter_large_payloads"], "_total", kind="request") == 1
     assert _value(metrics["meshadapter_large_payloads"], "_total", kind="answer") == 1
     assert _value(metrics["meshadapter_large_payloads_waiting"]) == 0
