@@ -24,7 +24,7 @@ from typing import Any
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanContext
+from opentelemetry.trace import Link, SpanContext, SpanKind, StatusCode
 
 __all__ = ["encode_trace_request"]
 
@@ -39,6 +39,7 @@ _FIXED64 = struct.Struct("<Q")
 _FIXED32 = struct.Struct("<I")
 # Attribute pairs seen often (bounded: values such as ids are unique and not kept).
 _PAIR_CACHE_LIMIT = 4096
+_CACHEABLE = frozenset((str, bool, int))  # exact types (a subclass may compare equal yet encode apart)
 _pair_cache: dict[tuple[bytes, str, type, Any], bytes] = {}
 _resource_cache: dict[int, tuple[Resource, bytes]] = {}
 _scope_cache: dict[InstrumentationScope | None, bytes] = {}
@@ -120,7 +121,8 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
     out = []
     for key, value in attributes.items():
         # The type is part of the key: True == 1 and hash(True) == hash(1).
-        cache_key = (tag, key, type(value), value) if isinstance(value, str | bool | int) else None
+        kind = type(value)
+        cache_key = (tag, key, kind, value) if kind in _CACHEABLE else None
         encoded = _pair_cache.get(cache_key) if cache_key is not None else None
         if encoded is None:
             try:
@@ -135,8 +137,11 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
 
 
 def _flags(parent: SpanContext | None) -> bytes:
-    flags = _HAS_IS_REMOTE | (_IS_REMOTE if parent is not None and parent.is_remote else 0)
-    return _FIXED32.pack(flags)
+    return _REMOTE_FLAGS if parent is not None and parent.is_remote else _LOCAL_FLAGS
+
+
+_LOCAL_FLAGS = _FIXED32.pack(_HAS_IS_REMOTE)
+_REMOTE_FLAGS = _FIXED32.pack(_HAS_IS_REMOTE | _IS_REMOTE)
 
 
 def _event(event: Event) -> bytes:
@@ -160,6 +165,13 @@ def _link(link: Link) -> bytes:
     return out + _T6_F32 + _flags(context)
 
 
+# Span.kind as a field (SPAN_KIND_INTERNAL is 1); Status.code's field (absent when
+# UNSET, 0), and the whole Span.status field of a status without a description.
+_KINDS = {kind: _T6_VARINT + _varint(kind.value + 1) for kind in SpanKind}
+_STATUS_CODES = {code: _T3_VARINT + _varint(code.value) if code.value else b"" for code in StatusCode}
+_STATUS_FIELDS = {code: _len_field(_T15_LEN, field) for code, field in _STATUS_CODES.items()}
+
+
 def _span(span: ReadableSpan) -> bytes:
     context = span.get_span_context()
     assert context is not None  # (every SDK span has one)
@@ -173,7 +185,7 @@ def _span(span: ReadableSpan) -> bytes:
         parts.append(_len_field(_T4_LEN, span.parent.span_id.to_bytes(8, "big")))
     if span.name:
         parts.append(_string(_T5_LEN, span.name))
-    parts.append(_T6_VARINT + _varint(span.kind.value + 1))  # SPAN_KIND_INTERNAL is 1
+    parts.append(_KINDS[span.kind])
     if span.start_time:
         parts.append(_T7_F64 + _FIXED64.pack(span.start_time))
     if span.end_time:
@@ -190,12 +202,11 @@ def _span(span: ReadableSpan) -> bytes:
     if span.dropped_links:
         parts.append(_tag(14, 0) + _varint(span.dropped_links))
     status = span.status
-    payload = b""
     if status.description:
-        payload += _string(_T2_LEN, status.description)
-    if status.status_code.value:
-        payload += _T3_VARINT + _varint(status.status_code.value)
-    parts.append(_len_field(_T15_LEN, payload))
+        payload = _string(_T2_LEN, status.description) + _STATUS_CODES[status.status_code]
+        parts.append(_len_field(_T15_LEN, payload))
+    else:
+        parts.append(_STATUS_FIELDS[status.status_code])
     parts.append(_T16_F32 + _flags(span.parent))
     return b"".join(parts)
 
