@@ -2,6 +2,7 @@
 change does to the CPU a call costs, on a machine whose speed drifts.
 
     python -m bench.peer.side_by_side --before REV [--after DIR] [--cache] [--rounds 6]
+    python -m bench.peer.side_by_side --before REV --latency [--concurrency 1]
 
 Runs one after the other cannot show a 10% change on a shared virtual machine:
 between two runs a minute apart its speed moved by up to 2x in this project's
@@ -13,6 +14,11 @@ machine slows both. Each round prints each side's CPU per call (its process's
 user + system time over the calls it answered) and the ratio after / before; the
 median of the rounds' ratios is the result. A/A runs (the same code on both
 sides, ``--before HEAD``) gave ratios of 0.98-1.01: the method's resolution.
+
+``--latency`` compares latency instead (issue 11's goals at c=1): both adapters
+run, pinned to the same core, but ghz calls one at a time (two at once would
+measure how they wait for each other), in an order that alternates between rounds;
+each round prints each side's p50 and p99, and the result is the median of each.
 
 ``--before`` is a git revision, checked out into a temporary work tree; ``--after``
 a directory (default: this checkout, with its uncommitted changes). Each side
@@ -67,6 +73,30 @@ def ghz(
     out.append(json.loads(subprocess.run(argv, check=True, capture_output=True, text=True).stdout))
 
 
+def latencies(tools: Path, arms: dict[str, Started], args: argparse.Namespace) -> dict[str, list[float]]:
+    """p50 and p99 of each side, one side at a time (``--latency``); the p99s returned."""
+    p50: dict[str, list[float]] = {name: [] for name in arms}
+    p99: dict[str, list[float]] = {name: [] for name in arms}
+    for round_ in range(args.rounds + 1):  # round 0 warms both up
+        seconds = args.seconds if round_ else 1.0
+        names = list(arms) if round_ % 2 else list(reversed(arms))
+        line = []
+        for name in names:
+            out: list[dict[str, Any]] = []
+            ghz(tools, arms[name].address, args.concurrency, seconds, args.load_cpu, out)
+            latency = {p["percentage"]: p["latency"] / 1e6 for p in out[0].get("latencyDistribution") or []}
+            if round_:
+                p50[name].append(latency[50])
+                p99[name].append(latency[99])
+                line.append(f"{name} p50 {latency[50]:.3f} p99 {latency[99]:.3f} ms")
+        if round_:
+            print(f"round {round_}: {'   '.join(line)}", flush=True)
+    for name in arms:
+        print(f"{name}: p50 {statistics.median(p50[name]):.3f} ms, p99 {statistics.median(p99[name]):.3f} ms "
+              f"(medians of {args.rounds} rounds)")  # fmt: skip
+    return p99
+
+
 def measure(trees: dict[str, Path], args: argparse.Namespace) -> dict[str, list[float]]:
     tools = build()
     per_call: dict[str, list[float]] = {name: [] for name in trees}
@@ -84,6 +114,8 @@ def measure(trees: dict[str, Path], args: argparse.Namespace) -> dict[str, list[
                         address=f"127.0.0.1:{port}")
             )  # fmt: skip
             wait_serving(arms[name].address)
+        if args.latency:
+            return latencies(tools, arms, args)
         for round_ in range(args.rounds + 1):  # round 0 warms both up
             seconds = args.seconds if round_ else 1.0
             results: dict[str, list[dict[str, Any]]] = {name: [] for name in arms}
@@ -119,14 +151,21 @@ def main() -> int:
     parser.add_argument("--after", type=Path, default=ROOT, help="a tree (default: this checkout)")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--concurrency", type=int, default=None, help="default 16 (1 with --latency)")
+    parser.add_argument("--latency", action="store_true", help="p50 / p99, one side at a time")
     parser.add_argument("--cache", action="store_true", help="every call a cache hit")
     parser.add_argument("--sut-cpu", type=int, default=0)
     parser.add_argument("--load-cpu", type=int, default=1)
     args = parser.parse_args()
+    if args.concurrency is None:
+        args.concurrency = 1 if args.latency else 16
     with work_tree(args.before) as before:
         per_call = measure({"before": before, "after": args.after.resolve()}, args)
     ratios = [a / b for a, b in zip(per_call["after"], per_call["before"], strict=True)]
+    if args.latency:
+        print(f"\np99 after / before, median of {args.rounds} rounds: {statistics.median(ratios):.3f} "
+              f"(rounds {min(ratios):.3f}-{max(ratios):.3f}), c={args.concurrency}")  # fmt: skip
+        return 0
     print(
         f"\nCPU per call, median of {args.rounds} rounds: before ({args.before}) "
         f"{statistics.median(per_call['before']):.0f} us, after ({args.after}) "
