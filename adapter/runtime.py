@@ -124,6 +124,7 @@ class MeshAdapter:
             tracer_provider=self._tracer_provider,
             meter_provider=self._meter_provider,
             large_payloads=large_payloads,
+            failure_log_interval=settings.telemetry.failure_log_interval_seconds,
         )
         parts: list[Part] = [
             part("upstream callers", _nothing, self._close_callers),

@@ -12,6 +12,7 @@ from opentelemetry.trace import TracerProvider
 
 from adapter.config.settings import Settings
 from adapter.server.app import ServedService
+from adapter.server.handlers import DEFAULT_FAILURE_LOG_INTERVAL
 from adapter.server.large_payloads import LargePayloadWorker
 from adapter.server.method_handlers import Transcoder, method_handler, transcoder_for
 from adapter.transcoding.json_codec import JsonCodec
@@ -48,9 +49,11 @@ def upstream_services(
     tracer_provider: TracerProvider | None = None,
     meter_provider: MeterProvider | None = None,
     large_payloads: LargePayloadWorker | None = None,
+    failure_log_interval: float = DEFAULT_FAILURE_LOG_INTERVAL,
 ) -> list[ServedService]:
     """One ServedService per upstream-backed service of the protos; a large request is
-    bound, and a large answer decoded, on ``large_payloads``'s thread."""
+    bound, and a large answer decoded, on ``large_payloads``'s thread; a failed call's
+    log line repeats at most once per ``failure_log_interval`` per method and code."""
     services = []
     for spec in catalog.specs:
         caller = callers[spec.upstream]
@@ -62,6 +65,7 @@ def upstream_services(
                     tracer_provider=tracer_provider,
                     meter_provider=meter_provider,
                     large_payloads=large_payloads,
+                    failure_log_interval=failure_log_interval,
                 ).handle,
                 request_deserializer=m.input_type.FromString,
                 response_serializer=m.output_type.SerializeToString,

@@ -202,6 +202,10 @@ class TelemetrySettings(_Frozen):
     #: At shutdown, spans and metrics get this long to reach the OTLP collector;
     #: what is not exported by then is dropped, with a warning (adapter/telemetry/shutdown.py).
     flush_timeout_seconds: float = Field(default=5.0, ge=0, le=60)
+    #: A failed call's log line: the first of each method and status code at once, then
+    #: at most one per this long, saying how many like it were not logged (0: every one;
+    #: at DEBUG level, every one too). Each failure still counts in the metrics.
+    failure_log_interval_seconds: float = Field(default=10.0, ge=0, le=3600)
 
 
 class DescriptorSettings(_Frozen):

@@ -25,6 +25,7 @@ from adapter.security.audit import note_trace_id, note_upstream_path
 from adapter.status.call_ending import end_call
 from adapter.status.mapping import to_rpc_status
 from adapter.telemetry.redaction import redacted
+from adapter.telemetry.repeated_lines import RepeatedLines
 from adapter.telemetry.rpc_spans import RpcSpans
 from adapter.transcoding.json_codec import MalformedPayloadError
 from adapter.transcoding.method_transcoder import MethodTranscoder
@@ -37,7 +38,7 @@ from adapter.upstream.messages import UpstreamResponse
 
 from .large_payloads import LargePayloadWorker
 
-__all__ = ["HandlerContext", "MethodHandler", "UpstreamMethodHandler"]
+__all__ = ["DEFAULT_FAILURE_LOG_INTERVAL", "HandlerContext", "MethodHandler", "UpstreamMethodHandler"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,8 @@ _QUIET = frozenset(
     }
 )
 _CODES = {c.value[0]: c for c in grpc.StatusCode}
+#: ``telemetry.failure_log_interval_seconds``'s default.
+DEFAULT_FAILURE_LOG_INTERVAL = 10.0
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -85,10 +88,13 @@ class MethodHandler:
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
         large_payloads: LargePayloadWorker | None = None,
+        failure_log_interval: float = DEFAULT_FAILURE_LOG_INTERVAL,
     ) -> None:
         self.spec = spec
         self._caller = caller
         self._spans = RpcSpans(tracer_provider, spec.path, meter_provider)
+        #: A failed call's line: the first per status code at once, then one per interval.
+        self._failure_lines = RepeatedLines(logger, interval=failure_log_interval)
         #: Where a large request is bound and a large answer decoded (None: on the loop).
         self._large_payloads = large_payloads
 
@@ -117,8 +123,8 @@ class MethodHandler:
                 logger.error("%s: building the status of a %s failed", spec.path, type(exc).__name__)
                 status = to_rpc_status(broken)
             code = _CODES.get(status.code, grpc.StatusCode.UNKNOWN)
-            log = logger.info if code in _QUIET else logger.warning
-            log("%s -> %s: %s", spec.path, code.name, status.message)
+            level = logging.INFO if code in _QUIET else logging.WARNING
+            self._failure_lines.log(level, code, "%s -> %s: %s", spec.path, code.name, status.message)
             self._spans.end(call, code, status.message)
             end_call(context, status)
             return None
@@ -165,6 +171,7 @@ class UpstreamMethodHandler(MethodHandler):
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
         large_payloads: LargePayloadWorker | None = None,
+        failure_log_interval: float = DEFAULT_FAILURE_LOG_INTERVAL,
     ) -> None:
         super().__init__(
             transcoder.spec,
@@ -172,6 +179,7 @@ class UpstreamMethodHandler(MethodHandler):
             tracer_provider=tracer_provider,
             meter_provider=meter_provider,
             large_payloads=large_payloads,
+            failure_log_interval=failure_log_interval,
         )
         self._transcoder = transcoder
 

@@ -16,7 +16,7 @@ from adapter.transcoding.page_tokens import PageTokenSigner
 from adapter.transcoding.request_limits import RequestLimits
 from adapter.upstream.caller import UpstreamCaller
 
-from .handlers import MethodHandler, UpstreamMethodHandler
+from .handlers import DEFAULT_FAILURE_LOG_INTERVAL, MethodHandler, UpstreamMethodHandler
 from .large_payloads import LargePayloadWorker
 
 __all__ = ["Transcoder", "method_handler", "transcoder_for"]
@@ -54,6 +54,7 @@ def method_handler(
     tracer_provider: TracerProvider | None = None,
     meter_provider: MeterProvider | None = None,
     large_payloads: LargePayloadWorker | None = None,
+    failure_log_interval: float = DEFAULT_FAILURE_LOG_INTERVAL,
 ) -> MethodHandler:
     """The handler serving ``transcoder``'s method through ``caller``; it makes the
     call's server span (register its ``.handle``)."""
@@ -64,6 +65,7 @@ def method_handler(
             tracer_provider=tracer_provider,
             meter_provider=meter_provider,
             large_payloads=large_payloads,
+            failure_log_interval=failure_log_interval,
         )
     return UpstreamMethodHandler(
         transcoder,
@@ -71,4 +73,5 @@ def method_handler(
         tracer_provider=tracer_provider,
         meter_provider=meter_provider,
         large_payloads=large_payloads,
+        failure_log_interval=failure_log_interval,
     )

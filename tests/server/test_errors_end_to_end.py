@@ -7,6 +7,7 @@ outcome maps to a status; tests/resilience covers what retries make of them."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import grpc
 import pytest
@@ -232,3 +233,23 @@ async def test_response_size_cap(simulator: Simulator, tracer_provider) -> None:
             )
     assert info.value.code() == C.RESOURCE_EXHAUSTED
     assert _details(info.value)["ErrorInfo"].reason == "UPSTREAM_RESPONSE_TOO_LARGE"  # type: ignore[attr-defined]
+
+
+async def test_an_outage_logs_one_line_per_method_and_code_not_one_per_call(
+    stub, simulator: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
+    """telemetry.failure_log_interval_seconds (10 s): every call gets its status, the
+    log gets the first failure of each kind (and later a line with a count)."""
+    caplog.set_level(logging.INFO, logger="adapter.server.handlers")
+    simulator.faults.add(Fault(vendor="openframe", route=LIST, status=503))
+    codes = [(await _list_devices_error(stub)).code() for _ in range(20)]
+    assert codes == [C.UNAVAILABLE] * 20
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await stub(devices_pb2_grpc.DeviceServiceStub).GetDevice(
+            devices_pb2.GetDeviceRequest(device_id="no-such-device"), timeout=10
+        )
+    assert missing.value.code() == C.NOT_FOUND
+    lines = [r.getMessage() for r in caplog.records if r.name == "adapter.server.handlers"]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("/openframe.v1.DeviceService/ListDevices -> UNAVAILABLE: ")
+    assert lines[1].startswith("/openframe.v1.DeviceService/GetDevice -> NOT_FOUND: ")
