@@ -7,9 +7,8 @@ names the broker's address, goes to the log only. A client that retries in a loo
 is refused once per metadata timeout per stream, so with per-line logging an
 outage would write a WARNING per attempt of every client: the log says once when
 refusals start, then at most once per ``summary_interval`` how many more there
-were, and once at INFO when a stream opens again. Written by hand: the logging
-module has no rate-limited handler, and counting the refusals is what operators
-need anyway (``refused``, a metric).
+were (:class:`~adapter.telemetry.repeated_lines.RepeatedLines`), and once at INFO
+when a stream opens again. ``refused`` counts them all (a metric).
 """
 
 from __future__ import annotations
@@ -23,10 +22,12 @@ from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 from adapter.status.mapping import ERROR_DOMAIN
+from adapter.telemetry.repeated_lines import RepeatedLines
 
 __all__ = ["RETRY_AFTER_SECONDS", "KafkaUnreachableRefusals"]
 
 logger = logging.getLogger(__name__)
+_OUTAGE = "outage"
 
 #: What ``RetryInfo`` asks: a broker restart or a leader election takes seconds.
 RETRY_AFTER_SECONDS = 5
@@ -38,32 +39,21 @@ class KafkaUnreachableRefusals:
     def __init__(
         self, *, summary_interval: float = 60.0, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self._summary_interval = summary_interval
-        self._clock = clock
+        self._lines = RepeatedLines(logger, interval=summary_interval, clock=clock)
         #: Subscribe calls refused because Kafka was unreachable, since start.
         self.refused = 0
         self._in_outage = 0  # refusals since the outage began (0: no outage)
-        self._unlogged = 0
-        self._logged_at = float("-inf")
 
     def refuse(self, cause: BaseException) -> status_pb2.Status:
         """Counts and logs one refusal; the status the caller gets (no broker address in it)."""
         self.refused += 1
         self._in_outage += 1
-        now = self._clock()
-        if self._in_outage == 1:
-            logger.warning("Subscribe refused: Kafka is unreachable (%r); refusing until it answers", cause)
-            self._logged_at = now
-        elif now - self._logged_at >= self._summary_interval:
-            logger.warning(
-                "Subscribe refused %d more calls since the last line: Kafka is still unreachable (%r)",
-                self._unlogged + 1,
-                cause,
-            )
-            self._unlogged = 0
-            self._logged_at = now
-        else:
-            self._unlogged += 1
+        self._lines.log(
+            logging.WARNING,
+            _OUTAGE,
+            "Subscribe refused: Kafka is unreachable (%r); refusing until it answers",
+            cause,
+        )
         return _status()
 
     def reached(self) -> None:
@@ -71,7 +61,7 @@ class KafkaUnreachableRefusals:
         if self._in_outage:
             logger.info("Subscribe reached Kafka again, after %d refused calls", self._in_outage)
             self._in_outage = 0
-            self._unlogged = 0
+            self._lines.forget(_OUTAGE)
 
 
 def _status() -> status_pb2.Status:

@@ -65,3 +65,8 @@ class RepeatedLines:
             msg += " (%d more like it in the last %.0f s not logged)"
             args = (*args, held, now - last)
         self._logger.log(level, msg, *args, stacklevel=2)
+
+    def forget(self, kind: Hashable) -> None:
+        """The next line of ``kind`` goes out at once (what was held back is dropped)."""
+        self._last.pop(kind, None)
+        self._held.pop(kind, None)

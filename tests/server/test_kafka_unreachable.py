@@ -51,7 +51,8 @@ def test_an_outage_is_logged_once_then_summarised_then_closed(caplog: pytest.Log
     assert _lines(caplog) == [
         (
             logging.WARNING,
-            f"Subscribe refused 501 more calls since the last line: Kafka is still unreachable ({cause!r})",
+            f"Subscribe refused: Kafka is unreachable ({cause!r}); refusing until it answers"
+            " (500 more like it in the last 60 s not logged)",
         )
     ]
     clock.now += 1.0
