@@ -99,7 +99,9 @@ class GraphQLMethodHandler(MethodHandler):
             if not transcoder.binding.allow_partial:
                 raise failure
             status = graphql_error_status(failure)
-            logger.info("%s: partial answer: %s", self.spec.path, status.message)
+            self._failure_lines.log(
+                logging.INFO, "partial", "%s: partial answer: %s", self.spec.path, status.message
+            )
             context.set_trailing_metadata(((PARTIAL_ERRORS_TRAILER, status.SerializeToString()),))
         return message
 

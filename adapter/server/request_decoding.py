@@ -28,6 +28,7 @@ from grpc_status import rpc_status
 
 from adapter.status.call_ending import end_call
 from adapter.status.mapping import to_rpc_status
+from adapter.telemetry.repeated_lines import RepeatedLines
 from adapter.transcoding.errors import BindingError
 
 from .wire_diagnosis import locate_decode_failure
@@ -35,6 +36,9 @@ from .wire_diagnosis import locate_decode_failure
 __all__ = ["RequestDecodingInterceptor", "UndecodableRequest", "tolerant_deserializer"]
 
 logger = logging.getLogger(__name__)
+#: One line per request type, then one per 10 s with a count (as failed calls' lines,
+#: telemetry.failure_log_interval_seconds' default): a caller can send these in a loop.
+_REFUSAL_LINES = RepeatedLines(logger, interval=10.0)
 
 Deserializer = Callable[[bytes], Any]
 
@@ -82,7 +86,13 @@ def _reason(exc: Exception) -> str:
 
 def _refusal(request: UndecodableRequest) -> status_pb2.Status:
     status = to_rpc_status(request.error())
-    logger.info("refused an undecodable %s: %s", request.type_name or "request", status.message)
+    _REFUSAL_LINES.log(
+        logging.INFO,
+        request.type_name,
+        "refused an undecodable %s: %s",
+        request.type_name or "request",
+        status.message,
+    )
     return status
 
 
