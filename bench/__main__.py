@@ -20,6 +20,7 @@ BENCHES = [
     "intake_tracing",
     "span_cost",
     "histogram_cost",
+    "failure_log_cost",
     "spool_throughput",
     "spool_store_cost",
     "large_payloads",

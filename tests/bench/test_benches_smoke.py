@@ -30,6 +30,7 @@ EXPECTED_ROWS = {
     "intake_tracing": ["tracing off", "one span per event (SDK", "one span per event (lean"],
     "span_cost": ["SDK spans (Tracer.start_span)", "lean spans (LeanTracer)"],
     "histogram_cost": ["SDK histograms (Histogram.record)", "lean histograms (series.record)"],
+    "failure_log_cost": ["every failure logged", "repeated lines once per 10 s"],
     "graphql_overview": ["GraphQL: GetPipelineOverview", "REST: Get + ListTasks + ListAutos"],
     "adapter_vs_direct": [
         "direct httpx -> upstream",
