@@ -29,6 +29,7 @@ import jwt
 from jwt import PyJWK, PyJWKSet
 
 from adapter.config.security import JwtSettings
+from adapter.telemetry.repeated_lines import RepeatedLines
 
 from .identity import Principal
 from .reloading import ReloadingFile
@@ -36,6 +37,9 @@ from .reloading import ReloadingFile
 __all__ = ["AuthenticationFailed", "JwtVerifier"]
 
 logger = logging.getLogger(__name__)
+#: A token that makes PyJWT itself fail can be sent again and again: a line per type,
+#: then one per 10 s with a count.
+_CRASH_LINES = RepeatedLines(logger, interval=10.0)
 
 _MIN_REFETCH = 30.0
 
@@ -158,7 +162,12 @@ class JwtVerifier:
             raise AuthenticationFailed("INVALID_TOKEN", f"{exc}"[:200]) from None
         except Exception as exc:
             # The text may quote the token: only the type is logged and answered.
-            logger.warning("a bearer token made PyJWT raise %s; refused", type(exc).__name__)
+            _CRASH_LINES.log(
+                logging.WARNING,
+                type(exc).__name__,
+                "a bearer token made PyJWT raise %s; refused",
+                type(exc).__name__,
+            )
             raise AuthenticationFailed("INVALID_TOKEN", "the token could not be verified") from None
         subject = claims.get(s.principal_claim)
         if not isinstance(subject, str) or not subject:

@@ -21,6 +21,8 @@ from typing import Any
 
 from aiohttp.http_exceptions import HttpProcessingError
 
+from adapter.telemetry.repeated_lines import RepeatedLines
+
 __all__ = ["MalformedRequestLog"]
 
 #: Where a parser message starts quoting the client's bytes (``: b'...'``, ``'...'``).
@@ -35,13 +37,17 @@ class MalformedRequestLog(logging.LoggerAdapter[logging.Logger]):
         super().__init__(logger, {})
         self.port = port
         self._on_malformed = on_malformed
+        # The port is public: a line per malformed request would let anyone flood the log.
+        self._lines = RepeatedLines(logger, interval=10.0)
 
     def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
         if isinstance(exc_info, HttpProcessingError):
             self._on_malformed()
             remote = args[0] if args else "?"
             cause = _QUOTE.split(" ".join(str(exc_info.message).split()), maxsplit=1)[0]
-            self.logger.warning(
+            self._lines.log(
+                logging.WARNING,
+                (exc_info.code, type(exc_info).__name__),
                 "%s: malformed HTTP request from %s refused (%d %s): %s",
                 self.port,
                 remote,

@@ -85,6 +85,20 @@ async def test_a_request_past_the_header_limits_gets_400_and_one_line(
     assert "QQQQ" not in caplog.text and "XXXX" not in caplog.text
 
 
+async def test_malformed_requests_in_a_row_are_counted_each_and_logged_once(
+    receiver: tuple[WebhookReceiver, EventSpool], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The port is public: a client repeating a bad request must not write a line each time."""
+    server, _ = receiver
+    caplog.set_level(logging.INFO)
+    extra = [(f"X-Extra-{i}", "v") for i in range(45)]
+    for i in range(5):
+        assert await answer(server.port, delivery(f"whd_repeat_{i}", extra)) == 400
+    assert server.counts["MALFORMED_HTTP_REQUEST"] == 5
+    lines = [r for r in caplog.records if "malformed HTTP request" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].levelno == logging.WARNING
+
+
 async def test_a_delivery_within_the_limits_is_accepted(receiver: tuple[WebhookReceiver, EventSpool]) -> None:
     server, spool = receiver
     extra = [(f"X-Via-Proxy-{i}", "p" * 4000) for i in range(44)]  # 48 headers, 4,000-byte values
