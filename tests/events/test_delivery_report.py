@@ -9,21 +9,15 @@ import pytest
 from adapter.events.delivery_report import DeliveryReport
 from adapter.events.kafka_outcomes import DeliveryFailed, KafkaUnavailable
 
+from ..manual_clock import ManualClock
+
 
 class Spool:
     depth = 12
     oldest_pending_age = 3.0
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def report(clock: Clock, health: list[tuple[bool, str]]) -> DeliveryReport:
+def report(clock: ManualClock, health: list[tuple[bool, str]]) -> DeliveryReport:
     return DeliveryReport(
         Spool(), progress_interval=30.0, clock=clock, on_health=lambda ok, why: health.append((ok, why))
     )
@@ -35,7 +29,7 @@ def lines(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 def test_an_outage_is_told_once_then_every_interval_then_its_end(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="adapter.events.delivery")
-    clock, health = Clock(), list[tuple[bool, str]]()
+    clock, health = ManualClock(), list[tuple[bool, str]]()
     r = report(clock, health)
     r.started()
     r.serving()
@@ -68,7 +62,7 @@ def test_an_outage_is_told_once_then_every_interval_then_its_end(caplog: pytest.
 
 def test_progress_counts_what_was_delivered_since_the_last_line(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="adapter.events.delivery")
-    clock, health = Clock(), list[tuple[bool, str]]()
+    clock, health = ManualClock(), list[tuple[bool, str]]()
     r = report(clock, health)
     r.started()
     clock.now += 29.0

@@ -8,13 +8,7 @@ import pytest
 
 from adapter.resilience.backoff import Backoff, full_jitter
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from ..manual_clock import ManualClock
 
 
 def test_delays_stay_within_the_jittered_exponential_ceiling_and_the_cap() -> None:
@@ -31,7 +25,7 @@ def test_delays_stay_within_the_jittered_exponential_ceiling_and_the_cap() -> No
 
 
 def test_a_long_healthy_session_resets_the_steps() -> None:
-    clock = Clock()
+    clock = ManualClock()
     backoff = Backoff(1.0, 64.0, healthy_after=30.0, rng=random.Random(1), clock=clock)
     for _ in range(6):
         backoff.next()
@@ -43,7 +37,7 @@ def test_a_long_healthy_session_resets_the_steps() -> None:
 
 
 def test_a_short_healthy_spell_does_not_reset() -> None:
-    clock = Clock()
+    clock = ManualClock()
     backoff = Backoff(1.0, 64.0, healthy_after=30.0, rng=random.Random(1), clock=clock)
     for _ in range(4):
         backoff.next()

@@ -11,21 +11,14 @@ from openframe.v1 import alerts_pb2, alerts_pb2_grpc
 from adapter.resilience import RetryBudget
 from simulator import Fault
 
+from ..manual_clock import ManualClock
 from .harness import StartSim, running_adapter
 
 GET_ALERT = "/v1/alerts/{alert_id}"
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_budget_allows_a_share_of_calls_in_the_window() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     budget = RetryBudget(ratio=0.2, min_retries_per_second=0, window_seconds=10, clock=clock)
     assert not budget.try_spend()  # nothing offered yet
     for _ in range(4):
@@ -43,7 +36,7 @@ def test_budget_allows_a_share_of_calls_in_the_window() -> None:
 
 
 def test_reserve_lets_a_quiet_upstream_retry() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     budget = RetryBudget(ratio=0.2, min_retries_per_second=0.5, window_seconds=4, clock=clock)
     budget.record_call()
     assert [budget.try_spend() for _ in range(3)] == [True, True, False]  # 0.5/s * 4 s + 0.2

@@ -15,6 +15,7 @@ from aiohttp import web
 from adapter.config.security import JwtSettings
 from adapter.security.jwt_verifier import AuthenticationFailed, JwtVerifier
 
+from ..manual_clock import ManualClock
 from .jwt_helpers import AUDIENCE, ISSUER, Issuer, hmac_with_public_key, unsigned
 
 
@@ -117,18 +118,11 @@ async def idp(issuer: Issuer) -> AsyncIterator[tuple[str, list[int]]]:
     await runner.cleanup()
 
 
-class Clock:
-    now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def test_url_jwks_is_cached_and_refetched_for_a_new_kid(
     issuer: Issuer, idp: tuple[str, list[int]]
 ) -> None:
     url, fetches = idp
-    clock = Clock()
+    clock = ManualClock()
     settings = JwtSettings(jwks_url=url, issuer=ISSUER, audiences=[AUDIENCE], jwks_cache_seconds=300)
     verifier = JwtVerifier(settings, clock=clock)
     for _ in range(5):

@@ -9,6 +9,8 @@ import pytest
 from adapter.security.policy import PolicyError, load_policy, parse_policy
 from adapter.security.reloading import ReloadingFile
 
+from ..manual_clock import ManualClock
+
 POLICY = {
     "grants": [
         {"principals": ["cn:reader", "spiffe://corp/ns/*/sa/reporting"], "permissions": ["openframe.*.read"]},
@@ -85,17 +87,10 @@ def test_toml_and_yaml_files(tmp_path: Path) -> None:
         load_policy(tmp_path / "missing.toml")
 
 
-class Clock:
-    now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_a_broken_edit_keeps_the_last_good_policy(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "policy.toml"
     path.write_text('[[grants]]\nprincipals = ["cn:reader"]\npermissions = ["a.read"]\n')
-    clock = Clock()
+    clock = ManualClock(0.0)
     policy = ReloadingFile("policy", [path], lambda: load_policy(path), interval=1.0, clock=clock)
     assert policy.current().allows("cn:reader", "a.read")
 

@@ -11,15 +11,9 @@ import pytest
 
 from adapter.server.kafka_unreachable import KafkaUnreachableRefusals
 
+from ..manual_clock import ManualClock
+
 _LOGGER = "adapter.server.kafka_unreachable"
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _lines(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str]]:
@@ -30,7 +24,7 @@ def _lines(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str]]:
 
 def test_an_outage_is_logged_once_then_summarised_then_closed(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger=_LOGGER)
-    clock = _Clock()
+    clock = ManualClock()
     refusals = KafkaUnreachableRefusals(summary_interval=60.0, clock=clock)
     cause = ConnectionRefusedError("connect to 127.0.0.1:9 refused")
 

@@ -10,15 +10,9 @@ import pytest
 
 from adapter.telemetry.repeated_lines import RepeatedLines
 
+from ..manual_clock import ManualClock
+
 NAME = "tests.repeated_lines"
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 500.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _lines(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str]]:
@@ -36,7 +30,7 @@ def logger(caplog: pytest.LogCaptureFixture) -> logging.Logger:
 def test_a_kind_logs_once_then_once_per_interval_with_the_count(
     logger: logging.Logger, caplog: pytest.LogCaptureFixture
 ) -> None:
-    clock = _Clock()
+    clock = ManualClock(500.0)
     lines = RepeatedLines(logger, interval=10.0, clock=clock)
     lines.log(logging.WARNING, "UNAVAILABLE", "%s -> %s: %s", "/a.S/M", "UNAVAILABLE", "down")
     assert _lines(caplog) == [(logging.WARNING, "/a.S/M -> UNAVAILABLE: down")]
@@ -58,12 +52,12 @@ def test_a_kind_logs_once_then_once_per_interval_with_the_count(
 def test_interval_zero_and_debug_log_every_line(
     logger: logging.Logger, caplog: pytest.LogCaptureFixture
 ) -> None:
-    every = RepeatedLines(logger, interval=0.0, clock=_Clock())
+    every = RepeatedLines(logger, interval=0.0, clock=ManualClock(500.0))
     for i in range(3):
         every.log(logging.WARNING, "k", "line %d", i)
     assert [m for _, m in _lines(caplog)] == ["line 0", "line 1", "line 2"]
     caplog.set_level(logging.DEBUG, logger=NAME)
-    debugging = RepeatedLines(logger, interval=10.0, clock=_Clock())
+    debugging = RepeatedLines(logger, interval=10.0, clock=ManualClock(500.0))
     for i in range(3):
         debugging.log(logging.WARNING, "k", "line %d", i)
     assert [m for _, m in _lines(caplog)] == ["line 0", "line 1", "line 2"]
@@ -72,7 +66,7 @@ def test_interval_zero_and_debug_log_every_line(
 def test_a_level_not_logged_counts_nothing_and_kinds_past_the_bound_always_log(
     logger: logging.Logger, caplog: pytest.LogCaptureFixture
 ) -> None:
-    clock = _Clock()
+    clock = ManualClock(500.0)
     lines = RepeatedLines(logger, interval=10.0, max_kinds=2, clock=clock)
     lines.log(logging.DEBUG, "quiet", "not at INFO")  # below the logger's level: no state either
     for kind in ("a", "b", "c", "c", "a"):
