@@ -12,9 +12,9 @@ from opentelemetry.trace import TracerProvider
 
 from adapter.config.settings import Settings
 from adapter.server.app import ServedService
-from adapter.server.handlers import DEFAULT_FAILURE_LOG_INTERVAL
 from adapter.server.large_payloads import LargePayloadWorker
 from adapter.server.method_handlers import Transcoder, method_handler, transcoder_for
+from adapter.telemetry.repeated_lines import DEFAULT_INTERVAL
 from adapter.transcoding.json_codec import JsonCodec
 from adapter.transcoding.method_transcoder import MethodTranscoder
 from adapter.transcoding.page_tokens import PageTokenSigner
@@ -49,7 +49,7 @@ def upstream_services(
     tracer_provider: TracerProvider | None = None,
     meter_provider: MeterProvider | None = None,
     large_payloads: LargePayloadWorker | None = None,
-    failure_log_interval: float = DEFAULT_FAILURE_LOG_INTERVAL,
+    failure_log_interval: float = DEFAULT_INTERVAL,
 ) -> list[ServedService]:
     """One ServedService per upstream-backed service of the protos; a large request is
     bound, and a large answer decoded, on ``large_payloads``'s thread; a failed call's

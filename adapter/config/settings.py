@@ -38,6 +38,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from adapter.telemetry.repeated_lines import DEFAULT_INTERVAL
+
 # Re-exported: the auth, resilience, events... models live in their own modules.
 from .auth import ApiKeyAuth as ApiKeyAuth
 from .auth import JwtAuth as JwtAuth
@@ -205,7 +207,7 @@ class TelemetrySettings(_Frozen):
     #: A failed call's log line: the first of each method and status code at once, then
     #: at most one per this long, saying how many like it were not logged (0: every one;
     #: at DEBUG level, every one too). Each failure still counts in the metrics.
-    failure_log_interval_seconds: float = Field(default=10.0, ge=0, le=3600)
+    failure_log_interval_seconds: float = Field(default=DEFAULT_INTERVAL, ge=0, le=3600)
 
 
 class DescriptorSettings(_Frozen):

@@ -39,7 +39,7 @@ __all__ = ["AuthenticationFailed", "JwtVerifier"]
 logger = logging.getLogger(__name__)
 #: A token that makes PyJWT itself fail can be sent again and again: a line per type,
 #: then one per 10 s with a count.
-_CRASH_LINES = RepeatedLines(logger, interval=10.0)
+_CRASH_LINES = RepeatedLines(logger)
 
 _MIN_REFETCH = 30.0
 

@@ -25,9 +25,10 @@ from adapter.graphql.answer import GraphQLAnswer, GraphQLErrorItem, read_answer,
 from adapter.graphql.errors import UpstreamGraphQLError
 from adapter.graphql.transcoder import GraphQLTranscoder, NullAtDataPath
 from adapter.security.audit import note_upstream_path
-from adapter.server.handlers import DEFAULT_FAILURE_LOG_INTERVAL, HandlerContext, MethodHandler
+from adapter.server.handlers import HandlerContext, MethodHandler
 from adapter.server.large_payloads import LargePayloadWorker
 from adapter.status.graphql_errors import graphql_error_status
+from adapter.telemetry.repeated_lines import DEFAULT_INTERVAL
 from adapter.transcoding.json_codec import MalformedPayloadError
 from adapter.transcoding.request_binding import BoundRequest
 from adapter.upstream.caller import UpstreamCaller
@@ -55,7 +56,7 @@ class GraphQLMethodHandler(MethodHandler):
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
         large_payloads: LargePayloadWorker | None = None,
-        failure_log_interval: float = DEFAULT_FAILURE_LOG_INTERVAL,
+        failure_log_interval: float = DEFAULT_INTERVAL,
     ) -> None:
         super().__init__(
             transcoder.spec,

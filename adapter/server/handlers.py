@@ -25,7 +25,7 @@ from adapter.security.audit import note_trace_id, note_upstream_path
 from adapter.status.call_ending import end_call
 from adapter.status.mapping import to_rpc_status
 from adapter.telemetry.redaction import redacted
-from adapter.telemetry.repeated_lines import RepeatedLines
+from adapter.telemetry.repeated_lines import DEFAULT_INTERVAL, RepeatedLines
 from adapter.telemetry.rpc_spans import RpcSpans
 from adapter.transcoding.json_codec import MalformedPayloadError
 from adapter.transcoding.method_transcoder import MethodTranscoder
@@ -38,7 +38,7 @@ from adapter.upstream.messages import UpstreamResponse
 
 from .large_payloads import LargePayloadWorker
 
-__all__ = ["DEFAULT_FAILURE_LOG_INTERVAL", "HandlerContext", "MethodHandler", "UpstreamMethodHandler"]
+__all__ = ["HandlerContext", "MethodHandler", "UpstreamMethodHandler"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +54,6 @@ _QUIET = frozenset(
     }
 )
 _CODES = {c.value[0]: c for c in grpc.StatusCode}
-#: ``telemetry.failure_log_interval_seconds``'s default.
-DEFAULT_FAILURE_LOG_INTERVAL = 10.0
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -88,7 +86,7 @@ class MethodHandler:
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
         large_payloads: LargePayloadWorker | None = None,
-        failure_log_interval: float = DEFAULT_FAILURE_LOG_INTERVAL,
+        failure_log_interval: float = DEFAULT_INTERVAL,
     ) -> None:
         self.spec = spec
         self._caller = caller
@@ -171,7 +169,7 @@ class UpstreamMethodHandler(MethodHandler):
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
         large_payloads: LargePayloadWorker | None = None,
-        failure_log_interval: float = DEFAULT_FAILURE_LOG_INTERVAL,
+        failure_log_interval: float = DEFAULT_INTERVAL,
     ) -> None:
         super().__init__(
             transcoder.spec,

@@ -38,7 +38,7 @@ class MalformedRequestLog(logging.LoggerAdapter[logging.Logger]):
         self.port = port
         self._on_malformed = on_malformed
         # The port is public: a line per malformed request would let anyone flood the log.
-        self._lines = RepeatedLines(logger, interval=10.0)
+        self._lines = RepeatedLines(logger)
 
     def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
         if isinstance(exc_info, HttpProcessingError):

@@ -18,10 +18,9 @@ import time
 from collections.abc import Callable
 
 import grpc
-from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 
-from adapter.status.mapping import ERROR_DOMAIN
+from adapter.status.mapping import ERROR_DOMAIN, build_status, delay_duration
 from adapter.telemetry.repeated_lines import RepeatedLines
 
 __all__ = ["RETRY_AFTER_SECONDS", "KafkaUnreachableRefusals"]
@@ -54,7 +53,7 @@ class KafkaUnreachableRefusals:
             "Subscribe refused: Kafka is unreachable (%r); refusing until it answers",
             cause,
         )
-        return _status()
+        return _REFUSED
 
     def reached(self) -> None:
         """A stream got its partitions: an outage, if one was logged, is over."""
@@ -64,12 +63,12 @@ class KafkaUnreachableRefusals:
             self._lines.forget(_OUTAGE)
 
 
-def _status() -> status_pb2.Status:
-    packed = status_pb2.Status(
-        code=grpc.StatusCode.UNAVAILABLE.value[0], message="Kafka is unreachable; retry later"
-    )
-    packed.details.add().Pack(error_details_pb2.ErrorInfo(reason="KAFKA_UNREACHABLE", domain=ERROR_DOMAIN))
-    packed.details.add().Pack(
-        error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=RETRY_AFTER_SECONDS))
-    )
-    return packed
+#: What every refused call gets: the same status each time.
+_REFUSED = build_status(
+    grpc.StatusCode.UNAVAILABLE,
+    "Kafka is unreachable; retry later",
+    [
+        error_details_pb2.ErrorInfo(reason="KAFKA_UNREACHABLE", domain=ERROR_DOMAIN),
+        error_details_pb2.RetryInfo(retry_delay=delay_duration(RETRY_AFTER_SECONDS)),
+    ],
+)

@@ -10,13 +10,14 @@ from adapter.config.settings import UpstreamSettings
 from adapter.descriptors.method_spec import MethodSpec
 from adapter.graphql.transcoder import GraphQLTranscoder
 from adapter.server.graphql_handler import GraphQLMethodHandler
+from adapter.telemetry.repeated_lines import DEFAULT_INTERVAL
 from adapter.transcoding.json_codec import JsonCodec
 from adapter.transcoding.method_transcoder import MethodTranscoder
 from adapter.transcoding.page_tokens import PageTokenSigner
 from adapter.transcoding.request_limits import RequestLimits
 from adapter.upstream.caller import UpstreamCaller
 
-from .handlers import DEFAULT_FAILURE_LOG_INTERVAL, MethodHandler, UpstreamMethodHandler
+from .handlers import MethodHandler, UpstreamMethodHandler
 from .large_payloads import LargePayloadWorker
 
 __all__ = ["Transcoder", "method_handler", "transcoder_for"]
@@ -54,7 +55,7 @@ def method_handler(
     tracer_provider: TracerProvider | None = None,
     meter_provider: MeterProvider | None = None,
     large_payloads: LargePayloadWorker | None = None,
-    failure_log_interval: float = DEFAULT_FAILURE_LOG_INTERVAL,
+    failure_log_interval: float = DEFAULT_INTERVAL,
 ) -> MethodHandler:
     """The handler serving ``transcoder``'s method through ``caller``; it makes the
     call's server span (register its ``.handle``)."""

@@ -36,9 +36,9 @@ from .wire_diagnosis import locate_decode_failure
 __all__ = ["RequestDecodingInterceptor", "UndecodableRequest", "tolerant_deserializer"]
 
 logger = logging.getLogger(__name__)
-#: One line per request type, then one per 10 s with a count (as failed calls' lines,
-#: telemetry.failure_log_interval_seconds' default): a caller can send these in a loop.
-_REFUSAL_LINES = RepeatedLines(logger, interval=10.0)
+#: One line per request type, then one per 10 s with a count: a caller can send these
+#: in a loop.
+_REFUSAL_LINES = RepeatedLines(logger)
 
 Deserializer = Callable[[bytes], Any]
 

@@ -21,7 +21,11 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
-__all__ = ["RepeatedLines"]
+__all__ = ["DEFAULT_INTERVAL", "RepeatedLines"]
+
+#: What the adapter's repeated lines wait between two of a kind (and the default of
+#: ``telemetry.failure_log_interval_seconds``).
+DEFAULT_INTERVAL = 10.0
 
 
 class RepeatedLines:
@@ -32,7 +36,7 @@ class RepeatedLines:
         self,
         logger: logging.Logger,
         *,
-        interval: float,
+        interval: float = DEFAULT_INTERVAL,
         max_kinds: int = 256,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
