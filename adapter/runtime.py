@@ -41,6 +41,7 @@ from adapter.server.health_service import HealthService
 from adapter.server.large_payloads import LargePayloadWorker
 from adapter.telemetry.metrics import build_meter_provider
 from adapter.telemetry.ops_server import OpsServer
+from adapter.telemetry.repeated_lines import flush_held_lines
 from adapter.transcoding.json_codec import JsonCodec
 from adapter.transcoding.page_tokens import PageTokenSigner
 from adapter.upstream.caller import UpstreamCaller
@@ -225,6 +226,7 @@ class MeshAdapter:
         if group is not None:
             await group.stop()
         await self.supervisor.stop()
+        flush_held_lines()  # an outage's last lines held back, before the process ends
         self._stopped.set()
 
     async def _close_callers(self) -> None:

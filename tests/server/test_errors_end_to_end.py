@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 
 import grpc
 import pytest
@@ -253,3 +254,27 @@ async def test_an_outage_logs_one_line_per_method_and_code_not_one_per_call(
     assert len(lines) == 2, lines
     assert lines[0].startswith("/openframe.v1.DeviceService/ListDevices -> UNAVAILABLE: ")
     assert lines[1].startswith("/openframe.v1.DeviceService/GetDevice -> NOT_FOUND: ")
+
+
+async def test_the_outage_lines_held_back_are_logged_when_the_adapter_stops(
+    simulator: Simulator, tracer_provider, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
+    """A burst of failures that ends inside the interval is not swallowed by a shutdown:
+    the last line held back goes out, with how many like it there were."""
+    caplog.set_level(logging.INFO, logger="adapter.server.handlers")
+    simulator.faults.add(Fault(vendor="openframe", route=LIST, status=503))
+    async with (
+        MeshAdapter(adapter_settings(simulator), tracer_provider=tracer_provider) as server,
+        grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as ch,
+    ):
+        for _ in range(5):
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await devices_pb2_grpc.DeviceServiceStub(ch).ListDevices(
+                    devices_pb2.ListDevicesRequest(), timeout=10
+                )
+            assert info.value.code() == C.UNAVAILABLE
+        assert len([r for r in caplog.records if r.name == "adapter.server.handlers"]) == 1
+    lines = [r.getMessage() for r in caplog.records if r.name == "adapter.server.handlers"]
+    assert len(lines) == 2, lines
+    assert lines[1].startswith("/openframe.v1.DeviceService/ListDevices -> UNAVAILABLE: ")
+    assert re.search(r" \(the last of 4 like it held back in the last \d+ s\)$", lines[1]), lines[1]

@@ -4,11 +4,16 @@ past the table's bound are never held back."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Iterator
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
 
-from adapter.telemetry.repeated_lines import RepeatedLines
+from adapter.telemetry.logs import TraceContextFilter
+from adapter.telemetry.repeated_lines import RepeatedLines, flush_held_lines
 
 from ..manual_clock import ManualClock
 
@@ -76,3 +81,83 @@ def test_a_level_not_logged_counts_nothing_and_kinds_past_the_bound_always_log(
     clock.now += 10.0
     lines.log(logging.INFO, "a", "kind %s", "a")
     assert [m for _, m in _lines(caplog)] == ["kind a (1 more like it in the last 10 s not logged)"]
+
+
+def test_flush_sends_the_last_held_line_of_each_kind_with_its_count(
+    logger: logging.Logger, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = ManualClock(500.0)
+    lines = RepeatedLines(logger, interval=10.0, clock=clock)
+    for i in range(4):
+        lines.log(logging.WARNING, "a", "a %d", i)
+        lines.log(logging.ERROR, "b", "b %d", i)
+    assert [m for _, m in _lines(caplog)] == ["a 0", "b 0"]
+    clock.now += 3.0
+    flush_held_lines()  # what the adapter's stop does
+    assert sorted(_lines(caplog)) == [
+        (logging.WARNING, "a 3 (the last of 3 like it held back in the last 3 s)"),
+        (logging.ERROR, "b 3 (the last of 3 like it held back in the last 3 s)"),
+    ]
+    lines.flush()  # nothing held any more
+    assert _lines(caplog) == []
+    lines.log(logging.WARNING, "a", "a %d", 4)  # the flushed line counts as the interval's line
+    clock.now += 10.0
+    lines.log(logging.WARNING, "a", "a %d", 5)
+    assert [m for _, m in _lines(caplog)] == ["a 5 (1 more like it in the last 10 s not logged)"]
+
+
+class _Signal(logging.Handler):
+    """Sets ``event`` when a record arrives (on the loop's thread: the timer's)."""
+
+    def __init__(self, event: asyncio.Event) -> None:
+        super().__init__()
+        self._event = event
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._event.set()
+
+
+@pytest.fixture
+def trace_ids(logger: logging.Logger) -> Iterator[None]:
+    """The adapter's filter on the test's logger: each record gets its context's trace id."""
+    log_filter = TraceContextFilter()
+    logger.addFilter(log_filter)
+    yield
+    logger.removeFilter(log_filter)
+
+
+async def test_a_burst_that_ends_is_reported_when_its_interval_is_over(
+    logger: logging.Logger, caplog: pytest.LogCaptureFixture, trace_ids: None
+) -> None:
+    lines = RepeatedLines(logger, interval=0.2)
+    tracer = TracerProvider().get_tracer(__name__)
+    lines.log(logging.WARNING, "k", "call %d", 0)
+    ids = []
+    for i in range(1, 6):
+        with tracer.start_as_current_span("call") as span:
+            ids.append(span.get_span_context().trace_id)
+            lines.log(logging.WARNING, "k", "call %d", i)
+    assert [m for _, m in _lines(caplog)] == ["call 0"]
+    arrived = asyncio.Event()
+    handler = _Signal(arrived)
+    logger.addHandler(handler)
+    try:
+        await asyncio.wait_for(arrived.wait(), 5.0)  # the timer sends it, 0.2 s after "call 0"
+    finally:
+        logger.removeHandler(handler)
+    [record] = [r for r in caplog.records if r.name == NAME]
+    assert record.getMessage() == "call 5 (the last of 5 like it held back in the last 0 s)"
+    # sent under the last held call's context: the line leads to that call's trace
+    assert record.__dict__["trace_id"] == f"{ids[-1]:032x}"
+    assert trace.get_current_span() is trace.INVALID_SPAN
+
+
+async def test_forget_cancels_the_pending_line(
+    logger: logging.Logger, caplog: pytest.LogCaptureFixture
+) -> None:
+    lines = RepeatedLines(logger, interval=0.05)
+    lines.log(logging.WARNING, "k", "first")
+    lines.log(logging.WARNING, "k", "held")
+    lines.forget("k")
+    await asyncio.sleep(0.2)
+    assert [m for _, m in _lines(caplog)] == ["first"]
