@@ -14,6 +14,16 @@ A query whose route answers 404 (a deployment without that endpoint) is dropped
 from this stream's backfill with one warning: retrying could only fail the same
 way, and failing the backfill would reconnect the stream forever. The other
 queries go on.
+
+Pages are handed on one at a time, in the vendor's order, so a long outage's gap is
+never held in memory at once (100 items a page; it used to be every page of every
+query, to sort them). The stream spools each page as it comes and moves its
+watermark only once every page was read: a backfill that fails half-way is read
+again from the same mark, and what it had spooled is dropped as duplicates. Paging
+that does not end (a token the upstream repeats, or more than ``MAX_PAGES`` pages
+in one query) fails the backfill with :class:`BackfillIncomplete`, which names
+it; it used to end the query there without a word, and the watermark then moved
+past what was never read.
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import orjson
@@ -38,14 +48,22 @@ from adapter.upstream.errors import UpstreamStatusError
 from .declarations import BackfillQuery
 from .encoding import VendorEvent
 
-__all__ = ["Backfiller"]
+__all__ = ["MAX_PAGES", "BackfillIncomplete", "Backfiller"]
 
 logger = logging.getLogger(__name__)
 
 #: Re-read this much before the watermark: clocks and commit order are not exact.
 OVERLAP = dt.timedelta(seconds=2)
-MAX_PAGES = 1000
+#: Pages one query may read in one backfill (1,000,000 items at 100 a page): past
+#: it, the paging is taken not to end.
+MAX_PAGES = 10_000
+#: A progress line every this many pages of a query.
+_PROGRESS_PAGES = 100
 _NO_CACHE = ("cache-control", "no-cache")
+
+
+class BackfillIncomplete(Exception):
+    """A query's paging did not end; nothing past the watermark was given up."""
 
 
 class Backfiller:
@@ -60,6 +78,7 @@ class Backfiller:
         caller: UpstreamCaller,
         codec: JsonCodec,
         timeout_seconds: float = 60.0,
+        max_pages: int = MAX_PAGES,
     ) -> None:
         missing = [q.rpc for q in queries if q.rpc not in transcoders]
         if missing:
@@ -70,17 +89,22 @@ class Backfiller:
         self._caller = caller
         self._codec = codec
         self._timeout = timeout_seconds
+        self._max_pages = max_pages
         #: RPCs of the queries dropped because their route answered 404.
         self.disabled: set[str] = set()
 
-    async def events_since(self, since: dt.datetime) -> list[VendorEvent]:
-        """Every change after ``since`` (minus an overlap), oldest first."""
-        events: list[VendorEvent] = []
+    async def pages_since(self, since: dt.datetime) -> AsyncIterator[list[VendorEvent]]:
+        """Every change after ``since`` (minus an overlap), a page of events at a time, in
+        the vendor's order. Each page's read has ``timeout_seconds``."""
+        pages = events = 0
         for query in self._queries:
             if query.rpc in self.disabled:
                 continue
             try:
-                events.extend(await self._run(query, since - OVERLAP))
+                async for page in self._pages(query, since - OVERLAP):
+                    pages += 1
+                    events += len(page)
+                    yield page
             except UpstreamStatusError as exc:
                 if exc.response.status != 404:
                     raise
@@ -93,15 +117,14 @@ class Backfiller:
                     exc.path or exc.route,
                     query.event_type,
                 )
-        events.sort(key=_moment)
-        logger.info("backfill of %s since %s: %d events", self.source, since.isoformat(), len(events))
-        return events
+        logger.info(
+            "backfill of %s since %s: %d events in %d pages", self.source, since.isoformat(), events, pages
+        )
 
-    async def _run(self, query: BackfillQuery, since: dt.datetime) -> list[VendorEvent]:
+    async def _pages(self, query: BackfillQuery, since: dt.datetime) -> AsyncIterator[list[VendorEvent]]:
         transcoder = self._transcoders[query.rpc]
         spec = transcoder.spec
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._timeout
         fields: dict[str, Any] = {}
         if query.since_field:
             stamp = timestamp_pb2.Timestamp()
@@ -110,14 +133,14 @@ class Backfiller:
         paged = "page_size" in spec.input_type.DESCRIPTOR.fields_by_name
         if paged:
             fields["page_size"] = 100
-        events: list[VendorEvent] = []
         token = ""
-        for _ in range(MAX_PAGES):
+        seen_tokens: set[str] = set()
+        for page in range(1, self._max_pages + 1):
             request = spec.input_type(**fields, **({"page_token": token} if token else {}))
             bound = transcoder.bind(request)
             # Backfill must see the upstream's present state, never a cached read.
             fresh = dataclasses.replace(bound.request, headers=(*bound.request.headers, _NO_CACHE))
-            response = await self._caller.send(fresh, deadline=deadline)
+            response = await self._caller.send(fresh, deadline=loop.time() + self._timeout)
             raise_for_status(response, upstream=self._caller.name, route=spec.route, path=bound.request.path)
             payload, token = transcoder.decode_raw(response, bound)
             if query.items_field:
@@ -128,10 +151,21 @@ class Backfiller:
                 items: list[Any] = payload
             else:
                 items = [] if payload is None else [payload]
-            events.extend(self._event(query, item) for item in items)
+            yield [self._event(query, item) for item in items]
             if not (paged and token):
-                break
-        return events
+                return
+            if token in seen_tokens:
+                raise BackfillIncomplete(
+                    f"backfill of {self.source}: {query.rpc} answered page {page} with a page token "
+                    "it had answered before; its paging would never end"
+                )
+            seen_tokens.add(token)
+            if page % _PROGRESS_PAGES == 0:
+                logger.info("backfill of %s: %s, %d pages read so far", self.source, query.rpc, page)
+        raise BackfillIncomplete(
+            f"backfill of {self.source}: {query.rpc} still had pages after {self._max_pages}; "
+            "the watermark stays where it was"
+        )
 
     def _event(self, query: BackfillQuery, item: Any) -> VendorEvent:
         raw = _raw(item)
@@ -172,13 +206,6 @@ def _normalised_time(value: Any) -> str:
     except MalformedPayloadError:
         return value
     return moment.isoformat().replace("+00:00", "Z")
-
-
-def _moment(event: VendorEvent) -> dt.datetime:
-    try:
-        return dt.datetime.fromisoformat(event.timestamp).astimezone(dt.UTC)
-    except (ValueError, OverflowError):
-        return dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
 def _raw(item: Any) -> bytes:

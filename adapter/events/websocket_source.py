@@ -53,13 +53,13 @@ from adapter.resilience.errors import LocalRateLimitExceeded
 from adapter.upstream.credentials import CredentialProvider
 from adapter.upstream.errors import CallDeadlineExceeded, UpstreamError
 
-from .backfill import Backfiller
+from .backfill import Backfiller, BackfillIncomplete
 from .declarations import StreamDeclaration
 from .encoding import VendorEvent
 from .fencing import PublishFence, StreamFenced
 from .frame_queue import FrameQueue, ReceivedFrame
 from .intake import EventIntake
-from .watermarks import Watermarks
+from .watermarks import Watermarks, capped, event_time
 from .websocket_frames import FrameReader
 
 __all__ = ["FrameQueue", "ReceivedFrame", "StreamState", "SubscriptionNotAcknowledged", "WebSocketSource"]
@@ -245,10 +245,10 @@ class WebSocketSource:
                 reason = f"HTTP {status} at connect"
             except (ConnectionClosed, InvalidHandshake, OSError, TimeoutError) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
-            except (UpstreamError, CallDeadlineExceeded, ValueError) as exc:
-                # Backfill could not read the upstream (down, slow, or an answer that does
-                # not decode): the watermark did not move, so reconnecting and backfilling
-                # again later loses nothing.
+            except (UpstreamError, CallDeadlineExceeded, ValueError, BackfillIncomplete) as exc:
+                # Backfill could not read the upstream (down, slow, paging that does not
+                # end, or an answer that does not decode): the watermark did not move, so
+                # reconnecting and backfilling again later loses nothing.
                 reason = f"backfill failed ({type(exc).__name__}: {exc})"
                 self.counts["backfill_failures"] += 1
             except StreamFenced:
@@ -276,10 +276,7 @@ class WebSocketSource:
             mark = self._watermarks.get(self.stream.source)
             if self._backfiller is not None and mark is not None:
                 self._set(StreamState.BACKFILLING, f"since {mark.isoformat()}")
-                missed = await self._backfiller.events_since(mark)
-                self.counts["backfill_disabled"] = len(self._backfiller.disabled)
-                for start in range(0, len(missed), _BATCH):
-                    await self._accept(missed[start : start + _BATCH])
+                await self._backfill(self._backfiller, mark)
             self._set(StreamState.STREAMING)
             self._backoff.healthy()
             while True:
@@ -333,22 +330,48 @@ class WebSocketSource:
             await queue.put(ReceivedFrame(frame, time.time()))  # waits when processing lags
             self.queued_bytes = queue.bytes
 
-    async def _accept(self, events: list[VendorEvent], received: list[float] | None = None) -> None:
-        """Spools ``events`` and moves the watermark past them (``received``: their
-        receipt times, for the events that carry no time of their own)."""
+    async def _backfill(self, backfiller: Backfiller, mark: dt.datetime) -> None:
+        """Spools what was missed since ``mark`` page by page; the watermark moves once,
+        after the last page, to the newest event spooled (a backfill cut half-way is read
+        again from ``mark``: its pages are in the vendor's order, not the events')."""
+        newest: dt.datetime | None = None
+        try:
+            async for page in backfiller.pages_since(mark):
+                dead = await self._spool(page)
+                # Never beyond the receipt time (a vendor clock ahead of ours, a hostile time).
+                ceiling = dt.datetime.now(dt.UTC)
+                for index, event in enumerate(page):
+                    when = None if index in dead else event_time(event.timestamp)
+                    if when is not None:
+                        when = capped(when, ceiling)
+                        newest = when if newest is None or when > newest else newest
+        finally:
+            self.counts["backfill_disabled"] = len(backfiller.disabled)
+        if newest is not None:
+            self._watermarks.advance_to(self.stream.source, newest)
+            self._watermarks.flush()
+
+    async def _spool(self, events: list[VendorEvent]) -> frozenset[int]:
+        """Spools ``events`` (waiting for room); the indexes of those dead-lettered."""
         if self._fence is not None and not self._fence.allows():
             raise StreamFenced(self.stream.source)
         result = await self._intake.accept(events, wait=True)
         self.counts["events"] += len(events)
+        return result.dead
+
+    async def _accept(self, events: list[VendorEvent], received: list[float]) -> None:
+        """Spools live ``events`` and moves the watermark past them (``received``: their
+        receipt times, for the events that carry no time of their own)."""
+        dead = await self._spool(events)
         # A vendor clock ahead of ours, or a hostile time, must not move the mark past
         # what a later backfill has to read: never beyond the receipt time.
         ceiling = dt.datetime.now(dt.UTC)
         for index, event in enumerate(events):
-            if index in result.dead:
+            if index in dead:
                 continue
             if event.timestamp:
                 self._watermarks.advance(self.stream.source, event.timestamp, ceiling=ceiling)
-            elif received is not None:
+            else:
                 moment = dt.datetime.fromtimestamp(received[index], dt.UTC) - self._margin
                 self._watermarks.advance_to(self.stream.source, moment, ceiling=ceiling)
         self._watermarks.flush()

@@ -4,16 +4,19 @@ events stop in a real spool)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import orjson
 import pytest_asyncio
+from openframe.v1 import alerts_pb2
 from pydantic import SecretStr
 
 from adapter.auth.api_key import ApiKeyCredentials
 from adapter.config.settings import EventsSettings, WebSocketSourceSettings
 from adapter.descriptors.loader import load_service_specs
-from adapter.events.backfill import Backfiller
+from adapter.events.backfill import MAX_PAGES, Backfiller
 from adapter.events.encoding import EventEncoder
 from adapter.events.intake import EventIntake
 from adapter.events.routing import EventRouter, load_event_routes
@@ -45,11 +48,12 @@ async def spool(tmp_path: Path) -> AsyncIterator[EventSpool]:
 
 def source(sim: Simulator, spool: EventSpool, tmp_path: Path, key: str) -> WebSocketSource:
     encoder = EventEncoder(EventRouter(load_event_routes(EventsSettings())), JsonCodec(), source_uris={})
+    auth = adapter_settings(sim).upstreams["openframe"].auth  # the header the simulator's profile reads
     return WebSocketSource(
         declared().streams["openframe"],
         FAST,
         url=sim.openframe_ws_url,
-        credentials=ApiKeyCredentials(api_key=SecretStr(key)),
+        credentials=ApiKeyCredentials(api_key=SecretStr(key), header=auth.header, scheme=auth.scheme),
         intake=EventIntake(encoder, spool),
         watermarks=WatermarkStore(tmp_path / "watermarks.json"),
     )
@@ -115,13 +119,15 @@ async def test_full_spool_pauses_the_stream_without_dropping(simulator: Simulato
             await stream.stop()
 
 
-async def test_failed_backfill_is_retried_not_fatal(
-    simulator: Simulator, spool: EventSpool, tmp_path: Path
-) -> None:
+def with_backfill(
+    stream: WebSocketSource, simulator: Simulator, *, max_pages: int = MAX_PAGES
+) -> tuple[UpstreamClient, MethodTranscoder]:
+    """Gives ``stream`` the declared backfill over a real upstream client; returns the
+    client (the test closes it) and ListAlerts' transcoder."""
     settings = adapter_settings(simulator).upstreams["openframe"]
-    caller = UpstreamClient(
-        "openframe", settings, credentials=ApiKeyCredentials(api_key=SecretStr(OPENFRAME_KEY))
-    )
+    auth = settings.auth
+    key = ApiKeyCredentials(api_key=SecretStr(OPENFRAME_KEY), header=auth.header, scheme=auth.scheme)
+    caller = UpstreamClient("openframe", settings, credentials=key)
     codec = JsonCodec()
     transcoders = {
         m.path: MethodTranscoder(m, codec, settings.pagination)
@@ -129,14 +135,22 @@ async def test_failed_backfill_is_retried_not_fatal(
         if s.upstream == "openframe"
         for m in s.methods
     }
-    stream = source(simulator, spool, tmp_path, key=OPENFRAME_KEY)
     stream._backfiller = Backfiller(
         "openframe",
         declared().streams["openframe"].backfill,
         transcoders=transcoders,
         caller=caller,
         codec=codec,
+        max_pages=max_pages,
     )
+    return caller, transcoders["/openframe.v1.AlertService/ListAlerts"]
+
+
+async def test_failed_backfill_is_retried_not_fatal(
+    simulator: Simulator, spool: EventSpool, tmp_path: Path
+) -> None:
+    stream = source(simulator, spool, tmp_path, key=OPENFRAME_KEY)
+    caller, _ = with_backfill(stream, simulator)
     await stream.start()
     try:
         await asyncio.wait_for(stream.streaming.wait(), 5)
@@ -151,6 +165,59 @@ async def test_failed_backfill_is_retried_not_fatal(
         assert {a["id"].encode() for a in missed} <= keys
         # The backfill's records are spooled a moment before it reports the stream live again.
         await wait_until(lambda: stream.state is StreamState.STREAMING, within=5, what="streaming again")
+    finally:
+        await stream.stop()
+        await caller.aclose()
+
+
+async def test_paging_that_never_ends_fails_the_backfill_and_keeps_the_watermark(
+    simulator: Simulator,
+    spool: EventSpool,
+    tmp_path: Path,
+    profile: str,
+    caplog,  # type: ignore[no-untyped-def]
+) -> None:
+    """Paging that does not end (a cursor the upstream repeats; with numbered pages, a
+    total that is never reached) used to be read 1,000 pages deep, then the backfill
+    ended there without a word and the watermark moved past what it never read. Now
+    the backfill fails, naming the cause, the watermark stays, and once the paging
+    ends the gap is read whole."""
+    caplog.set_level(logging.INFO, logger="adapter.events.websocket_source")
+    stream = source(simulator, spool, tmp_path, key=OPENFRAME_KEY)
+    caller, list_alerts = with_backfill(stream, simulator, max_pages=5)
+    await stream.start()
+    try:
+        await asyncio.wait_for(stream.streaming.wait(), 5)
+        await simulator.generate_events("openframe", "alert", count=2)
+        await wait_until(lambda: spool.depth == 2, within=5, what="first events (set the watermark)")
+        mark = stream._watermarks.get("openframe")
+        assert mark is not None
+        # The first page of one alert, as the upstream answers it (it says more follow) ...
+        first = list_alerts.bind(alerts_pb2.ListAlertsRequest(page_size=1)).request
+        page = await caller.send(first, deadline=asyncio.get_running_loop().time() + 5)
+        assert page.status == 200
+        # ... answered to every request from now on: each page points at the same next
+        # cursor (drifted), or claims a total no page number reaches (documented).
+        body = orjson.loads(page.body)
+        if profile == "documented":
+            body["meta"]["total"] = 10**6
+        looping = simulator.faults.add(
+            Fault(vendor="openframe", route="/v1/alerts", method="GET", status=200, body=body)
+        )
+        simulator.ws_drop("openframe")
+        missed = await simulator.generate_events("openframe", "alert", count=3)  # while nobody listens
+        await wait_until(lambda: stream.counts["backfill_failures"] >= 1, within=10, what="a failed backfill")
+        cause = {
+            "drifted": "ListAlerts answered page 2 with a page token it had answered before",
+            "documented": "ListAlerts still had pages after 5; the watermark stays where it was",
+        }[profile]
+        assert any(cause in r.getMessage() for r in caplog.records)
+        assert stream._watermarks.get("openframe") == mark  # nothing given up
+        simulator.faults.remove(looping.id)
+        await wait_until(lambda: stream.state is StreamState.STREAMING, within=10, what="streaming again")
+        keys = {record.key for _, record in await spool.pending(100)}
+        assert {a["id"].encode() for a in missed} <= keys
+        assert stream._watermarks.get("openframe") > mark  # moved once the gap was read whole
     finally:
         await stream.stop()
         await caller.aclose()
