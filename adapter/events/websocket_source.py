@@ -50,6 +50,7 @@ from adapter.config.settings import WebSocketSourceSettings
 from adapter.lifecycle.supervisor import Supervisor
 from adapter.resilience.backoff import Backoff
 from adapter.resilience.errors import LocalRateLimitExceeded
+from adapter.telemetry.repeated_lines import RepeatedLines
 from adapter.upstream.credentials import CredentialProvider
 from adapter.upstream.errors import CallDeadlineExceeded, UpstreamError
 
@@ -133,6 +134,8 @@ class WebSocketSource:
         self._subscriptions = list(settings.subscribe or stream.subscriptions)
         self._margin = dt.timedelta(seconds=settings.watermark_margin_seconds)
         self._crash_causes: set[str] = set()
+        # A backfill that keeps failing (every reconnect) warns once per interval, with a count.
+        self._backfill_failures = RepeatedLines(logger)
         self._listeners: list[Callable[[StreamState, str], None]] = [on_state] if on_state else []
         self._supervisor = supervisor or Supervisor()
         #: The health name the supervisor turns NOT_SERVING if the stream's task is
@@ -251,6 +254,13 @@ class WebSocketSource:
                 # reconnecting and backfilling again later loses nothing.
                 reason = f"backfill failed ({type(exc).__name__}: {exc})"
                 self.counts["backfill_failures"] += 1
+                self._backfill_failures.log(
+                    logging.WARNING,
+                    "backfill",
+                    "%s stream: %s; its watermark stays, the gap is read again after reconnecting",
+                    self.stream.source,
+                    reason,
+                )
             except StreamFenced:
                 reason = "ownership not confirmed; nothing spooled"
                 self.counts["fenced"] += 1
