@@ -32,7 +32,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import orjson
@@ -93,7 +93,7 @@ class Backfiller:
         #: RPCs of the queries dropped because their route answered 404.
         self.disabled: set[str] = set()
 
-    async def pages_since(self, since: dt.datetime) -> AsyncIterator[list[VendorEvent]]:
+    async def pages_since(self, since: dt.datetime) -> AsyncGenerator[list[VendorEvent], None]:
         """Every change after ``since`` (minus an overlap), a page of events at a time, in
         the vendor's order. Each page's read has ``timeout_seconds``."""
         pages = events = 0
@@ -121,7 +121,9 @@ class Backfiller:
             "backfill of %s since %s: %d events in %d pages", self.source, since.isoformat(), events, pages
         )
 
-    async def _pages(self, query: BackfillQuery, since: dt.datetime) -> AsyncIterator[list[VendorEvent]]:
+    async def _pages(
+        self, query: BackfillQuery, since: dt.datetime
+    ) -> AsyncGenerator[list[VendorEvent], None]:
         transcoder = self._transcoders[query.rpc]
         spec = transcoder.spec
         loop = asyncio.get_running_loop()

@@ -346,15 +346,17 @@ class WebSocketSource:
         again from ``mark``: its pages are in the vendor's order, not the events')."""
         newest: dt.datetime | None = None
         try:
-            async for page in backfiller.pages_since(mark):
-                dead = await self._spool(page)
-                # Never beyond the receipt time (a vendor clock ahead of ours, a hostile time).
-                ceiling = dt.datetime.now(dt.UTC)
-                for index, event in enumerate(page):
-                    when = None if index in dead else event_time(event.timestamp)
-                    if when is not None:
-                        when = capped(when, ceiling)
-                        newest = when if newest is None or when > newest else newest
+            # Closed at once when spooling fails or is cancelled (not when collected).
+            async with contextlib.aclosing(backfiller.pages_since(mark)) as pages:
+                async for page in pages:
+                    dead = await self._spool(page)
+                    # Never beyond the receipt time (a vendor clock ahead of ours, a hostile time).
+                    ceiling = dt.datetime.now(dt.UTC)
+                    for index, event in enumerate(page):
+                        when = None if index in dead else event_time(event.timestamp)
+                        if when is not None:
+                            when = capped(when, ceiling)
+                            newest = when if newest is None or when > newest else newest
         finally:
             self.counts["backfill_disabled"] = len(backfiller.disabled)
         if newest is not None:
