@@ -16,6 +16,7 @@ with ``messaging.system=kafka``), so stock messaging dashboards work unchanged.
 | ``meshadapter.events.dead_lettered`` | counter | source, reason |
 | ``meshadapter.websocket.state`` | gauge (1 for the current state) | upstream, state |
 | ``meshadapter.websocket.reconnects`` / ``.crashes`` / ``.frames`` | counter | upstream |
+| ``meshadapter.websocket.backfill_failures`` | counter | upstream |
 | ``meshadapter.webhook.deliveries`` | counter | outcome |
 | ``meshadapter.webhook.connections`` | gauge | |
 | ``meshadapter.webhook.connection_refusals`` | counter | |
@@ -162,6 +163,11 @@ def register_event_metrics(pipeline: EventPipeline, meter_provider: MeterProvide
         ("reconnects", "{reconnect}", "WebSocket sessions opened again after a drop"),
         ("crashes", "{crash}", "WebSocket stream tasks that died and were restarted"),
         ("frames", "{frame}", "WebSocket frames received"),
+        (
+            "backfill_failures",
+            "{backfill}",
+            "Backfills that failed (the watermark stays; the gap is read again after a reconnect)",
+        ),
     ):
         counter(
             f"meshadapter.websocket.{count}",

@@ -54,6 +54,7 @@ FAMILIES = {
     "meshadapter_events_dead_lettered",
     "meshadapter_websocket_state",
     "meshadapter_websocket_reconnects",
+    "meshadapter_websocket_backfill_failures",
     "meshadapter_webhook_deliveries",
     "meshadapter_webhook_connections",
     "meshadapter_webhook_connection_refusals",
