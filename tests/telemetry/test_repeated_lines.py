@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -146,7 +147,8 @@ async def test_a_burst_that_ends_is_reported_when_its_interval_is_over(
     finally:
         logger.removeHandler(handler)
     [record] = [r for r in caplog.records if r.name == NAME]
-    assert record.getMessage() == "call 5 (the last of 5 like it held back in the last 0 s)"
+    # sent 0.2 s after "call 0" (later on a loaded machine: the seconds are not the point)
+    assert re.fullmatch(r"call 5 \(the last of 5 like it held back in the last \d+ s\)", record.getMessage())
     # sent under the last held call's context: the line leads to that call's trace
     assert record.__dict__["trace_id"] == f"{ids[-1]:032x}"
     assert trace.get_current_span() is trace.INVALID_SPAN
