@@ -111,9 +111,15 @@ class RepeatedLines:
         self._logger.log(level, msg, *args, stacklevel=2)
 
     def flush(self) -> None:
-        """Sends the last held line of every kind now, with how many like it were held."""
+        """Sends the last held line of every kind now, with how many like it were held;
+        drops those held on an event loop that has closed since (what ran there ended
+        without its stop: a test's loop, not this process's)."""
         for kind in list(self._held):
-            self._send_held(kind)
+            timer = self._timers.get(kind)
+            if timer is not None and timer[0].is_closed():
+                self.forget(kind)
+            else:
+                self._send_held(kind)
 
     def forget(self, kind: Hashable) -> None:
         """The next line of ``kind`` goes out at once (what was held back is dropped)."""

@@ -163,3 +163,22 @@ async def test_forget_cancels_the_pending_line(
     lines.forget("k")
     await asyncio.sleep(0.2)
     assert [m for _, m in _lines(caplog)] == ["first"]
+
+
+def test_a_line_held_on_a_loop_that_closed_is_dropped_by_a_later_flush(
+    logger: logging.Logger, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stop flushes every instance of the process; one left by a loop that ended
+    without its stop (a test's) must not write into whoever stops next."""
+    lines = RepeatedLines(logger, interval=10.0)
+
+    async def burst() -> None:
+        for i in range(3):
+            lines.log(logging.WARNING, "k", "call %d", i)
+
+    asyncio.run(burst())  # its loop closes with the timer still pending
+    assert [m for _, m in _lines(caplog)] == ["call 0"]
+    flush_held_lines()
+    assert _lines(caplog) == []
+    lines.log(logging.WARNING, "k", "call %d", 3)  # forgotten: the next line goes out at once
+    assert [m for _, m in _lines(caplog)] == ["call 3"]
