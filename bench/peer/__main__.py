@@ -68,16 +68,20 @@ def adapter_env(upstream: str, port: int, *, cache: bool, otlp: str) -> dict[str
     return env
 
 
-def wait_serving(address: str, timeout: float = 60.0) -> None:
+def wait_serving(arm: Started, timeout: float = 60.0) -> None:
+    """Until ``arm``'s health reads SERVING; at once when its process has exited (a bad
+    setting, a refused environment: its own error is above, on stderr)."""
     deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(address) as channel:
+    with grpc.insecure_channel(arm.address) as channel:
         health = health_pb2_grpc.HealthStub(channel)
         while True:
             with contextlib.suppress(grpc.RpcError):
                 if health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
                     return
+            if (code := arm.process.poll()) is not None:
+                raise RuntimeError(f"{arm.name} on {arm.address} exited ({code}) before serving")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"adapter on {address} not serving after {timeout:.0f} s")
+                raise RuntimeError(f"{arm.name} on {arm.address} not serving after {timeout:.0f} s")
             time.sleep(0.1)
 
 
@@ -176,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
                 started(name, python("-m", "adapter"), cpu=sut, ready="",
                         env=adapter_env(upstream, port, cache=cache, otlp=otlp), address=f"127.0.0.1:{port}")
             )  # fmt: skip
-            wait_serving(arms[name].address)
+            wait_serving(arms[name])
         arms[report.VANGUARD] = stack.enter_context(
             started(report.VANGUARD, [str(tools / "vanguard"), "-descriptors", str(tools / "protos.pb"),
                     "-upstream", upstream], cpu=sut)

@@ -73,7 +73,7 @@ def profile(
         address = f"127.0.0.1:{port}"
         adapter = python("-m", "adapter")
         with started("mesh-adapter", adapter, cpu=0, ready="", env=env, address=address) as arm:
-            wait_serving(address)
+            wait_serving(arm)
             ghz(tools, arm, concurrency, 1.0, 1)  # warm up
             out = raw or Path(tempfile.mkdtemp(prefix="peer-profile-")) / "stacks.txt"
             spy_proc = subprocess.Popen(

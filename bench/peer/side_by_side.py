@@ -113,7 +113,7 @@ def measure(trees: dict[str, Path], args: argparse.Namespace) -> dict[str, list[
                 started(name, [sys.executable, "-m", "adapter"], cpu=args.sut_cpu, ready="", env=env,
                         address=f"127.0.0.1:{port}")
             )  # fmt: skip
-            wait_serving(arms[name].address)
+            wait_serving(arms[name])
         if args.latency:
             return latencies(tools, arms, args)
         for round_ in range(args.rounds + 1):  # round 0 warms both up
