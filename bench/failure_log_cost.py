@@ -4,8 +4,8 @@ per interval (``adapter/telemetry/repeated_lines.py``), in a loop, side by side 
 one run. Per call, as the handlers log an outage's failures: the same method and
 status code each time, through the adapter's JSON log set-up (trace context and
 secret masking filters) into ``/dev/null``, inside a sampled span so each line
-carries its ids, on a running event loop. The CPU is the calling thread's own: a collector reading the lines
-would add its share.
+carries its ids, on a running event loop (where a held line's timer is set). The CPU
+is the calling thread's own: a collector reading the lines would add its share.
 
     python -m bench.failure_log_cost
 """
@@ -50,9 +50,7 @@ def _compare() -> None:
 
 
 async def _on_the_loop() -> None:
-    """As in the adapter, the lines are logged on a running event loop (where the
-    held-back lines' timer is set)."""
-    _compare()
+    _compare()  # blocking on purpose: a loop must be running, not turning
 
 
 def main() -> None:
