@@ -23,6 +23,7 @@ BENCHES = [
     "failure_log_cost",
     "spool_throughput",
     "spool_store_cost",
+    "websocket_intake",
     "large_payloads",
     "peer",
 ]

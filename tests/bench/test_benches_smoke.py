@@ -45,6 +45,11 @@ EXPECTED_ROWS = {
         "mTLS + JWT + policy + tenant + share",
     ],
     "spool_store_cost": ["spool store, append + ack"],
+    "websocket_intake": [
+        "websockets client, frames parsed (floor)",
+        "WebSocketSource -> spool, tracing off",
+        "WebSocketSource -> spool, a span per event",
+    ],
     "large_payloads": [
         f"{payload}, on the {where}"
         for payload in (
