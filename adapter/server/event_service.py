@@ -28,6 +28,7 @@ from adapter.events.watermarks import event_time
 from adapter.security.identity import current_principal
 from adapter.status.call_ending import end_call
 from adapter.status.mapping import to_rpc_status
+from adapter.telemetry.repeated_lines import RepeatedLines
 from adapter.transcoding.errors import BindingError
 from adapter.transcoding.json_codec import JsonCodec
 from adapter.transcoding.request_validation import RequestValidator
@@ -99,6 +100,9 @@ class EventStreamServicer(events_pb2_grpc.EventServiceServicer):
         #: Subscribe streams open now (a gauge for operators).
         self.open_streams = 0
         self._validator = RequestValidator(events_pb2.SubscribeRequest.DESCRIPTOR)
+        # Whoever may write to a topic can write a million records this cannot read, and each
+        # subscriber meets every one: a line per topic and cause per interval, with a count.
+        self._unreadable_lines = RepeatedLines(logger)
 
     @property
     def refused_unreachable(self) -> int:
@@ -229,7 +233,9 @@ class EventStreamServicer(events_pb2_grpc.EventServiceServicer):
         try:
             self._fill(event, record)
         except Exception as exc:
-            logger.warning(
+            self._unreadable_lines.log(
+                logging.WARNING,
+                (record.topic, type(exc).__name__),
                 "record %s[%d]@%d could not be read whole (%s); it goes out without the rest",
                 record.topic, record.partition, record.offset, type(exc).__name__,
             )  # fmt: skip
