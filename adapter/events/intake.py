@@ -17,6 +17,7 @@ import orjson
 from opentelemetry.trace import SpanKind, TracerProvider
 
 from adapter.telemetry.lean_tracer import LeanTracer
+from adapter.telemetry.repeated_lines import RepeatedLines
 
 from .delivery_claims import DeliveryClaim
 from .encoding import EventEncoder, UnroutableEventError, VendorEvent
@@ -69,6 +70,10 @@ class EventIntake:
         self._tracer = LeanTracer(tracer_provider, __name__)
         self._retry_after = full_retry_after
         self.stats = IntakeStats()
+        # A vendor whose events drifted from the protos (or a flood of bad frames) would write a
+        # line per event: one per source, channel and reason per interval, with a count. Each
+        # dead letter is still on its topic, with its cause in headers, and counted.
+        self._dead_letter_lines = RepeatedLines(logger)
 
     async def accept(
         self, events: Sequence[VendorEvent], *, wait: bool = False, claim: DeliveryClaim | None = None
@@ -172,7 +177,9 @@ class EventIntake:
                 reason, detail = "ENCODER_FAILURE", f"{type(exc).__name__}: {exc}"[:1000]
             span.set_attribute("meshadapter.dead_letter.reason", reason)
             self.stats.dead_lettered[f"{event.source}.{reason}"] += 1
-            logger.warning(
+            self._dead_letter_lines.log(
+                logging.WARNING,
+                (event.source, event.channel, reason),
                 "dead-lettering %s %s event %.100r: %s %.300s",
                 event.source,
                 event.channel,

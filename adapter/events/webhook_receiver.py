@@ -39,6 +39,7 @@ from adapter.config.settings import WebhookSettings
 from adapter.security.tls import ReloadingSslContext
 from adapter.server.connection_cap import ConnectionCap, listen
 from adapter.server.http_error_log import MalformedRequestLog
+from adapter.telemetry.repeated_lines import RepeatedLines
 
 from .declarations import WebhookDeclaration
 from .delivery_claims import DeliveryClaim
@@ -95,6 +96,9 @@ class WebhookReceiver:
         self.port = 0
         #: Outcomes and refusal reasons, over every source.
         self.counts: Counter[str] = Counter()
+        # Anybody who reaches the port can be refused as often as they like (an unsigned
+        # delivery costs them nothing): a line per source and reason per interval, with a count.
+        self._refusal_lines = RepeatedLines(logger)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.settings.max_body_bytes)
@@ -163,6 +167,16 @@ class WebhookReceiver:
         if runner is not None:
             await runner.cleanup()
 
+    def _refused(
+        self, endpoint: WebhookEndpoint, reason: str, why: str, *args: object, count: bool = True
+    ) -> None:
+        """Counts a refused delivery under ``reason`` and logs it (throttled per source and reason)."""
+        if count:
+            self.counts[reason] += 1
+        self._refusal_lines.log(
+            logging.WARNING, (endpoint.source, reason), "%s webhook refused: " + why, endpoint.source, *args
+        )
+
     def _malformed(self) -> None:
         self.counts["MALFORMED_HTTP_REQUEST"] += 1
 
@@ -178,8 +192,7 @@ class WebhookReceiver:
     async def _handle(self, endpoint: WebhookEndpoint, request: web.Request) -> web.Response:
         encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
         if encoding != "identity":
-            self.counts["UNSUPPORTED_CONTENT_ENCODING"] += 1
-            logger.warning("%s webhook refused: Content-Encoding %.40r", endpoint.source, encoding)
+            self._refused(endpoint, "UNSUPPORTED_CONTENT_ENCODING", "Content-Encoding %.40r", encoding)
             return _answer(
                 415,
                 "UNSUPPORTED_CONTENT_ENCODING",
@@ -190,27 +203,29 @@ class WebhookReceiver:
                 async with asyncio.timeout(self.settings.read_timeout_seconds):
                     body = await request.read()
             except TimeoutError:
-                self.counts["BODY_TIMEOUT"] += 1
-                logger.warning(
-                    "%s webhook refused: body not received within %.0f s",
-                    endpoint.source, self.settings.read_timeout_seconds,
-                )  # fmt: skip
+                self._refused(
+                    endpoint,
+                    "BODY_TIMEOUT",
+                    "body not received within %.0f s",
+                    self.settings.read_timeout_seconds,
+                )
                 return _answer(
                     408, "BODY_TIMEOUT", f"body not received within {self.settings.read_timeout_seconds:g} s"
                 )
             except web.HTTPRequestEntityTooLarge:
                 self.counts["too_large"] += 1
-                logger.warning(
-                    "%s webhook refused: body over %d bytes", endpoint.source, self.settings.max_body_bytes
+                self._refused(
+                    endpoint,
+                    "BODY_TOO_LARGE",
+                    "body over %d bytes",
+                    self.settings.max_body_bytes,
+                    count=False,
                 )
                 return _answer(413, "BODY_TOO_LARGE", f"body over {self.settings.max_body_bytes} bytes")
             try:
                 delivery = endpoint.verifier.verify(body, request.headers)
             except WebhookRejectedError as exc:
-                self.counts[exc.reason] += 1
-                logger.warning(
-                    "%s webhook refused (%d %s): %s", endpoint.source, exc.status, exc.reason, exc.detail
-                )
+                self._refused(endpoint, exc.reason, "%d %s: %s", exc.status, exc.reason, exc.detail)
                 headers = {"Retry-After": "60"} if exc.status == 503 else None
                 return _answer(exc.status, exc.reason, exc.detail, headers)
             id_header = endpoint.declaration.id_header

@@ -8,6 +8,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import hmac
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -27,6 +28,7 @@ from adapter.events.spool import EventSpool
 from adapter.events.webhook_auth import DeliveryCheck, SignatureCheck, TokenCheck
 from adapter.events.webhook_receiver import WebhookEndpoint, WebhookReceiver
 from adapter.events.webhook_verifier import WebhookVerifier
+from adapter.telemetry.repeated_lines import flush_held_lines
 from adapter.transcoding.json_codec import JsonCodec
 from tests.gzip_bomb import cpu_until_quiet, gzip_bomb
 from tests.idle_connections import OPENINGS, seconds_until_closed
@@ -150,6 +152,38 @@ async def test_unknown_event_is_dead_lettered_and_acknowledged(
     assert (answer.status_code, answer.json()["status"]) == (200, "dead_lettered")
     [(_, record)] = await spool.pending(10)
     assert record.topic == "meshadapter.deadletter" and record.value == raw
+
+
+def _held_lines(caplog: pytest.LogCaptureFixture, logger: str, text: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == logger and text in r.getMessage()]
+
+
+async def test_refusals_and_dead_letters_are_logged_once_per_reason_then_counted(
+    endpoint: tuple[httpx.AsyncClient, EventSpool], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Anybody who reaches the port can be refused as often as they like, and a vendor whose
+    # events drifted would dead-letter every one: a line each would bury the log.
+    client, spool = endpoint
+    caplog.set_level(logging.INFO, logger="adapter.events")
+    for n in range(30):
+        refused = await client.post("/webhooks/octospine", content=body(f"whd_u{n}"))
+        assert (refused.status_code, refused.json()["error"]["code"]) == (401, "MISSING_SIGNATURE")
+    for n in range(20):
+        raw = body(f"whd_d{n}", event="pipeline.exploded")
+        answer = await client.post("/webhooks/octospine", content=raw, headers=sign(raw))
+        assert (answer.status_code, answer.json()["status"]) == (200, "dead_lettered")
+    assert spool.depth == 20  # every dead letter is stored, whatever the log says
+    refusals = _held_lines(caplog, "adapter.events.webhook_receiver", "webhook refused")
+    dead = _held_lines(caplog, "adapter.events.intake", "dead-lettering")
+    assert [line.split(": ", 1)[0] for line in refusals] == ["octospine webhook refused"]
+    assert "401 MISSING_SIGNATURE" in refusals[0]
+    assert len(dead) == 1 and "UNKNOWN_EVENT_TYPE" in dead[0]
+    caplog.clear()
+    flush_held_lines()  # what the adapter's stop does, or the interval's end
+    [refusals_tail] = _held_lines(caplog, "adapter.events.webhook_receiver", "webhook refused")
+    [dead_tail] = _held_lines(caplog, "adapter.events.intake", "dead-lettering")
+    assert "(the last of 29 like it held back" in refusals_tail
+    assert "(the last of 19 like it held back" in dead_tail and "UNKNOWN_EVENT_TYPE" in dead_tail
 
 
 async def test_full_spool_answers_503_with_retry_after(tmp_path: Path) -> None:
