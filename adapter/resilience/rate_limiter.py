@@ -29,6 +29,7 @@ from collections.abc import Iterable
 
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
+from adapter.telemetry.repeated_lines import RepeatedLines
 from adapter.upstream.caller import UpstreamCaller
 from adapter.upstream.messages import UpstreamRequest, UpstreamResponse
 
@@ -86,6 +87,8 @@ class UpstreamRateLimiter(CallerLayer):
         self._foreign = 0
         self._foreign_until = 0.0
         self._paused_until = 0.0
+        # Every call in flight when the vendor starts answering 429 gets one: a line per interval.
+        self._pause_lines = RepeatedLines(logger)
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._timer: asyncio.TimerHandle | None = None
         #: Moving average of the inner call's duration: a slot that frees later than
@@ -243,8 +246,13 @@ class UpstreamRateLimiter(CallerLayer):
             pause = response.server_delay()  # clamped: one absurd value must not freeze the vendor
             if pause:
                 self._paused_until = max(self._paused_until, now + pause)
-                logger.warning(
-                    "%s answered 429: pausing every %s call for %.1fs", self.name, self.quota, pause
+                self._pause_lines.log(
+                    logging.WARNING,
+                    429,
+                    "%s answered 429: pausing every %s call for %.1fs",
+                    self.name,
+                    self.quota,
+                    pause,
                 )
         limit = _header_int(response, _LIMIT_HEADERS)
         if limit is not None and 0 < limit < self._whole:

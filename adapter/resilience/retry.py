@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from opentelemetry.metrics import MeterProvider
 
+from adapter.telemetry.repeated_lines import RepeatedLines
 from adapter.upstream.caller import UpstreamCaller
 from adapter.upstream.errors import UpstreamConnectError, UpstreamError
 from adapter.upstream.messages import UpstreamRequest, UpstreamResponse
@@ -81,6 +82,9 @@ class RetryingCaller(CallerLayer):
         self._stopped = m.create_counter(
             RETRY_STOPPED, unit="{call}", description="Calls whose retries stopped before success"
         )
+        # In an outage every call stops retrying alike: a line per route and reason per interval
+        # (with a count), as the failed calls' own lines; the counter above has every one.
+        self._stopped_lines = RepeatedLines(logger)
 
     async def send(self, request: UpstreamRequest, *, deadline: float) -> UpstreamResponse:
         self.budget.record_call()
@@ -103,7 +107,9 @@ class RetryingCaller(CallerLayer):
             reason = self._why_stop(attempt, asked, delay, deadline)
             if reason is not None:
                 self._stopped.add(1, {"upstream": self.name, "route": request.route, "reason": reason})
-                logger.info(
+                self._stopped_lines.log(
+                    logging.INFO,
+                    (request.route, reason),
                     "%s %s: not retrying after attempt %d (%s): %s",
                     self.name, request.route, attempt, cause, reason,
                 )  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import logging
 import time
 
 import grpc
@@ -172,3 +173,35 @@ async def test_no_attempt_starts_after_the_deadline(start_sim: StartSim) -> None
     attempts = sim.find_requests(route=GET_ALERT)
     assert 2 <= len(attempts) < 10
     assert all(r.started < started + 0.8 for r in attempts)
+
+
+async def test_an_outage_logs_one_stopped_retry_line_then_its_tail(
+    start_sim: StartSim, caplog: pytest.LogCaptureFixture
+) -> None:
+    # In an outage every call stops retrying alike: a line each would be the log's whole content.
+    sim = await start_sim()
+    sim.faults.add(Fault(vendor="openframe", route=GET_ALERT, status=503))
+    caplog.set_level(logging.INFO, logger="adapter.resilience.retry")
+    resilience = {
+        "retry_budget": {"ratio": 0, "min_retries_per_second": 0},  # every call stops at once, alike
+        "circuit_breaker": {"enabled": False},
+    }
+
+    def lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "not retrying" in r.getMessage()]
+
+    async with running_adapter(sim, resilience=resilience) as h:
+        for _ in range(12):
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await _get(h)(alerts_pb2.GetAlertRequest(alert_id="alt_0001"), timeout=5)  # type: ignore[operator]
+            assert info.value.code() == C.UNAVAILABLE
+        during = lines()
+        stopped = h.metric("meshadapter.upstream.retry.stopped")
+    tail = lines()[len(during) :]  # the adapter's stop sends what was held back
+    assert during == [
+        "openframe GET /v1/alerts/{alert_id}: not retrying after attempt 1 (http_503): retry_budget_exhausted"
+    ]
+    assert sum(v for a, v in stopped if a["reason"] == "retry_budget_exhausted") == 12
+    assert len(tail) == 1 and tail[0].startswith(
+        during[0] + " (the last of 11 like it held back in the last "
+    )
