@@ -13,6 +13,8 @@ from collections import Counter
 
 import orjson
 
+from adapter.telemetry.repeated_lines import RepeatedLines
+
 from .declarations import StreamDeclaration
 from .encoding import VendorEvent, envelope_problem
 
@@ -27,6 +29,8 @@ class FrameReader:
     def __init__(self, stream: StreamDeclaration, counts: Counter[str]) -> None:
         self._stream = stream
         self._counts = counts
+        # A vendor that answers every frame with an error frame would write a line each.
+        self._error_lines = RepeatedLines(logger)
 
     def is_acknowledgement(self, frame: str | bytes) -> bool:
         """The frame answers the subscribe frame (the type the stream declares for it)."""
@@ -65,7 +69,13 @@ class FrameReader:
         if kind in self._stream.control_types:
             self._counts[f"control.{kind}"] += 1
             if kind == self._stream.error_type:
-                logger.warning("%s stream error frame: %.500s", self._stream.source, raw)
+                self._error_lines.log(
+                    logging.WARNING,
+                    kind,
+                    "%s stream error frame: %.500s",
+                    self._stream.source,
+                    raw.decode("utf-8", "replace"),
+                )
             return None
         envelope = {
             names.type_field: kind,
