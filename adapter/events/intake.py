@@ -74,6 +74,7 @@ class EventIntake:
         # line per event: one per source, channel and reason per interval, with a count. Each
         # dead letter is still on its topic, with its cause in headers, and counted.
         self._dead_letter_lines = RepeatedLines(logger)
+        self._full_lines = RepeatedLines(logger)
 
     async def accept(
         self, events: Sequence[VendorEvent], *, wait: bool = False, claim: DeliveryClaim | None = None
@@ -123,10 +124,14 @@ class EventIntake:
     ) -> list[bool]:
         """Appends event by event, in order, each as soon as it fits: a batch larger
         than the free room must not wait for a room it will never get at once."""
-        logger.warning(
+        # While Kafka catches up after an outage the spool fills again at every batch.
+        sources = _sources(events)
+        self._full_lines.log(
+            logging.WARNING,
+            sources,
             "event spool full (%d events): pausing %s intake until Kafka takes some",
             self._spool.depth,
-            _sources(events),
+            sources,
         )
         fresh: list[bool] = []
         start = 0
