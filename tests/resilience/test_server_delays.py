@@ -6,6 +6,7 @@ pause every later call for a day or forever."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import grpc
 import pytest
@@ -72,3 +73,30 @@ async def test_default_clamp_is_five_minutes(start_sim: StartSim) -> None:
             await alerts_pb2_grpc.AlertServiceStub(h.channel).GetAlert(REQUEST, timeout=5)
     assert info.value.code() == C.UNAVAILABLE, info.value.details()
     assert _delay(info.value) == 300.0
+
+
+async def test_429s_to_every_call_in_flight_log_one_pause_line_then_its_tail(
+    start_sim: StartSim, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Every call in flight when the vendor starts answering 429 gets one: a line each would
+    # repeat the same pause as many times as there were calls.
+    sim = await start_sim()
+    sim.faults.add(
+        Fault(vendor="openframe", route=GET_ALERT, status=429, retry_after=1, latency=0.2, times=8)
+    )
+    caplog.set_level(logging.WARNING, logger="adapter.resilience.rate_limiter")
+
+    def lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "answered 429" in r.getMessage()]
+
+    async with running_adapter(sim, resilience={"retry": {"max_attempts": 1}}) as h:
+        stub = alerts_pb2_grpc.AlertServiceStub(h.channel)
+        answers = await asyncio.gather(
+            *(stub.GetAlert(REQUEST, timeout=5) for _ in range(8)), return_exceptions=True
+        )
+        during = lines()
+    tail = lines()[len(during) :]  # the adapter's stop sends what was held back
+    assert [a.code() for a in answers if isinstance(a, grpc.aio.AioRpcError)] == [C.RESOURCE_EXHAUSTED] * 8
+    assert sim.count(vendor="openframe", route=GET_ALERT) == 8  # all in flight before the first 429
+    assert during == ["openframe answered 429: pausing every rest call for 1.0s"]
+    assert len(tail) == 1 and tail[0].startswith(during[0] + " (the last of 7 like it held back")
