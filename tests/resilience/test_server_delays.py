@@ -82,7 +82,7 @@ async def test_429s_to_every_call_in_flight_log_one_pause_line_then_its_tail(
     # repeat the same pause as many times as there were calls.
     sim = await start_sim()
     sim.faults.add(
-        Fault(vendor="openframe", route=GET_ALERT, status=429, retry_after=1, latency=0.2, times=8)
+        Fault(vendor="openframe", route=GET_ALERT, status=429, retry_after=1, latency=1.0, times=8)
     )
     caplog.set_level(logging.WARNING, logger="adapter.resilience.rate_limiter")
 
