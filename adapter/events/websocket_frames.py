@@ -74,7 +74,7 @@ class FrameReader:
                     kind,
                     "%s stream error frame: %.500s",
                     self._stream.source,
-                    raw.decode("utf-8", "replace"),
+                    raw[:2000].decode("utf-8", "replace"),  # a frame may be 4 MiB; 500 characters go out
                 )
             return None
         envelope = {
