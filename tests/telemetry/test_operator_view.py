@@ -74,14 +74,18 @@ DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana" / "mesh-ada
 def test_the_dashboard_reads_only_exported_families() -> None:
     """docs/grafana/mesh-adapter.json queries nothing the adapter does not export
     (the throttled counter appears once the quota first makes a call wait, the Watch
-    refusals once the first Watch is refused)."""
+    refusals once the first Watch is refused, the stopped retries once a call stops retrying)."""
     exprs = [t["expr"] for p in json.loads(DASHBOARD.read_text())["panels"] for t in p["targets"]]
     used = {
         re.sub(r"_(count|bucket|total)$", "", name)
         for expr in exprs
         for name in re.findall(r"([a-z_]+)\{", expr)
     }
-    later = {"meshadapter_upstream_rate_limit_throttled", "meshadapter_health_watch_refusals"}
+    later = {
+        "meshadapter_upstream_rate_limit_throttled",
+        "meshadapter_health_watch_refusals",
+        "meshadapter_upstream_retry_stopped",  # once a call stops retrying
+    }
     assert used <= FAMILIES | later, used - FAMILIES
     assert len(used) >= 15
 
