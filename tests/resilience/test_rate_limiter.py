@@ -64,14 +64,16 @@ async def test_waits_for_a_slot_when_the_deadline_allows() -> None:
 
 
 async def test_refuses_at_once_when_the_slot_frees_after_the_deadline() -> None:
-    limiter = UpstreamRateLimiter(Instant(), limit=1, window=5.0)
-    await limiter.send(REQUEST, deadline=_deadline(1))
+    # Margins a loaded machine cannot eat: waiting for the deadline would take 3 s, for the
+    # slot 30 s; a refusal at once takes microseconds (bounded here at 1 s).
+    limiter = UpstreamRateLimiter(Instant(), limit=1, window=30.0)
+    await limiter.send(REQUEST, deadline=_deadline(3))
     started = time.monotonic()
     with pytest.raises(LocalRateLimitExceeded) as info:
-        await limiter.send(REQUEST, deadline=_deadline(1))
-    assert time.monotonic() - started < 0.05
-    assert 4.9 < info.value.retry_after <= 5.0
-    assert (info.value.limit, info.value.window_seconds) == (1, 5.0)
+        await limiter.send(REQUEST, deadline=_deadline(3))
+    assert time.monotonic() - started < 1.0
+    assert 29.0 < info.value.retry_after <= 30.0
+    assert (info.value.limit, info.value.window_seconds) == (1, 30.0)
 
 
 async def test_queued_calls_are_admitted_in_arrival_order() -> None:
