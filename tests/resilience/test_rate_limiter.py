@@ -145,8 +145,9 @@ async def test_quota_holds_under_200_concurrent_callers_at_150_percent(start_sim
         throttled = h.metric("meshadapter.upstream.rate_limit.throttled")
     offered = callers
     failed = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
-    # On a loaded machine an admitted call can still miss its 0.5 s deadline; that is the
-    # machine, not the limiter, as long as it stays rare. Every refusal must be a proper one.
+    # On a loaded machine a call can still miss its 0.5 s deadline (admitted, or refused too late
+    # for its caller to hear it); that is the machine, not the limiter, as long as it stays rare.
+    # Every refusal a caller hears must be a proper one.
     late = [e for e in failed if e.code() == C.DEADLINE_EXCEEDED]
     refused = [e for e in failed if e.code() != C.DEADLINE_EXCEEDED]
     served = len(outcomes) - len(failed)
@@ -163,7 +164,10 @@ async def test_quota_holds_under_200_concurrent_callers_at_150_percent(start_sim
         assert details["RetryInfo"].retry_delay.ToTimedelta().total_seconds() > 0
         assert details["QuotaFailure"].violations[0].subject == "upstream:openframe"
     assert [a for a, _ in remaining if a == {"upstream": "openframe", "quota": "rest"}]
-    assert sum(v for a, v in throttled if a["outcome"] == "refused") == len(refused)
+    # Every refusal a caller saw is counted; a refusal that reached its caller after the caller's
+    # own deadline (seen in CI: 47 counted, 46 seen) is among the late ones, and only there.
+    counted = sum(v for a, v in throttled if a["outcome"] == "refused")
+    assert len(refused) <= counted <= len(refused) + len(late), (counted, len(refused), len(late))
     print(
         f"offered={offered} served={served} refused={len(refused)} late={len(late)} "
         f"max_in_window={sim.rate_limits['openframe'].max_served_in_any_window()} "
