@@ -71,10 +71,10 @@ class EventIntake:
         self._retry_after = full_retry_after
         self.stats = IntakeStats()
         # A vendor whose events drifted from the protos (or a flood of bad frames) would write a
-        # line per event: one per source, channel and reason per interval, with a count. Each
-        # dead letter is still on its topic, with its cause in headers, and counted.
-        self._dead_letter_lines = RepeatedLines(logger)
-        self._full_lines = RepeatedLines(logger)
+        # line per event, and a spool that Kafka is catching up on fills again at every batch:
+        # one line of a kind per interval, with a count. Each dead letter is still on its topic,
+        # with its cause in headers, and counted.
+        self._lines = RepeatedLines(logger)
 
     async def accept(
         self, events: Sequence[VendorEvent], *, wait: bool = False, claim: DeliveryClaim | None = None
@@ -124,11 +124,10 @@ class EventIntake:
     ) -> list[bool]:
         """Appends event by event, in order, each as soon as it fits: a batch larger
         than the free room must not wait for a room it will never get at once."""
-        # While Kafka catches up after an outage the spool fills again at every batch.
         sources = _sources(events)
-        self._full_lines.log(
+        self._lines.log(
             logging.WARNING,
-            sources,
+            ("spool full", sources),
             "event spool full (%d events): pausing %s intake until Kafka takes some",
             self._spool.depth,
             sources,
@@ -182,9 +181,9 @@ class EventIntake:
                 reason, detail = "ENCODER_FAILURE", f"{type(exc).__name__}: {exc}"[:1000]
             span.set_attribute("meshadapter.dead_letter.reason", reason)
             self.stats.dead_lettered[f"{event.source}.{reason}"] += 1
-            self._dead_letter_lines.log(
+            self._lines.log(
                 logging.WARNING,
-                (event.source, event.channel, reason),
+                ("dead letter", event.source, event.channel, reason),
                 "dead-lettering %s %s event %.100r: %s %.300s",
                 event.source,
                 event.channel,

@@ -9,6 +9,7 @@ from collections import Counter
 import pytest
 
 from adapter.events.websocket_frames import FrameReader
+from adapter.telemetry.repeated_lines import flush_held_lines
 
 from .mesh_fixtures import declared
 
@@ -27,7 +28,7 @@ def test_error_frames_are_counted_each_and_logged_once_then_their_tail(
             frame = b'{"type":"error","code":"rate_limited","message":"slow down %d"}' % n
             assert reader.parse(frame) is None  # a control frame: no event, nothing dead-lettered
         during = _lines(caplog)
-        reader._error_lines.flush()  # what the adapter's stop does, or the interval's end
+        flush_held_lines()  # what the adapter's stop does, or the interval's end
         tail = _lines(caplog)[len(during) :]
     assert counts["control.error"] == 50
     assert during == [

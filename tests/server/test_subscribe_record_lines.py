@@ -14,6 +14,7 @@ from google.protobuf.message import Message
 from openframe.v1 import events_pb2 as openframe_events_pb2
 
 from adapter.server.event_service import EventStreamServicer
+from adapter.telemetry.repeated_lines import flush_held_lines
 from adapter.transcoding.json_codec import JsonCodec
 
 ALERT_EVENT = openframe_events_pb2.AlertEvent.DESCRIPTOR.full_name
@@ -63,7 +64,7 @@ def test_unreadable_records_are_logged_once_per_topic_and_cause(caplog: pytest.L
     ]
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger=LOGGER):
-        servicer._unreadable_lines.flush()  # what the adapter's stop does (or the interval's end)
+        flush_held_lines()  # what the adapter's stop does (or the interval's end)
     assert _lines(caplog) == [
         "record t.alerts[0]@999 could not be read whole (RuntimeError); it goes out without the rest "
         "(the last of 999 like it held back in the last 0 s)"
