@@ -15,6 +15,7 @@ import pytest
 import pytest_asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from adapter.resilience import backoff
 from adapter.runtime import MeshAdapter
 from simulator import Simulator
 
@@ -53,8 +54,26 @@ async def _health_becomes(
     return time.monotonic() - started
 
 
+@pytest.fixture
+def restarts_at_the_ceiling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every backoff waits its full step instead of a uniform draw in ``[0, step]``.
+
+    A killed task is restarted after a full-jitter delay that may be ~0 s (a 10%
+    chance under 50 ms); its restarted part reads SERVING at once (a reconnecting
+    stream is not failing), so a poller could miss a NOT_SERVING that did happen
+    (CI: "restarting task ws-openframe in 0.0s", then still SERVING). At the ceiling
+    the first restart waits 0.5 s: NOT_SERVING lasts long enough to be read."""
+
+    def ceiling(attempt: int, *, initial: float, maximum: float, multiplier: float, rng: object) -> float:
+        return min(maximum, initial * multiplier ** max(attempt - 1, 0))
+
+    monkeypatch.setattr(backoff, "full_jitter", ceiling)
+
+
 @pytest_asyncio.fixture
-async def running(simulator: Simulator, tmp_path: Path, prefix: str) -> AsyncIterator[MeshAdapter]:
+async def running(
+    simulator: Simulator, tmp_path: Path, prefix: str, restarts_at_the_ceiling: None
+) -> AsyncIterator[MeshAdapter]:
     adapter = MeshAdapter(mesh_settings(simulator, tmp_path, prefix))
     await adapter.start()
     assert adapter.events is not None
