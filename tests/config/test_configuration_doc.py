@@ -10,9 +10,11 @@ find, and a row left after a rename is a key operators set and the start refuses
 
 from __future__ import annotations
 
+import json
 import re
 import types
 import typing
+from collections.abc import Iterator
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -64,10 +66,10 @@ def _settings_keys() -> dict[str, bool]:
     return keys
 
 
-def _documented() -> dict[str, tuple[set[str], set[str]]]:
-    """Section (``*`` for placeholders, ``""`` top level) -> (every key a row names,
-    the keys of plain ``| key | default | meaning |`` rows only)."""
-    sections: dict[str, tuple[set[str], set[str]]] = {}
+def _rows() -> Iterator[tuple[str, bool, list[str]]]:
+    """Each table row of the "Keys" part: (section, ``*`` for placeholders and ``""``
+    for the top level; whether the table is a plain ``| key | default | meaning |``;
+    the row's cells)."""
     current: str | None = None
     plain = False
     for line in DOC.read_text().splitlines():
@@ -75,24 +77,36 @@ def _documented() -> dict[str, tuple[set[str], set[str]]]:
             current = None
         if heading := _SECTION.match(line):
             current = _PLACEHOLDER.sub("*", heading.group(1) or "")
-            sections.setdefault(current, (set(), set()))
+            yield current, True, []  # a section without rows is still a section
             continue
         if current is None or not line.startswith("|"):
             continue
         cells = [cell.strip() for cell in line.strip("|").split("|")]
         if cells[0] in ("key", "`type`"):
             plain = cells[0] == "key"
-            continue
-        key_cells = cells[:1] if plain else cells[:2]
-        names = {
-            _PLACEHOLDER.sub("*", name.strip())
-            for cell in key_cells
-            for token in _BACKTICKED.findall(cell)
-            for name in re.split(r"[/,]", token)
-        }
-        sections[current][0].update(names)
+        elif not (cells[0] and set(cells[0]) <= set("-:")):  # not the |---| line
+            yield current, plain, cells
+
+
+def _names(cells: list[str]) -> set[str]:
+    """The keys a row's cells name (``a`` / ``b`` and ``a``, ``b`` name two)."""
+    return {
+        _PLACEHOLDER.sub("*", name.strip())
+        for cell in cells
+        for token in _BACKTICKED.findall(cell)
+        for name in re.split(r"[/,]", token)
+    }
+
+
+def _documented() -> dict[str, tuple[set[str], set[str]]]:
+    """Section -> (every key a row names, the keys of plain rows only)."""
+    sections: dict[str, tuple[set[str], set[str]]] = {}
+    for section, plain, cells in _rows():
+        named, plain_names = sections.setdefault(section, (set(), set()))
+        names = _names(cells[:1] if plain else cells[:2])
+        named.update(names)
         if plain:
-            sections[current][1].update(names)
+            plain_names.update(names)
     return sections
 
 
@@ -154,6 +168,66 @@ def test_every_documented_key_is_one_the_adapter_reads() -> None:
     ]
     stale += [f"section `{section}`" for section in _documented() if section and section not in keys]
     assert not stale, "docs/configuration.md documents keys the adapter does not read:\n" + "\n".join(stale)
+
+
+def _default(key: str) -> object:
+    """The value a key takes when the operator sets nothing, as the models define it
+    (a nested table's own default wins: GraphQL's ``rate_limit`` is 500 a minute)."""
+    model: type[BaseModel] = Settings
+    value: object = None
+    parts = key.split(".")
+    for index, part in enumerate(parts):
+        if part == "*":
+            value = None  # a named entry: its model's own defaults
+            continue
+        if isinstance(value, BaseModel):
+            value = getattr(value, part)
+        else:
+            value = model.model_fields[part].get_default(call_default_factory=True)
+        later = [p for p in parts[index + 1 :] if p != "*"]
+        if later:
+            candidates, _ = _models_in(model.model_fields[part].annotation)
+            model = next(m for m in candidates if later[0] in m.model_fields)
+    return value
+
+
+def _same(documented: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return documented == str(value).lower()
+    if isinstance(value, int | float):
+        return re.fullmatch(r"-?[0-9][0-9_,]*(\.[0-9]+)?", documented) is not None and float(
+            documented.replace(",", "").replace("_", "")
+        ) == float(value)
+    if isinstance(value, list | tuple | set | frozenset | dict):
+        try:
+            parsed = json.loads(documented)
+        except ValueError:
+            return False
+        if isinstance(value, dict):
+            return bool(parsed == value)
+        return isinstance(parsed, list) and sorted(map(str, parsed)) == sorted(map(str, value))
+    return documented == str(value)
+
+
+def test_every_plain_default_is_the_models_default() -> None:
+    """A row whose default is one literal (`` `30` ``, `` `h1` ``, `` `true` ``, `` `[]` ``)
+    states the models' default; words ("required", "8 MiB", "derived from...") are prose."""
+    keys = _settings_keys()
+    wrong, compared = [], 0
+    for section, plain, cells in _rows():
+        names = _names(cells[:1])
+        literal = re.fullmatch(r"`([^`]*)`", cells[1]) if plain and len(cells) > 2 else None
+        if literal is None or len(names) != 1:
+            continue
+        key = _resolve(section, names.pop(), keys)
+        value = None if key is None else _default(_aliased(key))
+        if key is None or value in (None, ""):  # unset: derived at start, said in the row
+            continue
+        compared += 1
+        if not _same(literal.group(1), value):
+            wrong.append(f"{key}: documented `{literal.group(1)}`, the models say {value!r}")
+    assert not wrong, "defaults in docs/configuration.md that are not the adapter's:\n" + "\n".join(wrong)
+    assert compared > 80  # most rows state a literal default: the parse found them
 
 
 def test_the_checks_see_the_sections_and_keys() -> None:
