@@ -11,15 +11,17 @@ find, and a row left after a rename is a key operators set and the start refuses
 from __future__ import annotations
 
 import json
+import os
 import re
 import types
 import typing
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from pydantic import BaseModel
 
-from adapter.config.settings import Settings
+from adapter.config.settings import Settings, load_settings
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
@@ -228,6 +230,20 @@ def test_every_plain_default_is_the_models_default() -> None:
             wrong.append(f"{key}: documented `{literal.group(1)}`, the models say {value!r}")
     assert not wrong, "defaults in docs/configuration.md that are not the adapter's:\n" + "\n".join(wrong)
     assert compared > 80  # most rows state a literal default: the parse found them
+
+
+def test_the_examples_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every TOML example of the document is a configuration the adapter starts with."""
+    blocks = re.findall(r"```toml\n(.*?)```", DOC.read_text(), re.S)
+    assert blocks
+    for name in [name for name in os.environ if name.startswith("MESH_")]:
+        monkeypatch.delenv(name)
+    for number, block in enumerate(blocks):
+        config = tmp_path / f"example-{number}.toml"
+        config.write_text(block)
+        monkeypatch.setenv("MESH_CONFIG_FILE", str(config))
+        settings = load_settings()
+        assert settings.upstreams, block
 
 
 def test_the_checks_see_the_sections_and_keys() -> None:
