@@ -31,6 +31,10 @@ __all__ = ["available_cores", "resolve_workers", "run_workers", "worker_environm
 logger = logging.getLogger("adapter.workers")
 
 _RESTART_BACKOFF = (0.5, 1.0, 2.0, 5.0)
+#: The command's exit code for a configuration it refuses (a bad key, an unreadable
+#: file): starting the worker again would be refused again, so every worker stops
+#: and the supervisor exits with it, for the orchestrator to show.
+REFUSED = 2
 
 
 def resolve_workers(settings: Settings) -> int:
@@ -113,8 +117,9 @@ class _Worker:
 
 
 async def run_workers(settings: Settings, count: int) -> int:
-    """Runs ``count`` workers until SIGTERM/SIGINT; returns the exit code (0)."""
-    stop = asyncio.Event()
+    """Runs ``count`` workers until SIGTERM/SIGINT (exit code 0), or until one refuses
+    the configuration (:data:`REFUSED`)."""
+    stop, refused = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
@@ -122,9 +127,10 @@ async def run_workers(settings: Settings, count: int) -> int:
     for worker in workers:
         await worker.start()
     logger.info("supervising %d workers on gRPC port %d", count, settings.grpc.port)
-    watchers = {asyncio.ensure_future(_keep(worker, stop)) for worker in workers}
+    watchers = {asyncio.ensure_future(_keep(worker, stop, refused)) for worker in workers}
     await stop.wait()
-    logger.info("signal received: stopping %d workers", count)
+    if not refused.is_set():
+        logger.info("signal received: stopping %d workers", count)
     for worker in workers:
         if worker.process is not None and worker.process.returncode is None:
             worker.process.send_signal(signal.SIGTERM)
@@ -138,16 +144,26 @@ async def run_workers(settings: Settings, count: int) -> int:
             worker.process.kill()
     for task in pending:
         task.cancel()
-    return 0
+    return REFUSED if refused.is_set() else 0
 
 
-async def _keep(worker: _Worker, stop: asyncio.Event) -> None:
-    """Waits for the worker to end; starts it again unless the supervisor is stopping."""
+async def _keep(worker: _Worker, stop: asyncio.Event, refused: asyncio.Event) -> None:
+    """Waits for the worker to end; starts it again unless the supervisor is stopping
+    or the worker refused the configuration (then every worker stops)."""
     while True:
         assert worker.process is not None
         code = await worker.process.wait()
         if stop.is_set():
             logger.info("worker %d stopped (exit %d)", worker.index, code)
+            return
+        if code == REFUSED:
+            logger.error(
+                "worker %d refused the configuration (exit %d, the cause is above): stopping every worker",
+                worker.index,
+                code,
+            )
+            refused.set()
+            stop.set()
             return
         delay = _RESTART_BACKOFF[min(worker.restarts, len(_RESTART_BACKOFF) - 1)]
         worker.restarts += 1

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +117,36 @@ def test_a_bad_value_is_named_once(value: str, monkeypatch: pytest.MonkeyPatch) 
         "invalid configuration:\n  workers (MESH_WORKERS): Value error, "
         "expected 'auto' or a number of processes from 0 (one per core) to 256"
     )
+
+
+def test_a_worker_refusing_the_configuration_stops_the_supervisor(
+    tmp_path: Path, unused_tcp_port: int
+) -> None:
+    """A worker that exits 2 (the configuration refused: here an unreadable secret file)
+    is not started again and again: every worker stops and the supervisor exits 2."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MESH_")}
+    env |= {
+        "MESH_WORKERS": "2",
+        "MESH_GRPC__PORT": str(unused_tcp_port),
+        "MESH_EVENTS__ENABLED": "false",
+        "MESH_TELEMETRY__OPS_ENABLED": "false",
+        "MESH_TELEMETRY__OTLP_ENABLED": "false",
+        "MESH_LOG_FORMAT": "text",
+        "MESH_UPSTREAMS__OPENFRAME__BASE_URL": "http://127.0.0.1:1",
+        "MESH_UPSTREAMS__OPENFRAME__AUTH__API_KEY_FILE": str(tmp_path / "missing.key"),
+        "MESH_UPSTREAMS__OCTOSPINE__BASE_URL": "http://127.0.0.1:1",
+        "MESH_UPSTREAMS__OCTOSPINE__AUTH__API_KEY": "k",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "adapter"],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "refused the configuration (exit 2, the cause is above): stopping every worker" in done.stderr
+    assert "MESH_UPSTREAMS__OPENFRAME__AUTH__API_KEY_FILE" in done.stderr
+    assert "starting it again" not in done.stderr

@@ -314,6 +314,11 @@ class ConfigError(Exception):
     """Configuration is missing or invalid; the message names each bad key."""
 
 
+def env_variable(dotted: str) -> str:
+    """The environment variable that sets key ``dotted`` (``grpc.port`` -> ``MESH_GRPC__PORT``)."""
+    return ENV_PREFIX + "__".join(part.upper() for part in dotted.split("."))
+
+
 def load_settings(**overrides: object) -> Settings:
     """Reads and validates the settings, turning pydantic's errors into one
     message that names each bad key as an environment variable would."""
