@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry
 
 from adapter.assembly.catalog import Catalog, load_catalog
 from adapter.assembly.rpc import build_transcoders, rest_transcoders, upstream_services
-from adapter.assembly.secret_files import check_secret_files
+from adapter.assembly.upstream_files import check_upstream_files
 from adapter.config.settings import Settings
 from adapter.descriptors.permissions import REFLECTION_SERVICES, served_permissions
 from adapter.events.pipeline import EventPipeline
@@ -108,7 +108,7 @@ class MeshAdapter:
         page_tokens = PageTokenSigner.from_settings(settings.page_tokens)
         # Read first: the callers route by its tenant bindings, the gate checks its grants.
         policy = build_policy(settings)
-        check_secret_files(settings)
+        check_upstream_files(settings)
         self.limiters: list[UpstreamRateLimiter] = []
         self.credentials, self.callers = build_callers(
             settings,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Callable
 from urllib.parse import urljoin
 
@@ -18,6 +17,7 @@ from adapter.config.settings import (
 )
 from adapter.upstream.credentials import CredentialProvider
 from adapter.upstream.secret_source import SecretSource, source_of
+from adapter.upstream.transport import tls_verification
 
 from .client_credentials import ClientCredentials
 from .login import LoginRequest
@@ -28,15 +28,6 @@ from .token_file import TokenFile
 __all__ = ["credentials_from_settings", "login_request_from_settings"]
 
 TransportFactory = Callable[[], httpx.AsyncBaseTransport]
-
-
-def _verify(settings: UpstreamSettings) -> ssl.SSLContext | bool:
-    if not settings.verify_tls:
-        return False
-    context = ssl.create_default_context()
-    if settings.ca_bundle is not None:
-        context.load_verify_locations(cafile=str(settings.ca_bundle))
-    return context
 
 
 def _url(settings: UpstreamSettings, url: str) -> str:
@@ -59,7 +50,7 @@ def _endpoint(
         client_auth=auth.client_auth,
         upstream=name,
         timeout=auth.token_timeout_seconds,
-        verify=_verify(settings),
+        verify=tls_verification(settings),
         transport_factory=transport_factory,
         max_server_delay=settings.resilience.max_server_delay_seconds,
     )

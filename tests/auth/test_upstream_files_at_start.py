@@ -1,6 +1,7 @@
-"""A credential file that cannot be read stops the start (exit code 2, the key named),
-before any vendor request; without that check the adapter served, health SERVING, and
-failed every call of that upstream INTERNAL ``UPSTREAM_CREDENTIALS_UNAVAILABLE``."""
+"""A credential file or CA bundle that cannot be read stops the start (exit code 2, the
+key named), before any vendor request. Without that check the adapter served a missing
+credential file with health SERVING and failed every call of that upstream INTERNAL
+``UPSTREAM_CREDENTIALS_UNAVAILABLE``; a bad CA bundle ended the start in a traceback."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from adapter.assembly.secret_files import check_secret_files
+from adapter.assembly.upstream_files import check_upstream_files
 from adapter.config.settings import ConfigError, Settings, UpstreamSettings
 from adapter.runtime import MeshAdapter
 
@@ -44,6 +45,7 @@ async def test_unreadable_secret_files_stop_the_start_naming_each_key(
     team_a = {"type": "jwt", "private_key_file": str(a_directory), "issuer": "mesh"}
     openframe = settings.upstreams["openframe"].model_dump()
     openframe["credential_sets"] = {"team-a": team_a}
+    openframe["ca_bundle"] = str(empty)  # no certificate in it
     settings = settings.model_copy(
         update={"upstreams": {**settings.upstreams, "openframe": UpstreamSettings.model_validate(openframe)}}
     )
@@ -51,7 +53,7 @@ async def test_unreadable_secret_files_stop_the_start_naming_each_key(
     with pytest.raises(ConfigError) as info:
         await adapter.start()
     said = str(info.value)
-    assert said.startswith("unusable credential files:")
+    assert said.startswith("unusable upstream files:")
     assert (
         "upstreams.openframe.auth.api_key_file (MESH_UPSTREAMS__OPENFRAME__AUTH__API_KEY_FILE): "
         f"cannot read secret file {tmp_path / 'missing.key'}: No such file or directory"
@@ -65,7 +67,11 @@ async def test_unreadable_secret_files_stop_the_start_naming_each_key(
         "(MESH_UPSTREAMS__OPENFRAME__CREDENTIAL_SETS__TEAM-A__PRIVATE_KEY_FILE): "
         f"cannot read secret file {a_directory}: Is a directory"
     ) in said
-    assert len(said.splitlines()) == 4
+    assert (
+        "upstreams.openframe.ca_bundle (MESH_UPSTREAMS__OPENFRAME__CA_BUNDLE): "
+        f"cannot load {empty}: [X509: NO_CERTIFICATE_OR_CRL_FOUND]"
+    ) in said
+    assert len(said.splitlines()) == 5
     assert adapter.server is None  # nothing was served
     assert sim.count() == 0  # and the vendors heard nothing (no token request either)
 
@@ -93,7 +99,7 @@ def test_readable_files_and_a_login_still_to_run_pass(tmp_path: Path) -> None:
             ),
         }
     )
-    check_secret_files(settings)  # raises nothing
+    check_upstream_files(settings)  # raises nothing
 
 
 def test_the_command_exits_2_with_the_key(tmp_path: Path) -> None:
@@ -118,6 +124,6 @@ def test_the_command_exits_2_with_the_key(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 2, done.stderr[-2000:]
-    assert "mesh-adapter: unusable credential files:" in done.stderr
+    assert "mesh-adapter: unusable upstream files:" in done.stderr
     assert "MESH_UPSTREAMS__OPENFRAME__AUTH__API_KEY_FILE" in done.stderr
     assert "serving" not in done.stderr

@@ -1,4 +1,5 @@
-"""Refuses to start when a credential file cannot be read.
+"""Refuses to start when a file an upstream needs cannot be read: a credential file
+or the ``ca_bundle``.
 
 A ``*_file`` secret is read by :class:`~adapter.upstream.secret_source.SecretSource`
 on first use and re-read when it changes, keeping the last good value while a
@@ -7,7 +8,8 @@ a missing, unreadable or empty file would make every call of that upstream fail
 INTERNAL ``UPSTREAM_CREDENTIALS_UNAVAILABLE`` (and its stream fail) while health
 reads SERVING. So each one is read once before the adapter serves, and a bad one
 stops the start with exit code 2, naming the key, like the other files the adapter
-is given (TLS certificates, JWKS, page-token keys).
+is given (TLS certificates, JWKS, page-token keys). A ``ca_bundle`` is loaded when
+the transports are built; unchecked, a bad one ended the start with a traceback.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from adapter.config.settings import (
 )
 from adapter.upstream.errors import CredentialError
 from adapter.upstream.secret_source import SecretSource
+from adapter.upstream.transport import tls_verification
 
-__all__ = ["check_secret_files"]
+__all__ = ["check_upstream_files"]
 
 #: The keys of each credential kind that name a secret file. The authorization-code
 #: grant's ``token_file`` is not one: ``python -m adapter login`` writes it, and a
@@ -48,10 +51,18 @@ def _auths(settings: Settings) -> list[tuple[str, UpstreamAuth]]:
     return found
 
 
-def check_secret_files(settings: Settings) -> None:
-    """Reads every configured secret file once; raises ConfigError naming each one
-    that is missing, unreadable or empty (its content is never part of the message)."""
+def check_upstream_files(settings: Settings) -> None:
+    """Reads every configured secret file and CA bundle once; raises ConfigError naming
+    each one that is missing, unreadable, empty or not PEM (a secret's content is never
+    part of the message)."""
     problems = []
+    for name, upstream in settings.upstreams.items():
+        try:
+            tls_verification(upstream)
+        except OSError as exc:  # ssl.SSLError too: a file that holds no certificate
+            dotted = f"upstreams.{name}.ca_bundle"
+            reason = f"cannot load {upstream.ca_bundle}: {exc.strerror or exc}"
+            problems.append(f"  {dotted} ({env_variable(dotted)}): {reason}")
     for where, auth in _auths(settings):
         for key in SECRET_FILE_KEYS[type(auth)]:
             path = getattr(auth, key)
@@ -63,4 +74,4 @@ def check_secret_files(settings: Settings) -> None:
                 dotted = f"{where}.{key}"
                 problems.append(f"  {dotted} ({env_variable(dotted)}): {exc}")
     if problems:
-        raise ConfigError("unusable credential files:\n" + "\n".join(problems))
+        raise ConfigError("unusable upstream files:\n" + "\n".join(problems))
