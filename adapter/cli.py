@@ -14,6 +14,7 @@ from adapter.config.settings import ConfigError, Settings, load_settings
 from adapter.descriptors.catalog import DescriptorSetError
 from adapter.descriptors.method_spec import SpecError
 from adapter.events.declarations import DeclarationError
+from adapter.lifecycle.group import PartFailedToStart
 from adapter.security.policy import PolicyError
 from adapter.telemetry.logs import configure_logging
 
@@ -97,4 +98,10 @@ def main(argv: list[str] | None = None) -> int:
             PolicyError,
         ) as exc:  # ConfigError: e.g. an unreadable page_tokens.keys_file
             parser.exit(2, f"mesh-adapter: {exc}\n")
+        except PartFailedToStart as exc:  # what started was stopped again
+            if not isinstance(exc.__cause__, OSError):  # not the host's doing: a bug, its traceback
+                logging.getLogger("adapter").error("start failed", exc_info=exc.__cause__)
+            parser.exit(1, f"mesh-adapter: {exc}\n")
+        except OSError as exc:  # the host refused a file before any part started
+            parser.exit(1, f"mesh-adapter: cannot start: {exc}\n")
     return 0

@@ -104,12 +104,15 @@ class AdapterServer:
             enable_reflection(names, server)
         address = f"{settings.host}:{settings.port}"
         try:
-            if self._credentials is None:
-                self.port = server.add_insecure_port(address)
-            else:
-                self.port = server.add_secure_port(address, self._credentials)
+            try:
+                if self._credentials is None:
+                    self.port = server.add_insecure_port(address)
+                else:
+                    self.port = server.add_secure_port(address, self._credentials)
+            except RuntimeError:  # grpcio's "Failed to bind ...; set GRPC_VERBOSITY=debug"
+                self.port = 0
             if not self.port:
-                raise OSError(f"cannot listen on {address}")
+                raise OSError(f"cannot listen on {address}: in use, or not an address of this host")
             await server.start()
         except BaseException:
             await server.stop(None)  # a server that never served still holds its queue's descriptors
