@@ -24,12 +24,12 @@ import jwt
 from meshadapter.v1 import events_pb2
 
 from adapter.config.security import JwtSettings
-from adapter.config.settings import ConfigError, Settings
+from adapter.config.settings import ConfigError, Settings, env_variable
 from adapter.descriptors.permissions import topic_permission
 from adapter.security.audit import AuditLog
 from adapter.security.authorizer import CallAuthorizer
 from adapter.security.jwt_verifier import JwtVerifier
-from adapter.security.policy import Policy, load_policy
+from adapter.security.policy import Policy, PolicyError, load_policy
 from adapter.security.reloading import ReloadingFile
 from adapter.security.tls import grpc_server_credentials
 
@@ -94,12 +94,15 @@ def build_policy(settings: Settings) -> ReloadingFile[Policy] | None:
     path = settings.security.policy_file
     if path is None:
         return None
-    return ReloadingFile(
-        "authorization policy",
-        [path],
-        checked_policy_loader(lambda: load_policy(path), settings),
-        interval=settings.security.reload_interval_seconds,
-    )
+    try:
+        return ReloadingFile(
+            "authorization policy",
+            [path],
+            checked_policy_loader(lambda: load_policy(path), settings),
+            interval=settings.security.reload_interval_seconds,
+        )
+    except PolicyError as exc:  # the start's message names the key, like every other
+        raise PolicyError(f"security.policy_file ({env_variable('security.policy_file')}): {exc}") from None
 
 
 def build_grpc_security(

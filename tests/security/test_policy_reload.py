@@ -104,5 +104,8 @@ async def test_a_broken_policy_at_start_stops_the_start(simulator: Simulator, tm
     policy = tmp_path / "policy.yaml"
     policy.write_text("grants: [oops")
     settings = adapter_settings(simulator, security={"policy_file": policy})
-    with pytest.raises(PolicyError, match="not valid YAML"):
+    with pytest.raises(PolicyError) as info:
         await MeshAdapter(settings).start()
+    assert str(info.value).startswith(
+        f"security.policy_file (MESH_SECURITY__POLICY_FILE): {policy}: not valid YAML"
+    )
