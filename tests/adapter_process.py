@@ -4,7 +4,9 @@ give it, and a wait until it serves (failing with its log if it died instead).""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import grpc
@@ -13,7 +15,44 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.ports import listen_port
 
-__all__ = ["listen_port", "log_tail", "wait_serving"]
+__all__ = ["OFFLINE", "listen_port", "log_tail", "offline", "run_command", "wait_serving"]
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+#: A configuration that starts without a simulator or Kafka: both upstreams on a port
+#: nothing answers (never called by these tests), events off, no telemetry ports.
+OFFLINE = {
+    "MESH_UPSTREAMS__OPENFRAME__BASE_URL": "http://127.0.0.1:1",
+    "MESH_UPSTREAMS__OPENFRAME__AUTH__API_KEY": "k",
+    "MESH_UPSTREAMS__OCTOSPINE__BASE_URL": "http://127.0.0.1:1",
+    "MESH_UPSTREAMS__OCTOSPINE__AUTH__API_KEY": "k",
+    "MESH_EVENTS__ENABLED": "false",
+    "MESH_GRPC__PORT": "0",
+    "MESH_TELEMETRY__OPS_ENABLED": "false",
+    "MESH_TELEMETRY__OTLP_ENABLED": "false",
+    "MESH_LOG_FORMAT": "text",
+}
+
+
+def offline(**changes: str | None) -> dict[str, str]:
+    """:data:`OFFLINE` with ``changes`` (``None`` drops a variable)."""
+    return {k: v for k, v in (OFFLINE | changes).items() if v is not None}
+
+
+def run_command(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``python -m adapter *args`` to its end, configured by ``env`` alone: the test
+    process's own ``MESH_`` variables are left out."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MESH_")}
+    return subprocess.run(
+        [sys.executable, "-m", "adapter", *args],
+        cwd=ROOT,
+        env=clean | env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def log_tail(log: Path | None, size: int = 4000) -> str:

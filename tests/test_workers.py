@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,8 @@ import pytest
 from adapter import workers
 from adapter.config.settings import ConfigError, Settings, load_settings
 from adapter.workers import available_cores, resolve_workers
+
+from .adapter_process import offline, run_command
 
 SHARING: dict[str, Any] = {
     "grpc": {"port": 50051},
@@ -124,28 +124,13 @@ def test_a_worker_refusing_the_configuration_stops_the_supervisor(
 ) -> None:
     """A worker that exits 2 (the configuration refused: here an unreadable secret file)
     is not started again and again: every worker stops and the supervisor exits 2."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MESH_")}
-    env |= {
-        "MESH_WORKERS": "2",
-        "MESH_GRPC__PORT": str(unused_tcp_port),
-        "MESH_EVENTS__ENABLED": "false",
-        "MESH_TELEMETRY__OPS_ENABLED": "false",
-        "MESH_TELEMETRY__OTLP_ENABLED": "false",
-        "MESH_LOG_FORMAT": "text",
-        "MESH_UPSTREAMS__OPENFRAME__BASE_URL": "http://127.0.0.1:1",
-        "MESH_UPSTREAMS__OPENFRAME__AUTH__API_KEY_FILE": str(tmp_path / "missing.key"),
-        "MESH_UPSTREAMS__OCTOSPINE__BASE_URL": "http://127.0.0.1:1",
-        "MESH_UPSTREAMS__OCTOSPINE__AUTH__API_KEY": "k",
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "adapter"],
-        cwd=Path(__file__).resolve().parents[1],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
+    env = offline(
+        MESH_WORKERS="2",
+        MESH_GRPC__PORT=str(unused_tcp_port),
+        MESH_UPSTREAMS__OPENFRAME__AUTH__API_KEY=None,
+        MESH_UPSTREAMS__OPENFRAME__AUTH__API_KEY_FILE=str(tmp_path / "missing.key"),
     )
+    done = run_command(env, timeout=90)
     assert done.returncode == 2, done.stderr[-3000:]
     assert "refused the configuration (exit 2, the cause is above): stopping every worker" in done.stderr
     assert "MESH_UPSTREAMS__OPENFRAME__AUTH__API_KEY_FILE" in done.stderr

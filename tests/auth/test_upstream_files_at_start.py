@@ -5,9 +5,6 @@ credential file with health SERVING and failed every call of that upstream INTER
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,9 +13,8 @@ from adapter.assembly.upstream_files import check_upstream_files
 from adapter.config.settings import ConfigError, Settings, UpstreamSettings
 from adapter.runtime import MeshAdapter
 
+from ..adapter_process import offline, run_command
 from ..resilience.harness import StartSim, upstream_settings
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.usefixtures("profile")
@@ -103,26 +99,12 @@ def test_readable_files_and_a_login_still_to_run_pass(tmp_path: Path) -> None:
 
 
 def test_the_command_exits_2_with_the_key(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MESH_")}
-    env |= {
-        "MESH_UPSTREAMS__OPENFRAME__BASE_URL": "http://127.0.0.1:1",
-        "MESH_UPSTREAMS__OPENFRAME__AUTH__API_KEY_FILE": str(tmp_path / "missing.key"),
-        "MESH_UPSTREAMS__OCTOSPINE__BASE_URL": "http://127.0.0.1:1",
-        "MESH_UPSTREAMS__OCTOSPINE__AUTH__API_KEY": "k",
-        "MESH_EVENTS__ENABLED": "false",
-        "MESH_GRPC__PORT": "0",
-        "MESH_TELEMETRY__OPS_ENABLED": "false",
-        "MESH_TELEMETRY__OTLP_ENABLED": "false",
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "adapter"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    missing = str(tmp_path / "missing.key")
+    env = offline(
+        MESH_UPSTREAMS__OPENFRAME__AUTH__API_KEY=None,
+        MESH_UPSTREAMS__OPENFRAME__AUTH__API_KEY_FILE=missing,
     )
+    done = run_command(env)
     assert done.returncode == 2, done.stderr[-2000:]
     assert "mesh-adapter: unusable upstream files:" in done.stderr
     assert "MESH_UPSTREAMS__OPENFRAME__AUTH__API_KEY_FILE" in done.stderr

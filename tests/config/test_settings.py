@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from adapter.config.settings import ConfigError, load_settings
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..adapter_process import run_command
 
 
 def test_missing_and_bad_keys_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -60,17 +57,7 @@ def test_kafka_bootstrap_servers_is_honoured(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_cli_exits_2_with_the_cause() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MESH_")}
-    env["MESH_UPSTREAMS__OPENFRAME__BASE_URL"] = "http://127.0.0.1:1"
-    done = subprocess.run(
-        [sys.executable, "-m", "adapter"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    done = run_command({"MESH_UPSTREAMS__OPENFRAME__BASE_URL": "http://127.0.0.1:1"}, timeout=30)
     assert done.returncode == 2
     assert "MESH_UPSTREAMS__OPENFRAME__AUTH" in done.stderr
 

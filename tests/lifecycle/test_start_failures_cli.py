@@ -4,40 +4,22 @@ was stopped again, and no traceback buries the line (a bug's cause keeps its own
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..adapter_process import OFFLINE, run_command
 
 
 def _run(tmp_path: Path, **overrides: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MESH_")}
-    env |= {
-        "MESH_UPSTREAMS__OPENFRAME__BASE_URL": "http://127.0.0.1:1",
-        "MESH_UPSTREAMS__OPENFRAME__AUTH__API_KEY": "k",
-        "MESH_UPSTREAMS__OCTOSPINE__BASE_URL": "http://127.0.0.1:1",
-        "MESH_UPSTREAMS__OCTOSPINE__AUTH__API_KEY": "k",
-        "MESH_EVENTS__ENABLED": "false",
-        "MESH_EVENTS__KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1",
-        "MESH_EVENTS__SPOOL__PATH": str(tmp_path / "spool" / "events.db"),
-        "MESH_GRPC__PORT": "0",
-        "MESH_TELEMETRY__OPS_ENABLED": "false",
-        "MESH_TELEMETRY__OTLP_ENABLED": "false",
-        "MESH_LOG_FORMAT": "text",
-        "MESH_WORKERS": "1",  # a supervisor would start a worker that exits 1 again
-        **overrides,
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "adapter"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    return run_command(
+        OFFLINE
+        | {
+            "MESH_EVENTS__KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1",
+            "MESH_EVENTS__SPOOL__PATH": str(tmp_path / "spool" / "events.db"),
+            "MESH_WORKERS": "1",  # a supervisor would start a worker that exits 1 again
+            **overrides,
+        }
     )
 
 
