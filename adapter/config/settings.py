@@ -17,9 +17,11 @@ Every key is documented in ``docs/configuration.md``.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
+import tomllib
 from pathlib import Path
 from typing import Literal
 
@@ -35,6 +37,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -314,6 +317,27 @@ class ConfigError(Exception):
     """Configuration is missing or invalid; the message names each bad key."""
 
 
+def _with_variable(message: str) -> str:
+    """pydantic-settings' ``error parsing value for field "events" from source
+    "EnvSettingsSource"`` names only the top-level field; this names the variables
+    below it whose value looks like JSON and is not."""
+    field = re.search(r'field "([^"]+)"', message)
+    if field is None or "EnvSettingsSource" not in message:
+        return message
+    prefix = env_variable(field.group(1))
+    culprits = []
+    for name, value in os.environ.items():
+        if name.upper() != prefix and not name.upper().startswith(prefix + "__"):
+            continue
+        try:
+            json.loads(value)
+        except ValueError:
+            if value.strip()[:1] in ("[", "{"):
+                culprits.append(name)
+    where = ", ".join(sorted(culprits)) or f"{prefix} or a {prefix}__... variable"
+    return f"{where}: not valid JSON (a table or list in a variable is JSON)"
+
+
 def env_variable(dotted: str) -> str:
     """The environment variable that sets key ``dotted`` (``grpc.port`` -> ``MESH_GRPC__PORT``)."""
     return ENV_PREFIX + "__".join(part.upper() for part in dotted.split("."))
@@ -327,6 +351,12 @@ def load_settings(**overrides: object) -> Settings:
         raise ConfigError(f"{CONFIG_FILE_ENV}={config_file}: no such file")
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{CONFIG_FILE_ENV}={config_file}: not valid TOML: {exc}") from None
+    except (UnicodeDecodeError, OSError) as exc:
+        raise ConfigError(f"{CONFIG_FILE_ENV}={config_file}: unreadable: {exc}") from None
+    except SettingsError as exc:  # a variable holding a table or list that is not JSON
+        raise ConfigError(f"invalid configuration: {_with_variable(str(exc))}") from None
     except ValidationError as exc:
         lines = []
         for err in exc.errors():

@@ -82,3 +82,30 @@ def test_webhook_sources_and_descriptor_sets_from_env(monkeypatch: pytest.Monkey
     assert [t.get_secret_value() for t in source.tokens] == ["t1", "t0"]
     assert "t1" not in repr(source)  # secrets stay masked
     assert settings.descriptors.descriptor_sets == [Path("/opt/acme.binpb")]
+
+
+def test_a_config_file_that_is_not_toml_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    broken, binary = tmp_path / "broken.toml", tmp_path / "binary.toml"
+    broken.write_text("[grpc]\nport = \n")
+    binary.write_bytes(b"\xe8\x00\xff")
+    monkeypatch.setenv("MESH_CONFIG_FILE", str(broken))
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert str(info.value).startswith(f"MESH_CONFIG_FILE={broken}: not valid TOML: Invalid value (at line 2")
+    monkeypatch.setenv("MESH_CONFIG_FILE", str(binary))
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert str(info.value).startswith(f"MESH_CONFIG_FILE={binary}: unreadable: 'utf-8' codec can't decode")
+
+
+def test_a_variable_that_is_not_json_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pydantic-settings names only the top-level field ("events"); the message names the
+    variable that holds the broken value, wherever below it sits."""
+    monkeypatch.setenv("MESH_EVENTS__KAFKA__CLIENT_ID", "not-json-and-fine")
+    monkeypatch.setenv("MESH_EVENTS__WEBHOOK__SOURCES__OCTOSPINE__SECRETS", '["whsec", ')
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert str(info.value) == (
+        "invalid configuration: MESH_EVENTS__WEBHOOK__SOURCES__OCTOSPINE__SECRETS: "
+        "not valid JSON (a table or list in a variable is JSON)"
+    )
