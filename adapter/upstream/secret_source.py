@@ -15,11 +15,16 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from adapter.telemetry.repeated_lines import RepeatedLines
+
 from .errors import CredentialError
 
 __all__ = ["SecretSource"]
 
 logger = logging.getLogger(__name__)
+
+#: A file that stays unreadable is checked every ``reload_interval`` (5 s by default).
+_unreadable = RepeatedLines(logger, interval=60.0)
 
 
 class SecretSource:
@@ -79,7 +84,8 @@ class SecretSource:
         try:
             info = self._path.stat()
             stamp = (info.st_ino, info.st_size, info.st_mtime_ns)
-            if stamp == self._stamp:
+            if stamp == self._stamp:  # still the last good file
+                _unreadable.forget(self._path)
                 return
             value = self._path.read_text(encoding="utf-8").strip()
             if not value:
@@ -88,9 +94,16 @@ class SecretSource:
             if first:
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
                 raise CredentialError(f"cannot read secret file {self._path}: {reason}") from None
-            # Mid-rotation (file briefly absent or empty): keep the last good value.
-            logger.warning("cannot re-read secret file %s; keeping the previous value", self._path)
+            # Mid-rotation (file briefly absent or empty): keep the last good value. Checked
+            # every reload_interval while it lasts: one line, then one a minute with a count.
+            _unreadable.log(
+                logging.WARNING,
+                self._path,
+                "cannot re-read secret file %s; keeping the previous value",
+                self._path,
+            )
             return
+        _unreadable.forget(self._path)  # readable again: the next absence is told at once
         self._stamp = stamp
         if value != self._value:
             self._value = value
