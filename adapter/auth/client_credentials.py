@@ -42,5 +42,8 @@ class ClientCredentials(RenewingCredentials):
         grant = await self.endpoint.request(form, recheck_secret=rejected is not None)
         return BearerToken(grant.access_token, renew_time(self._clock(), grant.expires_in, self._margin))
 
+    def _inputs(self) -> object:
+        return self.endpoint.secret_version()
+
     def describe(self) -> str:
         return f"OAuth2 client credentials of {self.endpoint.client_id!r} from {self.endpoint.url}"

@@ -120,5 +120,8 @@ class RefreshTokenCredentials(RenewingCredentials):
             return None
         return BearerToken(stored.access_token, renew_at)
 
+    def _inputs(self) -> object:
+        return self.endpoint.secret_version(), self.token_file.stamp()
+
     def describe(self) -> str:
         return f"OAuth2 refresh token of {self.endpoint.client_id!r} from {self.token_file.path}"

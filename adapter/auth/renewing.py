@@ -2,6 +2,14 @@
 renewed by one caller while the others wait, and renewed once more when the
 upstream rejects it.
 
+A renewal that fails is held: for a while, callers get its error again without a
+new token request (the ``Retry-After`` the endpoint asked for, else
+:data:`HOLD_UNAVAILABLE` or :data:`HOLD_REFUSED`), unless what the renewal is made
+of changed (a rotated client secret, a new login). Without the hold every call
+sent its own token request while the secret was wrong or the endpoint down: at a
+thousand calls a second, a vendor's OAuth endpoint (and its lockout rules) would
+see as many.
+
 Subclasses say how to obtain a token (:meth:`RenewingCredentials._obtain`);
 this class decides when. A renewal runs as one shielded task: callers whose
 deadline passes stop waiting for it, but the renewal finishes and is kept, so
@@ -11,13 +19,23 @@ the next caller does not start another (no stampede on the token endpoint).
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["BearerToken", "RenewingCredentials"]
+from .errors import CredentialError, TokenEndpointUnavailable
+
+__all__ = ["HOLD_REFUSED", "HOLD_UNAVAILABLE", "BearerToken", "RenewingCredentials"]
+
+#: Seconds a failed renewal is answered from memory when the endpoint could not be
+#: reached (or answered 5xx/429 without ``Retry-After``): a blip costs calls a second.
+HOLD_UNAVAILABLE = 1.0
+#: ... and when the grant was refused or a login is needed: nothing changes until the
+#: operator does, and that change (a rotated secret, a login) ends the hold at once.
+HOLD_REFUSED = 5.0
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +76,8 @@ class RenewingCredentials(ABC):
         self._clock = clock
         self._token: BearerToken | None = None
         self._renewal: asyncio.Task[BearerToken] | None = None
+        #: The last failed renewal: until when it holds, its error, what it was made of.
+        self._failed: tuple[float, CredentialError, object] | None = None
         #: Tokens obtained so far (for tests and logs).
         self.renewals = 0
 
@@ -65,6 +85,11 @@ class RenewingCredentials(ABC):
     async def _obtain(self, rejected: BearerToken | None) -> BearerToken:
         """A fresh token. ``rejected`` is the token the upstream just refused, if
         that is why (a source shared with other processes may already hold a newer one)."""
+
+    def _inputs(self) -> object:
+        """What a renewal is made of, looked at now (files re-read when they changed);
+        a failed renewal's hold ends when this differs from what it was."""
+        return None
 
     def _stale(self, token: BearerToken) -> bool:
         """Whether ``token`` must be renewed before use (subclasses add reasons,
@@ -89,6 +114,15 @@ class RenewingCredentials(ABC):
 
     async def _renew(self, rejected: BearerToken | None) -> BearerToken:
         task = self._renewal
+        if task is None and self._failed is not None:
+            until, error, inputs = self._failed
+            now = self._clock()
+            if now < until and self._inputs() == inputs:
+                held = copy.copy(error)  # a fresh traceback each time, not one growing
+                if isinstance(held, TokenEndpointUnavailable) and held.retry_after is not None:
+                    held.retry_after = until - now
+                raise held
+            self._failed = None
         if task is None:
             task = asyncio.get_running_loop().create_task(self._run_renewal(rejected))
             self._renewal = task
@@ -97,7 +131,13 @@ class RenewingCredentials(ABC):
         return await asyncio.shield(task)
 
     async def _run_renewal(self, rejected: BearerToken | None) -> BearerToken:
-        token = await self._obtain(rejected)
+        try:
+            token = await self._obtain(rejected)
+        except CredentialError as exc:
+            asked = exc.retry_after if isinstance(exc, TokenEndpointUnavailable) else None
+            hold = asked or (HOLD_UNAVAILABLE if exc.retriable else HOLD_REFUSED)
+            self._failed = (self._clock() + hold, exc, self._inputs())
+            raise
         self.renewals += 1
         self._token = token
         return token

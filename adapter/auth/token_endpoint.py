@@ -83,6 +83,13 @@ class TokenEndpoint:
         self.requests = 0
         self._refused = False
 
+    def secret_version(self) -> int:
+        """The client secret's version, its file looked at now (0 without a secret)."""
+        if self._secret is None:
+            return 0
+        self._secret.get(recheck=True)
+        return self._secret.version
+
     async def request(self, form: dict[str, str], *, recheck_secret: bool = False) -> TokenGrant:
         """Posts ``form`` (``grant_type`` and its parameters) and returns the grant."""
         data = dict(form)

@@ -55,6 +55,15 @@ class TokenFile:
     def exists(self) -> bool:
         return self.path.exists()
 
+    def stamp(self) -> tuple[int, int, int] | None:
+        """Inode, size and modification time (None without a file): a login, or another
+        process's refresh, changes it."""
+        try:
+            info = self.path.stat()
+        except OSError:
+            return None
+        return info.st_ino, info.st_size, info.st_mtime_ns
+
     def read(self) -> StoredTokens:
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)

@@ -5,14 +5,15 @@ renewal on a 401, and token endpoint failures as statuses."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import grpc
 import pytest
 from octospine.v1 import system_pb2, system_pb2_grpc
 
-from adapter.auth import ClientCredentials
-from simulator import Simulator
+from adapter.auth import ClientCredentials, renewing
+from simulator import Fault, Simulator
 
 from ..resilience.harness import StartSim, error_details, running_adapter
 
@@ -92,6 +93,52 @@ async def test_wrong_client_secret_is_internal_and_not_retried(start_sim: StartS
     assert "invalid_client" in info.value.details()
     assert _token_requests(sim) == 1
     assert sim.count(route=HEALTH) == 0
+
+
+async def test_a_refused_secret_is_not_asked_again_until_the_hold_ends(
+    start_sim: StartSim, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every call with a wrong secret used to send its own token request (and log a
+    WARNING): a vendor's OAuth endpoint saw as many requests as the adapter had calls."""
+    monkeypatch.setattr(renewing, "HOLD_REFUSED", 1.0)
+    sim = await start_sim()
+    async with running_adapter(sim, auth=oauth(client_secret="wrong")) as h:
+        for _ in range(6):
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await _health(h)
+            assert info.value.code() == C.INTERNAL
+            assert error_details(info.value)["ErrorInfo"].reason == "UPSTREAM_TOKEN_REJECTED"
+            assert "invalid_client" in info.value.details()
+        assert _token_requests(sim) == 1
+        refusals = [r for r in caplog.records if r.name == "adapter.auth.token_endpoint"]
+        assert len(refusals) == 1 and refusals[0].levelno == logging.WARNING
+        await asyncio.sleep(1.1)  # the hold is over: asked again, once
+        for _ in range(3):
+            with pytest.raises(grpc.aio.AioRpcError):
+                await _health(h)
+        assert _token_requests(sim) == 2
+    assert sim.count(route=HEALTH) == 0
+
+
+async def test_a_token_endpoint_that_asks_to_wait_is_not_asked_before(start_sim: StartSim) -> None:
+    sim = await start_sim()
+    sim.faults.add(Fault(vendor="octospine", route="/oauth/token", status=503, retry_after=2))
+    async with running_adapter(sim, auth=oauth(), resilience={"retry": {"max_attempts": 1}}) as h:
+        delays = []
+        for _ in range(3):
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await _health(h)
+            assert info.value.code() == C.UNAVAILABLE
+            details = error_details(info.value)
+            assert details["ErrorInfo"].reason == "UPSTREAM_TOKEN_ENDPOINT_UNAVAILABLE"
+            delays.append(details["RetryInfo"].retry_delay.ToTimedelta().total_seconds())
+        assert sim.count(route="/oauth/token") == 1
+        assert delays[0] == 2.0 and 0 < delays[2] <= delays[1] < 2.0  # what is left of the wait
+        sim.faults.clear()
+        await asyncio.sleep(delays[2] + 0.05)
+        await _health(h)  # the wait is over: one more token request, and the call goes through
+    assert sim.count(route="/oauth/token") == 2
+    assert sim.count(route=HEALTH) == 1
 
 
 async def test_unreachable_token_endpoint_is_unavailable(start_sim: StartSim) -> None:
