@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from .renewing import BearerToken, RenewingCredentials, renew_time
+from .renewing import BearerToken, RenewingCredentials, expiry, renew_time
 from .token_endpoint import TokenEndpoint
 
 __all__ = ["ClientCredentials"]
@@ -40,7 +40,12 @@ class ClientCredentials(RenewingCredentials):
             form["scope"] = self._scope
         # After a rejection the client secret may have been rotated: look at once.
         grant = await self.endpoint.request(form, recheck_secret=rejected is not None)
-        return BearerToken(grant.access_token, renew_time(self._clock(), grant.expires_in, self._margin))
+        now = self._clock()
+        return BearerToken(
+            grant.access_token,
+            renew_time(now, grant.expires_in, self._margin),
+            expires_at=expiry(now, grant.expires_in),
+        )
 
     def _inputs(self) -> object:
         return self.endpoint.secret_version()

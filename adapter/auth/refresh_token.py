@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 
 from .errors import LoginRequired, TokenRejected
-from .renewing import BearerToken, RenewingCredentials, renew_time
+from .renewing import BearerToken, RenewingCredentials, expiry, renew_time
 from .token_endpoint import TokenEndpoint
 from .token_file import StoredTokens, TokenFile, TokenFileError
 
@@ -79,7 +79,12 @@ class RefreshTokenCredentials(RenewingCredentials):
                 )
             )
         logger.info("%s: access token refreshed, refresh token rotated and stored", self.describe())
-        return BearerToken(grant.access_token, renew_time(self._clock(), grant.expires_in, self._margin))
+        now = self._clock()
+        return BearerToken(
+            grant.access_token,
+            renew_time(now, grant.expires_in, self._margin),
+            expires_at=expiry(now, grant.expires_in),
+        )
 
     def _until_relogin(self, stored: StoredTokens, rejected: BearerToken | None) -> BearerToken:
         """The vendor granted no refresh token: the login's access token serves until it
@@ -118,7 +123,7 @@ class RefreshTokenCredentials(RenewingCredentials):
         renew_at = renew_time(self._clock(), lifetime, self._margin)
         if lifetime <= 0 or renew_at is None or renew_at <= self._clock():
             return None
-        return BearerToken(stored.access_token, renew_at)
+        return BearerToken(stored.access_token, renew_at, expires_at=expiry(self._clock(), lifetime))
 
     def _inputs(self) -> object:
         return self.endpoint.secret_version(), self.token_file.stamp()

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from .errors import CredentialError, TokenEndpointUnavailable
 
-__all__ = ["HOLD_REFUSED", "HOLD_UNAVAILABLE", "BearerToken", "RenewingCredentials"]
+__all__ = ["HOLD_REFUSED", "HOLD_UNAVAILABLE", "BearerToken", "RenewingCredentials", "expiry", "renew_time"]
 
 #: Seconds a failed renewal is answered from memory when the endpoint could not be
 #: reached (or answered 5xx/429 without ``Retry-After``): a blip costs calls a second.
@@ -47,9 +47,12 @@ class BearerToken:
     value: str
     #: Renew at or after this time (None: until the upstream rejects it).
     renew_at: float | None = None
+    #: When the vendor stops taking it (None: unknown). Between ``renew_at`` and this, a
+    #: renewal that fails leaves the token in use.
+    expires_at: float | None = None
 
     def __repr__(self) -> str:
-        return f"BearerToken(***, renew_at={self.renew_at})"
+        return f"BearerToken(***, renew_at={self.renew_at}, expires_at={self.expires_at})"
 
 
 def renew_time(now: float, lifetime: float | None, margin: float) -> float | None:
@@ -59,6 +62,12 @@ def renew_time(now: float, lifetime: float | None, margin: float) -> float | Non
     if lifetime is None:
         return None
     return now + lifetime - min(margin, lifetime / 2)
+
+
+def expiry(now: float, lifetime: float | None) -> float | None:
+    """When a token obtained ``now`` with ``lifetime`` stops working (None: unknown),
+    a little early: the vendor counted from before the answer reached us."""
+    return None if lifetime is None else now + lifetime - min(1.0, lifetime / 10)
 
 
 class RenewingCredentials(ABC):
@@ -99,7 +108,20 @@ class RenewingCredentials(ABC):
     async def auth_headers(self) -> list[tuple[str, str]]:
         token = self._token
         if token is None or self._stale(token):
-            token = await self._renew(None)
+            try:
+                token = await self._renew(None)
+            except CredentialError as exc:
+                # Renewed early (the refresh margin) and failed: the token still serves.
+                if token is None or token.expires_at is None or self._clock() >= token.expires_at:
+                    raise
+                if self._failed is not None and exc is self._failed[1]:  # once a renewal, not a call
+                    logger.warning(
+                        "%s: renewing the token failed (%s); the current one serves until it expires"
+                        " in %.0fs",
+                        self.describe(),
+                        exc,
+                        token.expires_at - self._clock(),
+                    )
         return [(self._header, self._render(token))]
 
     async def rejected(self, sent: list[tuple[str, str]]) -> bool:

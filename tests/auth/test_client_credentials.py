@@ -82,6 +82,33 @@ async def test_token_is_renewed_before_it_expires(start_sim: StartSim) -> None:
     assert all(r.status == 200 for r in sim.find_requests(route=HEALTH))  # never sent an expired token
 
 
+async def test_a_failed_early_renewal_leaves_the_token_in_use_until_it_expires(
+    start_sim: StartSim, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The token is renewed half-way through its life; if the endpoint is down then,
+    calls go on with the token they have (it works for the other half) instead of
+    failing UNAVAILABLE, and once it has expired they fail as before."""
+    sim = await start_sim(token_ttl_s=4.0)  # renewed after 2 s, taken until 4 s
+    async with running_adapter(sim, auth=oauth(), resilience={"retry": {"max_attempts": 1}}) as h:
+        await _health(h)
+        creds = h.credentials["octospine"]
+        assert isinstance(creds, ClientCredentials)
+        token = creds._token
+        assert token is not None and token.expires_at is not None
+        await sim.wait_for(lambda: creds._stale(token), timeout_s=5)
+        sim.faults.add(Fault(vendor="octospine", route="/oauth/token", status=503))
+        for _ in range(3):
+            await _health(h)  # the renewal failed (then held): the token still serves
+        assert sim.count(route="/oauth/token") == 2  # the first, and one failed renewal
+        said = [r.getMessage() for r in caplog.records if r.name == "adapter.auth.renewing"]
+        assert len(said) == 1 and "renewing the token failed" in said[0], said
+        await sim.wait_for(lambda: creds._clock() >= token.expires_at, timeout_s=5)  # type: ignore[operator]
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await _health(h)
+        assert error_details(info.value)["ErrorInfo"].reason == "UPSTREAM_TOKEN_ENDPOINT_UNAVAILABLE"
+    assert [r.status for r in sim.find_requests(route=HEALTH)] == [200] * 4  # never an expired token
+
+
 async def test_wrong_client_secret_is_internal_and_not_retried(start_sim: StartSim) -> None:
     sim = await start_sim()
     async with running_adapter(sim, auth=oauth(client_secret="wrong")) as h:
