@@ -110,19 +110,15 @@ class RenewingCredentials(ABC):
         if token is None or self._stale(token):
             try:
                 token = await self._renew(None)
-            except CredentialError as exc:
-                # Renewed early (the refresh margin) and failed: the token still serves.
-                if token is None or token.expires_at is None or self._clock() >= token.expires_at:
+            except CredentialError:
+                if not self._serves(token):
                     raise
-                if self._failed is not None and exc is self._failed[1]:  # once a renewal, not a call
-                    logger.warning(
-                        "%s: renewing the token failed (%s); the current one serves until it expires"
-                        " in %.0fs",
-                        self.describe(),
-                        exc,
-                        token.expires_at - self._clock(),
-                    )
+                assert token is not None  # renewed early (the refresh margin) and failed
         return [(self._header, self._render(token))]
+
+    def _serves(self, token: BearerToken | None) -> bool:
+        """Whether ``token`` still works (renewed early, not expired yet)."""
+        return token is not None and token.expires_at is not None and self._clock() < token.expires_at
 
     async def rejected(self, sent: list[tuple[str, str]]) -> bool:
         sent_value = next((v for k, v in sent if k.lower() == self._header.lower()), None)
@@ -159,6 +155,14 @@ class RenewingCredentials(ABC):
             asked = exc.retry_after if isinstance(exc, TokenEndpointUnavailable) else None
             hold = asked or (HOLD_UNAVAILABLE if exc.retriable else HOLD_REFUSED)
             self._failed = (self._clock() + hold, exc, self._inputs())
+            current = self._token
+            if current is not None and current.expires_at is not None and self._serves(current):
+                logger.warning(
+                    "%s: renewing the token failed (%s); the current one serves until it expires in %.0fs",
+                    self.describe(),
+                    exc,
+                    current.expires_at - self._clock(),
+                )
             raise
         self.renewals += 1
         self._token = token

@@ -97,8 +97,9 @@ async def test_a_failed_early_renewal_leaves_the_token_in_use_until_it_expires(
         assert token is not None and token.expires_at is not None
         await sim.wait_for(lambda: creds._stale(token), timeout_s=5)
         sim.faults.add(Fault(vendor="octospine", route="/oauth/token", status=503))
+        await asyncio.gather(*(_health(h) for _ in range(5)))  # share one renewal, which fails
         for _ in range(3):
-            await _health(h)  # the renewal failed (then held): the token still serves
+            await _health(h)  # the failure is held: the token still serves
         assert sim.count(route="/oauth/token") == 2  # the first, and one failed renewal
         said = [r.getMessage() for r in caplog.records if r.name == "adapter.auth.renewing"]
         assert len(said) == 1 and "renewing the token failed" in said[0], said
@@ -106,7 +107,7 @@ async def test_a_failed_early_renewal_leaves_the_token_in_use_until_it_expires(
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await _health(h)
         assert error_details(info.value)["ErrorInfo"].reason == "UPSTREAM_TOKEN_ENDPOINT_UNAVAILABLE"
-    assert [r.status for r in sim.find_requests(route=HEALTH)] == [200] * 4  # never an expired token
+    assert [r.status for r in sim.find_requests(route=HEALTH)] == [200] * 9  # never an expired token
 
 
 async def test_wrong_client_secret_is_internal_and_not_retried(start_sim: StartSim) -> None:
