@@ -103,11 +103,15 @@ class WebhookSourceSettings(_Frozen):
     auth: Literal["signature", "token"] | None = None
     #: Active signing secrets (several during a rotation).
     secrets: list[SecretStr] = Field(default_factory=list)
+    #: Or a file of them, one a line, newest first, re-read when it changes.
+    secrets_file: Path | None = None
     token_header: str = "Authorization"
     #: Word before the token in the header ("" = the header is the bare token).
     token_scheme: str = "Bearer"
     #: Accepted tokens (several during a rotation).
     tokens: list[SecretStr] = Field(default_factory=list)
+    #: Or a file of them, one a line, re-read when it changes.
+    tokens_file: Path | None = None
     #: Accepted distance between the delivery's time and now (replay window).
     tolerance_seconds: float = Field(default=300.0, gt=0)
     #: Deliveries without a time field (the documented ``{event, data}`` body) are
@@ -116,6 +120,13 @@ class WebhookSourceSettings(_Frozen):
     #: spool for ``replay_window_seconds``.
     require_timestamp: bool = True
     replay_window_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)
+
+    @model_validator(mode="after")
+    def _inline_or_file(self) -> WebhookSourceSettings:
+        for inline, file in (("secrets", "secrets_file"), ("tokens", "tokens_file")):
+            if getattr(self, inline) and getattr(self, file) is not None:
+                raise ValueError(f"set {inline} or {file}, not both")
+        return self
 
 
 _MOVED_WEBHOOK_KEYS = ("secrets", "path", "tolerance_seconds")

@@ -14,21 +14,30 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from adapter.config.settings import Settings, WebhookSourceSettings, WebSocketSourceSettings
+from adapter.config.settings import (
+    ConfigError,
+    Settings,
+    WebhookSourceSettings,
+    WebSocketSourceSettings,
+    env_variable,
+)
 from adapter.lifecycle.supervisor import Supervisor
 from adapter.resilience.rate_limiter import UpstreamRateLimiter
 from adapter.transcoding.json_codec import JsonCodec
 from adapter.transcoding.method_transcoder import MethodTranscoder
 from adapter.upstream.caller import UpstreamCaller
 from adapter.upstream.credentials import CredentialProvider
+from adapter.upstream.errors import CredentialError
 
 from .backfill import Backfiller
 from .declarations import DeclarationError, EventSourceDeclarations, WebhookDeclaration
 from .intake import EventIntake
 from .watermarks import Watermarks
-from .webhook_auth import DeliveryCheck, SignatureCheck, TokenCheck
+from .webhook_auth import DeliveryCheck, SignatureCheck, TokenCheck, token_digest
 from .webhook_receiver import WebhookEndpoint, WebhookReceiver
+from .webhook_secret_files import ValuesFile
 from .webhook_verifier import WebhookVerifier
 from .websocket_source import WebSocketSource
 
@@ -118,6 +127,17 @@ def _upgrade_admission(
     return admit
 
 
+def _values_file(
+    name: str, key: str, path: Path, convert: Callable[[str], bytes]
+) -> Callable[[], tuple[bytes, ...]]:
+    """The file's current values; one that cannot be read at start stops it, naming the key."""
+    try:
+        return ValuesFile(path, convert).values
+    except (CredentialError, ValueError) as exc:
+        dotted = f"events.webhook.sources.{name}.{key}"
+        raise ConfigError(f"{dotted} ({env_variable(dotted)}): {exc}") from None
+
+
 def _endpoint(name: str, declared: WebhookDeclaration, config: WebhookSourceSettings) -> WebhookEndpoint:
     mode = config.auth or ("signature" if declared.signature is not None else "token")
     check: DeliveryCheck
@@ -127,9 +147,16 @@ def _endpoint(name: str, declared: WebhookDeclaration, config: WebhookSourceSett
                 f"events.webhook.sources.{name}.auth is 'signature' but {name} declares no "
                 "signature in its (meshadapter.options.v1.webhook) option; use 'token'"
             )
-        if not config.secrets:
-            logger.warning("%s webhooks: no secrets configured, every delivery will get 503", name)
-        check = SignatureCheck(declared.signature, config.secrets)
+        if config.secrets_file is not None:
+            keys = _values_file(name, "secrets_file", config.secrets_file, str.encode)
+            check = SignatureCheck(declared.signature, keys)
+        else:
+            if not config.secrets:
+                logger.warning("%s webhooks: no secrets configured, every delivery will get 503", name)
+            check = SignatureCheck(declared.signature, config.secrets)
+    elif config.tokens_file is not None:
+        digests = _values_file(name, "tokens_file", config.tokens_file, token_digest)
+        check = TokenCheck(config.token_header, config.token_scheme, digests)
     else:
         if not config.tokens:
             logger.warning("%s webhooks: no tokens configured, every delivery will get 503", name)

@@ -18,14 +18,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from pydantic import SecretStr
 
 from .declarations import SignatureScheme
 
-__all__ = ["DeliveryCheck", "SignatureCheck", "TokenCheck", "WebhookRejectedError"]
+__all__ = ["DeliveryCheck", "SignatureCheck", "TokenCheck", "WebhookRejectedError", "token_digest"]
+
+#: The current values a check compares, newest first (a file's, re-read when it changes).
+Values = Callable[[], Sequence[bytes]]
 
 #: Several signatures during a rotation, each a prefix and a digest.
 _MAX_HEADER = 2048
@@ -56,14 +59,21 @@ class SignatureCheck:
         check.check(raw_body, request.headers)
     """
 
-    def __init__(self, scheme: SignatureScheme, secrets: Sequence[SecretStr]) -> None:
+    def __init__(self, scheme: SignatureScheme, secrets: Sequence[SecretStr] | Values) -> None:
+        """``secrets``: the configured list, or a function giving the current keys
+        (``str.encode``-d secrets, from a :class:`~adapter.events.webhook_secret_files.ValuesFile`)."""
         self.scheme = scheme
-        self._keys = [s.get_secret_value().encode() for s in secrets]
+        if callable(secrets):
+            self._current = secrets
+        else:
+            keys = [s.get_secret_value().encode() for s in secrets]
+            self._current = lambda: keys
         hashlib.new(scheme.algorithm)  # an unknown algorithm fails at start-up, not per delivery
 
     def check(self, body: bytes, headers: Mapping[str, str]) -> int:
         name = self.scheme.header
-        if not self._keys:
+        keys = self._current()
+        if not keys:
             raise WebhookRejectedError(503, "NO_SECRET_CONFIGURED", "no webhook secret is configured")
         header = headers.get(name)
         if not header:
@@ -72,7 +82,7 @@ class SignatureCheck:
             raise WebhookRejectedError(401, "BAD_SIGNATURE", "signature header is not ASCII")
         offered = [self._digest_of(part) for part in header.split(",") if part.strip()]
         matched: int | None = None
-        for index, key in enumerate(self._keys):
+        for index, key in enumerate(keys):
             expected = self._encode(hmac.new(key, body, self.scheme.algorithm).digest())
             for candidate in offered:
                 # Compare against every secret and candidate: timing reveals nothing.
@@ -103,13 +113,20 @@ class TokenCheck:
     whatever their lengths.
     """
 
-    def __init__(self, header: str, scheme: str, tokens: Sequence[SecretStr]) -> None:
+    def __init__(self, header: str, scheme: str, tokens: Sequence[SecretStr] | Values) -> None:
+        """``tokens``: the configured list, or a function giving the current tokens'
+        :func:`token_digest` (from a :class:`~adapter.events.webhook_secret_files.ValuesFile`)."""
         self.header = header.lower()
         self.scheme = scheme
-        self._digests = [_sha256(t.get_secret_value()) for t in tokens]
+        if callable(tokens):
+            self._current = tokens
+        else:
+            digests = [token_digest(t.get_secret_value()) for t in tokens]
+            self._current = lambda: digests
 
     def check(self, body: bytes, headers: Mapping[str, str]) -> int:
-        if not self._digests:
+        digests = self._current()
+        if not digests:
             raise WebhookRejectedError(503, "NO_TOKEN_CONFIGURED", "no webhook token is configured")
         value = headers.get(self.header)
         if not value:
@@ -119,9 +136,9 @@ class TokenCheck:
             word, _, token = token.partition(" ")
             if word.lower() != self.scheme.lower():  # auth schemes are case-insensitive (RFC 9110)
                 raise WebhookRejectedError(401, "BAD_TOKEN", f"{self.header} is not a {self.scheme} token")
-        offered = _sha256(token.strip())
+        offered = token_digest(token.strip())
         matched: int | None = None
-        for index, digest in enumerate(self._digests):
+        for index, digest in enumerate(digests):
             if hmac.compare_digest(digest, offered) and matched is None:
                 matched = index
         if matched is None:
@@ -129,6 +146,6 @@ class TokenCheck:
         return matched
 
 
-def _sha256(text: str) -> bytes:
+def token_digest(text: str) -> bytes:
     # surrogateescape: header bytes that are not UTF-8 still hash (and never match).
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).digest()
