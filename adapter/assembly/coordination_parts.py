@@ -16,6 +16,7 @@ from adapter.coordination.quota_share import QuotaShare
 from adapter.coordination.recovered_spool import drop_delivered_elsewhere
 from adapter.coordination.shared_watermarks import SharedWatermarks
 from adapter.coordination.stream_ownership import StreamOwnership
+from adapter.events.kafka_connection import KafkaConnection
 from adapter.events.kafka_sink import KafkaSink
 from adapter.events.routing import EventRoute
 from adapter.events.spool import EventSpool
@@ -41,7 +42,7 @@ def shared_watermarks(
         topics[route.source] = tuple(dict.fromkeys((*topics.get(route.source, ()), *route.topics)))
     return SharedWatermarks(
         topic=cfg.topic_prefix + cfg.coordination.watermark_topic,
-        bootstrap_servers=cfg.kafka.bootstrap_servers,
+        bootstrap_servers=KafkaConnection.from_settings(cfg.kafka),
         client_id=cfg.kafka.client_id,
         replica_id=replica_id(settings),
         sink=sink,
@@ -61,7 +62,7 @@ def stream_ownership(
     ownership = StreamOwnership(
         sources,
         cfg.coordination,
-        bootstrap_servers=cfg.kafka.bootstrap_servers,
+        bootstrap_servers=KafkaConnection.from_settings(cfg.kafka),
         client_id=cfg.kafka.client_id,
         group_id=cfg.topic_prefix + cfg.coordination.group_id,
         control_topic=cfg.topic_prefix + cfg.coordination.control_topic,
@@ -96,7 +97,7 @@ def quota_membership(
     return QuotaMembership(
         share,
         c,
-        bootstrap_servers=cfg.kafka.bootstrap_servers,
+        bootstrap_servers=KafkaConnection.from_settings(cfg.kafka),
         client_id=f"{cfg.kafka.client_id}-{replica_id(settings)}",
         group_id=cfg.topic_prefix + c.group_id + ".quota",
         supervisor=supervisor,

@@ -20,6 +20,7 @@ from adapter.events.declared_sources import build_declared_sources
 from adapter.events.delivery import SpoolDrainer
 from adapter.events.encoding import EventEncoder
 from adapter.events.intake import EventIntake
+from adapter.events.kafka_connection import KafkaConnection
 from adapter.events.kafka_sink import KafkaSink, KafkaUnavailable
 from adapter.events.metrics import register_event_metrics
 from adapter.events.pipeline import EventPipeline
@@ -85,7 +86,7 @@ def build_event_pipeline(
     )
     intake = EventIntake(encoder, spool, tracer_provider=tracer_provider)
     sink = KafkaSink(
-        cfg.kafka.bootstrap_servers,
+        KafkaConnection.from_settings(cfg.kafka),
         client_id=cfg.kafka.client_id,
         request_timeout_ms=int(cfg.kafka.request_timeout_seconds * 1000),
         start_timeout=cfg.kafka.lifecycle_timeout_seconds,
@@ -140,7 +141,7 @@ def build_event_pipeline(
         source.listen(follow)
     board.set(EVENT_SERVICE, True)
     pipeline.subscriptions = EventStreamServicer(
-        bootstrap_servers=cfg.kafka.bootstrap_servers,
+        bootstrap_servers=KafkaConnection.from_settings(cfg.kafka),
         topics=router.topics(),
         message_types={r.full_name: r.message_type for r in catalog.routes},
         codec=codec,

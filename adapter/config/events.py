@@ -45,6 +45,39 @@ class KafkaSettings(_Frozen):
     max_in_flight_batches: int = Field(default=4, ge=1, le=64)
     #: On shutdown, how long the drainer keeps emptying the spool into Kafka.
     stop_grace_seconds: float = Field(default=5.0, ge=0)
+    #: How every Kafka client of the adapter (producer, admin, Subscribe's and the
+    #: replicas' consumers) connects: ``PLAINTEXT``, ``SSL`` (TLS, with a client
+    #: certificate when ``ssl_certfile`` is set), ``SASL_PLAINTEXT`` or ``SASL_SSL``.
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    #: CA bundle (PEM) the brokers' certificates must chain to; unset: the system's CAs.
+    ssl_cafile: Path | None = None
+    #: Client certificate chain and key (PEM) for brokers that want mutual TLS.
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    sasl_username: str = ""
+    sasl_password: SecretStr | None = None
+    #: Or the password in a file (read at start).
+    sasl_password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _security(self) -> KafkaSettings:
+        sasl = self.security_protocol.startswith("SASL_")
+        if sasl and not self.sasl_username:
+            raise ValueError(f"security_protocol {self.security_protocol} needs sasl_username")
+        if sasl and (self.sasl_password is None) == (self.sasl_password_file is None):
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs sasl_password or sasl_password_file"
+            )
+        if not self.security_protocol.endswith("SSL") and (
+            self.ssl_cafile or self.ssl_certfile or self.ssl_keyfile
+        ):
+            raise ValueError(
+                f"ssl_* files need security_protocol SSL or SASL_SSL, not {self.security_protocol}"
+            )
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together")
+        return self
 
 
 class SpoolSettings(_Frozen):

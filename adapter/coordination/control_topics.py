@@ -11,6 +11,7 @@ import aiokafka.errors as kafka_errors
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from adapter.events.aiokafka_compat import start_client
+from adapter.events.kafka_connection import KafkaTarget, client_args
 
 __all__ = ["ensure_control_topics"]
 
@@ -18,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 
 async def ensure_control_topics(
-    bootstrap_servers: str,
+    bootstrap_servers: KafkaTarget,
     *,
     client_id: str,
     control_topic: str,
@@ -33,7 +34,7 @@ async def ensure_control_topics(
     A control topic that exists with fewer partitions than there are streams leaves
     some streams without an owner: that is refused loudly, not run half-owned.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id=f"{client_id}-control-admin")
+    admin = AIOKafkaAdminClient(**client_args(bootstrap_servers), client_id=f"{client_id}-control-admin")
     try:
         async with asyncio.timeout(timeout):
             await start_client(admin)

@@ -17,12 +17,13 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from adapter.events.aiokafka_compat import refresh_topic_metadata, start_client, stop_consumer
+from adapter.events.kafka_connection import KafkaTarget, client_args
 
 __all__ = ["identities_since"]
 
 
 async def identities_since(
-    bootstrap_servers: str,
+    bootstrap_servers: KafkaTarget,
     topics: Sequence[str],
     since: dt.datetime,
     *,
@@ -32,7 +33,7 @@ async def identities_since(
     """Identities of the records of ``topics`` with a Kafka timestamp at or after
     ``since``, up to the end offsets of now. Raises ``KafkaError`` or ``TimeoutError``."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers, client_id=f"{client_id}-tail", enable_auto_commit=False
+        **client_args(bootstrap_servers), client_id=f"{client_id}-tail", enable_auto_commit=False
     )
     found: list[str] = []
     try:

@@ -31,6 +31,7 @@ from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
 
 from adapter.config.coordination import CoordinationSettings
 from adapter.events.aiokafka_compat import start_client, stop_consumer
+from adapter.events.kafka_connection import KafkaTarget, client_args
 from adapter.lifecycle.supervisor import Supervisor
 
 __all__ = ["GroupRebalances", "LeaseGroupMember"]
@@ -59,7 +60,7 @@ class LeaseGroupMember:
         self,
         settings: CoordinationSettings,
         *,
-        bootstrap_servers: str,
+        bootstrap_servers: KafkaTarget,
         client_id: str,
         group_id: str,
         topic: str,
@@ -121,7 +122,7 @@ class LeaseGroupMember:
             return
         s = self._settings
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap_servers,
+            **client_args(self.bootstrap_servers),
             client_id=client_id or self.client_id,
             group_id=self.group_id,
             enable_auto_commit=False,

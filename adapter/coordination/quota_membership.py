@@ -20,6 +20,7 @@ from aiokafka import TopicPartition
 from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
 
 from adapter.config.coordination import CoordinationSettings
+from adapter.events.kafka_connection import KafkaTarget
 from adapter.lifecycle.supervisor import Supervisor
 
 from .lease_group import LeaseGroupMember
@@ -39,7 +40,7 @@ class QuotaMembership:
         share: QuotaShare,
         settings: CoordinationSettings,
         *,
-        bootstrap_servers: str,
+        bootstrap_servers: KafkaTarget,
         client_id: str,
         group_id: str,
         supervisor: Supervisor | None = None,

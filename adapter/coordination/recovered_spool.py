@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from adapter.events.kafka_connection import KafkaTarget
 from adapter.events.spool import EventSpool
 
 from .kafka_tail import identities_since
@@ -22,7 +23,7 @@ _CLOCK_MARGIN = dt.timedelta(seconds=10)
 
 async def drop_delivered_elsewhere(
     spool: EventSpool,
-    bootstrap_servers: str,
+    bootstrap_servers: KafkaTarget,
     *,
     client_id: str,
     timeout: float,  # noqa: ASYNC109 (bounds several steps, not one)

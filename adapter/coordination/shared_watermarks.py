@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from adapter.events.aiokafka_compat import start_client, stop_consumer
 from adapter.events.backfill import OVERLAP
+from adapter.events.kafka_connection import KafkaTarget, client_args
 from adapter.events.kafka_sink import Delivered, KafkaSink
 from adapter.events.records import OutboundRecord
 from adapter.events.spool import EventSpool
@@ -60,7 +61,7 @@ class SharedWatermarks:
         self,
         *,
         topic: str,
-        bootstrap_servers: str,
+        bootstrap_servers: KafkaTarget,
         client_id: str,
         replica_id: str,
         sink: KafkaSink,
@@ -205,7 +206,7 @@ class SharedWatermarks:
     async def _read_all(self) -> dict[str, dt.datetime]:
         """The last mark per stream: the topic read from its beginning to its end now."""
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
+            **client_args(self._bootstrap),
             client_id=f"{self._client_id}-watermarks",
             enable_auto_commit=False,
             auto_offset_reset="earliest",

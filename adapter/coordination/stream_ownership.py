@@ -32,6 +32,7 @@ from aiokafka import TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
 from adapter.config.coordination import CoordinationSettings
+from adapter.events.kafka_connection import KafkaTarget
 from adapter.lifecycle.supervisor import Supervisor
 
 from .lease_group import LeaseGroupMember
@@ -72,7 +73,7 @@ class StreamOwnership:
         streams: Mapping[str, OwnedStream],
         settings: CoordinationSettings,
         *,
-        bootstrap_servers: str,
+        bootstrap_servers: KafkaTarget,
         client_id: str,
         group_id: str,
         control_topic: str,

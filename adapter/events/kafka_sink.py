@@ -39,6 +39,7 @@ from opentelemetry.trace import TracerProvider
 
 from .aiokafka_compat import force_close_producer, start_client
 from .handed_over import HandedOver, ProducerGeneration
+from .kafka_connection import KafkaTarget, client_args
 from .kafka_outcomes import (
     Delivered,
     DeliveryError,
@@ -82,7 +83,7 @@ class KafkaSink:
 
     def __init__(
         self,
-        bootstrap_servers: str | list[str],
+        bootstrap_servers: KafkaTarget,
         *,
         client_id: str = "mesh-adapter",
         request_timeout_ms: int = 10_000,
@@ -100,7 +101,7 @@ class KafkaSink:
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self._producer_config: dict[str, Any] = {
-            "bootstrap_servers": bootstrap_servers,
+            **client_args(bootstrap_servers),
             "client_id": client_id,
             "enable_idempotence": True,
             "acks": "all",

@@ -15,6 +15,7 @@ import aiokafka.errors as kafka_errors
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from .aiokafka_compat import start_client
+from .kafka_connection import KafkaTarget, client_args
 from .kafka_outcomes import DeliveryFailed, KafkaUnavailable
 
 __all__ = ["create_missing_topics"]
@@ -23,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 
 async def create_missing_topics(
-    bootstrap_servers: str | list[str],
+    bootstrap_servers: KafkaTarget,
     names: Sequence[str],
     *,
     client_id: str,
@@ -39,7 +40,7 @@ async def create_missing_topics(
     ``start_timeout``, :class:`DeliveryFailed` when it refuses to create a topic.
     """
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap_servers, client_id=client_id, request_timeout_ms=request_timeout_ms
+        **client_args(bootstrap_servers), client_id=client_id, request_timeout_ms=request_timeout_ms
     )
     try:
         async with asyncio.timeout(start_timeout):

@@ -24,6 +24,7 @@ from google.protobuf.message import Message
 from meshadapter.v1 import events_pb2, events_pb2_grpc
 
 from adapter.events.aiokafka_compat import refresh_topic_metadata, start_client, stop_consumer
+from adapter.events.kafka_connection import KafkaTarget, client_args
 from adapter.events.watermarks import event_time
 from adapter.security.identity import current_principal
 from adapter.status.call_ending import end_call
@@ -76,7 +77,7 @@ class EventStreamServicer(events_pb2_grpc.EventServiceServicer):
     def __init__(
         self,
         *,
-        bootstrap_servers: str,
+        bootstrap_servers: KafkaTarget,
         topics: list[str],
         message_types: dict[str, type[Message]],
         codec: JsonCodec,
@@ -143,7 +144,7 @@ class EventStreamServicer(events_pb2_grpc.EventServiceServicer):
             end_call(context, exc.status())
             return
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
+            **client_args(self._bootstrap),
             enable_auto_commit=False,
             group_id=None,
             fetch_max_bytes=1024 * 1024,

@@ -1,0 +1,87 @@
+"""How the adapter's Kafka clients reach the brokers: addresses, TLS and SASL.
+
+Every client (the sink's producer, the topic admin, Subscribe's consumers, the
+replicas' lease groups and tails) is built with :func:`client_args` of one
+:class:`KafkaConnection`, so a cluster that wants TLS or SASL is met the same way
+everywhere. A plain ``str`` of addresses is a PLAINTEXT connection (tests, tools).
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka.helpers import create_ssl_context
+
+from adapter.config.events import KafkaSettings
+from adapter.config.settings import ConfigError, env_variable
+
+__all__ = ["KafkaConnection", "KafkaTarget", "client_args"]
+
+
+@dataclass(frozen=True)
+class KafkaConnection:
+    """Bootstrap addresses and the security options every client is given."""
+
+    bootstrap_servers: str
+    #: aiokafka's ``security_protocol``, ``ssl_context``, ``sasl_*`` arguments (the
+    #: password among them: never in ``repr``).
+    options: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    def __str__(self) -> str:
+        protocol = self.options.get("security_protocol", "PLAINTEXT")
+        return self.bootstrap_servers if protocol == "PLAINTEXT" else f"{self.bootstrap_servers} ({protocol})"
+
+    @classmethod
+    def from_settings(cls, kafka: KafkaSettings) -> KafkaConnection:
+        """Raises ConfigError naming the key when a TLS file or the password file is unusable."""
+        options: dict[str, Any] = {"security_protocol": kafka.security_protocol}
+        if kafka.security_protocol.endswith("SSL"):
+            options["ssl_context"] = _ssl_context(kafka)
+        if kafka.security_protocol.startswith("SASL_"):
+            options["sasl_mechanism"] = kafka.sasl_mechanism
+            options["sasl_plain_username"] = kafka.sasl_username
+            options["sasl_plain_password"] = _password(kafka)
+        return cls(kafka.bootstrap_servers, options)
+
+
+#: What the clients accept: addresses alone (PLAINTEXT), or a configured connection.
+KafkaTarget = str | list[str] | KafkaConnection
+
+
+def client_args(target: KafkaTarget) -> dict[str, Any]:
+    """``bootstrap_servers`` and the security arguments for an aiokafka client."""
+    if isinstance(target, KafkaConnection):
+        return {"bootstrap_servers": target.bootstrap_servers, **target.options}
+    return {"bootstrap_servers": target}
+
+
+def _ssl_context(kafka: KafkaSettings) -> ssl.SSLContext:
+    try:
+        context: ssl.SSLContext = create_ssl_context(
+            cafile=kafka.ssl_cafile, certfile=kafka.ssl_certfile, keyfile=kafka.ssl_keyfile
+        )
+        return context
+    except OSError as exc:  # ssl.SSLError too
+        keys = "events.kafka.ssl_cafile / ssl_certfile / ssl_keyfile"
+        raise ConfigError(f"{keys}: cannot load the TLS files: {exc.strerror or exc}") from None
+
+
+def _password(kafka: KafkaSettings) -> str:
+    if kafka.sasl_password is not None:
+        return kafka.sasl_password.get_secret_value()
+    assert kafka.sasl_password_file is not None  # the settings require one of them
+    try:
+        password = kafka.sasl_password_file.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        password = ""
+        problem = f"cannot read {kafka.sasl_password_file}: {reason}"
+    else:
+        problem = "" if password else f"{kafka.sasl_password_file} is empty"
+    if problem:
+        key = "events.kafka.sasl_password_file"
+        raise ConfigError(f"{key} ({env_variable(key)}): {problem}")
+    return password
