@@ -13,6 +13,7 @@ import signal
 from adapter.config.settings import ConfigError, Settings, load_settings
 from adapter.descriptors.catalog import DescriptorSetError
 from adapter.descriptors.method_spec import SpecError
+from adapter.events.aiokafka_compat import quiet_aiokafka
 from adapter.events.declarations import DeclarationError
 from adapter.lifecycle.group import PartFailedToStart
 from adapter.security.policy import PolicyError
@@ -79,9 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         return login_command(settings, args.upstream, open_browser=not args.no_browser, timeout=args.timeout)
     # One line per upstream request is the DEBUG level's job, not INFO's.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
-    # aiokafka logs every failed fetch/produce retry at ERROR during a broker outage;
-    # the drainer reports outages once per state change instead.
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    quiet_aiokafka()  # outages are reported once per state change, with aiokafka's reason
     if args.command in (None, "serve"):
         try:
             from adapter.workers import resolve_workers, run_workers

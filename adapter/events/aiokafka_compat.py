@@ -21,6 +21,12 @@ aiokafka no longer has them, so an upgrade cannot break these paths silently.
   through asyncio's handler, or a test failure after its loop closed). Every
   aiokafka client here is started through :func:`start_client`, which finds that
   connection in the cut traceback's bootstrap frame and closes it.
+- **A refused login reads as "Unable to bootstrap"**: when no bootstrap address
+  can be reached, ``AIOKafkaClient.bootstrap()`` logs each address's reason (a
+  refused SASL login, a failed TLS handshake, a refused connection) and raises a
+  bare ``KafkaConnectionError``. :func:`quiet_aiokafka` keeps those reasons,
+  unlogged, and :func:`connect_failure` gives the last one, so the adapter's own
+  line can say why.
 """
 
 from __future__ import annotations
@@ -32,7 +38,9 @@ from typing import Any
 __all__ = [
     "BOOTSTRAP_LOCAL",
     "PRIVATE_ATTRIBUTES",
+    "connect_failure",
     "force_close_producer",
+    "quiet_aiokafka",
     "refresh_topic_metadata",
     "start_client",
     "stop_consumer",
@@ -129,3 +137,43 @@ def _bootstrap_connections(exc: BaseException) -> list[Any]:
             tb = tb.tb_next
         pending = pending.__cause__ or pending.__context__
     return found
+
+
+#: The last reason aiokafka gave for not connecting, by ``host:port``.
+_CONNECT_FAILURES: dict[str, str] = {}
+_UNABLE_TO_CONNECT = 'Unable connect to "%s:%s": %s'
+_forwarded = logging.getLogger(__name__)
+
+
+class _KeptAiokafkaLines(logging.Handler):
+    """Swallows aiokafka's lines: keeps each "Unable connect to" reason, forwards only
+    CRITICAL ones (to this module's logger)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg == _UNABLE_TO_CONNECT and isinstance(record.args, tuple) and len(record.args) == 3:
+            host, port, error = record.args
+            _CONNECT_FAILURES[f"{host}:{port}"] = str(error)[:300]
+        elif record.levelno >= logging.CRITICAL:
+            _forwarded.critical("aiokafka: %s", record.getMessage())
+
+
+def quiet_aiokafka() -> None:
+    """aiokafka logs every failed fetch and produce retry at ERROR during an outage;
+    the adapter reports an outage once per state change instead. Its lines stop at the
+    ``aiokafka`` logger (not propagated), where its reasons for not connecting are kept
+    for :func:`connect_failure` (idempotent)."""
+    root = logging.getLogger("aiokafka")  # aiokafka's client logs here, its other modules below
+    root.setLevel(logging.ERROR)
+    root.propagate = False
+    if not any(isinstance(h, _KeptAiokafkaLines) for h in root.handlers):
+        root.addHandler(_KeptAiokafkaLines())
+
+
+def connect_failure(bootstrap_servers: str | list[str]) -> str:
+    """Why aiokafka last failed to connect to one of these addresses ("" when unknown)."""
+    addresses = bootstrap_servers.split(",") if isinstance(bootstrap_servers, str) else bootstrap_servers
+    for address in addresses:
+        reason = _CONNECT_FAILURES.get(address.strip())
+        if reason:
+            return reason
+    return ""

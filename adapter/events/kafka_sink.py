@@ -37,7 +37,7 @@ import aiokafka.errors as kafka_errors
 from aiokafka import AIOKafkaProducer
 from opentelemetry.trace import TracerProvider
 
-from .aiokafka_compat import force_close_producer, start_client
+from .aiokafka_compat import connect_failure, force_close_producer, start_client
 from .handed_over import HandedOver, ProducerGeneration
 from .kafka_connection import KafkaTarget, client_args
 from .kafka_outcomes import (
@@ -328,6 +328,9 @@ class KafkaSink:
             except (TimeoutError, kafka_errors.KafkaError, OSError) as exc:
                 await self._close(generation)
                 reason = "timed out" if isinstance(exc, TimeoutError) else str(exc)
+                cause = connect_failure(client_args(self.bootstrap_servers)["bootstrap_servers"])
+                if cause and isinstance(exc, kafka_errors.KafkaConnectionError):  # "Unable to bootstrap"
+                    reason = f"{reason}: {cause}"
                 raise KafkaUnavailable(f"cannot start a Kafka producer ({reason})") from exc
             self._generation = generation
             logger.info("Kafka producer %s connected to %s", self.client_id, self.bootstrap_servers)

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from adapter.config.events import KafkaSettings
 from adapter.config.settings import ConfigError
+from adapter.events.aiokafka_compat import quiet_aiokafka
 from adapter.events.kafka_connection import KafkaConnection, client_args
 from adapter.runtime import MeshAdapter
 from bench.ports import listen_port
@@ -127,11 +128,16 @@ async def test_refused_credentials_deliver_nothing_and_lose_nothing(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     assert adapter_on_sasl.events is not None
+    quiet_aiokafka()  # as `python -m adapter` does: aiokafka's lines kept, unlogged
     await simulator.generate_events("openframe", "alert", count=2)
     spool = adapter_on_sasl.events.spool
     await wait_until(lambda: spool.depth == 2, within=10, what="two events spooled")
     await asyncio.sleep(2)  # the drainer tries, and is refused
     assert spool.depth == 2
+    # aiokafka says only "Unable to bootstrap"; the adapter's line says why
+    unreachable = [r.getMessage() for r in caplog.records if r.name == "adapter.events.delivery"]
+    assert unreachable and "SaslAuthenticationFailed" in unreachable[0], unreachable
+    assert not [r for r in caplog.records if r.name.startswith("aiokafka")]
     assert WRONG not in caplog.text
 
 
