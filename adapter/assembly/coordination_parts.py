@@ -34,7 +34,11 @@ def replica_id(settings: Settings) -> str:
 
 
 def shared_watermarks(
-    settings: Settings, sink: KafkaSink, spool: EventSpool, routes: Sequence[EventRoute]
+    settings: Settings,
+    kafka: KafkaConnection,
+    sink: KafkaSink,
+    spool: EventSpool,
+    routes: Sequence[EventRoute],
 ) -> SharedWatermarks:
     cfg = settings.events
     topics: dict[str, tuple[str, ...]] = {}
@@ -42,7 +46,7 @@ def shared_watermarks(
         topics[route.source] = tuple(dict.fromkeys((*topics.get(route.source, ()), *route.topics)))
     return SharedWatermarks(
         topic=cfg.topic_prefix + cfg.coordination.watermark_topic,
-        bootstrap_servers=KafkaConnection.from_settings(cfg.kafka),
+        bootstrap_servers=kafka,
         client_id=cfg.kafka.client_id,
         replica_id=replica_id(settings),
         sink=sink,
@@ -54,6 +58,7 @@ def shared_watermarks(
 
 def stream_ownership(
     settings: Settings,
+    kafka: KafkaConnection,
     sources: Mapping[str, WebSocketSource],
     watermarks: SharedWatermarks,
     supervisor: Supervisor,
@@ -62,7 +67,7 @@ def stream_ownership(
     ownership = StreamOwnership(
         sources,
         cfg.coordination,
-        bootstrap_servers=KafkaConnection.from_settings(cfg.kafka),
+        bootstrap_servers=kafka,
         client_id=cfg.kafka.client_id,
         group_id=cfg.topic_prefix + cfg.coordination.group_id,
         control_topic=cfg.topic_prefix + cfg.coordination.control_topic,
@@ -76,7 +81,11 @@ def stream_ownership(
 
 
 def quota_membership(
-    settings: Settings, limiters: Sequence[UpstreamRateLimiter], supervisor: Supervisor, board: HealthBoard
+    settings: Settings,
+    kafka: KafkaConnection,
+    limiters: Sequence[UpstreamRateLimiter],
+    supervisor: Supervisor,
+    board: HealthBoard,
 ) -> QuotaMembership | None:
     """The quota slices' membership, or None when ``share_quota`` is off. The whole
     server (health ``""``) is NOT_SERVING while a limiter allows no request: the
@@ -97,7 +106,7 @@ def quota_membership(
     return QuotaMembership(
         share,
         c,
-        bootstrap_servers=KafkaConnection.from_settings(cfg.kafka),
+        bootstrap_servers=kafka,
         client_id=f"{cfg.kafka.client_id}-{replica_id(settings)}",
         group_id=cfg.topic_prefix + c.group_id + ".quota",
         supervisor=supervisor,

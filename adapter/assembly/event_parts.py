@@ -85,8 +85,10 @@ def build_event_pipeline(
         on_failure=lambda why: board.set(EVENT_SERVICE, False, why),
     )
     intake = EventIntake(encoder, spool, tracer_provider=tracer_provider)
+    # One connection (TLS context, SASL password file read once) for every Kafka client.
+    kafka = KafkaConnection.from_settings(cfg.kafka)
     sink = KafkaSink(
-        KafkaConnection.from_settings(cfg.kafka),
+        kafka,
         client_id=cfg.kafka.client_id,
         request_timeout_ms=int(cfg.kafka.request_timeout_seconds * 1000),
         start_timeout=cfg.kafka.lifecycle_timeout_seconds,
@@ -94,7 +96,9 @@ def build_event_pipeline(
         delivery_timeout=max(cfg.kafka.delivery_timeout_seconds, cfg.kafka.request_timeout_seconds + 1),
         tracer_provider=tracer_provider,
     )
-    shared = shared_watermarks(settings, sink, spool, router.routes) if cfg.coordination.enabled else None
+    shared = None
+    if cfg.coordination.enabled:
+        shared = shared_watermarks(settings, kafka, sink, spool, router.routes)
     watermarks: Watermarks = shared or WatermarkStore(cfg.spool.path.with_name("watermarks.json"))
     sources = build_declared_sources(
         catalog.declarations,
@@ -129,8 +133,8 @@ def build_event_pipeline(
         sources=dict(sources.streams),
     )
     if shared is not None:
-        pipeline.ownership = stream_ownership(settings, pipeline.sources, shared, supervisor)
-        pipeline.quota = quota_membership(settings, limiters, supervisor, board)
+        pipeline.ownership = stream_ownership(settings, kafka, pipeline.sources, shared, supervisor)
+        pipeline.quota = quota_membership(settings, kafka, limiters, supervisor, board)
     for name, source in pipeline.sources.items():
         health_name = source.health_name = f"meshadapter.events.{name}"
         board.set(health_name, True)
@@ -141,7 +145,7 @@ def build_event_pipeline(
         source.listen(follow)
     board.set(EVENT_SERVICE, True)
     pipeline.subscriptions = EventStreamServicer(
-        bootstrap_servers=KafkaConnection.from_settings(cfg.kafka),
+        bootstrap_servers=kafka,
         topics=router.topics(),
         message_types={r.full_name: r.message_type for r in catalog.routes},
         codec=codec,

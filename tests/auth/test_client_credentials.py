@@ -13,6 +13,7 @@ import pytest
 from octospine.v1 import system_pb2, system_pb2_grpc
 
 from adapter.auth import ClientCredentials, renewing
+from adapter.auth.renewing import BearerToken
 from simulator import Fault, Simulator
 
 from ..resilience.harness import StartSim, error_details, running_adapter
@@ -37,6 +38,16 @@ async def _health(h) -> system_pb2.Health:  # type: ignore[no-untyped-def]
     return await system_pb2_grpc.SystemServiceStub(h.channel).GetHealth(
         system_pb2.GetHealthRequest(), timeout=5
     )
+
+
+async def _until_due_for_renewal(h, sim: Simulator) -> tuple[ClientCredentials, BearerToken]:  # type: ignore[no-untyped-def]
+    """Waits until OCTOSPINE's token is due for its early renewal; returns it."""
+    creds = h.credentials["octospine"]
+    assert isinstance(creds, ClientCredentials)
+    token = creds._token
+    assert token is not None and token.renew_at is not None
+    await sim.wait_for(lambda: creds._stale(token), timeout_s=5)
+    return creds, token
 
 
 def _token_requests(sim: Simulator) -> int:
@@ -72,11 +83,7 @@ async def test_token_is_renewed_before_it_expires(start_sim: StartSim) -> None:
     sim = await start_sim(token_ttl_s=1.0)  # expires_in=1: renewed half-way, at 0.5 s
     async with running_adapter(sim, auth=oauth()) as h:
         await _health(h)
-        creds = h.credentials["octospine"]
-        assert isinstance(creds, ClientCredentials)
-        token = creds._token
-        assert token is not None and token.renew_at is not None
-        await sim.wait_for(lambda: creds._stale(token), timeout_s=2)
+        await _until_due_for_renewal(h, sim)
         await _health(h)
     assert _token_requests(sim) == 2
     assert all(r.status == 200 for r in sim.find_requests(route=HEALTH))  # never sent an expired token
@@ -91,11 +98,8 @@ async def test_a_failed_early_renewal_leaves_the_token_in_use_until_it_expires(
     sim = await start_sim(token_ttl_s=4.0)  # renewed after 2 s, taken until 4 s
     async with running_adapter(sim, auth=oauth(), resilience={"retry": {"max_attempts": 1}}) as h:
         await _health(h)
-        creds = h.credentials["octospine"]
-        assert isinstance(creds, ClientCredentials)
-        token = creds._token
-        assert token is not None and token.expires_at is not None
-        await sim.wait_for(lambda: creds._stale(token), timeout_s=5)
+        creds, token = await _until_due_for_renewal(h, sim)
+        assert token.expires_at is not None
         sim.faults.add(Fault(vendor="octospine", route="/oauth/token", status=503))
         await asyncio.gather(*(_health(h) for _ in range(5)))  # share one renewal, which fails
         for _ in range(3):
