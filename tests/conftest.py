@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from typing import Any
 
 import grpc
@@ -20,6 +20,7 @@ from adapter.runtime import MeshAdapter
 from simulator import Simulator, SimulatorConfig
 
 from .fuzz.counting import write_summary as write_fuzz_summary
+from .unraisable_causes import name_unraisable_causes
 
 
 def _own_broker_per_worker() -> None:
@@ -39,6 +40,15 @@ _own_broker_per_worker()
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     write_fuzz_summary(terminalreporter)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    name_unraisable_causes(report, call)
+    return report
 
 
 OPENFRAME_KEY = "test-openframe-key"
