@@ -1,9 +1,11 @@
-"""A Kafka cluster that wants SASL or mutual TLS: every client of the adapter (topic
+"""A Kafka cluster that wants SASL, TLS or both: every client of the adapter (topic
 admin, the sink's producer, Subscribe's consumer) connects with ``events.kafka``
 security settings, against a real broker with a SASL_PLAINTEXT listener
-(``KAFKA_SASL_PORT`` of ``scripts/kafka``: PLAIN and SCRAM-SHA-512) and an SSL one
-(``KAFKA_SSL_PORT``, client certificates required). Refused credentials deliver
-nothing and lose nothing: the events stay in the spool, and the log says why."""
+(``KAFKA_SASL_PORT`` of ``scripts/kafka``: PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512), an
+SSL one (``KAFKA_SSL_PORT``, client certificates required) and a SASL_SSL one
+(``KAFKA_SASL_SSL_PORT``, TLS then a login, as managed clusters offer). Refused
+credentials deliver nothing and lose nothing: the events stay in the spool, and the
+log says why."""
 
 from __future__ import annotations
 
@@ -48,23 +50,25 @@ class SecuredBroker:
     plaintext: str
     sasl: str
     tls: str
+    sasl_tls: str
     pki: Pki
 
 
 @pytest.fixture(scope="module")
 def secured_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredBroker]:
-    """A broker of its own with a PLAINTEXT, a SASL_PLAINTEXT and an SSL listener."""
+    """A broker of its own with a PLAINTEXT, a SASL_PLAINTEXT, an SSL and a SASL_SSL listener."""
     data = tmp_path_factory.mktemp("kafka-secured")
     pki = Pki(tmp_path_factory.mktemp("kafka-pki"))
     keystore = pki.dir / "broker-keystore.pem"  # Kafka's PEM keystore: the key, then the chain
     keystore.write_bytes((pki.dir / "server-key.pem").read_bytes() + (pki.dir / "server.pem").read_bytes())
-    port, sasl_port, tls_port = listen_port(), listen_port(), listen_port()
+    port, sasl_port, tls_port, sasl_tls_port = listen_port(), listen_port(), listen_port(), listen_port()
     env = {
         **os.environ,
         "KAFKA_PORT": str(port),
         "KAFKA_CONTROLLER_PORT": str(listen_port()),
         "KAFKA_SASL_PORT": str(sasl_port),
         "KAFKA_SSL_PORT": str(tls_port),
+        "KAFKA_SASL_SSL_PORT": str(sasl_tls_port),
         "KAFKA_SSL_KEYSTORE": str(keystore),
         "KAFKA_SSL_TRUSTSTORE": str(pki.ca),
         "KAFKA_DATA_DIR": str(data),
@@ -80,7 +84,13 @@ def secured_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured
 
     script("start")
     try:
-        yield SecuredBroker(f"127.0.0.1:{port}", f"127.0.0.1:{sasl_port}", f"127.0.0.1:{tls_port}", pki)
+        yield SecuredBroker(
+            f"127.0.0.1:{port}",
+            f"127.0.0.1:{sasl_port}",
+            f"127.0.0.1:{tls_port}",
+            f"127.0.0.1:{sasl_tls_port}",
+            pki,
+        )
     finally:
         script("stop")
         shutil.rmtree(data, ignore_errors=True)
@@ -110,21 +120,28 @@ async def secured_adapter(
     tmp_path: Path,
     prefix: str,
 ) -> AsyncIterator[MeshAdapter]:
-    """``request.param``: ("SASL", mechanism, password) or ("SSL", client certificate or None)."""
+    """``request.param``: ("SASL" or "SASL_SSL", mechanism, password), or ("SSL", client
+    certificate or None)."""
     kind, *how = request.param
     quiet_aiokafka()  # as `python -m adapter` does before it starts
     kafka: dict[str, Any] = {"lifecycle_timeout_seconds": 5, "request_timeout_seconds": 5}
-    if kind == "SASL":
+    if kind in ("SASL", "SASL_SSL"):
         mechanism, password = how
         password_file = tmp_path / "kafka-password"
         password_file.write_text(password + "\n")
         kafka |= {
-            "bootstrap_servers": secured_broker.sasl,
-            "security_protocol": "SASL_PLAINTEXT",
             "sasl_mechanism": mechanism,
             "sasl_username": USER,
             "sasl_password_file": str(password_file),
         }
+        if kind == "SASL":
+            kafka |= {"bootstrap_servers": secured_broker.sasl, "security_protocol": "SASL_PLAINTEXT"}
+        else:  # a managed cluster's usual: the broker's certificate, then a login
+            kafka |= {
+                "bootstrap_servers": secured_broker.sasl_tls,
+                "security_protocol": "SASL_SSL",
+                "ssl_cafile": str(secured_broker.pki.ca),
+            }
     else:
         (client,) = how
         pki = secured_broker.pki
@@ -146,14 +163,20 @@ async def secured_adapter(
         yield adapter
     finally:
         await adapter.stop(0)
-        if kind == "SSL":
+        if kind != "SASL":
             await _end_waiting_tls_shutdowns()
 
 
 @pytest.mark.parametrize(
     "secured_adapter",
-    [("SASL", "SCRAM-SHA-512", PASSWORD), ("SASL", "PLAIN", PASSWORD), ("SSL", "writer")],
-    ids=["scram", "plain", "mutual-tls"],
+    [
+        ("SASL", "SCRAM-SHA-512", PASSWORD),
+        ("SASL", "SCRAM-SHA-256", PASSWORD),
+        ("SASL", "PLAIN", PASSWORD),
+        ("SSL", "writer"),
+        ("SASL_SSL", "SCRAM-SHA-512", PASSWORD),
+    ],
+    ids=["scram-512", "scram-256", "plain", "mutual-tls", "tls-and-scram"],
     indirect=True,
 )
 async def test_events_reach_a_secured_cluster_and_subscribe_reads_them(
@@ -177,8 +200,12 @@ async def test_events_reach_a_secured_cluster_and_subscribe_reads_them(
 
 @pytest.mark.parametrize(
     ("secured_adapter", "why"),
-    [(("SASL", "SCRAM-SHA-512", WRONG), "SaslAuthenticationFailed"), (("SSL", None), "KafkaConnectionError")],
-    ids=["wrong-password", "no-client-certificate"],
+    [
+        (("SASL", "SCRAM-SHA-512", WRONG), "SaslAuthenticationFailed"),
+        (("SSL", None), "KafkaConnectionError"),
+        (("SASL_SSL", "SCRAM-SHA-512", WRONG), "SaslAuthenticationFailed"),
+    ],
+    ids=["wrong-password", "no-client-certificate", "wrong-password-over-tls"],
     indirect=["secured_adapter"],
 )
 async def test_refused_credentials_deliver_nothing_and_lose_nothing(
@@ -201,6 +228,30 @@ async def test_refused_credentials_deliver_nothing_and_lose_nothing(
     # and aiokafka's own lines stop at its logger (pytest's capture still sees them)
     assert logging.getLogger("aiokafka").propagate is False
     assert WRONG not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "secured_adapter", [("SASL", "SCRAM-SHA-512", WRONG)], ids=["rotated-password-file"], indirect=True
+)
+async def test_a_rotated_password_file_is_used_by_the_next_producer(
+    secured_adapter: MeshAdapter,
+    secured_broker: SecuredBroker,
+    simulator: Simulator,
+    prefix: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert secured_adapter.events is not None
+    created = await simulator.generate_events("openframe", "alert", count=2)
+    spool = secured_adapter.events.spool
+    await wait_until(lambda: spool.depth == 2, within=10, what="two events spooled")
+    await asyncio.sleep(1)  # refused: the file holds a password the broker does not know
+    assert spool.depth == 2
+    (tmp_path / "kafka-password").write_text(PASSWORD + "\n")  # the rotation, no restart
+    await wait_until(lambda: spool.depth == 0, within=30, what="the spool to drain after the rotation")
+    records = await consume_all(secured_broker.plaintext, f"{prefix}openframe.alerts", expected=2, within=30)
+    assert sorted(r.key.decode() for r in records) == sorted(e["id"] for e in created)
+    assert PASSWORD not in caplog.text and WRONG not in caplog.text
 
 
 def test_the_settings_refuse_what_cannot_connect(tmp_path: Path) -> None:
