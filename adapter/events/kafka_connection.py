@@ -4,6 +4,11 @@ Every client (the sink's producer, the topic admin, Subscribe's consumers, the
 replicas' lease groups and tails) is built with :func:`client_args` of one
 :class:`KafkaConnection`, so a cluster that wants TLS or SASL is met the same way
 everywhere. A plain ``str`` of addresses is a PLAINTEXT connection (tests, tools).
+
+A SASL password from ``sasl_password_file`` is followed like the upstreams' secret
+files: each client built gets the file's current value (re-read when it changed,
+checked at most every 5 s), so after a rotation the next producer (the sink builds
+one when the broker refuses the old login) logs in with the new password.
 """
 
 from __future__ import annotations
@@ -17,8 +22,13 @@ from aiokafka.helpers import create_ssl_context
 
 from adapter.config.events import KafkaSettings
 from adapter.config.settings import ConfigError, env_variable
+from adapter.upstream.errors import CredentialError
+from adapter.upstream.secret_source import SecretSource
 
-__all__ = ["KafkaConnection", "KafkaTarget", "client_args"]
+__all__ = ["PASSWORD_RELOAD_SECONDS", "KafkaConnection", "KafkaTarget", "client_args"]
+
+#: How often a client being built looks whether ``sasl_password_file`` changed.
+PASSWORD_RELOAD_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -26,9 +36,11 @@ class KafkaConnection:
     """Bootstrap addresses and the security options every client is given."""
 
     bootstrap_servers: str
-    #: aiokafka's ``security_protocol``, ``ssl_context``, ``sasl_*`` arguments (the
-    #: password among them: never in ``repr``).
+    #: aiokafka's ``security_protocol``, ``ssl_context``, ``sasl_*`` arguments (but the
+    #: password).
     options: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    #: The SASL password (never in ``repr``), read when a client is built.
+    password: SecretSource | None = field(default=None, repr=False, compare=False)
 
     def __str__(self) -> str:
         protocol = self.options.get("security_protocol", "PLAINTEXT")
@@ -43,7 +55,7 @@ class KafkaConnection:
         if kafka.security_protocol.startswith("SASL_"):
             options["sasl_mechanism"] = kafka.sasl_mechanism
             options["sasl_plain_username"] = kafka.sasl_username
-            options["sasl_plain_password"] = _password(kafka)
+            return cls(kafka.bootstrap_servers, options, _password(kafka))
         return cls(kafka.bootstrap_servers, options)
 
 
@@ -54,7 +66,10 @@ KafkaTarget = str | list[str] | KafkaConnection
 def client_args(target: KafkaTarget) -> dict[str, Any]:
     """``bootstrap_servers`` and the security arguments for an aiokafka client."""
     if isinstance(target, KafkaConnection):
-        return {"bootstrap_servers": target.bootstrap_servers, **target.options}
+        args = {"bootstrap_servers": target.bootstrap_servers, **target.options}
+        if target.password is not None:
+            args["sasl_plain_password"] = target.password.get()
+        return args
     return {"bootstrap_servers": target}
 
 
@@ -69,19 +84,15 @@ def _ssl_context(kafka: KafkaSettings) -> ssl.SSLContext:
         raise ConfigError(f"{keys}: cannot load the TLS files: {exc.strerror or exc}") from None
 
 
-def _password(kafka: KafkaSettings) -> str:
+def _password(kafka: KafkaSettings) -> SecretSource:
+    """The password's source, read once here: an unusable file stops the start."""
     if kafka.sasl_password is not None:
-        return kafka.sasl_password.get_secret_value()
+        return SecretSource.inline(kafka.sasl_password)
     assert kafka.sasl_password_file is not None  # the settings require one of them
+    source = SecretSource.from_file(kafka.sasl_password_file, reload_interval=PASSWORD_RELOAD_SECONDS)
     try:
-        password = kafka.sasl_password_file.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        password = ""
-        problem = f"cannot read {kafka.sasl_password_file}: {reason}"
-    else:
-        problem = "" if password else f"{kafka.sasl_password_file} is empty"
-    if problem:
+        source.get()
+    except CredentialError as exc:
         key = "events.kafka.sasl_password_file"
-        raise ConfigError(f"{key} ({env_variable(key)}): {problem}")
-    return password
+        raise ConfigError(f"{key} ({env_variable(key)}): {exc}") from None
+    return source

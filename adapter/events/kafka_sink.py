@@ -100,8 +100,9 @@ class KafkaSink:
         self.delivery_timeout = delivery_timeout
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
+        #: Without the connection's arguments: each producer gets them when it is built
+        #: (a rotated SASL password file is read then).
         self._producer_config: dict[str, Any] = {
-            **client_args(bootstrap_servers),
             "client_id": client_id,
             "enable_idempotence": True,
             "acks": "all",
@@ -321,7 +322,8 @@ class KafkaSink:
                 return self._generation
             if not self._started:
                 raise KafkaUnavailable("the Kafka sink is not started")
-            generation = ProducerGeneration(AIOKafkaProducer(**self._producer_config))
+            producer = AIOKafkaProducer(**client_args(self.bootstrap_servers), **self._producer_config)
+            generation = ProducerGeneration(producer)
             try:
                 async with asyncio.timeout(self.start_timeout):
                     await start_client(generation.producer)
