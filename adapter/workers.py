@@ -6,9 +6,12 @@ serves nothing itself: it starts N workers (``python -m adapter`` with
 ``MESH_WORKERS=1`` and per-worker overrides), which share the gRPC and webhook
 ports through ``SO_REUSEPORT`` (the kernel spreads connections over them) and are
 replicas of one consumer group (``events.coordination``), each with its own spool
-and operator port. A worker that dies is started again after a short backoff; on
-SIGTERM or SIGINT every worker gets SIGTERM and drains (health NOT_SERVING first,
-in-flight calls finish), and the supervisor exits once they all did.
+and operator port. A worker that dies is started again after a short backoff, but
+one that cannot start (it dies within seconds, again and again: a port held by
+another process) stops the supervisor, as systemd's and supervisord's start limits
+do, for the orchestrator to show. On SIGTERM or SIGINT every worker gets SIGTERM and
+drains (health NOT_SERVING first, in-flight calls finish), and the supervisor exits
+once they all did.
 
 Processes are supervised by hand (asyncio subprocesses): the standard library has
 no supervisor, and the few lines here need none of a process manager's features.
@@ -30,7 +33,13 @@ __all__ = ["available_cores", "resolve_workers", "run_workers", "worker_environm
 
 logger = logging.getLogger("adapter.workers")
 
-_RESTART_BACKOFF = (0.5, 1.0, 2.0, 5.0)
+_RESTART_BACKOFF = (0.5, 1.0, 2.0)
+#: A worker that ran this long had started: its next death is a crash, not a failed
+#: start, and its backoff begins again at the first step.
+STARTED_AFTER_SECONDS = 10.0
+#: Failed starts in a row (the first start, then each restart) before every worker
+#: stops and the supervisor exits 1: with the backoff above, 3.5 s of waiting.
+START_ATTEMPTS = 4
 #: The command's exit code for a configuration it refuses (a bad key, an unreadable
 #: file): starting the worker again would be refused again, so every worker stops
 #: and the supervisor exits with it, for the orchestrator to show.
@@ -109,17 +118,20 @@ class _Worker:
         self.index = index
         self.env = worker_environment(settings, index)
         self.process: asyncio.subprocess.Process | None = None
-        self.restarts = 0
+        #: Deaths since it last ran STARTED_AFTER_SECONDS (its backoff step).
+        self.failed_starts = 0
+        self.started_at = 0.0
 
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(sys.executable, "-m", "adapter", env=self.env)
+        self.started_at = asyncio.get_running_loop().time()
         logger.info("worker %d started (pid %d)", self.index, self.process.pid)
 
 
 async def run_workers(settings: Settings, count: int) -> int:
-    """Runs ``count`` workers until SIGTERM/SIGINT (exit code 0), or until one refuses
-    the configuration (:data:`REFUSED`)."""
-    stop, refused = asyncio.Event(), asyncio.Event()
+    """Runs ``count`` workers until SIGTERM/SIGINT (exit code 0), until one refuses the
+    configuration (:data:`REFUSED`), or until one cannot start (1)."""
+    stop, refused, failed = asyncio.Event(), asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
@@ -127,9 +139,9 @@ async def run_workers(settings: Settings, count: int) -> int:
     for worker in workers:
         await worker.start()
     logger.info("supervising %d workers on gRPC port %d", count, settings.grpc.port)
-    watchers = {asyncio.ensure_future(_keep(worker, stop, refused)) for worker in workers}
+    watchers = {asyncio.ensure_future(_keep(worker, stop, refused, failed)) for worker in workers}
     await stop.wait()
-    if not refused.is_set():
+    if not refused.is_set() and not failed.is_set():
         logger.info("signal received: stopping %d workers", count)
     for worker in workers:
         if worker.process is not None and worker.process.returncode is None:
@@ -144,12 +156,12 @@ async def run_workers(settings: Settings, count: int) -> int:
             worker.process.kill()
     for task in pending:
         task.cancel()
-    return REFUSED if refused.is_set() else 0
+    return REFUSED if refused.is_set() else 1 if failed.is_set() else 0
 
 
-async def _keep(worker: _Worker, stop: asyncio.Event, refused: asyncio.Event) -> None:
-    """Waits for the worker to end; starts it again unless the supervisor is stopping
-    or the worker refused the configuration (then every worker stops)."""
+async def _keep(worker: _Worker, stop: asyncio.Event, refused: asyncio.Event, failed: asyncio.Event) -> None:
+    """Waits for the worker to end; starts it again unless the supervisor is stopping,
+    the worker refused the configuration or cannot start (then every worker stops)."""
     while True:
         assert worker.process is not None
         code = await worker.process.wait()
@@ -165,8 +177,21 @@ async def _keep(worker: _Worker, stop: asyncio.Event, refused: asyncio.Event) ->
             refused.set()
             stop.set()
             return
-        delay = _RESTART_BACKOFF[min(worker.restarts, len(_RESTART_BACKOFF) - 1)]
-        worker.restarts += 1
+        ran = asyncio.get_running_loop().time() - worker.started_at
+        worker.failed_starts = 1 if ran >= STARTED_AFTER_SECONDS else worker.failed_starts + 1
+        if worker.failed_starts >= START_ATTEMPTS:
+            logger.error(
+                "worker %d cannot start: it exited %d times in a row within %.0fs of starting "
+                "(exit %d, the cause is above): stopping every worker",
+                worker.index,
+                worker.failed_starts,
+                STARTED_AFTER_SECONDS,
+                code,
+            )
+            failed.set()
+            stop.set()
+            return
+        delay = _RESTART_BACKOFF[min(worker.failed_starts - 1, len(_RESTART_BACKOFF) - 1)]
         logger.error("worker %d died (exit %d); starting it again in %.1fs", worker.index, code, delay)
         try:
             await asyncio.wait_for(stop.wait(), delay)

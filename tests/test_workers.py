@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +136,24 @@ def test_a_worker_refusing_the_configuration_stops_the_supervisor(
     assert "refused the configuration (exit 2, the cause is above): stopping every worker" in done.stderr
     assert "MESH_UPSTREAMS__OPENFRAME__AUTH__API_KEY_FILE" in done.stderr
     assert "starting it again" not in done.stderr
+
+
+def test_a_worker_that_cannot_start_stops_the_supervisor(unused_tcp_port: int) -> None:
+    """A worker that dies at start again and again (here: its gRPC port is held by a
+    process that does not share it) is not restarted for ever: after four starts in a
+    row, every worker stops and the supervisor exits 1, naming why."""
+    holder = socket.socket()  # no SO_REUSEPORT: the workers cannot bind beside it
+    try:
+        holder.bind(("127.0.0.1", unused_tcp_port))
+        holder.listen()
+        env = offline(MESH_WORKERS="2", MESH_GRPC__PORT=str(unused_tcp_port))
+        done = run_command(env, timeout=120)
+    finally:
+        holder.close()
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert f"cannot listen on 127.0.0.1:{unused_tcp_port}" in done.stderr
+    assert "cannot start: it exited 4 times in a row within 10s of starting" in done.stderr
+    assert "stopping every worker" in done.stderr
+    # three restarts of the worker that gave up first: 0.5 s, 1 s, 2 s
+    for delay in ("0.5s", "1.0s", "2.0s"):
+        assert f"starting it again in {delay}" in done.stderr, done.stderr[-3000:]
