@@ -5,10 +5,13 @@ replicas' lease groups and tails) is built with :func:`client_args` of one
 :class:`KafkaConnection`, so a cluster that wants TLS or SASL is met the same way
 everywhere. A plain ``str`` of addresses is a PLAINTEXT connection (tests, tools).
 
-A SASL password from ``sasl_password_file`` is followed like the upstreams' secret
-files: each client built gets the file's current value (re-read when it changed,
-checked at most every 5 s), so after a rotation the next producer (the sink builds
-one when the broker refuses the old login) logs in with the new password.
+The files are followed, as the adapter's own certificates and the upstreams'
+secret files are: each client built gets the current SASL password
+(``sasl_password_file``) and a TLS context from the current ``ssl_*`` files (each
+re-read when it changed, checked at most every 5 s; a bad new version keeps the
+last good one, logged). So after a rotation (a new client certificate, a new
+password) the next producer, which the sink builds after a refused start or a
+delivery timeout, connects with the new one, and no restart is needed.
 """
 
 from __future__ import annotations
@@ -22,13 +25,14 @@ from aiokafka.helpers import create_ssl_context
 
 from adapter.config.events import KafkaSettings
 from adapter.config.settings import ConfigError, env_variable
+from adapter.security.reloading import ReloadingFile
 from adapter.upstream.errors import CredentialError
 from adapter.upstream.secret_source import SecretSource
 
-__all__ = ["PASSWORD_RELOAD_SECONDS", "KafkaConnection", "KafkaTarget", "client_args"]
+__all__ = ["FILES_RELOAD_SECONDS", "KafkaConnection", "KafkaTarget", "client_args"]
 
-#: How often a client being built looks whether ``sasl_password_file`` changed.
-PASSWORD_RELOAD_SECONDS = 5.0
+#: How often a client being built looks whether the password or TLS files changed.
+FILES_RELOAD_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -36,11 +40,12 @@ class KafkaConnection:
     """Bootstrap addresses and the security options every client is given."""
 
     bootstrap_servers: str
-    #: aiokafka's ``security_protocol``, ``ssl_context``, ``sasl_*`` arguments (but the
-    #: password).
+    #: aiokafka's ``security_protocol`` and ``sasl_*`` arguments (but the password).
     options: Mapping[str, Any] = field(default_factory=dict, repr=False)
     #: The SASL password (never in ``repr``), read when a client is built.
     password: SecretSource | None = field(default=None, repr=False, compare=False)
+    #: The TLS context of the ``ssl_*`` files, rebuilt when they change.
+    tls: ReloadingFile[ssl.SSLContext] | None = field(default=None, repr=False, compare=False)
 
     def __str__(self) -> str:
         protocol = self.options.get("security_protocol", "PLAINTEXT")
@@ -50,13 +55,13 @@ class KafkaConnection:
     def from_settings(cls, kafka: KafkaSettings) -> KafkaConnection:
         """Raises ConfigError naming the key when a TLS file or the password file is unusable."""
         options: dict[str, Any] = {"security_protocol": kafka.security_protocol}
-        if kafka.security_protocol.endswith("SSL"):
-            options["ssl_context"] = _ssl_context(kafka)
+        tls = _tls(kafka) if kafka.security_protocol.endswith("SSL") else None
+        password = None
         if kafka.security_protocol.startswith("SASL_"):
             options["sasl_mechanism"] = kafka.sasl_mechanism
             options["sasl_plain_username"] = kafka.sasl_username
-            return cls(kafka.bootstrap_servers, options, _password(kafka))
-        return cls(kafka.bootstrap_servers, options)
+            password = _password(kafka)
+        return cls(kafka.bootstrap_servers, options, password, tls)
 
 
 #: What the clients accept: addresses alone (PLAINTEXT), or a configured connection.
@@ -69,16 +74,24 @@ def client_args(target: KafkaTarget) -> dict[str, Any]:
         args = {"bootstrap_servers": target.bootstrap_servers, **target.options}
         if target.password is not None:
             args["sasl_plain_password"] = target.password.get()
+        if target.tls is not None:
+            args["ssl_context"] = target.tls.current()
         return args
     return {"bootstrap_servers": target}
 
 
-def _ssl_context(kafka: KafkaSettings) -> ssl.SSLContext:
-    try:
+def _tls(kafka: KafkaSettings) -> ReloadingFile[ssl.SSLContext]:
+    """The TLS context, loaded once here: unusable files stop the start."""
+
+    def load() -> ssl.SSLContext:
         context: ssl.SSLContext = create_ssl_context(
             cafile=kafka.ssl_cafile, certfile=kafka.ssl_certfile, keyfile=kafka.ssl_keyfile
         )
         return context
+
+    files = [path for path in (kafka.ssl_cafile, kafka.ssl_certfile, kafka.ssl_keyfile) if path is not None]
+    try:
+        return ReloadingFile("Kafka TLS files", files, load, interval=FILES_RELOAD_SECONDS)
     except OSError as exc:  # ssl.SSLError too
         keys = "events.kafka.ssl_cafile / ssl_certfile / ssl_keyfile"
         raise ConfigError(f"{keys}: cannot load the TLS files: {exc.strerror or exc}") from None
@@ -89,7 +102,7 @@ def _password(kafka: KafkaSettings) -> SecretSource:
     if kafka.sasl_password is not None:
         return SecretSource.inline(kafka.sasl_password)
     assert kafka.sasl_password_file is not None  # the settings require one of them
-    source = SecretSource.from_file(kafka.sasl_password_file, reload_interval=PASSWORD_RELOAD_SECONDS)
+    source = SecretSource.from_file(kafka.sasl_password_file, reload_interval=FILES_RELOAD_SECONDS)
     try:
         source.get()
     except CredentialError as exc:

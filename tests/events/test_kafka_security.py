@@ -112,6 +112,15 @@ async def _end_waiting_tls_shutdowns() -> None:
     await asyncio.sleep(0.05)  # their connection_lost callbacks run
 
 
+def _use_client_certificate(pki: Pki, client: str, directory: Path) -> None:
+    """Writes ``client``'s certificate and key to ``directory``/client(-key).pem, each
+    replaced by a rename, as a certificate agent rotates them."""
+    for source, target in ((f"{client}-key.pem", "client-key.pem"), (f"{client}.pem", "client.pem")):
+        staged = directory / f".{target}.new"
+        staged.write_bytes((pki.dir / source).read_bytes())
+        staged.replace(directory / target)
+
+
 @pytest_asyncio.fixture
 async def secured_adapter(
     request: pytest.FixtureRequest,
@@ -150,10 +159,11 @@ async def secured_adapter(
             "security_protocol": "SSL",
             "ssl_cafile": str(pki.ca),
         }
-        if client is not None:
+        if client is not None:  # copied: a test may rotate them
+            _use_client_certificate(pki, client, tmp_path)
             kafka |= {
-                "ssl_certfile": str(pki.dir / f"{client}.pem"),
-                "ssl_keyfile": str(pki.dir / f"{client}-key.pem"),
+                "ssl_certfile": str(tmp_path / "client.pem"),
+                "ssl_keyfile": str(tmp_path / "client-key.pem"),
             }
     adapter = MeshAdapter(mesh_settings(simulator, tmp_path, prefix, kafka=kafka))
     await adapter.start()
@@ -252,6 +262,30 @@ async def test_a_rotated_password_file_is_used_by_the_next_producer(
     records = await consume_all(secured_broker.plaintext, f"{prefix}openframe.alerts", expected=2, within=30)
     assert sorted(r.key.decode() for r in records) == sorted(e["id"] for e in created)
     assert PASSWORD not in caplog.text and WRONG not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "secured_adapter", [("SSL", "untrusted")], ids=["rotated-client-certificate"], indirect=True
+)
+async def test_a_rotated_client_certificate_is_used_by_the_next_producer(
+    secured_adapter: MeshAdapter,
+    secured_broker: SecuredBroker,
+    simulator: Simulator,
+    prefix: str,
+    tmp_path: Path,
+) -> None:
+    """The adapter starts with a certificate the broker does not trust (another CA);
+    the certificate agent then writes one it does. No restart."""
+    assert secured_adapter.events is not None
+    created = await simulator.generate_events("openframe", "alert", count=2)
+    spool = secured_adapter.events.spool
+    await wait_until(lambda: spool.depth == 2, within=10, what="two events spooled")
+    await asyncio.sleep(1)  # refused: the broker does not trust that certificate's CA
+    assert spool.depth == 2
+    _use_client_certificate(secured_broker.pki, "writer", tmp_path)
+    await wait_until(lambda: spool.depth == 0, within=30, what="the spool to drain after the rotation")
+    records = await consume_all(secured_broker.plaintext, f"{prefix}openframe.alerts", expected=2, within=30)
+    assert sorted(r.key.decode() for r in records) == sorted(e["id"] for e in created)
 
 
 def test_the_settings_refuse_what_cannot_connect(tmp_path: Path) -> None:
