@@ -101,7 +101,7 @@ class KafkaSink:
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         #: Without the connection's arguments: each producer gets them when it is built
-        #: (a rotated SASL password file is read then).
+        #: (a rotated SASL password or TLS file is read then).
         self._producer_config: dict[str, Any] = {
             "client_id": client_id,
             "enable_idempotence": True,
