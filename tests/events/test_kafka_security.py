@@ -97,10 +97,11 @@ def secured_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured
 
 
 async def _end_waiting_tls_shutdowns() -> None:
-    """aiokafka closes a TLS connection without waiting for it to end: asyncio then
-    waits up to 30 s (its ``ssl_shutdown_timeout``) for the broker's close_notify,
-    which the broker may never send, before it closes the socket. The test's loop
-    ends sooner, so that socket would be found by the garbage collector during a
+    """aiokafka closes a TLS connection without waiting for it to end. Plain stops of
+    producers and consumers end at once (the broker answers the close_notify), but in
+    some runs one of the adapter's connections is left waiting, and asyncio waits up
+    to 30 s (its ``ssl_shutdown_timeout``) before it closes the socket. The test's
+    loop ends sooner, so that socket would be found by the garbage collector during a
     later test, failing it on a ResourceWarning ("unclosed transport"). What this
     loop still waits for is ended here, as that timeout would end it."""
     loop = asyncio.get_running_loop()
