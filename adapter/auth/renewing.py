@@ -106,6 +106,11 @@ class RenewingCredentials(ABC):
         return token.renew_at is not None and self._clock() >= token.renew_at
 
     async def auth_headers(self) -> list[tuple[str, str]]:
+        return [(self._header, self._render(await self.current()))]
+
+    async def current(self) -> BearerToken:
+        """The token to send now, renewed first when it is due (raises CredentialError
+        when it cannot be had)."""
         token = self._token
         if token is None or self._stale(token):
             try:
@@ -114,7 +119,7 @@ class RenewingCredentials(ABC):
                 if not self._serves(token):
                     raise
                 assert token is not None  # renewed early (the refresh margin) and failed
-        return [(self._header, self._render(token))]
+        return token
 
     def _serves(self, token: BearerToken | None) -> bool:
         """Whether ``token`` still works (renewed early, not expired yet)."""

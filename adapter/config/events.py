@@ -54,15 +54,29 @@ class KafkaSettings(_Frozen):
     #: Client certificate chain and key (PEM) for brokers that want mutual TLS.
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] = "SCRAM-SHA-512"
     sasl_username: str = ""
     sasl_password: SecretStr | None = None
-    #: Or the password in a file (read at start).
+    #: Or the password in a file (read at start, then followed: docs/configuration.md).
     sasl_password_file: Path | None = None
+    #: OAUTHBEARER: tokens from this OAuth2 token endpoint (client credentials grant),
+    #: as client ``sasl_oauth_client_id`` with its secret (inline or in a followed file).
+    sasl_oauth_token_url: str = ""
+    sasl_oauth_client_id: str = ""
+    sasl_oauth_client_secret: SecretStr | None = None
+    sasl_oauth_client_secret_file: Path | None = None
+    sasl_oauth_scope: str = ""
 
     @model_validator(mode="after")
     def _security(self) -> KafkaSettings:
         sasl = self.security_protocol.startswith("SASL_")
+        if sasl and self.sasl_mechanism == "OAUTHBEARER":
+            oauth = "sasl_mechanism OAUTHBEARER needs"
+            if not self.sasl_oauth_token_url or not self.sasl_oauth_client_id:
+                raise ValueError(f"{oauth} sasl_oauth_token_url and sasl_oauth_client_id")
+            if (self.sasl_oauth_client_secret is None) == (self.sasl_oauth_client_secret_file is None):
+                raise ValueError(f"{oauth} sasl_oauth_client_secret or sasl_oauth_client_secret_file")
+            sasl = False  # no username or password
         if sasl and not self.sasl_username:
             raise ValueError(f"security_protocol {self.security_protocol} needs sasl_username")
         if sasl and (self.sasl_password is None) == (self.sasl_password_file is None):

@@ -19,15 +19,21 @@ from __future__ import annotations
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiokafka.helpers import create_ssl_context
+from pydantic import SecretStr
 
+from adapter.auth.client_credentials import ClientCredentials
+from adapter.auth.token_endpoint import TokenEndpoint
 from adapter.config.events import KafkaSettings
 from adapter.config.settings import ConfigError, env_variable
 from adapter.security.reloading import ReloadingFile
 from adapter.upstream.errors import CredentialError
 from adapter.upstream.secret_source import SecretSource
+
+from .kafka_oauth import KafkaTokenProvider
 
 __all__ = ["FILES_RELOAD_SECONDS", "KafkaConnection", "KafkaTarget", "client_args"]
 
@@ -59,8 +65,11 @@ class KafkaConnection:
         password = None
         if kafka.security_protocol.startswith("SASL_"):
             options["sasl_mechanism"] = kafka.sasl_mechanism
-            options["sasl_plain_username"] = kafka.sasl_username
-            password = _password(kafka)
+            if kafka.sasl_mechanism == "OAUTHBEARER":
+                options["sasl_oauth_token_provider"] = _token_provider(kafka)
+            else:
+                options["sasl_plain_username"] = kafka.sasl_username
+                password = _password(kafka)
         return cls(kafka.bootstrap_servers, options, password, tls)
 
 
@@ -97,15 +106,33 @@ def _tls(kafka: KafkaSettings) -> ReloadingFile[ssl.SSLContext]:
         raise ConfigError(f"{keys}: cannot load the TLS files: {exc.strerror or exc}") from None
 
 
+def _token_provider(kafka: KafkaSettings) -> KafkaTokenProvider:
+    """OAUTHBEARER's tokens; the client secret is read once here: an unusable file stops the start."""
+    secret = _secret(
+        kafka.sasl_oauth_client_secret, kafka.sasl_oauth_client_secret_file, "sasl_oauth_client_secret_file"
+    )
+    endpoint = TokenEndpoint(
+        kafka.sasl_oauth_token_url,
+        client_id=kafka.sasl_oauth_client_id,
+        client_secret=secret,
+        upstream="kafka",
+    )
+    return KafkaTokenProvider(ClientCredentials(endpoint, scope=kafka.sasl_oauth_scope))
+
+
 def _password(kafka: KafkaSettings) -> SecretSource:
     """The password's source, read once here: an unusable file stops the start."""
-    if kafka.sasl_password is not None:
-        return SecretSource.inline(kafka.sasl_password)
-    assert kafka.sasl_password_file is not None  # the settings require one of them
-    source = SecretSource.from_file(kafka.sasl_password_file, reload_interval=FILES_RELOAD_SECONDS)
+    return _secret(kafka.sasl_password, kafka.sasl_password_file, "sasl_password_file")
+
+
+def _secret(value: SecretStr | None, path: Path | None, file_key: str) -> SecretSource:
+    if value is not None:
+        return SecretSource.inline(value)
+    assert path is not None  # the settings require one of them
+    source = SecretSource.from_file(path, reload_interval=FILES_RELOAD_SECONDS)
     try:
         source.get()
     except CredentialError as exc:
-        key = "events.kafka.sasl_password_file"
+        key = f"events.kafka.{file_key}"
         raise ConfigError(f"{key} ({env_variable(key)}): {exc}") from None
     return source

@@ -10,12 +10,15 @@ log says why."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import gc
+import json
 import logging
 import os
 import shutil
 import ssl
 import subprocess
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +27,7 @@ from typing import Any
 import grpc
 import pytest
 import pytest_asyncio
+from aiohttp import web
 from meshadapter.v1 import events_pb2, events_pb2_grpc
 from pydantic import ValidationError
 
@@ -289,6 +293,109 @@ async def test_a_rotated_client_certificate_is_used_by_the_next_producer(
     assert sorted(r.key.decode() for r in records) == sorted(e["id"] for e in created)
 
 
+CLIENT_ID, CLIENT_SECRET = "mesh-adapter", "oauth-client-secret-9c1d"
+
+
+@dataclass
+class TokenServer:
+    """An OAuth2 token endpoint issuing the unsigned JWTs the dev broker accepts."""
+
+    url: str
+    requests: int = 0
+
+
+@pytest_asyncio.fixture
+async def token_server() -> AsyncIterator[TokenServer]:
+    server = TokenServer("")
+
+    async def token(request: web.Request) -> web.Response:
+        server.requests += 1
+        form = await request.post()
+        if request.headers.get("Authorization") != _basic(CLIENT_ID, CLIENT_SECRET):
+            return web.json_response({"error": "invalid_client"}, status=401)
+        assert form.get("grant_type") == "client_credentials"
+        now = int(time.time())
+        claims = {"sub": CLIENT_ID, "iat": now, "exp": now + 300}
+        jwt = f"{_b64({'alg': 'none'})}.{_b64(claims)}."
+        return web.json_response({"access_token": jwt, "token_type": "Bearer", "expires_in": 300})
+
+    app = web.Application()
+    app.router.add_post("/token", token)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    server.url = f"http://127.0.0.1:{port}/token"
+    try:
+        yield server
+    finally:
+        await runner.cleanup()
+
+
+def _b64(value: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+@pytest.mark.parametrize(
+    ("secret", "delivered"), [(CLIENT_SECRET, True), ("wrong", False)], ids=["ok", "refused"]
+)
+async def test_oauthbearer_tokens_come_from_the_token_endpoint(
+    secret: str,
+    delivered: bool,
+    token_server: TokenServer,
+    secured_broker: SecuredBroker,
+    simulator: Simulator,
+    tmp_path: Path,
+    prefix: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """SASL/OAUTHBEARER: every Kafka client logs in with one client-credentials token
+    (asked for once, not per connection); a refused client delivers nothing, loses
+    nothing, and the line says the token endpoint refused it."""
+    quiet_aiokafka()
+    secret_file = tmp_path / "oauth-secret"
+    secret_file.write_text(secret + "\n")
+    kafka = {
+        "lifecycle_timeout_seconds": 5,
+        "request_timeout_seconds": 5,
+        "bootstrap_servers": secured_broker.sasl,
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "OAUTHBEARER",
+        "sasl_oauth_token_url": token_server.url,
+        "sasl_oauth_client_id": CLIENT_ID,
+        "sasl_oauth_client_secret_file": str(secret_file),
+    }
+    adapter = MeshAdapter(mesh_settings(simulator, tmp_path, prefix, kafka=kafka))
+    await adapter.start()
+    try:
+        assert adapter.events is not None
+        await asyncio.wait_for(adapter.events.sources["openframe"].streaming.wait(), 10)
+        created = await simulator.generate_events("openframe", "alert", count=2)
+        spool = adapter.events.spool
+        if delivered:
+            records = await consume_all(
+                secured_broker.plaintext, f"{prefix}openframe.alerts", expected=2, within=30
+            )
+            assert sorted(r.key.decode() for r in records) == sorted(e["id"] for e in created)
+            assert token_server.requests == 1  # one token for the admin, the producer, every connection
+        else:
+            await wait_until(lambda: spool.depth == 2, within=10, what="two events spooled")
+            await asyncio.sleep(2)  # the drainer tries, and is refused
+            assert spool.depth == 2
+            lines = [r.getMessage() for r in caplog.records if r.name == "adapter.events.delivery"]
+            assert lines and "no OAUTHBEARER token" in lines[0] and "invalid_client" in lines[0], lines
+            # a refusal is held (5 s), not asked again for every connection attempt
+            assert token_server.requests <= 2, token_server.requests
+        assert secret not in caplog.text
+    finally:
+        await adapter.stop(0)
+
+
 def test_the_settings_refuse_what_cannot_connect(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="needs sasl_username"):
         KafkaSettings(security_protocol="SASL_SSL", sasl_password="p")
@@ -298,6 +405,13 @@ def test_the_settings_refuse_what_cannot_connect(tmp_path: Path) -> None:
         KafkaSettings(ssl_cafile=tmp_path / "ca.pem")
     with pytest.raises(ValidationError, match="ssl_certfile and ssl_keyfile go together"):
         KafkaSettings(security_protocol="SSL", ssl_certfile=tmp_path / "c.pem")
+    oauth: dict[str, Any] = {"security_protocol": "SASL_SSL", "sasl_mechanism": "OAUTHBEARER"}
+    with pytest.raises(ValidationError, match="needs sasl_oauth_token_url and sasl_oauth_client_id"):
+        KafkaSettings(**oauth, sasl_oauth_client_id="c", sasl_oauth_client_secret="s")
+    oauth |= {"sasl_oauth_token_url": "https://idp/token", "sasl_oauth_client_id": "c"}
+    with pytest.raises(ValidationError, match="needs sasl_oauth_client_secret or sasl_oauth_client_se"):
+        KafkaSettings(**oauth)
+    KafkaSettings(**oauth, sasl_oauth_client_secret="s")  # no username or password: the token logs in
 
 
 def test_the_connection_keeps_its_password_out_of_sight(tmp_path: Path) -> None:
