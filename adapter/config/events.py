@@ -3,8 +3,10 @@ spool (see docs/events.md and docs/delivery.md)."""
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 
@@ -76,6 +78,11 @@ class KafkaSettings(_Frozen):
                 raise ValueError(f"{oauth} sasl_oauth_token_url and sasl_oauth_client_id")
             if (self.sasl_oauth_client_secret is None) == (self.sasl_oauth_client_secret_file is None):
                 raise ValueError(f"{oauth} sasl_oauth_client_secret or sasl_oauth_client_secret_file")
+            if not _secret_may_travel_to(self.sasl_oauth_token_url):
+                raise ValueError(
+                    "sasl_oauth_token_url must be https:// (http:// only on a loopback address): "
+                    "the client secret is sent to it"
+                )
             sasl = False  # no username or password
         if sasl and not self.sasl_username:
             raise ValueError(f"security_protocol {self.security_protocol} needs sasl_username")
@@ -257,3 +264,18 @@ class EventsSettings(_Frozen):
     webhook: WebhookSettings = WebhookSettings()
     #: Replicas sharing the streams through a Kafka consumer group (docs/scaling.md).
     coordination: CoordinationSettings = CoordinationSettings()
+
+
+def _secret_may_travel_to(url: str) -> bool:
+    """An https URL, or http to this host (a test's or a sidecar's token endpoint)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return True
+    if parts.scheme != "http" or not parts.hostname:
+        return False
+    if parts.hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(parts.hostname).is_loopback
+    except ValueError:
+        return False

@@ -412,6 +412,11 @@ def test_the_settings_refuse_what_cannot_connect(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="needs sasl_oauth_client_secret or sasl_oauth_client_se"):
         KafkaSettings(**oauth)
     KafkaSettings(**oauth, sasl_oauth_client_secret="s")  # no username or password: the token logs in
+    oauth["sasl_oauth_client_secret"] = "s"
+    KafkaSettings(**oauth | {"sasl_oauth_token_url": "http://127.0.0.1:8080/token"})
+    for url in ("http://idp.example/token", "ftp://idp/token", "idp/token"):
+        with pytest.raises(ValidationError, match=r"must be https:// \(http:// only on a loopback address\)"):
+            KafkaSettings(**oauth | {"sasl_oauth_token_url": url})
 
 
 def test_the_connection_keeps_its_password_out_of_sight(tmp_path: Path) -> None:
