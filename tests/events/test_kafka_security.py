@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import gc
-import json
 import logging
 import os
 import shutil
@@ -39,6 +38,8 @@ from adapter.runtime import MeshAdapter
 from bench.ports import listen_port
 from simulator import Simulator
 
+from ..loopback_http import serving
+from ..security.jwt_helpers import unsigned
 from ..security.pki import Pki
 from .kafka_fixtures import ROOT, consume_all, wait_until
 from .mesh_fixtures import mesh_settings
@@ -316,25 +317,14 @@ async def token_server() -> AsyncIterator[TokenServer]:
         assert form.get("grant_type") == "client_credentials"
         now = int(time.time())
         claims = {"sub": CLIENT_ID, "iat": now, "exp": now + 300}
-        jwt = f"{_b64({'alg': 'none'})}.{_b64(claims)}."
-        return web.json_response({"access_token": jwt, "token_type": "Bearer", "expires_in": 300})
+        answer = {"access_token": unsigned(claims), "token_type": "Bearer", "expires_in": 300}
+        return web.json_response(answer)
 
     app = web.Application()
     app.router.add_post("/token", token)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    server.url = f"http://127.0.0.1:{port}/token"
-    try:
+    async with serving(app) as base:
+        server.url = f"{base}/token"
         yield server
-    finally:
-        await runner.cleanup()
-
-
-def _b64(value: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
 
 
 def _basic(user: str, password: str) -> str:

@@ -15,6 +15,7 @@ from aiohttp import web
 from adapter.config.security import JwtSettings
 from adapter.security.jwt_verifier import AuthenticationFailed, JwtVerifier
 
+from ..loopback_http import serving
 from ..manual_clock import ManualClock
 from .jwt_helpers import AUDIENCE, ISSUER, Issuer, hmac_with_public_key, unsigned
 
@@ -109,13 +110,8 @@ async def idp(issuer: Issuer) -> AsyncIterator[tuple[str, list[int]]]:
 
     app = web.Application()
     app.router.add_get("/.well-known/jwks.json", jwks)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    yield f"http://127.0.0.1:{port}/.well-known/jwks.json", fetches
-    await runner.cleanup()
+    async with serving(app) as base:
+        yield f"{base}/.well-known/jwks.json", fetches
 
 
 async def test_url_jwks_is_cached_and_refetched_for_a_new_kid(
