@@ -106,7 +106,10 @@ class RenewingCredentials(ABC):
         return token.renew_at is not None and self._clock() >= token.renew_at
 
     async def auth_headers(self) -> list[tuple[str, str]]:
-        return [(self._header, self._render(await self.current()))]
+        token = self._token
+        if token is None or self._stale(token):  # else, as on most calls, no await at all
+            token = await self.current()
+        return [(self._header, self._render(token))]
 
     async def current(self) -> BearerToken:
         """The token to send now, renewed first when it is due (raises CredentialError
