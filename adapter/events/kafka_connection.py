@@ -31,7 +31,7 @@ from adapter.config.events import KafkaSettings
 from adapter.config.settings import ConfigError, env_variable
 from adapter.security.reloading import ReloadingFile
 from adapter.upstream.errors import CredentialError
-from adapter.upstream.secret_source import SecretSource
+from adapter.upstream.secret_source import SecretSource, source_of
 
 from .kafka_oauth import KafkaTokenProvider
 
@@ -126,10 +126,9 @@ def _password(kafka: KafkaSettings) -> SecretSource:
 
 
 def _secret(value: SecretStr | None, path: Path | None, file_key: str) -> SecretSource:
-    if value is not None:
-        return SecretSource.inline(value)
-    assert path is not None  # the settings require one of them
-    source = SecretSource.from_file(path, reload_interval=FILES_RELOAD_SECONDS)
+    """The inline value or the file's source, its first read here."""
+    source = source_of(value, path, reload_interval=FILES_RELOAD_SECONDS)
+    assert source is not None  # the settings require one of them
     try:
         source.get()
     except CredentialError as exc:
