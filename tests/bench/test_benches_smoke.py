@@ -159,6 +159,29 @@ def test_side_by_side_smoke() -> None:
     assert re.search(r"after / before \d+\.\d{3} \(rounds", done.stdout), done.stdout
 
 
+@pytest.mark.timeout(900)  # the first run builds the Go programs and installs pyvoy (stamped after)
+def test_front_bench_smoke() -> None:
+    from bench.peer import front
+
+    argv = ["-m", "bench.peer.front", "--rounds", "1", "--seconds", "1", "--concurrency", "1,16"]
+    done = subprocess.run(
+        [sys.executable, *argv],
+        cwd=ROOT, capture_output=True, text=True, timeout=880, check=False,
+    )  # fmt: skip
+    out = done.stdout
+    assert done.returncode == 0, f"{out}\n{done.stderr[-4000:]}"
+    identical = re.search(r"^identical Device \(\d+ bytes\) from: (.+)$", out, re.M)
+    assert identical is not None and set(identical.group(1).split("; ")) == set(front.ARMS), out
+    rows = _table(out, "arm")
+    assert {(r[0], int(r[1])) for r in rows} == {(a, c) for a in front.ARMS for c in (1, 16)}, out
+    for arm, conc, rps, p50, p99, cpu, per_core in rows:
+        assert float(rps) > 0 and float(p50) > 0 and float(p99) >= float(p50), (arm, conc, out)
+        assert 0 < int(cpu.rstrip("%")) <= 200 and float(per_core) > 0, (arm, conc, out)
+    for arm in (front.ADAPTER_AIO, front.ADAPTER_ENVOY):
+        assert re.search(rf"^c=1 +{arm} +added p50 [+-]\d+\.\d\d ms", out, re.M), out
+        assert re.search(rf"^c=16 +{arm} +per core: \d+\.\d\dx the grpc.aio ceiling", out, re.M), out
+
+
 @pytest.mark.kafka
 @pytest.mark.timeout(300)
 def test_events_side_by_side_smoke(kafka_bootstrap: str) -> None:

