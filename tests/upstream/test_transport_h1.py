@@ -336,3 +336,24 @@ async def test_answer_headers_read_as_httpx_reads_them(served, extra: list[bytes
                 assert answer.headers[asked] == expected[asked]
     assert {k.lower(): v for k, v in answer.headers.items()} == dict(expected.items())
     await client.aclose()
+
+
+def test_exchanges_under_uvloop() -> None:
+    """uvloop's TCP transport has asyncio.Transport's methods without deriving from it
+    (an isinstance check there failed every call under uvloop)."""
+    import uvloop
+
+    async def main() -> list[tuple[int, bytes]]:
+        script = ScriptedServer(lambda _r: ok(b'{"id":"dev_001"}'))
+        server = await asyncio.start_server(script.handle, "127.0.0.1", 0)
+        base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        client = exchange()
+        try:
+            answers = [await get(client, f"{base}/v1/devices/dev_001") for _ in range(2)]
+        finally:
+            await client.aclose()
+            server.close()
+        assert script.connections == 1  # kept alive
+        return [(a.status, a.body) for a in answers]
+
+    assert uvloop.run(main()) == [(200, b'{"id":"dev_001"}')] * 2
