@@ -19,7 +19,7 @@ from openframe.v1 import devices_pb2, devices_pb2_grpc
 
 from bench.peer import report
 from bench.peer.ceiling import fixed_device
-from bench.peer.processes import ROOT, Started, cpu_seconds, pinned, python, started
+from bench.peer.processes import ROOT, Started, pinned, python, started, tree_cpu_seconds
 from bench.ports import listen_port
 
 HERE = Path(__file__).resolve().parent
@@ -108,10 +108,10 @@ def ghz_argv(tools: Path, address: str, concurrency: int, seconds: float, cpu: i
 def ghz(tools: Path, arm: Started, concurrency: int, seconds: float, cpu: int) -> report.Row:
     warm_up = ghz_argv(tools, arm.address, concurrency, min(seconds, 0.5), cpu)
     subprocess.run(warm_up, check=True, capture_output=True)
-    before = cpu_seconds(arm.pid)
+    before = tree_cpu_seconds(arm.pid)  # a process tree: an arm may run its server as a child
     done = subprocess.run(ghz_argv(tools, arm.address, concurrency, seconds, cpu), check=True,
                           capture_output=True, text=True)  # fmt: skip
-    used = cpu_seconds(arm.pid) - before
+    used = tree_cpu_seconds(arm.pid) - before
     result = json.loads(done.stdout)
     codes = result.get("statusCodeDistribution", {})
     latency = {p["percentage"]: p["latency"] / 1e6 for p in result.get("latencyDistribution") or []}

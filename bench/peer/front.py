@@ -8,7 +8,7 @@ side with vanguard-go and with each front's ceiling (a fixed Device), in one run
 Every arm runs pinned to the same core (ghz, the compiled upstream and the OTLP sink
 on the other), as ``python -m bench.peer`` runs them; the arms take turns in an
 order that rotates every round, each row is the round with the median req/s, and
-CPU is each arm's process tree (Envoy is pyvoy's child). Both adapter arms run the
+CPU is each arm's process tree. Both adapter arms run the
 same settings: tracing exported over OTLP, retries, deadlines, rich errors, the
 interceptors; ``--cache`` turns the response cache on in both (every call a hit).
 Every arm must answer the identical Device before anything is measured.
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import subprocess
 import tempfile
@@ -30,8 +29,8 @@ import grpc
 from openframe.v1 import devices_pb2_grpc
 
 from bench.peer import report
-from bench.peer.__main__ import BODY, REQUEST, adapter_env, build, check_identical, ghz_argv, wait_serving
-from bench.peer.processes import ROOT, Started, python, started, tree_cpu_seconds
+from bench.peer.__main__ import BODY, REQUEST, adapter_env, build, check_identical, ghz, wait_serving
+from bench.peer.processes import ROOT, Started, python, started
 from bench.ports import listen_port
 
 HERE = Path(__file__).resolve().parent
@@ -89,24 +88,6 @@ def envoy_argv(
         "--log-level",
         "warning",
     ]
-
-
-def measure(tools: Path, arm: Started, concurrency: int, seconds: float, cpu: int) -> report.Row:
-    subprocess.run(
-        ghz_argv(tools, arm.address, concurrency, min(seconds, 0.5), cpu), check=True, capture_output=True
-    )
-    before = tree_cpu_seconds(arm.pid)
-    done = subprocess.run(ghz_argv(tools, arm.address, concurrency, seconds, cpu), check=True,
-                          capture_output=True, text=True)  # fmt: skip
-    used = tree_cpu_seconds(arm.pid) - before
-    result = json.loads(done.stdout)
-    codes = result.get("statusCodeDistribution", {})
-    latency = {p["percentage"]: p["latency"] / 1e6 for p in result.get("latencyDistribution") or []}
-    wall = result["total"] / 1e9
-    return report.Row(
-        arm.name, concurrency, codes.get("OK", 0) / wall, latency.get(50, float("nan")),
-        latency.get(99, float("nan")), used / wall, sum(n for c, n in codes.items() if c != "OK"),
-    )  # fmt: skip
 
 
 def ratio_lines(rows: list[report.Row]) -> list[str]:
@@ -178,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
             order = names[round_ % len(names) :] + names[: round_ % len(names)]
             for c in levels:
                 for name in order:
-                    row = measure(tools, arms[name], c, args.seconds, load)
+                    row = ghz(tools, arms[name], c, args.seconds, load)
                     runs.setdefault((name, c), []).append(row)
                     print(f"round {round_ + 1}: {name}, c={c}: {row.rps:.0f} req/s, "
                           f"{1e6 / row.per_core:.0f} us a call", flush=True)  # fmt: skip
