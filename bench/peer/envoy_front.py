@@ -17,8 +17,9 @@ The gRPC protocol is written out here (framing, ``grpc-timeout``, metadata, stat
 trailers) because the library that does it over ASGI, connect-python, cost 131-156
 µs a call on this path against 67-92 for these lines and 188 for grpc.aio (docs/
 benchmarks.md, twenty-sixth stop): the question is what the lean front costs.
-Unary calls only, no compression, no TLS; health, reflection and the streaming
-methods are not served here.
+Unary calls only, no compression, no TLS; health, reflection and the event stream
+are routed by Envoy to the adapter's grpc.aio server (``bench/peer/front.py``'s
+configuration).
 """
 
 from __future__ import annotations

@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 
 import grpc
+import yaml
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from openframe.v1 import devices_pb2_grpc
 
 from bench.peer import report
@@ -63,8 +65,76 @@ def wait_answering(arm: Started, timeout: float = 60.0) -> None:
             time.sleep(0.2)
 
 
+# Served by the adapter's grpc.aio server, through Envoy: what the Envoy front does not
+# answer itself (health, reflection, the event stream). Everything else goes to pyvoy.
+GRPC_AIO_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.", "/meshadapter.v1.EventService/")
+
+
+def check_routed(arm: Started) -> None:
+    """Health ``Check`` and the first answer of a ``Watch`` stream through Envoy, from the
+    adapter's grpc.aio server behind it: the routes carry unary calls and streams."""
+    with grpc.insecure_channel(arm.address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        checked = health.Check(health_pb2.HealthCheckRequest(), timeout=5).status
+        watch = health.Watch(health_pb2.HealthCheckRequest(), timeout=5)
+        watched = next(iter(watch)).status
+        watch.cancel()
+    if checked != watched or checked != health_pb2.HealthCheckResponse.SERVING:
+        raise SystemExit(f"{arm.name}: health through Envoy read {checked} / {watched}, not SERVING")
+    print(f"{arm.name}: health Check and Watch (a stream) SERVING through Envoy from grpc.aio", flush=True)
+
+
+def envoy_config(pyvoy_config: str, grpc_aio_port: int | None) -> str:
+    """pyvoy's generated configuration, with ``GRPC_AIO_PREFIXES`` routed by Envoy to
+    the grpc.aio server on ``grpc_aio_port`` (HTTP/2): pyvoy's filter turned off on
+    those routes, Envoy's router behind it. Without a port, pyvoy's configuration."""
+    config = yaml.safe_load(pyvoy_config)
+    if grpc_aio_port is None:
+        return pyvoy_config
+    manager = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    manager["http_filters"][0]["typed_config"]["terminal_filter"] = False
+    manager["http_filters"].append(
+        {"name": "envoy.filters.http.router",
+         "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
+    )  # fmt: skip
+    off = {"pyvoy": {"@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "disabled": True}}
+    # timeout 0: the event stream and health Watch last as long as their callers want.
+    to_grpc_aio = {"cluster": "grpc_aio", "timeout": "0s"}
+    routes = [
+        {"match": {"prefix": p}, "route": to_grpc_aio, "typed_per_filter_config": off}
+        for p in GRPC_AIO_PREFIXES
+    ]
+    routes.append({"match": {"prefix": "/"}, "route": to_grpc_aio})  # pyvoy answers these itself
+    manager["route_config"]["virtual_hosts"][0]["routes"] = routes
+    address = {"socket_address": {"address": "127.0.0.1", "port_value": grpc_aio_port}}
+    config["static_resources"]["clusters"] = [
+        {
+            "name": "grpc_aio",
+            "type": "STATIC",
+            "connect_timeout": "1s",
+            "typed_extension_protocol_options": {
+                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                    "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                    "explicit_http_config": {"http2_protocol_options": {}},
+                }
+            },
+            "load_assignment": {
+                "cluster_name": "grpc_aio",
+                "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address}}]}],
+            },
+        }
+    ]
+    return str(yaml.safe_dump(config))
+
+
 def envoy_argv(
-    venv: Path, port: int, loop: str, threads: int, env: dict[str, str], workdir: Path
+    venv: Path,
+    port: int,
+    loop: str,
+    threads: int,
+    env: dict[str, str],
+    workdir: Path,
+    grpc_aio_port: int | None,
 ) -> list[str]:
     """Envoy serving the Envoy front on ``port`` with ``threads`` worker threads (one
     Python thread, as the adapter has one loop), run as pyvoy's own entrypoint runs it:
@@ -83,7 +153,7 @@ def envoy_argv(
     return [
         str(entrypoint),
         "--config-yaml",
-        config,
+        envoy_config(config, grpc_aio_port),
         "--concurrency",
         str(threads),
         "--disable-hot-restart",
@@ -143,14 +213,18 @@ def run(args: argparse.Namespace) -> int:
         wait_serving(arms[ADAPTER_AIO])
         pythonpath = f"{ROOT}{os.pathsep}{ROOT / 'generated'}"
         for name, mode in ((ADAPTER_ENVOY, "adapter"), (CEILING_ENVOY, "ceiling")):
-            front, idle = listen_port(), listen_port()  # idle: the adapter's own grpc.aio port
-            env = adapter_env(upstream, idle, cache=args.cache, otlp=otlp)
+            front, behind = listen_port(), listen_port()  # behind: the adapter's grpc.aio port
+            env = adapter_env(upstream, behind, cache=args.cache, otlp=otlp)
             env |= {"ENVOY_FRONT": mode, "PYTHONPATH": pythonpath}
+            routed = behind if mode == "adapter" else None
+            argv = envoy_argv(venv, front, args.loop, args.envoy_threads, env, workdir, grpc_aio_port=routed)
             arms[name] = stack.enter_context(
-                started(name, envoy_argv(venv, front, args.loop, args.envoy_threads, env, workdir), cpu=sut,
-                        ready="", env=env, address=f"127.0.0.1:{front}")
-            )  # fmt: skip
+                started(name, argv, cpu=sut, ready="", env=env, address=f"127.0.0.1:{front}")
+            )
             wait_answering(arms[name])
+            if mode == "adapter":
+                wait_serving(arms[name])
+                check_routed(arms[name])
         arms[report.VANGUARD] = stack.enter_context(
             started(report.VANGUARD, [str(tools / "vanguard"), "-descriptors", str(tools / "protos.pb"),
                     "-upstream", upstream], cpu=sut)
