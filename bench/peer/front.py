@@ -26,11 +26,17 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 import yaml
+from google.protobuf import json_format
+from google.rpc import (
+    error_details_pb2,  # noqa: F401  (a Status's details decode as dicts)
+    status_pb2,
+)
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from openframe.v1 import devices_pb2_grpc
+from openframe.v1 import devices_pb2, devices_pb2_grpc
 
 from bench.peer import report
 from bench.peer.__main__ import BODY, REQUEST, adapter_env, build, check_identical, ghz, wait_serving
@@ -68,6 +74,33 @@ def wait_answering(arm: Started, timeout: float = 60.0) -> None:
 # Served by the adapter's grpc.aio server, through Envoy: what the Envoy front does not
 # answer itself (health, reflection, the event stream). Everything else goes to pyvoy.
 GRPC_AIO_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.", "/meshadapter.v1.EventService/")
+
+
+def failure(arm: Started) -> tuple[str, str, dict[str, Any], list[str]]:
+    """What ``arm`` answers a call its upstream refuses (ListDevices: the compiled upstream
+    serves only GetDevice's path, so HTTP 404): code, message, rich details, trailer names."""
+    with grpc.insecure_channel(arm.address) as channel:
+        try:
+            devices_pb2_grpc.DeviceServiceStub(channel).ListDevices(
+                devices_pb2.ListDevicesRequest(), timeout=5
+            )
+        except grpc.RpcError as exc:
+            call: Any = exc  # a grpc.Call too: grpc-stubs types the error without it
+            trailers: dict[str, str | bytes] = dict(call.trailing_metadata() or ())
+            details = trailers.get("grpc-status-details-bin", b"")
+            assert isinstance(details, bytes)  # a -bin key's value
+            # As dicts: a map field's entries are serialized in no fixed order.
+            status = json_format.MessageToDict(status_pb2.Status.FromString(details))
+            return call.code().name, call.details() or "", status, sorted(trailers)
+    raise SystemExit(f"{arm.name} answered a ListDevices its upstream refused")
+
+
+def check_same_failure(grpc_aio: Started, envoy: Started) -> None:
+    """Both adapter arms end a refused call with the same status, message and details."""
+    on_aio, behind_envoy = failure(grpc_aio), failure(envoy)
+    if on_aio != behind_envoy or not on_aio[2]:
+        raise SystemExit(f"a refused call differs:\n{grpc_aio.name}: {on_aio}\n{envoy.name}: {behind_envoy}")
+    print(f"same {on_aio[0]} (message, rich details) from both adapter arms: {on_aio[1]}", flush=True)
 
 
 def check_routed(arm: Started) -> None:
@@ -225,6 +258,7 @@ def run(args: argparse.Namespace) -> int:
             if mode == "adapter":
                 wait_serving(arms[name])
                 check_routed(arms[name])
+                check_same_failure(arms[ADAPTER_AIO], arms[name])
         arms[report.VANGUARD] = stack.enter_context(
             started(report.VANGUARD, [str(tools / "vanguard"), "-descriptors", str(tools / "protos.pb"),
                     "-upstream", upstream], cpu=sut)

@@ -174,6 +174,9 @@ def test_front_bench_smoke() -> None:
     assert identical is not None and set(identical.group(1).split("; ")) == set(front.ARMS), out
     routed = f"{front.ADAPTER_ENVOY}: health Check and Watch (a stream) SERVING through Envoy from grpc.aio"
     assert routed in out.splitlines(), out
+    assert re.search(
+        r"^same NOT_FOUND \(message, rich details\) from both adapter arms: openframe ", out, re.M
+    ), out
     rows = _table(out, "arm")
     assert {(r[0], int(r[1])) for r in rows} == {(a, c) for a in front.ARMS for c in (1, 16)}, out
     for arm, conc, rps, p50, p99, cpu, per_core in rows:
