@@ -71,15 +71,15 @@ class CallContext:
     """The part of ``grpc.aio.ServicerContext`` the adapter's handlers and
     interceptors use."""
 
-    __slots__ = ("_deadline", "_metadata", "_peer", "code", "details", "trailing")
+    __slots__ = ("_code", "_deadline", "_details", "_metadata", "_peer", "_trailing")
 
     def __init__(self, metadata: Metadata, deadline: float | None, peer: str) -> None:
         self._metadata = metadata
         self._deadline = deadline
         self._peer = peer
-        self.code = grpc.StatusCode.OK
-        self.details = ""
-        self.trailing: Sequence[tuple[str, str | bytes]] = ()
+        self._code = grpc.StatusCode.OK
+        self._details = ""
+        self._trailing: Sequence[tuple[str, str | bytes]] = ()
 
     def time_remaining(self) -> float | None:
         return None if self._deadline is None else self._deadline - time.monotonic()
@@ -94,16 +94,28 @@ class CallContext:
         return {}  # plaintext: no peer certificate
 
     def set_code(self, code: grpc.StatusCode) -> None:
-        self.code = code
+        self._code = code
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
 
     def set_details(self, details: str) -> None:
-        self.details = details
+        self._details = details
+
+    def details(self) -> str:
+        return self._details
 
     def set_trailing_metadata(self, trailing_metadata: Sequence[tuple[str, str | bytes]]) -> None:
-        self.trailing = trailing_metadata
+        self._trailing = trailing_metadata
+
+    def trailing_metadata(self) -> Sequence[tuple[str, str | bytes]]:
+        return self._trailing
+
+    async def send_initial_metadata(self, initial_metadata: Metadata) -> None:
+        del initial_metadata  # sent with the answer's headers, which carry none here
 
     async def abort(self, code: grpc.StatusCode, details: str = "", trailing_metadata: Metadata = ()) -> None:
-        self.code, self.details, self.trailing = code, details, trailing_metadata
+        self._code, self._details, self._trailing = code, details, trailing_metadata
         raise _Aborted
 
     async def abort_with_status(self, status: grpc.Status) -> None:
@@ -136,10 +148,10 @@ def _call_context(scope: Scope) -> CallContext:
 
 
 def _status_trailers(context: CallContext) -> list[tuple[bytes, bytes]]:
-    trailers = [(b"grpc-status", str(context.code.value[0]).encode())]
-    if context.details:
-        trailers.append((b"grpc-message", urllib.parse.quote(context.details, safe=" ").encode()))
-    for key, value in context.trailing:
+    trailers = [(b"grpc-status", str(context.code().value[0]).encode())]
+    if context.details():
+        trailers.append((b"grpc-message", urllib.parse.quote(context.details(), safe=" ").encode()))
+    for key, value in context.trailing_metadata():
         if key.endswith("-bin"):
             raw = value if isinstance(value, bytes) else value.encode()
             trailers.append((key.encode(), base64.b64encode(raw).rstrip(b"=")))
@@ -177,26 +189,29 @@ class UnaryFront:
         try:
             handler = await self.resolve(CallDetails(scope["path"], context.invocation_metadata()))
             if handler is None:
-                context.code, context.details = grpc.StatusCode.UNIMPLEMENTED, "Method not found!"
+                context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+                context.set_details("Method not found!")
             elif len(body) < 5 or body[0] != 0:
-                context.code, context.details = grpc.StatusCode.INTERNAL, "not one uncompressed message"
+                context.set_code(grpc.StatusCode.INTERNAL)
+                context.set_details("not one uncompressed message")
             else:
                 request: Any = body[5:]
                 if handler.request_deserializer is not None:
                     request = handler.request_deserializer(request)
                 response = await handler.unary_unary(request, context)
-                if response is not None and context.code == grpc.StatusCode.OK:
+                if response is not None and context.code() == grpc.StatusCode.OK:
                     serialize = handler.response_serializer
                     payload = serialize(response) if serialize is not None else response
         except _Aborted:
             pass
         except Exception:  # what grpc.aio answers an exception with
             logger.exception("%s failed", scope["path"])
-            context.code, context.details = grpc.StatusCode.UNKNOWN, "Unexpected error"
+            context.set_code(grpc.StatusCode.UNKNOWN)
+            context.set_details("Unexpected error")
         await send(
             {"type": "http.response.start", "status": 200, "headers": _RESPONSE_HEADERS, "trailers": True}
         )
-        if payload is not None and context.code == grpc.StatusCode.OK:
+        if payload is not None and context.code() == grpc.StatusCode.OK:
             frame = b"\x00" + len(payload).to_bytes(4, "big") + payload
             await send({"type": "http.response.body", "body": frame, "more_body": False})
             trailers = _OK_TRAILERS
