@@ -3,18 +3,22 @@ it (pinned, against the compiled upstream, driven by ghz), sampled by py-spy, ea
 sample charged to the innermost frame of a known part of the call.
 
     python -m bench.peer.profile [--seconds 20] [--concurrency 16] [--raw out.txt] [--cache]
+                                 [--envoy]
 
 Prints a table: part | share of the samples | µs of CPU per call (the share of
-the process's measured CPU time per call). CPU that py-spy cannot see (grpc's
-C-core threads outside Python) is the "not in Python frames" row. py-spy is a
-dev dependency (``pip install py-spy``); it needs ptrace rights (root, or
-``kernel.yama.ptrace_scope=0``).
+the process's measured CPU time per call; grpc's C-core work lands in the Python
+frames that wait for it). ``--envoy`` profiles the adapter behind Envoy as
+``python -m bench.peer.front`` runs it: there the Python parts share the time
+py-spy saw in Python frames, and Envoy's own C++ thread and the kernel are the
+"not in Python frames" row. py-spy is a dev dependency (``pip install py-spy``);
+it needs ptrace rights (root, or ``kernel.yama.ptrace_scope=0``).
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import os
 import shutil
 import subprocess
 import sys
@@ -23,15 +27,17 @@ import time
 from pathlib import Path
 
 from bench.peer.__main__ import BODY, adapter_env, build, ghz, wait_serving
-from bench.peer.processes import cpu_seconds, python, started
+from bench.peer.processes import ROOT, cpu_seconds, python, started
 from bench.peer.side_by_side import own_tree
 from bench.ports import listen_port
 
 # (part, substrings of a frame's "function (file:line)" text), innermost match wins;
 # the first rows are checked first, so specific parts come before the generic ones.
+_RATE = 250  # py-spy samples a second
 NATIVE: list[str] = []  # ["--native"]: C frames too (then py-spy pauses the process to sample)
 
 PARTS: list[tuple[str, tuple[str, ...]]] = [
+    ("Envoy front (gRPC over ASGI)", ("bench/peer/envoy_front",)),
     ("tracing: gRPC server interceptor", ("opentelemetry/instrumentation/grpc",)),
     ("tracing: the adapter's telemetry code", ("opentelemetry/instrumentation/httpx", "adapter/telemetry/")),
     ("tracing: SDK/API (spans, context)", ("opentelemetry/",)),
@@ -57,27 +63,47 @@ def part_of(stack: list[str]) -> str:
     return "other Python"
 
 
+def _adapter_argv(env: dict[str, str], envoy: bool, workdir: Path) -> tuple[list[str], str]:
+    """The adapter's command and the address callers use: ``python -m adapter``, or
+    behind Envoy as ``python -m bench.peer.front`` runs it (grpc.aio's port behind it;
+    ``env`` gains what the Envoy front needs)."""
+    behind = int(env["MESH_GRPC__PORT"])
+    if not envoy:
+        return python("-m", "adapter"), f"127.0.0.1:{behind}"
+    from bench.peer.front import envoy_argv, envoy_venv
+
+    front = listen_port()
+    env |= {"ENVOY_FRONT": "adapter", "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'generated'}"}
+    argv = envoy_argv(envoy_venv(), front, "uvloop", 1, env, workdir, grpc_aio_port=behind)
+    return argv, f"127.0.0.1:{front}"
+
+
 def profile(
-    seconds: float, concurrency: int, raw: Path | None, cache: bool = False, tree: Path | None = None
+    seconds: float,
+    concurrency: int,
+    raw: Path | None,
+    cache: bool = False,
+    tree: Path | None = None,
+    envoy: bool = False,
 ) -> None:
     tools = build()
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     with (
         started("upstream", [str(tools / "upstream"), "-body", str(BODY)], cpu=1) as up,
         started("otlpsink", [str(tools / "otlpsink")], cpu=1) as otlp,
+        tempfile.TemporaryDirectory(prefix="peer-profile-") as workdir,
     ):
         port = listen_port()
         env = adapter_env(f"http://{up.address}", port, cache=cache, otlp=otlp.address)
         if tree is not None:
             env |= own_tree(tree)
-        address = f"127.0.0.1:{port}"
-        adapter = python("-m", "adapter")
+        adapter, address = _adapter_argv(env, envoy, Path(workdir))
         with started("mesh-adapter", adapter, cpu=0, ready="", env=env, address=address) as arm:
             wait_serving(arm)
             ghz(tools, arm, concurrency, 1.0, 1)  # warm up
             out = raw or Path(tempfile.mkdtemp(prefix="peer-profile-")) / "stacks.txt"
             spy_proc = subprocess.Popen(
-                [spy, "record", "--pid", str(arm.pid), "--rate", "250", "--format", "raw",
+                [spy, "record", "--pid", str(arm.pid), "--rate", str(_RATE), "--format", "raw",
                  "--output", str(out), "--full-filenames", *(NATIVE or ["--nonblocking"])],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
@@ -99,15 +125,23 @@ def profile(
             unreadable += 1
     total = sum(samples.values())
     what = ("GetDevice (cache hits)" if cache else "GetDevice") + (f" [{tree}]" if tree else "")
+    what += " behind Envoy" if envoy else ""
     print(
         f"\n{what} at c={concurrency}, {row.rps:.0f} req/s, {row.cpu:.0%} of a core, "
         f"{cpu_per_call * 1e6:.0f} µs CPU per call; {total} py-spy samples ({out})"
         f"{f'; {unreadable} unreadable lines left out' if unreadable else ''}\n"
     )
+    # Behind Envoy, CPU outside Python frames (Envoy's C++ worker, the kernel) is a share
+    # py-spy cannot see: the Python parts get the time py-spy saw (samples / rate), the
+    # rest its own row. On grpc.aio every part is scaled to the whole, as before.
+    in_python = min(cpu_per_call, total / _RATE / (row.rps * seconds)) if envoy else cpu_per_call
     print(f"| {'part of the call':<36} | {'samples':>7} | {'µs/call':>7} |")
     print(f"|{'-' * 38}|{'-' * 8}:|{'-' * 8}:|")
     for part, n in samples.most_common():
-        print(f"| {part:<36} | {n / total:>7.1%} | {n / total * cpu_per_call * 1e6:>7.0f} |")
+        print(f"| {part:<36} | {n / total:>7.1%} | {n / total * in_python * 1e6:>7.0f} |")
+    if envoy:
+        outside = "not in Python frames (Envoy, kernel)"
+        print(f"| {outside:<36} | {'':>7} | {(cpu_per_call - in_python) * 1e6:>7.0f} |")
 
 
 if __name__ == "__main__":
@@ -118,7 +152,8 @@ if __name__ == "__main__":
     parser.add_argument("--native", action="store_true", help="sample C frames too (py-spy --native)")
     parser.add_argument("--cache", action="store_true", help="the response cache on: every call a hit")
     parser.add_argument("--tree", type=Path, help="the adapter of this tree (e.g. a work tree)")
+    parser.add_argument("--envoy", action="store_true", help="the adapter behind Envoy (bench/peer/front.py)")
     args = parser.parse_args()
     if args.native:
         NATIVE.append("--native")
-    profile(args.seconds, args.concurrency, args.raw, args.cache, args.tree)
+    profile(args.seconds, args.concurrency, args.raw, args.cache, args.tree, args.envoy)
