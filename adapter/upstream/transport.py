@@ -22,16 +22,29 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import httpx
 
 from adapter.config.settings import UpstreamSettings
+from adapter.security.reloading import ReloadingFile
 
 from .errors import UpstreamResponseTooLarge
 from .response_headers import ResponseHeaders
 
-__all__ = ["Answer", "UpstreamTransport", "build_transport", "tls_verification", "too_large"]
+__all__ = [
+    "CA_BUNDLE_RELOAD_SECONDS",
+    "Answer",
+    "TlsVerification",
+    "UpstreamTransport",
+    "build_transport",
+    "tls_verification",
+    "too_large",
+]
+
+#: How often a new connection looks whether the ``ca_bundle`` file changed.
+CA_BUNDLE_RELOAD_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +87,36 @@ def tls_verification(settings: UpstreamSettings) -> ssl.SSLContext | bool:
     """False when verification is off, else a context trusting the system CAs (and ``ca_bundle``)."""
     if not settings.verify_tls:
         return False
+    return _trusting(settings.ca_bundle)
+
+
+def _trusting(ca_bundle: Path | None) -> ssl.SSLContext:
     context = ssl.create_default_context()
-    if settings.ca_bundle is not None:
-        context.load_verify_locations(cafile=str(settings.ca_bundle))
+    if ca_bundle is not None:
+        context.load_verify_locations(cafile=str(ca_bundle))
     return context
+
+
+class TlsVerification:
+    """:func:`tls_verification` that follows the ``ca_bundle`` file: each new
+    connection asks :meth:`current`, which re-reads the file when it changed (looked
+    at most every ``interval`` seconds), so a private CA rotated by cert-manager or a
+    proxy's new root reaches new connections without a restart; kept-alive ones stay
+    as they were verified. A new version that does not load keeps the last good one,
+    logged (:class:`~adapter.security.reloading.ReloadingFile`)."""
+
+    def __init__(self, settings: UpstreamSettings, *, interval: float = CA_BUNDLE_RELOAD_SECONDS) -> None:
+        bundle = settings.ca_bundle
+        self.file: ReloadingFile[ssl.SSLContext] | None = None
+        self._fixed = tls_verification(settings) if not settings.verify_tls or bundle is None else False
+        if settings.verify_tls and bundle is not None:
+            self.file = ReloadingFile(
+                f"ca_bundle {bundle}", [bundle], lambda: _trusting(bundle), interval=interval
+            )
+
+    def current(self) -> ssl.SSLContext | bool:
+        """The verification a connection made now uses."""
+        return self.file.current() if self.file is not None else self._fixed
 
 
 def build_transport(

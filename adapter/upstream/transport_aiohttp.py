@@ -21,7 +21,7 @@ from .errors import (
     UpstreamTransportError,
 )
 from .response_headers import response_headers
-from .transport import Answer, tls_verification, too_large
+from .transport import Answer, TlsVerification, too_large
 
 __all__ = ["AiohttpExchange"]
 
@@ -29,7 +29,7 @@ __all__ = ["AiohttpExchange"]
 class AiohttpExchange:
     def __init__(self, settings: UpstreamSettings) -> None:
         self._settings = settings
-        self._ssl = tls_verification(settings)
+        self._verification = TlsVerification(settings)
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
 
@@ -38,7 +38,7 @@ class AiohttpExchange:
             raise UpstreamTransportError("the upstream client is closed")
         settings = self._settings
         connector = aiohttp.TCPConnector(
-            limit=settings.max_connections, limit_per_host=0, keepalive_timeout=30.0, ssl=self._ssl
+            limit=settings.max_connections, limit_per_host=0, keepalive_timeout=30.0
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -63,7 +63,13 @@ class AiohttpExchange:
         session = self._session or self._open()
         try:
             async with session.request(
-                method, URL(url, encoded=True), headers=headers, data=body, allow_redirects=False
+                method,
+                URL(url, encoded=True),
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+                # Per request: a rotated ca_bundle applies to the new connections.
+                ssl=self._verification.current(),
             ) as response:
                 declared = response.content_length
                 if declared is not None and declared > max_bytes:

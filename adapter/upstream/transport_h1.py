@@ -48,7 +48,7 @@ from .errors import (
     UpstreamTransportError,
 )
 from .response_headers import response_headers
-from .transport import Answer, tls_verification, too_large
+from .transport import Answer, TlsVerification, too_large
 
 __all__ = ["H1Exchange"]
 
@@ -236,18 +236,21 @@ class H1Exchange:
     """The ``h1`` transport: see the module docstring."""
 
     def __init__(self, settings: UpstreamSettings, *, clock: Callable[[], float] = time.monotonic) -> None:
-        tls = tls_verification(settings)
-        if not isinstance(tls, ssl.SSLContext):  # verify_tls off
-            tls = ssl.create_default_context()
-            tls.check_hostname = False
-            tls.verify_mode = ssl.CERT_NONE
-        self._tls = tls
+        self._verification = TlsVerification(settings)
+        unverified = ssl.create_default_context()  # verify_tls off
+        unverified.check_hostname = False
+        unverified.verify_mode = ssl.CERT_NONE
+        self._unverified = unverified
         self._connect_timeout = settings.connect_timeout_seconds
         self._slots = asyncio.Semaphore(settings.max_connections)
         self._keep_idle = settings.max_keepalive_connections
         self._idle: dict[_Origin, deque[_Connection]] = {}
         self._clock = clock
         self._closed = False
+
+    def _tls(self) -> ssl.SSLContext:
+        verification = self._verification.current()
+        return verification if isinstance(verification, ssl.SSLContext) else self._unverified
 
     async def exchange(
         self,
@@ -302,7 +305,7 @@ class H1Exchange:
                     _Connection,
                     host,
                     port,
-                    ssl=self._tls if scheme == "https" else None,
+                    ssl=self._tls() if scheme == "https" else None,
                     server_hostname=host if scheme == "https" else None,
                 )
         except TimeoutError as exc:
