@@ -19,8 +19,7 @@ exec 9>"$here/.build/.envoy-lock"
 flock 9
 if [ "$(cat "$stamp" 2>/dev/null)" != "pyvoy==$PYVOY_VERSION" ]; then
   rm -rf "$venv"
-  base=$("$PY" -c 'import sys; print(sys.base_prefix)')/bin/python3
-  "$base" -m venv "$venv"
+  "$PY" -m venv "$venv" # from inside a virtualenv, venv builds on its base interpreter
   "$venv/bin/pip" install --quiet --disable-pip-version-check "pyvoy==$PYVOY_VERSION" >&2
   site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   "$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' > "$site/mesh-adapter-venv.pth"
