@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,15 +69,22 @@ def adapter_env(upstream: str, port: int, *, cache: bool, otlp: str) -> dict[str
     return env
 
 
-def wait_serving(arm: Started, timeout: float = 60.0) -> None:
-    """Until ``arm``'s health reads SERVING; at once when its process has exited (a bad
-    setting, a refused environment: its own error is above, on stderr)."""
+def wait_serving(
+    arm: Started, timeout: float = 60.0, *, ready: Callable[[grpc.Channel], bool] | None = None
+) -> None:
+    """Until ``arm``'s health reads SERVING (or ``ready(channel)`` is true); at once when
+    its process has exited (a bad setting, a refused environment: its own error is
+    above, on stderr)."""
+
+    def serving(channel: grpc.Channel) -> bool:
+        request = health_pb2.HealthCheckRequest()
+        return bool(health_pb2_grpc.HealthStub(channel).Check(request, timeout=1).status == 1)
+
     deadline = time.monotonic() + timeout
     with grpc.insecure_channel(arm.address) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
         while True:
             with contextlib.suppress(grpc.RpcError):
-                if health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
+                if (ready or serving)(channel):
                     return
             if (code := arm.process.poll()) is not None:
                 raise RuntimeError(f"{arm.name} on {arm.address} exited ({code}) before serving")

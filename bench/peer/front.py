@@ -24,7 +24,6 @@ import contextlib
 import os
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -55,20 +54,10 @@ def envoy_venv() -> Path:
     return Path(out.stdout.strip().splitlines()[-1])
 
 
-def wait_answering(arm: Started, timeout: float = 60.0) -> None:
-    """Until ``arm`` answers a GetDevice (the Envoy front serves no health service)."""
-    deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(arm.address) as channel:
-        stub = devices_pb2_grpc.DeviceServiceStub(channel)
-        while True:
-            with contextlib.suppress(grpc.RpcError):
-                stub.GetDevice(REQUEST, timeout=1)
-                return
-            if (code := arm.process.poll()) is not None:
-                raise RuntimeError(f"{arm.name} exited ({code}) before answering")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{arm.name} on {arm.address} not answering after {timeout:.0f} s")
-            time.sleep(0.2)
+def answering(channel: grpc.Channel) -> bool:
+    """A GetDevice answered (the Envoy front's ceiling serves no health service)."""
+    devices_pb2_grpc.DeviceServiceStub(channel).GetDevice(REQUEST, timeout=1)
+    return True
 
 
 # Served by the adapter's grpc.aio server, through Envoy: what the Envoy front does not
@@ -254,7 +243,7 @@ def run(args: argparse.Namespace) -> int:
             arms[name] = stack.enter_context(
                 started(name, argv, cpu=sut, ready="", env=env, address=f"127.0.0.1:{front}")
             )
-            wait_answering(arms[name])
+            wait_serving(arms[name], ready=answering)
             if mode == "adapter":
                 wait_serving(arms[name])
                 check_routed(arms[name])
