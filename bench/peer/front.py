@@ -3,7 +3,7 @@
 side with vanguard-go and with each front's ceiling (a fixed Device), in one run.
 
     python -m bench.peer.front [--rounds 3] [--seconds 5] [--concurrency 1,16,64]
-                               [--cache] [--loop uvloop|asyncio]
+                               [--cache] [--loop uvloop|asyncio] [--chart PNG]
 
 Every arm runs pinned to the same core (ghz, the compiled upstream and the OTLP sink
 on the other), as ``python -m bench.peer`` runs them; the arms take turns in an
@@ -267,14 +267,18 @@ def run(args: argparse.Namespace) -> int:
                           f"{1e6 / row.per_core:.0f} us a call", flush=True)  # fmt: skip
     rows = [report.median_rows(runs[(a, c)]) for a in ARMS for c in levels]
     hits = ", every call a cache hit" if args.cache else ""
-    print(
-        f"\nGetDevice{hits}, {args.seconds:g} s per run, median of {args.rounds}; "
+    title = (
+        f"GetDevice{hits}, {args.seconds:g} s per run, median of {args.rounds}; "
         f"Envoy front on {args.loop}; system under test on cpu {sut}, ghz + upstream on cpu {load}; "
-        f"load average at start {load_avg[0]:.2f}\n"
+        f"load average at start {load_avg[0]:.2f}"
     )
+    print(f"\n{title}\n")
     print(report.table(rows))
     print()
     print("\n".join(ratio_lines(rows, cache=args.cache)))
+    if args.chart:
+        report.chart(rows, args.chart, title, arms=ARMS)
+        print(f"\nchart: {args.chart}")
     errors = sum(r.errors for r in rows)
     if errors:
         print(f"\n{errors} calls failed")
@@ -293,6 +297,7 @@ def main() -> int:
         "--loop", choices=("asyncio", "uvloop"), default="uvloop", help="the Envoy front's loop"
     )
     parser.add_argument("--envoy-threads", type=int, default=1, help="Envoy's worker threads")
+    parser.add_argument("--chart", type=Path, help="write a PNG of the rows here (docs/img/peer-front.png)")
     parser.add_argument("--sut-cpu", type=int, default=0)
     parser.add_argument("--load-cpu", type=int, default=1)
     return run(parser.parse_args())

@@ -155,16 +155,16 @@ def events_table(events: dict[str, Any]) -> str:
     return text
 
 
-def chart(rows: Sequence[Row], path: Path, title: str) -> None:
-    """Grouped bars per arm and concurrency: req/s, req/s per core (the goals are per
-    core) and p99."""
+def chart(rows: Sequence[Row], path: Path, title: str, *, arms: Sequence[str] = ARMS) -> None:
+    """Grouped bars per arm (in the order of ``arms``) and concurrency: req/s, req/s per
+    core (the goals are per core) and p99."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     levels = sorted({r.concurrency for r in rows})
-    arms = [a for a in ARMS if any(r.arm == a for r in rows)]
+    arms = [a for a in arms if any(r.arm == a for r in rows)]
     fig, (left, middle, right) = plt.subplots(1, 3, figsize=(17, 4.8))
     width = 0.8 / len(arms)
     for i, arm in enumerate(arms):

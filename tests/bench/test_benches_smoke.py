@@ -160,10 +160,12 @@ def test_side_by_side_smoke() -> None:
 
 
 @pytest.mark.timeout(900)  # the first run builds the Go programs and installs pyvoy (stamped after)
-def test_front_bench_smoke() -> None:
+def test_front_bench_smoke(tmp_path: Path) -> None:
     from bench.peer import front
 
+    chart = tmp_path / "front.png"
     argv = ["-m", "bench.peer.front", "--rounds", "1", "--seconds", "1", "--concurrency", "1,16"]
+    argv += ["--chart", str(chart)]
     done = subprocess.run(
         [sys.executable, *argv],
         cwd=ROOT, capture_output=True, text=True, timeout=880, check=False,
@@ -185,6 +187,7 @@ def test_front_bench_smoke() -> None:
     for arm in (front.ADAPTER_AIO, front.ADAPTER_ENVOY):
         assert re.search(rf"^c=1 +{arm} +added p50 [+-]\d+\.\d\d ms", out, re.M), out
         assert re.search(rf"^c=16 +{arm} +per core: \d+\.\d\dx the grpc.aio ceiling", out, re.M), out
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.kafka
