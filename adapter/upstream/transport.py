@@ -21,6 +21,7 @@ Redirects, credentials, deadlines and spans are the client's job
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -99,7 +100,7 @@ def _trusting(ca_bundle: Path | None) -> ssl.SSLContext:
 
 class TlsVerification:
     """:func:`tls_verification` that follows the ``ca_bundle`` file: each new
-    connection asks :meth:`current`, which re-reads the file when it changed (looked
+    connection asks ``current()``, which re-reads the file when it changed (looked
     at most every ``interval`` seconds), so a private CA rotated by cert-manager or a
     proxy's new root reaches new connections without a restart; kept-alive ones stay
     as they were verified. A new version that does not load keeps the last good one,
@@ -107,16 +108,14 @@ class TlsVerification:
 
     def __init__(self, settings: UpstreamSettings, *, interval: float = CA_BUNDLE_RELOAD_SECONDS) -> None:
         bundle = settings.ca_bundle
-        self.file: ReloadingFile[ssl.SSLContext] | None = None
-        self._fixed = tls_verification(settings) if not settings.verify_tls or bundle is None else False
+        #: The verification a connection made now uses.
+        self.current: Callable[[], ssl.SSLContext | bool]
         if settings.verify_tls and bundle is not None:
-            self.file = ReloadingFile(
-                f"ca_bundle {bundle}", [bundle], lambda: _trusting(bundle), interval=interval
-            )
-
-    def current(self) -> ssl.SSLContext | bool:
-        """The verification a connection made now uses."""
-        return self.file.current() if self.file is not None else self._fixed
+            load = lambda: _trusting(bundle)  # noqa: E731
+            self.current = ReloadingFile(f"ca_bundle {bundle}", [bundle], load, interval=interval).current
+        else:
+            fixed = tls_verification(settings)
+            self.current = lambda: fixed
 
 
 def build_transport(
