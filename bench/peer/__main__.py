@@ -171,6 +171,16 @@ def events(seconds: float, paced_seconds: float, records: int, repeat: int) -> d
             subprocess.run([*kafka, "stop"], env=env, capture_output=True, check=False)
 
 
+def peer_arms(stack: contextlib.ExitStack, tools: Path, upstream: str, cpu: int) -> dict[str, Started]:
+    """vanguard-go and the grpc.aio ceiling on core ``cpu`` until ``stack`` closes."""
+    vanguard = [str(tools / "vanguard"), "-descriptors", str(tools / "protos.pb"), "-upstream", upstream]
+    ceiling = python("-m", "bench.peer.ceiling", "--body", str(BODY))
+    return {
+        report.VANGUARD: stack.enter_context(started(report.VANGUARD, vanguard, cpu=cpu)),
+        report.CEILING: stack.enter_context(started(report.CEILING, ceiling, cpu=cpu)),
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     tools = build()
     sut, load = args.sut_cpu, args.load_cpu
@@ -189,13 +199,7 @@ def run(args: argparse.Namespace) -> int:
                         env=adapter_env(upstream, port, cache=cache, otlp=otlp), address=f"127.0.0.1:{port}")
             )  # fmt: skip
             wait_serving(arms[name])
-        arms[report.VANGUARD] = stack.enter_context(
-            started(report.VANGUARD, [str(tools / "vanguard"), "-descriptors", str(tools / "protos.pb"),
-                    "-upstream", upstream], cpu=sut)
-        )  # fmt: skip
-        arms[report.CEILING] = stack.enter_context(
-            started(report.CEILING, python("-m", "bench.peer.ceiling", "--body", str(BODY)), cpu=sut)
-        )
+        arms |= peer_arms(stack, tools, upstream, sut)
         floor = python("-m", "bench.peer.ceiling", "--body", str(BODY), "--upstream", upstream)
         arms[report.FLOOR] = stack.enter_context(started(report.FLOOR, floor, cpu=sut))
         check_identical(arms)

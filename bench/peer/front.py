@@ -38,7 +38,16 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from openframe.v1 import devices_pb2, devices_pb2_grpc
 
 from bench.peer import report
-from bench.peer.__main__ import BODY, REQUEST, adapter_env, build, check_identical, ghz, wait_serving
+from bench.peer.__main__ import (
+    BODY,
+    REQUEST,
+    adapter_env,
+    build,
+    check_identical,
+    ghz,
+    peer_arms,
+    wait_serving,
+)
 from bench.peer.processes import ROOT, Started, python, started
 from bench.ports import listen_port
 
@@ -248,13 +257,7 @@ def run(args: argparse.Namespace) -> int:
                 wait_serving(arms[name])
                 check_routed(arms[name])
                 check_same_failure(arms[ADAPTER_AIO], arms[name])
-        arms[report.VANGUARD] = stack.enter_context(
-            started(report.VANGUARD, [str(tools / "vanguard"), "-descriptors", str(tools / "protos.pb"),
-                    "-upstream", upstream], cpu=sut)
-        )  # fmt: skip
-        arms[report.CEILING] = stack.enter_context(
-            started(report.CEILING, python("-m", "bench.peer.ceiling", "--body", str(BODY)), cpu=sut)
-        )
+        arms |= peer_arms(stack, tools, upstream, sut)
         check_identical(arms)
         names = list(ARMS)
         for round_ in range(args.rounds):
