@@ -19,7 +19,7 @@ from adapter.lifecycle.group import PartFailedToStart
 from adapter.security.policy import PolicyError
 from adapter.telemetry.logs import configure_logging
 
-__all__ = ["main", "serve"]
+__all__ = ["START_REFUSALS", "main", "serve", "start_failure"]
 
 logger = logging.getLogger("adapter")
 
@@ -60,6 +60,27 @@ async def serve(settings: Settings) -> int:
     return 1 if adapter.fatal else 0
 
 
+#: What refuses a configuration or the protos (exit 2): starting again would not help.
+START_REFUSALS = (SpecError, ConfigError, DeclarationError, DescriptorSetError, PolicyError)
+
+
+def start_failure(exc: BaseException) -> tuple[int, str]:
+    """The exit code and message of a start ended by ``exc``: 2 for a refused
+    configuration (e.g. an unreadable page_tokens.keys_file), 1 when the host refused
+    something (a port, a file) or a part failed (its traceback logged unless the host
+    did it)."""
+    if isinstance(exc, START_REFUSALS):
+        return 2, f"mesh-adapter: {exc}"
+    if isinstance(exc, PartFailedToStart):  # what started was stopped again
+        if not isinstance(exc.__cause__, OSError):  # not the host's doing: a bug, its traceback
+            logging.getLogger("adapter").error("start failed", exc_info=exc.__cause__)
+        return 1, f"mesh-adapter: {exc}"
+    if isinstance(exc, OSError):  # the host refused a file before any part started
+        return 1, f"mesh-adapter: cannot start: {exc}"
+    logging.getLogger("adapter").error("start failed", exc_info=exc)
+    return 1, f"mesh-adapter: start failed: {type(exc).__name__}: {exc}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m adapter", description="mesh-adapter: gRPC/Kafka adapter")
     sub = parser.add_subparsers(dest="command")
@@ -88,19 +109,12 @@ def main(argv: list[str] | None = None) -> int:
             workers = resolve_workers(settings)
             if workers > 1:
                 return asyncio.run(run_workers(settings, workers))
+            if settings.grpc.front == "envoy":
+                from adapter.server.envoy_front.process import serve_behind_envoy
+
+                return asyncio.run(serve_behind_envoy(settings))
             return asyncio.run(serve(settings))
-        except (
-            SpecError,
-            ConfigError,
-            DeclarationError,
-            DescriptorSetError,
-            PolicyError,
-        ) as exc:  # ConfigError: e.g. an unreadable page_tokens.keys_file
-            parser.exit(2, f"mesh-adapter: {exc}\n")
-        except PartFailedToStart as exc:  # what started was stopped again
-            if not isinstance(exc.__cause__, OSError):  # not the host's doing: a bug, its traceback
-                logging.getLogger("adapter").error("start failed", exc_info=exc.__cause__)
-            parser.exit(1, f"mesh-adapter: {exc}\n")
-        except OSError as exc:  # the host refused a file before any part started
-            parser.exit(1, f"mesh-adapter: cannot start: {exc}\n")
+        except (*START_REFUSALS, PartFailedToStart, OSError) as exc:
+            code, message = start_failure(exc)
+            parser.exit(code, message + "\n")
     return 0

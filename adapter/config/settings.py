@@ -191,6 +191,15 @@ class GrpcSettings(_Frozen):
     #: this gRPC core drops new calls as CANCELLED without details
     #: (adapter/server/grpc_options.py). Below it a waiting call keeps its deadline.
     max_pending_calls: int = Field(default=10_000, ge=1)
+    #: What answers the port: ``grpcio`` (grpc.aio's server) or ``envoy``: Envoy
+    #: (through pyvoy, the ``envoy`` extra) answers it, the upstream-backed unary
+    #: calls in an interpreter embedded in Envoy, health, reflection and the event
+    #: stream routed to grpc.aio on a private Unix socket: ~40% less CPU a call
+    #: (docs/envoy-front.md). Not yet with ``security.tls`` (TLS stays grpc.aio's).
+    front: Literal["grpcio", "envoy"] = "grpcio"
+    #: Listen on this Unix socket instead of ``host:port`` (the envoy front's inner
+    #: grpc.aio server; set by the front, not by hand).
+    unix_socket: Path | None = None
 
 
 class TelemetrySettings(_Frozen):
@@ -252,6 +261,15 @@ class Settings(BaseSettings):
     page_tokens: PageTokenSettings = PageTokenSettings()
     #: TLS, caller identity, authorization and limits of the gRPC port (docs/security.md).
     security: SecuritySettings = SecuritySettings()
+
+    @model_validator(mode="after")
+    def _front_supports(self) -> Settings:
+        if self.grpc.front == "envoy" and self.security.tls is not None:
+            raise ValueError(
+                "grpc.front = 'envoy' does not terminate TLS yet: unset security.tls, or keep "
+                "grpc.front = 'grpcio' (docs/envoy-front.md)"
+            )
+        return self
 
     @field_validator("workers", mode="before")
     @classmethod

@@ -16,7 +16,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 from grpc import aio
@@ -30,12 +30,20 @@ from .grpc_options import server_options
 from .health_service import HealthService
 from .reflection import enable_reflection
 
-__all__ = ["AdapterServer", "ServedService"]
+__all__ = ["AdapterServer", "Front", "ServedService"]
 
 logger = logging.getLogger(__name__)
 
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+class Front(Protocol):
+    """A second server of the same handlers (:class:`adapter.server.envoy_front.UnaryFront`)."""
+
+    def close(self) -> None: ...
+
+    async def wait_idle(self, within: float | None) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,17 @@ class AdapterServer:
         self._server: aio.Server | None = None
         self.health = health_service if health_service is not None else HealthService(max_watchers=0)
         self.port = 0
+        self._fronts: list[Front] = []
+
+    @property
+    def interceptors(self) -> list[Any]:
+        """The interceptor chain, outermost first (a front runs the same one)."""
+        return list(self._interceptors)
+
+    def attach_front(self, front: Front) -> None:
+        """Another server answering these services' calls (the envoy front): the
+        graceful stop closes it with grpc.aio's and waits for its calls too."""
+        self._fronts.append(front)
 
     @property
     def service_names(self) -> list[str]:
@@ -102,7 +121,8 @@ class AdapterServer:
         if self._reflection:
             names.append(reflection.SERVICE_NAME)
             enable_reflection(names, server)
-        address = f"{settings.host}:{settings.port}"
+        unix = settings.unix_socket
+        address = f"unix:{unix}" if unix is not None else f"{settings.host}:{settings.port}"
         try:
             try:
                 if self._credentials is None:
@@ -123,10 +143,9 @@ class AdapterServer:
                 self._board.set(name, True)
         self._board.listen(self._follow)
         logger.info(
-            "serving %d services on %s:%d (%s)",
+            "serving %d services on %s (%s)",
             len(self.services),
-            settings.host,
-            self.port,
+            address if unix is not None else f"{settings.host}:{self.port}",
             "TLS" if self._credentials is not None else "plaintext",
         )
 
@@ -151,7 +170,11 @@ class AdapterServer:
             await asyncio.sleep(drain)
         grace = self.settings.grace_period_seconds if grace is None else grace
         logger.info("shutting down: in-flight calls have %.1fs", grace)
-        await server.stop(grace)
+        for front in self._fronts:
+            front.close()
+        idle = await asyncio.gather(server.stop(grace), *(f.wait_idle(grace) for f in self._fronts))
+        if not all(idle[1:]):
+            logger.warning("calls of the envoy front were still in flight after the %.1fs grace", grace)
 
     async def wait_for_termination(self) -> None:
         if self._server is not None:

@@ -1,0 +1,166 @@
+"""The Envoy bootstrap of the envoy front, built from the adapter's settings.
+
+One listener on ``grpc.host:grpc.port`` (HTTP/2), one HTTP filter chain: pyvoy's
+filter runs :mod:`.embedded` and answers the upstream-backed unary calls itself; it
+is non-terminal and off on the routes of what it does not answer (health,
+reflection, the event stream), which Envoy's router sends to the adapter's grpc.aio
+server on a private Unix socket. The port's limits become Envoy's settings:
+
+=============================================  =======================================
+``security.limits`` / ``grpc``                 Envoy
+=============================================  =======================================
+``max_connections``                            overload manager, downstream connections
+``max_streams_per_connection``                 ``http2_protocol_options.max_concurrent_streams``
+``keepalive_time/timeout_seconds``             ``http2_protocol_options.connection_keepalive``
+``max_connection_age(_grace)_seconds``         ``max_connection_duration``, ``drain_timeout``
+``grpc.reuse_port`` (workers)                  ``enable_reuse_port``
+``max_receive_message_bytes``                  the front itself (:mod:`.grpc_over_asgi`)
+=============================================  =======================================
+
+Client ping enforcement (``min_client_ping_interval_seconds``, ``max_ping_strikes``)
+has no Envoy equivalent; Envoy's own HTTP/2 flood protection applies instead.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from adapter.config.settings import Settings
+
+__all__ = ["GRPC_AIO_PREFIXES", "LISTENER", "bootstrap"]
+
+#: Answered by the grpc.aio server behind Envoy, not by the front.
+GRPC_AIO_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.", "/meshadapter.v1.EventService/")
+#: The listener's name (the front's port is read from Envoy's admin API by it).
+LISTENER = "grpc"
+_GRPC_AIO = "grpc_aio"
+_EMBEDDED_APP = "adapter.server.envoy_front.embedded:app"
+_TYPES = "type.googleapis.com/envoy.extensions."
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.3f}s"
+
+
+def _pyvoy_filter(module: str) -> dict[str, Any]:
+    # One Python thread, as the adapter has one loop; uvloop: pyvoy 1.3.0 panics when
+    # Python 3.11's asyncio loop shuts down (a 3.12 signature), uvloop stops cleanly.
+    app = {"app": _EMBEDDED_APP, "interface": "asgi", "root_path": "", "lifespan": True, "loop": "uvloop"}
+    return {
+        "name": "pyvoy",
+        "typed_config": {
+            "@type": _TYPES + "filters.http.dynamic_modules.v3.DynamicModuleFilter",
+            "dynamic_module_config": {"module": {"local": {"filename": module}}},
+            "filter_name": "pyvoy",
+            "terminal_filter": False,  # the router behind it serves grpc.aio's routes
+            "filter_config": {
+                "@type": "type.googleapis.com/google.protobuf.StringValue",
+                "value": json.dumps(app),
+            },
+        },
+    }
+
+
+def _routes() -> list[dict[str, Any]]:
+    off = {"pyvoy": {"@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "disabled": True}}
+    # No route timeout and no idle timeout: the event stream and health Watch last as
+    # long as their callers want (the server's keepalive finds vanished ones).
+    to_grpc_aio = {"cluster": _GRPC_AIO, "timeout": "0s", "idle_timeout": "0s"}
+    routes: list[dict[str, Any]] = [
+        {"match": {"prefix": p}, "route": to_grpc_aio, "typed_per_filter_config": off}
+        for p in GRPC_AIO_PREFIXES
+    ]
+    routes.append({"match": {"prefix": "/"}, "route": to_grpc_aio})  # answered by pyvoy before the router
+    return routes
+
+
+def bootstrap(settings: Settings, *, unix_socket: Path, pyvoy_module: str) -> dict[str, Any]:
+    """Envoy's configuration: the gRPC port, its routes, the grpc.aio cluster on
+    ``unix_socket``, the limits; the admin API on loopback only (an ephemeral port,
+    for the supervisor to read the listener's bound port)."""
+    grpc, limits = settings.grpc, settings.security.limits
+    http2: dict[str, Any] = {
+        "connection_keepalive": {
+            "interval": _seconds(limits.keepalive_time_seconds),
+            "timeout": _seconds(limits.keepalive_timeout_seconds),
+        }
+    }
+    if limits.max_streams_per_connection:
+        http2["max_concurrent_streams"] = limits.max_streams_per_connection
+    manager: dict[str, Any] = {
+        "@type": _TYPES + "filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": LISTENER,
+        "codec_type": "HTTP2",
+        "http2_protocol_options": http2,
+        "generate_request_id": False,
+        "stream_idle_timeout": "0s",
+        "route_config": {"virtual_hosts": [{"name": "adapter", "domains": ["*"], "routes": _routes()}]},
+        "http_filters": [
+            _pyvoy_filter(pyvoy_module),
+            {
+                "name": "envoy.filters.http.router",
+                "typed_config": {"@type": _TYPES + "filters.http.router.v3.Router"},
+            },
+        ],
+    }
+    if limits.max_connection_age_seconds:
+        manager["common_http_protocol_options"] = {
+            "max_connection_duration": _seconds(limits.max_connection_age_seconds)
+        }
+        manager["drain_timeout"] = _seconds(max(limits.max_connection_age_grace_seconds, 0.001))
+    cluster = {
+        "name": _GRPC_AIO,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": _TYPES + "upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http2_protocol_options": {}},
+            }
+        },
+        "load_assignment": {
+            "cluster_name": _GRPC_AIO,
+            "endpoints": [
+                {"lb_endpoints": [{"endpoint": {"address": {"pipe": {"path": str(unix_socket)}}}}]}
+            ],
+        },
+    }
+    config: dict[str, Any] = {
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+        "static_resources": {
+            "listeners": [
+                {
+                    "name": LISTENER,
+                    "address": {"socket_address": {"address": grpc.host, "port_value": grpc.port}},
+                    "enable_reuse_port": grpc.reuse_port,
+                    "filter_chains": [
+                        {
+                            "filters": [
+                                {
+                                    "name": "envoy.filters.network.http_connection_manager",
+                                    "typed_config": manager,
+                                }
+                            ]
+                        }
+                    ],
+                }
+            ],
+            "clusters": [cluster],
+        },
+    }
+    if limits.max_connections:
+        config["overload_manager"] = {
+            "resource_monitors": [
+                {
+                    "name": "envoy.resource_monitors.global_downstream_max_connections",
+                    "typed_config": {
+                        "@type": _TYPES
+                        + "resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig",
+                        "max_active_downstream_connections": limits.max_connections,
+                    },
+                }
+            ]
+        }
+    return config

@@ -1,0 +1,179 @@
+"""``grpc.front = "envoy"``: ``python -m adapter`` runs Envoy and supervises it.
+
+The adapter itself runs inside Envoy's process (:mod:`.embedded`, through pyvoy);
+this process starts Envoy with the configuration of :mod:`.envoy_config`, and
+because Envoy owns that process's signals, it turns SIGTERM / SIGINT into a graceful
+stop over a pipe: the adapter drains and finishes its calls while Envoy still
+serves, then Envoy is stopped. Exit codes are ``python -m adapter``'s: 0 after a
+signal, 2 for a configuration the adapter refused, 1 for a start that failed, a
+supervised task's death under ``on_task_death = exit``, or Envoy ending by itself.
+
+Envoy is started by hand rather than through ``pyvoy.PyvoyServer``, whose ``stop()``
+is a SIGTERM: Envoy then runs the lifespan's shutdown while it no longer answers
+calls, so in-flight calls could not finish (tests/server/test_envoy_front.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+
+from adapter.config.settings import Settings
+
+from .embedded import CONTROL_FD, STATUS_FD
+from .envoy_config import LISTENER, bootstrap
+from .pyvoy_compat import envoy_binary, envoy_environment, pyvoy_module_path
+
+__all__ = ["serve_behind_envoy"]
+
+logger = logging.getLogger("adapter.envoy_front")
+
+
+async def serve_behind_envoy(settings: Settings) -> int:
+    """Runs the adapter behind Envoy until a signal (0), or until it fails (1 / 2)."""
+    binary, environment, module = envoy_binary(), envoy_environment(), pyvoy_module_path()
+    workdir = Path(tempfile.mkdtemp(prefix="mesh-adapter-envoy-"))  # 0700: the socket is private
+    try:
+        return await _supervise(settings, workdir, binary, environment, module)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def _supervise(
+    settings: Settings, workdir: Path, binary: str, environment: dict[str, str], module: str
+) -> int:
+    socket = workdir / "grpc.sock"
+    control_read, control_write = os.pipe()
+    status_read, status_write = os.pipe()
+    config = bootstrap(settings, unix_socket=socket, pyvoy_module=module)
+    admin_path = workdir / "admin-address"
+    env = {
+        **os.environ,
+        **environment,
+        "MESH_GRPC__UNIX_SOCKET": str(socket),
+        "MESH_WORKERS": "1",
+        CONTROL_FD: str(control_read),
+        STATUS_FD: str(status_write),
+    }
+    level = "info" if settings.log_level == "DEBUG" else "warning"
+    args = ["--config-yaml", json.dumps(config), "--admin-address-path", str(admin_path)]
+    args += ["--use-dynamic-base-id", "--disable-hot-restart", "--concurrency", "1", "--log-level", level]
+    # Its own session: a terminal's Ctrl-C (or `timeout`) signals the whole process
+    # group, and Envoy stops at once on SIGINT / SIGTERM; only this process may stop it.
+    envoy = await asyncio.create_subprocess_exec(
+        binary, *args, env=env, pass_fds=(control_read, status_write), start_new_session=True
+    )
+    os.close(control_read)
+    os.close(status_write)
+    loop = asyncio.get_running_loop()
+    status = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(status), os.fdopen(status_read, "rb"))
+    control = os.fdopen(control_write, "wb", buffering=0)
+    signalled = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, signalled.set)
+    exited = asyncio.ensure_future(envoy.wait())
+    try:
+        return await _run(settings, envoy, exited, status, control, signalled, admin_path)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        with contextlib.suppress(OSError):
+            control.close()
+        if envoy.returncode is None:
+            envoy.kill()
+            await envoy.wait()
+
+
+async def _run(
+    settings: Settings,
+    envoy: asyncio.subprocess.Process,
+    exited: asyncio.Future[int],
+    status: asyncio.StreamReader,
+    control: object,
+    signalled: asyncio.Event,
+    admin_path: Path,
+) -> int:
+    line = await _next(status, exited, signalled)
+    if line is None:  # Envoy ended, or a signal, before the adapter started
+        if signalled.is_set():
+            logger.info("signal received before the adapter started")
+            return 0
+        logger.error("Envoy exited %s before the adapter started (its reason is above)", envoy.returncode)
+        return 1
+    word, _, rest = line.partition(" ")
+    if word == "failed":
+        code, _, message = rest.partition(" ")
+        sys.stderr.write(message + "\n")
+        await _stop_envoy(envoy, exited)
+        return int(code) if code.isdigit() else 1
+    port = await asyncio.to_thread(_listener_port, admin_path)
+    logger.info("serving gRPC behind Envoy on %s:%s (pid %d)", settings.grpc.host, port, envoy.pid)
+    line = await _next(status, exited, signalled)
+    if line is None and signalled.is_set():
+        logger.info("signal received")
+        assert hasattr(control, "write")
+        with contextlib.suppress(OSError):
+            control.write(b"stop\n")
+        grpc = settings.grpc
+        bound = grpc.drain_seconds + grpc.grace_period_seconds + settings.telemetry.flush_timeout_seconds + 30
+        try:
+            line = await asyncio.wait_for(_next(status, exited, None), bound)
+        except TimeoutError:
+            logger.error("the adapter did not stop within %.0fs: Envoy killed", bound)
+            return 1
+    if line is None:
+        logger.error("Envoy exited %s while serving (its reason is above)", envoy.returncode)
+        return 1
+    word, _, rest = line.partition(" ")
+    await _stop_envoy(envoy, exited)
+    stopped = int(rest) if word == "stopped" and rest.isdigit() else 1
+    logger.info("stopped (exit %d)", stopped)
+    return stopped
+
+
+async def _next(
+    status: asyncio.StreamReader, exited: asyncio.Future[int], signalled: asyncio.Event | None
+) -> str | None:
+    """The adapter's next status line; None if Envoy ended first (or a signal came)."""
+    reading = asyncio.ensure_future(status.readline())
+    waits: list[asyncio.Future[object]] = [reading, exited]  # type: ignore[list-item]
+    if signalled is not None:
+        waits.append(asyncio.ensure_future(signalled.wait()))
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for waiting in waits[2:]:
+        waiting.cancel()
+    if reading.done() and reading.result():
+        return reading.result().decode(errors="replace").strip()
+    reading.cancel()
+    return None
+
+
+async def _stop_envoy(envoy: asyncio.subprocess.Process, exited: asyncio.Future[int]) -> None:
+    if envoy.returncode is None:
+        envoy.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(asyncio.shield(exited), 30)
+    except TimeoutError:
+        logger.error("Envoy did not exit within 30s of SIGTERM: killed")
+        envoy.kill()
+
+
+def _listener_port(admin_path: Path) -> int:
+    """The gRPC listener's bound port (``grpc.port`` may be 0), from Envoy's admin API."""
+    address = admin_path.read_text().strip()
+    with urllib.request.urlopen(f"http://{address}/listeners?format=json", timeout=5) as response:
+        listeners = json.loads(response.read())["listener_statuses"]
+    for listener in listeners:
+        if listener["name"] == LISTENER:
+            return int(listener["local_address"]["socket_address"]["port_value"])
+    raise RuntimeError(f"Envoy's admin API lists no {LISTENER!r} listener")
