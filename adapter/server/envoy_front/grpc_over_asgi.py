@@ -244,7 +244,15 @@ class UnaryFront:
             handler = await self.resolve(CallDetails(scope["path"], metadata))
             if handler is None or handler.unary_unary is None:
                 raise context.end(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
-            body = await self._read_message(context, headers.get(b"grpc-encoding"), receive)
+            encoding = headers.get(b"grpc-encoding", b"identity")
+            if encoding != b"identity" and not self._accept_compressed:
+                # Refused by its header, as grpc core refuses it: a client may send a
+                # message it found no smaller compressed as is, and still name gzip.
+                raise context.end(
+                    grpc.StatusCode.UNIMPLEMENTED,
+                    "compressed requests are not accepted (grpc.accept_compressed_requests)",
+                )
+            body = await self._read_message(context, encoding, receive)
             request = handler.request_deserializer(body) if handler.request_deserializer else body
             call = handler.unary_unary(request, context)
             if deadline is None:
@@ -294,7 +302,7 @@ class UnaryFront:
                     ) from None
         return tuple(metadata), deadline
 
-    async def _read_message(self, context: CallContext, encoding: bytes | None, receive: Receive) -> bytes:
+    async def _read_message(self, context: CallContext, encoding: bytes, receive: Receive) -> bytes:
         """The one message of the body, refused once it is known to be too large."""
         limit = self._max_message
         body = bytearray()
@@ -322,13 +330,8 @@ class UnaryFront:
             raise context.end(grpc.StatusCode.INTERNAL, f"unknown message flags {body[0]:#x}")
         return self._inflate(context, encoding, bytes(body[5:]))
 
-    def _inflate(self, context: CallContext, encoding: bytes | None, data: bytes) -> bytes:
-        if not self._accept_compressed:
-            raise context.end(
-                grpc.StatusCode.UNIMPLEMENTED,
-                "compressed requests are not accepted (grpc.accept_compressed_requests)",
-            )
-        wbits = _DECOMPRESSORS.get(encoding or b"")
+    def _inflate(self, context: CallContext, encoding: bytes, data: bytes) -> bytes:
+        wbits = _DECOMPRESSORS.get(encoding)
         if wbits is None:
             raise context.end(grpc.StatusCode.UNIMPLEMENTED, f"message encoding {encoding!r} is not offered")
         inflater = zlib.decompressobj(wbits)

@@ -116,7 +116,10 @@ async def _run(
         sys.stderr.write(message + "\n")
         await _stop_envoy(envoy, exited)
         return int(code) if code.isdigit() else 1
-    port = await asyncio.to_thread(_listener_port, admin_path)
+    port = await _listening(admin_path, exited)
+    if port is None:
+        logger.error("Envoy exited %s before it served (its reason is above)", envoy.returncode)
+        return 1
     logger.info("serving gRPC behind Envoy on %s:%s (pid %d)", settings.grpc.host, port, envoy.pid)
     line = await _next(status, exited, signalled)
     if line is None and signalled.is_set():
@@ -168,12 +171,26 @@ async def _stop_envoy(envoy: asyncio.subprocess.Process, exited: asyncio.Future[
         envoy.kill()
 
 
+async def _listening(admin_path: Path, exited: asyncio.Future[int]) -> int | None:
+    """The gRPC listener's bound port (``grpc.port`` may be 0), from Envoy's admin API
+    once Envoy listens; None if Envoy exited instead (a port in use)."""
+    give_up = asyncio.get_running_loop().time() + 60
+    while not exited.done():
+        if asyncio.get_running_loop().time() > give_up:
+            logger.error("Envoy did not listen within 60s of the adapter's start")
+            return None
+        try:
+            return await asyncio.to_thread(_listener_port, admin_path)
+        except (OSError, ValueError, KeyError):
+            await asyncio.sleep(0.05)
+    return None
+
+
 def _listener_port(admin_path: Path) -> int:
-    """The gRPC listener's bound port (``grpc.port`` may be 0), from Envoy's admin API."""
     address = admin_path.read_text().strip()
     with urllib.request.urlopen(f"http://{address}/listeners?format=json", timeout=5) as response:
         listeners = json.loads(response.read())["listener_statuses"]
     for listener in listeners:
         if listener["name"] == LISTENER:
             return int(listener["local_address"]["socket_address"]["port_value"])
-    raise RuntimeError(f"Envoy's admin API lists no {LISTENER!r} listener")
+    raise KeyError(LISTENER)

@@ -1,0 +1,324 @@
+"""``grpc.front = "envoy"`` end to end: ``python -m adapter`` behind a real Envoy
+(pyvoy) over real sockets, the simulator as upstream, against the same adapter on
+grpc.aio where the answers must be the same."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import pytest_asyncio
+from google.protobuf import json_format
+from google.rpc import status_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from openframe.v1 import devices_pb2, devices_pb2_grpc
+
+from simulator import Simulator
+from simulator.faults import Fault
+
+from ..adapter_process import ROOT, listen_port, log_tail, offline, run_command, wait_serving
+from ..conftest import OCTOSPINE_KEY, OPENFRAME_KEY
+
+pytest.importorskip("pyvoy", reason="the envoy extra (make venv installs it)")
+
+pytestmark = pytest.mark.timeout(120)
+
+GET_DEVICE = "/v1/devices/{device_id}"
+
+
+def _environment(sim: Simulator, port: int, front: str, **changes: str) -> dict[str, str]:
+    env = offline(
+        MESH_UPSTREAMS__OPENFRAME__BASE_URL=sim.openframe_url,
+        MESH_UPSTREAMS__OPENFRAME__AUTH__API_KEY=OPENFRAME_KEY,
+        MESH_UPSTREAMS__OCTOSPINE__BASE_URL=sim.octospine_url,
+        MESH_UPSTREAMS__OCTOSPINE__AUTH__API_KEY=OCTOSPINE_KEY,
+        MESH_GRPC__PORT=str(port),
+        MESH_GRPC__FRONT=front,
+        MESH_GRPC__DRAIN_SECONDS="0.2",
+        MESH_WORKERS="1",
+    )
+    return env | changes
+
+
+class Adapter:
+    def __init__(self, process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+        self.process, self.port, self.log = process, port, log
+        self.address = f"127.0.0.1:{port}"
+
+    def stop(self, sig: int = signal.SIGTERM, within: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(within)
+
+
+@contextlib.asynccontextmanager
+async def _adapter(sim: Simulator, tmp_path: Path, front: str, **changes: str) -> AsyncIterator[Adapter]:
+    port = listen_port()
+    log = tmp_path / f"adapter-{front}-{port}.log"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MESH_")}
+    with log.open("wb") as out:
+        process = subprocess.Popen(  # noqa: ASYNC220  (started, not waited for)
+            [sys.executable, "-m", "adapter"],
+            cwd=ROOT,
+            env=clean | _environment(sim, port, front, **changes),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    adapter = Adapter(process, port, log)
+    try:
+        await wait_serving(port, process=process, log=log, name=f"adapter ({front})")
+        yield adapter
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest_asyncio.fixture
+async def sim(simulator: Simulator) -> Simulator:
+    return simulator
+
+
+@pytest_asyncio.fixture
+async def front(sim: Simulator, tmp_path: Path) -> AsyncIterator[Adapter]:
+    async with _adapter(sim, tmp_path, "envoy") as adapter:
+        assert "serving gRPC behind Envoy on 127.0.0.1:" in adapter.log.read_text()
+        yield adapter
+
+
+def _without_request_ids(value: Any) -> Any:
+    """Rich details without ``RequestInfo.requestId``, which differs per call."""
+    if isinstance(value, dict):
+        return {k: _without_request_ids(v) for k, v in value.items() if k != "requestId"}
+    if isinstance(value, list):
+        return [_without_request_ids(v) for v in value]
+    return value
+
+
+def _outcome(address: str, call: Any) -> tuple[str, str, dict[str, Any] | None, bytes]:
+    """A call's code, message, rich details (as a dict: map entries come in no fixed
+    order) and answer bytes, as a client sees them."""
+    with grpc.insecure_channel(address) as channel:
+        try:
+            answer = call(channel)
+        except grpc.RpcError as exc:
+            rpc: Any = exc
+            details = dict(rpc.trailing_metadata() or ()).get("grpc-status-details-bin")
+            decoded = None
+            if isinstance(details, bytes):
+                decoded = _without_request_ids(
+                    json_format.MessageToDict(status_pb2.Status.FromString(details))
+                )
+            return rpc.code().name, rpc.details() or "", decoded, b""
+        return "OK", "", None, answer.SerializeToString()
+
+
+def _devices(channel: grpc.Channel) -> devices_pb2_grpc.DeviceServiceStub:
+    return devices_pb2_grpc.DeviceServiceStub(channel)
+
+
+def _first_page(channel: grpc.Channel) -> devices_pb2.ListDevicesResponse:
+    page = _devices(channel).ListDevices(devices_pb2.ListDevicesRequest(page_size=3), timeout=10)
+    page.ClearField("next_page_token")  # signed with each process's own random key
+    return page
+
+
+CALLS = {
+    "list": _first_page,
+    "get": lambda ch: _devices(ch).GetDevice(devices_pb2.GetDeviceRequest(device_id="dev_001"), timeout=10),
+    "not found": lambda ch: _devices(ch).GetDevice(
+        devices_pb2.GetDeviceRequest(device_id="nope"), timeout=10
+    ),
+    "invalid": lambda ch: _devices(ch).GetDevice(devices_pb2.GetDeviceRequest(), timeout=10),
+    "no such method": lambda ch: ch.unary_unary("/openframe.v1.DeviceService/Nope")(b"", timeout=10),
+}
+
+
+async def test_calls_end_as_on_grpc_aio(sim: Simulator, front: Adapter, tmp_path: Path) -> None:
+    """Every call, answered or refused, reads the same behind Envoy as on grpc.aio:
+    status, message, rich details and the answer's bytes."""
+    behind_envoy = {
+        name: await asyncio.to_thread(_outcome, front.address, call) for name, call in CALLS.items()
+    }
+    async with _adapter(sim, tmp_path, "grpcio") as plain:
+        on_grpc_aio = {
+            name: await asyncio.to_thread(_outcome, plain.address, call) for name, call in CALLS.items()
+        }
+    assert behind_envoy == on_grpc_aio
+    assert behind_envoy["get"][0] == "OK" and behind_envoy["get"][3]
+    assert behind_envoy["not found"][0] == "NOT_FOUND" and behind_envoy["not found"][2]
+    assert behind_envoy["invalid"][0] == "INVALID_ARGUMENT"
+    assert behind_envoy["no such method"][0] == "UNIMPLEMENTED"
+    # the upstream call was the front's: the simulator saw the adapter's key
+    assert any(r.path == "/v1/devices/dev_001" for r in sim.log.select(vendor="openframe"))
+
+
+def _routed(address: str) -> tuple[int, int, list[str]]:
+    with grpc.insecure_channel(address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        checked = health.Check(health_pb2.HealthCheckRequest(), timeout=5).status
+        watch = health.Watch(health_pb2.HealthCheckRequest(service="openframe.v1.DeviceService"), timeout=10)
+        watched = next(iter(watch)).status
+        watch.cancel()
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        answers = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+        services = [s.name for s in next(iter(answers)).list_services_response.service]
+    return checked, watched, services
+
+
+async def test_health_and_reflection_are_routed_to_grpc_aio(front: Adapter) -> None:
+    checked, watched, services = await asyncio.to_thread(_routed, front.address)
+    assert checked == watched == health_pb2.HealthCheckResponse.SERVING
+    assert "openframe.v1.DeviceService" in services and "grpc.health.v1.Health" in services
+
+
+def _raw_call(
+    address: str, method: str, payload: bytes, compression: grpc.Compression | None = None
+) -> tuple[str, str]:
+    with grpc.insecure_channel(address) as channel:
+        try:
+            channel.unary_unary(method)(payload, timeout=10, compression=compression)
+        except grpc.RpcError as exc:
+            rpc: Any = exc
+            return rpc.code().name, rpc.details() or ""
+    return "OK", ""
+
+
+async def test_oversized_and_compressed_requests_are_refused(sim: Simulator, tmp_path: Path) -> None:
+    async with _adapter(sim, tmp_path, "envoy", MESH_GRPC__MAX_RECEIVE_MESSAGE_BYTES="2048") as adapter:
+        big = devices_pb2.GetDeviceRequest(device_id="x" * 4096).SerializeToString()
+        code, details = await asyncio.to_thread(
+            _raw_call, adapter.address, "/openframe.v1.DeviceService/GetDevice", big
+        )
+        assert (code, details) == (
+            "RESOURCE_EXHAUSTED",
+            f"Received message larger than max ({len(big)} vs. 2048)",
+        )
+        small = devices_pb2.GetDeviceRequest(device_id="dev_001").SerializeToString()
+        code, details = await asyncio.to_thread(
+            _raw_call,
+            adapter.address,
+            "/openframe.v1.DeviceService/GetDevice",
+            small,
+            grpc.Compression.Gzip,
+        )
+        assert code == "UNIMPLEMENTED" and "grpc.accept_compressed_requests" in details
+    assert not [r for r in sim.log.select(vendor="openframe") if r.path.startswith("/v1/devices/x")]
+
+
+async def test_sigterm_lets_a_call_in_flight_finish_and_exits_0(sim: Simulator, front: Adapter) -> None:
+    """SIGTERM to ``python -m adapter``: health goes NOT_SERVING, the call in flight on
+    the front (its upstream slow) still ends OK, then the process exits 0 and Envoy with it."""
+    sim.faults.add(Fault(vendor="openframe", route=GET_DEVICE, latency=1.5, times=1))
+    call = asyncio.ensure_future(asyncio.to_thread(_outcome, front.address, CALLS["get"]))
+    deadline = time.monotonic() + 10
+    while not [r for r in sim.log.select(vendor="openframe") if r.path == "/v1/devices/dev_001"]:
+        assert time.monotonic() < deadline, "the call never reached the simulator"
+        await asyncio.sleep(0.02)
+    code = await asyncio.to_thread(front.stop)
+    outcome = await call
+    log = front.log.read_text()
+    assert outcome[0] == "OK", (outcome, log[-3000:])
+    assert code == 0, log[-3000:]
+    assert "stopping: asked by the supervisor" in log and "stopped (exit 0)" in log
+    assert not _envoys_of(front.process.pid)
+
+
+def _envoys_of(pid: int) -> list[int]:
+    """Envoy processes whose parent is ``pid`` (none once it stopped them)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                stat = (entry / "stat").read_text()
+                name, rest = stat[stat.index("(") + 1 :].rsplit(")", 1)
+                if name == "envoy" and int(rest.split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+async def test_envoy_stops_when_its_supervisor_is_killed(sim: Simulator, front: Adapter) -> None:
+    """SIGKILL leaves no orphan: the adapter inside Envoy reads the end of its control
+    pipe, stops, and ends Envoy's process."""
+    envoys = _envoys_of(front.process.pid)
+    assert len(envoys) == 1
+    front.stop(signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while _state(envoys[0]) not in ("Z", "gone"):
+        assert time.monotonic() < deadline, f"Envoy {envoys[0]} still runs:\n{log_tail(front.log)}"
+        await asyncio.sleep(0.1)
+    assert "stopping: the supervisor is gone" in front.log.read_text()
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
+
+
+def test_a_port_in_use_ends_the_start_with_exit_1(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_command(offline(MESH_GRPC__FRONT="envoy", MESH_GRPC__PORT=str(port), MESH_WORKERS="1"))
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert f"127.0.0.1:{port}" in done.stderr and "Address already in use" in done.stderr
+    assert "Envoy exited 1 before it served (its reason is above)" in done.stderr
+
+
+def test_a_refused_configuration_inside_envoy_exits_2_with_its_reason(tmp_path: Path) -> None:
+    """A configuration only the adapter's start refuses (a descriptor set that is not
+    one) ends with the same one line and exit code 2 as on grpc.aio."""
+    bad = tmp_path / "bad.pb"
+    bad.write_bytes(b"not a descriptor set")
+    env = {"MESH_DESCRIPTORS__DESCRIPTOR_SETS": f'["{bad}"]', "MESH_WORKERS": "1"}
+    behind_envoy = run_command(offline(MESH_GRPC__FRONT="envoy", **env))
+    on_grpc_aio = run_command(offline(**env))
+    assert on_grpc_aio.returncode == 2, on_grpc_aio.stderr[-2000:]
+    line = next(x for x in on_grpc_aio.stderr.splitlines() if x.startswith("mesh-adapter: "))
+    assert behind_envoy.returncode == 2, behind_envoy.stderr[-3000:]
+    assert line in behind_envoy.stderr.splitlines()
+
+
+def test_tls_with_the_envoy_front_is_refused_at_start(tmp_path: Path) -> None:
+    done = run_command(
+        offline(
+            MESH_GRPC__FRONT="envoy",
+            MESH_SECURITY__TLS__CERT_FILE=str(tmp_path / "c.pem"),
+            MESH_SECURITY__TLS__KEY_FILE=str(tmp_path / "k.pem"),
+            MESH_SECURITY__TLS__CLIENT_AUTH="none",
+        )
+    )
+    assert done.returncode == 2
+    assert "grpc.front = 'envoy' does not terminate TLS yet" in done.stderr
+
+
+def test_pyvoy_compat() -> None:
+    """The two functions taken from pyvoy beyond its API are where 1.3.0 has them."""
+    from importlib.metadata import version
+
+    from adapter.server.envoy_front import pyvoy_compat
+
+    assert version("pyvoy") == pyvoy_compat.PYVOY_VERSION
+    assert Path(pyvoy_compat.envoy_binary()).is_file()
+    environment = pyvoy_compat.envoy_environment()
+    assert "PYTHONPATH" in environment and "PYTHONHOME" in environment
+    assert Path(pyvoy_compat.pyvoy_module_path()).is_file()
