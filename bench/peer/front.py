@@ -1,20 +1,20 @@
-"""What a compiled gRPC front would buy: the adapter's own handlers served by grpc.aio
-(as shipped) and behind Envoy (``bench/peer/envoy_front.py`` under pyvoy), side by
-side with vanguard-go and with each front's ceiling (a fixed Device), in one run.
+"""What the Envoy front buys: the adapter's own handlers served by grpc.aio
+(``grpc.front = "grpcio"``, the default) and behind Envoy (``grpc.front = "envoy"``,
+docs/envoy-front.md), side by side with vanguard-go and with each front's ceiling
+(a fixed Device: ``bench/peer/ceiling.py`` on grpc.aio, ``bench/peer/envoy_front.py``
+under pyvoy), in one run.
 
     python -m bench.peer.front [--rounds 3] [--seconds 5] [--concurrency 1,16,64]
-                               [--cache] [--loop uvloop|asyncio] [--chart PNG]
+                               [--cache] [--chart PNG]
 
 Every arm runs pinned to the same core (ghz, the compiled upstream and the OTLP sink
 on the other), as ``python -m bench.peer`` runs them; the arms take turns in an
 order that rotates every round, each row is the round with the median req/s, and
-CPU is each arm's process tree. Both adapter arms run the
-same settings: tracing exported over OTLP, retries, deadlines, rich errors, the
-interceptors; ``--cache`` turns the response cache on in both (every call a hit).
-Every arm must answer the identical Device before anything is measured.
-``bench/peer/setup_envoy.sh`` installs pyvoy (once, in bench/peer/.build). The
-Envoy front runs on uvloop, pyvoy's default loop (on Python 3.11's asyncio loop pyvoy
-1.3.0 panics when it stops; uvloop made no difference to grpc.aio's arm, docs/benchmarks.md).
+CPU is each arm's process tree (behind Envoy: ``python -m adapter`` and its Envoy).
+Both adapter arms are ``python -m adapter`` with the same settings: tracing exported
+over OTLP, retries, deadlines, rich errors, the interceptors; ``--cache`` turns the
+response cache on in both (every call a hit). Every arm must answer the identical
+Device before anything is measured, and both adapter arms the same refusal.
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ import argparse
 import contextlib
 import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import grpc
-import yaml
 from google.protobuf import json_format
 from google.rpc import (
     error_details_pb2,  # noqa: F401  (a Status's details decode as dicts)
@@ -58,20 +58,10 @@ CEILING_ENVOY = "Envoy front ceiling"
 ARMS = (ADAPTER_AIO, ADAPTER_ENVOY, report.VANGUARD, report.CEILING, CEILING_ENVOY)
 
 
-def envoy_venv() -> Path:
-    out = subprocess.run([str(HERE / "setup_envoy.sh")], check=True, capture_output=True, text=True)
-    return Path(out.stdout.strip().splitlines()[-1])
-
-
 def answering(channel: grpc.Channel) -> bool:
     """A GetDevice answered (the Envoy front's ceiling serves no health service)."""
     devices_pb2_grpc.DeviceServiceStub(channel).GetDevice(REQUEST, timeout=1)
     return True
-
-
-# Served by the adapter's grpc.aio server, through Envoy: what the Envoy front does not
-# answer itself (health, reflection, the event stream). Everything else goes to pyvoy.
-GRPC_AIO_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.", "/meshadapter.v1.EventService/")
 
 
 def failure(arm: Started) -> tuple[str, str, dict[str, Any], list[str]]:
@@ -115,64 +105,13 @@ def check_routed(arm: Started) -> None:
     print(f"{arm.name}: health Check and Watch (a stream) SERVING through Envoy from grpc.aio", flush=True)
 
 
-def envoy_config(pyvoy_config: str, grpc_aio_port: int | None) -> str:
-    """pyvoy's generated configuration, with ``GRPC_AIO_PREFIXES`` routed by Envoy to
-    the grpc.aio server on ``grpc_aio_port`` (HTTP/2): pyvoy's filter turned off on
-    those routes, Envoy's router behind it. Without a port, pyvoy's configuration."""
-    config = yaml.safe_load(pyvoy_config)
-    if grpc_aio_port is None:
-        return pyvoy_config
-    manager = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-    manager["http_filters"][0]["typed_config"]["terminal_filter"] = False
-    manager["http_filters"].append(
-        {"name": "envoy.filters.http.router",
-         "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
-    )  # fmt: skip
-    off = {"pyvoy": {"@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "disabled": True}}
-    # timeout 0: the event stream and health Watch last as long as their callers want.
-    to_grpc_aio = {"cluster": "grpc_aio", "timeout": "0s"}
-    routes = [
-        {"match": {"prefix": p}, "route": to_grpc_aio, "typed_per_filter_config": off}
-        for p in GRPC_AIO_PREFIXES
-    ]
-    routes.append({"match": {"prefix": "/"}, "route": to_grpc_aio})  # pyvoy answers these itself
-    manager["route_config"]["virtual_hosts"][0]["routes"] = routes
-    address = {"socket_address": {"address": "127.0.0.1", "port_value": grpc_aio_port}}
-    config["static_resources"]["clusters"] = [
-        {
-            "name": "grpc_aio",
-            "type": "STATIC",
-            "connect_timeout": "1s",
-            "typed_extension_protocol_options": {
-                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                    "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                    "explicit_http_config": {"http2_protocol_options": {}},
-                }
-            },
-            "load_assignment": {
-                "cluster_name": "grpc_aio",
-                "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address}}]}],
-            },
-        }
-    ]
-    return str(yaml.safe_dump(config))
-
-
-def envoy_argv(
-    venv: Path,
-    port: int,
-    loop: str,
-    threads: int,
-    env: dict[str, str],
-    workdir: Path,
-    grpc_aio_port: int | None,
-) -> list[str]:
-    """Envoy serving the Envoy front on ``port`` with ``threads`` worker threads (one
-    Python thread, as the adapter has one loop), run as pyvoy's own entrypoint runs it:
-    pyvoy's command line has no flag for Envoy's ``--concurrency``, whose default is
-    one worker per core of the host, not of the process's CPU set."""
-    pyvoy = str(venv / "bin" / "pyvoy")
-    app = [pyvoy, "bench.peer.envoy_front:app", "--port", str(port), "--lifespan", "--loop", loop]
+def envoy_argv(port: int, env: dict[str, str], workdir: Path) -> list[str]:
+    """pyvoy serving the Envoy front's ceiling on ``port`` with one Envoy worker
+    thread (the shipped front's), run as pyvoy's own entrypoint runs it: pyvoy's
+    command line has no flag for Envoy's ``--concurrency``, whose default is one
+    worker per core of the host, not of the process's CPU set."""
+    pyvoy = str(Path(sys.executable).with_name("pyvoy"))
+    app = [pyvoy, "bench.peer.envoy_front:app", "--port", str(port), "--lifespan"]
     env = {**os.environ, **env}  # the entrypoint sets PYTHONPATH from the one it is made with
     config = subprocess.run([*app, "--print-envoy-config"], check=True, capture_output=True, text=True).stdout
     entrypoint = workdir / f"envoy-{port}.sh"
@@ -181,16 +120,7 @@ def envoy_argv(
     ).stdout
     entrypoint.write_text(script)
     entrypoint.chmod(0o755)
-    return [
-        str(entrypoint),
-        "--config-yaml",
-        envoy_config(config, grpc_aio_port),
-        "--concurrency",
-        str(threads),
-        "--disable-hot-restart",
-        "--log-level",
-        "warning",
-    ]
+    return [str(entrypoint), "--config-yaml", config, "--concurrency", "1", "--disable-hot-restart"]
 
 
 def ratio_lines(rows: list[report.Row], *, cache: bool) -> list[str]:
@@ -223,7 +153,7 @@ def ratio_lines(rows: list[report.Row], *, cache: bool) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    tools, venv = build(), envoy_venv()
+    tools = build()
     levels = [int(c) for c in args.concurrency.split(",")]
     sut, load = args.sut_cpu, args.load_cpu
     runs: dict[tuple[str, int], list[report.Row]] = {}
@@ -234,29 +164,24 @@ def run(args: argparse.Namespace) -> int:
         upstream = f"http://{up.address}"
         otlp = stack.enter_context(started("otlpsink", [str(tools / "otlpsink")], cpu=load)).address
         arms: dict[str, Started] = {}
-        port = listen_port()
-        env = adapter_env(upstream, port, cache=args.cache, otlp=otlp)
-        arms[ADAPTER_AIO] = stack.enter_context(
-            started(
-                ADAPTER_AIO, python("-m", "adapter"), cpu=sut, ready="", env=env, address=f"127.0.0.1:{port}"
-            )
-        )
-        wait_serving(arms[ADAPTER_AIO])
-        pythonpath = f"{ROOT}{os.pathsep}{ROOT / 'generated'}"
-        for name, mode in ((ADAPTER_ENVOY, "adapter"), (CEILING_ENVOY, "ceiling")):
-            front, behind = listen_port(), listen_port()  # behind: the adapter's grpc.aio port
-            env = adapter_env(upstream, behind, cache=args.cache, otlp=otlp)
-            env |= {"ENVOY_FRONT": mode, "PYTHONPATH": pythonpath}
-            routed = behind if mode == "adapter" else None
-            argv = envoy_argv(venv, front, args.loop, args.envoy_threads, env, workdir, grpc_aio_port=routed)
+        for name, front in ((ADAPTER_AIO, "grpcio"), (ADAPTER_ENVOY, "envoy")):
+            port = listen_port()
+            env = adapter_env(upstream, port, cache=args.cache, otlp=otlp) | {"MESH_GRPC__FRONT": front}
             arms[name] = stack.enter_context(
-                started(name, argv, cpu=sut, ready="", env=env, address=f"127.0.0.1:{front}")
+                started(
+                    name, python("-m", "adapter"), cpu=sut, ready="", env=env, address=f"127.0.0.1:{port}"
+                )
             )
-            wait_serving(arms[name], ready=answering)
-            if mode == "adapter":
-                wait_serving(arms[name])
-                check_routed(arms[name])
-                check_same_failure(arms[ADAPTER_AIO], arms[name])
+            wait_serving(arms[name])
+        check_routed(arms[ADAPTER_ENVOY])
+        check_same_failure(arms[ADAPTER_AIO], arms[ADAPTER_ENVOY])
+        port = listen_port()
+        env = {"PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'generated'}"}
+        arms[CEILING_ENVOY] = stack.enter_context(
+            started(CEILING_ENVOY, envoy_argv(port, env, workdir), cpu=sut, ready="", env=env,
+                    address=f"127.0.0.1:{port}")
+        )  # fmt: skip
+        wait_serving(arms[CEILING_ENVOY], ready=answering)
         arms |= peer_arms(stack, tools, upstream, sut)
         check_identical(arms)
         names = list(ARMS)
@@ -272,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
     hits = ", every call a cache hit" if args.cache else ""
     title = (
         f"GetDevice{hits}, {args.seconds:g} s per run, median of {args.rounds}; "
-        f"Envoy front on {args.loop}; system under test on cpu {sut}, ghz + upstream on cpu {load}; "
+        f"system under test on cpu {sut}, ghz + upstream on cpu {load}; "
         f"load average at start {load_avg[0]:.2f}"
     )
     print(f"\n{title}\n")
@@ -296,10 +221,6 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", default="1,16,64")
     parser.add_argument("--cache", action="store_true", help="the response cache on: every call a hit")
-    parser.add_argument(
-        "--loop", choices=("asyncio", "uvloop"), default="uvloop", help="the Envoy front's loop"
-    )
-    parser.add_argument("--envoy-threads", type=int, default=1, help="Envoy's worker threads")
     parser.add_argument("--chart", type=Path, help="write a PNG of the rows here (docs/img/peer-front.png)")
     parser.add_argument("--sut-cpu", type=int, default=0)
     parser.add_argument("--load-cpu", type=int, default=1)

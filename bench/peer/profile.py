@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import shutil
 import subprocess
 import sys
@@ -27,7 +26,7 @@ import time
 from pathlib import Path
 
 from bench.peer.__main__ import BODY, adapter_env, build, ghz, wait_serving
-from bench.peer.processes import ROOT, cpu_seconds, python, started
+from bench.peer.processes import python, started, tree_cpu_seconds
 from bench.peer.side_by_side import own_tree
 from bench.ports import listen_port
 
@@ -37,7 +36,7 @@ _RATE = 250  # py-spy samples a second
 NATIVE: list[str] = []  # ["--native"]: C frames too (then py-spy pauses the process to sample)
 
 PARTS: list[tuple[str, tuple[str, ...]]] = [
-    ("Envoy front (gRPC over ASGI)", ("bench/peer/envoy_front",)),
+    ("Envoy front (gRPC over ASGI)", ("adapter/server/envoy_front",)),
     ("tracing: gRPC server interceptor", ("opentelemetry/instrumentation/grpc",)),
     ("tracing: the adapter's telemetry code", ("opentelemetry/instrumentation/httpx", "adapter/telemetry/")),
     ("tracing: SDK/API (spans, context)", ("opentelemetry/",)),
@@ -63,19 +62,12 @@ def part_of(stack: list[str]) -> str:
     return "other Python"
 
 
-def _adapter_argv(env: dict[str, str], envoy: bool, workdir: Path) -> tuple[list[str], str]:
-    """The adapter's command and the address callers use: ``python -m adapter``, or
-    behind Envoy as ``python -m bench.peer.front`` runs it (grpc.aio's port behind it;
-    ``env`` gains what the Envoy front needs)."""
-    behind = int(env["MESH_GRPC__PORT"])
-    if not envoy:
-        return python("-m", "adapter"), f"127.0.0.1:{behind}"
-    from bench.peer.front import envoy_argv, envoy_venv
-
-    front = listen_port()
-    env |= {"ENVOY_FRONT": "adapter", "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'generated'}"}
-    argv = envoy_argv(envoy_venv(), front, "uvloop", 1, env, workdir, grpc_aio_port=behind)
-    return argv, f"127.0.0.1:{front}"
+def _adapter_argv(env: dict[str, str], envoy: bool) -> tuple[list[str], str]:
+    """``python -m adapter`` and the address callers use; behind Envoy with ``envoy``
+    (``env`` gains ``grpc.front = "envoy"``)."""
+    if envoy:
+        env["MESH_GRPC__FRONT"] = "envoy"
+    return python("-m", "adapter"), f"127.0.0.1:{env['MESH_GRPC__PORT']}"
 
 
 def profile(
@@ -91,26 +83,26 @@ def profile(
     with (
         started("upstream", [str(tools / "upstream"), "-body", str(BODY)], cpu=1) as up,
         started("otlpsink", [str(tools / "otlpsink")], cpu=1) as otlp,
-        tempfile.TemporaryDirectory(prefix="peer-profile-") as workdir,
     ):
         port = listen_port()
         env = adapter_env(f"http://{up.address}", port, cache=cache, otlp=otlp.address)
         if tree is not None:
             env |= own_tree(tree)
-        adapter, address = _adapter_argv(env, envoy, Path(workdir))
+        adapter, address = _adapter_argv(env, envoy)
         with started("mesh-adapter", adapter, cpu=0, ready="", env=env, address=address) as arm:
             wait_serving(arm)
             ghz(tools, arm, concurrency, 1.0, 1)  # warm up
             out = raw or Path(tempfile.mkdtemp(prefix="peer-profile-")) / "stacks.txt"
             spy_proc = subprocess.Popen(
                 [spy, "record", "--pid", str(arm.pid), "--rate", str(_RATE), "--format", "raw",
-                 "--output", str(out), "--full-filenames", *(NATIVE or ["--nonblocking"])],
+                 "--output", str(out), "--full-filenames", *(NATIVE or ["--nonblocking"]),
+                 *(["--subprocesses"] if envoy else [])],  # behind Envoy the adapter is its child
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
             time.sleep(1.0)  # py-spy attaches
-            cpu_before = cpu_seconds(arm.pid)
+            cpu_before = tree_cpu_seconds(arm.pid)
             row = ghz(tools, arm, concurrency, seconds, 1)
-            cpu_per_call = (cpu_seconds(arm.pid) - cpu_before) / (row.rps * seconds)
+            cpu_per_call = (tree_cpu_seconds(arm.pid) - cpu_before) / (row.rps * seconds)
             spy_proc.send_signal(2)  # SIGINT: py-spy writes its output and exits
             spy_proc.wait(30)
     samples: collections.Counter[str] = collections.Counter()
