@@ -31,7 +31,7 @@ from adapter.security.authorizer import CallAuthorizer
 from adapter.security.jwt_verifier import JwtVerifier
 from adapter.security.policy import Policy, PolicyError, load_policy
 from adapter.security.reloading import ReloadingFile
-from adapter.security.tls import grpc_server_credentials
+from adapter.security.tls import grpc_server_credentials, tls_files
 
 from .tenants import checked_policy_loader
 
@@ -142,9 +142,13 @@ def build_grpc_security(
     reflection = settings.grpc.reflection if settings.grpc.reflection is not None else loopback
     interval = sec.reload_interval_seconds
     authorizer: CallAuthorizer | None = None
+    # Behind the envoy front this server listens on its private Unix socket: TLS ends
+    # at Envoy, which hands the caller's certificate on (adapter/server/envoy_front).
+    behind_envoy = settings.grpc.unix_socket is not None and settings.grpc.front == "envoy"
     if policy is not None:
         jwt = _jwt_verifier(sec.jwt, interval) if sec.jwt is not None else None
         authorizer = CallAuthorizer(
+            forwarded_certificate=behind_envoy and sec.tls is not None,
             permissions=permissions,
             policy=policy.current,
             jwt=jwt,
@@ -155,7 +159,10 @@ def build_grpc_security(
     credentials = None
     if sec.tls is not None:
         try:
-            credentials = grpc_server_credentials(sec.tls, interval=interval)
+            if behind_envoy:  # Envoy serves them: read here only to refuse unusable files at start
+                tls_files(sec.tls, interval=interval).current()
+            else:
+                credentials = grpc_server_credentials(sec.tls, interval=interval)
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(f"security.tls: the certificate files are unusable: {exc}") from None
     logger.info(

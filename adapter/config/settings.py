@@ -195,7 +195,7 @@ class GrpcSettings(_Frozen):
     #: (through pyvoy, the ``envoy`` extra) answers it, the upstream-backed unary
     #: calls in an interpreter embedded in Envoy, health, reflection and the event
     #: stream routed to grpc.aio on a private Unix socket: ~40% less CPU a call
-    #: (docs/envoy-front.md). Not yet with ``security.tls`` (TLS stays grpc.aio's).
+    #: (docs/envoy-front.md). TLS and mutual TLS end at Envoy.
     front: Literal["grpcio", "envoy"] = "grpcio"
     #: Listen on this Unix socket instead of ``host:port`` (the envoy front's inner
     #: grpc.aio server; set by the front, not by hand).
@@ -261,15 +261,6 @@ class Settings(BaseSettings):
     page_tokens: PageTokenSettings = PageTokenSettings()
     #: TLS, caller identity, authorization and limits of the gRPC port (docs/security.md).
     security: SecuritySettings = SecuritySettings()
-
-    @model_validator(mode="after")
-    def _front_supports(self) -> Settings:
-        if self.grpc.front == "envoy" and self.security.tls is not None:
-            raise ValueError(
-                "grpc.front = 'envoy' does not terminate TLS yet: unset security.tls, or keep "
-                "grpc.front = 'grpcio' (docs/envoy-front.md)"
-            )
-        return self
 
     @field_validator("workers", mode="before")
     @classmethod

@@ -40,6 +40,7 @@ from adapter.status.call_ending import end_call
 from adapter.status.mapping import ERROR_DOMAIN
 
 from .audit import AuditLog, trace_id_of
+from .forwarded_certificate import forwarded_certificates
 from .identity import ANONYMOUS, Principal, current_principal, principal_from_certificate
 from .jwt_verifier import AuthenticationFailed, JwtVerifier
 from .policy import Policy
@@ -93,7 +94,12 @@ class CallAuthorizer(aio.ServerInterceptor):  # type: ignore[type-arg]
         audit: AuditLog,
         max_in_flight_per_principal: int = 0,
         request_permissions: Mapping[str, Callable[[Any], Sequence[str]]] | None = None,
+        forwarded_certificate: bool = False,
     ) -> None:
+        """``forwarded_certificate``: the caller's certificate is the one a trusted proxy
+        (the envoy front's Envoy) verified and handed on in ``x-forwarded-client-cert``,
+        not the connection's (adapter/security/forwarded_certificate.py)."""
+        self._certificates = _forwarded if forwarded_certificate else _handshake
         self._permissions = dict(permissions)
         self._request_permissions = dict(request_permissions or {})
         self._policy = policy
@@ -127,6 +133,19 @@ class CallAuthorizer(aio.ServerInterceptor):  # type: ignore[type-arg]
         if handler.stream_unary is not None:
             return handler._replace(stream_unary=self._unary(method, handler.stream_unary, None))
         return handler
+
+    def _certificate_principal(self, context: Context) -> Principal | None:
+        pems = self._certificates(context)
+        if not pems:
+            return None
+        try:
+            return principal_from_certificate(pems[0])
+        except ValueError:
+            return None
+
+    def _who(self, context: Context) -> str:
+        peer = self._certificate_principal(context)
+        return peer.name if peer is not None else context.peer()
 
     # decision ------------------------------------------------------------------
 
@@ -185,7 +204,7 @@ class CallAuthorizer(aio.ServerInterceptor):  # type: ignore[type-arg]
         return self._policy is None or self._policy().allows(principal.name, permission)
 
     async def _authenticate(self, context: Context) -> Principal:
-        peer = _certificate_principal(context)
+        peer = self._certificate_principal(context)
         token = _bearer(context)
         if token is not None:
             if self._jwt is None:
@@ -261,7 +280,7 @@ class CallAuthorizer(aio.ServerInterceptor):  # type: ignore[type-arg]
                 principal, request = await self._admitted(method, context, request, parse)
                 self._admit(principal)
             except _Refused as refused:
-                self._refuse(method, context, refused, refused.principal or _who(context))
+                self._refuse(method, context, refused, refused.principal or self._who(context))
                 return None
             token = current_principal.set(principal)
             record = self._audit.begin() if audited else None
@@ -294,7 +313,7 @@ class CallAuthorizer(aio.ServerInterceptor):  # type: ignore[type-arg]
             try:
                 principal, request = await self._admitted(method, context, request, parse)
             except _Refused as refused:
-                self._refuse(method, context, refused, refused.principal or _who(context))
+                self._refuse(method, context, refused, refused.principal or self._who(context))
                 return
             # Admitted: the caller hears so at once (initial metadata), and a client
             # need not write into a call that may still be refused.
@@ -319,19 +338,12 @@ def _code_name(context: Context, default: str) -> str:
     return code.name if isinstance(code, grpc.StatusCode) else default
 
 
-def _who(context: Context) -> str:
-    peer = _certificate_principal(context)
-    return peer.name if peer is not None else context.peer()
+def _handshake(context: Context) -> Sequence[bytes]:
+    return context.auth_context().get("x509_pem_cert") or ()
 
 
-def _certificate_principal(context: Context) -> Principal | None:
-    pems = context.auth_context().get("x509_pem_cert")
-    if not pems:
-        return None
-    try:
-        return principal_from_certificate(pems[0])
-    except ValueError:
-        return None
+def _forwarded(context: Context) -> Sequence[bytes]:
+    return forwarded_certificates(context.invocation_metadata())
 
 
 def _metadata_value(context: Context, key: str) -> str | None:

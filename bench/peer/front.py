@@ -120,7 +120,8 @@ def envoy_argv(port: int, env: dict[str, str], workdir: Path) -> list[str]:
     ).stdout
     entrypoint.write_text(script)
     entrypoint.chmod(0o755)
-    return [str(entrypoint), "--config-yaml", config, "--concurrency", "1", "--disable-hot-restart"]
+    return [str(entrypoint), "--config-yaml", config, "--concurrency", "1", "--disable-hot-restart",
+            "--log-level", "warning"]  # fmt: skip
 
 
 def ratio_lines(rows: list[report.Row], *, cache: bool) -> list[str]:

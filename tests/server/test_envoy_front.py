@@ -284,31 +284,29 @@ def test_a_port_in_use_ends_the_start_with_exit_1(tmp_path: Path) -> None:
     assert "Envoy exited 1 before it served (its reason is above)" in done.stderr
 
 
-def test_a_refused_configuration_inside_envoy_exits_2_with_its_reason(tmp_path: Path) -> None:
+REFUSED = {
+    "descriptor set": {"MESH_DESCRIPTORS__DESCRIPTOR_SETS": '["{tmp}/bad.pb"]'},
+    "tls files": {
+        "MESH_SECURITY__TLS__CERT_FILE": "{tmp}/missing.pem",
+        "MESH_SECURITY__TLS__KEY_FILE": "{tmp}/missing-key.pem",
+        "MESH_SECURITY__TLS__CLIENT_AUTH": "none",
+    },
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_a_refused_configuration_inside_envoy_exits_2_with_its_reason(case: str, tmp_path: Path) -> None:
     """A configuration only the adapter's start refuses (a descriptor set that is not
-    one) ends with the same one line and exit code 2 as on grpc.aio."""
-    bad = tmp_path / "bad.pb"
-    bad.write_bytes(b"not a descriptor set")
-    env = {"MESH_DESCRIPTORS__DESCRIPTOR_SETS": f'["{bad}"]', "MESH_WORKERS": "1"}
+    one, TLS files that are not there) ends with the same one line and exit code 2
+    as on grpc.aio."""
+    (tmp_path / "bad.pb").write_bytes(b"not a descriptor set")
+    env = {k: v.format(tmp=tmp_path) for k, v in REFUSED[case].items()} | {"MESH_WORKERS": "1"}
     behind_envoy = run_command(offline(MESH_GRPC__FRONT="envoy", **env))
     on_grpc_aio = run_command(offline(**env))
     assert on_grpc_aio.returncode == 2, on_grpc_aio.stderr[-2000:]
     line = next(x for x in on_grpc_aio.stderr.splitlines() if x.startswith("mesh-adapter: "))
     assert behind_envoy.returncode == 2, behind_envoy.stderr[-3000:]
     assert line in behind_envoy.stderr.splitlines()
-
-
-def test_tls_with_the_envoy_front_is_refused_at_start(tmp_path: Path) -> None:
-    done = run_command(
-        offline(
-            MESH_GRPC__FRONT="envoy",
-            MESH_SECURITY__TLS__CERT_FILE=str(tmp_path / "c.pem"),
-            MESH_SECURITY__TLS__KEY_FILE=str(tmp_path / "k.pem"),
-            MESH_SECURITY__TLS__CLIENT_AUTH="none",
-        )
-    )
-    assert done.returncode == 2
-    assert "grpc.front = 'envoy' does not terminate TLS yet" in done.stderr
 
 
 def test_pyvoy_compat() -> None:

@@ -15,6 +15,7 @@ server on a private Unix socket. The port's limits become Envoy's settings:
 ``max_connection_age(_grace)_seconds``         ``max_connection_duration``, ``drain_timeout``
 ``grpc.reuse_port`` (workers)                  ``enable_reuse_port``
 ``max_receive_message_bytes``                  the front itself (:mod:`.grpc_over_asgi`)
+``security.tls``                               the listener's TLS (SDS files, rotated)
 =============================================  =======================================
 
 Client ping enforcement (``min_client_ping_interval_seconds``, ``max_ping_strikes``)
@@ -27,7 +28,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from adapter.config.settings import Settings
+from adapter.config.settings import Settings, TlsSettings
 
 __all__ = ["GRPC_AIO_PREFIXES", "LISTENER", "bootstrap"]
 
@@ -76,8 +77,54 @@ def _routes() -> list[dict[str, Any]]:
     return routes
 
 
-def bootstrap(settings: Settings, *, unix_socket: Path, pyvoy_module: str) -> dict[str, Any]:
-    """Envoy's configuration: the gRPC port, its routes, the grpc.aio cluster on
+def _sds(name: str, path: Path) -> dict[str, Any]:
+    return {
+        "name": name,
+        "sds_config": {"path_config_source": {"path": str(path)}, "resource_api_version": "V3"},
+    }
+
+
+def _secret_file(path: Path, secret: dict[str, Any]) -> tuple[Path, str]:
+    kind = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+    return path, json.dumps({"resources": [{"@type": kind, **secret}]})
+
+
+def _tls(tls: TlsSettings, workdir: Path) -> tuple[dict[str, Any], dict[Path, str]]:
+    """The listener's TLS (ALPN h2) and the SDS files it reads. Through SDS, not inline:
+    Envoy then watches the certificate files' directories and serves a rotated pair
+    (written by rename, as cert-manager and mesh agents write) to new connections,
+    as grpc.aio's server does. ``require``: a caller without a certificate chaining to
+    ``client_ca_file`` fails the handshake."""
+    pair = {
+        "certificate_chain": {"filename": str(tls.cert_file.resolve())},
+        "private_key": {"filename": str(tls.key_file.resolve())},
+    }
+    files = dict([_secret_file(workdir / "sds-server.json", {"name": "server", "tls_certificate": pair})])
+    common: dict[str, Any] = {
+        "alpn_protocols": ["h2"],
+        "tls_certificate_sds_secret_configs": [_sds("server", workdir / "sds-server.json")],
+    }
+    client_ca = tls.client_ca_file if tls.client_auth == "require" else None
+    if client_ca is not None:
+        trusted = {"trusted_ca": {"filename": str(client_ca.resolve())}}
+        path, text = _secret_file(
+            workdir / "sds-client-ca.json", {"name": "client_ca", "validation_context": trusted}
+        )
+        files[path] = text
+        common["validation_context_sds_secret_config"] = _sds("client_ca", path)
+    context = {
+        "@type": _TYPES + "transport_sockets.tls.v3.DownstreamTlsContext",
+        "common_tls_context": common,
+        "require_client_certificate": client_ca is not None,
+    }
+    return {"name": "envoy.transport_sockets.tls", "typed_config": context}, files
+
+
+def bootstrap(
+    settings: Settings, *, unix_socket: Path, pyvoy_module: str, workdir: Path
+) -> tuple[dict[str, Any], dict[Path, str]]:
+    """Envoy's configuration and the files it reads (to be written into ``workdir``
+    by the caller): the gRPC port, its TLS, its routes, the grpc.aio cluster on
     ``unix_socket``, the limits; the admin API on loopback only (an ephemeral port,
     for the supervisor to read the listener's bound port)."""
     grpc, limits = settings.grpc, settings.security.limits
@@ -95,6 +142,10 @@ def bootstrap(settings: Settings, *, unix_socket: Path, pyvoy_module: str) -> di
         "codec_type": "HTTP2",
         "http2_protocol_options": http2,
         "generate_request_id": False,
+        # The caller's verified certificate for the authorization gate, in a header
+        # no caller can set: Envoy drops theirs (adapter/security/forwarded_certificate.py).
+        "forward_client_cert_details": "SANITIZE_SET" if settings.security.tls else "SANITIZE",
+        "set_current_client_cert_details": {"cert": True},
         "stream_idle_timeout": "0s",
         "route_config": {"virtual_hosts": [{"name": "adapter", "domains": ["*"], "routes": _routes()}]},
         "http_filters": [
@@ -127,7 +178,14 @@ def bootstrap(settings: Settings, *, unix_socket: Path, pyvoy_module: str) -> di
             ],
         },
     }
+    chain: dict[str, Any] = {
+        "filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": manager}]
+    }
+    files: dict[Path, str] = {}
+    if settings.security.tls is not None:
+        chain["transport_socket"], files = _tls(settings.security.tls, workdir)
     config: dict[str, Any] = {
+        "node": {"id": "mesh-adapter", "cluster": "mesh-adapter"},  # SDS needs a node
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
         "static_resources": {
             "listeners": [
@@ -135,16 +193,7 @@ def bootstrap(settings: Settings, *, unix_socket: Path, pyvoy_module: str) -> di
                     "name": LISTENER,
                     "address": {"socket_address": {"address": grpc.host, "port_value": grpc.port}},
                     "enable_reuse_port": grpc.reuse_port,
-                    "filter_chains": [
-                        {
-                            "filters": [
-                                {
-                                    "name": "envoy.filters.network.http_connection_manager",
-                                    "typed_config": manager,
-                                }
-                            ]
-                        }
-                    ],
+                    "filter_chains": [chain],
                 }
             ],
             "clusters": [cluster],
@@ -163,4 +212,4 @@ def bootstrap(settings: Settings, *, unix_socket: Path, pyvoy_module: str) -> di
                 }
             ]
         }
-    return config
+    return config, files

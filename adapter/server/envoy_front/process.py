@@ -54,7 +54,9 @@ async def _supervise(
     socket = workdir / "grpc.sock"
     control_read, control_write = os.pipe()
     status_read, status_write = os.pipe()
-    config = bootstrap(settings, unix_socket=socket, pyvoy_module=module)
+    config, files = bootstrap(settings, unix_socket=socket, pyvoy_module=module, workdir=workdir)
+    for path, text in files.items():
+        path.write_text(text)
     admin_path = workdir / "admin-address"
     env = {
         **os.environ,
@@ -108,7 +110,7 @@ async def _run(
         if signalled.is_set():
             logger.info("signal received before the adapter started")
             return 0
-        logger.error("Envoy exited %s before the adapter started (its reason is above)", envoy.returncode)
+        logger.error("Envoy exited %s before the adapter started (its reason is above)", await exited)
         return 1
     word, _, rest = line.partition(" ")
     if word == "failed":
@@ -118,7 +120,8 @@ async def _run(
         return int(code) if code.isdigit() else 1
     port = await _listening(admin_path, exited)
     if port is None:
-        logger.error("Envoy exited %s before it served (its reason is above)", envoy.returncode)
+        if exited.done():
+            logger.error("Envoy exited %s before it served (its reason is above)", exited.result())
         return 1
     logger.info("serving gRPC behind Envoy on %s:%s (pid %d)", settings.grpc.host, port, envoy.pid)
     line = await _next(status, exited, signalled)
@@ -135,7 +138,7 @@ async def _run(
             logger.error("the adapter did not stop within %.0fs: Envoy killed", bound)
             return 1
     if line is None:
-        logger.error("Envoy exited %s while serving (its reason is above)", envoy.returncode)
+        logger.error("Envoy exited %s while serving (its reason is above)", await exited)
         return 1
     word, _, rest = line.partition(" ")
     await _stop_envoy(envoy, exited)
