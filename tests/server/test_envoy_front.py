@@ -320,3 +320,18 @@ def test_pyvoy_compat() -> None:
     environment = pyvoy_compat.envoy_environment()
     assert "PYTHONPATH" in environment and "PYTHONHOME" in environment
     assert Path(pyvoy_compat.pyvoy_module_path()).is_file()
+
+
+async def test_workers_each_run_their_envoy_on_one_port(sim: Simulator, tmp_path: Path) -> None:
+    """``workers = 2``: two supervisors, each with its Envoy, share the port; calls are
+    answered, and SIGTERM stops both (exit 0)."""
+    async with _adapter(sim, tmp_path, "envoy", MESH_WORKERS="2") as adapter:
+        deadline = time.monotonic() + 30
+        while adapter.log.read_text().count("serving gRPC behind Envoy on") < 2:
+            assert time.monotonic() < deadline, log_tail(adapter.log)
+            await asyncio.sleep(0.1)
+        for _ in range(6):  # new connections each: the kernel spreads them
+            assert (await asyncio.to_thread(_outcome, adapter.address, CALLS["get"]))[0] == "OK"
+        assert adapter.stop() == 0, log_tail(adapter.log)
+    log = adapter.log.read_text()
+    assert log.count("adapter.envoy_front: stopped (exit 0)") == 2 and "worker 2 stopped (exit 0)" in log
