@@ -71,4 +71,12 @@ TARGETS: dict[str, tuple[str, str]] = {
         "test_fuzz_h1_answers",
         "test_any_answer_ends_as_an_answer_within_the_cap_or_an_upstream_error",
     ),
+    "server.envoy_front_request": (
+        "test_fuzz_envoy_front",
+        "test_any_request_gets_one_answer_and_the_handler_only_whole_messages",
+    ),
+    "security.forwarded_certificate": (
+        "test_fuzz_envoy_front",
+        "test_any_forwarded_header_gives_no_certificate_or_one_pem",
+    ),
 }
