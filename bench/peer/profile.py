@@ -144,7 +144,7 @@ if __name__ == "__main__":
     parser.add_argument("--native", action="store_true", help="sample C frames too (py-spy --native)")
     parser.add_argument("--cache", action="store_true", help="the response cache on: every call a hit")
     parser.add_argument("--tree", type=Path, help="the adapter of this tree (e.g. a work tree)")
-    parser.add_argument("--envoy", action="store_true", help="the adapter behind Envoy (bench/peer/front.py)")
+    parser.add_argument("--envoy", action="store_true", help="behind Envoy (grpc.front = 'envoy')")
     args = parser.parse_args()
     if args.native:
         NATIVE.append("--native")

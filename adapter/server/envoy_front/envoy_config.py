@@ -125,8 +125,8 @@ def bootstrap(
 ) -> tuple[dict[str, Any], dict[Path, str]]:
     """Envoy's configuration and the files it reads (to be written into ``workdir``
     by the caller): the gRPC port, its TLS, its routes, the grpc.aio cluster on
-    ``unix_socket``, the limits; the admin API on loopback only (an ephemeral port,
-    for the supervisor to read the listener's bound port)."""
+    ``unix_socket``, the limits; the admin API on ``workdir/admin.sock`` (for the
+    supervisor to read the listener's bound port)."""
     grpc, limits = settings.grpc, settings.security.limits
     http2: dict[str, Any] = {
         "connection_keepalive": {
@@ -186,7 +186,8 @@ def bootstrap(
         chain["transport_socket"], files = _tls(settings.security.tls, workdir)
     config: dict[str, Any] = {
         "node": {"id": "mesh-adapter", "cluster": "mesh-adapter"},  # SDS needs a node
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+        # Only the supervisor reaches it: a socket in the private working directory.
+        "admin": {"address": {"pipe": {"path": str(workdir / "admin.sock"), "mode": 0o600}}},
         "static_resources": {
             "listeners": [
                 {

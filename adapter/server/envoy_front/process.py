@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
 import json
 import logging
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
-import urllib.request
 from pathlib import Path
 
 from adapter.config.settings import Settings
@@ -57,7 +58,7 @@ async def _supervise(
     config, files = bootstrap(settings, unix_socket=socket, pyvoy_module=module, workdir=workdir)
     for path, text in files.items():
         path.write_text(text)
-    admin_path = workdir / "admin-address"
+    admin_path = workdir / "admin.sock"
     env = {
         **os.environ,
         **environment,
@@ -67,7 +68,7 @@ async def _supervise(
         STATUS_FD: str(status_write),
     }
     level = "info" if settings.log_level == "DEBUG" else "warning"
-    args = ["--config-yaml", json.dumps(config), "--admin-address-path", str(admin_path)]
+    args = ["--config-yaml", json.dumps(config)]
     args += ["--use-dynamic-base-id", "--disable-hot-restart", "--concurrency", "1", "--log-level", level]
     # Its own session: a terminal's Ctrl-C (or `timeout`) signals the whole process
     # group, and Envoy stops at once on SIGINT / SIGTERM; only this process may stop it.
@@ -189,10 +190,26 @@ async def _listening(admin_path: Path, exited: asyncio.Future[int]) -> int | Non
     return None
 
 
-def _listener_port(admin_path: Path) -> int:
-    address = admin_path.read_text().strip()
-    with urllib.request.urlopen(f"http://{address}/listeners?format=json", timeout=5) as response:
-        listeners = json.loads(response.read())["listener_statuses"]
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over Envoy's admin socket (the standard library speaks HTTP over TCP only)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__("localhost", timeout=5)
+        self._path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(5)
+        self.sock.connect(str(self._path))
+
+
+def _listener_port(admin: Path) -> int:
+    connection = _UnixHTTPConnection(admin)
+    try:
+        connection.request("GET", "/listeners?format=json")
+        listeners = json.loads(connection.getresponse().read())["listener_statuses"]
+    finally:
+        connection.close()
     for listener in listeners:
         if listener["name"] == LISTENER:
             return int(listener["local_address"]["socket_address"]["port_value"])
