@@ -111,8 +111,13 @@ def profile(
     # its name, bytes that are not text, no count): counted and left out.
     for line in out.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
-        if stack and count.isdigit():
-            samples[part_of(stack.split(";"))] += int(count)
+        # --subprocesses (behind Envoy) roots each stack at a "process ..." frame, and
+        # samples Envoy's threads that run no Python: those are not Python's time.
+        frames = [f for f in stack.split(";") if not f.startswith("process ")]
+        if frames and count.isdigit():
+            samples[part_of(frames)] += int(count)
+        elif stack and count.isdigit():
+            continue
         elif line:
             unreadable += 1
     total = sum(samples.values())
