@@ -335,3 +335,53 @@ async def test_workers_each_run_their_envoy_on_one_port(sim: Simulator, tmp_path
         assert adapter.stop() == 0, log_tail(adapter.log)
     log = adapter.log.read_text()
     assert log.count("adapter.envoy_front: stopped (exit 0)") == 2 and "worker 2 stopped (exit 0)" in log
+
+
+async def test_sigterm_during_the_start_still_stops_gracefully(sim: Simulator, tmp_path: Path) -> None:
+    """A signal before the adapter inside Envoy has started is passed on: it stops
+    once started (exit 0, its parts stopped), not killed half-way."""
+    port = listen_port()
+    log = tmp_path / "adapter.log"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MESH_")}
+    with log.open("wb") as out:
+        process = subprocess.Popen(  # noqa: ASYNC220  (started, not waited for)
+            [sys.executable, "-m", "adapter"],
+            cwd=ROOT,
+            env=clean | _environment(sim, port, "envoy"),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 30
+    # The adapter inside Envoy is being assembled (this warning comes from its start).
+    while "page_tokens has no keys" not in log.read_text():
+        assert process.poll() is None and time.monotonic() < deadline, log_tail(log)
+        await asyncio.sleep(0.01)
+    assert "serving gRPC behind Envoy" not in log.read_text()
+    process.send_signal(signal.SIGTERM)
+    code = await asyncio.to_thread(process.wait, 60)
+    text = log.read_text()
+    assert code == 0, text[-3000:]
+    assert (
+        "signal received" in text
+        and "stopping: asked by the supervisor" in text
+        and "stopped (exit 0)" in text
+    )
+
+
+def _get_traced(address: str, trace_id: str) -> None:
+    with grpc.insecure_channel(address) as channel:
+        _devices(channel).GetDevice(
+            devices_pb2.GetDeviceRequest(device_id="dev_002"),
+            timeout=10,
+            metadata=(("traceparent", f"00-{trace_id}-00f067aa0ba902b7-01"),),
+        )
+
+
+async def test_the_callers_trace_continues_to_the_upstream(sim: Simulator, front: Adapter) -> None:
+    """The caller's ``traceparent`` reaches the handler through the front: the upstream
+    request carries the same trace id (the call's client span as its parent)."""
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    await asyncio.to_thread(_get_traced, front.address, trace_id)
+    [record] = sim.log.select(vendor="openframe", path="/v1/devices/dev_002")
+    assert record.headers["traceparent"].startswith(f"00-{trace_id}-")
+    assert not record.headers["traceparent"].startswith(f"00-{trace_id}-00f067aa0ba902b7")

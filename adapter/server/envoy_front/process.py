@@ -27,6 +27,7 @@ import socket
 import sys
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 from adapter.config.settings import Settings
 
@@ -102,50 +103,50 @@ async def _run(
     envoy: asyncio.subprocess.Process,
     exited: asyncio.Future[int],
     status: asyncio.StreamReader,
-    control: object,
+    control: BinaryIO,
     signalled: asyncio.Event,
     admin_path: Path,
 ) -> int:
-    line = await _next(status, exited, signalled)
-    if line is None:  # Envoy ended, or a signal, before the adapter started
-        if signalled.is_set():
-            logger.info("signal received before the adapter started")
-            return 0
-        logger.error("Envoy exited %s before the adapter started (its reason is above)", await exited)
-        return 1
-    word, _, rest = line.partition(" ")
-    if word == "failed":
-        code, _, message = rest.partition(" ")
-        sys.stderr.write(message + "\n")
-        await _stop_envoy(envoy, exited)
-        return int(code) if code.isdigit() else 1
-    port = await _listening(admin_path, exited)
-    if port is None:
-        if exited.done():
-            logger.error("Envoy exited %s before it served (its reason is above)", exited.result())
-        return 1
-    logger.info("serving gRPC behind Envoy on %s:%s (pid %d)", settings.grpc.host, port, envoy.pid)
-    line = await _next(status, exited, signalled)
-    if line is None and signalled.is_set():
-        logger.info("signal received")
-        assert hasattr(control, "write")
-        with contextlib.suppress(OSError):
-            control.write(b"stop\n")
-        grpc = settings.grpc
-        bound = grpc.drain_seconds + grpc.grace_period_seconds + settings.telemetry.flush_timeout_seconds + 30
+    """Follows the adapter's status lines until it stopped or failed. A signal, even
+    one during the start, is passed on as ``stop``: the adapter reads it once started
+    and stops gracefully (its spool closed), within drain + grace + flush + 30 s."""
+    grpc = settings.grpc
+    bound = grpc.drain_seconds + grpc.grace_period_seconds + settings.telemetry.flush_timeout_seconds + 30
+    give_up: float | None = None
+    loop = asyncio.get_running_loop()
+    while True:
         try:
-            line = await asyncio.wait_for(_next(status, exited, None), bound)
+            wait = None if give_up is None else max(0.0, give_up - loop.time())
+            line = await asyncio.wait_for(_next(status, exited, None if give_up else signalled), wait)
         except TimeoutError:
             logger.error("the adapter did not stop within %.0fs: Envoy killed", bound)
             return 1
-    if line is None:
-        logger.error("Envoy exited %s while serving (its reason is above)", await exited)
-        return 1
-    word, _, rest = line.partition(" ")
-    await _stop_envoy(envoy, exited)
-    stopped = int(rest) if word == "stopped" and rest.isdigit() else 1
-    logger.info("stopped (exit %d)", stopped)
-    return stopped
+        if line is None and give_up is None and signalled.is_set():
+            logger.info("signal received")
+            with contextlib.suppress(OSError):
+                control.write(b"stop\n")
+            give_up = loop.time() + bound
+            continue
+        if line is None:
+            logger.error("Envoy exited %s (its reason is above)", await exited)
+            return 1
+        word, _, rest = line.partition(" ")
+        if word == "started":
+            port = await _listening(admin_path, exited)
+            if port is None:
+                if exited.done():
+                    logger.error("Envoy exited %s before it served (its reason is above)", exited.result())
+                return 1
+            logger.info("serving gRPC behind Envoy on %s:%s (pid %d)", grpc.host, port, envoy.pid)
+            continue
+        await _stop_envoy(envoy, exited)
+        code, _, message = rest.partition(" ")
+        if word == "failed":
+            sys.stderr.write(message + "\n")
+            return int(code) if code.isdigit() else 1
+        stopped = int(code) if word == "stopped" and code.isdigit() else 1
+        logger.info("stopped (exit %d)", stopped)
+        return stopped
 
 
 async def _next(
