@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +15,19 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.ports import listen_port
+from simulator import Simulator
 
-__all__ = ["OFFLINE", "listen_port", "log_tail", "offline", "run_command", "wait_serving"]
+__all__ = [
+    "OFFLINE",
+    "against",
+    "listen_port",
+    "log_tail",
+    "offline",
+    "run_command",
+    "spawn",
+    "terminate",
+    "wait_serving",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,6 +50,41 @@ OFFLINE = {
 def offline(**changes: str | None) -> dict[str, str]:
     """:data:`OFFLINE` with ``changes`` (``None`` drops a variable)."""
     return {k: v for k, v in (OFFLINE | changes).items() if v is not None}
+
+
+def against(sim: Simulator, port: int, **changes: str | None) -> dict[str, str]:
+    """:data:`OFFLINE` pointed at ``sim`` with the suite's keys, gRPC on ``port``."""
+    from .conftest import OCTOSPINE_KEY, OPENFRAME_KEY
+
+    return offline(
+        MESH_UPSTREAMS__OPENFRAME__BASE_URL=sim.openframe_url,
+        MESH_UPSTREAMS__OPENFRAME__AUTH__API_KEY=OPENFRAME_KEY,
+        MESH_UPSTREAMS__OCTOSPINE__BASE_URL=sim.octospine_url,
+        MESH_UPSTREAMS__OCTOSPINE__AUTH__API_KEY=OCTOSPINE_KEY,
+        MESH_GRPC__PORT=str(port),
+        **changes,
+    )
+
+
+def spawn(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``python -m adapter`` started (not waited for), configured by ``env`` alone,
+    its output in ``log``."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MESH_")}
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "adapter"], cwd=ROOT, env=clean | env, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+def terminate(process: subprocess.Popen[bytes], within: float = 30) -> None:
+    """SIGTERM (a graceful stop), SIGKILL if it has not ended ``within`` seconds."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(within)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def run_command(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -6,10 +6,7 @@ ends with the spool closed and nothing pending."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -20,8 +17,7 @@ from openframe.v1 import alerts_pb2, alerts_pb2_grpc
 
 from simulator import Simulator
 
-from ..adapter_process import ROOT, listen_port, log_tail, offline, wait_serving
-from ..conftest import OCTOSPINE_KEY, OPENFRAME_KEY
+from ..adapter_process import against, listen_port, log_tail, spawn, wait_serving
 from .kafka_fixtures import BOOTSTRAP, consume_all
 from .mesh_fixtures import headers
 
@@ -35,12 +31,9 @@ async def test_an_event_behind_the_envoy_front(simulator: Simulator, tmp_path: P
     prefix = f"t{uuid.uuid4().hex[:8]}."
     port = listen_port()
     log = tmp_path / "adapter.log"
-    env = offline(
-        MESH_UPSTREAMS__OPENFRAME__BASE_URL=simulator.openframe_url,
-        MESH_UPSTREAMS__OPENFRAME__AUTH__API_KEY=OPENFRAME_KEY,
-        MESH_UPSTREAMS__OCTOSPINE__BASE_URL=simulator.octospine_url,
-        MESH_UPSTREAMS__OCTOSPINE__AUTH__API_KEY=OCTOSPINE_KEY,
-        MESH_GRPC__PORT=str(port),
+    env = against(
+        simulator,
+        port,
         MESH_GRPC__FRONT="envoy",
         MESH_GRPC__DRAIN_SECONDS="0",
         MESH_WORKERS="1",
@@ -50,11 +43,7 @@ async def test_an_event_behind_the_envoy_front(simulator: Simulator, tmp_path: P
         MESH_EVENTS__TOPIC_PREFIX=prefix,
         MESH_EVENTS__WEBHOOK__PORT="0",
     )
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("MESH_")}
-    with log.open("wb") as out:
-        process = subprocess.Popen(  # noqa: ASYNC220  (started, not waited for)
-            [sys.executable, "-m", "adapter"], cwd=ROOT, env=clean | env, stdout=out, stderr=subprocess.STDOUT
-        )
+    process = spawn(env, log)
     try:
         await wait_serving(port, process=process, log=log, name="adapter behind Envoy", within=60)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,8 +26,16 @@ from openframe.v1 import devices_pb2, devices_pb2_grpc
 from simulator import Simulator
 from simulator.faults import Fault
 
-from ..adapter_process import ROOT, listen_port, log_tail, offline, run_command, wait_serving
-from ..conftest import OCTOSPINE_KEY, OPENFRAME_KEY
+from ..adapter_process import (
+    against,
+    listen_port,
+    log_tail,
+    offline,
+    run_command,
+    spawn,
+    terminate,
+    wait_serving,
+)
 
 pytest.importorskip("pyvoy", reason="the envoy extra (make venv installs it)")
 
@@ -39,17 +45,8 @@ GET_DEVICE = "/v1/devices/{device_id}"
 
 
 def _environment(sim: Simulator, port: int, front: str, **changes: str) -> dict[str, str]:
-    env = offline(
-        MESH_UPSTREAMS__OPENFRAME__BASE_URL=sim.openframe_url,
-        MESH_UPSTREAMS__OPENFRAME__AUTH__API_KEY=OPENFRAME_KEY,
-        MESH_UPSTREAMS__OCTOSPINE__BASE_URL=sim.octospine_url,
-        MESH_UPSTREAMS__OCTOSPINE__AUTH__API_KEY=OCTOSPINE_KEY,
-        MESH_GRPC__PORT=str(port),
-        MESH_GRPC__FRONT=front,
-        MESH_GRPC__DRAIN_SECONDS="0.2",
-        MESH_WORKERS="1",
-    )
-    return env | changes
+    defaults = {"MESH_GRPC__FRONT": front, "MESH_GRPC__DRAIN_SECONDS": "0.2", "MESH_WORKERS": "1"}
+    return against(sim, port, **(defaults | changes))
 
 
 class Adapter:
@@ -67,27 +64,13 @@ class Adapter:
 async def _adapter(sim: Simulator, tmp_path: Path, front: str, **changes: str) -> AsyncIterator[Adapter]:
     port = listen_port()
     log = tmp_path / f"adapter-{front}-{port}.log"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("MESH_")}
-    with log.open("wb") as out:
-        process = subprocess.Popen(  # noqa: ASYNC220  (started, not waited for)
-            [sys.executable, "-m", "adapter"],
-            cwd=ROOT,
-            env=clean | _environment(sim, port, front, **changes),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    process = spawn(_environment(sim, port, front, **changes), log)
     adapter = Adapter(process, port, log)
     try:
         await wait_serving(port, process=process, log=log, name=f"adapter ({front})")
         yield adapter
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        terminate(process)
 
 
 @pytest_asyncio.fixture
@@ -342,15 +325,7 @@ async def test_sigterm_during_the_start_still_stops_gracefully(sim: Simulator, t
     once started (exit 0, its parts stopped), not killed half-way."""
     port = listen_port()
     log = tmp_path / "adapter.log"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("MESH_")}
-    with log.open("wb") as out:
-        process = subprocess.Popen(  # noqa: ASYNC220  (started, not waited for)
-            [sys.executable, "-m", "adapter"],
-            cwd=ROOT,
-            env=clean | _environment(sim, port, "envoy"),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    process = spawn(_environment(sim, port, "envoy"), log)
     deadline = time.monotonic() + 30
     # The adapter inside Envoy is being assembled (this warning comes from its start).
     while "page_tokens has no keys" not in log.read_text():

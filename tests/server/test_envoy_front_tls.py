@@ -7,12 +7,9 @@ new connections without a restart."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import socket
 import ssl
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -30,8 +27,7 @@ from openframe.v1 import devices_pb2, devices_pb2_grpc
 from scripts.dev_certs import TRUST_DOMAIN
 from simulator import Simulator
 
-from ..adapter_process import ROOT, listen_port, log_tail, offline
-from ..conftest import OCTOSPINE_KEY, OPENFRAME_KEY
+from ..adapter_process import against, listen_port, log_tail, spawn, terminate
 from ..security.pki import Pki
 
 pytest.importorskip("pyvoy", reason="the envoy extra (make venv installs it)")
@@ -63,12 +59,9 @@ async def front(simulator: Simulator, tmp_path: Path) -> AsyncIterator[Front]:
     policy = tmp_path / "policy.toml"
     policy.write_text(POLICY)
     port = listen_port()
-    env = offline(
-        MESH_UPSTREAMS__OPENFRAME__BASE_URL=simulator.openframe_url,
-        MESH_UPSTREAMS__OPENFRAME__AUTH__API_KEY=OPENFRAME_KEY,
-        MESH_UPSTREAMS__OCTOSPINE__BASE_URL=simulator.octospine_url,
-        MESH_UPSTREAMS__OCTOSPINE__AUTH__API_KEY=OCTOSPINE_KEY,
-        MESH_GRPC__PORT=str(port),
+    env = against(
+        simulator,
+        port,
         MESH_GRPC__FRONT="envoy",
         MESH_GRPC__DRAIN_SECONDS="0",
         MESH_GRPC__REFLECTION="true",
@@ -79,11 +72,7 @@ async def front(simulator: Simulator, tmp_path: Path) -> AsyncIterator[Front]:
         MESH_SECURITY__TLS__CLIENT_CA_FILE=str(pki.ca),
     )
     log = tmp_path / "adapter.log"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("MESH_")}
-    with log.open("wb") as out:
-        process = subprocess.Popen(  # noqa: ASYNC220  (started, not waited for)
-            [sys.executable, "-m", "adapter"], cwd=ROOT, env=clean | env, stdout=out, stderr=subprocess.STDOUT
-        )
+    process = spawn(env, log)
     try:
         deadline = time.monotonic() + 30
         while "serving gRPC behind Envoy" not in log.read_text():
@@ -92,12 +81,7 @@ async def front(simulator: Simulator, tmp_path: Path) -> AsyncIterator[Front]:
             await asyncio.sleep(0.1)
         yield Front(process, port, log, pki)
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process)
 
 
 def _list(front: Front, client: str | None, metadata: tuple[tuple[str, str], ...] = ()) -> str:
