@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 import pytest
 import pytest_asyncio
 from google.protobuf import json_format
@@ -360,3 +361,22 @@ async def test_the_callers_trace_continues_to_the_upstream(sim: Simulator, front
     [record] = sim.log.select(vendor="openframe", path="/v1/devices/dev_002")
     assert record.headers["traceparent"].startswith(f"00-{trace_id}-")
     assert not record.headers["traceparent"].startswith(f"00-{trace_id}-00f067aa0ba902b7")
+
+
+async def test_the_operator_port_counts_the_fronts_calls(sim: Simulator, tmp_path: Path) -> None:
+    """The operator port runs inside Envoy's process too: /readyz answers and the calls
+    the front answered are in ``rpc.server.duration`` with their status codes."""
+    ops = listen_port()
+    changes = {"MESH_TELEMETRY__OPS_ENABLED": "true", "MESH_TELEMETRY__OPS_PORT": str(ops)}
+    async with _adapter(sim, tmp_path, "envoy", **changes) as adapter:
+        for name in ("get", "not found"):
+            await asyncio.to_thread(_outcome, adapter.address, CALLS[name])
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ops}") as client:
+            assert (await client.get("/readyz")).status_code == 200
+            metrics = (await client.get("/metrics")).text
+    counted = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("rpc_server_duration_milliseconds_count") and 'rpc_method="GetDevice"' in line
+    ]
+    assert {line.split('rpc_grpc_status_code="')[1][0] for line in counted} == {"0", "5"}, counted
