@@ -73,7 +73,9 @@ def _routes() -> list[dict[str, Any]]:
         {"match": {"prefix": p}, "route": to_grpc_aio, "typed_per_filter_config": off}
         for p in GRPC_AIO_PREFIXES
     ]
-    routes.append({"match": {"prefix": "/"}, "route": to_grpc_aio})  # answered by pyvoy before the router
+    # Answered by pyvoy before the router. Envoy's stream idle timeout (5 min) applies
+    # here: a caller that opens a call and never sends its message does not hold it for ever.
+    routes.append({"match": {"prefix": "/"}, "route": {"cluster": _GRPC_AIO, "timeout": "0s"}})
     return routes
 
 
@@ -146,7 +148,6 @@ def bootstrap(
         # no caller can set: Envoy drops theirs (adapter/security/forwarded_certificate.py).
         "forward_client_cert_details": "SANITIZE_SET" if settings.security.tls else "SANITIZE",
         "set_current_client_cert_details": {"cert": True},
-        "stream_idle_timeout": "0s",
         "route_config": {"virtual_hosts": [{"name": "adapter", "domains": ["*"], "routes": _routes()}]},
         "http_filters": [
             _pyvoy_filter(pyvoy_module),
