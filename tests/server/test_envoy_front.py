@@ -207,20 +207,31 @@ async def test_oversized_and_compressed_requests_are_refused(sim: Simulator, tmp
 
 
 async def test_sigterm_lets_a_call_in_flight_finish_and_exits_0(sim: Simulator, front: Adapter) -> None:
-    """SIGTERM to ``python -m adapter``: health goes NOT_SERVING, the call in flight on
-    the front (its upstream slow) still ends OK, then the process exits 0 and Envoy with it."""
-    sim.faults.add(Fault(vendor="openframe", route=GET_DEVICE, latency=1.5, times=1))
+    """SIGTERM to ``python -m adapter``: health goes NOT_SERVING, then at the grace's start
+    Envoy sends GOAWAY and closes the port (a new connection is refused, as grpc.aio's
+    would be) while the call in flight on the front (its upstream slow) still ends OK;
+    then the process exits 0 and Envoy with it."""
+    sim.faults.add(Fault(vendor="openframe", route=GET_DEVICE, latency=4, times=1))
     call = asyncio.ensure_future(asyncio.to_thread(_outcome, front.address, CALLS["get"]))
     deadline = time.monotonic() + 10
     while not [r for r in sim.log.select(vendor="openframe") if r.path == "/v1/devices/dev_001"]:
         assert time.monotonic() < deadline, "the call never reached the simulator"
         await asyncio.sleep(0.02)
-    code = await asyncio.to_thread(front.stop)
+    front.process.send_signal(signal.SIGTERM)
+    refused = None
+    while refused is None and not call.done():
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", front.port)) != 0:
+                refused = time.monotonic()
+        await asyncio.sleep(0.05)
     outcome = await call
+    code = await asyncio.to_thread(front.stop)
     log = front.log.read_text()
+    assert refused is not None, f"the port still accepted connections when the call ended\n{log[-3000:]}"
     assert outcome[0] == "OK", (outcome, log[-3000:])
     assert code == 0, log[-3000:]
-    assert "stopping: asked by the supervisor" in log and "stopped (exit 0)" in log
+    assert "stopping: asked by the supervisor" in log and "Envoy drains: GOAWAY sent" in log
+    assert "stopped (exit 0)" in log
     assert not _envoys_of(front.process.pid)
 
 

@@ -10,7 +10,8 @@ Envoy owns the process's signals: it reads ``stop`` (or end of file: the supervi
 died) from ``MESH_ENVOY_FRONT_CONTROL_FD`` and then stops the adapter gracefully
 while Envoy still serves (health NOT_SERVING and drain, the grace for calls in flight
 on both servers, the event pipeline, telemetry's flush); it writes ``started``,
-``failed <exit code> <message>`` or ``stopped <exit code>`` to
+``failed <exit code> <message>``, ``closing`` (the grace began: Envoy is to send
+GOAWAY and close the port) or ``stopped <exit code>`` to
 ``MESH_ENVOY_FRONT_STATUS_FD``. A supervised task's death under ``on_task_death =
 exit`` stops it the same way (``stopped 1``).
 """
@@ -88,7 +89,7 @@ class EmbeddedAdapter:
             max_message_bytes=settings.grpc.max_receive_message_bytes,
             accept_compressed=settings.grpc.accept_compressed_requests,
         )
-        server.attach_front(front)
+        server.attach_front(_Closing(front, self._status))
         self._front = front
         freeze_startup_heap()
 
@@ -165,6 +166,21 @@ class EmbeddedAdapter:
             await self._front(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
+
+
+class _Closing:
+    """The front as the server's graceful stop sees it: closing it also tells the
+    supervisor, which has Envoy send GOAWAY and close the port (as grpc.aio does)."""
+
+    def __init__(self, front: UnaryFront, tell: Callable[[str], None]) -> None:
+        self._front, self._tell = front, tell
+
+    def close(self) -> None:
+        self._front.close()
+        self._tell("closing")
+
+    async def wait_idle(self, within: float | None) -> bool:
+        return await self._front.wait_idle(within)
 
 
 def _fd(variable: str) -> int | None:

@@ -71,6 +71,9 @@ async def _supervise(
     level = "info" if settings.log_level == "DEBUG" else "warning"
     args = ["--config-yaml", json.dumps(config)]
     args += ["--use-dynamic-base-id", "--disable-hot-restart", "--concurrency", "1", "--log-level", level]
+    # At the grace's start (the adapter says "closing"), every connection is told GOAWAY
+    # at once and the port closes a second later, as grpc.aio's server.stop(grace) does.
+    args += ["--drain-strategy", "immediate", "--drain-time-s", "1"]
     # Its own session: a terminal's Ctrl-C (or `timeout`) signals the whole process
     # group, and Envoy stops at once on SIGINT / SIGTERM; only this process may stop it.
     envoy = await asyncio.create_subprocess_exec(
@@ -131,6 +134,9 @@ async def _run(
             logger.error("Envoy exited %s (its reason is above)", await exited)
             return 1
         word, _, rest = line.partition(" ")
+        if word == "closing":
+            await asyncio.to_thread(_drain, admin_path)
+            continue
         if word == "started":
             port = await _listening(admin_path, exited)
             if port is None:
@@ -202,6 +208,24 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(5)
         self.sock.connect(str(self._path))
+
+
+def _drain(admin: Path) -> None:
+    """GOAWAY to every connection now (``--drain-strategy immediate``), the listener
+    closed after ``--drain-time-s``; calls in flight finish."""
+    connection = _UnixHTTPConnection(admin)
+    try:
+        connection.request("POST", "/drain_listeners?graceful")
+        answer = connection.getresponse()
+        answer.read()
+        if answer.status != 200:
+            logger.warning("Envoy refused to drain its listener (HTTP %d)", answer.status)
+        else:
+            logger.info("Envoy drains: GOAWAY sent, the port closes in 1s")
+    except OSError as exc:
+        logger.warning("Envoy could not be asked to drain its listener: %s", exc)
+    finally:
+        connection.close()
 
 
 def _listener_port(admin: Path) -> int:
