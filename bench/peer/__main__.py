@@ -32,6 +32,8 @@ ARM_OF_CLIENT = {"aiohttp": report.AIOHTTP, "httpx-aiohttp": report.HTTPX}
 SHORT_NAMES = {
     "adapter": report.ADAPTER,
     "cache": report.CACHE,
+    "envoy": report.ENVOY,
+    "envoy-cache": report.ENVOY_CACHE,
     "vanguard": report.VANGUARD,
     "ceiling": report.CEILING,
     "floor": report.FLOOR,
@@ -192,12 +194,16 @@ def run(args: argparse.Namespace) -> int:
         upstream = f"http://{up.address}"
         otlp = stack.enter_context(started("otlpsink", [str(tools / "otlpsink")], cpu=load)).address
         arms: dict[str, Started] = {}
-        for name, cache in ((report.ADAPTER, False), (report.CACHE, True)):
+        adapters = [(report.ADAPTER, False, "grpcio"), (report.CACHE, True, "grpcio")]
+        adapters += [(report.ENVOY, False, "envoy"), (report.ENVOY_CACHE, True, "envoy")]
+        for name, cache, front in [a for a in adapters if a[0] in args.arms]:
             port = listen_port()
+            env = adapter_env(upstream, port, cache=cache, otlp=otlp) | {"MESH_GRPC__FRONT": front}
             arms[name] = stack.enter_context(
-                started(name, python("-m", "adapter"), cpu=sut, ready="",
-                        env=adapter_env(upstream, port, cache=cache, otlp=otlp), address=f"127.0.0.1:{port}")
-            )  # fmt: skip
+                started(
+                    name, python("-m", "adapter"), cpu=sut, ready="", env=env, address=f"127.0.0.1:{port}"
+                )
+            )
             wait_serving(arms[name])
         arms |= peer_arms(stack, tools, upstream, sut)
         floor = python("-m", "bench.peer.ceiling", "--body", str(BODY), "--upstream", upstream)

@@ -15,7 +15,11 @@ CEILING = "grpc.aio ceiling"
 FLOOR = "grpc.aio + aiohttp floor"
 AIOHTTP = "aiohttp -> upstream"
 HTTPX = "httpx(-aiohttp) -> upstream"
-GRPC_ARMS = (ADAPTER, CACHE, VANGUARD, CEILING, FLOOR)
+ENVOY = "mesh-adapter behind Envoy"
+ENVOY_CACHE = "behind Envoy, cache hits"
+GRPC_ARMS = (ADAPTER, CACHE, ENVOY, ENVOY_CACHE, VANGUARD, CEILING, FLOOR)
+#: The adapter's fronts: (arm, its cache-hit arm, how the ratio rows name it).
+FRONTS = ((ADAPTER, CACHE, "adapter"), (ENVOY, ENVOY_CACHE, "behind Envoy"))
 HTTP_ARMS = (AIOHTTP, HTTPX)
 ARMS = (*GRPC_ARMS, *HTTP_ARMS)
 
@@ -81,29 +85,35 @@ def ratios(rows: Sequence[Row], events: dict[str, Any] | None) -> list[tuple[str
     """(what, value, goal, met) for every goal of issue 11 the rows can answer."""
     out: list[tuple[str, float, str, bool | None]] = []
     levels = sorted({r.concurrency for r in rows})
-    for c in (lv for lv in levels if lv > 1):
-        adapter, ceiling, vanguard, cache = (_find(rows, a, c) for a in (ADAPTER, CEILING, VANGUARD, CACHE))
+    for arm, cache_arm, name in FRONTS:
+        for c in (lv for lv in levels if lv > 1):
+            adapter, ceiling, vanguard, cache = (
+                _find(rows, a, c) for a in (arm, CEILING, VANGUARD, cache_arm)
+            )
+            if adapter and ceiling:
+                if arm == ADAPTER:
+                    v = adapter.rps / ceiling.rps
+                    out.append((f"adapter / ceiling, req/s (reference), c={c}", v, ">= 0.5", v >= 0.5))
+                v = adapter.per_core / ceiling.per_core
+                out.append((f"{name} / ceiling, per core, c={c}", v, ">= 0.5", v >= 0.5))
+            if adapter and vanguard:
+                v = adapter.per_core / vanguard.per_core
+                out.append((f"{name} / vanguard-go, per core, c={c}", v, ">= 0.6", v >= 0.6))
+            floor = _find(rows, FLOOR, c)
+            if adapter and floor and arm == ADAPTER:
+                v = adapter.per_core / floor.per_core
+                out.append((f"adapter / floor, per core, c={c}", v, "(context)", None))
+            if cache and ceiling:
+                v = cache.per_core / ceiling.per_core
+                what = "cache hits" if arm == ADAPTER else f"{name}, cache hits"
+                out.append((f"{what} / ceiling, per core, c={c}", v, ">= 0.8", v >= 0.8))
+        adapter, ceiling = _find(rows, arm, 1), _find(rows, CEILING, 1)
         if adapter and ceiling:
-            v = adapter.rps / ceiling.rps
-            out.append((f"adapter / ceiling, req/s (reference), c={c}", v, ">= 0.5", v >= 0.5))
-            v = adapter.per_core / ceiling.per_core
-            out.append((f"adapter / ceiling, per core, c={c}", v, ">= 0.5", v >= 0.5))
-        if adapter and vanguard:
-            v = adapter.per_core / vanguard.per_core
-            out.append((f"adapter / vanguard-go, per core, c={c}", v, ">= 0.6", v >= 0.6))
-        floor = _find(rows, FLOOR, c)
-        if adapter and floor:
-            v = adapter.per_core / floor.per_core
-            out.append((f"adapter / floor, per core, c={c}", v, "(context)", None))
-        if cache and ceiling:
-            v = cache.per_core / ceiling.per_core
-            out.append((f"cache hits / ceiling, per core, c={c}", v, ">= 0.8", v >= 0.8))
-    adapter, ceiling = _find(rows, ADAPTER, 1), _find(rows, CEILING, 1)
-    if adapter and ceiling:
-        p50 = adapter.p50_ms - ceiling.p50_ms
-        p99 = adapter.p99_ms - ceiling.p99_ms
-        out.append(("added latency p50 at c=1 (ms)", p50, "<= 0.35", p50 <= 0.35))
-        out.append(("added latency p99 at c=1 (ms)", p99, "<= 0.80", p99 <= 0.8))
+            p50 = adapter.p50_ms - ceiling.p50_ms
+            p99 = adapter.p99_ms - ceiling.p99_ms
+            where = "" if arm == ADAPTER else f", {name}"
+            out.append((f"added latency p50 at c=1 (ms){where}", p50, "<= 0.35", p50 <= 0.35))
+            out.append((f"added latency p99 at c=1 (ms){where}", p99, "<= 0.80", p99 <= 0.8))
     if events:
         v = events["rate_ratio"]  # from median_events: each run's own ratio, the median of them
         out.append(("events: spool+drainer / raw producer", v, ">= 0.6", v >= 0.6))

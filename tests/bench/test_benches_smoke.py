@@ -129,6 +129,11 @@ def test_peer_bench_smoke(kafka_bootstrap: str, tmp_path: Path) -> None:
         assert f"adapter / vanguard-go, per core, c={c}" in ratios
         assert f"cache hits / ceiling, per core, c={c}" in ratios
     assert {"added latency p50 at c=1 (ms)", "added latency p99 at c=1 (ms)"} <= ratios
+    for c in (c for c in LEVELS if c > 1):  # the same goals for the adapter behind Envoy
+        assert f"behind Envoy / ceiling, per core, c={c}" in ratios
+        assert f"behind Envoy / vanguard-go, per core, c={c}" in ratios
+        assert f"behind Envoy, cache hits / ceiling, per core, c={c}" in ratios
+    assert "added latency p50 at c=1 (ms), behind Envoy" in ratios
     assert "events: spool+drainer / raw producer" in ratios
     chart = Path(re.search(r"^chart: (.+)$", out, re.M).group(1))  # type: ignore[union-attr]
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
