@@ -131,11 +131,11 @@ def ratios(rows: Sequence[Row], events: dict[str, Any] | None) -> list[tuple[str
 
 def ratio_table(items: Sequence[tuple[str, float, str, bool | None]]) -> str:
     lines = [
-        f"| {'ratio':<46} | {'value':>7} | {'goal':<14} | met |",
-        f"|{'-' * 48}|{'-' * 8}:|{'-' * 16}|-----|",
+        f"| {'ratio':<52} | {'value':>7} | {'goal':<14} | met |",
+        f"|{'-' * 54}|{'-' * 8}:|{'-' * 16}|-----|",
     ]
     lines += [
-        f"| {w:<46} | {v:>7.2f} | {g:<14} | {'-' if m is None else 'yes' if m else 'NO':<3} |"
+        f"| {w:<52} | {v:>7.2f} | {g:<14} | {'-' if m is None else 'yes' if m else 'NO':<3} |"
         for w, v, g, m in items
     ]
     return "\n".join(lines)
