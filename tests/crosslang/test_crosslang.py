@@ -318,3 +318,39 @@ async def test_missing_or_stale_client_fails_and_names_setup(
     os.utime(stamp, (0, 0))  # checked long before the source changed
     with pytest.raises(pytest.fail.Exception, match=r"older than .*run tests/crosslang/setup\.sh"):
         _require_fresh("the Go client", stamp, [source])
+
+
+@dataclass(frozen=True)
+class _Port:
+    port: int
+
+
+async def test_each_language_through_the_envoy_front(
+    client: Client, simulator: Simulator, tmp_path: Path
+) -> None:
+    """The same clients against ``grpc.front = "envoy"`` (python -m adapter behind a real
+    Envoy): pages, rich error details, and a deadline that reaches the adapter through
+    Envoy (``grpc-timeout``) and drops the upstream request."""
+    pytest.importorskip("pyvoy", reason="the envoy extra (make venv installs it)")
+    from tests.adapter_process import against, listen_port, spawn, terminate, wait_serving
+
+    port = listen_port()
+    log = tmp_path / "adapter.log"
+    process = spawn(against(simulator, port, MESH_GRPC__FRONT="envoy", MESH_WORKERS="1"), log)
+    try:
+        await wait_serving(port, process=process, log=log, name="adapter behind Envoy")
+        front: Any = _Port(port)
+        pages = await client.run(front, "list-devices", page_size=7)
+        assert sorted(pages["ids"]) == sorted(r["id"] for r in simulator.state.openframe.devices)
+        result = await client.run(front, "error")
+        assert result["code"] == "NOT_FOUND", result
+        info = _details(result)["google.rpc.ErrorInfo"]
+        assert info["reason"] == "UPSTREAM_NOT_FOUND" and info["metadata"]["http_status"] == "404"
+        simulator.faults.add(Fault(vendor="openframe", route="/v1/devices", latency=3.0))
+        result = await client.run(front, "deadline", deadline_ms=300)
+        assert result["code"] == "DEADLINE_EXCEEDED" and result["elapsed_ms"] < 2400, result
+        await simulator.wait_for(
+            lambda: any(r.cancelled for r in simulator.find_requests(route="/v1/devices")), timeout_s=5.0
+        )
+    finally:
+        terminate(process)
