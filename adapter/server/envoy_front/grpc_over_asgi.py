@@ -174,6 +174,24 @@ def _status_trailers(context: CallContext) -> list[tuple[bytes, bytes]]:
     return trailers
 
 
+def _read_headers(scope: Scope) -> tuple[Metadata, float | None, str | None]:
+    """The caller's metadata and deadline, or (with no metadata) why they are unreadable."""
+    metadata: list[tuple[str, str | bytes]] = []
+    deadline = None
+    for name, value in scope["headers"]:
+        if name == b"grpc-timeout":
+            timeout = _timeout(value)
+            if timeout is None:
+                return (), None, f"unreadable grpc-timeout {value[:16]!r}"
+            deadline = time.monotonic() + timeout
+        elif name not in _PROTOCOL_HEADERS and name[:1] != b":":
+            try:
+                metadata.append(_metadata_value(name, value))
+            except (binascii.Error, ValueError):
+                return (), None, f"metadata {name[:64].decode('latin-1')!r} is not base64"
+    return tuple(metadata), deadline, None
+
+
 class UnaryFront:
     """Resolves a method as grpc.aio does (interceptors outermost first, then the
     method's handler) and answers it. ``close()`` refuses new calls (UNAVAILABLE)
@@ -234,11 +252,12 @@ class UnaryFront:
                 self._idle.set()
 
     async def _answer(self, scope: Scope, headers: dict[bytes, bytes], receive: Receive, send: Send) -> None:
-        context = CallContext((), None, _peer(scope))
+        metadata, deadline, problem = _read_headers(scope)
+        context = CallContext(metadata, deadline, _peer(scope))
         payload: bytes | None = None
         try:
-            metadata, deadline = self._read_headers(context, scope)
-            context = CallContext(metadata, deadline, context.peer())
+            if problem is not None:
+                raise context.end(grpc.StatusCode.INTERNAL, problem)
             if self._closed:
                 raise context.end(grpc.StatusCode.UNAVAILABLE, "the adapter is shutting down")
             handler = await self.resolve(CallDetails(scope["path"], metadata))
@@ -282,25 +301,6 @@ class UnaryFront:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             trailers = _status_trailers(context)
         await send({"type": "http.response.trailers", "headers": trailers, "more_trailers": False})
-
-    @staticmethod
-    def _read_headers(context: CallContext, scope: Scope) -> tuple[Metadata, float | None]:
-        metadata: list[tuple[str, str | bytes]] = []
-        deadline = None
-        for name, value in scope["headers"]:
-            if name == b"grpc-timeout":
-                timeout = _timeout(value)
-                if timeout is None:
-                    raise context.end(grpc.StatusCode.INTERNAL, f"unreadable grpc-timeout {value[:16]!r}")
-                deadline = time.monotonic() + timeout
-            elif name not in _PROTOCOL_HEADERS and name[:1] != b":":
-                try:
-                    metadata.append(_metadata_value(name, value))
-                except (binascii.Error, ValueError):
-                    raise context.end(
-                        grpc.StatusCode.INTERNAL, f"metadata {name[:64].decode('latin-1')!r} is not base64"
-                    ) from None
-        return tuple(metadata), deadline
 
     async def _read_message(self, context: CallContext, encoding: bytes, receive: Receive) -> bytes:
         """The one message of the body, refused once it is known to be too large."""

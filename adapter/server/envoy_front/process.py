@@ -210,32 +210,34 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
         self.sock.connect(str(self._path))
 
 
+def _admin(admin: Path, method: str, path: str) -> tuple[int, bytes]:
+    """One request to Envoy's admin API: its status and body (OSError if unreachable)."""
+    connection = _UnixHTTPConnection(admin)
+    try:
+        connection.request(method, path)
+        answer = connection.getresponse()
+        return answer.status, answer.read()
+    finally:
+        connection.close()
+
+
 def _drain(admin: Path) -> None:
     """GOAWAY to every connection now (``--drain-strategy immediate``), the listener
     closed after ``--drain-time-s``; calls in flight finish."""
-    connection = _UnixHTTPConnection(admin)
     try:
-        connection.request("POST", "/drain_listeners?graceful")
-        answer = connection.getresponse()
-        answer.read()
-        if answer.status != 200:
-            logger.warning("Envoy refused to drain its listener (HTTP %d)", answer.status)
-        else:
-            logger.info("Envoy drains: GOAWAY sent, the port closes in 1s")
+        status, _ = _admin(admin, "POST", "/drain_listeners?graceful")
     except OSError as exc:
         logger.warning("Envoy could not be asked to drain its listener: %s", exc)
-    finally:
-        connection.close()
+        return
+    if status != 200:
+        logger.warning("Envoy refused to drain its listener (HTTP %d)", status)
+    else:
+        logger.info("Envoy drains: GOAWAY sent, the port closes in 1s")
 
 
 def _listener_port(admin: Path) -> int:
-    connection = _UnixHTTPConnection(admin)
-    try:
-        connection.request("GET", "/listeners?format=json")
-        listeners = json.loads(connection.getresponse().read())["listener_statuses"]
-    finally:
-        connection.close()
-    for listener in listeners:
+    _, body = _admin(admin, "GET", "/listeners?format=json")
+    for listener in json.loads(body)["listener_statuses"]:
         if listener["name"] == LISTENER:
             return int(listener["local_address"]["socket_address"]["port_value"])
     raise KeyError(LISTENER)
