@@ -5,6 +5,7 @@ grpc.aio where the answers must be the same."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import signal
 import socket
@@ -170,6 +171,38 @@ async def test_health_and_reflection_are_routed_to_grpc_aio(front: Adapter) -> N
     checked, watched, services = await asyncio.to_thread(_routed, front.address)
     assert checked == watched == health_pb2.HealthCheckResponse.SERVING
     assert "openframe.v1.DeviceService" in services and "grpc.health.v1.Health" in services
+
+
+def _first_answers(address: str, streams: int) -> collections.Counter[str]:
+    """``streams`` health Watch streams opened at once on one connection: how each began."""
+    began: collections.Counter[str] = collections.Counter()
+    with grpc.insecure_channel(address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        calls = [health.Watch(health_pb2.HealthCheckRequest(), timeout=30) for _ in range(streams)]
+        for call in calls:  # all open already: each is read in turn
+            try:
+                began[health_pb2.HealthCheckResponse.ServingStatus.Name(next(call).status)] += 1
+            except grpc.RpcError as exc:
+                rpc: Any = exc
+                began[f"{rpc.code().name}: {rpc.details()}"] += 1
+        for call in calls:
+            call.cancel()
+    return began
+
+
+async def test_more_than_1024_open_streams_reach_the_adapters_own_cap(sim: Simulator, tmp_path: Path) -> None:
+    """Envoy's defaults (1,024 streams a connection, 1,024 requests to a cluster) would
+    hold or refuse the 1,025th routed stream; the front lifts both, so, as on grpc.aio,
+    the adapter's own cap is what answers (RESOURCE_EXHAUSTED, naming it)."""
+    cap = {"MESH_SECURITY__LIMITS__MAX_HEALTH_WATCHERS": "1060"}
+    refused = (
+        "RESOURCE_EXHAUSTED: the adapter has 1060 health Watch streams open, its limit "
+        "(security.limits.max_health_watchers); Check still answers"
+    )
+    for front in ("envoy", "grpcio"):
+        async with _adapter(sim, tmp_path, front, **cap) as adapter:
+            began = await asyncio.to_thread(_first_answers, adapter.address, 1100)
+        assert began == {"SERVING": 1060, refused: 40}, front
 
 
 def _raw_call(

@@ -39,6 +39,15 @@ LISTENER = "grpc"
 _GRPC_AIO = "grpc_aio"
 _EMBEDDED_APP = "adapter.server.envoy_front.embedded:app"
 _TYPES = "type.googleapis.com/envoy.extensions."
+_MAX_UINT32 = 2**32 - 1
+_MAX_STREAMS = 2**31 - 1  # HTTP/2's largest SETTINGS_MAX_CONCURRENT_STREAMS Envoy takes
+_UNLIMITED = {
+    "priority": "DEFAULT",
+    "max_connections": _MAX_UINT32,
+    "max_pending_requests": _MAX_UINT32,
+    "max_requests": _MAX_UINT32,
+    "max_retries": 0,  # the router never retries a call here (no retry policy)
+}
 
 
 def _seconds(value: float) -> str:
@@ -136,8 +145,9 @@ def bootstrap(
             "timeout": _seconds(limits.keepalive_timeout_seconds),
         }
     }
-    if limits.max_streams_per_connection:
-        http2["max_concurrent_streams"] = limits.max_streams_per_connection
+    # 0 is "off" as on grpc.aio (no limit); Envoy 1.39's own default would be 1,024,
+    # and a caller's 1,025th stream would wait in its client, unanswered.
+    http2["max_concurrent_streams"] = limits.max_streams_per_connection or _MAX_STREAMS
     manager: dict[str, Any] = {
         "@type": _TYPES + "filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": LISTENER,
@@ -166,6 +176,10 @@ def bootstrap(
         "name": _GRPC_AIO,
         "type": "STATIC",
         "connect_timeout": "1s",
+        # Envoy's default circuit breakers (1,024 requests) would refuse the 1,025th
+        # open stream (Subscribe, health Watch) UNAVAILABLE "overflow": lifted, so the
+        # adapter's own caps decide (RESOURCE_EXHAUSTED, naming the limit).
+        "circuit_breakers": {"thresholds": [_UNLIMITED]},
         "typed_extension_protocol_options": {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
                 "@type": _TYPES + "upstreams.http.v3.HttpProtocolOptions",
