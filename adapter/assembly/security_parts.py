@@ -149,6 +149,7 @@ def build_grpc_security(
         jwt = _jwt_verifier(sec.jwt, interval) if sec.jwt is not None else None
         authorizer = CallAuthorizer(
             forwarded_certificate=behind_envoy and sec.tls is not None,
+            forwarded_peer=behind_envoy,
             permissions=permissions,
             policy=policy.current,
             jwt=jwt,

@@ -41,6 +41,7 @@ from adapter.status.mapping import ERROR_DOMAIN
 
 from .audit import AuditLog, trace_id_of
 from .forwarded_certificate import forwarded_certificates
+from .forwarded_peer import caller_peer
 from .identity import ANONYMOUS, Principal, current_principal, principal_from_certificate
 from .jwt_verifier import AuthenticationFailed, JwtVerifier
 from .policy import Policy
@@ -95,11 +96,15 @@ class CallAuthorizer(aio.ServerInterceptor):  # type: ignore[type-arg]
         max_in_flight_per_principal: int = 0,
         request_permissions: Mapping[str, Callable[[Any], Sequence[str]]] | None = None,
         forwarded_certificate: bool = False,
+        forwarded_peer: bool = False,
     ) -> None:
         """``forwarded_certificate``: the caller's certificate is the one a trusted proxy
         (the envoy front's Envoy) verified and handed on in ``x-forwarded-client-cert``,
-        not the connection's (adapter/security/forwarded_certificate.py)."""
+        not the connection's (adapter/security/forwarded_certificate.py);
+        ``forwarded_peer``: a call over the front's Unix socket names the address that
+        proxy forwarded as its caller (adapter/security/forwarded_peer.py)."""
         self._certificates = _forwarded if forwarded_certificate else _handshake
+        self._peer = caller_peer if forwarded_peer else _own_peer
         self._permissions = dict(permissions)
         self._request_permissions = dict(request_permissions or {})
         self._policy = policy
@@ -145,7 +150,7 @@ class CallAuthorizer(aio.ServerInterceptor):  # type: ignore[type-arg]
 
     def _who(self, context: Context) -> str:
         peer = self._certificate_principal(context)
-        return peer.name if peer is not None else context.peer()
+        return peer.name if peer is not None else self._peer(context)
 
     # decision ------------------------------------------------------------------
 
@@ -340,6 +345,11 @@ def _code_name(context: Context, default: str) -> str:
 
 def _handshake(context: Context) -> Sequence[bytes]:
     return context.auth_context().get("x509_pem_cert") or ()
+
+
+def _own_peer(context: Context) -> str:
+    peer: str = context.peer()
+    return peer
 
 
 def _forwarded(context: Context) -> Sequence[bytes]:

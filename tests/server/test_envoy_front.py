@@ -173,6 +173,49 @@ async def test_health_and_reflection_are_routed_to_grpc_aio(front: Adapter) -> N
     assert "openframe.v1.DeviceService" in services and "grpc.health.v1.Health" in services
 
 
+def _refused_calls(address: str) -> list[str]:
+    """A routed call (reflection) and a front call (GetDevice), each without
+    credentials and with a forged forwarded-peer header: their codes."""
+    forged = (("x-mesh-adapter-peer", "6.6.6.6:1"),)
+    codes = []
+    with grpc.insecure_channel(address) as channel:
+        reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+        ask = reflection_pb2.ServerReflectionRequest(list_services="")
+        try:
+            next(iter(reflection.ServerReflectionInfo(iter([ask]), timeout=10, metadata=forged)))
+        except grpc.RpcError as exc:
+            codes.append(exc.code().name)
+        try:
+            _devices(channel).GetDevice(
+                devices_pb2.GetDeviceRequest(device_id="dev_001"), timeout=10, metadata=forged
+            )
+        except grpc.RpcError as exc:
+            codes.append(exc.code().name)
+    return codes
+
+
+async def test_a_refusal_names_the_callers_address_not_envoys_socket(sim: Simulator, tmp_path: Path) -> None:
+    """Routed calls reach grpc.aio over Envoy's Unix socket: the audit line of a refused
+    one names the caller's address Envoy forwarded, and a caller cannot forge it."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        '[[grants]]\nprincipals = ["spiffe://example.org/reader"]\npermissions = ["openframe.devices.read"]\n'
+    )
+    changes = {"MESH_SECURITY__POLICY_FILE": str(policy), "MESH_GRPC__REFLECTION": "true"}
+    async with _adapter(sim, tmp_path, "envoy", **changes) as adapter:
+        codes = await asyncio.to_thread(_refused_calls, adapter.address)
+        assert codes == ["UNAUTHENTICATED", "UNAUTHENTICATED"]
+        deadline = time.monotonic() + 10
+        while (
+            len(refused := [ln for ln in adapter.log.read_text().splitlines() if "audit: refused" in ln]) < 2
+        ):
+            assert time.monotonic() < deadline, log_tail(adapter.log)
+            await asyncio.sleep(0.05)
+    assert "ServerReflectionInfo to ipv4:127.0.0.1:" in refused[0], refused
+    assert "GetDevice to ipv4:127.0.0.1:" in refused[1], refused
+    assert not [ln for ln in refused if "unix:" in ln or "6.6.6.6" in ln], refused
+
+
 def _first_answers(address: str, streams: int) -> collections.Counter[str]:
     """``streams`` health Watch streams opened at once on one connection: how each began."""
     began: collections.Counter[str] = collections.Counter()

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from adapter.config.settings import Settings, TlsSettings
+from adapter.security.forwarded_peer import PEER_HEADER
 
 __all__ = ["GRPC_AIO_PREFIXES", "LISTENER", "bootstrap"]
 
@@ -78,8 +79,19 @@ def _routes() -> list[dict[str, Any]]:
     # No route timeout and no idle timeout: the event stream and health Watch last as
     # long as their callers want (the server's keepalive finds vanished ones).
     to_grpc_aio = {"cluster": _GRPC_AIO, "timeout": "0s", "idle_timeout": "0s"}
+    # grpc.aio sees Envoy's socket as the peer: the caller's address goes along, over
+    # whatever a caller sent in that header (adapter/security/forwarded_peer.py).
+    caller = {
+        "header": {"key": PEER_HEADER, "value": "%DOWNSTREAM_REMOTE_ADDRESS%"},
+        "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+    }
     routes: list[dict[str, Any]] = [
-        {"match": {"prefix": p}, "route": to_grpc_aio, "typed_per_filter_config": off}
+        {
+            "match": {"prefix": p},
+            "route": to_grpc_aio,
+            "typed_per_filter_config": off,
+            "request_headers_to_add": [caller],
+        }
         for p in GRPC_AIO_PREFIXES
     ]
     # Answered by pyvoy before the router. Envoy's stream idle timeout (5 min) applies
