@@ -1,7 +1,7 @@
 """Two versions of the adapter measured at the same time, on the same core: what a
 change does to the CPU a call costs, on a machine whose speed drifts.
 
-    python -m bench.peer.side_by_side --before REV [--after DIR] [--cache] [--rounds 6]
+    python -m bench.peer.side_by_side --before REV [--after DIR] [--cache] [--rounds 6] [--front envoy]
     python -m bench.peer.side_by_side --before REV --latency [--concurrency 1]
 
 Runs one after the other cannot show a 10% change on a shared virtual machine:
@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.peer.__main__ import BODY, adapter_env, build, ghz_argv, wait_serving
-from bench.peer.processes import ROOT, Started, cpu_seconds, started
+from bench.peer.processes import ROOT, Started, started, tree_cpu_seconds
 from bench.ports import listen_port
 
 
@@ -109,6 +109,7 @@ def measure(trees: dict[str, Path], args: argparse.Namespace) -> dict[str, list[
         for name, tree in trees.items():
             port = listen_port()
             env = adapter_env(f"http://{up.address}", port, cache=args.cache, otlp=otlp) | own_tree(tree)
+            env["MESH_GRPC__FRONT"] = args.front
             arms[name] = stack.enter_context(
                 started(name, [sys.executable, "-m", "adapter"], cpu=args.sut_cpu, ready="", env=env,
                         address=f"127.0.0.1:{port}")
@@ -119,7 +120,7 @@ def measure(trees: dict[str, Path], args: argparse.Namespace) -> dict[str, list[
         for round_ in range(args.rounds + 1):  # round 0 warms both up
             seconds = args.seconds if round_ else 1.0
             results: dict[str, list[dict[str, Any]]] = {name: [] for name in arms}
-            cpu_before = {name: cpu_seconds(arm.pid) for name, arm in arms.items()}
+            cpu_before = {name: tree_cpu_seconds(arm.pid) for name, arm in arms.items()}
             load = (args.concurrency, seconds, args.load_cpu)
             threads = [
                 threading.Thread(target=ghz, args=(tools, arm.address, *load, results[name]))
@@ -137,7 +138,7 @@ def measure(trees: dict[str, Path], args: argparse.Namespace) -> dict[str, list[
                 answered = result.get("statusCodeDistribution", {}).get("OK", 0)
                 if not answered:
                     raise SystemExit(f"{name} answered no call: {result.get('errorDistribution')}")
-                used = cpu_seconds(arm.pid) - cpu_before[name]
+                used = tree_cpu_seconds(arm.pid) - cpu_before[name]
                 per_call[name].append(used / answered * 1e6)
                 line.append(f"{name} {answered / seconds:7.0f} req/s {per_call[name][-1]:6.0f} us/call")
             ratio = per_call["after"][-1] / per_call["before"][-1]
@@ -154,6 +155,9 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=None, help="default 16 (1 with --latency)")
     parser.add_argument("--latency", action="store_true", help="p50 / p99, one side at a time")
     parser.add_argument("--cache", action="store_true", help="every call a cache hit")
+    parser.add_argument(
+        "--front", choices=("grpcio", "envoy"), default="grpcio", help="grpc.front of both (CPU of the tree)"
+    )
     parser.add_argument("--sut-cpu", type=int, default=0)
     parser.add_argument("--load-cpu", type=int, default=1)
     args = parser.parse_args()
@@ -170,7 +174,8 @@ def main() -> int:
         f"\nCPU per call, median of {args.rounds} rounds: before ({args.before}) "
         f"{statistics.median(per_call['before']):.0f} us, after ({args.after}) "
         f"{statistics.median(per_call['after']):.0f} us; after / before {statistics.median(ratios):.3f} "
-        f"(rounds {min(ratios):.3f}-{max(ratios):.3f}){', cache hits' if args.cache else ''}"
+        f"(rounds {min(ratios):.3f}-{max(ratios):.3f}){', cache hits' if args.cache else ''}, "
+        f"front {args.front}"
     )
     return 0
 

@@ -132,6 +132,16 @@ CALLS = {
     ),
     "invalid": lambda ch: _devices(ch).GetDevice(devices_pb2.GetDeviceRequest(), timeout=10),
     "no such method": lambda ch: ch.unary_unary("/openframe.v1.DeviceService/Nope")(b"", timeout=10),
+    # Envoy's own limits (100 headers) would reset this stream; grpc takes it
+    "150 metadata entries": lambda ch: _devices(ch).GetDevice(
+        devices_pb2.GetDeviceRequest(device_id="dev_001"),
+        timeout=10,
+        metadata=[(f"x-entry-{i}", "v") for i in range(150)],
+    ),
+    # over grpc's 16 KiB of metadata (between 8 and 16 grpc refuses at random: not asked)
+    "metadata over 16 KiB": lambda ch: _devices(ch).GetDevice(
+        devices_pb2.GetDeviceRequest(device_id="dev_001"), timeout=10, metadata=[("x-big", "v" * 20_000)]
+    ),
 }
 
 
@@ -150,6 +160,8 @@ async def test_calls_end_as_on_grpc_aio(sim: Simulator, front: Adapter, tmp_path
     assert behind_envoy["not found"][0] == "NOT_FOUND" and behind_envoy["not found"][2]
     assert behind_envoy["invalid"][0] == "INVALID_ARGUMENT"
     assert behind_envoy["no such method"][0] == "UNIMPLEMENTED"
+    assert behind_envoy["150 metadata entries"][0] == "OK"
+    assert behind_envoy["metadata over 16 KiB"][0] == "RESOURCE_EXHAUSTED"
     # the upstream call was the front's: the simulator saw the adapter's key
     assert any(r.path == "/v1/devices/dev_001" for r in sim.log.select(vendor="openframe"))
 

@@ -98,6 +98,17 @@ CASES = [
     ("deadline", [_frame(b"slow")], [(b"grpc-timeout", b"50m")], "4", "Deadline Exceeded"),
     ("handler raised", [_frame(b"boom")], [], "2", "Unexpected error"),
     ("gzip refused", [_frame(b"x")], [(b"grpc-encoding", b"gzip")], "12", "accept_compressed_requests"),
+    ("metadata over 16 KiB", [_frame(b"hi")], [(b"x-big", b"v" * 16300)], "8", "exceeds hard limit ("),
+    ("many entries over it", [_frame(b"hi")], [(b"x-%d" % i, b"v" * 4) for i in range(400)], "8", "limit"),
+    ("metadata under it", [_frame(b"hi")], [(b"x-big", b"v" * 16000)], "0", None),
+    # Envoy's certificate header is not the caller's metadata: it does not count.
+    (
+        "and a certificate",
+        [_frame(b"hi")],
+        [(b"x-big", b"v" * 16000), (b"x-forwarded-client-cert", b"c" * 4000)],
+        "0",
+        None,
+    ),
 ]
 
 

@@ -41,6 +41,7 @@ _GRPC_AIO = "grpc_aio"
 _EMBEDDED_APP = "adapter.server.envoy_front.embedded:app"
 _TYPES = "type.googleapis.com/envoy.extensions."
 _MAX_UINT32 = 2**32 - 1
+_MAX_HEADERS = 512
 _MAX_STREAMS = 2**31 - 1  # HTTP/2's largest SETTINGS_MAX_CONCURRENT_STREAMS Envoy takes
 _UNLIMITED = {
     "priority": "DEFAULT",
@@ -179,10 +180,13 @@ def bootstrap(
             },
         ],
     }
+    # Envoy resets a stream with more than 100 headers; grpc refuses only what is over
+    # its 16 KiB of metadata, which 512 entries always are (32 bytes an entry at least),
+    # so that is what the front (.grpc_over_asgi) and grpc.aio refuse, by its status.
+    protocol: dict[str, Any] = {"max_headers_count": _MAX_HEADERS}
+    manager["common_http_protocol_options"] = protocol
     if limits.max_connection_age_seconds:
-        manager["common_http_protocol_options"] = {
-            "max_connection_duration": _seconds(limits.max_connection_age_seconds)
-        }
+        protocol["max_connection_duration"] = _seconds(limits.max_connection_age_seconds)
         manager["drain_timeout"] = _seconds(max(limits.max_connection_age_grace_seconds, 0.001))
     cluster = {
         "name": _GRPC_AIO,

@@ -15,7 +15,7 @@ besides the handler's own status:
 - ``UNIMPLEMENTED``: no such method, a streaming one, or a compressed message
   while ``grpc.accept_compressed_requests`` is off (or an encoding not offered);
 - ``RESOURCE_EXHAUSTED``: a message over ``grpc.max_receive_message_bytes``,
-  refused before it is buffered whole;
+  refused before it is buffered whole; metadata over grpc's 16 KiB;
 - ``INTERNAL``: a body that is not exactly one message, unreadable metadata;
 - ``DEADLINE_EXCEEDED``: ``grpc-timeout`` passed; ``CANCELLED``: the caller left;
 - ``UNAVAILABLE``: the adapter is stopping (its grace period has begun);
@@ -56,6 +56,15 @@ _OK_TRAILERS = [(b"grpc-status", b"0")]
 _PROTOCOL_HEADERS = frozenset(
     {b"te", b"content-type", b"user-agent", b"grpc-accept-encoding", b"grpc-encoding", b"grpc-timeout"}
 )
+#: grpc core's hard limit on a call's metadata (``grpc.max_metadata_size``'s default),
+#: over which grpc.aio refuses every call; each entry counted as HPACK counts it, name
+#: + value + 32. (Between its soft limit, 8 KiB, and this one grpc refuses some calls at
+#: random; the front does not.) Envoy's own limits sit above: 60 KiB, 512 entries.
+_MAX_METADATA = 16 * 1024
+_ENTRY_OVERHEAD = 32
+#: ``:method: POST``, ``:scheme: http`` and ``:path``'s name, as grpc counts them.
+_PSEUDO_HEADERS = 3 * _ENTRY_OVERHEAD + len(b":methodPOST:schemehttp:path")
+_XFCC = b"x-forwarded-client-cert"
 # grpc-message is percent-encoded outside printable ASCII, and '%' itself (the spec).
 _MESSAGE_SAFE = "".join(c for c in string.printable if c not in "%\t\n\r\x0b\x0c")
 _DECOMPRESSORS = {b"gzip": 16 + zlib.MAX_WBITS, b"deflate": zlib.MAX_WBITS}
@@ -174,22 +183,37 @@ def _status_trailers(context: CallContext) -> list[tuple[bytes, bytes]]:
     return trailers
 
 
-def _read_headers(scope: Scope) -> tuple[Metadata, float | None, str | None]:
-    """The caller's metadata and deadline, or (with no metadata) why they are unreadable."""
+def _read_headers(scope: Scope) -> tuple[Metadata, float | None, tuple[grpc.StatusCode, str] | None]:
+    """The caller's metadata and deadline, or (with no metadata) why the call ends."""
     metadata: list[tuple[str, str | bytes]] = []
     deadline = None
-    for name, value in scope["headers"]:
+    headers = scope["headers"]
+    size = _PSEUDO_HEADERS + len(scope["path"]) + _ENTRY_OVERHEAD * len(headers)
+    for name, value in headers:
+        size += len(name) + len(value)
         if name == b"grpc-timeout":
             timeout = _timeout(value)
             if timeout is None:
-                return (), None, f"unreadable grpc-timeout {value[:16]!r}"
+                return (), None, (grpc.StatusCode.INTERNAL, f"unreadable grpc-timeout {value[:16]!r}")
             deadline = time.monotonic() + timeout
+        elif name == _XFCC:
+            size -= len(name) + len(value) + _ENTRY_OVERHEAD  # Envoy's, not the caller's
         elif name not in _PROTOCOL_HEADERS and name[:1] != b":":
             try:
                 metadata.append(_metadata_value(name, value))
             except (binascii.Error, ValueError):
-                return (), None, f"metadata {name[:64].decode('latin-1')!r} is not base64"
+                problem = f"metadata {name[:64].decode('latin-1')!r} is not base64"
+                return (), None, (grpc.StatusCode.INTERNAL, problem)
+    if size > _MAX_METADATA:
+        return (), None, (grpc.StatusCode.RESOURCE_EXHAUSTED, _over_limit(headers, size))
     return tuple(metadata), deadline, None
+
+
+def _over_limit(headers: list[tuple[bytes, bytes]], size: int) -> str:
+    """grpc core's words: one value over the limit is named by its length."""
+    longest = max((len(value) for name, value in headers if name != _XFCC), default=0)
+    measured = f"value length {longest}" if longest > _MAX_METADATA else str(size)
+    return f"received metadata size exceeds hard limit ({measured} vs. {_MAX_METADATA})"
 
 
 class UnaryFront:
@@ -257,7 +281,7 @@ class UnaryFront:
         payload: bytes | None = None
         try:
             if problem is not None:
-                raise context.end(grpc.StatusCode.INTERNAL, problem)
+                raise context.end(*problem)
             if self._closed:
                 raise context.end(grpc.StatusCode.UNAVAILABLE, "the adapter is shutting down")
             handler = await self.resolve(CallDetails(scope["path"], metadata))
