@@ -38,6 +38,8 @@ from ..adapter_process import (
     terminate,
     wait_serving,
 )
+from .hostile import call_raw
+from .hostile_requests import every_rpc, hostile_requests
 
 pytest.importorskip("pyvoy", reason="the envoy extra (make venv installs it)")
 
@@ -166,6 +168,43 @@ async def test_calls_end_as_on_grpc_aio(sim: Simulator, front: Adapter, tmp_path
     assert any(r.path == "/v1/devices/dev_001" for r in sim.log.select(vendor="openframe"))
 
 
+async def _hostile_outcomes(address: str) -> dict[tuple[str, str], tuple[str, str]]:
+    """Every RPC x every hostile request (tests/server/hostile_requests.py): code and message."""
+    outcomes = {}
+    options = [("grpc.max_send_message_length", 64 * 1024 * 1024)]
+    async with grpc.aio.insecure_channel(address, options=options) as channel:
+        for rpc in every_rpc():
+            for hostile in hostile_requests(rpc):
+                error = await call_raw(channel, rpc.path, hostile.payload, streaming=rpc.server_streaming)
+                outcome = ("OK", "") if error is None else (error.code().name, error.details() or "")
+                outcomes[(rpc.path, hostile.kind)] = outcome
+    return outcomes
+
+
+async def test_the_hostile_table_ends_as_on_grpc_aio(sim: Simulator, tmp_path: Path) -> None:
+    """The hostile-input table (tests/server/test_hostile_table.py asserts what each
+    request must get on grpc.aio) reads the same behind Envoy: every code and message."""
+    events = {
+        "MESH_EVENTS__ENABLED": "true",  # EventService validates before it needs a broker
+        "MESH_EVENTS__KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:9",
+        "MESH_EVENTS__KAFKA__LIFECYCLE_TIMEOUT_SECONDS": "0.5",
+        "MESH_EVENTS__WEBSOCKETS__OPENFRAME__ENABLED": "false",
+        "MESH_EVENTS__WEBSOCKETS__OCTOSPINE__ENABLED": "false",
+        "MESH_EVENTS__WEBHOOK__ENABLED": "false",
+        "MESH_RESILIENCE__RETRY__MAX_ATTEMPTS": "1",
+    }
+    outcomes = {}
+    for front in ("grpcio", "envoy"):
+        spool = {"MESH_EVENTS__SPOOL__PATH": str(tmp_path / f"{front}.db")}
+        async with _adapter(sim, tmp_path, front, **events, **spool) as adapter:
+            outcomes[front] = await _hostile_outcomes(adapter.address)
+    assert len(outcomes["envoy"]) > 400
+    differ = {
+        k: (v, outcomes["envoy"][k]) for k, v in outcomes["grpcio"].items() if outcomes["envoy"][k] != v
+    }
+    assert not differ, differ
+
+
 def _routed(address: str) -> tuple[int, int, list[str]]:
     with grpc.insecure_channel(address) as channel:
         health = health_pb2_grpc.HealthStub(channel)
@@ -280,7 +319,7 @@ async def test_oversized_and_compressed_requests_are_refused(sim: Simulator, tmp
         )
         assert (code, details) == (
             "RESOURCE_EXHAUSTED",
-            f"Received message larger than max ({len(big)} vs. 2048)",
+            f"SERVER: Received message larger than max ({len(big)} vs. 2048)",
         )
         small = devices_pb2.GetDeviceRequest(device_id="dev_001").SerializeToString()
         code, details = await asyncio.to_thread(

@@ -340,7 +340,7 @@ class UnaryFront:
                 if size > limit:  # told by the prefix: refused before it is buffered
                     raise context.end(
                         grpc.StatusCode.RESOURCE_EXHAUSTED,
-                        f"Received message larger than max ({size} vs. {limit})",
+                        f"SERVER: Received message larger than max ({size} vs. {limit})",
                     )
                 if len(body) > 5 + size:
                     raise context.end(grpc.StatusCode.INTERNAL, "a unary call's body holds two messages")
@@ -366,6 +366,6 @@ class UnaryFront:
         if len(message) > self._max_message or inflater.unconsumed_tail:
             raise context.end(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"Received message larger than max (more than {self._max_message} inflated)",
+                f"SERVER: Received message larger than max (more than {self._max_message} inflated)",
             )
         return message
