@@ -476,7 +476,7 @@ async def test_sigterm_during_the_start_still_stops_gracefully(sim: Simulator, t
     text = log.read_text()
     assert code == 0, text[-3000:]
     assert (
-        "signal received" in text
+        "SIGTERM received: stopping the adapter inside Envoy" in text
         and "stopping: asked by the supervisor" in text
         and "stopped (exit 0)" in text
     )

@@ -86,8 +86,13 @@ async def _supervise(
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(status), os.fdopen(status_read, "rb"))
     control = os.fdopen(control_write, "wb", buffering=0)
     signalled = asyncio.Event()
+
+    def on_signal(sig: signal.Signals) -> None:
+        logger.info("%s received: stopping the adapter inside Envoy", sig.name)
+        signalled.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, signalled.set)
+        loop.add_signal_handler(sig, on_signal, sig)
     exited = asyncio.ensure_future(envoy.wait())
     try:
         return await _run(settings, envoy, exited, status, control, signalled, admin_path)
@@ -125,7 +130,6 @@ async def _run(
             logger.error("the adapter did not stop within %.0fs: Envoy killed", bound)
             return 1
         if line is None and give_up is None and signalled.is_set():
-            logger.info("signal received")
             with contextlib.suppress(OSError):
                 control.write(b"stop\n")
             give_up = loop.time() + bound
