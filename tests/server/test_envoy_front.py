@@ -333,6 +333,38 @@ async def test_oversized_and_compressed_requests_are_refused(sim: Simulator, tmp
     assert not [r for r in sim.log.select(vendor="openframe") if r.path.startswith("/v1/devices/x")]
 
 
+async def _upstream_of_a_cancelled_call(sim: Simulator, address: str) -> Any:
+    """GetDevice with no deadline, its upstream answer 5 s away, cancelled by its caller
+    0.3 s in: the simulator's record of the upstream request, once it ended."""
+    sim.faults.add(Fault(vendor="openframe", route=GET_DEVICE, latency=5, times=1))
+    sent = len(sim.find_requests(route=GET_DEVICE))
+    async with grpc.aio.insecure_channel(address) as channel:
+        call = devices_pb2_grpc.DeviceServiceStub(channel).GetDevice(
+            devices_pb2.GetDeviceRequest(device_id="dev_003")
+        )
+        await asyncio.sleep(0.3)
+        assert call.cancel()
+
+    def ended() -> bool:
+        records = sim.find_requests(route=GET_DEVICE)
+        return len(records) > sent and records[-1].done
+
+    await sim.wait_for(ended, timeout_s=2.0)
+    return sim.find_requests(route=GET_DEVICE)[-1]
+
+
+async def test_a_cancelled_call_cancels_its_upstream_request_as_on_grpc_aio(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """A caller that cancels (no deadline involved): the upstream request is cancelled
+    well before its 5 s answer, behind Envoy as on grpc.aio."""
+    for front in ("grpcio", "envoy"):
+        async with _adapter(sim, tmp_path, front) as adapter:
+            record = await _upstream_of_a_cancelled_call(sim, adapter.address)
+        assert record.cancelled and record.ended is not None, front
+        assert record.ended - record.started < 1.5, front
+
+
 async def test_sigterm_lets_a_call_in_flight_finish_and_exits_0(sim: Simulator, front: Adapter) -> None:
     """SIGTERM to ``python -m adapter``: health goes NOT_SERVING, then at the grace's start
     Envoy sends GOAWAY and closes the port (a new connection is refused, as grpc.aio's

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import gzip
+import time
 from typing import Any
 
 import grpc
@@ -129,7 +130,10 @@ async def test_an_oversized_message_is_refused_by_its_prefix_before_the_rest_arr
     prefix = b"\x00" + (LIMIT + 1).to_bytes(4, "big") + b"x" * 10
     _, _, trailers, read = await _call(_front(), [prefix, b"y" * 100])
     assert trailers[b"grpc-status"] == b"8"
-    assert trailers[b"grpc-message"] == f"SERVER: Received message larger than max ({LIMIT + 1} vs. {LIMIT})".encode()
+    assert (
+        trailers[b"grpc-message"]
+        == f"SERVER: Received message larger than max ({LIMIT + 1} vs. {LIMIT})".encode()
+    )
     assert read == 1  # the second chunk was never waited for
 
 
@@ -177,3 +181,65 @@ async def test_after_close_new_calls_are_unavailable_and_wait_idle_waits_for_cal
     assert not await front.wait_idle(0.01)  # the slow call is still in flight
     assert await front.wait_idle(2)
     assert (await slow)[2][b"grpc-status"] == b"4"
+
+
+async def test_a_caller_that_leaves_has_its_handler_cancelled_and_gets_no_answer() -> None:
+    """pyvoy answers ``receive()`` after the body at once, ``http.disconnect`` once the
+    caller reset its stream: the front's watch cancels that call's handler (and with
+    it the upstream request), as grpc.aio does, and sends nothing."""
+    cancelled = asyncio.Event()
+
+    async def upstream_bound(request: bytes, context: Any) -> bytes:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return request
+
+    front = UnaryFront(
+        {METHOD: grpc.unary_unary_rpc_method_handler(upstream_bound)}, (), max_message_bytes=LIMIT,
+        accept_compressed=False,
+    )  # fmt: skip
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": METHOD,
+        "headers": [(b"content-type", b"application/grpc")],
+    }
+    asked = 0
+    left = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        nonlocal asked
+        if not asked:
+            asked = 1
+            return {"type": "http.request", "body": _frame(b"hi"), "more_body": False}
+        asked += 1
+        if left.is_set():
+            return {"type": "http.disconnect"}
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    call = asyncio.ensure_future(front(scope, receive, send))
+    await asyncio.sleep(0.35)
+    assert not call.done() and asked >= 2  # asked while it ran, the caller still there
+    left.set()
+    began = time.monotonic()
+    await asyncio.wait_for(call, 2)
+    assert cancelled.is_set() and time.monotonic() - began < 0.5
+    assert sent == []  # nobody to answer
+    assert await front.wait_idle(1)
+
+
+async def test_fast_calls_are_never_asked_and_the_watch_stops_when_none_runs() -> None:
+    front = _front()
+    for _ in range(20):
+        _, _, trailers, read = await _call(front, [_frame(b"x")])
+        assert trailers[b"grpc-status"] == b"0" and read == 1  # the body only: never asked
+    await asyncio.sleep(0.25)
+    assert asyncio.all_tasks() == {asyncio.current_task()}  # no watch left running

@@ -17,7 +17,9 @@ besides the handler's own status:
 - ``RESOURCE_EXHAUSTED``: a message over ``grpc.max_receive_message_bytes``,
   refused before it is buffered whole; metadata over grpc's 16 KiB;
 - ``INTERNAL``: a body that is not exactly one message, unreadable metadata;
-- ``DEADLINE_EXCEEDED``: ``grpc-timeout`` passed; ``CANCELLED``: the caller left;
+- ``DEADLINE_EXCEEDED``: ``grpc-timeout`` passed; ``CANCELLED``: the caller left
+  while its message was read (a caller that leaves later has its handler cancelled,
+  the upstream request with it, and gets no answer, as on grpc.aio);
 - ``UNAVAILABLE``: the adapter is stopping (its grace period has begun);
 - ``UNKNOWN``: the handler raised (logged with its traceback), as grpc.aio answers.
 """
@@ -37,10 +39,12 @@ from typing import Any
 
 import grpc
 
+from .abandoned_calls import AbandonedCalls
+
 __all__ = ["CallContext", "CallDetails", "UnaryFront"]
 
 Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
+Receive = Callable[[], Awaitable[dict[str, Any]]]  # also abandoned_calls.Receive
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Metadata = tuple[tuple[str, str | bytes], ...]
 # grpc-stubs types RpcMethodHandler as an ABC; at run time it is a namedtuple.
@@ -56,6 +60,9 @@ _OK_TRAILERS = [(b"grpc-status", b"0")]
 _PROTOCOL_HEADERS = frozenset(
     {b"te", b"content-type", b"user-agent", b"grpc-accept-encoding", b"grpc-encoding", b"grpc-timeout"}
 )
+#: How often running calls are asked whether their caller left (and how long a call
+#: runs before it is first asked): a cancelled call stops within about twice this.
+ABANDON_CHECK_SECONDS = 0.1
 #: grpc core's hard limit on a call's metadata (``grpc.max_metadata_size``'s default),
 #: over which grpc.aio refuses every call; each entry counted as HPACK counts it, name
 #: + value + 32. (Between its soft limit, 8 KiB, and this one grpc refuses some calls at
@@ -237,6 +244,7 @@ class UnaryFront:
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._abandoned = AbandonedCalls(ABANDON_CHECK_SECONDS)
 
     def close(self) -> None:
         self._closed = True
@@ -247,6 +255,7 @@ class UnaryFront:
             await asyncio.wait_for(self._idle.wait(), within)
         except TimeoutError:
             return False
+        await self._abandoned.aclose()
         return True
 
     async def resolve(self, details: CallDetails, at: int = 0) -> Handler:
@@ -297,7 +306,7 @@ class UnaryFront:
                 )
             body = await self._read_message(context, encoding, receive)
             request = handler.request_deserializer(body) if handler.request_deserializer else body
-            call = handler.unary_unary(request, context)
+            call = self._abandoned.run(handler.unary_unary(request, context), receive)
             if deadline is None:
                 response = await call
             else:
@@ -311,6 +320,10 @@ class UnaryFront:
                 payload = serialize(response) if serialize is not None else response
         except _Ended:
             pass
+        except asyncio.CancelledError:
+            if not self._abandoned.forget_current():
+                raise
+            return  # nobody to answer: the caller reset the stream
         except Exception:  # what grpc.aio answers an exception with
             logger.exception("%s failed", scope.get("path"))
             context.set_code(grpc.StatusCode.UNKNOWN)
