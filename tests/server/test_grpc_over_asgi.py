@@ -243,3 +243,20 @@ async def test_fast_calls_are_never_asked_and_the_watch_stops_when_none_runs() -
         assert trailers[b"grpc-status"] == b"0" and read == 1  # the body only: never asked
     await asyncio.sleep(0.25)
     assert asyncio.all_tasks() == {asyncio.current_task()}  # no watch left running
+
+
+async def test_envoys_certificate_header_reaches_the_handler_uncounted() -> None:
+    """The gate reads the caller's certificate from ``x-forwarded-client-cert``: it is
+    handed on as metadata, and not counted against the caller's 16 KiB."""
+
+    async def certificate(request: bytes, context: Any) -> bytes:
+        return dict(context.invocation_metadata())["x-forwarded-client-cert"].encode()
+
+    front = UnaryFront(
+        {METHOD: grpc.unary_unary_rpc_method_handler(certificate)}, (), max_message_bytes=LIMIT,
+        accept_compressed=False,
+    )  # fmt: skip
+    xfcc = b"Hash=ab;Cert=" + b"c" * 4000
+    headers = [(b"x-big", b"v" * 16000), (b"x-forwarded-client-cert", xfcc)]
+    _, body, trailers, _ = await _call(front, [_frame(b"x")], headers=headers)
+    assert trailers[b"grpc-status"] == b"0" and body == _frame(xfcc)

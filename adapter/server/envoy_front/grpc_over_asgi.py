@@ -203,9 +203,9 @@ def _read_headers(scope: Scope) -> tuple[Metadata, float | None, tuple[grpc.Stat
             if timeout is None:
                 return (), None, (grpc.StatusCode.INTERNAL, f"unreadable grpc-timeout {value[:16]!r}")
             deadline = time.monotonic() + timeout
-        elif name == _XFCC:
-            size -= len(name) + len(value) + _ENTRY_OVERHEAD  # Envoy's, not the caller's
         elif name not in _PROTOCOL_HEADERS and name[:1] != b":":
+            if name == _XFCC:  # Envoy's (the gate reads it), not the caller's: not counted
+                size -= len(name) + len(value) + _ENTRY_OVERHEAD
             try:
                 metadata.append(_metadata_value(name, value))
             except (binascii.Error, ValueError):
