@@ -144,7 +144,7 @@ def build_grpc_security(
     authorizer: CallAuthorizer | None = None
     # Behind the envoy front this server listens on its private Unix socket: TLS ends
     # at Envoy, which hands the caller's certificate on (adapter/server/envoy_front).
-    behind_envoy = settings.grpc.unix_socket is not None and settings.grpc.front == "envoy"
+    behind_envoy = settings.grpc.behind_envoy
     if policy is not None:
         jwt = _jwt_verifier(sec.jwt, interval) if sec.jwt is not None else None
         authorizer = CallAuthorizer(

@@ -201,6 +201,11 @@ class GrpcSettings(_Frozen):
     #: grpc.aio server; set by the front, not by hand).
     unix_socket: Path | None = None
 
+    @property
+    def behind_envoy(self) -> bool:
+        """This is the envoy front's inner grpc.aio server: its only client is Envoy."""
+        return self.unix_socket is not None and self.front == "envoy"
+
 
 class TelemetrySettings(_Frozen):
     service_name: str = "mesh-adapter"

@@ -224,6 +224,41 @@ async def test_health_and_reflection_are_routed_to_grpc_aio(front: Adapter) -> N
     assert "openframe.v1.DeviceService" in services and "grpc.health.v1.Health" in services
 
 
+async def _watch_until_cut(address: str, began: float) -> tuple[float, str]:
+    """A health Watch on a connection of its own: when (since ``began``) and how it ended."""
+    own_connection = [("grpc.use_local_subchannel_pool", 1)]
+    async with grpc.aio.insecure_channel(address, options=own_connection) as channel:
+        call = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(), timeout=30)
+        try:
+            async for _ in call:
+                pass
+        except grpc.aio.AioRpcError as exc:
+            return time.monotonic() - began, f"{exc.code().name}: {exc.details()}"
+    raise AssertionError("the Watch ended without an error")
+
+
+async def test_connection_age_cuts_each_callers_streams_at_its_own_time(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """Two callers' streams, opened 1.5 s apart: each is cut at its own connection's age
+    (+ grace), not both at once by the connection Envoy shares (it keeps one to grpc.aio
+    per caller connection), behind Envoy as on grpc.aio."""
+    age = {
+        "MESH_SECURITY__LIMITS__MAX_CONNECTION_AGE_SECONDS": "2",
+        "MESH_SECURITY__LIMITS__MAX_CONNECTION_AGE_GRACE_SECONDS": "0.5",
+    }
+    for front in ("grpcio", "envoy"):
+        async with _adapter(sim, tmp_path, front, **age) as adapter:
+            began = time.monotonic()
+            first = asyncio.ensure_future(_watch_until_cut(adapter.address, began))
+            await asyncio.sleep(1.5)
+            (cut_first, how_first), (cut_second, how_second) = await asyncio.gather(
+                first, _watch_until_cut(adapter.address, began)
+            )
+        assert how_first == how_second == "UNAVAILABLE: max connection age", front
+        assert 2.0 < cut_first < 3.5 and cut_second - cut_first > 1.0, (front, cut_first, cut_second)
+
+
 def _refused_calls(address: str) -> list[str]:
     """A routed call (reflection) and a front call (GetDevice), each without
     credentials and with a forged forwarded-peer header: their codes."""

@@ -13,6 +13,7 @@ server on a private Unix socket. The port's limits become Envoy's settings:
 ``max_streams_per_connection``                 ``http2_protocol_options.max_concurrent_streams``
 ``keepalive_time/timeout_seconds``             ``http2_protocol_options.connection_keepalive``
 ``max_connection_age(_grace)_seconds``         ``max_connection_duration``, ``drain_timeout``
+                                               (streams: grpc.aio's, per caller connection)
 ``grpc.reuse_port`` (workers)                  ``enable_reuse_port``
 ``max_receive_message_bytes``                  the front itself (:mod:`.grpc_over_asgi`)
 ``security.tls``                               the listener's TLS (SDS files, rotated)
@@ -196,6 +197,11 @@ def bootstrap(
         # open stream (Subscribe, health Watch) UNAVAILABLE "overflow": lifted, so the
         # adapter's own caps decide (RESOURCE_EXHAUSTED, naming the limit).
         "circuit_breakers": {"thresholds": [_UNLIMITED]},
+        # One connection to grpc.aio for each caller's connection, not a pool shared by
+        # all: grpc.aio's connection age then cuts one caller's routed streams when its
+        # own time comes, as without Envoy (Envoy's max_connection_duration never ends a
+        # connection with a stream open), not every caller's Subscribe at once.
+        "connection_pool_per_downstream_connection": True,
         "typed_extension_protocol_options": {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
                 "@type": _TYPES + "upstreams.http.v3.HttpProtocolOptions",
