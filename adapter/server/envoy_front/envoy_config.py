@@ -164,7 +164,7 @@ def bootstrap(
         "connection_keepalive": {
             "interval": _seconds(limits.keepalive_time_seconds),
             "timeout": _seconds(limits.keepalive_timeout_seconds),
-        }
+        },
     }
     # 0 is "off" as on grpc.aio (no limit); Envoy 1.39's own default would be 1,024,
     # and a caller's 1,025th stream would wait in its client, unanswered.
