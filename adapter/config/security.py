@@ -117,6 +117,10 @@ class LimitsSettings(_Frozen):
     #: scale-out and certificates are re-checked; 0 = never.
     max_connection_age_seconds: float = Field(default=1800.0, ge=0)
     max_connection_age_grace_seconds: float = Field(default=30.0, ge=0)
+    #: A connection that has not finished its TLS handshake by then is closed (grpc's
+    #: default): anyone can open one, with or without a certificate, and each counts
+    #: against ``max_connections`` meanwhile.
+    handshake_timeout_seconds: float = Field(default=120.0, gt=0)
 
 
 class SecuritySettings(_Frozen):

@@ -80,6 +80,7 @@ def limit_options(limits: LimitsSettings) -> list[tuple[str, int]]:
         ("grpc.keepalive_timeout_ms", _ms(limits.keepalive_timeout_seconds)),
         # The server's pings go on while a Subscribe stream is quiet (0 = no cap).
         ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.server_handshake_timeout_ms", _ms(limits.handshake_timeout_seconds)),
     ]
     if limits.max_streams_per_connection:
         options.append(("grpc.max_concurrent_streams", limits.max_streams_per_connection))

@@ -160,3 +160,53 @@ async def test_a_rotated_server_certificate_reaches_new_connections(front: Front
         assert time.monotonic() < deadline, "the rotated certificate was not served within 15 s"
         await asyncio.sleep(0.2)
     assert await asyncio.to_thread(_list, front, "reader") == "OK"
+
+
+async def _closed_within(port: int, seconds: float) -> float | None:
+    """A TCP connection that never starts its handshake: when the server closed it."""
+    began = time.monotonic()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        async with asyncio.timeout(seconds):
+            while await reader.read(4096):
+                pass
+        return time.monotonic() - began
+    except TimeoutError:
+        return None
+    finally:
+        writer.close()
+
+
+async def test_a_connection_that_never_finishes_its_handshake_is_closed(
+    simulator: Simulator, tmp_path: Path
+) -> None:
+    """``security.limits.handshake_timeout_seconds`` on both fronts: Envoy has no handshake
+    deadline unless given one (a silent connection was held past 200 s), grpc.aio's is
+    the same setting (120 s by default)."""
+    pki = Pki(tmp_path / "pki")
+    policy = tmp_path / "policy.toml"
+    policy.write_text(POLICY)
+    for front in ("grpcio", "envoy"):
+        port = listen_port()
+        env = against(
+            simulator,
+            port,
+            MESH_GRPC__FRONT=front,
+            MESH_WORKERS="1",
+            MESH_SECURITY__POLICY_FILE=str(policy),
+            MESH_SECURITY__TLS__CERT_FILE=str(pki.dir / "server.pem"),
+            MESH_SECURITY__TLS__KEY_FILE=str(pki.dir / "server-key.pem"),
+            MESH_SECURITY__TLS__CLIENT_CA_FILE=str(pki.ca),
+            MESH_SECURITY__LIMITS__HANDSHAKE_TIMEOUT_SECONDS="1",
+        )
+        log = tmp_path / f"adapter-{front}.log"
+        process = spawn(env, log)
+        try:
+            deadline = time.monotonic() + 30
+            while f"on 127.0.0.1:{port}" not in log.read_text():  # either front's "serving ..." line
+                assert process.poll() is None and time.monotonic() < deadline, log_tail(log)
+                await asyncio.sleep(0.05)
+            closed_after = await _closed_within(port, 10)
+        finally:
+            terminate(process)
+        assert closed_after is not None and 0.8 < closed_after < 4, (front, closed_after)

@@ -164,6 +164,7 @@ def test_limit_options_carry_the_settings(simulator: Simulator) -> None:
         "grpc.keepalive_time_ms": 300000,
         "grpc.keepalive_timeout_ms": 20000,
         "grpc.http2.max_pings_without_data": 0,
+        "grpc.server_handshake_timeout_ms": 120000,
         "grpc.max_concurrent_streams": 64,
         "grpc.max_allowed_incoming_connections": 4096,
         "grpc.max_connection_age_ms": 60000,

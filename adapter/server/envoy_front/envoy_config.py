@@ -17,6 +17,7 @@ server on a private Unix socket. The port's limits become Envoy's settings:
 ``grpc.reuse_port`` (workers)                  ``enable_reuse_port``
 ``max_receive_message_bytes``                  the front itself (:mod:`.grpc_over_asgi`)
 ``security.tls``                               the listener's TLS (SDS files, rotated)
+``handshake_timeout_seconds``                  ``transport_socket_connect_timeout``
 =============================================  =======================================
 
 Client ping enforcement (``min_client_ping_interval_seconds``, ``max_ping_strikes``)
@@ -228,6 +229,9 @@ def bootstrap(
     files: dict[Path, str] = {}
     if settings.security.tls is not None:
         chain["transport_socket"], files = _tls(settings.security.tls, workdir)
+        # Envoy has no handshake deadline of its own: a connection that never finishes
+        # one (no certificate needed to open it) would hold a place for an hour.
+        chain["transport_socket_connect_timeout"] = _seconds(limits.handshake_timeout_seconds)
     config: dict[str, Any] = {
         "node": {"id": "mesh-adapter", "cluster": "mesh-adapter"},  # SDS needs a node
         # Only the supervisor reaches it: a socket in the private working directory.
