@@ -86,6 +86,15 @@ async def stop_consumer(consumer: Any, *, within: float, name: str = "a Kafka co
         )
         await _close_client(consumer._client, within, name)
     except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and not task.cancelling():
+            # Not ours: aiokafka's Fetcher.close awaits the fetch tasks it has just
+            # cancelled, so a fetch retrying a lost broker ends stop() with their
+            # CancelledError (aio-libs/aiokafka#647). Raised on, it ended the adapter's
+            # whole stop when the broker was down: a failure like any other here.
+            logger.warning("%s did not stop cleanly (its fetch was cut); closing its connections", name)
+            await _close_client(consumer._client, within, name)
+            return
         await _close_client(consumer._client, within, name)
         raise
 

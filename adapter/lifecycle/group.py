@@ -93,3 +93,10 @@ class LifecycleGroup:
                 logger.error("%s did not stop within %.0fs; moving on", each.name, self._stop_timeout)
             except Exception:
                 logger.exception("%s failed to stop cleanly; moving on", each.name)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is None or task.cancelling():
+                    raise  # the stop itself was cancelled
+                # A library's own cancellation leaking out of a part's stop: not a reason
+                # to leave the parts after it (the spool among them) unclosed.
+                logger.error("%s failed to stop cleanly (a stray CancelledError); moving on", each.name)

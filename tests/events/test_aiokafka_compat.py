@@ -3,6 +3,7 @@ uses (its private attributes, each tied to an upstream issue)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.client import AIOKafkaClient
 from aiokafka.producer.sender import Sender
 
-from adapter.events.aiokafka_compat import BOOTSTRAP_LOCAL, PRIVATE_ATTRIBUTES
+from adapter.events.aiokafka_compat import BOOTSTRAP_LOCAL, PRIVATE_ATTRIBUTES, stop_consumer
 
 
 async def test_every_private_attribute_the_compat_module_uses_exists() -> None:
@@ -71,3 +72,58 @@ def test_kafka_clients_of_the_adapter_start_and_stop_through_the_compat_module()
 
 
 pytestmark = pytest.mark.filterwarnings("error")
+
+
+def test_the_fetcher_still_awaits_the_tasks_it_cancels_on_close() -> None:
+    """The quirk ``stop_consumer`` absorbs (aio-libs/aiokafka#647): ``Fetcher.close``
+    cancels its pending fetches and awaits them, so their CancelledError comes out of
+    ``consumer.stop()``. When a version stops doing so, this fails: drop the absorbing."""
+    import inspect
+
+    from aiokafka.consumer.fetcher import Fetcher
+
+    source = inspect.getsource(Fetcher.close)
+    assert re.search(r"x\.cancel\(\)\s+await x", source), source
+
+
+class _Client:
+    closed = False
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class _ConsumerWhoseStopLeaksACancellation:
+    """What aiokafka's consumer does when its fetch was waiting to retry a lost broker."""
+
+    def __init__(self) -> None:
+        self._client = _Client()
+
+    async def stop(self) -> None:
+        raise asyncio.CancelledError()
+
+
+class _ConsumerWhoseStopHangs:
+    def __init__(self) -> None:
+        self._client = _Client()
+
+    async def stop(self) -> None:
+        await asyncio.sleep(30)
+
+
+async def test_a_cancellation_leaking_out_of_stop_is_a_failed_stop(caplog: pytest.LogCaptureFixture) -> None:
+    consumer = _ConsumerWhoseStopLeaksACancellation()
+    await stop_consumer(consumer, within=1.0, name="the test's member")  # returns
+    assert consumer._client.closed
+    said = [r.getMessage() for r in caplog.records if r.name == "adapter.events.aiokafka_compat"]
+    assert said == ["the test's member did not stop cleanly (its fetch was cut); closing its connections"]
+
+
+async def test_cancelling_the_caller_still_cancels_stop_consumer() -> None:
+    consumer = _ConsumerWhoseStopHangs()
+    stopping = asyncio.ensure_future(stop_consumer(consumer, within=10.0))
+    await asyncio.sleep(0.05)
+    stopping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stopping
+    assert consumer._client.closed  # its connections closed on the way out
