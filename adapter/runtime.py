@@ -222,14 +222,18 @@ class MeshAdapter:
         NOT_SERVING while calls are still served (``grpc.drain_seconds`` by default
         when ``grace`` is None, else none); ``grace``: seconds in-flight calls then get
         (``grpc.grace_period_seconds`` by default). ``stop(0)`` stops now."""
-        if self.server is not None:
-            await self.server.stop(grace, drain=drain)  # first, with the caller's bounds
-        group, self._group = self._group, None
-        if group is not None:
-            await group.stop()
-        await self.supervisor.stop()
-        flush_held_lines()  # an outage's last lines held back, before the process ends
-        self._stopped.set()
+        try:
+            if self.server is not None:
+                await self.server.stop(grace, drain=drain)  # first, with the caller's bounds
+            group, self._group = self._group, None
+            if group is not None:
+                await group.stop()
+        finally:
+            # Whatever ended the parts' stop, the supervisor stops too: left running, it
+            # restarts the tasks asyncio.run cancels on its way out, and the process hangs.
+            await self.supervisor.stop()
+            flush_held_lines()  # an outage's last lines held back, before the process ends
+            self._stopped.set()
 
     async def _close_callers(self) -> None:
         callers, self.callers = self.callers, {}
