@@ -41,7 +41,7 @@ from adapter.status.mapping import ERROR_DOMAIN
 
 from .audit import AuditLog, trace_id_of
 from .forwarded_certificate import forwarded_certificates
-from .forwarded_peer import caller_peer
+from .forwarded_peer import PEER_HEADER, caller_peer
 from .identity import ANONYMOUS, Principal, current_principal, principal_from_certificate
 from .jwt_verifier import AuthenticationFailed, JwtVerifier
 from .policy import Policy
@@ -104,7 +104,7 @@ class CallAuthorizer(aio.ServerInterceptor):  # type: ignore[type-arg]
         ``forwarded_peer``: a call over the front's Unix socket names the address that
         proxy forwarded as its caller (adapter/security/forwarded_peer.py)."""
         self._certificates = _forwarded if forwarded_certificate else _handshake
-        self._peer = caller_peer if forwarded_peer else _own_peer
+        self._peer = _forwarded_peer if forwarded_peer else _own_peer
         self._permissions = dict(permissions)
         self._request_permissions = dict(request_permissions or {})
         self._policy = policy
@@ -350,6 +350,10 @@ def _handshake(context: Context) -> Sequence[bytes]:
 def _own_peer(context: Context) -> str:
     peer: str = context.peer()
     return peer
+
+
+def _forwarded_peer(context: Context) -> str:
+    return caller_peer(_own_peer(context), _metadata_value(context, PEER_HEADER))
 
 
 def _forwarded(context: Context) -> Sequence[bytes]:

@@ -11,21 +11,14 @@ front's calls carry their caller's address already).
 
 from __future__ import annotations
 
-from typing import Any
-
 __all__ = ["PEER_HEADER", "caller_peer"]
 
 PEER_HEADER = "x-mesh-adapter-peer"
 
 
-def caller_peer(context: Any) -> str:
-    """``context.peer()`` in grpc's form (``ipv4:1.2.3.4:5``, ``ipv6:[::1]:5``), with the
-    address Envoy forwarded in place of its Unix socket's."""
-    peer: str = context.peer()
-    if not peer.startswith("unix:"):
+def caller_peer(peer: str, forwarded: str | None) -> str:
+    """``peer`` (grpc's form: ``ipv4:1.2.3.4:5``, ``ipv6:[::1]:5``), or, when it is the
+    Unix socket and Envoy forwarded an address in :data:`PEER_HEADER`, that address."""
+    if forwarded is None or not peer.startswith("unix:"):
         return peer
-    for key, value in context.invocation_metadata() or ():
-        if key == PEER_HEADER:
-            address = value.decode("latin-1") if isinstance(value, bytes) else str(value)
-            return f"ipv6:{address}" if address.startswith("[") else f"ipv4:{address}"
-    return peer
+    return f"ipv6:{forwarded}" if forwarded.startswith("[") else f"ipv4:{forwarded}"

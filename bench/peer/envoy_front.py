@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from adapter.server.envoy_front import CallDetails, UnaryFront
-from adapter.server.envoy_front.grpc_over_asgi import Receive, Scope, Send
+from adapter.server.envoy_front.abandoned_calls import Receive
+from adapter.server.envoy_front.grpc_over_asgi import Scope, Send
 from bench.peer.__main__ import BODY
 from bench.peer.ceiling import fixed_device, handler
 

@@ -27,18 +27,30 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """:func:`cpu_seconds` of ``pid`` and of every process below it (pyvoy runs
-    Envoy as its child)."""
-    total, todo = 0.0, [pid]
+def process_tree(pid: int) -> Iterator[int]:
+    """``pid`` and every process below it (pyvoy runs Envoy as its child), each as it
+    is found; one that ends meanwhile is skipped with what was below it."""
+    todo = [pid]
     while todo:
         at = todo.pop()
         try:
-            total += cpu_seconds(at)
-            for task in Path(f"/proc/{at}/task").iterdir():
-                todo += [int(child) for child in (task / "children").read_text().split()]
-        except FileNotFoundError:  # it ended meanwhile: its time is gone with it
+            children = [
+                int(child)
+                for task in Path(f"/proc/{at}/task").iterdir()
+                for child in (task / "children").read_text().split()
+            ]
+        except FileNotFoundError:
             continue
+        yield at
+        todo += children
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """:func:`cpu_seconds` of ``pid`` and of every process below it."""
+    total = 0.0
+    for at in process_tree(pid):
+        with contextlib.suppress(FileNotFoundError):  # it ended meanwhile: its time is gone with it
+            total += cpu_seconds(at)
     return total
 
 

@@ -8,10 +8,8 @@ A broker of its own, so that stopping it disturbs no other test."""
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import signal
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,9 +19,8 @@ import pytest
 from simulator import Simulator
 
 from ..adapter_process import listen_port
+from ..events.kafka_fixtures import kafka_script
 from .replica_processes import Replica
-
-ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -31,21 +28,14 @@ pytestmark = pytest.mark.timeout(180)
 class OwnBroker:
     def __init__(self, data: Path) -> None:
         self.port = listen_port()
-        self._env = {
-            **os.environ,
+        self._variables = {
             "KAFKA_PORT": str(self.port),
             "KAFKA_CONTROLLER_PORT": str(listen_port()),
             "KAFKA_DATA_DIR": str(data),
         }
 
     def script(self, command: str) -> None:
-        done = subprocess.run(
-            [str(ROOT / "scripts" / "kafka"), command],
-            env=self._env,
-            capture_output=True,
-            text=True,
-            timeout=150,
-        )
+        done = kafka_script(command, broker=self._variables)
         assert done.returncode == 0, f"scripts/kafka {command}:\n{done.stdout}\n{done.stderr}"
 
 

@@ -28,7 +28,7 @@ import re
 import signal
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,9 +58,12 @@ async def wait_until(predicate: Callable[[], bool], *, within: float, what: str)
         await asyncio.sleep(0.02)
 
 
-def kafka_script(command: str, *, timeout: float = 150.0) -> subprocess.CompletedProcess[str]:
-    """Runs ``scripts/kafka <command>`` for the test broker's port."""
-    env = {**os.environ, "KAFKA_PORT": str(KAFKA_PORT)}
+def kafka_script(
+    command: str, *, timeout: float = 150.0, broker: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Runs ``scripts/kafka <command>`` for the test broker's port, or for the broker
+    ``broker``'s variables describe (``KAFKA_PORT``, ``KAFKA_DATA_DIR``...)."""
+    env = {**os.environ, **(broker or {"KAFKA_PORT": str(KAFKA_PORT)})}
     return subprocess.run(
         [str(ROOT / "scripts" / "kafka"), command],
         env=env,

@@ -13,10 +13,8 @@ import asyncio
 import base64
 import gc
 import logging
-import os
 import shutil
 import ssl
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -41,7 +39,7 @@ from simulator import Simulator
 from ..loopback_http import serving
 from ..security.jwt_helpers import unsigned
 from ..security.pki import Pki
-from .kafka_fixtures import ROOT, consume_all, wait_until
+from .kafka_fixtures import consume_all, kafka_script, wait_until
 from .mesh_fixtures import mesh_settings
 
 pytestmark = pytest.mark.kafka
@@ -68,7 +66,6 @@ def secured_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured
     keystore.write_bytes((pki.dir / "server-key.pem").read_bytes() + (pki.dir / "server.pem").read_bytes())
     port, sasl_port, tls_port, sasl_tls_port = listen_port(), listen_port(), listen_port(), listen_port()
     env = {
-        **os.environ,
         "KAFKA_PORT": str(port),
         "KAFKA_CONTROLLER_PORT": str(listen_port()),
         "KAFKA_SASL_PORT": str(sasl_port),
@@ -82,9 +79,7 @@ def secured_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured
     }
 
     def script(command: str) -> None:
-        done = subprocess.run(
-            [str(ROOT / "scripts" / "kafka"), command], env=env, capture_output=True, text=True, timeout=150
-        )
+        done = kafka_script(command, broker=env)
         assert done.returncode == 0, f"scripts/kafka {command}:\n{done.stdout}\n{done.stderr}"
 
     script("start")

@@ -25,6 +25,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from openframe.v1 import devices_pb2, devices_pb2_grpc
 
+from bench.peer.processes import process_tree
 from simulator import Simulator
 from simulator.faults import Fault
 
@@ -261,13 +262,10 @@ async def test_connection_age_cuts_each_callers_streams_at_its_own_time(
 
 def _resident_mib(pid: int) -> float:
     """Resident memory of ``pid`` and every process below it (the supervisor's Envoy)."""
-    total, todo = 0, [pid]
-    while todo:
-        at = todo.pop()
+    total = 0
+    for at in process_tree(pid):
         status = Path(f"/proc/{at}/status").read_text()
         total += int(next(ln for ln in status.splitlines() if ln.startswith("VmRSS:")).split()[1])
-        for task in Path(f"/proc/{at}/task").iterdir():
-            todo += [int(child) for child in (task / "children").read_text().split()]
     return total / 1024
 
 

@@ -53,23 +53,36 @@ class Front:
         )
 
 
+def _tls_environment(
+    simulator: Simulator, port: int, pki: Pki, policy: Path, **changes: str
+) -> dict[str, str]:
+    """``python -m adapter`` with mutual TLS from ``pki`` and ``policy``, on ``port``."""
+    return against(
+        simulator,
+        port,
+        MESH_WORKERS="1",
+        MESH_SECURITY__POLICY_FILE=str(policy),
+        MESH_SECURITY__TLS__CERT_FILE=str(pki.dir / "server.pem"),
+        MESH_SECURITY__TLS__KEY_FILE=str(pki.dir / "server-key.pem"),
+        MESH_SECURITY__TLS__CLIENT_CA_FILE=str(pki.ca),
+        **changes,
+    )
+
+
 @pytest_asyncio.fixture
 async def front(simulator: Simulator, tmp_path: Path) -> AsyncIterator[Front]:
     pki = Pki(tmp_path / "pki")
     policy = tmp_path / "policy.toml"
     policy.write_text(POLICY)
     port = listen_port()
-    env = against(
+    env = _tls_environment(
         simulator,
         port,
+        pki,
+        policy,
         MESH_GRPC__FRONT="envoy",
         MESH_GRPC__DRAIN_SECONDS="0",
         MESH_GRPC__REFLECTION="true",
-        MESH_WORKERS="1",
-        MESH_SECURITY__POLICY_FILE=str(policy),
-        MESH_SECURITY__TLS__CERT_FILE=str(pki.dir / "server.pem"),
-        MESH_SECURITY__TLS__KEY_FILE=str(pki.dir / "server-key.pem"),
-        MESH_SECURITY__TLS__CLIENT_CA_FILE=str(pki.ca),
     )
     log = tmp_path / "adapter.log"
     process = spawn(env, log)
@@ -188,17 +201,8 @@ async def test_a_connection_that_never_finishes_its_handshake_is_closed(
     policy.write_text(POLICY)
     for front in ("grpcio", "envoy"):
         port = listen_port()
-        env = against(
-            simulator,
-            port,
-            MESH_GRPC__FRONT=front,
-            MESH_WORKERS="1",
-            MESH_SECURITY__POLICY_FILE=str(policy),
-            MESH_SECURITY__TLS__CERT_FILE=str(pki.dir / "server.pem"),
-            MESH_SECURITY__TLS__KEY_FILE=str(pki.dir / "server-key.pem"),
-            MESH_SECURITY__TLS__CLIENT_CA_FILE=str(pki.ca),
-            MESH_SECURITY__LIMITS__HANDSHAKE_TIMEOUT_SECONDS="1",
-        )
+        handshake = {"MESH_SECURITY__LIMITS__HANDSHAKE_TIMEOUT_SECONDS": "1"}
+        env = _tls_environment(simulator, port, pki, policy, MESH_GRPC__FRONT=front, **handshake)
         log = tmp_path / f"adapter-{front}.log"
         process = spawn(env, log)
         try:

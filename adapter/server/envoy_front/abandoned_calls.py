@@ -18,8 +18,9 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-__all__ = ["AbandonedCalls"]
+__all__ = ["AbandonedCalls", "Receive"]
 
+#: ASGI's ``receive`` (the front's calls hand theirs to the watch).
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 _T = TypeVar("_T")
 

@@ -26,7 +26,8 @@ import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .grpc_over_asgi import Receive, Scope, Send, UnaryFront
+from .abandoned_calls import Receive
+from .grpc_over_asgi import Scope, Send, UnaryFront
 
 __all__ = ["CONTROL_FD", "STATUS_FD", "app"]
 

@@ -39,12 +39,11 @@ from typing import Any
 
 import grpc
 
-from .abandoned_calls import AbandonedCalls
+from .abandoned_calls import AbandonedCalls, Receive
 
 __all__ = ["CallContext", "CallDetails", "UnaryFront"]
 
 Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]  # also abandoned_calls.Receive
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Metadata = tuple[tuple[str, str | bytes], ...]
 # grpc-stubs types RpcMethodHandler as an ABC; at run time it is a namedtuple.
