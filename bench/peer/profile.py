@@ -3,7 +3,7 @@ it (pinned, against the compiled upstream, driven by ghz), sampled by py-spy, ea
 sample charged to the innermost frame of a known part of the call.
 
     python -m bench.peer.profile [--seconds 20] [--concurrency 16] [--raw out.txt] [--cache]
-                                 [--envoy]
+                                 [--envoy] [--perf]
 
 Prints a table: part | share of the samples | µs of CPU per call (the share of
 the process's measured CPU time per call; grpc's C-core work lands in the Python
@@ -12,6 +12,12 @@ frames that wait for it). ``--envoy`` profiles the adapter behind Envoy as
 py-spy saw in Python frames, and Envoy's own C++ thread and the kernel are the
 "not in Python frames" row. py-spy is a dev dependency (``pip install py-spy``);
 it needs ptrace rights (root, or ``kernel.yama.ptrace_scope=0``).
+
+``--perf`` samples the whole process tree with Linux ``perf`` instead (every thread,
+C and kernel frames included, Python 3.11's frames as the interpreter's own) and prints
+the CPU per call by shared object, then the hottest symbols: the view py-spy cannot
+give of Envoy, pyvoy, grpc core and the kernel. It needs ``perf`` and
+``kernel.perf_event_paranoid`` <= 1 (or root).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import time
 from pathlib import Path
 
 from bench.peer.__main__ import BODY, adapter_env, build, ghz, wait_serving
-from bench.peer.processes import python, started, tree_cpu_seconds
+from bench.peer.processes import Started, process_tree, python, started, tree_cpu_seconds
 from bench.peer.side_by_side import own_tree
 from bench.ports import listen_port
 
@@ -77,6 +83,7 @@ def profile(
     cache: bool = False,
     tree: Path | None = None,
     envoy: bool = False,
+    perf: bool = False,
 ) -> None:
     tools = build()
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
@@ -92,6 +99,8 @@ def profile(
         with started("mesh-adapter", adapter, cpu=0, ready="", env=env, address=address) as arm:
             wait_serving(arm)
             ghz(tools, arm, concurrency, 1.0, 1)  # warm up
+            if perf:
+                return _perf(tools, arm, concurrency, seconds, raw)
             out = raw or Path(tempfile.mkdtemp(prefix="peer-profile-")) / "stacks.txt"
             spy_proc = subprocess.Popen(
                 [spy, "record", "--pid", str(arm.pid), "--rate", str(_RATE), "--format", "raw",
@@ -141,6 +150,39 @@ def profile(
         print(f"| {outside:<36} | {'':>7} | {(cpu_per_call - in_python) * 1e6:>7.0f} |")
 
 
+def _perf(tools: Path, arm: Started, concurrency: int, seconds: float, raw: Path | None) -> None:
+    """``perf record`` of the adapter's process tree under load, reported by shared
+    object (where a call's CPU goes between Python, Envoy, pyvoy, grpc core and the
+    kernel) and by symbol."""
+    data = raw or Path(tempfile.mkdtemp(prefix="peer-perf-")) / "perf.data"
+    pids = ",".join(str(pid) for pid in process_tree(arm.pid))
+    recorder = subprocess.Popen(
+        ["perf", "record", "-F", "2000", "-p", pids, "-o", str(data)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(1.0)  # perf attaches
+    cpu_before = tree_cpu_seconds(arm.pid)
+    row = ghz(tools, arm, concurrency, seconds, 1)
+    cpu_per_call = (tree_cpu_seconds(arm.pid) - cpu_before) / (row.rps * seconds)
+    recorder.send_signal(2)
+    recorder.wait(60)
+    print(
+        f"\nGetDevice at c={concurrency}, {row.rps:.0f} req/s, {row.cpu:.0%} of a core, "
+        f"{cpu_per_call * 1e6:.0f} µs CPU per call; perf samples in {data}\n"
+    )
+    for sort, rows in (("dso", 12), ("dso,sym", 40)):
+        report = subprocess.run(
+            ["perf", "report", "-i", str(data), "--no-children", "--sort", sort, "--stdio",
+             "--percent-limit", "0.3", "-q"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        print(f"| {sort:<70} | share | µs/call |\n|{'-' * 72}|------:|--------:|")
+        for line in [x for x in report.splitlines() if x.strip()][:rows]:
+            share, _, name = line.strip().partition("%")
+            print(f"| {' '.join(name.split())[:70]:<70} | {share}% | {float(share) / 100 * cpu_per_call * 1e6:7.1f} |")
+        print()
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=20.0)
@@ -150,7 +192,8 @@ if __name__ == "__main__":
     parser.add_argument("--cache", action="store_true", help="the response cache on: every call a hit")
     parser.add_argument("--tree", type=Path, help="the adapter of this tree (e.g. a work tree)")
     parser.add_argument("--envoy", action="store_true", help="behind Envoy (grpc.front = 'envoy')")
+    parser.add_argument("--perf", action="store_true", help="Linux perf over the process tree, not py-spy")
     args = parser.parse_args()
     if args.native:
         NATIVE.append("--native")
-    profile(args.seconds, args.concurrency, args.raw, args.cache, args.tree, args.envoy)
+    profile(args.seconds, args.concurrency, args.raw, args.cache, args.tree, args.envoy, args.perf)
