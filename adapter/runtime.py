@@ -58,6 +58,7 @@ from .assembly.security_parts import (
     subscribe_permissions,
 )
 from .assembly.server_parts import server_interceptors
+from .helper_threads import HelperThreadPolicy
 
 __all__ = ["MeshAdapter"]
 
@@ -207,6 +208,9 @@ class MeshAdapter:
         ensure_descriptors(self._connection_caps() + RESERVED_DESCRIPTORS)
         self._group = LifecycleGroup(self._assemble())
         await self._group.start()
+        if self.settings.helper_threads == "batch":  # the parts' threads exist now
+            # restart, whatever on_task_death says: the process serves as well without it
+            self.supervisor.spawn("helper thread policy", HelperThreadPolicy().run, policy="restart")
 
     def _connection_caps(self) -> int:
         """Connections the ports may hold open at once: the gRPC port's cap (0: none

@@ -252,6 +252,11 @@ class Settings(BaseSettings):
     #: A supervised background task that dies: ``restart`` it after a backoff (its
     #: health NOT_SERVING meanwhile) or ``exit`` the process non-zero.
     on_task_death: Literal["restart", "exit"] = "restart"
+    #: ``batch``: every thread of the process but the event loop's runs as
+    #: ``SCHED_BATCH``, so waking one (grpc's poller, Envoy's worker, the span
+    #: exporter) does not preempt the loop on its core (adapter/helper_threads.py);
+    #: ``normal``: the kernel's default for all.
+    helper_threads: Literal["batch", "normal"] = "batch"
     #: Adapter processes on this host under one supervisor, sharing the gRPC and webhook
     #: ports (``SO_REUSEPORT``); ``0``: one per core. More than one needs
     #: ``events.coordination.enabled`` (or events off) and fixed ports (docs/scaling.md).
