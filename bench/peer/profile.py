@@ -179,7 +179,8 @@ def _perf(tools: Path, arm: Started, concurrency: int, seconds: float, raw: Path
         print(f"| {sort:<70} | share | µs/call |\n|{'-' * 72}|------:|--------:|")
         for line in [x for x in report.splitlines() if x.strip()][:rows]:
             share, _, name = line.strip().partition("%")
-            print(f"| {' '.join(name.split())[:70]:<70} | {share}% | {float(share) / 100 * cpu_per_call * 1e6:7.1f} |")
+            micros = float(share) / 100 * cpu_per_call * 1e6
+            print(f"| {' '.join(name.split())[:70]:<70} | {share}% | {micros:7.1f} |")
         print()
 
 
