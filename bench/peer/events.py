@@ -9,7 +9,8 @@ The broker must be running (the peer bench starts it with ``scripts/kafka``).
 Tracing is on as shipped (the SDK tracer provider ``python -m adapter`` installs,
 without an exporter), so the Kafka send spans are paid for. (Records enter the
 spool already encoded: the intake's receipt span per event is measured by
-``bench/intake_tracing.py``.)
+``bench/intake_tracing.py``.) The threads beside the loop run ``SCHED_BATCH`` as the
+adapter's do (``helper_threads``); ``--helper-threads normal`` measures without.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from adapter.events.kafka_sink import Delivered, DeliveryError, HandedOver, Kafk
 from adapter.events.records import OutboundRecord
 from adapter.events.spool import EventSpool
 from adapter.gc_tuning import freeze_startup_heap
+from adapter.helper_threads import HelperThreadPolicy
 from bench import spool_throughput as st
 
 # The drainer's linger (SpoolDrainer's default, events.kafka.linger_ms): the only batching delay.
@@ -171,8 +173,23 @@ async def in_order(
 
 
 async def main(
-    seconds: float, count: int, paced_seconds: float, *, raw_first: bool = False
+    seconds: float,
+    count: int,
+    paced_seconds: float,
+    *,
+    raw_first: bool = False,
+    helper_threads: str = "batch",
 ) -> dict[str, Any]:
+    if helper_threads == "batch":  # rescanned often: each run starts its spool's writer thread
+        policy = asyncio.create_task(HelperThreadPolicy(rescan_seconds=0.2).run())
+    try:
+        return await _measure(seconds, count, paced_seconds, raw_first)
+    finally:
+        if helper_threads == "batch":
+            policy.cancel()
+
+
+async def _measure(seconds: float, count: int, paced_seconds: float, raw_first: bool) -> dict[str, Any]:
     topic = f"bench-peer-{uuid.uuid4().hex[:8]}"
     records, raw_records = (st.make_records(topic, count) for _ in range(2))
     # As `python -m adapter` freezes its startup heap: the bench's prebuilt inputs (hundreds of
@@ -229,6 +246,12 @@ if __name__ == "__main__":
     parser.add_argument(
         "--raw-first", action="store_true", help="measure the raw producer before the adapter"
     )
+    parser.add_argument("--helper-threads", choices=("batch", "normal"), default="batch")
     args = parser.parse_args()
-    figures = asyncio.run(main(args.seconds, args.records, args.paced_seconds, raw_first=args.raw_first))
+    figures = asyncio.run(
+        main(
+            args.seconds, args.records, args.paced_seconds, raw_first=args.raw_first,
+            helper_threads=args.helper_threads,
+        )
+    )  # fmt: skip
     print(json.dumps(figures), flush=True)
