@@ -38,6 +38,18 @@ def _own_broker_per_worker() -> None:
 _own_broker_per_worker()
 
 
+def _helper_threads_left_alone() -> None:
+    """An adapter started inside a test (``MeshAdapter``) would set SCHED_BATCH on every
+    other thread of pytest's process: the simulator's, xdist's, other tests'. The
+    adapters the suite runs as processes (``tests.adapter_process``, which passes no
+    ``MESH_`` variable of the test's) keep the default; tests/test_helper_threads.py
+    checks it there."""
+    os.environ.setdefault("MESH_HELPER_THREADS", "normal")
+
+
+_helper_threads_left_alone()
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     write_fuzz_summary(terminalreporter)
 

@@ -33,14 +33,14 @@ class _Parked:
         self._release = threading.Event()
         self.threads: list[threading.Thread] = []
 
-    def start(self) -> int:
+    def start(self, name: str | None = None) -> int:
         ready = threading.Event()
 
         def park() -> None:
             ready.set()
             self._release.wait()
 
-        thread = threading.Thread(target=park, daemon=True)
+        thread = threading.Thread(target=park, name=name, daemon=True)
         thread.start()
         ready.wait()
         assert thread.native_id is not None
@@ -76,6 +76,14 @@ def test_a_policy_someone_chose_is_left(parked: _Parked) -> None:
     os.sched_setscheduler(chosen, os.SCHED_IDLE, os.sched_param(0))
     assert HelperThreadPolicy(tasks=parked.tasks).apply(keep=0) == 0
     assert os.sched_getscheduler(chosen) == os.SCHED_IDLE
+
+
+def test_the_spools_threads_are_spared(parked: _Parked) -> None:
+    """The events pipeline waits on the spool writer's commits: it keeps SCHED_OTHER."""
+    writer, helper = parked.start("spool-events.db"), parked.start()
+    assert HelperThreadPolicy(tasks=parked.tasks).apply(keep=0) == 1
+    assert os.sched_getscheduler(writer) == os.SCHED_OTHER
+    assert os.sched_getscheduler(helper) == os.SCHED_BATCH
 
 
 def test_an_ended_thread_is_skipped(parked: _Parked) -> None:

@@ -1,7 +1,7 @@
 """``helper_threads = "batch"`` against ``"normal"``, in one adapter process: what
 the scheduling policy of the threads beside the event loop does to a call's CPU.
 
-    python -m bench.peer.helper_threads [--front envoy] [--concurrency 16] [--rounds 4]
+    python -m bench.peer.helper_threads [--front envoy | --ceiling] [--concurrency 16] [--rounds 4]
 
 ``side_by_side`` cannot measure this: it runs two adapters on one core at once, so
 each loop is preempted by the other process whatever its own threads' policy. Here
@@ -12,6 +12,9 @@ process tree but the busiest (the event loop's, found by its CPU time in a first
 round) to ``SCHED_BATCH``, then back to ``SCHED_OTHER``, alternating which comes
 first. Each round prints req/s, CPU a call, p50 / p99 and the loop thread's
 involuntary context switches a call; the medians of the ratios end it.
+``--ceiling`` does the same to the peer bench's plain grpc.aio ceiling: what the policy
+would give any grpc.aio server, so the adapter's ratio to the ceiling can be read
+against a ceiling that has it too.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ def _set_policy(root: int, loop: Thread, policy: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--front", choices=("grpcio", "envoy"), default="grpcio")
+    parser.add_argument("--ceiling", action="store_true", help="the plain grpc.aio ceiling, not the adapter")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -69,14 +73,20 @@ def main() -> int:
         env = adapter_env(f"http://{up.address}", port, cache=False, otlp=otlp.address)
         env |= {"MESH_HELPER_THREADS": "normal", "MESH_GRPC__FRONT": args.front}
         address = f"127.0.0.1:{port}"
-        adapter = python("-m", "adapter")
-        with started("mesh-adapter", adapter, cpu=0, ready="", env=env, address=address) as arm:
+        if args.ceiling:  # it prints its address when it listens
+            ceiling = python("-m", "bench.peer.ceiling", "--body", str(BODY))
+            measured = started("grpc.aio ceiling", ceiling, cpu=0)
+        else:
+            adapter = python("-m", "adapter")
+            measured = started("mesh-adapter", adapter, cpu=0, ready="", env=env, address=address)
+        with measured as arm:
             wait_serving(arm)
             before = _threads(arm.pid)
             ghz(tools, arm, args.concurrency, 2.0, 1)  # warm up, and find the loop's thread
             after = _threads(arm.pid)
             loop = max((t for t in after if t in before), key=lambda t: after[t][0] - before[t][0])
-            print(f"{args.front} front, c={args.concurrency}; the event loop's thread: {loop[1]}")
+            what = "the grpc.aio ceiling" if args.ceiling else f"{args.front} front"
+            print(f"{what}, c={args.concurrency}; the event loop's thread: {loop[1]}")
             ratios: dict[str, list[float]] = {"req/s": [], "CPU a call": [], "p50": [], "p99": []}
             for round_ in range(1, args.rounds + 1):
                 seen = {}

@@ -164,6 +164,22 @@ def test_side_by_side_smoke() -> None:
     assert re.search(r"after / before \d+\.\d{3} \(rounds", done.stdout), done.stdout
 
 
+@pytest.mark.timeout(900)  # the first run builds the Go programs and ghz (stamped after)
+def test_helper_threads_bench_smoke() -> None:
+    argv = ["-m", "bench.peer.helper_threads", "--rounds", "1", "--seconds", "1", "--concurrency", "4"]
+    done = subprocess.run(
+        [sys.executable, *argv],
+        cwd=ROOT, capture_output=True, text=True, timeout=880, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr[-4000:]}"
+    for policy in ("normal", "batch "):
+        row = rf"^round 1 {policy} +\d+ req/s +\d+ us/call p50 +[\d.]+ p99 +[\d.]+ ms, "
+        row += r"loop preempted [\d.]+/call"
+        assert re.search(row, done.stdout, re.M), done.stdout
+    result = r"^batch / normal, medians of the rounds: req/s \d+\.\d{3}, CPU a call \d+\.\d{3}"
+    assert re.search(result, done.stdout, re.M), done.stdout
+
+
 @pytest.mark.timeout(900)  # the first run builds the Go programs and installs pyvoy (stamped after)
 def test_front_bench_smoke(tmp_path: Path) -> None:
     from bench.peer import front
