@@ -150,34 +150,32 @@ def test_each_side_imports_its_own_tree(tmp_path: Path) -> None:
     assert found == str(tree / "adapter" / "__init__.py")
 
 
-@pytest.mark.timeout(900)  # the first run builds the Go programs and ghz (stamped after)
-def test_side_by_side_smoke() -> None:
-    argv = ["-m", "bench.peer.side_by_side", "--before", "HEAD", "--rounds", "1", "--seconds", "1"]
+def _peer_tool(module: str, *args: str) -> str:
+    """``python -m module *args`` to its end (exit 0), its output."""
     done = subprocess.run(
-        [sys.executable, *argv],
+        [sys.executable, "-m", module, *args],
         cwd=ROOT, capture_output=True, text=True, timeout=880, check=False,
     )  # fmt: skip
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr[-4000:]}"
-    assert re.search(
-        r"^round 1: before +\d+ req/s +\d+ us/call +after +\d+ req/s +\d+ us/call", done.stdout, re.M
-    )
-    assert re.search(r"after / before \d+\.\d{3} \(rounds", done.stdout), done.stdout
+    return done.stdout
+
+
+@pytest.mark.timeout(900)  # the first run builds the Go programs and ghz (stamped after)
+def test_side_by_side_smoke() -> None:
+    out = _peer_tool("bench.peer.side_by_side", "--before", "HEAD", "--rounds", "1", "--seconds", "1")
+    assert re.search(r"^round 1: before +\d+ req/s +\d+ us/call +after +\d+ req/s +\d+ us/call", out, re.M)
+    assert re.search(r"after / before \d+\.\d{3} \(rounds", out), out
 
 
 @pytest.mark.timeout(900)  # the first run builds the Go programs and ghz (stamped after)
 def test_helper_threads_bench_smoke() -> None:
-    argv = ["-m", "bench.peer.helper_threads", "--rounds", "1", "--seconds", "1", "--concurrency", "4"]
-    done = subprocess.run(
-        [sys.executable, *argv],
-        cwd=ROOT, capture_output=True, text=True, timeout=880, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, f"{done.stdout}\n{done.stderr[-4000:]}"
+    out = _peer_tool("bench.peer.helper_threads", "--rounds", "1", "--seconds", "1", "--concurrency", "4")
     for policy in ("normal", "batch "):
         row = rf"^round 1 {policy} +\d+ req/s +\d+ us/call p50 +[\d.]+ p99 +[\d.]+ ms, "
         row += r"loop preempted [\d.]+/call"
-        assert re.search(row, done.stdout, re.M), done.stdout
+        assert re.search(row, out, re.M), out
     result = r"^batch / normal, medians of the rounds: req/s \d+\.\d{3}, CPU a call \d+\.\d{3}"
-    assert re.search(result, done.stdout, re.M), done.stdout
+    assert re.search(result, out, re.M), out
 
 
 @pytest.mark.timeout(900)  # the first run builds the Go programs and installs pyvoy (stamped after)
@@ -185,14 +183,9 @@ def test_front_bench_smoke(tmp_path: Path) -> None:
     from bench.peer import front
 
     chart = tmp_path / "front.png"
-    argv = ["-m", "bench.peer.front", "--rounds", "1", "--seconds", "1", "--concurrency", "1,16"]
-    argv += ["--chart", str(chart)]
-    done = subprocess.run(
-        [sys.executable, *argv],
-        cwd=ROOT, capture_output=True, text=True, timeout=880, check=False,
-    )  # fmt: skip
-    out = done.stdout
-    assert done.returncode == 0, f"{out}\n{done.stderr[-4000:]}"
+    out = _peer_tool(
+        "bench.peer.front", "--rounds", "1", "--seconds", "1", "--concurrency", "1,16", "--chart", str(chart)
+    )
     identical = re.search(r"^identical Device \(\d+ bytes\) from: (.+)$", out, re.M)
     assert identical is not None and set(identical.group(1).split("; ")) == set(front.ARMS), out
     routed = f"{front.ADAPTER_ENVOY}: health Check and Watch (a stream) SERVING through Envoy from grpc.aio"
