@@ -106,4 +106,4 @@ class HelperThreadPolicy:
     def _refuse(self, why: str) -> None:
         if not self._refused:
             self._refused = True
-            logger.warning("%s; helper threads keep their policy (helper_threads = 'batch')", why)
+            logger.warning("%s; those threads keep their policy (helper_threads = 'normal': no tries)", why)
