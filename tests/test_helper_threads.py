@@ -9,13 +9,13 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from adapter.helper_threads import HelperThreadPolicy
-from bench.peer.processes import process_tree
+from bench.peer.processes import tree_threads
 from simulator import Simulator
 
 from .adapter_process import against, listen_port, log_tail, spawn, terminate, wait_serving
@@ -124,22 +124,26 @@ def test_an_unreadable_task_directory_is_one_warning(
 # -- python -m adapter --------------------------------------------------------------------
 
 
-def _policies(root: int) -> dict[tuple[int, int, str], int]:
+Policies = dict[tuple[int, int, str], int]
+
+
+def _policies(root: int) -> Policies:
     """(process, thread, name) -> scheduling policy, for ``root`` and its children."""
     found = {}
-    for pid in process_tree(root):
-        for entry in Path(f"/proc/{pid}/task").iterdir():
-            try:
-                name = (entry / "comm").read_text().strip()
-                found[(pid, int(entry.name), name)] = os.sched_getscheduler(int(entry.name))
-            except (OSError, ValueError):
-                continue  # ended meanwhile
+    for pid, tid in tree_threads(root):
+        try:
+            name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+            found[(pid, tid, name)] = os.sched_getscheduler(tid)
+        except OSError:
+            continue  # ended meanwhile
     return found
 
 
-async def _until(check: object, what: str, root: int, log: Path, within: float = 30.0) -> None:
+async def _until(
+    check: Callable[[Policies], bool], what: str, root: int, log: Path, within: float = 30.0
+) -> None:
     deadline = time.monotonic() + within
-    while not check(_policies(root)):  # type: ignore[operator]
+    while not check(_policies(root)):
         assert time.monotonic() < deadline, f"{what}: {_policies(root)}\n{log_tail(log)}"
         await asyncio.sleep(0.2)
 
@@ -151,7 +155,7 @@ async def test_the_adapter_keeps_only_its_loop_thread_normal(simulator: Simulato
         await wait_serving(port, process=process, log=log)
         pid = process.pid
 
-        def settled(found: dict[tuple[int, int, str], int]) -> bool:
+        def settled(found: Policies) -> bool:
             # asyncio.run's loop is the main thread's; grpc's poller, the exporters... batch
             helpers = [p for (_, tid, _), p in found.items() if tid != pid]
             return (
@@ -187,7 +191,7 @@ async def test_behind_envoy_its_worker_yields_to_the_embedded_loop(
     try:
         await wait_serving(port, process=process, log=log)
 
-        def settled(found: dict[tuple[int, int, str], int]) -> bool:
+        def settled(found: Policies) -> bool:
             envoy = {key: p for key, p in found.items() if key[0] != process.pid}
             workers = [p for (_, _, name), p in envoy.items() if name.startswith("wrk:worker")]
             normal = [key for key, p in envoy.items() if p == os.SCHED_OTHER]

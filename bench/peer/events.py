@@ -180,13 +180,15 @@ async def main(
     raw_first: bool = False,
     helper_threads: str = "batch",
 ) -> dict[str, Any]:
-    if helper_threads == "batch":  # rescanned often: each run starts its spool's writer thread
-        policy = asyncio.create_task(HelperThreadPolicy(rescan_seconds=0.2).run())
+    # Rescanned often: a thread a run starts is found within its first moments.
+    applying = None
+    if helper_threads == "batch":
+        applying = asyncio.create_task(HelperThreadPolicy(rescan_seconds=0.2).run())
     try:
         return await _measure(seconds, count, paced_seconds, raw_first)
     finally:
-        if helper_threads == "batch":
-            policy.cancel()
+        if applying is not None:
+            applying.cancel()
 
 
 async def _measure(seconds: float, count: int, paced_seconds: float, raw_first: bool) -> dict[str, Any]:

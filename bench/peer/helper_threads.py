@@ -25,7 +25,7 @@ import statistics
 from pathlib import Path
 
 from bench.peer.__main__ import BODY, adapter_env, build, ghz, wait_serving
-from bench.peer.processes import process_tree, python, started, tree_cpu_seconds
+from bench.peer.processes import cpu_seconds, python, started, tree_cpu_seconds, tree_threads
 from bench.ports import listen_port
 
 Thread = tuple[int, int]  # (process, thread)
@@ -34,16 +34,13 @@ Thread = tuple[int, int]  # (process, thread)
 def _threads(root: int) -> dict[Thread, tuple[float, int]]:
     """Each thread of ``root``'s tree: its CPU seconds and involuntary switches."""
     found = {}
-    tick = os.sysconf("SC_CLK_TCK")
-    for pid in process_tree(root):
-        for entry in Path(f"/proc/{pid}/task").iterdir():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                status = (entry / "status").read_text()
-            except OSError:
-                continue  # ended meanwhile
-            switches = int(status.split("nonvoluntary_ctxt_switches:")[1].split()[0])
-            found[(pid, int(entry.name))] = ((int(fields[11]) + int(fields[12])) / tick, switches)
+    for pid, tid in tree_threads(root):
+        try:
+            status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+            cpu = cpu_seconds(pid, tid)
+        except OSError:
+            continue  # ended meanwhile
+        found[(pid, tid)] = (cpu, int(status.split("nonvoluntary_ctxt_switches:")[1].split()[0]))
     return found
 
 

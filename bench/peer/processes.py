@@ -21,9 +21,11 @@ def pinned(cpu: int, argv: Sequence[str]) -> list[str]:
     return ["taskset", "-c", str(cpu), *argv]
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of every thread of ``pid`` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """User + system CPU time of every thread of ``pid`` so far (of ``thread`` alone
+    when given)."""
+    stat = Path(f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat")
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
 
 
@@ -43,6 +45,14 @@ def process_tree(pid: int) -> Iterator[int]:
             continue
         yield at
         todo += children
+
+
+def tree_threads(pid: int) -> Iterator[tuple[int, int]]:
+    """(process, thread) of every thread of :func:`process_tree`; a thread may end
+    before the caller reads it."""
+    for at in process_tree(pid):
+        with contextlib.suppress(FileNotFoundError):  # the process ended meanwhile
+            yield from ((at, int(task.name)) for task in Path(f"/proc/{at}/task").iterdir())
 
 
 def tree_cpu_seconds(pid: int) -> float:
