@@ -17,7 +17,9 @@ server on a private Unix socket. The port's limits become Envoy's settings:
 ``grpc.reuse_port`` (workers)                  ``enable_reuse_port``
 ``max_receive_message_bytes``                  the front itself (:mod:`.grpc_over_asgi`)
 ``security.tls``                               the listener's TLS (SDS files, rotated)
-``handshake_timeout_seconds``                  ``transport_socket_connect_timeout``
+``handshake_timeout_seconds``                  ``transport_socket_connect_timeout`` (TLS);
+                                               ``listener_filters_timeout`` (plaintext:
+                                               the HTTP inspector waits for first bytes)
 =============================================  =======================================
 
 Client ping enforcement (``min_client_ping_interval_seconds``, ``max_ping_strikes``)
@@ -232,19 +234,31 @@ def bootstrap(
         # Envoy has no handshake deadline of its own: a connection that never finishes
         # one (no certificate needed to open it) would hold a place for an hour.
         chain["transport_socket_connect_timeout"] = _seconds(limits.handshake_timeout_seconds)
+    listener: dict[str, Any] = {
+        "name": LISTENER,
+        "address": {"socket_address": {"address": grpc.host, "port_value": grpc.port}},
+        "enable_reuse_port": grpc.reuse_port,
+        "filter_chains": [chain],
+    }
+    if settings.security.tls is None:
+        # Without TLS nothing bounds a connection that never speaks (no preface): Envoy
+        # held one for its hour-long idle timeout, in a place of max_connections. The
+        # HTTP inspector waits for a connection's first bytes, and the listener closes
+        # one that sends none in time, as grpc.aio does at its handshake timeout.
+        listener["listener_filters"] = [
+            {
+                "name": "envoy.filters.listener.http_inspector",
+                "typed_config": {"@type": _TYPES + "filters.listener.http_inspector.v3.HttpInspector"},
+            }
+        ]
+        listener["listener_filters_timeout"] = _seconds(limits.handshake_timeout_seconds)
+        listener["continue_on_listener_filters_timeout"] = False
     config: dict[str, Any] = {
         "node": {"id": "mesh-adapter", "cluster": "mesh-adapter"},  # SDS needs a node
         # Only the supervisor reaches it: a socket in the private working directory.
         "admin": {"address": {"pipe": {"path": str(workdir / "admin.sock"), "mode": 0o600}}},
         "static_resources": {
-            "listeners": [
-                {
-                    "name": LISTENER,
-                    "address": {"socket_address": {"address": grpc.host, "port_value": grpc.port}},
-                    "enable_reuse_port": grpc.reuse_port,
-                    "filter_chains": [chain],
-                }
-            ],
+            "listeners": [listener],
             "clusters": [cluster],
         },
     }
