@@ -55,6 +55,15 @@ def tree_threads(pid: int) -> Iterator[tuple[int, int]]:
             yield from ((at, int(task.name)) for task in Path(f"/proc/{at}/task").iterdir())
 
 
+def tree_thread_cpu_seconds(pid: int) -> dict[int, float]:
+    """:func:`cpu_seconds` of each thread of :func:`tree_threads`, by thread id."""
+    seconds: dict[int, float] = {}
+    for at, thread in tree_threads(pid):
+        with contextlib.suppress(FileNotFoundError):  # it ended meanwhile
+            seconds[thread] = cpu_seconds(at, thread)
+    return seconds
+
+
 def tree_cpu_seconds(pid: int) -> float:
     """:func:`cpu_seconds` of ``pid`` and of every process below it."""
     total = 0.0

@@ -5,13 +5,18 @@ sample charged to the innermost frame of a known part of the call.
     python -m bench.peer.profile [--seconds 20] [--concurrency 16] [--raw out.txt] [--cache]
                                  [--envoy] [--perf]
 
-Prints a table: part | share of the samples | µs of CPU per call (the share of
-the process's measured CPU time per call; grpc's C-core work lands in the Python
-frames that wait for it). ``--envoy`` profiles the adapter behind Envoy as
-``python -m bench.peer.front`` runs it: there the Python parts share the time
-py-spy saw in Python frames, and Envoy's own C++ thread and the kernel are the
-"not in Python frames" row. py-spy is a dev dependency (``pip install py-spy``);
-it needs ptrace rights (root, or ``kernel.yama.ptrace_scope=0``).
+Prints a table: part | share of the samples | µs of CPU per call. Each thread's
+samples share out that thread's own CPU time, read from /proc over the measured
+run: py-spy counts a thread blocked in C code (grpc's completion-queue poller,
+waiting in epoll) as busy, so shares of all samples charged the poller's idle
+time to the call (about half the samples at c=16, against ~7% of the CPU). The
+thread that runs the handlers gets the parts (grpc's C-core work lands in the
+Python frames that wait for it); every other thread with Python frames is one row
+by its name, and the threads that ran no Python frame (Envoy's worker, grpc core's
+own) one row together. ``--envoy`` profiles the adapter behind Envoy as
+``python -m bench.peer.front`` runs it. py-spy is a dev dependency
+(``pip install py-spy``); it needs ptrace rights (root, or
+``kernel.yama.ptrace_scope=0``).
 
 ``--perf`` samples the whole process tree with Linux ``perf`` instead (every thread,
 C and kernel frames included, Python 3.11's frames as the interpreter's own) and prints
@@ -24,6 +29,8 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
+import re
 import shutil
 import subprocess
 import sys
@@ -32,7 +39,14 @@ import time
 from pathlib import Path
 
 from bench.peer.__main__ import BODY, adapter_env, build, ghz, wait_serving
-from bench.peer.processes import Started, process_tree, python, started, tree_cpu_seconds
+from bench.peer.processes import (
+    Started,
+    process_tree,
+    python,
+    started,
+    tree_thread_cpu_seconds,
+    tree_threads,
+)
 from bench.peer.side_by_side import own_tree
 from bench.ports import listen_port
 
@@ -56,6 +70,9 @@ PARTS: list[tuple[str, tuple[str, ...]]] = [
     ("httpx API (client, models, URLs)", ("httpx/", "httpx_aiohttp/")),
     ("aiohttp (connector, HTTP parser)", ("aiohttp/", "multidict/", "yarl/")),
     ("grpc.aio (Python/Cython)", ("grpc/",)),
+    # The loop's thread waiting in epoll: the syscall, and the idle waits py-spy counts
+    # as busy (so the rows of that thread are lower bounds, this one an upper bound).
+    ("asyncio: waiting in epoll", ("EpollSelector.select",)),
     ("asyncio event loop", ("asyncio/", "selectors", "uvloop/")),
 ]
 
@@ -104,50 +121,121 @@ def profile(
             out = raw or Path(tempfile.mkdtemp(prefix="peer-profile-")) / "stacks.txt"
             spy_proc = subprocess.Popen(
                 [spy, "record", "--pid", str(arm.pid), "--rate", str(_RATE), "--format", "raw",
-                 "--output", str(out), "--full-filenames", *(NATIVE or ["--nonblocking"]),
+                 "--output", str(out), "--full-filenames", "--threads", *(NATIVE or ["--nonblocking"]),
                  *(["--subprocesses"] if envoy else [])],  # behind Envoy the adapter is its child
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
             time.sleep(1.0)  # py-spy attaches
-            cpu_before = tree_cpu_seconds(arm.pid)
+            threads_before = tree_thread_cpu_seconds(arm.pid)
             row = ghz(tools, arm, concurrency, seconds, 1)
-            cpu_per_call = (tree_cpu_seconds(arm.pid) - cpu_before) / (row.rps * seconds)
+            threads_after = tree_thread_cpu_seconds(arm.pid)
+            comms = {t: _comm(pid, t) for pid, t in tree_threads(arm.pid)}
             spy_proc.send_signal(2)  # SIGINT: py-spy writes its output and exits
             spy_proc.wait(30)
-    samples: collections.Counter[str] = collections.Counter()
-    unreadable = 0
+    # The CPU a call costs from ghz's measured run; split by each thread's share of the
+    # time the threads used meanwhile (which includes ghz's half-second warm-up at the
+    # same load).
+    used = {t: threads_after[t] - threads_before.get(t, 0.0) for t in threads_after}
+    per_call = row.cpu / row.rps
+    thread_cpu = {t: u / (sum(used.values()) or 1.0) * per_call for t, u in used.items()}
+    stacks = read_stacks(out)
+    for tid, name in stacks.names.items():
+        if name.startswith("(unnamed"):  # a thread Python did not start (Envoy's worker)
+            stacks.names[tid] = comms.get(tid) or name
+    what = ("GetDevice (cache hits)" if cache else "GetDevice") + (f" [{tree}]" if tree else "")
+    what += " behind Envoy" if envoy else ""
+    cpu_per_call = sum(thread_cpu.values())
+    print(
+        f"\n{what} at c={concurrency}, {row.rps:.0f} req/s, {row.cpu:.0%} of a core, "
+        f"{cpu_per_call * 1e6:.0f} µs CPU per call; {stacks.total} py-spy samples ({out})"
+        f"{f'; {stacks.unreadable} unreadable lines left out' if stacks.unreadable else ''}\n"
+    )
+    print(f"| {'part of the call':<44} | {'samples':>7} | {'µs/call':>7} |")
+    print(f"|{'-' * 46}|{'-' * 8}:|{'-' * 8}:|")
+    for part, share, micros in charged(stacks, thread_cpu):
+        print(f"| {part:<44} | {share:>7} | {micros:>7.0f} |")
+
+
+@dataclasses.dataclass
+class Stacks:
+    """py-spy's samples by thread id, then by part; each thread's name."""
+
+    samples: dict[int, collections.Counter[str]]
+    names: dict[int, str]
+    unreadable: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(sum(parts.values()) for parts in self.samples.values())
+
+
+_THREAD = re.compile(r"^thread \((\d+)\)(?:: (.*))?$")
+
+
+def _comm(pid: int, tid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+    except OSError:  # it ended meanwhile
+        return ""
+
+
+def read_stacks(out: Path) -> Stacks:
+    """``py-spy record --threads --format raw`` output, each sample charged to a part."""
+    stacks = Stacks({}, {})
     # py-spy can write a stack it caught mid-change as a broken line (a frame without
     # its name, bytes that are not text, no count): counted and left out.
     for line in out.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
-        # --subprocesses (behind Envoy) roots each stack at a "process ..." frame, and
-        # samples Envoy's threads that run no Python: those are not Python's time.
+        # --subprocesses roots each stack at a "process ..." frame; --threads then names
+        # the thread ("thread (<tid>): <name>").
         frames = [f for f in stack.split(";") if not f.startswith("process ")]
-        if frames and count.isdigit():
-            samples[part_of(frames)] += int(count)
-        elif stack and count.isdigit():
+        thread = _THREAD.match(frames[0]) if frames else None
+        if thread is None or not count.isdigit():
+            stacks.unreadable += bool(line.strip())
             continue
-        elif line:
-            unreadable += 1
-    total = sum(samples.values())
-    what = ("GetDevice (cache hits)" if cache else "GetDevice") + (f" [{tree}]" if tree else "")
-    what += " behind Envoy" if envoy else ""
-    print(
-        f"\n{what} at c={concurrency}, {row.rps:.0f} req/s, {row.cpu:.0%} of a core, "
-        f"{cpu_per_call * 1e6:.0f} µs CPU per call; {total} py-spy samples ({out})"
-        f"{f'; {unreadable} unreadable lines left out' if unreadable else ''}\n"
+        tid, name = int(thread.group(1)), thread.group(2) or f"(unnamed, {thread.group(1)})"
+        stacks.names[tid] = name
+        parts = stacks.samples.setdefault(tid, collections.Counter())
+        parts[part_of(frames[1:]) if frames[1:] else _NO_FRAME] += int(count)
+    return stacks
+
+
+def charged(stacks: Stacks, thread_cpu: dict[int, float]) -> list[tuple[str, str, float]]:
+    """(part, share of the samples, µs of CPU a call), most first.
+
+    Each thread's samples share out *that thread's* measured CPU: py-spy counts a
+    thread blocked in C code (grpc's completion-queue poller in epoll) as busy, so
+    shares of all samples would charge the poller's idle time to the whole call. The
+    thread that runs the handlers (the most samples in adapter code) keeps the parts;
+    every other thread with Python frames is one row by its name, and what ran no
+    Python frame at all (Envoy's and grpc core's own threads) is the last row.
+    """
+    total = stacks.total or 1
+    rows: dict[str, float] = collections.defaultdict(float)
+    shares: collections.Counter[str] = collections.Counter()
+    handlers = max(
+        stacks.samples,
+        key=lambda t: sum(n for p, n in stacks.samples[t].items() if p not in _NOT_ADAPTER),
+        default=None,
     )
-    # Behind Envoy, CPU outside Python frames (Envoy's C++ worker, the kernel) is a share
-    # py-spy cannot see: the Python parts get the time py-spy saw (samples / rate), the
-    # rest its own row. On grpc.aio every part is scaled to the whole, as before.
-    in_python = min(cpu_per_call, total / _RATE / (row.rps * seconds)) if envoy else cpu_per_call
-    print(f"| {'part of the call':<36} | {'samples':>7} | {'µs/call':>7} |")
-    print(f"|{'-' * 38}|{'-' * 8}:|{'-' * 8}:|")
-    for part, n in samples.most_common():
-        print(f"| {part:<36} | {n / total:>7.1%} | {n / total * in_python * 1e6:>7.0f} |")
-    if envoy:
-        outside = "not in Python frames (Envoy, kernel)"
-        print(f"| {outside:<36} | {'':>7} | {(cpu_per_call - in_python) * 1e6:>7.0f} |")
+    for tid, parts in stacks.samples.items():
+        cpu = thread_cpu.get(tid, 0.0)
+        seen = sum(parts.values())
+        for part, n in parts.items():
+            label = part if tid == handlers else f"thread {stacks.names[tid]!r}"
+            rows[label] += n / seen * cpu
+            shares[label] += n
+    outside = sum(cpu for tid, cpu in thread_cpu.items() if tid not in stacks.samples)
+    table = [(p, f"{shares[p] / total:.1%}", us * 1e6) for p, us in sorted(rows.items(), key=lambda r: -r[1])]
+    return [*table, ("threads with no Python frames (C, C++)", "", outside * 1e6)]
+
+
+#: A sample of a thread with no Python frame on its stack (behind Envoy: pyvoy's
+#: thread in uvloop's or pyvoy's C code, or waiting there).
+_NO_FRAME = "no Python frame (uvloop, pyvoy C; waits)"
+_NOT_ADAPTER = frozenset(
+    {"other Python", _NO_FRAME, "asyncio event loop", "asyncio: waiting in epoll", "grpc.aio (Python/Cython)"}
+)
 
 
 def _perf(tools: Path, arm: Started, concurrency: int, seconds: float, raw: Path | None) -> None:
@@ -161,9 +249,8 @@ def _perf(tools: Path, arm: Started, concurrency: int, seconds: float, raw: Path
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     time.sleep(1.0)  # perf attaches
-    cpu_before = tree_cpu_seconds(arm.pid)
     row = ghz(tools, arm, concurrency, seconds, 1)
-    cpu_per_call = (tree_cpu_seconds(arm.pid) - cpu_before) / (row.rps * seconds)
+    cpu_per_call = row.cpu / row.rps  # the measured run's (not ghz's warm-up before it)
     recorder.send_signal(2)
     recorder.wait(60)
     print(
