@@ -14,9 +14,9 @@ from bench.peer.profile import charged, read_stacks
 # py-spy counts it busy), the loop's thread 100.
 STACKS = """\
 thread (11): MainThread;run (/x/asyncio/base_events.py:1);handle (/x/adapter/server/handlers.py:9) 60
-thread (11): MainThread;run (/x/asyncio/base_events.py:1);decode (/x/adapter/transcoding/response_binding.py:3) 30
+thread (11): MainThread;run (/x/asyncio/b.py:1);decode (/x/adapter/transcoding/response_binding.py:3) 30
 thread (11): MainThread;EpollSelector.select (/x/selectors.py:468) 10
-thread (12): Thread-1 (_poll_wrapper);Thread._bootstrap (/x/threading.py:1);Thread.run (/x/threading.py:982) 900
+thread (12): Thread-1 (_poll_wrapper);Thread._bootstrap (/x/t.py:1);Thread.run (/x/threading.py:982) 900
 thread (13) 5
 a line cut in the middle
 """
