@@ -106,20 +106,25 @@ def check_identical(arms: dict[str, Started]) -> None:
     print(f"identical Device ({len(expected)} bytes) from: {'; '.join(arms)}", flush=True)
 
 
-def ghz_argv(tools: Path, address: str, concurrency: int, seconds: float, cpu: int) -> list[str]:
-    """ghz calling GetDevice at ``address`` over one connection, pinned to ``cpu``; JSON out."""
+def ghz_argv(
+    tools: Path, address: str, concurrency: int, seconds: float, cpu: int, *, rps: int = 0
+) -> list[str]:
+    """ghz calling GetDevice at ``address`` over one connection, pinned to ``cpu``; JSON
+    out. ``rps``: at most that many calls a second in all (0: each worker calls again as
+    soon as its answer is in)."""
     return pinned(cpu, [
-        str(tools / "ghz"), "--insecure", "--protoset", str(tools / "protos.pb"), "--call", METHOD,
+        str(tools / "ghz"), "--insecure", *(["--rps", str(rps)] if rps else []),
+        "--protoset", str(tools / "protos.pb"), "--call", METHOD,
         "-d", '{"device_id":"dev_001"}', "-c", str(concurrency), "--connections", "1",
         "-z", f"{seconds}s", "--duration-stop", "ignore", "--cpus", "1", "-O", "json", address,
     ])  # fmt: skip
 
 
-def ghz(tools: Path, arm: Started, concurrency: int, seconds: float, cpu: int) -> report.Row:
-    warm_up = ghz_argv(tools, arm.address, concurrency, min(seconds, 0.5), cpu)
+def ghz(tools: Path, arm: Started, concurrency: int, seconds: float, cpu: int, *, rps: int = 0) -> report.Row:
+    warm_up = ghz_argv(tools, arm.address, concurrency, min(seconds, 0.5), cpu, rps=rps)
     subprocess.run(warm_up, check=True, capture_output=True)
     before = tree_cpu_seconds(arm.pid)  # a process tree: an arm may run its server as a child
-    done = subprocess.run(ghz_argv(tools, arm.address, concurrency, seconds, cpu), check=True,
+    done = subprocess.run(ghz_argv(tools, arm.address, concurrency, seconds, cpu, rps=rps), check=True,
                           capture_output=True, text=True)  # fmt: skip
     used = tree_cpu_seconds(arm.pid) - before
     result = json.loads(done.stdout)

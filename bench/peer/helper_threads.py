@@ -25,7 +25,7 @@ import statistics
 from pathlib import Path
 
 from bench.peer.__main__ import BODY, adapter_env, build, ghz, wait_serving
-from bench.peer.processes import cpu_seconds, python, started, tree_cpu_seconds, tree_threads
+from bench.peer.processes import cpu_seconds, python, started, tree_threads
 from bench.ports import listen_port
 
 Thread = tuple[int, int]  # (process, thread)
@@ -90,10 +90,11 @@ def main() -> int:
                 seen = {}
                 for policy in (os.SCHED_OTHER, os.SCHED_BATCH)[:: 1 if round_ % 2 else -1]:
                     _set_policy(arm.pid, loop, policy)
-                    cpu, switches = tree_cpu_seconds(arm.pid), _threads(arm.pid)[loop][1]
+                    switches = _threads(arm.pid)[loop][1]
                     row = ghz(tools, arm, args.concurrency, args.seconds, 1)
-                    calls = row.rps * args.seconds
-                    per_call = (tree_cpu_seconds(arm.pid) - cpu) / calls * 1e6
+                    # The measured run's CPU (ghz's half-second warm-up before it is not).
+                    per_call = row.cpu / row.rps * 1e6
+                    calls = row.rps * (args.seconds + 0.5)  # the switches count the warm-up's too
                     preempted = (_threads(arm.pid)[loop][1] - switches) / calls
                     name = "batch " if policy == os.SCHED_BATCH else "normal"
                     seen[name] = (row.rps, per_call, row.p50_ms, row.p99_ms)

@@ -178,6 +178,15 @@ def test_helper_threads_bench_smoke() -> None:
     assert re.search(result, out, re.M), out
 
 
+@pytest.mark.timeout(900)  # the first run builds the Go programs and ghz (stamped after)
+def test_paced_latency_bench_smoke() -> None:
+    out = _peer_tool("bench.peer.paced_latency", "--rounds", "1", "--seconds", "1", "--rates", "0,400")
+    for pace in ("as fast", "400/s"):
+        line = rf"^round 1 +{pace} +\d+ req/s p50 +[\d.]+ p99 +[\d.]+ ms +\d+ us/call$"
+        assert re.search(line, out, re.M), out
+        assert re.search(rf"^median +{pace} p50 +[\d.]+ p99 +[\d.]+ ms +\d+ us/call$", out, re.M), out
+
+
 @pytest.mark.timeout(900)  # the first run builds the Go programs and installs pyvoy (stamped after)
 def test_front_bench_smoke(tmp_path: Path) -> None:
     from bench.peer import front
