@@ -13,6 +13,7 @@ import signal
 from adapter.config.settings import ConfigError, Settings, load_settings
 from adapter.descriptors.catalog import DescriptorSetError
 from adapter.descriptors.method_spec import SpecError
+from adapter.event_loop import run as run_event_loop
 from adapter.events.aiokafka_compat import quiet_aiokafka
 from adapter.events.declarations import DeclarationError
 from adapter.lifecycle.group import PartFailedToStart
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                 from adapter.server.envoy_front.process import serve_behind_envoy
 
                 return asyncio.run(serve_behind_envoy(settings))
-            return asyncio.run(serve(settings))
+            return run_event_loop(serve(settings), settings.event_loop)
         except (*START_REFUSALS, PartFailedToStart, OSError) as exc:
             code, message = start_failure(exc)
             parser.exit(code, message + "\n")

@@ -257,6 +257,9 @@ class Settings(BaseSettings):
     #: exporter) does not preempt the loop on its core (adapter/helper_threads.py);
     #: ``normal``: the kernel's default for all.
     helper_threads: Literal["batch", "normal"] = "batch"
+    #: The loop ``python -m adapter`` serves on: ``uvloop`` (libuv, in C; less CPU a
+    #: call, adapter/event_loop.py) or ``asyncio``'s own.
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     #: Adapter processes on this host under one supervisor, sharing the gRPC and webhook
     #: ports (``SO_REUSEPORT``); ``0``: one per core. More than one needs
     #: ``events.coordination.enabled`` (or events off) and fixed ports (docs/scaling.md).
