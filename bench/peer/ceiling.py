@@ -130,6 +130,8 @@ async def serve(body: Path, port: int, *, interceptor: bool, upstream: str, clie
 
 
 if __name__ == "__main__":
+    from adapter.event_loop import run as run_event_loop
+
     parser = argparse.ArgumentParser()
     parser.add_argument("--body", type=Path, required=True)
     parser.add_argument("--port", type=int, default=0)
@@ -138,13 +140,17 @@ if __name__ == "__main__":
     parser.add_argument(
         "--client", choices=("aiohttp", "raw"), default="aiohttp", help="raw: the lower bound"
     )
+    # asyncio's loop by default: the plain grpc.aio ceiling; uvloop (the adapter's
+    # default loop) to read the adapter against a ceiling on the same loop.
+    parser.add_argument("--event-loop", choices=("asyncio", "uvloop"), default="asyncio")
     args = parser.parse_args()
-    asyncio.run(
+    run_event_loop(
         serve(
             args.body,
             args.port,
             interceptor=args.otel_interceptor,
             upstream=args.upstream,
             client=args.client,
-        )
+        ),
+        args.event_loop,
     )

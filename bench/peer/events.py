@@ -10,7 +10,9 @@ Tracing is on as shipped (the SDK tracer provider ``python -m adapter`` installs
 without an exporter), so the Kafka send spans are paid for. (Records enter the
 spool already encoded: the intake's receipt span per event is measured by
 ``bench/intake_tracing.py``.) The threads beside the loop run ``SCHED_BATCH`` as the
-adapter's do (``helper_threads``); ``--helper-threads normal`` measures without.
+adapter's do (``helper_threads``); ``--helper-threads normal`` measures without. It runs
+on the adapter's default loop, uvloop (``--event-loop asyncio`` for asyncio's); the raw
+producer shares it.
 """
 
 from __future__ import annotations
@@ -238,6 +240,7 @@ async def _measure(seconds: float, count: int, paced_seconds: float, raw_first: 
 
 if __name__ == "__main__":
     from adapter.config.settings import TelemetrySettings
+    from adapter.event_loop import run as run_event_loop
     from adapter.telemetry.tracing import build_tracer_provider
 
     build_tracer_provider(TelemetrySettings(otlp_enabled=False))  # global, as the adapter does
@@ -249,11 +252,13 @@ if __name__ == "__main__":
         "--raw-first", action="store_true", help="measure the raw producer before the adapter"
     )
     parser.add_argument("--helper-threads", choices=("batch", "normal"), default="batch")
+    parser.add_argument("--event-loop", choices=("uvloop", "asyncio"), default="uvloop")
     args = parser.parse_args()
-    figures = asyncio.run(
+    figures = run_event_loop(
         main(
             args.seconds, args.records, args.paced_seconds, raw_first=args.raw_first,
             helper_threads=args.helper_threads,
-        )
+        ),
+        args.event_loop,
     )  # fmt: skip
     print(json.dumps(figures), flush=True)
