@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import time
 from typing import TypeVar
 
 from adapter.upstream.caller import UpstreamCaller
@@ -33,8 +33,13 @@ class CallerLayer:
 
     @staticmethod
     def now() -> float:
-        """The event loop's clock, which deadlines are expressed on."""
-        return asyncio.get_running_loop().time()
+        """``time.monotonic()``: the clock deadlines are expressed on (asyncio's loop's
+        own; uvloop's reads the same clock in whole milliseconds, as of the start of the
+        loop's current iteration). Read fresh, not from the loop: a slot the rate limiter
+        frees a window after a request ended must be stamped when it ended, not up to an
+        iteration earlier, or a replica could start a request a few ms too soon for the
+        vendor's sliding window (seen under uvloop: 61 requests in a window of 60)."""
+        return time.monotonic()
 
 
 def find_layer(caller: UpstreamCaller, kind: type[L]) -> L | None:
