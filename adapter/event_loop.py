@@ -7,9 +7,12 @@ asyncio's own loop runs in Python. On the same calls that is 8% less CPU a
 "Thirtieth stop"); earlier stops had measured no difference, before the ``h1``
 transport and the helper threads' policy took the rest of a call's cost down.
 
-uvloop's clock reads in whole milliseconds (libuv's), which is what the adapter's
-deadlines and the drainer's linger need; durations are measured with
-``time.perf_counter`` everywhere. asyncio's loop stays one setting away.
+uvloop's clock (``loop.time()``) reads whole milliseconds as of the start of the
+loop's current iteration: enough for deadlines and the drainer's linger, and
+durations are measured with ``time.perf_counter`` everywhere; what stamps an
+instant another process or the vendor compares with (the rate limiter's slots)
+reads ``time.monotonic()`` fresh (``adapter/resilience/layer.py``). asyncio's loop
+stays one setting away.
 """
 
 from __future__ import annotations

@@ -41,6 +41,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from adapter.event_loop import EventLoopChoice
 from adapter.telemetry.repeated_lines import DEFAULT_INTERVAL
 
 # Re-exported: the auth, resilience, events... models live in their own modules.
@@ -259,7 +260,7 @@ class Settings(BaseSettings):
     helper_threads: Literal["batch", "normal"] = "batch"
     #: The loop ``python -m adapter`` serves on: ``uvloop`` (libuv, in C; less CPU a
     #: call, adapter/event_loop.py) or ``asyncio``'s own.
-    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    event_loop: EventLoopChoice = "uvloop"
     #: Adapter processes on this host under one supervisor, sharing the gRPC and webhook
     #: ports (``SO_REUSEPORT``); ``0``: one per core. More than one needs
     #: ``events.coordination.enabled`` (or events off) and fixed ports (docs/scaling.md).
