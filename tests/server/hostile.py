@@ -1,11 +1,14 @@
 """Helpers of the hostile-input tests: an adapter that also serves
 ``meshadapter.v1.EventService`` (validation answers before Kafka is contacted,
-so no broker is needed), raw-bytes calls, and the simulator's request log."""
+so no broker is needed), raw-bytes calls, silent connections, and the
+simulator's request log."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -85,3 +88,19 @@ async def requests_logged(sim: Simulator) -> int:
             answer.raise_for_status()
             total += int(answer.json()["count"])
     return total
+
+
+async def silent_connection_closed_within(port: int, seconds: float) -> float | None:
+    """A TCP connection that sends nothing (no TLS ClientHello, no HTTP/2 preface):
+    when the server closed it, or None if it was still open after ``seconds``."""
+    began = time.monotonic()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        async with asyncio.timeout(seconds):
+            while await reader.read(4096):
+                pass
+        return time.monotonic() - began
+    except TimeoutError:
+        return None
+    finally:
+        writer.close()

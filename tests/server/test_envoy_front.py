@@ -39,7 +39,7 @@ from ..adapter_process import (
     terminate,
     wait_serving,
 )
-from .hostile import call_raw
+from .hostile import call_raw, silent_connection_closed_within
 from .hostile_requests import every_rpc, hostile_requests
 
 pytest.importorskip("pyvoy", reason="the envoy extra (make venv installs it)")
@@ -618,22 +618,6 @@ async def test_the_operator_port_counts_the_fronts_calls(sim: Simulator, tmp_pat
     assert {line.split('rpc_grpc_status_code="')[1][0] for line in counted} == {"0", "5"}, counted
 
 
-async def _silent_connection_closed_within(port: int, seconds: float) -> float | None:
-    """A TCP connection that sends nothing, not even HTTP/2's preface: when the server
-    closed it (None: still open after ``seconds``)."""
-    began = time.monotonic()
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        async with asyncio.timeout(seconds):
-            while await reader.read(4096):
-                pass
-        return time.monotonic() - began
-    except TimeoutError:
-        return None
-    finally:
-        writer.close()
-
-
 @pytest.mark.parametrize("front_name", ["grpcio", "envoy"])
 async def test_a_silent_plaintext_connection_is_closed_after_the_handshake_timeout(
     sim: Simulator, tmp_path: Path, front_name: str
@@ -643,7 +627,7 @@ async def test_a_silent_plaintext_connection_is_closed_after_the_handshake_timeo
     ``handshake_timeout_seconds`` (Envoy held it for its hour-long idle timeout)."""
     changes = {"MESH_SECURITY__LIMITS__HANDSHAKE_TIMEOUT_SECONDS": "1"}
     async with _adapter(sim, tmp_path, front_name, **changes) as adapter:
-        closed_after = await _silent_connection_closed_within(adapter.port, 10)
+        closed_after = await silent_connection_closed_within(adapter.port, 10)
         # A caller that speaks at once is served as before.
         answer = await asyncio.to_thread(_outcome, adapter.address, CALLS["get"])
     assert closed_after is not None and 0.8 < closed_after < 4, closed_after

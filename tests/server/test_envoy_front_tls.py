@@ -29,6 +29,7 @@ from simulator import Simulator
 
 from ..adapter_process import against, listen_port, log_tail, spawn, terminate
 from ..security.pki import Pki
+from .hostile import silent_connection_closed_within
 
 pytest.importorskip("pyvoy", reason="the envoy extra (make venv installs it)")
 
@@ -175,21 +176,6 @@ async def test_a_rotated_server_certificate_reaches_new_connections(front: Front
     assert await asyncio.to_thread(_list, front, "reader") == "OK"
 
 
-async def _closed_within(port: int, seconds: float) -> float | None:
-    """A TCP connection that never starts its handshake: when the server closed it."""
-    began = time.monotonic()
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        async with asyncio.timeout(seconds):
-            while await reader.read(4096):
-                pass
-        return time.monotonic() - began
-    except TimeoutError:
-        return None
-    finally:
-        writer.close()
-
-
 async def test_a_connection_that_never_finishes_its_handshake_is_closed(
     simulator: Simulator, tmp_path: Path
 ) -> None:
@@ -210,7 +196,7 @@ async def test_a_connection_that_never_finishes_its_handshake_is_closed(
             while f"on 127.0.0.1:{port}" not in log.read_text():  # either front's "serving ..." line
                 assert process.poll() is None and time.monotonic() < deadline, log_tail(log)
                 await asyncio.sleep(0.05)
-            closed_after = await _closed_within(port, 10)
+            closed_after = await silent_connection_closed_within(port, 10)
         finally:
             terminate(process)
         assert closed_after is not None and 0.8 < closed_after < 4, (front, closed_after)
