@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from adapter.helper_threads import HelperThreadPolicy
-from bench.peer.processes import tree_threads
+from bench.peer.processes import thread_name, tree_threads
 from simulator import Simulator
 
 from .adapter_process import against, listen_port, log_tail, spawn, terminate, wait_serving
@@ -132,8 +132,7 @@ def _policies(root: int) -> Policies:
     found = {}
     for pid, tid in tree_threads(root):
         try:
-            name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
-            found[(pid, tid, name)] = os.sched_getscheduler(tid)
+            found[(pid, tid, thread_name(pid, tid))] = os.sched_getscheduler(tid)
         except OSError:
             continue  # ended meanwhile
     return found

@@ -55,6 +55,12 @@ def tree_threads(pid: int) -> Iterator[tuple[int, int]]:
             yield from ((at, int(task.name)) for task in Path(f"/proc/{at}/task").iterdir())
 
 
+def thread_name(pid: int, thread: int) -> str:
+    """The kernel's name of ``thread`` of ``pid`` (``comm``: Envoy's ``wrk:worker_0``).
+    Raises OSError when the thread has ended."""
+    return Path(f"/proc/{pid}/task/{thread}/comm").read_text().strip()
+
+
 def tree_thread_cpu_seconds(pid: int) -> dict[int, float]:
     """:func:`cpu_seconds` of each thread of :func:`tree_threads`, by thread id."""
     seconds: dict[int, float] = {}

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import dataclasses
 import re
 import shutil
@@ -44,6 +45,7 @@ from bench.peer.processes import (
     process_tree,
     python,
     started,
+    thread_name,
     tree_thread_cpu_seconds,
     tree_threads,
 )
@@ -129,7 +131,7 @@ def profile(
             threads_before = tree_thread_cpu_seconds(arm.pid)
             row = ghz(tools, arm, concurrency, seconds, 1)
             threads_after = tree_thread_cpu_seconds(arm.pid)
-            comms = {t: _comm(pid, t) for pid, t in tree_threads(arm.pid)}
+            comms = _thread_names(arm.pid)
             spy_proc.send_signal(2)  # SIGINT: py-spy writes its output and exits
             spy_proc.wait(30)
     # The CPU a call costs from ghz's measured run; split by each thread's share of the
@@ -144,10 +146,9 @@ def profile(
             stacks.names[tid] = comms.get(tid) or name
     what = ("GetDevice (cache hits)" if cache else "GetDevice") + (f" [{tree}]" if tree else "")
     what += " behind Envoy" if envoy else ""
-    cpu_per_call = sum(thread_cpu.values())
     print(
         f"\n{what} at c={concurrency}, {row.rps:.0f} req/s, {row.cpu:.0%} of a core, "
-        f"{cpu_per_call * 1e6:.0f} µs CPU per call; {stacks.total} py-spy samples ({out})"
+        f"{per_call * 1e6:.0f} µs CPU per call; {stacks.total} py-spy samples ({out})"
         f"{f'; {stacks.unreadable} unreadable lines left out' if stacks.unreadable else ''}\n"
     )
     print(f"| {'part of the call':<44} | {'samples':>7} | {'µs/call':>7} |")
@@ -172,11 +173,12 @@ class Stacks:
 _THREAD = re.compile(r"^thread \((\d+)\)(?:: (.*))?$")
 
 
-def _comm(pid: int, tid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
-    except OSError:  # it ended meanwhile
-        return ""
+def _thread_names(root: int) -> dict[int, str]:
+    names = {}
+    for pid, tid in tree_threads(root):
+        with contextlib.suppress(OSError):  # it ended meanwhile
+            names[tid] = thread_name(pid, tid)
+    return names
 
 
 def read_stacks(out: Path) -> Stacks:
