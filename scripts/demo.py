@@ -29,6 +29,7 @@ from openframe.v1 import alerts_pb2, alerts_pb2_grpc, devices_pb2, devices_pb2_g
 from openframe.v1 import events_pb2 as openframe_events
 
 from adapter.config.settings import Settings
+from adapter.event_loop import run as run_event_loop
 from adapter.runtime import MeshAdapter
 from adapter.telemetry.shutdown import shut_down_telemetry
 from adapter.telemetry.tracing import build_tracer_provider
@@ -237,4 +238,6 @@ if __name__ == "__main__":
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("simulator").setLevel(logging.WARNING)
-    asyncio.run(main(args.run_for, args.secure, args.replicas))
+    # The loop the adapter serves on as shipped (`event_loop`, uvloop by default), which
+    # `python -m adapter` uses too; the simulator shares it in this one process.
+    run_event_loop(main(args.run_for, args.secure, args.replicas), Settings().event_loop)
