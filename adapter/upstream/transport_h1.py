@@ -29,6 +29,7 @@ Cookies and proxies are off in every transport. What this module does:
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 import time
 import zlib
@@ -58,7 +59,9 @@ _KEEPALIVE_SECONDS = 30.0
 # An answer's status line and headers, at most (aiohttp allows 8 KiB a line, 128 lines);
 # llhttp itself has no bound, so a hostile upstream could otherwise grow them without end.
 _MAX_HEAD_BYTES = 64 * 1024
-_FORBIDDEN = str.maketrans("", "", "\r\n\0")
+# Characters that would end a header line early (request smuggling); one regex search a
+# string: str.translate, which this replaced, cost ~7 µs a request of four headers.
+_FORBIDDEN = re.compile("[\r\n\0]")
 _Origin = tuple[str, str, int]
 
 
@@ -358,7 +361,7 @@ def _request_bytes(
     lines = [f"{method} {target.decode('ascii')} HTTP/1.1", f"Host: {host_value}"]
     given = set()
     for name, value in headers:
-        if name.translate(_FORBIDDEN) != name or value.translate(_FORBIDDEN) != value:
+        if _FORBIDDEN.search(name) or _FORBIDDEN.search(value):
             raise ValueError(f"header {name!r} holds a line break or NUL")
         given.add(name.lower())
         lines.append(f"{name}: {value}")

@@ -227,6 +227,28 @@ async def test_malformed_answers_and_headers_that_would_split_the_request(served
     await client.aclose()
 
 
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        ("X-Tenant", "a\rb"),
+        ("X-Tenant", "a\nb"),
+        ("X-Tenant", "a\0b"),
+        ("X-Ten\rant", "a"),
+        ("X-Ten\nant", "a"),
+        ("X-Ten\0ant", "a"),
+    ],
+)
+async def test_a_header_with_any_line_break_or_nul_is_refused_before_anything_is_sent(served, header) -> None:  # type: ignore[no-untyped-def]
+    script, base = await served(lambda _r: ok(b"{}"))
+    client = exchange()
+    with pytest.raises(UpstreamTransportError, match="line break or NUL"):
+        await get(client, f"{base}/x", headers=[("Accept", "application/json"), header])
+    assert script.requests == []
+    await get(client, f"{base}/x", headers=[("X-Tenant", "a b\tc")])  # other controls are not refused here
+    assert len(script.requests) == 1
+    await client.aclose()
+
 async def test_nothing_listening_is_a_connect_error(unused_tcp_port: int) -> None:
     client = exchange()
     with pytest.raises(UpstreamConnectError):
