@@ -227,7 +227,6 @@ async def test_malformed_answers_and_headers_that_would_split_the_request(served
     await client.aclose()
 
 
-
 @pytest.mark.parametrize(
     "header",
     [
@@ -248,6 +247,7 @@ async def test_a_header_with_any_line_break_or_nul_is_refused_before_anything_is
     await get(client, f"{base}/x", headers=[("X-Tenant", "a b\tc")])  # other controls are not refused here
     assert len(script.requests) == 1
     await client.aclose()
+
 
 async def test_nothing_listening_is_a_connect_error(unused_tcp_port: int) -> None:
     client = exchange()
