@@ -379,3 +379,43 @@ def test_exchanges_under_uvloop() -> None:
         return [(a.status, a.body) for a in answers]
 
     assert uvloop.run(main()) == [(200, b'{"id":"dev_001"}')] * 2
+
+
+# URL -> (origin, request target), as urlsplit reads it; each URL is split twice (the
+# second time from the remembered origin) and then a sibling path on the same origin.
+SPLITS = [
+    ("http://up.example:8080/v1/devices/d1?page=2", ("http", "up.example", 8080), b"/v1/devices/d1?page=2"),
+    ("http://up.example:8080", ("http", "up.example", 8080), b"/"),
+    ("http://up.example:8080?x=1", ("http", "up.example", 8080), b"/?x=1"),
+    ("http://up.example/a?", ("http", "up.example", 80), b"/a"),
+    ("http://up.example/a#fragment", ("http", "up.example", 80), b"/a"),
+    ("HTTP://UP.Example/a", ("http", "up.example", 80), b"/a"),
+    ("https://[::1]:8443/p", ("https", "::1", 8443), b"/p"),
+    ("https://user@up.example/p", ("https", "up.example", 443), b"/p"),
+]
+
+
+@pytest.mark.parametrize(("url", "origin", "target"), SPLITS)
+async def test_a_url_splits_as_urlsplit_reads_it_first_and_from_a_known_origin(url, origin, target) -> None:  # type: ignore[no-untyped-def]
+    client = exchange()
+    assert client._split(url, "up", "r") == (origin, target)
+    assert client._split(url, "up", "r") == (origin, target)
+    sibling = url.split("?")[0].split("#")[0].rstrip("/") + "/next"
+    assert client._split(sibling, "up", "r")[0] == origin
+    assert client._split(sibling, "up", "r")[1].endswith(b"/next")
+    await client.aclose()
+
+
+async def test_urls_that_are_not_http_are_refused_even_after_a_known_origin() -> None:
+    client = exchange()
+    client._split("http://up.example/a", "up", "r")
+    for url in (
+        "ftp://up.example/a",
+        "http:///a",
+        "up.example/a",
+        "http://up.example/a b",
+        "http://up.example/\ta",
+    ):
+        with pytest.raises(UpstreamTransportError):
+            client._split(url, "up", "r")
+    await client.aclose()
