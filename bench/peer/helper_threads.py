@@ -22,10 +22,9 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-from pathlib import Path
 
 from bench.peer.__main__ import BODY, adapter_env, build, ghz, wait_serving
-from bench.peer.processes import cpu_seconds, python, started, tree_threads
+from bench.peer.processes import python, started, tree_thread_times
 from bench.ports import listen_port
 
 Thread = tuple[int, int]  # (process, thread)
@@ -33,15 +32,7 @@ Thread = tuple[int, int]  # (process, thread)
 
 def _threads(root: int) -> dict[Thread, tuple[float, int]]:
     """Each thread of ``root``'s tree: its CPU seconds and involuntary switches."""
-    found = {}
-    for pid, tid in tree_threads(root):
-        try:
-            status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
-            cpu = cpu_seconds(pid, tid)
-        except OSError:
-            continue  # ended meanwhile
-        found[(pid, tid)] = (cpu, int(status.split("nonvoluntary_ctxt_switches:")[1].split()[0]))
-    return found
+    return {thread: (times.cpu, times.involuntary) for thread, times in tree_thread_times(root).items()}
 
 
 def _set_policy(root: int, loop: Thread, policy: int) -> None:

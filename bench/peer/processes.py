@@ -25,8 +25,13 @@ def cpu_seconds(pid: int, thread: int | None = None) -> float:
     """User + system CPU time of every thread of ``pid`` so far (of ``thread`` alone
     when given)."""
     stat = Path(f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat")
+    user, system = _user_system(stat)
+    return user + system
+
+
+def _user_system(stat: Path) -> tuple[float, float]:
     fields = stat.read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
+    return int(fields[11]) / _TICKS, int(fields[12]) / _TICKS  # utime, stime
 
 
 def process_tree(pid: int) -> Iterator[int]:
@@ -61,13 +66,43 @@ def thread_name(pid: int, thread: int) -> str:
     return Path(f"/proc/{pid}/task/{thread}/comm").read_text().strip()
 
 
-def tree_thread_cpu_seconds(pid: int) -> dict[int, float]:
-    """:func:`cpu_seconds` of each thread of :func:`tree_threads`, by thread id."""
-    seconds: dict[int, float] = {}
+@dataclass(frozen=True)
+class ThreadTimes:
+    """One thread's CPU time so far (seconds, user and system apart) and its context
+    switches (voluntary: it waited; involuntary: another thread took its core)."""
+
+    name: str
+    user: float
+    system: float
+    voluntary: int
+    involuntary: int
+
+    @property
+    def cpu(self) -> float:
+        return self.user + self.system
+
+
+def thread_times(pid: int, thread: int) -> ThreadTimes:
+    """``thread`` of ``pid`` as ``/proc`` counts it. Raises OSError when it has ended."""
+    task = Path(f"/proc/{pid}/task/{thread}")
+    user, system = _user_system(task / "stat")
+    status = dict(line.split(":", 1) for line in (task / "status").read_text().splitlines() if ":" in line)
+    return ThreadTimes(
+        name=thread_name(pid, thread),
+        user=user,
+        system=system,
+        voluntary=int(status["voluntary_ctxt_switches"]),
+        involuntary=int(status["nonvoluntary_ctxt_switches"]),
+    )
+
+
+def tree_thread_times(pid: int) -> dict[tuple[int, int], ThreadTimes]:
+    """:func:`thread_times` of each thread of :func:`tree_threads`, by (process, thread)."""
+    times: dict[tuple[int, int], ThreadTimes] = {}
     for at, thread in tree_threads(pid):
-        with contextlib.suppress(FileNotFoundError):  # it ended meanwhile
-            seconds[thread] = cpu_seconds(at, thread)
-    return seconds
+        with contextlib.suppress(OSError):  # it ended meanwhile
+            times[(at, thread)] = thread_times(at, thread)
+    return times
 
 
 def tree_cpu_seconds(pid: int) -> float:

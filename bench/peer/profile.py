@@ -13,7 +13,10 @@ time to the call (about half the samples at c=16, against ~7% of the CPU). The
 thread that runs the handlers gets the parts (grpc's C-core work lands in the
 Python frames that wait for it); every other thread with Python frames is one row
 by its name, and the threads that ran no Python frame (Envoy's worker, grpc core's
-own) one row together. ``--envoy`` profiles the adapter behind Envoy as
+own) one row together. A second table gives each thread's user and system CPU and
+its voluntary and involuntary context switches a call, from /proc over the same
+window: the kernel's share of a call and which threads preempt which, which
+samples cannot show. ``--envoy`` profiles the adapter behind Envoy as
 ``python -m bench.peer.front`` runs it. py-spy is a dev dependency
 (``pip install py-spy``); it needs ptrace rights (root, or
 ``kernel.yama.ptrace_scope=0``).
@@ -29,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
 import dataclasses
 import re
 import shutil
@@ -42,12 +44,11 @@ from pathlib import Path
 from bench.peer.__main__ import BODY, adapter_env, build, ghz, wait_serving
 from bench.peer.processes import (
     Started,
+    ThreadTimes,
     process_tree,
     python,
     started,
-    thread_name,
-    tree_thread_cpu_seconds,
-    tree_threads,
+    tree_thread_times,
 )
 from bench.peer.side_by_side import own_tree
 from bench.ports import listen_port
@@ -128,18 +129,20 @@ def profile(
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
             time.sleep(1.0)  # py-spy attaches
-            threads_before = tree_thread_cpu_seconds(arm.pid)
+            threads_before = tree_thread_times(arm.pid)
             row = ghz(tools, arm, concurrency, seconds, 1)
-            threads_after = tree_thread_cpu_seconds(arm.pid)
-            comms = _thread_names(arm.pid)
+            threads_after = tree_thread_times(arm.pid)
+            comms = {tid: times.name for (_, tid), times in threads_after.items()}
             spy_proc.send_signal(2)  # SIGINT: py-spy writes its output and exits
             spy_proc.wait(30)
     # The CPU a call costs from ghz's measured run; split by each thread's share of the
     # time the threads used meanwhile (which includes ghz's half-second warm-up at the
     # same load).
-    used = {t: threads_after[t] - threads_before.get(t, 0.0) for t in threads_after}
+    deltas = {key[1]: _minus(after, threads_before.get(key)) for key, after in threads_after.items()}
     per_call = row.cpu / row.rps
-    thread_cpu = {t: u / (sum(used.values()) or 1.0) * per_call for t, u in used.items()}
+    # The calls that window held, at the measured run's CPU a call.
+    calls = sum(d.cpu for d in deltas.values()) / per_call
+    thread_cpu = {t: d.cpu / calls for t, d in deltas.items()}
     stacks = read_stacks(out)
     for tid, name in stacks.names.items():
         if name.startswith("(unnamed"):  # a thread Python did not start (Envoy's worker)
@@ -155,6 +158,35 @@ def profile(
     print(f"|{'-' * 46}|{'-' * 8}:|{'-' * 8}:|")
     for part, share, micros in charged(stacks, thread_cpu):
         print(f"| {part:<44} | {share:>7} | {micros:>7.0f} |")
+    print_threads(deltas, calls, stacks.names)
+
+
+def _minus(after: ThreadTimes, before: ThreadTimes | None) -> ThreadTimes:
+    if before is None:  # a thread that started meanwhile
+        return after
+    return ThreadTimes(
+        after.name,
+        after.user - before.user,
+        after.system - before.system,
+        after.voluntary - before.voluntary,
+        after.involuntary - before.involuntary,
+    )
+
+
+def print_threads(deltas: dict[int, ThreadTimes], calls: float, names: dict[int, str] | None = None) -> None:
+    """Each thread's user and system CPU and its context switches, a call: where
+    the kernel's share is, and which threads preempt which (the samples cannot say).
+    A thread is named as py-spy named it (Python's name), else by the kernel's."""
+    print(f"\n| {'thread (name, id)':<40} | user µs | system µs | voluntary | involuntary |")
+    print(f"|{'-' * 42}|--------:|----------:|----------:|------------:|")
+    for tid, d in sorted(deltas.items(), key=lambda item: -item[1].cpu):
+        if d.cpu / calls < 0.5e-6 and (d.voluntary + d.involuntary) / calls < 0.01:
+            continue  # idle meanwhile
+        name = f"{(names or {}).get(tid, d.name)} ({tid})"
+        print(
+            f"| {name:<40} | {d.user / calls * 1e6:>7.1f} | {d.system / calls * 1e6:>9.1f} "
+            f"| {d.voluntary / calls:>9.2f} | {d.involuntary / calls:>11.2f} |"
+        )
 
 
 @dataclasses.dataclass
@@ -171,14 +203,6 @@ class Stacks:
 
 
 _THREAD = re.compile(r"^thread \((\d+)\)(?:: (.*))?$")
-
-
-def _thread_names(root: int) -> dict[int, str]:
-    names = {}
-    for pid, tid in tree_threads(root):
-        with contextlib.suppress(OSError):  # it ended meanwhile
-            names[tid] = thread_name(pid, tid)
-    return names
 
 
 def read_stacks(out: Path) -> Stacks:

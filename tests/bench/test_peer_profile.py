@@ -4,11 +4,15 @@ in C (grpc's completion-queue poller) does not charge its idle time to the call.
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from bench.peer.profile import charged, read_stacks
+from bench.peer.processes import ThreadTimes, thread_times
+from bench.peer.profile import charged, print_threads, read_stacks
 
 # py-spy --threads --format raw: the poller has 900 samples (it sat in epoll, where
 # py-spy counts it busy), the loop's thread 100.
@@ -40,3 +44,49 @@ def test_each_threads_samples_share_out_its_own_cpu(tmp_path: Path) -> None:
             "threads with no Python frames (C, C++)": 20.0,
         }
     )
+
+
+def test_a_threads_cpu_time_and_switches_are_read_from_proc() -> None:
+    started, go, slept, done = threading.Event(), threading.Event(), threading.Event(), threading.Event()
+    ident: list[int] = []
+
+    def work() -> None:
+        ident.append(threading.get_native_id())
+        started.set()
+        go.wait(10)  # the "before" reading first: the busy loop below holds the GIL
+        begin = time.thread_time()
+        while time.thread_time() - begin < 0.2:  # 200 ms of this thread's own CPU
+            sum(range(1000))
+        for _ in range(5):  # each sleep is a voluntary switch
+            time.sleep(0.001)
+        slept.set()
+        done.wait(10)
+
+    thread = threading.Thread(target=work, name="profiled")
+    thread.start()
+    try:
+        assert started.wait(10)
+        before = thread_times(os.getpid(), ident[0])
+        go.set()
+        assert slept.wait(30)
+        after = thread_times(os.getpid(), ident[0])
+    finally:
+        done.set()
+        thread.join(10)
+    assert after.name  # the kernel's (Python 3.11 does not name its threads there)
+    # /proc's per-thread times are tick samples scaled to the thread's runtime, and lag
+    # over short windows: half of what the thread measured of itself.
+    assert after.cpu - before.cpu >= 0.1
+    assert after.voluntary - before.voluntary >= 5
+
+
+def test_the_per_thread_table_is_per_call(capsys: pytest.CaptureFixture[str]) -> None:
+    deltas = {
+        11: ThreadTimes("python", user=0.4, system=0.1, voluntary=1000, involuntary=40),
+        12: ThreadTimes("idle", user=0.0, system=0.0, voluntary=0, involuntary=0),
+    }
+    print_threads(deltas, calls=1000, names={11: "MainThread"})
+    lines = capsys.readouterr().out.splitlines()
+    row = next(line for line in lines if line.startswith("| MainThread (11)"))
+    assert [cell.strip() for cell in row.split("|")[2:6]] == ["400.0", "100.0", "1.00", "0.04"]
+    assert not any("idle" in line for line in lines)
