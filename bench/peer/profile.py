@@ -173,7 +173,7 @@ def _minus(after: ThreadTimes, before: ThreadTimes | None) -> ThreadTimes:
     )
 
 
-def print_threads(deltas: dict[int, ThreadTimes], calls: float, names: dict[int, str] | None = None) -> None:
+def print_threads(deltas: dict[int, ThreadTimes], calls: float, names: dict[int, str]) -> None:
     """Each thread's user and system CPU and its context switches, a call: where
     the kernel's share is, and which threads preempt which (the samples cannot say).
     A thread is named as py-spy named it (Python's name), else by the kernel's."""
@@ -182,7 +182,7 @@ def print_threads(deltas: dict[int, ThreadTimes], calls: float, names: dict[int,
     for tid, d in sorted(deltas.items(), key=lambda item: -item[1].cpu):
         if d.cpu / calls < 0.5e-6 and (d.voluntary + d.involuntary) / calls < 0.01:
             continue  # idle meanwhile
-        name = f"{(names or {}).get(tid, d.name)} ({tid})"
+        name = f"{names.get(tid, d.name)} ({tid})"
         print(
             f"| {name:<40} | {d.user / calls * 1e6:>7.1f} | {d.system / calls * 1e6:>9.1f} "
             f"| {d.voluntary / calls:>9.2f} | {d.involuntary / calls:>11.2f} |"

@@ -62,7 +62,7 @@ def test_a_threads_cpu_time_and_switches_are_read_from_proc() -> None:
         slept.set()
         done.wait(10)
 
-    thread = threading.Thread(target=work, name="profiled")
+    thread = threading.Thread(target=work)
     thread.start()
     try:
         assert started.wait(10)
