@@ -171,17 +171,19 @@ class MeshAdapter:
             settings, permissions=permissions, policy=policy, request_permissions=request_permissions
         )
         limits = settings.security.limits
+        interceptors = server_interceptors(
+            tracer_provider=self._tracer_provider,
+            meter_provider=self._meter_provider,
+            self_traced=[s.name for s in catalog.specs],
+            authorizer=security.authorizer,
+            max_concurrent_rpcs=limits.max_concurrent_rpcs,
+        )
         self.server = AdapterServer(
             settings.grpc,
             services=services,
             board=self.board,
-            interceptors=server_interceptors(
-                tracer_provider=self._tracer_provider,
-                meter_provider=self._meter_provider,
-                self_traced=[s.name for s in catalog.specs],
-                authorizer=security.authorizer,
-                max_concurrent_rpcs=limits.max_concurrent_rpcs,
-            ),
+            interceptors=interceptors.per_call,
+            method_interceptors=interceptors.per_method,
             credentials=security.credentials,
             reflection_enabled=security.reflection,
             health_service=HealthService(

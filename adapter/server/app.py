@@ -28,6 +28,7 @@ from adapter.lifecycle.health import HealthBoard
 
 from .grpc_options import server_options
 from .health_service import HealthService
+from .method_table import MethodHandlers, MethodTable
 from .reflection import enable_reflection
 
 __all__ = ["AdapterServer", "Front", "ServedService"]
@@ -49,11 +50,12 @@ class Front(Protocol):
 @dataclass(frozen=True)
 class ServedService:
     """One service of the server: generic method handlers by method name, or a
-    function that registers a generated servicer (``EventService``)."""
+    function that registers a generated servicer (``EventService``) on what it is
+    given (a :class:`~adapter.server.method_table.MethodTable`)."""
 
     name: str
     handlers: Mapping[str, grpc.RpcMethodHandler[Any, Any]] = field(default_factory=dict)
-    register: Callable[[aio.Server], None] | None = None
+    register: Callable[[Any], None] | None = None
 
 
 class AdapterServer:
@@ -68,6 +70,7 @@ class AdapterServer:
         services: Sequence[ServedService],
         board: HealthBoard,
         interceptors: Sequence[Any] = (),
+        method_interceptors: Sequence[Any] = (),
         credentials: grpc.ServerCredentials | None = None,
         reflection_enabled: bool = True,
         maximum_concurrent_rpcs: int | None = None,
@@ -78,6 +81,8 @@ class AdapterServer:
         self.services = list(services)
         self._board = board
         self._interceptors = list(interceptors)
+        self._method_interceptors = list(method_interceptors)
+        self._methods = MethodHandlers({})
         self._credentials = credentials
         self._reflection = reflection_enabled
         self._extra_options = list(extra_options)
@@ -89,8 +94,14 @@ class AdapterServer:
 
     @property
     def interceptors(self) -> list[Any]:
-        """The interceptor chain, outermost first (a front runs the same one)."""
+        """The interceptors run per call, outermost first (a front runs the same ones)."""
         return list(self._interceptors)
+
+    @property
+    def methods(self) -> MethodHandlers:
+        """Every served method's handler as the per-method interceptors made it
+        (empty until ``start()``; a front answers with these)."""
+        return self._methods
 
     def attach_front(self, front: Front) -> None:
         """Another server answering these services' calls (the envoy front): the
@@ -109,18 +120,19 @@ class AdapterServer:
             options=[*server_options(settings), *self._extra_options],
             maximum_concurrent_rpcs=self._max_rpcs or None,
         )
+        table = MethodTable()
         for service in self.services:
             if service.register is not None:
-                service.register(server)
+                service.register(table)
             else:
-                server.add_generic_rpc_handlers(
-                    (grpc.method_handlers_generic_handler(service.name, dict(service.handlers)),)
-                )
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+                table.add_registered_method_handlers(service.name, service.handlers)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, table)
         names = [*self.service_names, health.SERVICE_NAME]
         if self._reflection:
             names.append(reflection.SERVICE_NAME)
-            enable_reflection(names, server)
+            enable_reflection(names, table)
+        self._methods = await table.resolve(self._method_interceptors)
+        server.add_generic_rpc_handlers((self._methods,))
         unix = settings.unix_socket
         address = f"unix:{unix}" if unix is not None else f"{settings.host}:{settings.port}"
         try:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from google.protobuf import descriptor_pool
-from grpc import aio
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 __all__ = ["enable_reflection"]
@@ -33,7 +32,8 @@ class _MethodAwareReflectionServicer(reflection.aio.ReflectionServicer):  # type
         return response
 
 
-def enable_reflection(service_names: list[str], server: aio.Server) -> None:
-    """Registers reflection for ``service_names`` on an aio server."""
+def enable_reflection(service_names: list[str], server: Any) -> None:
+    """Registers reflection for ``service_names`` on an aio server (or what stands in
+    for one while services register, adapter/server/method_table.py)."""
     servicer = _MethodAwareReflectionServicer(service_names, pool=descriptor_pool.Default())
     reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, server)

@@ -83,7 +83,13 @@ class EmbeddedAdapter:
             raise
         server = adapter.server
         assert server is not None  # started
-        handlers = {f"/{s.name}/{m}": h for s in server.services for m, h in s.handlers.items()}
+        # The upstream-backed methods, as the server's per-method interceptors made them.
+        handlers = {
+            method: server.methods.get(method)
+            for s in server.services
+            for method in (f"/{s.name}/{m}" for m in s.handlers)
+            if method in server.methods
+        }
         front = UnaryFront(
             handlers,
             server.interceptors,
