@@ -107,16 +107,17 @@ def check_identical(arms: dict[str, Started]) -> None:
 
 
 def ghz_argv(
-    tools: Path, address: str, concurrency: int, seconds: float, cpu: int, *, rps: int = 0
+    tools: Path, address: str, concurrency: int, seconds: float, cpu: int, *, rps: int = 0, calls: int = 0
 ) -> list[str]:
     """ghz calling GetDevice at ``address`` over one connection, pinned to ``cpu``; JSON
     out. ``rps``: at most that many calls a second in all (0: each worker calls again as
-    soon as its answer is in)."""
+    soon as its answer is in). ``calls``: that many calls, not ``seconds`` of them."""
+    length = ["-n", str(calls)] if calls else ["-z", f"{seconds}s", "--duration-stop", "ignore"]
     return pinned(cpu, [
         str(tools / "ghz"), "--insecure", *(["--rps", str(rps)] if rps else []),
         "--protoset", str(tools / "protos.pb"), "--call", METHOD,
         "-d", '{"device_id":"dev_001"}', "-c", str(concurrency), "--connections", "1",
-        "-z", f"{seconds}s", "--duration-stop", "ignore", "--cpus", "1", "-O", "json", address,
+        *length, "--cpus", "1", "-O", "json", address,
     ])  # fmt: skip
 
 

@@ -179,6 +179,22 @@ def test_helper_threads_bench_smoke() -> None:
 
 
 @pytest.mark.timeout(900)  # the first run builds the Go programs and ghz (stamped after)
+def test_call_census_smoke() -> None:
+    out = _peer_tool("bench.peer.call_census", "--calls", "200", "--concurrency", "4", "--top", "1000")
+    summary = r"calls of C functions a call on the event loop's thread \(200 calls\)"
+    assert re.search(rf"^GetDevice at c=4: [\d.]+ Python function calls and [\d.]+ {summary}$", out, re.M), (
+        out
+    )
+    # Every call ran the handler (at least once: a resumption after an await counts too)
+    # and sent one upstream request.
+    handle = re.search(
+        r"^\| MethodHandler\.handle \(adapter/server/handlers\.py\) +\| +([\d.]+) \|$", out, re.M
+    )
+    assert handle is not None and float(handle.group(1)) >= 1.0, out
+    assert re.search(r"^\| upstream client \(adapter code\) +\| +[1-9][\d.]* \|", out, re.M), out
+
+
+@pytest.mark.timeout(900)  # the first run builds the Go programs and ghz (stamped after)
 def test_paced_latency_bench_smoke() -> None:
     out = _peer_tool("bench.peer.paced_latency", "--rounds", "1", "--seconds", "1", "--rates", "0,400")
     for pace in ("as fast", "400/s"):

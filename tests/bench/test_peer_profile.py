@@ -4,13 +4,17 @@ in C (grpc's completion-queue poller) does not charge its idle time to the call.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from bench.peer.call_census import print_census
+from bench.peer.census_hook import Census
 from bench.peer.processes import ThreadTimes, thread_times
 from bench.peer.profile import charged, print_threads, read_stacks
 
@@ -90,3 +94,39 @@ def test_the_per_thread_table_is_per_call(capsys: pytest.CaptureFixture[str]) ->
     row = next(line for line in lines if line.startswith("| MainThread (11)"))
     assert [cell.strip() for cell in row.split("|")[2:6]] == ["400.0", "100.0", "1.00", "0.04"]
     assert not any("idle" in line for line in lines)
+
+
+def _probe(items: list[int]) -> int:
+    return len(items)
+
+
+def test_the_census_counts_every_call_of_a_python_and_a_c_function(tmp_path: Path) -> None:
+    out = tmp_path / "calls.json"
+    census = Census(str(out))
+    census.toggle()
+    try:
+        for _ in range(7):
+            _probe([1, 2])
+    finally:
+        census.toggle()  # off, and written
+    rows = {
+        (Path(file).name, name, c_function): n for file, name, c_function, n in json.loads(out.read_text())
+    }
+    assert rows[("test_peer_profile.py", "_probe", False)] == 7
+    assert rows[("test_peer_profile.py", "len", True)] == 7  # a C function, under its caller's file
+
+
+def test_the_census_table_sums_by_part_and_marks_c_functions(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = [
+        ("/x/adapter/server/handlers.py", "MethodHandler.handle", False, 20),
+        ("/x/adapter/server/handlers.py", "len", True, 10),
+        ("/x/adapter/transcoding/json_codec.py", "JsonCodec.decode", False, 10),
+    ]
+    print_census(rows, calls=10, top=2, title="t")
+    out = capsys.readouterr().out
+    assert "t: 3.0 Python function calls and 1.0 calls of C functions a call" in out
+    assert re.search(r"^\| handler \(adapter code\) +\| +2\.0 \| +1\.0 \|$", out, re.M), out
+    assert re.search(r"^\| JSON decode \+ message build +\| +1\.0 \| +0\.0 \|$", out, re.M), out
+    assert re.search(r"^\| MethodHandler\.handle \(handlers\.py\) +\| +2\.00 \|$", out, re.M), out
+    assert re.search(r"^\| \[C\] len \(handlers\.py\) +\| +1\.00 \|$", out, re.M), out
+    assert "JsonCodec.decode (" not in out  # past the top two
