@@ -115,11 +115,6 @@ class AdapterServer:
     async def start(self) -> None:
         """Binds and starts serving; ``port`` is the bound port."""
         settings = self.settings
-        server = aio.server(
-            interceptors=self._interceptors,
-            options=[*server_options(settings), *self._extra_options],
-            maximum_concurrent_rpcs=self._max_rpcs or None,
-        )
         table = MethodTable()
         for service in self.services:
             if service.register is not None:
@@ -131,7 +126,14 @@ class AdapterServer:
         if self._reflection:
             names.append(reflection.SERVICE_NAME)
             enable_reflection(names, table)
+        # Resolved before grpc's server exists: a method interceptor that fails here
+        # leaves nothing to close.
         self._methods = await table.resolve(self._method_interceptors)
+        server = aio.server(
+            interceptors=self._interceptors,
+            options=[*server_options(settings), *self._extra_options],
+            maximum_concurrent_rpcs=self._max_rpcs or None,
+        )
         server.add_generic_rpc_handlers((self._methods,))
         unix = settings.unix_socket
         address = f"unix:{unix}" if unix is not None else f"{settings.host}:{settings.port}"

@@ -15,8 +15,11 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 
 from adapter.assembly.server_parts import server_interceptors
+from adapter.config.settings import GrpcSettings
+from adapter.lifecycle.health import HealthBoard
 from adapter.security.audit import AuditLog
 from adapter.security.authorizer import CallAuthorizer
+from adapter.server.app import AdapterServer, ServedService
 from adapter.server.call_cap import ConcurrentCallCap
 from adapter.server.method_table import MethodTable, PerCallInterceptor
 from adapter.server.reflection import enable_reflection
@@ -156,3 +159,41 @@ async def test_a_server_answers_through_the_table_with_no_interceptor() -> None:
             assert unserved.value.code() == grpc.StatusCode.UNIMPLEMENTED
     finally:
         await server.stop(None)
+
+
+def _adapter_server(method_interceptors: Any) -> AdapterServer:
+    return AdapterServer(
+        GrpcSettings(host="127.0.0.1", port=0),
+        services=[ServedService(SELF_TRACED, {"GetDevice": HANDLER})],
+        board=HealthBoard(),
+        method_interceptors=method_interceptors,
+    )
+
+
+async def test_the_adapter_server_serves_its_methods_as_the_method_interceptors_made_them() -> None:
+    server = _adapter_server(_assembled().per_method)
+    await server.start()
+    try:
+        assert GET_DEVICE in server.methods and server.methods.get(GET_DEVICE) is not HANDLER
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            call = channel.unary_unary(
+                GET_DEVICE,
+                request_serializer=devices_pb2.GetDeviceRequest.SerializeToString,
+                response_deserializer=devices_pb2.GetDeviceRequest.FromString,
+            )
+            echoed = await call(devices_pb2.GetDeviceRequest(device_id="dev_1"), timeout=5)
+            assert echoed.device_id == "dev_1"
+            raw = channel.unary_unary(GET_DEVICE)
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await raw(b"\xff\xff", timeout=5)  # decoding's wrapper, applied at start-up
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    finally:
+        await server.stop(0)
+
+
+async def test_the_adapter_server_does_not_start_with_a_method_interceptor_that_decides_per_call() -> None:
+    server = _adapter_server([_ReadsMetadata()])
+    with pytest.raises(PerCallInterceptor):
+        await server.start()
+    assert server.port == 0  # never bound
+    await server.stop(0)  # nothing to stop: idempotent
