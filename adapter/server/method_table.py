@@ -26,7 +26,7 @@ from typing import Any
 
 import grpc
 
-__all__ = ["MethodHandlers", "MethodTable", "PerCallInterceptor", "resolve_method"]
+__all__ = ["MethodHandlers", "MethodTable", "PerCallInterceptor"]
 
 # grpc-stubs types RpcMethodHandler as an ABC; at run time it is a namedtuple.
 Handler = Any
@@ -51,7 +51,7 @@ class _MethodOnly:
         )
 
 
-async def resolve_method(interceptors: Sequence[Any], method: str, handler: Handler) -> Handler:
+async def _resolve_method(interceptors: Sequence[Any], method: str, handler: Handler) -> Handler:
     """``handler`` as the ``interceptors`` (outermost first) make it for ``method``."""
     seen = _MethodOnly(method)
 
@@ -97,10 +97,6 @@ class MethodTable:
                 )
             self._generic.add(name)
 
-    @property
-    def methods(self) -> list[str]:
-        return list(self._methods)
-
     async def resolve(self, interceptors: Sequence[Any]) -> MethodHandlers:
         """Each method's handler as the ``interceptors`` make it."""
         unlisted = self._generic - self._listed
@@ -108,7 +104,7 @@ class MethodTable:
             raise TypeError(f"services registered without their methods: {', '.join(sorted(unlisted))}")
         resolved: dict[str, Handler] = {}
         for method, handler in self._methods.items():
-            made = await resolve_method(interceptors, method, handler)
+            made = await _resolve_method(interceptors, method, handler)
             if made is not None:
                 resolved[method] = made
         return MethodHandlers(resolved)
