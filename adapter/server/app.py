@@ -26,6 +26,7 @@ from grpc_reflection.v1alpha import reflection
 from adapter.config.settings import GrpcSettings
 from adapter.lifecycle.health import HealthBoard
 
+from .accept_ahead import AcceptAhead
 from .grpc_options import server_options
 from .health_service import HealthService
 from .method_table import MethodHandlers, MethodTable
@@ -88,6 +89,7 @@ class AdapterServer:
         self._extra_options = list(extra_options)
         self._max_rpcs = maximum_concurrent_rpcs
         self._server: aio.Server | None = None
+        self._accept_ahead: AcceptAhead | None = None
         self.health = health_service if health_service is not None else HealthService(max_watchers=0)
         self.port = 0
         self._fronts: list[Front] = []
@@ -102,6 +104,11 @@ class AdapterServer:
         """Every served method's handler as the per-method interceptors made it
         (empty until ``start()``; a front answers with these)."""
         return self._methods
+
+    @property
+    def accept_ahead(self) -> AcceptAhead | None:
+        """The accept loops besides grpc.aio's (``grpc.accept_ahead``), once started."""
+        return self._accept_ahead
 
     def attach_front(self, front: Front) -> None:
         """Another server answering these services' calls (the envoy front): the
@@ -152,6 +159,15 @@ class AdapterServer:
             await server.stop(None)  # a server that never served still holds its queue's descriptors
             raise
         self._server = server
+        # grpc's limiter (maximum_concurrent_rpcs) lives in grpc.aio's own accept loop only.
+        if not self._max_rpcs:
+            self._accept_ahead = AcceptAhead(
+                server,
+                handlers=(self._methods,),
+                interceptors=self._interceptors,
+                extra=settings.accept_ahead - 1,
+            )
+            self._accept_ahead.start()
         for name in ("", *self.service_names):
             if self._board.serving(name) is None:
                 self._board.set(name, True)
@@ -187,6 +203,8 @@ class AdapterServer:
         for front in self._fronts:
             front.close()
         idle = await asyncio.gather(server.stop(grace), *(f.wait_idle(grace) for f in self._fronts))
+        if self._accept_ahead is not None:
+            await self._accept_ahead.stop()
         if not all(idle[1:]):
             logger.warning("calls of the envoy front were still in flight after the %.1fs grace", grace)
 
