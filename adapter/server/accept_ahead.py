@@ -7,10 +7,15 @@ server loop (``AioServer._server_main_loop``) keeps one: it asks for the next ca
 after the last one has reached the event loop through the completion-queue poller
 thread. On a busy core that thread runs only while the loop waits, so every call costs
 the loop one sleep and one wake-up, and the caches another thread's run took from it:
-1.07 sleeps of the loop's thread a call at 16 calls in flight, against 0.15 with 16
-accepts pending, and 590 -> 360 µs of CPU a ``GetDevice`` (docs/benchmarks.md,
-"Thirty-third stop"). Upstream has an open change for the loop's throughput
-(grpc/grpc#43436); nothing in grpc.aio sets how many accepts are pending.
+1.07 sleeps of the loop's thread a call at 16 calls in flight, 0.13 with 32 accepts
+pending, and 0.58x the CPU a ``GetDevice`` (667 -> 385 µs, side by side; cache hits
+0.54x; docs/benchmarks.md, "Thirty-third stop"). Upstream has an open change for
+the loop's throughput (grpc/grpc#43436); nothing in grpc.aio sets how many accepts
+are pending.
+
+A loop must not hold the last call it accepted while it waits for the next: a call's
+HTTP/2 stream counts against the connection's ``max_concurrent_streams`` until its
+state is freed, so 31 loops each holding one used up a connection limited to 3.
 
 Written by hand, hence a compatibility module: this is the loop body of grpcio
 1.75's ``_server_main_loop`` run by ``extra`` more tasks, through grpc's private

@@ -14,8 +14,12 @@ its ``Content-Length`` by an asyncio protocol (no chunked bodies, no TLS, no
 redirects, no error handling: a lower bound for any HTTP client inside grpc.aio,
 to size what replacing aiohttp could buy, never a client to ship).
 
+With ``--accept-ahead N`` grpc core may hand it N calls before its loop asks for
+the next one, as the adapter's ``grpc.accept_ahead`` does (adapter/server/accept_ahead.py);
+1, the default, is grpc.aio as shipped: the issue's plain ceiling.
+
     python -m bench.peer.ceiling --body bench/peer/device.json \\
-        [--upstream http://127.0.0.1:PORT [--client raw]]
+        [--upstream http://127.0.0.1:PORT [--client raw]] [--accept-ahead N]
 """
 
 from __future__ import annotations
@@ -110,7 +114,9 @@ def handler(
     return grpc.method_handlers_generic_handler("openframe.v1.DeviceService", {"GetDevice": method})
 
 
-async def serve(body: Path, port: int, *, interceptor: bool, upstream: str, client: str = "aiohttp") -> None:
+async def serve(
+    body: Path, port: int, *, interceptor: bool, upstream: str, client: str = "aiohttp", accept_ahead: int = 1
+) -> None:
     interceptors = []
     if interceptor:  # what the OpenTelemetry interceptor alone costs (profiling, not a bench arm)
         from opentelemetry.instrumentation.grpc import aio_server_interceptor
@@ -123,9 +129,14 @@ async def serve(body: Path, port: int, *, interceptor: bool, upstream: str, clie
             )
         )
     server = grpc.aio.server(interceptors=interceptors)
-    server.add_generic_rpc_handlers((handler(fixed_device(body), upstream, client),))
+    handlers = (handler(fixed_device(body), upstream, client),)
+    server.add_generic_rpc_handlers(handlers)
     bound = server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
+    if accept_ahead > 1:  # imported only then: the plain ceiling runs on any grpcio, adapter or not
+        from adapter.server.accept_ahead import AcceptAhead
+
+        AcceptAhead(server, handlers=handlers, interceptors=interceptors, extra=accept_ahead - 1).start()
     print(f"listening on 127.0.0.1:{bound}", flush=True)
     await server.wait_for_termination()
 
@@ -144,6 +155,7 @@ if __name__ == "__main__":
     # asyncio's loop by default: the issue's plain grpc.aio ceiling; uvloop (the adapter's
     # default loop) to read the adapter against a ceiling on the same loop.
     parser.add_argument("--event-loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument("--accept-ahead", type=int, default=1, help="pending accepts (1: grpc.aio's own)")
     args = parser.parse_args()
     run_event_loop(
         serve(
@@ -152,6 +164,7 @@ if __name__ == "__main__":
             interceptor=args.otel_interceptor,
             upstream=args.upstream,
             client=args.client,
+            accept_ahead=args.accept_ahead,
         ),
         args.event_loop,
     )
