@@ -200,7 +200,7 @@ class GrpcSettings(_Frozen):
     #: What answers the port: ``grpcio`` (grpc.aio's server) or ``envoy``: Envoy
     #: (through pyvoy, the ``envoy`` extra) answers it, the upstream-backed unary
     #: calls in an interpreter embedded in Envoy, health, reflection and the event
-    #: stream routed to grpc.aio on a private Unix socket: 35-45% less CPU a call
+    #: stream routed to grpc.aio on a private Unix socket: ~7% less CPU a call
     #: (docs/envoy-front.md). TLS and mutual TLS end at Envoy.
     front: Literal["grpcio", "envoy"] = "grpcio"
     #: Listen on this Unix socket instead of ``host:port`` (the envoy front's inner
