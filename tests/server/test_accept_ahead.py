@@ -17,6 +17,7 @@ from adapter.config.settings import GrpcSettings
 from adapter.lifecycle.health import HealthBoard
 from adapter.server.accept_ahead import unsupported_reason
 from adapter.server.app import AdapterServer, ServedService
+from tests.events.kafka_fixtures import wait_until
 
 SERVICE = "openframe.v1.DeviceService"
 GET_DEVICE = f"/{SERVICE}/GetDevice"
@@ -134,9 +135,9 @@ async def test_stop_ends_every_accept_loop_after_the_calls_in_flight(
     await asyncio.wait_for(handler.all_in.wait(), 10)  # twelve calls in flight, held
     with caplog.at_level(logging.WARNING, logger="adapter.server.accept_ahead"):
         stopping = asyncio.ensure_future(server.stop(5))
-        await asyncio.sleep(0.2)  # the stop has begun: grpc core ended the pending accepts
-        assert not stopping.done()  # it waits for the calls in flight
-        assert accept_ahead.loops == 0  # while every accept loop ended at once
+        # the stop has begun: grpc core ends every pending accept at once ...
+        await wait_until(lambda: accept_ahead.loops == 0, within=5, what="the accept loops to end")
+        assert not stopping.done()  # ... while the stop waits for the calls in flight
         handler.released.set()
         answers = await asyncio.wait_for(calls, 15)
         await asyncio.wait_for(stopping, 15)
