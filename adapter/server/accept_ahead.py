@@ -111,11 +111,13 @@ class AcceptAhead:
     def start(self) -> None:
         if self._tasks or self._extra <= 0:
             return
+        core: Any = getattr(self._server, "_server", None)  # the cygrpc.AioServer: see the module's docstring
         reason = unsupported_reason()
+        if reason is None and not isinstance(core, cygrpc.AioServer):
+            reason = f"grpcio {grpc.__version__}: aio.Server holds no cygrpc.AioServer in _server"
         if reason is not None:
             logger.warning("grpc.accept_ahead: serving with grpc.aio's one pending accept: %s", reason)
             return
-        core: Any = getattr(self._server, "_server")  # noqa: B009  # the cygrpc.AioServer: see the module's docstring
         loop = asyncio.get_running_loop()
         for index in range(self._extra):
             task = loop.create_task(self._accept(core, loop), name=f"grpc accept-ahead {index}")

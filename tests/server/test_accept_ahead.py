@@ -15,7 +15,7 @@ from openframe.v1 import devices_pb2
 
 from adapter.config.settings import GrpcSettings
 from adapter.lifecycle.health import HealthBoard
-from adapter.server.accept_ahead import unsupported_reason
+from adapter.server.accept_ahead import AcceptAhead, unsupported_reason
 from adapter.server.app import AdapterServer, ServedService
 from tests.events.kafka_fixtures import wait_until
 
@@ -199,3 +199,19 @@ async def test_calls_one_after_another_do_not_use_up_a_connections_streams() -> 
         assert server.accept_ahead is not None and server.accept_ahead.accepted >= limit
     finally:
         await server.stop(0)
+
+
+async def test_a_server_without_grpcs_private_core_keeps_its_own_loop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # What a grpcio that renamed aio.Server's private core attribute would look like.
+    class _NoCore:
+        pass
+
+    ahead = AcceptAhead(_NoCore(), handlers=(), interceptors=(), extra=7)  # type: ignore[arg-type]
+    with caplog.at_level(logging.WARNING, logger="adapter.server.accept_ahead"):
+        ahead.start()
+    assert ahead.loops == 0
+    assert "serving with grpc.aio's one pending accept" in caplog.text
+    assert "no cygrpc.AioServer in _server" in caplog.text
+    await ahead.stop()  # nothing started: nothing to wait for
