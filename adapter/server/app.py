@@ -141,7 +141,8 @@ class AdapterServer:
             options=[*server_options(settings), *self._extra_options],
             maximum_concurrent_rpcs=self._max_rpcs or None,
         )
-        server.add_generic_rpc_handlers((self._methods,))
+        handlers = (self._methods,)  # the accept-ahead loops must serve these very ones
+        server.add_generic_rpc_handlers(handlers)
         unix = settings.unix_socket
         address = f"unix:{unix}" if unix is not None else f"{settings.host}:{settings.port}"
         try:
@@ -163,7 +164,7 @@ class AdapterServer:
         if not self._max_rpcs:
             self._accept_ahead = AcceptAhead(
                 server,
-                handlers=(self._methods,),
+                handlers=handlers,
                 interceptors=self._interceptors,
                 extra=settings.accept_ahead - 1,
             )
