@@ -24,6 +24,7 @@ from adapter.descriptors.method_spec import MethodSpec
 from adapter.security.audit import note_trace_id, note_upstream_path
 from adapter.status.call_ending import end_call
 from adapter.status.mapping import to_rpc_status
+from adapter.telemetry.lean_tracer import LeanSpan
 from adapter.telemetry.redaction import redacted
 from adapter.telemetry.repeated_lines import DEFAULT_INTERVAL, RepeatedLines
 from adapter.telemetry.rpc_spans import RpcSpans
@@ -101,7 +102,9 @@ class MethodHandler:
         needs a coroutine function and does not look inside callable objects."""
         spec = self.spec
         call = self._spans.start(context.invocation_metadata())
-        note_trace_id(format(call.span.get_span_context().trace_id, "032x"))
+        span = call.span
+        trace_id = span.trace_id if type(span) is LeanSpan else span.get_span_context().trace_id
+        note_trace_id(format(trace_id, "032x"))
         try:
             loop = asyncio.get_running_loop()
             remaining = context.time_remaining()

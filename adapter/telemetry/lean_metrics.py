@@ -62,9 +62,10 @@ from opentelemetry.sdk.metrics.export import (
     ScopeMetrics,
 )
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Span
+from opentelemetry.trace import Span, TraceFlags
 
 from . import sdk_metrics_compat as compat
+from .lean_tracer import LeanSpan
 
 __all__ = ["HistogramRecorder", "HistogramSeries", "LeanMeterProvider", "histogram_recorder"]
 
@@ -254,6 +255,11 @@ class _LeanHistogram:
             return None
         if span is None:
             span = trace.get_current_span()
+        if type(span) is LeanSpan and kind is TraceBasedExemplarFilter:
+            # The default filter, for a lean span: its ids without SpanContext's properties.
+            if not span.trace_flags & TraceFlags.SAMPLED:
+                return None
+            return Exemplar(attributes, amount, time_unix_nano or time_ns(), span.span_id, span.trace_id)
         invalid = span is trace.INVALID_SPAN
         if kind is TraceBasedExemplarFilter:
             if invalid or not span.get_span_context().trace_flags.sampled:

@@ -37,6 +37,7 @@ import os
 import time
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
+from random import getrandbits
 from typing import Any
 
 from opentelemetry import trace
@@ -44,9 +45,19 @@ from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, sampling
 from opentelemetry.sdk.trace import Tracer as SdkTracer
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TracerProvider
+from opentelemetry.trace import (
+    Link,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    TracerProvider,
+    TraceState,
+)
 from opentelemetry.util import types
 
 from .sdk_trace_compat import span_link_limit
@@ -83,12 +94,17 @@ class LeanTracer:
         internal_metrics = os.environ.get("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "").strip().lower()
         self._lean = sdk is not None and internal_metrics != "true"
         self._default_sampler = False
+        self._random_ids = False
         if sdk is not None:
             self._max_links = span_link_limit(sdk)
             self._sampler = sdk.sampler
             # The SDK's default (``parentbased_always_on``) is this one instance: decided inline.
             self._default_sampler = self._sampler is sampling.DEFAULT_ON
             self._ids = sdk.id_generator
+            # The SDK's default generator draws from ``random.getrandbits``: drawn here
+            # as it draws them (zero, the invalid id, drawn again), without its three
+            # method calls a span. Any other generator is called.
+            self._random_ids = type(self._ids) is RandomIdGenerator
             self._resource = sdk.resource
             self._processor: SpanProcessor = sdk.span_processor
             self._scope = InstrumentationScope(name, "")  # as the SDK's get_tracer names it
@@ -111,6 +127,9 @@ class LeanTracer:
         if parent is not None:
             trace_id = parent.trace_id
             random_id = parent.trace_flags.random_trace_id
+        elif self._random_ids:
+            trace_id = getrandbits(128) or self._ids.generate_trace_id()
+            random_id = True
         else:
             trace_id = self._ids.generate_trace_id()
             random_id = self._ids.is_trace_id_random()
@@ -128,9 +147,13 @@ class LeanTracer:
         flags = TraceFlags.SAMPLED if decision is _SAMPLE else TraceFlags.DEFAULT
         if random_id:
             flags |= TraceFlags.RANDOM_TRACE_ID
+        if self._random_ids:
+            span_id = getrandbits(64) or self._ids.generate_span_id()
+        else:
+            span_id = self._ids.generate_span_id()
         span_context = SpanContext(
             trace_id,
-            self._ids.generate_span_id(),
+            span_id,
             is_remote=False,
             trace_flags=TraceFlags(flags),
             trace_state=trace_state,
@@ -138,6 +161,8 @@ class LeanTracer:
         if decision is Decision.DROP:
             return trace.NonRecordingSpan(span_context)
         span = LeanSpan(self, name, span_context, parent, kind, start_attributes, links)
+        span.trace_id, span.span_id = trace_id, span_id
+        span.trace_flags, span.trace_state = flags, trace_state
         self._processor.on_start(span, parent_context=context)  # type: ignore[arg-type]
         return span
 
@@ -160,7 +185,18 @@ class LeanTracer:
 
 class LeanSpan(trace.Span):
     """A recording span: plain dicts and lists until it ends, then one SDK
-    ``ReadableSpan`` for the span processors."""
+    ``ReadableSpan`` for the span processors.
+
+    ``trace_id``, ``span_id``, ``trace_flags`` (ints) and ``trace_state`` (None when it
+    has none) repeat its context's, for the adapter's own code on the call path (trace
+    headers, exemplars, the audit's trace id): each property of an API ``SpanContext``
+    is a Python call, ~25 a call in all.
+    """
+
+    trace_id: int
+    span_id: int
+    trace_flags: int
+    trace_state: TraceState | None
 
     def __init__(
         self,

@@ -17,13 +17,13 @@ import time
 from typing import NamedTuple
 from urllib.parse import SplitResult
 
-from opentelemetry import propagate, trace
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 
 from .after_reply import after_reply
 from .lean_metrics import HistogramSeries, histogram_recorder
 from .lean_tracer import LeanTracer
+from .trace_headers import TraceHeaders
 
 __all__ = ["HTTP_CLIENT_DURATION", "UpstreamExchange", "UpstreamSpans"]
 
@@ -73,6 +73,7 @@ class UpstreamSpans:
             description="Duration of upstream HTTP requests",
             boundaries=_BUCKETS,
         )
+        self._trace_headers = TraceHeaders()
         # Each (method, route, status, error)'s series, bound on first use.
         self._series: dict[tuple[str, str, int | None, str | None], HistogramSeries] = {}
 
@@ -90,9 +91,7 @@ class UpstreamSpans:
                 SERVER_PORT: self._port,
             },
         )
-        carrier: dict[str, str] = {}
-        propagate.inject(carrier, context=trace.set_span_in_context(span))
-        headers.extend(carrier.items())
+        self._trace_headers.append(span, headers)
         template = route.partition(" ")[2] or route  # "GET /v1/x/{id}" -> "/v1/x/{id}"
         return UpstreamExchange(span, time.perf_counter(), method, template)
 

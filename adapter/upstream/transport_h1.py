@@ -59,8 +59,8 @@ _KEEPALIVE_SECONDS = 30.0
 # An answer's status line and headers, at most (aiohttp allows 8 KiB a line, 128 lines);
 # llhttp itself has no bound, so a hostile upstream could otherwise grow them without end.
 _MAX_HEAD_BYTES = 64 * 1024
-# Characters that would end a header line early (request smuggling); one regex search a
-# string: str.translate, which this replaced, cost ~7 µs a request of four headers.
+# Characters that would end a header line early (request smuggling): counted in the
+# whole head (_request_bytes), searched for a header at a time only to name the culprit.
 _FORBIDDEN = re.compile("[\r\n\0]")
 _URL_REFUSED = re.compile("[ \t\r\n\0]")
 # Where a URL's authority ends (urlsplit's rule), and how many origins are remembered
@@ -384,13 +384,26 @@ def _request_bytes(
     lines = [f"{method} {target.decode('ascii')} HTTP/1.1", f"Host: {host_value}"]
     given = set()
     for name, value in headers:
-        if _FORBIDDEN.search(name) or _FORBIDDEN.search(value):
-            raise ValueError(f"header {name!r} holds a line break or NUL")
         given.add(name.lower())
         lines.append(f"{name}: {value}")
     if "accept-encoding" not in given:
         lines.append("Accept-Encoding: gzip, deflate")
     if body is not None or method in _BODY_METHODS:
         lines.append(f"Content-Length: {len(body or b'')}")
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    text = "\r\n".join(lines) + "\r\n\r\n"
+    # Every line ends with one CR LF and the head with one more: any other CR, LF or
+    # NUL came in with a name or a value. Three scans of the head cost less than two
+    # regex searches a header (~2 µs a request of five headers).
+    ends = len(lines) + 1
+    if text.count("\n") != ends or text.count("\r") != ends or "\0" in text:
+        _refuse_line_breaks(method, headers)
+    head = text.encode("latin-1")
     return head + body if body else head
+
+
+def _refuse_line_breaks(method: str, headers: list[tuple[str, str]]) -> None:
+    """Raises the ValueError that names what holds a CR, LF or NUL."""
+    for name, value in headers:
+        if _FORBIDDEN.search(name) or _FORBIDDEN.search(value):
+            raise ValueError(f"header {name!r} holds a line break or NUL")
+    raise ValueError(f"the request line of {method!r} holds a line break or NUL")

@@ -327,3 +327,42 @@ def test_a_current_span_for_a_block_is_the_sdks() -> None:
     assert ends[0] == ends[1] and ends[0][-1] == "KeyError: 'route'"
     assert seen[1] == seen[0]
     assert lean.status.status_code is StatusCode.ERROR and lean.events[0].name == "exception"
+
+
+@pytest.mark.parametrize("parent", PARENTS.values(), ids=PARENTS.keys())
+def test_a_lean_span_repeats_its_contexts_ids_as_plain_attributes(parent: SpanContext | None) -> None:
+    provider, _ = recorded()
+    context_ = None if parent is None else trace.set_span_in_context(NonRecordingSpan(parent))
+    span = LeanTracer(provider, "adapter.server").start_span("call", context_)
+    if not isinstance(span, LeanSpan):  # an unsampled parent: not recorded, no lean span
+        assert parent is not None and not parent.trace_flags.sampled
+        return
+    got = span.get_span_context()
+    assert (span.trace_id, span.span_id, span.trace_flags) == (got.trace_id, got.span_id, got.trace_flags)
+    assert span.trace_state == (parent.trace_state if parent is not None and parent.is_valid else None)
+    assert span.trace_id != 0 and span.span_id != 0
+
+
+def test_ids_come_from_the_providers_id_generator_unless_it_is_the_sdks_random_one() -> None:
+    from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
+
+    class Counting(IdGenerator):
+        def generate_span_id(self) -> int:
+            return 0x1234
+
+        def generate_trace_id(self) -> int:
+            return 0xABCD
+
+    provider, _ = recorded(id_generator=Counting())
+    tracer = LeanTracer(provider, "adapter.server")
+    assert not tracer._random_ids
+    span = tracer.start_span("call")
+    assert (span.get_span_context().trace_id, span.get_span_context().span_id) == (0xABCD, 0x1234)
+    assert not span.get_span_context().trace_flags.random_trace_id  # (the base class says not random)
+
+    provider, _ = recorded()
+    tracer = LeanTracer(provider, "adapter.server")
+    assert tracer._random_ids and type(provider.id_generator) is RandomIdGenerator
+    spans = [tracer.start_span("call").get_span_context() for _ in range(50)]
+    assert len({s.trace_id for s in spans}) == 50 and len({s.span_id for s in spans}) == 50
+    assert all(s.trace_flags.random_trace_id and s.trace_id < 2**128 and s.span_id < 2**64 for s in spans)

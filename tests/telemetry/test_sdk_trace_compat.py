@@ -27,3 +27,20 @@ def test_the_link_limit_is_the_providers() -> None:
 def test_the_link_limit_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_SPAN_LINK_COUNT_LIMIT", "3")
     assert span_link_limit(sdk_tracer(TracerProvider())) == 3
+
+
+def test_the_apis_default_global_propagator_is_recognised() -> None:
+    from opentelemetry import propagate
+    from opentelemetry.baggage.propagation import W3CBaggagePropagator
+    from opentelemetry.propagators.composite import CompositePropagator
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    from adapter.telemetry.sdk_trace_compat import w3c_default_parts
+
+    # OTEL_PROPAGATORS is unset in the suite: the global one is the API's default.
+    parts = w3c_default_parts(propagate.get_global_textmap())
+    assert parts is not None
+    assert (type(parts[0]), type(parts[1])) == (TraceContextTextMapPropagator, W3CBaggagePropagator)
+    assert w3c_default_parts(CompositePropagator([TraceContextTextMapPropagator()])) is None
+    assert w3c_default_parts(CompositePropagator([W3CBaggagePropagator(), TraceContextTextMapPropagator()])) is None
+    assert w3c_default_parts(TraceContextTextMapPropagator()) is None
