@@ -65,6 +65,7 @@ logger = logging.getLogger(__name__)
 #: Struct costs three (Struct, map entry, Value): a message with Struct JSON
 #: deeper than ~33 levels can be built here but no gRPC client could parse it.
 DEFAULT_MAX_DEPTH = 32
+_STR_ONLY = frozenset({str})  # the item types of a repeated string field decoded as they are
 _FD = _d.FieldDescriptor
 _INT_TYPES = frozenset(
     {
@@ -172,6 +173,9 @@ class JsonCodec:
                 self._note_unknown(codec, key)
                 continue
             name, dec = entry
+            if dec is dec_str and type(value) is str:  # the commonest field, without a call
+                out[name] = value
+                continue
             if value is None:  # JSON null = field not set, except for a Value
                 if key in codec.null_is_value:
                     out[name] = dec(None, key)
@@ -245,9 +249,13 @@ class JsonCodec:
         single = self._single_decoder(field)
         if _is_repeated(field):
 
+            strings = single is dec_str
+
             def dec_list(v: Json, path: str) -> list[Any]:
                 if type(v) is not list:
                     raise MalformedPayloadError(path, f"expected an array, got {type_name(v)}")
+                if strings and set(map(type, v)) <= _STR_ONLY:  # checked in C, not a call an item
+                    return v
                 return [single(x, f"{path}[{i}]") for i, x in enumerate(v)]
 
             return dec_list

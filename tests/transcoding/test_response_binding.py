@@ -143,3 +143,28 @@ def test_pages_of_a_cached_list_are_not_taken_from_the_memo(transcoder) -> None:
     bound = t.bind(devices_pb2.ListDevicesRequest(page_size=1))
     assert [d.id for d in t.decode(kept, bound).devices] == ["dev_1"]
     assert kept.decoded == {}
+
+
+STRING_FIELDS = [
+    (b'{"hostname": "h", "tags": ["a", "b"]}', ("h", ["a", "b"]), None),
+    (b'{"hostname": null, "tags": []}', ("", []), None),
+    (b'{"tags": ["a", 3]}', None, r"tags\[1\]: expected a string"),
+    (b'{"tags": [null]}', None, r"tags\[0\]: expected a string"),
+    (b'{"tags": "a"}', None, "tags: expected an array"),
+    (b'{"hostname": ["h"]}', None, "hostname: expected a string"),
+]
+
+
+@pytest.mark.parametrize(("body", "decoded", "problem"), STRING_FIELDS)
+def test_string_fields_and_lists_of_strings(transcoder, body: bytes, decoded, problem) -> None:  # type: ignore[no-untyped-def]
+    def decode() -> devices_pb2.Device:
+        return _decode(  # type: ignore[no-any-return]
+            transcoder, "/openframe.v1.DeviceService/GetDevice", devices_pb2.GetDeviceRequest(device_id="d"), body
+        )
+
+    if problem is not None:
+        with pytest.raises(MalformedPayloadError, match=problem):
+            decode()
+        return
+    device = decode()
+    assert (device.hostname, list(device.tags)) == decoded
