@@ -28,6 +28,7 @@ from adapter.config.settings import UpstreamSettings
 from adapter.telemetry.upstream_spans import UpstreamSpans
 
 from .credentials import CredentialProvider
+from .deadline_timer import DeadlineTimer
 from .errors import CallDeadlineExceeded, UpstreamRedirectBlocked, UpstreamStatusError
 from .messages import UpstreamRequest, UpstreamResponse
 from .transport import Answer, build_transport
@@ -81,6 +82,8 @@ class UpstreamClient:
         self._spans = UpstreamSpans(
             tracer_provider, origin=base, upstream=name, meter_provider=meter_provider
         )
+        #: One loop timer for the deadlines of every call in flight (see the module).
+        self._deadlines = DeadlineTimer()
         self._closed = False
 
     @property
@@ -92,8 +95,9 @@ class UpstreamClient:
         refresh). ``deadline`` is absolute, on the event loop's clock."""
         loop = asyncio.get_running_loop()
         budget = deadline - loop.time()
+        timeout = self._deadlines.timeout(deadline)
         try:
-            async with asyncio.timeout_at(deadline):
+            async with timeout:
                 auth = await self._credentials.auth_headers()
                 response = await self._attempt(request, auth)
                 if response.status == 401 and await self._credentials.rejected(auth):
@@ -103,6 +107,8 @@ class UpstreamClient:
                 return response
         except TimeoutError:
             raise CallDeadlineExceeded(request.route, budget) from None
+        finally:
+            self._deadlines.forget(timeout)
 
     async def _attempt(self, request: UpstreamRequest, auth: list[tuple[str, str]]) -> UpstreamResponse:
         url = self._base + request.path
