@@ -39,6 +39,8 @@ from typing import Any
 
 import grpc
 
+from adapter.upstream.deadline_timer import DeadlineTimer
+
 from .abandoned_calls import AbandonedCalls, Receive
 
 __all__ = ["CallContext", "CallDetails", "UnaryFront"]
@@ -244,6 +246,7 @@ class UnaryFront:
         self._idle = asyncio.Event()
         self._idle.set()
         self._abandoned = AbandonedCalls(ABANDON_CHECK_SECONDS)
+        self._deadlines = DeadlineTimer()  # one loop timer for the callers' deadlines
 
     def close(self) -> None:
         self._closed = True
@@ -309,11 +312,15 @@ class UnaryFront:
             if deadline is None:
                 response = await call
             else:
+                remaining = context.time_remaining() or 0.0
+                timeout = self._deadlines.timeout(asyncio.get_running_loop().time() + remaining)
                 try:
-                    async with asyncio.timeout(context.time_remaining()):
+                    async with timeout:
                         response = await call
                 except TimeoutError:
                     raise context.end(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
+                finally:
+                    self._deadlines.forget(timeout)
             if response is not None and context.code() == grpc.StatusCode.OK:
                 serialize = handler.response_serializer
                 payload = serialize(response) if serialize is not None else response
