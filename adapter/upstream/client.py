@@ -95,20 +95,23 @@ class UpstreamClient:
         refresh). ``deadline`` is absolute, on the event loop's clock."""
         loop = asyncio.get_running_loop()
         budget = deadline - loop.time()
-        timeout = self._deadlines.timeout(deadline)
+        expiry = self._deadlines.start(deadline)
         try:
-            async with timeout:
+            auth = await self._credentials.auth_headers()
+            response = await self._attempt(request, auth)
+            if response.status == 401 and await self._credentials.rejected(auth):
                 auth = await self._credentials.auth_headers()
                 response = await self._attempt(request, auth)
-                if response.status == 401 and await self._credentials.rejected(auth):
-                    auth = await self._credentials.auth_headers()
-                    response = await self._attempt(request, auth)
-                    response = dataclasses.replace(response, attempts=2)
-                return response
-        except TimeoutError:
+                response = dataclasses.replace(response, attempts=2)
+            return response
+        except asyncio.CancelledError:
+            if self._deadlines.expired(expiry):
+                raise CallDeadlineExceeded(request.route, budget) from None
+            raise
+        except TimeoutError:  # (as under asyncio.timeout_at, which this replaced)
             raise CallDeadlineExceeded(request.route, budget) from None
         finally:
-            self._deadlines.forget(timeout)
+            self._deadlines.forget(expiry)
 
     async def _attempt(self, request: UpstreamRequest, auth: list[tuple[str, str]]) -> UpstreamResponse:
         url = self._base + request.path

@@ -1,29 +1,33 @@
 """One loop timer for the deadlines of the calls in flight: each call expires at its
-own deadline as under ``asyncio.timeout_at`` (TimeoutError out of its block, the
-others untouched), a cancellation from elsewhere stays a cancellation, and the
-timer moves only when an earlier deadline arrives or when it fires."""
+own deadline as under ``asyncio.timeout_at`` (the others untouched), a cancellation
+from elsewhere stays a cancellation (also when it comes with the deadline's), a
+task whose block ended after its expiry is not left cancelled, and the timer moves
+only when an earlier deadline arrives or when it fires."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 import uvloop
 
-from adapter.upstream.deadline_timer import DeadlineTimer
+from adapter.upstream.deadline_timer import Deadline, DeadlineTimer
 
 
 async def run_until(timers: DeadlineTimer, deadline: float, work: asyncio.Future[None] | None = None) -> str:
-    """Waits under ``timers.timeout(deadline)``: "timed out", "finished" or "cancelled"."""
-    timeout = timers.timeout(deadline)
+    """Waits under ``timers.start(deadline)``, as the upstream client does: "timed
+    out" or "finished" (a cancellation from elsewhere propagates)."""
+    expiry = timers.start(deadline)
     try:
-        async with timeout:
-            await (work if work is not None else asyncio.Event().wait())
+        await (work if work is not None else asyncio.Event().wait())
         return "finished"
-    except TimeoutError:
-        return "timed out"
+    except asyncio.CancelledError:
+        if timers.expired(expiry):
+            return "timed out"
+        raise
     finally:
-        timers.forget(timeout)
+        timers.forget(expiry)
 
 
 async def test_each_call_expires_at_its_own_deadline_and_the_others_go_on() -> None:
@@ -99,8 +103,52 @@ def test_a_new_event_loop_gets_a_timer_of_its_own() -> None:
     assert asyncio.run(one_call()) == "timed out"
 
 
-async def test_a_block_that_never_began_does_not_stop_the_timer() -> None:
+async def test_a_cancellation_from_elsewhere_with_the_deadlines_stays_a_cancellation() -> None:
     loop = asyncio.get_running_loop()
     timers = DeadlineTimer()
-    timers.timeout(loop.time() + 0.02)  # taken, never entered nor forgotten
+    task = asyncio.create_task(run_until(timers, loop.time() + 0.05))
+    await asyncio.sleep(0)  # started and waiting
+    timers._fire(loop)  # not yet due: nothing expires
+    assert not task.done()
+    # Expired and cancelled from elsewhere before the task runs again: as under
+    # timeout_at, the outside cancellation wins.
+    for deadline in list(timers._pending):
+        deadline.when = loop.time()
+    timers._armed_for = loop.time()
+    timers._fire(loop)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_a_block_that_ends_after_its_expiry_takes_its_cancel_request_back() -> None:
+    loop = asyncio.get_running_loop()
+    timers = DeadlineTimer()
+    counts: list[int] = []
+
+    async def block() -> None:
+        expiry = timers.start(loop.time() + 10)
+        expiry.when = timers._pending[expiry] = timers._armed_for = loop.time() - 1
+        timers._fire(loop)  # expired while the block runs on without awaiting
+        task = asyncio.current_task()
+        assert task is not None
+        counts.append(task.cancelling())
+        timers.forget(expiry)  # the block ends without meeting the cancellation
+        counts.append(task.cancelling())
+
+    child = asyncio.create_task(block())
+    with contextlib.suppress(asyncio.CancelledError):  # (3.11 still delivers the request, as with Timeout)
+        await child
+    assert counts == [1, 0]
+
+
+async def test_a_deadline_of_a_task_that_has_ended_does_not_stop_the_timer() -> None:
+    loop = asyncio.get_running_loop()
+    timers = DeadlineTimer()
+    ended = asyncio.create_task(asyncio.sleep(0))
+    await ended
+    assert await run_until(timers, loop.time() + 0.01, ended) == "finished"  # the loop is set
+    stale = Deadline(loop.time() + 0.02, ended)
+    timers._pending[stale] = stale.when
+    timers._arm(loop, stale.when)
     assert await run_until(timers, loop.time() + 0.08) == "timed out"

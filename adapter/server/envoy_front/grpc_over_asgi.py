@@ -313,14 +313,15 @@ class UnaryFront:
                 response = await call
             else:
                 remaining = context.time_remaining() or 0.0
-                timeout = self._deadlines.timeout(asyncio.get_running_loop().time() + remaining)
+                expiry = self._deadlines.start(asyncio.get_running_loop().time() + remaining)
                 try:
-                    async with timeout:
-                        response = await call
-                except TimeoutError:
-                    raise context.end(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
+                    response = await call
+                except asyncio.CancelledError:
+                    if self._deadlines.expired(expiry):
+                        raise context.end(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
+                    raise
                 finally:
-                    self._deadlines.forget(timeout)
+                    self._deadlines.forget(expiry)
             if response is not None and context.code() == grpc.StatusCode.OK:
                 serialize = handler.response_serializer
                 payload = serialize(response) if serialize is not None else response
