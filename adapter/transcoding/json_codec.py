@@ -248,7 +248,6 @@ class JsonCodec:
             return dec_map
         single = self._single_decoder(field)
         if _is_repeated(field):
-
             strings = single is dec_str
 
             def dec_list(v: Json, path: str) -> list[Any]:

@@ -42,5 +42,6 @@ def test_the_apis_default_global_propagator_is_recognised() -> None:
     assert parts is not None
     assert (type(parts[0]), type(parts[1])) == (TraceContextTextMapPropagator, W3CBaggagePropagator)
     assert w3c_default_parts(CompositePropagator([TraceContextTextMapPropagator()])) is None
-    assert w3c_default_parts(CompositePropagator([W3CBaggagePropagator(), TraceContextTextMapPropagator()])) is None
+    reversed_ = CompositePropagator([W3CBaggagePropagator(), TraceContextTextMapPropagator()])
+    assert w3c_default_parts(reversed_) is None
     assert w3c_default_parts(TraceContextTextMapPropagator()) is None

@@ -159,7 +159,10 @@ STRING_FIELDS = [
 def test_string_fields_and_lists_of_strings(transcoder, body: bytes, decoded, problem) -> None:  # type: ignore[no-untyped-def]
     def decode() -> devices_pb2.Device:
         return _decode(  # type: ignore[no-any-return]
-            transcoder, "/openframe.v1.DeviceService/GetDevice", devices_pb2.GetDeviceRequest(device_id="d"), body
+            transcoder,
+            "/openframe.v1.DeviceService/GetDevice",
+            devices_pb2.GetDeviceRequest(device_id="d"),
+            body,
         )
 
     if problem is not None:
