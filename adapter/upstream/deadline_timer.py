@@ -118,8 +118,10 @@ class DeadlineTimer:
     def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
         if self._handle is not None:
             self._handle.cancel()
-        self._armed_for = when
-        self._handle = loop.call_at(when, self._fire, loop)
+            self._handle, self._armed_for = None, math.inf
+        if math.isfinite(when):  # (an endless deadline: nothing to arm)
+            self._armed_for = when
+            self._handle = loop.call_at(when, self._fire, loop)
 
     def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
         # Due: what the timer was armed for, even when the loop runs it a little

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 
 import pytest
 import uvloop
@@ -152,3 +153,17 @@ async def test_a_deadline_of_a_task_that_has_ended_does_not_stop_the_timer() -> 
     timers._pending[stale] = stale.when
     timers._arm(loop, stale.when)
     assert await run_until(timers, loop.time() + 0.08) == "timed out"
+
+
+async def test_an_endless_deadline_never_expires_and_does_not_stop_the_others() -> None:
+    loop = asyncio.get_running_loop()
+    timers = DeadlineTimer()
+    endless = asyncio.create_task(run_until(timers, math.inf))
+    await asyncio.sleep(0)
+    assert timers._handle is None  # nothing to arm for
+    assert await run_until(timers, loop.time() + 0.03) == "timed out"  # fired, then nothing to re-arm
+    assert not endless.done() and timers._handle is None and timers.in_flight == 1
+    endless.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await endless
+    assert timers.in_flight == 0
