@@ -65,7 +65,7 @@ class DeadlineTimer:
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._pending: dict[Deadline, float] = {}
+        self._pending: set[Deadline] = set()  # each knows its own ``when``
         self._handle: asyncio.TimerHandle | None = None
         self._armed_for = math.inf
 
@@ -81,7 +81,7 @@ class DeadlineTimer:
                 deadline._handle = loop.call_at(when, deadline._expire)
                 return deadline
             self._reset(loop)
-        self._pending[deadline] = when
+        self._pending.add(deadline)
         if when < self._armed_for:
             self._arm(loop, when)
         return deadline
@@ -98,7 +98,7 @@ class DeadlineTimer:
     def forget(self, deadline: Deadline) -> None:
         """``deadline``'s block has ended (the shared timer is left armed: moving it
         would cost what it saves; it re-arms when it fires)."""
-        self._pending.pop(deadline, None)
+        self._pending.discard(deadline)
         if deadline._handle is not None:
             deadline._handle.cancel()
         if deadline._state is _EXPIRING:  # expired, then ended before the cancellation reached it
@@ -113,7 +113,7 @@ class DeadlineTimer:
     def _reset(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._handle is not None:
             self._handle.cancel()
-        self._loop, self._pending, self._handle, self._armed_for = loop, {}, None, math.inf
+        self._loop, self._pending, self._handle, self._armed_for = loop, set(), None, math.inf
 
     def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
         if self._handle is not None:
@@ -129,10 +129,9 @@ class DeadlineTimer:
         due = max(loop.time(), self._armed_for)
         self._handle, self._armed_for = None, math.inf
         pending = self._pending
-        expired = [deadline for deadline, when in pending.items() if when <= due]
-        for deadline in expired:
-            del pending[deadline]
+        expired = [deadline for deadline in pending if deadline.when <= due]
+        pending.difference_update(expired)
         if pending:
-            self._arm(loop, min(pending.values()))
+            self._arm(loop, min(deadline.when for deadline in pending))
         for deadline in expired:
             deadline._expire()

@@ -129,7 +129,7 @@ async def test_a_block_that_ends_after_its_expiry_takes_its_cancel_request_back(
 
     async def block() -> None:
         expiry = timers.start(loop.time() + 10)
-        expiry.when = timers._pending[expiry] = timers._armed_for = loop.time() - 1
+        expiry.when = timers._armed_for = loop.time() - 1
         timers._fire(loop)  # expired while the block runs on without awaiting
         task = asyncio.current_task()
         assert task is not None
@@ -150,7 +150,7 @@ async def test_a_deadline_of_a_task_that_has_ended_does_not_stop_the_timer() -> 
     await ended
     assert await run_until(timers, loop.time() + 0.01, ended) == "finished"  # the loop is set
     stale = Deadline(loop.time() + 0.02, ended)
-    timers._pending[stale] = stale.when
+    timers._pending.add(stale)
     timers._arm(loop, stale.when)
     assert await run_until(timers, loop.time() + 0.08) == "timed out"
 
