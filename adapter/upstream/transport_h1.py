@@ -56,6 +56,7 @@ __all__ = ["H1Exchange"]
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _KEEPALIVE_SECONDS = 30.0
+_FRAMING = frozenset({b"content-length", b"transfer-encoding", b"content-encoding"})
 # An answer's status line and headers, at most (aiohttp allows 8 KiB a line, 128 lines);
 # llhttp itself has no bound, so a hostile upstream could otherwise grow them without end.
 _MAX_HEAD_BYTES = 64 * 1024
@@ -100,6 +101,7 @@ class _Connection(asyncio.Protocol):
         self._size = 0
         self._status = 0
         self._headers_done = False
+        self._encoding: bytes | None = None  # Content-Encoding, read with the other framing headers
         self._until_close = False  # neither Content-Length nor chunked: the body ends with the connection
         self.reusable = False
 
@@ -149,8 +151,19 @@ class _Connection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self._headers_done = True
         self._status = self._parser.get_status_code()
-        declared = self._header(b"content-length")
-        chunked = b"chunked" in (self._header(b"transfer-encoding") or b"").lower()
+        # The framing headers in one pass (the first of each counts, as llhttp reads them).
+        declared = transfer = encoding = None
+        for name, value in self._headers:
+            key = name.lower()
+            if key in _FRAMING:
+                if key == b"content-length":
+                    declared = value if declared is None else declared
+                elif key == b"transfer-encoding":
+                    transfer = value if transfer is None else transfer
+                elif encoding is None:
+                    encoding = value
+        self._encoding = encoding
+        chunked = b"chunked" in (transfer or b"").lower()
         if declared is not None and declared.isdigit() and int(declared) > self._max_bytes:
             raise _TooLarge(int(declared))
         self._until_close = declared is None and not chunked and self._status not in (204, 304)
@@ -188,7 +201,7 @@ class _Connection(asyncio.Protocol):
             return
         self.reusable = reusable and not self.closed
         try:
-            body = _decoded(b"".join(self._chunks), self._header(b"content-encoding"), self._max_bytes)
+            body = _decoded(b"".join(self._chunks), self._encoding, self._max_bytes)
         except _TooLarge as exc:
             answer.set_exception(exc)
             return
@@ -207,12 +220,6 @@ class _Connection(asyncio.Protocol):
         self.reusable = False
         if self.transport is not None:
             self.transport.close()
-
-    def _header(self, name: bytes) -> bytes | None:
-        for key, value in self._headers:
-            if key.lower() == name:
-                return value
-        return None
 
 
 class _TooLarge(Exception):
