@@ -30,9 +30,32 @@ def recorded(resource: Resource | None = None) -> tuple[TracerProvider, InMemory
     return provider, exporter
 
 
+def plain(span: ReadableSpan) -> ReadableSpan:
+    """``span`` as the lean spans hand theirs over: a ``ReadableSpan`` itself, attributes
+    in a dict, events and links in tuples (the encoder reads such a span's fields
+    directly, without its properties)."""
+    return ReadableSpan(
+        name=span.name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=dict(span.attributes or {}),
+        events=tuple(span.events),
+        links=tuple(span.links),
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
 def assert_same_request(spans: tuple[ReadableSpan, ...] | list[ReadableSpan]) -> None:
-    ours = ExportTraceServiceRequest.FromString(encode_trace_request(spans))
-    assert ours == encode_spans(spans)
+    """Both ways the encoder reads a span: the SDK's own spans through their properties,
+    and the same spans as plain ``ReadableSpan`` objects, read directly."""
+    for batch in (list(spans), [plain(span) for span in spans]):
+        ours = ExportTraceServiceRequest.FromString(encode_trace_request(batch))
+        assert ours == encode_spans(batch)
 
 
 REMOTE = SpanContext(

@@ -45,3 +45,22 @@ def test_the_apis_default_global_propagator_is_recognised() -> None:
     reversed_ = CompositePropagator([W3CBaggagePropagator(), TraceContextTextMapPropagator()])
     assert w3c_default_parts(reversed_) is None
     assert w3c_default_parts(TraceContextTextMapPropagator()) is None
+
+
+def test_a_readable_spans_fields_are_where_the_encoder_reads_them() -> None:
+    """The OTLP encoder reads plain spans' private fields only while this holds; when an
+    SDK moves them it falls back to the properties (slower, same bytes) and this fails."""
+    from adapter.telemetry import otlp_wire
+    from adapter.telemetry.sdk_trace_compat import readable_span_layout_known
+
+    assert readable_span_layout_known()
+    assert otlp_wire._DIRECT
+
+
+def test_a_moved_field_is_noticed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry.trace import Status
+
+    from adapter.telemetry.sdk_trace_compat import readable_span_layout_known
+
+    monkeypatch.delattr(Status, "description")  # a layout the probe cannot confirm
+    assert not readable_span_layout_known()
