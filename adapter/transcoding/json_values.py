@@ -29,6 +29,7 @@ __all__ = [
     "dec_int",
     "dec_str",
     "enc_bytes",
+    "fill_struct",
     "format_timestamp",
     "identity",
     "struct_to_python",
@@ -127,6 +128,29 @@ def timestamp_parts(v: Json, path: str) -> tuple[int, int]:
     """``(seconds, nanos)`` since the epoch of an RFC 3339 timestamp (or ISO 8601
     without an offset: UTC), to the nanosecond, within Timestamp's range (years 1
     to 9999 in UTC); MalformedPayloadError otherwise."""
+    # The shapes APIs write most (UTC to the second, millisecond or microsecond, as
+    # JavaScript's toISOString): datetime reads them exactly as the general path below
+    # does, at a third of its cost (a call may decode several).
+    if (
+        type(v) is str
+        and (len(v) == 24 or len(v) == 20 or len(v) == 27)
+        and v[-1] == "Z"
+        and v[10] == "T"
+        and v[4] == "-"
+        and (len(v) == 20 or v[19] == ".")
+    ):
+        try:
+            parsed = dt.datetime.fromisoformat(v)
+        except ValueError:
+            parsed = None
+        if parsed is not None:
+            delta = parsed - _EPOCH
+            return delta.days * 86_400 + delta.seconds, parsed.microsecond * 1000
+    return _timestamp_parts(v, path)
+
+
+def _timestamp_parts(v: Json, path: str) -> tuple[int, int]:
+    """:func:`timestamp_parts` of any form it takes (the general path)."""
     if type(v) is str and len(v) <= 64:
         v = v.upper()  # RFC 3339 allows a lower-case "t" and "z"; datetime does not
         nanos = 0
@@ -217,9 +241,30 @@ def fill_value(target: struct_pb2.Value, v: Json) -> None:
     elif type(v) is str:
         target.string_value = v
     elif type(v) is dict:
-        target.struct_value.update(v)
+        fill_struct(target.struct_value, v)
     else:
+        target.list_value.SetInParent()  # an empty list is a list (as protobuf's update sets it)
         target.list_value.extend(v)
+
+
+def fill_struct(target: struct_pb2.Struct, v: dict[str, Json]) -> None:
+    """``target.update(v)`` for parsed JSON, in place: protobuf's own ``update`` tests
+    each value with a chain of ``isinstance`` calls, ~5 µs for a 10-key object against
+    ~2.5 here. The same values and the same errors (an out-of-range number, a key
+    that is not a string); present even when ``v`` is empty. Depth is bounded
+    before (json_limits)."""
+    target.SetInParent()
+    fields = target.fields
+    for key, value in v.items():
+        kind = type(value)
+        if kind is str:
+            fields[key].string_value = value
+        elif kind is bool:
+            fields[key].bool_value = value
+        elif kind is int or kind is float:
+            fields[key].number_value = value
+        else:
+            fill_value(fields[key], value)
 
 
 # --- encoders ------------------------------------------------------------------

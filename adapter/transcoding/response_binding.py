@@ -94,7 +94,7 @@ class ResponseBinder:
             if total and self._has_total and total <= self._max_total:
                 kwargs["total_size"] = total
         try:
-            return spec.output_type(**kwargs)
+            return self._codec.build(spec.output_type, kwargs)
         except (TypeError, ValueError) as exc:
             raise MalformedPayloadError(spec.envelope, str(exc)) from exc
 

@@ -4,10 +4,15 @@ comma before the fraction, lower-case ``t``/``z``) read as they mean."""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
+
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from adapter.transcoding.json_values import MalformedPayloadError, timestamp_parts
+from adapter.transcoding.json_values import MalformedPayloadError, _timestamp_parts, timestamp_parts
 
 # What google.protobuf's Timestamp.FromJsonString reads: the answer to compare with.
 RFC_3339 = [
@@ -66,3 +71,39 @@ def test_anything_else_is_refused_naming_the_field(value: object) -> None:
     with pytest.raises(MalformedPayloadError) as caught:
         timestamp_parts(value, "device.last_seen")  # type: ignore[arg-type]
     assert caught.value.path == "device.last_seen"
+
+
+# -- the fast path for the commonest shapes ------------------------------------------
+
+_FAST_SHAPES = ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.{ms}Z", "%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _outcome(read: Callable[[str, str], tuple[int, int]], text: str) -> object:
+    try:
+        return read(text, "t")
+    except MalformedPayloadError as exc:
+        return ("refused", str(exc))
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(moment=st.datetimes(), shape=st.sampled_from(_FAST_SHAPES))
+def test_the_commonest_shapes_read_as_protobuf_and_the_general_path_read_them(
+    moment: dt.datetime, shape: str
+) -> None:
+    text = moment.strftime(shape.replace("{ms}", f"{moment.microsecond // 1000:03d}"))
+    if moment.year < 1000:  # strftime does not pad every platform's years
+        text = f"{moment.year:04d}" + text[text.index("-") :]
+    expected = Timestamp()
+    expected.FromJsonString(text)
+    assert timestamp_parts(text, "t") == (expected.seconds, expected.nanos) == _timestamp_parts(text, "t")
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(
+    base=st.sampled_from(["2026-11-25T09:41:17Z", "2026-11-25T09:41:17.250Z", "2024-02-29T23:59:59.999999Z"]),
+    at=st.integers(min_value=0, max_value=26),
+    char=st.sampled_from(list("0123456789-:.,+TtZz Ø")),
+)
+def test_a_near_miss_of_those_shapes_ends_as_the_general_path_ends_it(base: str, at: int, char: str) -> None:
+    text = base[:at] + char + base[at + 1 :]
+    assert _outcome(timestamp_parts, text) == _outcome(_timestamp_parts, text)
