@@ -156,7 +156,7 @@ class EventEncoder:
                 kwargs["time"] = self._codec.field_decoder(field_of(descriptor, "time"))(
                     event.timestamp, "timestamp"
                 )
-            message = route.message_type(**kwargs)
+            message = self._codec.build(route.message_type, kwargs)
             serialized = message.SerializeToString(deterministic=True)
         except MalformedPayloadError as exc:
             raise UnroutableEventError("MALFORMED_EVENT", f"{event.type}: {exc}") from exc
