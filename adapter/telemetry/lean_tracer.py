@@ -122,7 +122,20 @@ class LeanTracer:
         if not self._lean or (links is not None and len(links) > self._max_links):
             # More links than the provider keeps: the SDK drops the oldest and counts them.
             return self._tracer.start_span(name, context, kind, attributes, links)
-        current = trace.get_current_span(context).get_span_context()
+        current_span = trace.get_current_span(context)
+        if type(current_span) is LeanSpan and self._default_sampler:
+            # A child of a lean span (the upstream request of a call): the parent's ids
+            # and flags are plain attributes, not seven property calls. Decided as below.
+            parent: SpanContext | None = current_span._context
+            trace_id = current_span.trace_id
+            parent_flags = current_span.trace_flags
+            random_id = bool(parent_flags & TraceFlags.RANDOM_TRACE_ID)
+            decision = _SAMPLE if parent_flags & TraceFlags.SAMPLED else Decision.DROP
+            trace_state = current_span.trace_state
+            start_attributes = dict(attributes) if attributes and decision is _SAMPLE else {}
+            return self._started(name, context, kind, links, trace_id, random_id, decision, trace_state,
+                                 start_attributes, parent)  # fmt: skip
+        current = current_span.get_span_context()
         parent = current if current.is_valid else None
         if parent is not None:
             trace_id = parent.trace_id
@@ -144,6 +157,23 @@ class LeanTracer:
             sampling = self._sampler.should_sample(context, trace_id, name, kind, attributes, links or ())
             decision, trace_state = sampling.decision, sampling.trace_state
             start_attributes = dict(sampling.attributes or {})
+        return self._started(name, context, kind, links, trace_id, random_id, decision, trace_state,
+                             start_attributes, parent)  # fmt: skip
+
+    def _started(
+        self,
+        name: str,
+        context: Context | None,
+        kind: SpanKind,
+        links: Sequence[Link] | None,
+        trace_id: int,
+        random_id: bool,
+        decision: Decision,
+        trace_state: TraceState | None,
+        start_attributes: dict[str, Any],
+        parent: SpanContext | None,
+    ) -> trace.Span:
+        """The span :meth:`start_span` decided on, with its own id, started."""
         flags = TraceFlags.SAMPLED if decision is _SAMPLE else TraceFlags.DEFAULT
         if random_id:
             flags |= TraceFlags.RANDOM_TRACE_ID

@@ -254,6 +254,55 @@ def test_the_default_sampler_decided_inline_decides_as_the_sampler_itself(parent
     assert made[0] == made[1]
 
 
+class _RecordOnly(Sampler):
+    """Records without sampling: a lean span whose flags say "not sampled"."""
+
+    def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
+        return SamplingResult(Decision.RECORD_ONLY)
+
+    def get_description(self) -> str:
+        return "record only"
+
+
+LEAN_PARENTS = {
+    "under a remote parent with a trace state": (DEFAULT_ON, REMOTE),
+    "under the random trace id flag": (DEFAULT_ON, PARENTS["random trace id flag"]),
+    "a root": (DEFAULT_ON, None),
+    "recorded, not sampled": (_RecordOnly(), REMOTE),
+}
+
+
+@pytest.mark.parametrize(("sampler", "grandparent"), LEAN_PARENTS.values(), ids=LEAN_PARENTS.keys())
+def test_a_child_of_a_lean_span_is_the_sdks_child_of_it(
+    sampler: Sampler, grandparent: SpanContext | None
+) -> None:
+    """A span started while a lean span is current (the upstream request of a call)
+    reads its parent's ids from the lean span's attributes: the same child as the
+    SDK's tracer makes under it, dropped where the SDK drops it."""
+    parent_provider, _ = recorded(sampler=sampler)
+    outer = None if grandparent is None else trace.set_span_in_context(NonRecordingSpan(grandparent))
+    parent = LeanTracer(parent_provider, "adapter.server").start_span(
+        "call", outer, SpanKind.SERVER, ATTRIBUTES
+    )
+    assert type(parent) is LeanSpan
+    made = []
+    for make in (lambda p: p.get_tracer("adapter.upstream"), lambda p: LeanTracer(p, "adapter.upstream")):
+        provider, exporter = recorded()
+        token = context.attach(trace.set_span_in_context(parent))
+        try:
+            child = make(provider).start_span(
+                "GET /v1/devices/{device_id}", kind=SpanKind.CLIENT, attributes={"a": 1}
+            )
+        finally:
+            context.detach(token)
+        child.end()
+        got = child.get_span_context()
+        finished = exporter.get_finished_spans()
+        made.append((got.trace_id, got.trace_flags, got.trace_state, [comparable(f) for f in finished]))
+    assert made[0] == made[1]
+    assert made[0][0] == parent.get_span_context().trace_id
+
+
 def test_span_processors_see_the_start_and_may_add_attributes() -> None:
     class Stamping(SpanProcessor):
         def on_start(self, span: Any, parent_context: Any = None) -> None:
