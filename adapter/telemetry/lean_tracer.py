@@ -13,8 +13,10 @@ everywhere the result is decided or leaves the process: the provider's sampler
 (``OTEL_TRACES_SAMPLER`` and parent-based sampling hold; the SDK's default instance,
 ``ParentBased(ALWAYS_ON)``, is decided inline as it decides, which a test checks
 against the sampler itself), its id generator, its
-resource, and its span processors, which receive an SDK ``ReadableSpan``
-(batching and every exporter unchanged). It implements the whole
+resource, and its span processors, which receive an SDK ``ReadableSpan``: the
+lean span itself, whose fields are where a ``ReadableSpan`` keeps them (batching and
+every exporter unchanged; the layout checked in :mod:`.sdk_trace_compat`, and
+without it the SDK's tracer makes the spans). It implements the whole
 ``opentelemetry.trace.Span`` API, so code that finds it as the current span can
 use it like any other.
 
@@ -60,7 +62,7 @@ from opentelemetry.trace import (
 )
 from opentelemetry.util import types
 
-from .sdk_trace_compat import span_link_limit
+from .sdk_trace_compat import readable_span_layout_known, span_link_limit
 
 __all__ = ["LeanTracer"]
 
@@ -92,7 +94,8 @@ class LeanTracer:
         self._tracer = trace.get_tracer(name, tracer_provider=tracer_provider)
         sdk = self._tracer if isinstance(self._tracer, SdkTracer) else None
         internal_metrics = os.environ.get("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "").strip().lower()
-        self._lean = sdk is not None and internal_metrics != "true"
+        # A lean span is a ReadableSpan by the SDK's field names: only where they are known.
+        self._lean = sdk is not None and internal_metrics != "true" and readable_span_layout_known()
         self._default_sampler = False
         self._random_ids = False
         if sdk is not None:
@@ -213,9 +216,11 @@ class LeanTracer:
         self._processor.on_end(span)
 
 
-class LeanSpan(trace.Span):
-    """A recording span: plain dicts and lists until it ends, then one SDK
-    ``ReadableSpan`` for the span processors.
+class LeanSpan(trace.Span, ReadableSpan):
+    """A recording span: plain dicts and lists until it ends, then itself the SDK
+    ``ReadableSpan`` the span processors get (its fields are where a ``ReadableSpan``
+    keeps them, as the SDK's own span does; ``sdk_trace_compat`` checks the layout,
+    and without it the tracer makes SDK spans). Ending builds no second object.
 
     ``trace_id``, ``span_id``, ``trace_flags`` (ints) and ``trace_state`` (None when it
     has none) repeat its context's, for the adapter's own code on the call path (trace
@@ -227,6 +232,9 @@ class LeanSpan(trace.Span):
     span_id: int
     trace_flags: int
     trace_state: TraceState | None
+    # Narrower than ReadableSpan's: a lean span always has a context and a plain dict.
+    _context: SpanContext
+    _attributes: dict[str, Any]
 
     def __init__(
         self,
@@ -244,52 +252,41 @@ class LeanSpan(trace.Span):
         self._parent = parent
         self._kind = kind
         self._attributes = attributes
-        self._events: list[Event] = []
+        self._events: list[Event] = []  # a tuple once it ends
         self._links: list[Link] = (
             [link for link in links if link and _valid_link(link.context, link.attributes)] if links else []
         )
         self._status = _UNSET
-        self._start = time.time_ns()
-        self._end: int | None = None
+        self._start_time: int | None = time.time_ns()
+        self._end_time: int | None = None
+        self._resource = tracer._resource
+        self._instrumentation_scope = tracer._scope
+        self._instrumentation_info = None
         for key, value in attributes.items():
             if type(value) not in _PLAIN:
                 attributes[key] = _clean(value)
 
     def end(self, end_time: int | None = None) -> None:
-        if self._end is not None:
+        if self._end_time is not None:
             logger.warning("Calling end() on an ended span.")
             return
-        self._end = end_time if end_time is not None else time.time_ns()
-        tracer = self._tracer
-        tracer._finished(
-            ReadableSpan(
-                name=self._name,
-                context=self._context,
-                parent=self._parent,
-                resource=tracer._resource,
-                attributes=self._attributes,
-                events=tuple(self._events),
-                links=tuple(self._links),
-                kind=self._kind,
-                status=self._status,
-                start_time=self._start,
-                end_time=self._end,
-                instrumentation_scope=tracer._scope,
-            )
-        )
+        self._end_time = end_time if end_time is not None else time.time_ns()
+        self._events = tuple(self._events)  # type: ignore[assignment]  # (frozen, as the SDK's)
+        self._links = tuple(self._links)  # type: ignore[assignment]
+        self._tracer._finished(self)
 
     def get_span_context(self) -> SpanContext:
         return self._context
 
     def is_recording(self) -> bool:
-        return self._end is None
+        return self._end_time is None
 
     def set_attributes(self, attributes: Mapping[str, types.AnyValue]) -> None:
         for key, value in attributes.items():
             self.set_attribute(key, value)
 
     def set_attribute(self, key: str, value: types.AnyValue) -> None:
-        if self._end is not None:
+        if self._end_time is not None:
             logger.warning("Setting attribute on ended span.")
             return
         if not key or not isinstance(key, str):
@@ -298,20 +295,20 @@ class LeanSpan(trace.Span):
         self._attributes[key] = value if type(value) in _PLAIN else _clean(value)
 
     def add_event(self, name: str, attributes: types.Attributes = None, timestamp: int | None = None) -> None:
-        if self._end is None:
+        if self._end_time is None:
             self._events.append(Event(name, BoundedAttributes(None, attributes, immutable=True), timestamp))
 
     def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
-        if self._end is None and _valid_link(context, attributes):
+        if self._end_time is None and _valid_link(context, attributes):
             self._links.append(Link(context, BoundedAttributes(None, attributes, immutable=True)))
 
     def update_name(self, name: str) -> None:
-        if self._end is None:
+        if self._end_time is None:
             self._name = name
 
     def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
         # The SDK's rules: OK is final, UNSET is never set.
-        if self._end is not None or self._status.status_code is StatusCode.OK:
+        if self._end_time is not None or self._status.status_code is StatusCode.OK:
             return
         if isinstance(status, StatusCode):
             status = Status(status, description)

@@ -30,6 +30,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, StatusCode
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
+from .lean_tracer import LeanSpan
 from .sdk_trace_compat import readable_span_layout_known
 
 __all__ = ["encode_trace_request"]
@@ -189,12 +190,14 @@ _LOCAL_FLAGS_FIELD = _T16_F32 + _LOCAL_FLAGS
 _REMOTE_FLAGS_FIELD = _T16_F32 + _REMOTE_FLAGS
 _NAME_CACHE_LIMIT = 1024
 _name_fields: dict[str, bytes] = {}
-#: Whether a plain ReadableSpan's fields can be read directly (sdk_trace_compat).
+#: Whether a plain ReadableSpan's fields can be read directly (sdk_trace_compat), and
+#: the span types read so: the SDK's ReadableSpan and the lean span (one by its layout).
 _DIRECT = readable_span_layout_known()
+_PLAIN_SPANS = frozenset({ReadableSpan, LeanSpan})
 
 
 def _plain_span(span: ReadableSpan) -> bytes:
-    """:func:`_span` of a ``ReadableSpan`` itself (not a subclass) whose attributes are a
+    """:func:`_span` of a ``ReadableSpan`` itself or a lean span whose attributes are a
     dict and whose events and links are tuples, as the lean spans end: its fields read
     where the SDK keeps them, without ~20 property calls (sdk_trace_compat). Such a span
     has dropped nothing (the counts live in BoundedAttributes / BoundedList)."""
@@ -238,7 +241,7 @@ def _plain_span(span: ReadableSpan) -> bytes:
 def _span(span: ReadableSpan) -> bytes:
     if (
         _DIRECT
-        and type(span) is ReadableSpan
+        and type(span) in _PLAIN_SPANS
         and type(span._attributes) is dict
         and type(span._events) is tuple
         and type(span._links) is tuple
