@@ -17,6 +17,8 @@ __all__ = ["DEFAULT_MAX_DEPTH", "check_json_depth", "json_depth"]
 
 #: Objects and arrays inside each other, counted from the value itself (a scalar is 0).
 DEFAULT_MAX_DEPTH = 64
+#: Exact types of JSON leaves (a subclass of dict or list is looked into, as before).
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def json_depth(value: Any, *, stop_after: int | None = None) -> int:
@@ -36,6 +38,8 @@ def json_depth(value: Any, *, stop_after: int | None = None) -> int:
             deepest = depth
             if stop_after is not None and deepest > stop_after:
                 return deepest
+        if set(map(type, children)) <= _SCALARS:  # all leaves (checked in C): nothing below
+            continue
         stack.extend((child, depth) for child in children if isinstance(child, dict | list))
     return deepest
 
