@@ -91,6 +91,9 @@ class MethodHandler:
     ) -> None:
         self.spec = spec
         self._caller = caller
+        #: Read once: a caller stack's bound comes from its settings when it is built (and
+        #: reading it walks every layer's property, a Python call each, on every call).
+        self._default_timeout = caller.default_timeout
         self._spans = RpcSpans(tracer_provider, spec.path, meter_provider)
         #: A failed call's line: the first per status code at once, then one per interval.
         self._failure_lines = RepeatedLines(logger, interval=failure_log_interval)
@@ -108,7 +111,7 @@ class MethodHandler:
         try:
             loop = asyncio.get_running_loop()
             remaining = context.time_remaining()
-            budget = self._caller.default_timeout
+            budget = self._default_timeout
             if remaining is not None:
                 budget = min(budget, max(remaining, 0.0))
             if logger.isEnabledFor(logging.DEBUG):

@@ -137,7 +137,12 @@ class UpstreamClient:
                 # As browsers and httpx do: the next request is a GET without the body.
                 method, body = "GET", None
                 headers = [h for h in headers if h[0].lower() != "content-type"]
-        request_id = next((answer.headers[h] for h in _REQUEST_ID_HEADERS if h in answer.headers), "")
+        request_id = ""
+        for name in _REQUEST_ID_HEADERS:  # the first one sent
+            value = answer.headers.get(name)
+            if value is not None:
+                request_id = value
+                break
         return UpstreamResponse(
             status=answer.status,
             headers=answer.headers,
