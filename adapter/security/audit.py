@@ -36,18 +36,20 @@ _record: contextvars.ContextVar[AuditRecord | None] = contextvars.ContextVar(
 )
 
 
-def note_upstream_path(path: str) -> None:
-    """Called by a handler once it knows the vendor path of the call."""
+def note_upstream_path(method: str, path: str, route: str = "") -> None:
+    """Called by a handler once it knows the vendor path of the call (``GET /v1/x``, and
+    the route in parentheses when given); written out only when the call is audited."""
     record = _record.get()
     if record is not None:
-        record.upstream_path = path
+        record.upstream_path = f"{method} {path} ({route})" if route else f"{method} {path}"
 
 
-def note_trace_id(trace_id: str) -> None:
-    """Called by a handler with its server span's trace id (32 hex digits)."""
+def note_trace_id(trace_id: int) -> None:
+    """Called by a handler with its server span's trace id; kept as 32 hex digits only
+    when the call is audited."""
     record = _record.get()
     if record is not None:
-        record.trace_id = trace_id
+        record.trace_id = format(trace_id, "032x")
 
 
 def trace_id_of(traceparent: str | None) -> str:

@@ -112,7 +112,7 @@ class GraphQLMethodHandler(MethodHandler):
         return super().status_of(exc)
 
     async def _call(self, bound: BoundRequest, deadline: float) -> tuple[GraphQLAnswer, UpstreamResponse]:
-        note_upstream_path(f"{bound.request.method} {bound.request.path} ({self.spec.route})")
+        note_upstream_path(bound.request.method, bound.request.path, self.spec.route)
         response = await self._caller.send(bound.request, deadline=deadline)
         if not 200 <= response.status < 300:
             errors = read_error_answer(response.body)

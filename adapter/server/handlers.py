@@ -107,7 +107,7 @@ class MethodHandler:
         call = self._spans.start(context.invocation_metadata())
         span = call.span
         trace_id = span.trace_id if type(span) is LeanSpan else span.get_span_context().trace_id
-        note_trace_id(format(trace_id, "032x"))
+        note_trace_id(trace_id)
         try:
             loop = asyncio.get_running_loop()
             remaining = context.time_remaining()
@@ -190,7 +190,7 @@ class UpstreamMethodHandler(MethodHandler):
     async def exchange(self, request: Message, *, deadline: float, context: HandlerContext) -> Message:
         spec = self.spec
         bound = await self.bind_request(self._transcoder.bind, request)
-        note_upstream_path(f"{bound.request.method} {bound.request.path}")
+        note_upstream_path(bound.request.method, bound.request.path)
         response = await self._caller.send(bound.request, deadline=deadline)
         raise_for_status(response, upstream=self._caller.name, route=spec.route, path=bound.request.path)
         return await self.decode_answer(response.body, self._decode, response, bound)
