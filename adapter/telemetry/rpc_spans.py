@@ -111,9 +111,10 @@ class RpcSpans:
     def start(self, metadata: Sequence[tuple[str, str | bytes]] | None) -> RpcCall:
         """Starts the call's span as a child of the caller's trace (if it sent one) and
         makes it current; returns it with the token :meth:`end` needs."""
-        carrier = {
-            k: v for k, v in metadata or () if k in ("traceparent", "tracestate") and isinstance(v, str)
-        }
+        carrier: dict[str, str] = {}
+        for key, value in metadata or ():  # (a loop: a comprehension is a call of its own)
+            if (key == "traceparent" or key == "tracestate") and type(value) is str:
+                carrier[key] = value
         parent = propagate.extract(carrier) if carrier else None
         span = self._tracer.start_span(
             self._name, context=parent, kind=SpanKind.SERVER, attributes=self._attributes
