@@ -52,6 +52,8 @@ class PathTemplateError(ValueError):
 #: Segments that address another resource once a server normalises the path.
 _DOT_SEGMENTS = frozenset({".", ".."})
 _SEPARATORS = re.compile(r"[/\\]")
+#: RFC 3986's unreserved characters: a value made of them alone is its own encoding.
+_UNRESERVED = re.compile(r"[A-Za-z0-9._~-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +119,9 @@ class PathTemplate:
                 _refuse(part, "is required (it is part of the URL path)")
             if not part.regex.match(value):
                 _refuse(part, f"does not match the path pattern {'/'.join(part.pattern)!r}")
+            if _UNRESERVED.fullmatch(value) is not None and value not in _DOT_SEGMENTS:
+                out.append(value)  # nothing to encode, no separator (most ids): as below, cheaper
+                continue
             segments = value.split("/") if part.multi_segment else [value]
             if any(s in _DOT_SEGMENTS for s in _SEPARATORS.split(value)) or "" in segments:
                 _refuse(part, "must not have an empty, '.' or '..' segment (it is part of the URL path)")
