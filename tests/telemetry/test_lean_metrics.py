@@ -137,6 +137,43 @@ def test_cumulative_points_match_the_sdk_collection_after_collection(
         assert expected  # the comparison saw data points
 
 
+def _lean_spans() -> list[tuple[float, dict[str, Any], Span | None]]:
+    """Records whose spans are lean ones (the adapter's own, read by their plain ids),
+    sampled and recorded-only."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+
+    from adapter.telemetry.lean_tracer import LeanSpan, LeanTracer
+
+    class RecordOnly(Sampler):
+        def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
+            return SamplingResult(Decision.RECORD_ONLY)
+
+        def get_description(self) -> str:
+            return "record only"
+
+    sampled = [LeanTracer(TracerProvider(), "t").start_span(f"s{i}") for i in range(3)]
+    unsampled = LeanTracer(TracerProvider(sampler=RecordOnly()), "t").start_span("u")
+    assert all(type(span) is LeanSpan for span in [*sampled, unsampled])
+    return [
+        (0.003, {"route": "/a"}, sampled[0]),
+        (0.02, {"route": "/a"}, sampled[1]),
+        (0.021, {"route": "/a"}, unsampled),  # same bucket: not sampled, not the exemplar
+        (3.0, {"route": "/b"}, sampled[2]),
+    ]
+
+
+@pytest.mark.parametrize("exemplar_filter", [None, AlwaysOnExemplarFilter()], ids=["default", "always_on"])
+def test_exemplars_of_lean_spans_are_the_sdks(exemplar_filter: ExemplarFilter | None) -> None:
+    records = _lean_spans()
+    sdk_provider, sdk_reader, lean, lean_reader = _pair(InMemoryMetricReader, exemplar_filter)
+    _record_sdk(sdk_provider, records)
+    _record_lean(lean, records)
+    expected = _points(sdk_reader.get_metrics_data(), "test.duration")
+    assert _points(lean_reader.get_metrics_data(), "test.duration") == expected
+    assert any(point["exemplars"] for point in expected)
+
+
 def test_delta_points_match_the_sdk_and_start_where_the_last_collection_ended() -> None:
     def reader() -> InMemoryMetricReader:
         return InMemoryMetricReader(preferred_temporality={Histogram: AggregationTemporality.DELTA})
