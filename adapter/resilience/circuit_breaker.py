@@ -96,7 +96,9 @@ class CircuitBreakerCaller(CallerLayer):
     async def send(self, request: UpstreamRequest, *, deadline: float) -> UpstreamResponse:
         route = request.route
         state = self.state(route)
-        entry = self._routes.setdefault(route, _Route())
+        entry = self._routes.get(route)
+        if entry is None:  # (not setdefault: that built a _Route on every call)
+            entry = self._routes[route] = _Route()
         probe = False
         if state is BreakerState.OPEN:
             raise self._open_error(request, entry.opened_at + self.open_seconds - self.now())
