@@ -34,7 +34,10 @@ class Census:
     def _count(self, frame: FrameType, event: str, arg: Any) -> None:
         code = frame.f_code
         if event == "call":  # a coroutine's or generator's resumption is a call too
-            self.calls[(code.co_filename, code.co_qualname, False)] += 1
+            name = code.co_qualname
+            if code.co_filename == "<string>":  # generated: a dataclass's __init__, a namedtuple's __new__
+                name = _generated_owner(frame) or name
+            self.calls[(code.co_filename, name, False)] += 1
         elif event == "c_call":
             name = getattr(arg, "__qualname__", None) or getattr(arg, "__name__", None) or repr(arg)
             self.calls[(code.co_filename, name, True)] += 1
@@ -50,6 +53,17 @@ class Census:
         part = Path(self._out + ".part")
         part.write_text(json.dumps(rows))
         part.replace(self._out)  # whole, or not there yet
+
+
+def _generated_owner(frame: FrameType) -> str | None:
+    """``Class.__init__`` (or ``Class.__new__``) for code generated at run time, which
+    is all named ``__create_fn__.<locals>.__init__`` or ``<lambda>``: which values a
+    call builds, by class."""
+    local = frame.f_locals
+    if "self" in local:
+        return f"{type(local['self']).__qualname__}.{frame.f_code.co_name}"
+    owner = local.get("_cls")
+    return f"{owner.__qualname__}.__new__" if isinstance(owner, type) else None
 
 
 def main() -> None:
