@@ -6,9 +6,10 @@ the provider's limits or the ``OTEL_SPAN_*_LIMIT`` variables) and has no public
 accessor; the lean spans need the link count limit to stay equivalent to the
 SDK's. The API's ``CompositePropagator`` keeps its propagators private; the
 upstream trace headers (:mod:`.trace_headers`) need to know that the global one is
-the W3C default. The OTLP encoder (:mod:`.otlp_wire`) reads a finished span's fields
-without the SDK's property calls (~20 a span, a third of its encoding) when
-:func:`readable_span_layout_known` says they are where this SDK keeps them.
+the W3C default. A lean span (:mod:`.lean_tracer`) is a ``ReadableSpan`` by the SDK's
+private field names, and the OTLP encoder (:mod:`.otlp_wire`) reads a finished span's
+fields without the SDK's property calls (~20 a span, a third of its encoding): both only
+when :func:`readable_span_layout_known` says the fields are where this SDK keeps them.
 ``tests/telemetry/test_sdk_trace_compat.py`` fails if any of these changes.
 """
 
