@@ -196,49 +196,15 @@ _DIRECT = readable_span_layout_known()
 _PLAIN_SPANS = frozenset({ReadableSpan, LeanSpan})
 
 
-def _plain_span(span: ReadableSpan) -> bytes:
-    """:func:`_span` of a ``ReadableSpan`` itself or a lean span whose attributes are a
-    dict and whose events and links are tuples, as the lean spans end: its fields read
-    where the SDK keeps them, without ~20 property calls (sdk_trace_compat). Such a span
-    has dropped nothing (the counts live in BoundedAttributes / BoundedList)."""
-    context = span._context
-    assert context is not None  # (every SDK span has one)
-    trace_id, span_id, _, _, trace_state, _ = context
-    parts = [_TRACE_ID_FIELD + trace_id.to_bytes(16, "big"), _SPAN_ID_FIELD + span_id.to_bytes(8, "big")]
-    if trace_state is not DEFAULT_TRACE_STATE and trace_state:
-        parts.append(_string(_T3_LEN, ",".join(f"{k}={v}" for k, v in trace_state.items())))
-    parent = span._parent
-    if parent is not None:
-        parts.append(_PARENT_ID_FIELD + parent[1].to_bytes(8, "big"))
-    name = span._name
-    if name:
-        field = _name_fields.get(name)
-        if field is None:
-            field = _string(_T5_LEN, name)
-            if len(_name_fields) < _NAME_CACHE_LIMIT:
-                _name_fields[name] = field
-        parts.append(field)
-    parts.append(_KINDS_BY_ID.get(id(span._kind)) or _KINDS[span._kind])
-    if span._start_time:
-        parts.append(_T7_F64 + _FIXED64.pack(span._start_time))
-    if span._end_time:
-        parts.append(_T8_F64 + _FIXED64.pack(span._end_time))
-    parts.append(_attributes(_T9_LEN, span._attributes))
-    for event in span._events:
-        parts.append(_len_field(_T11_LEN, _event(event)))
-    for link in span._links:
-        parts.append(_len_field(_T13_LEN, _link(link)))
-    status = span._status
-    code, description = status._status_code, status._description
-    if description:
-        parts.append(_len_field(_T15_LEN, _string(_T2_LEN, description) + _STATUS_CODES[code]))
-    else:
-        parts.append(_STATUS_FIELDS_BY_ID.get(id(code)) or _STATUS_FIELDS[code])
-    parts.append(_REMOTE_FLAGS_FIELD if parent is not None and parent[2] else _LOCAL_FLAGS_FIELD)
-    return b"".join(parts)
-
-
 def _span(span: ReadableSpan) -> bytes:
+    """One ``Span``'s fields. A lean span or a ``ReadableSpan`` itself whose attributes
+    are a dict and whose events and links are tuples (as the lean spans end) is read
+    where the SDK keeps its fields, without ~20 property calls (sdk_trace_compat); such
+    a span has dropped nothing (the counts live in BoundedAttributes / BoundedList).
+    Any other span is read through its properties."""
+    attributes: Mapping[str, Any] | None
+    events: Sequence[Event]
+    links: Sequence[Link]
     if (
         _DIRECT
         and type(span) in _PLAIN_SPANS
@@ -246,42 +212,59 @@ def _span(span: ReadableSpan) -> bytes:
         and type(span._events) is tuple
         and type(span._links) is tuple
     ):
-        return _plain_span(span)
-    context = span.get_span_context()
-    assert context is not None  # (every SDK span has one)
-    parts = [
-        _len_field(_T1_LEN, context.trace_id.to_bytes(16, "big")),
-        _len_field(_T2_LEN, context.span_id.to_bytes(8, "big")),
-    ]
-    if context.trace_state:
-        parts.append(_string(_T3_LEN, ",".join(f"{k}={v}" for k, v in context.trace_state.items())))
-    if span.parent is not None:
-        parts.append(_len_field(_T4_LEN, span.parent.span_id.to_bytes(8, "big")))
-    if span.name:
-        parts.append(_string(_T5_LEN, span.name))
-    parts.append(_KINDS[span.kind])
-    if span.start_time:
-        parts.append(_T7_F64 + _FIXED64.pack(span.start_time))
-    if span.end_time:
-        parts.append(_T8_F64 + _FIXED64.pack(span.end_time))
-    parts.append(_attributes(_T9_LEN, span.attributes))
-    if span.dropped_attributes:
-        parts.append(_tag(10, 0) + _varint(span.dropped_attributes))
-    for event in span.events:
-        parts.append(_len_field(_T11_LEN, _event(event)))
-    if span.dropped_events:
-        parts.append(_tag(12, 0) + _varint(span.dropped_events))
-    for link in span.links:
-        parts.append(_len_field(_T13_LEN, _link(link)))
-    if span.dropped_links:
-        parts.append(_tag(14, 0) + _varint(span.dropped_links))
-    status = span.status
-    if status.description:
-        payload = _string(_T2_LEN, status.description) + _STATUS_CODES[status.status_code]
-        parts.append(_len_field(_T15_LEN, payload))
+        context = span._context
+        assert context is not None  # (every SDK span has one)
+        trace_id, span_id, _, _, trace_state, _ = context
+        parent = span._parent
+        parent_id, remote = (parent[1], parent[2]) if parent is not None else (None, False)
+        name, kind, start, end = span._name, span._kind, span._start_time, span._end_time
+        attributes, events, links, status = span._attributes, span._events, span._links, span._status
+        code, description = status._status_code, status._description
+        dropped_attributes = dropped_events = dropped_links = 0
     else:
-        parts.append(_STATUS_FIELDS[status.status_code])
-    parts.append(_T16_F32 + _flags(span.parent))
+        context = span.get_span_context()
+        assert context is not None
+        trace_id, span_id, trace_state = context.trace_id, context.span_id, context.trace_state
+        parent = span.parent
+        parent_id, remote = (parent.span_id, parent.is_remote) if parent is not None else (None, False)
+        name, kind, start, end = span.name, span.kind, span.start_time, span.end_time
+        attributes, events, links, status = span.attributes, span.events, span.links, span.status
+        code, description = status.status_code, status.description
+        dropped_attributes, dropped_events = span.dropped_attributes, span.dropped_events
+        dropped_links = span.dropped_links
+    parts = [_TRACE_ID_FIELD + trace_id.to_bytes(16, "big"), _SPAN_ID_FIELD + span_id.to_bytes(8, "big")]
+    if trace_state is not DEFAULT_TRACE_STATE and trace_state:
+        parts.append(_string(_T3_LEN, ",".join(f"{k}={v}" for k, v in trace_state.items())))
+    if parent_id is not None:
+        parts.append(_PARENT_ID_FIELD + parent_id.to_bytes(8, "big"))
+    if name:
+        field = _name_fields.get(name)
+        if field is None:
+            field = _string(_T5_LEN, name)
+            if len(_name_fields) < _NAME_CACHE_LIMIT:
+                _name_fields[name] = field
+        parts.append(field)
+    parts.append(_KINDS_BY_ID.get(id(kind)) or _KINDS[kind])
+    if start:
+        parts.append(_T7_F64 + _FIXED64.pack(start))
+    if end:
+        parts.append(_T8_F64 + _FIXED64.pack(end))
+    parts.append(_attributes(_T9_LEN, attributes))
+    if dropped_attributes:
+        parts.append(_tag(10, 0) + _varint(dropped_attributes))
+    for event in events:
+        parts.append(_len_field(_T11_LEN, _event(event)))
+    if dropped_events:
+        parts.append(_tag(12, 0) + _varint(dropped_events))
+    for link in links:
+        parts.append(_len_field(_T13_LEN, _link(link)))
+    if dropped_links:
+        parts.append(_tag(14, 0) + _varint(dropped_links))
+    if description:
+        parts.append(_len_field(_T15_LEN, _string(_T2_LEN, description) + _STATUS_CODES[code]))
+    else:
+        parts.append(_STATUS_FIELDS_BY_ID.get(id(code)) or _STATUS_FIELDS[code])
+    parts.append(_REMOTE_FLAGS_FIELD if remote else _LOCAL_FLAGS_FIELD)
     return b"".join(parts)
 
 
