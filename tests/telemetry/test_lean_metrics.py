@@ -141,16 +141,10 @@ def _lean_spans() -> list[tuple[float, dict[str, Any], Span | None]]:
     """Records whose spans are lean ones (the adapter's own, read by their plain ids),
     sampled and recorded-only."""
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 
     from adapter.telemetry.lean_tracer import LeanSpan, LeanTracer
 
-    class RecordOnly(Sampler):
-        def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
-            return SamplingResult(Decision.RECORD_ONLY)
-
-        def get_description(self) -> str:
-            return "record only"
+    from .samplers import RecordOnly
 
     sampled = [LeanTracer(TracerProvider(), "t").start_span(f"s{i}") for i in range(3)]
     unsampled = LeanTracer(TracerProvider(sampler=RecordOnly()), "t").start_span("u")

@@ -39,6 +39,8 @@ from opentelemetry.trace import (
 from adapter.telemetry.lean_tracer import LeanSpan, LeanTracer
 from adapter.telemetry.otlp_wire import encode_trace_request
 
+from .samplers import RecordOnly
+
 REMOTE = SpanContext(
     0x0AF7651916CD43DD8448EB211C80319C,
     0xB7AD6B7169203331,
@@ -254,21 +256,11 @@ def test_the_default_sampler_decided_inline_decides_as_the_sampler_itself(parent
     assert made[0] == made[1]
 
 
-class _RecordOnly(Sampler):
-    """Records without sampling: a lean span whose flags say "not sampled"."""
-
-    def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
-        return SamplingResult(Decision.RECORD_ONLY)
-
-    def get_description(self) -> str:
-        return "record only"
-
-
 LEAN_PARENTS = {
     "under a remote parent with a trace state": (DEFAULT_ON, REMOTE),
     "under the random trace id flag": (DEFAULT_ON, PARENTS["random trace id flag"]),
     "a root": (DEFAULT_ON, None),
-    "recorded, not sampled": (_RecordOnly(), REMOTE),
+    "recorded, not sampled": (RecordOnly(), REMOTE),
 }
 
 
