@@ -134,6 +134,9 @@ class UpstreamSettings(_Frozen):
     max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_connections: int = Field(default=100, ge=1)
     max_keepalive_connections: int = Field(default=50, ge=0)
+    # h1 only: while the one exchange in flight waits for its answer, the event loop polls
+    # instead of sleeping for at most this long (adapter/upstream/answer_spin.py); 0 = off.
+    answer_spin_microseconds: int = Field(default=400, ge=0, le=10_000)
     #: ``h1`` (lean HTTP/1.1 on asyncio with httptools' parser: ~150 µs of CPU a call
     #: cheaper than aiohttp inside grpc.aio), ``aiohttp`` (aiohttp's client directly) or
     #: ``httpx`` (httpx's own pool, httpcore). See docs/benchmarks.md.

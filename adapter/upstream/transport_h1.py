@@ -24,6 +24,8 @@ Cookies and proxies are off in every transport. What this module does:
   idempotent methods only.
 - It holds at most ``max_connections`` connections open, across origins, and keeps
   ``max_keepalive_connections`` idle per origin.
+- While its only exchange waits for the answer, the event loop polls for a moment
+  rather than sleeping (:mod:`.answer_spin`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ import httptools
 
 from adapter.config.settings import UpstreamSettings
 
+from .answer_spin import AnswerSpin
 from .errors import (
     UpstreamConnectError,
     UpstreamConnectionReset,
@@ -179,16 +182,21 @@ class _Connection(asyncio.Protocol):
 
     # -- one exchange ------------------------------------------------------------------------
 
-    async def send(self, request: bytes, *, max_bytes: int) -> Answer:
+    async def send(self, request: bytes, *, max_bytes: int, spin: AnswerSpin) -> Answer:
         """Writes ``request`` and reads its answer; raises :class:`_Dropped`, :class:`_TooLarge`
         (the exchange adds where) or an :class:`UpstreamTransportError`."""
         assert self.transport is not None
         self._reset_answer()
         self._max_bytes = max_bytes
-        self._answer = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self._answer = loop.create_future()
         try:
             self.transport.write(request)
-            return await self._answer
+            spin.waiting(loop)
+            try:
+                return await self._answer
+            finally:
+                spin.answered()
         except BaseException:
             self._close()  # cancelled or failed mid-answer: what is left on the wire is unknown
             raise
@@ -250,7 +258,13 @@ def _decoded(body: bytes, encoding: bytes | None, max_bytes: int) -> bytes:
 class H1Exchange:
     """The ``h1`` transport: see the module docstring."""
 
-    def __init__(self, settings: UpstreamSettings, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        settings: UpstreamSettings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        spin: AnswerSpin | None = None,
+    ) -> None:
         self._verification = TlsVerification(settings)
         unverified = ssl.create_default_context()  # verify_tls off
         unverified.check_hostname = False
@@ -258,6 +272,7 @@ class H1Exchange:
         self._unverified = unverified
         self._connect_timeout = settings.connect_timeout_seconds
         self._slots = asyncio.Semaphore(settings.max_connections)
+        self._spin = spin if spin is not None else AnswerSpin(settings.answer_spin_microseconds / 1e6)
         self._keep_idle = settings.max_keepalive_connections
         self._idle: dict[_Origin, deque[_Connection]] = {}
         #: ``scheme://authority`` as written -> its origin, for the URLs :meth:`_split` has
@@ -293,7 +308,7 @@ class H1Exchange:
             for attempt in (1, 2):
                 connection, reused = await self._connection(origin, upstream, route)
                 try:
-                    answer = await connection.send(request, max_bytes=max_bytes)
+                    answer = await connection.send(request, max_bytes=max_bytes, spin=self._spin)
                 except _TooLarge as exc:
                     raise too_large(max_bytes, upstream, route, exc.declared) from None
                 except _Dropped as exc:
