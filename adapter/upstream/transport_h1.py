@@ -45,6 +45,7 @@ import httptools
 from adapter.config.settings import UpstreamSettings
 
 from .answer_spin import AnswerSpin
+from .connection_slots import ConnectionSlots
 from .errors import (
     UpstreamConnectError,
     UpstreamConnectionReset,
@@ -271,7 +272,7 @@ class H1Exchange:
         unverified.verify_mode = ssl.CERT_NONE
         self._unverified = unverified
         self._connect_timeout = settings.connect_timeout_seconds
-        self._slots = asyncio.Semaphore(settings.max_connections)
+        self._slots = ConnectionSlots(settings.max_connections)
         self._spin = spin if spin is not None else AnswerSpin(settings.answer_spin_microseconds / 1e6)
         self._keep_idle = settings.max_keepalive_connections
         self._idle: dict[_Origin, deque[_Connection]] = {}
@@ -304,7 +305,10 @@ class H1Exchange:
         except ValueError as exc:  # (UnicodeEncodeError too)
             raise UpstreamTransportError(f"request not sent: {exc}", upstream=upstream, route=route) from exc
 
-        async with self._slots:
+        slots = self._slots
+        if not slots.take_now():
+            await slots.take()
+        try:
             for attempt in (1, 2):
                 connection, reused = await self._connection(origin, upstream, route)
                 try:
@@ -320,6 +324,8 @@ class H1Exchange:
                 else:
                     connection._close()
                 return answer
+        finally:
+            slots.give_back()
         raise AssertionError("unreachable")  # (the loop returns or raises)
 
     async def _connection(self, origin: _Origin, upstream: str, route: str) -> tuple[_Connection, bool]:
