@@ -33,7 +33,7 @@ def check_url(
     path: str, path_values: Mapping[str, str], query: Sequence[tuple[str, str]], limits: RequestLimits
 ) -> None:
     """Raises BindingError naming the largest contributor when path + query is too long."""
-    size = len(path) + len(urlencode(query, quote_via=quote))
+    size = len(path) + len(urlencode(query, quote_via=quote)) if query else len(path)
     if size <= limits.max_url_bytes:
         return
     parts = [(len(quote(v, safe="")), field) for field, v in path_values.items()]

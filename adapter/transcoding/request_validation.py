@@ -51,10 +51,14 @@ class RequestValidator:
 
     def __init__(self, descriptor: _d.Descriptor) -> None:
         self.descriptor = descriptor
+        # A type none of whose fields, however deep, can hold such a value (strings,
+        # integers, booleans, bytes: most requests) is not walked at all.
+        self._walked = _may_refuse(descriptor, set())
 
     def check(self, message: Message) -> None:
         """Raises BindingError naming the first field at fault."""
-        self._message(message, "")
+        if self._walked:
+            self._message(message, "")
 
     def _message(self, message: Message, path: str) -> None:
         name = message.DESCRIPTOR.full_name
@@ -89,6 +93,25 @@ class RequestValidator:
                 raise BindingError(path, f"{value} is not a value of {enum.full_name}")
         elif field.type in (_FD.TYPE_DOUBLE, _FD.TYPE_FLOAT) and not math.isfinite(value):
             raise BindingError(path, "must be a finite number (JSON has no NaN or Infinity)")
+
+
+_REFUSABLE_TYPES = frozenset({_FD.TYPE_ENUM, _FD.TYPE_DOUBLE, _FD.TYPE_FLOAT})
+
+
+def _may_refuse(descriptor: _d.Descriptor, seen: set[str]) -> bool:
+    """Whether a message of this type can hold a value :meth:`RequestValidator.check` refuses."""
+    name = descriptor.full_name
+    if name in ("google.protobuf.Timestamp", "google.protobuf.Duration") or name in _STRUCT_TYPES:
+        return True
+    if name in seen:  # a recursive type: its other fields decide
+        return False
+    seen.add(name)
+    for field in descriptor.fields:
+        if field.type in _REFUSABLE_TYPES:
+            return True
+        if field.message_type is not None and _may_refuse(field.message_type, seen):
+            return True
+    return False
 
 
 def _timestamp(ts: Any, path: str) -> None:

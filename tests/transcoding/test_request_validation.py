@@ -9,6 +9,7 @@ from meshadapter.v1 import events_pb2
 from octospine.v1 import tasks_pb2
 from openframe.v1 import alerts_pb2, devices_pb2
 
+from adapter.descriptors.catalog import proto_files
 from adapter.transcoding.errors import BindingError
 from adapter.transcoding.request_validation import RequestValidator
 
@@ -63,3 +64,48 @@ def test_duration_range_and_sign() -> None:
     ):
         with pytest.raises(BindingError):
             _duration(bad, "d")
+
+
+def _holds_refusable(descriptor, seen: frozenset[str] = frozenset()) -> bool:  # type: ignore[no-untyped-def]
+    """The skip's rule written the plain way (every path of fields, cycles cut)."""
+    if descriptor.full_name in (
+        "google.protobuf.Timestamp",
+        "google.protobuf.Duration",
+        "google.protobuf.Struct",
+        "google.protobuf.Value",
+        "google.protobuf.ListValue",
+    ):
+        return True
+    if descriptor.full_name in seen:
+        return False
+    for field in descriptor.fields:
+        if field.type in (field.TYPE_ENUM, field.TYPE_DOUBLE, field.TYPE_FLOAT):
+            return True
+        if field.message_type is not None and _holds_refusable(
+            field.message_type, seen | {descriptor.full_name}
+        ):
+            return True
+    return False
+
+
+def _message_types():  # type: ignore[no-untyped-def]
+    found = {}
+    pending = [m for f in proto_files() for m in f.message_types_by_name.values()]
+    while pending:
+        descriptor = pending.pop()
+        if descriptor.full_name not in found:
+            found[descriptor.full_name] = descriptor
+            pending += descriptor.nested_types
+    return [found[name] for name in sorted(found)]
+
+
+def test_types_that_cannot_hold_a_refused_value_are_not_walked() -> None:
+    assert not RequestValidator(devices_pb2.GetDeviceRequest.DESCRIPTOR)._walked
+    for message, _ in BAD:  # every type with a refusal above is walked
+        assert RequestValidator(message.DESCRIPTOR)._walked
+    assert RequestValidator(struct_pb2.Struct.DESCRIPTOR)._walked  # recursive, holds numbers
+    types = _message_types()
+    assert len(types) > 50
+    for descriptor in types:  # every message type of the protos, against the plain rule
+        assert RequestValidator(descriptor)._walked == _holds_refusable(descriptor), descriptor.full_name
+    assert any(not RequestValidator(d)._walked for d in types)
