@@ -23,8 +23,11 @@ class ApiKeyCredentials:
         self._header = header
         self._scheme = scheme
 
-    async def auth_headers(self) -> list[tuple[str, str]]:
+    def ready_headers(self) -> list[tuple[str, str]]:
         return [(self._header, self._render(self._key.get()))]
+
+    async def auth_headers(self) -> list[tuple[str, str]]:
+        return self.ready_headers()
 
     async def rejected(self, sent: list[tuple[str, str]]) -> bool:
         # A static key does not get better by asking again, unless it was rotated.

@@ -105,6 +105,12 @@ class RenewingCredentials(ABC):
         e.g. a rotated signing key)."""
         return token.renew_at is not None and self._clock() >= token.renew_at
 
+    def ready_headers(self) -> list[tuple[str, str]] | None:
+        token = self._token
+        if token is None or self._stale(token):
+            return None
+        return [(self._header, self._render(token))]
+
     async def auth_headers(self) -> list[tuple[str, str]]:
         token = self._token
         if token is None or self._stale(token):  # else, as on most calls, no await at all

@@ -97,7 +97,7 @@ class UpstreamClient:
         budget = deadline - loop.time()
         expiry = self._deadlines.start(deadline)
         try:
-            auth = await self._credentials.auth_headers()
+            auth = self._credentials.ready_headers() or await self._credentials.auth_headers()
             response = await self._attempt(request, auth)
             if response.status == 401 and await self._credentials.rejected(auth):
                 auth = await self._credentials.auth_headers()

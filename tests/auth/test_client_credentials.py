@@ -89,6 +89,27 @@ async def test_token_is_renewed_before_it_expires(start_sim: StartSim) -> None:
     assert all(r.status == 200 for r in sim.find_requests(route=HEALTH))  # never sent an expired token
 
 
+async def test_the_headers_at_hand_are_the_awaited_ones_and_none_once_renewal_is_due(
+    start_sim: StartSim,
+) -> None:
+    """The client takes ready_headers() when it gives some and awaits auth_headers()
+    only when it gives None: they must agree, and None must come when a renewal is due."""
+    sim = await start_sim(token_ttl_s=1.0)
+    async with running_adapter(sim, auth=oauth()) as h:
+        creds = h.credentials["octospine"]
+        assert creds.ready_headers() is None  # no token yet
+        await _health(h)
+        ready = creds.ready_headers()
+        assert ready is not None and ready == await creds.auth_headers()
+        creds, _ = await _until_due_for_renewal(h, sim)
+        assert creds.ready_headers() is None
+        await _health(h)
+        renewed = creds.ready_headers()
+        assert renewed is not None and renewed != ready
+        assert renewed == await creds.auth_headers()
+    assert _token_requests(sim) == 2
+
+
 async def test_a_failed_early_renewal_leaves_the_token_in_use_until_it_expires(
     start_sim: StartSim, caplog: pytest.LogCaptureFixture
 ) -> None:
