@@ -24,12 +24,19 @@ ResponseHeaders: TypeAlias = Mapping[str, str]
 
 def response_headers(raw: Sequence[tuple[bytes, bytes]]) -> ResponseHeaders:
     """The headers of an answer, from its ``(name, value)`` byte pairs as received."""
+    # Loops, not comprehensions: on Python 3.11 each comprehension is a call of its own.
+    pairs: list[tuple[str, str]] = []
+    names: set[str] = set()
     try:
-        pairs = [(name.decode("latin-1"), value.decode()) for name, value in raw]
+        for name, value in raw:
+            text = name.decode("latin-1")
+            pairs.append((text, value.decode()))
+            names.add(text.lower())
     except UnicodeDecodeError:
         pairs = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in raw]
+        names = {name.lower() for name, _ in pairs}
     headers: CIMultiDict[str] = CIMultiDict(pairs)
-    if len({name.lower() for name, _ in pairs}) < len(pairs):
+    if len(names) < len(pairs):
         merged: CIMultiDict[str] = CIMultiDict()
         for name in headers:
             if name not in merged:

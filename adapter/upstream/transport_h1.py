@@ -207,7 +207,10 @@ class _Connection(asyncio.Protocol):
             return
         self.reusable = reusable and not self.closed
         try:
-            body = _decoded(b"".join(self._chunks), self._encoding, self._max_bytes)
+            chunks = self._chunks
+            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            if self._encoding is not None:
+                body = _decoded(body, self._encoding, self._max_bytes)
         except _TooLarge as exc:
             answer.set_exception(exc)
             return

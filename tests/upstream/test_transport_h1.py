@@ -340,6 +340,7 @@ async def test_https_verified_against_the_ca_bundle_refused_without_it(tmp_path)
         pytest.param([b"Cache-Control: max-age=60", b"Cache-Control: no-store"], id="repeated-cache-control"),
         pytest.param(["X-Site: Zürich".encode(), b"Location: /v1/caf\xc3\xa9"], id="utf-8"),
         pytest.param([b"X-Site: Z\xfcrich", b"Location: /v1/x"], id="latin-1"),
+        pytest.param([b"Link: <a>", b"X-Site: Z\xfcrich", b"link: <b>"], id="latin-1-repeated"),
     ],
 )
 async def test_answer_headers_read_as_httpx_reads_them(served, extra: list[bytes]) -> None:  # type: ignore[no-untyped-def]
