@@ -14,7 +14,9 @@ from adapter.config.settings import UpstreamSettings
 from adapter.upstream.answer_spin import AnswerSpin
 from adapter.upstream.errors import UpstreamConnectError
 from adapter.upstream.transport_h1 import H1Exchange
-from tests.upstream.test_transport_h1 import exchange, get, ok, served  # noqa: F401 (a fixture)
+from tests.events.kafka_fixtures import wait_until
+from tests.upstream.scripted_server import ok
+from tests.upstream.test_transport_h1 import exchange, get
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -115,8 +117,7 @@ async def test_the_h1_transport_spins_while_its_answer_is_due(served) -> None:  
     spin = AnswerSpin(5.0, clock=clock)
     client = spinning_exchange(spin)
     call = asyncio.create_task(get(client, f"{base}/v1/devices/dev_001"))
-    while not script.requests:
-        await asyncio.sleep(0.001)
+    await wait_until(lambda: bool(script.requests), within=5, what="the request")
     readings = clock.readings
     await asyncio.sleep(0.02)  # the answer is held: the loop polls meanwhile
     assert spin.spinning and spin.waiting_now == 1
@@ -135,8 +136,7 @@ async def test_the_count_goes_back_to_zero_when_the_exchange_is_cancelled(served
     spin = AnswerSpin(5.0)
     client = spinning_exchange(spin)
     call = asyncio.create_task(get(client, f"{base}/v1/x"))
-    while not script.requests:
-        await asyncio.sleep(0.001)
+    await wait_until(lambda: bool(script.requests), within=5, what="the request")
     assert spin.waiting_now == 1
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
