@@ -28,9 +28,9 @@ def response_headers(raw: Sequence[tuple[bytes, bytes]]) -> ResponseHeaders:
     pairs: list[tuple[str, str]] = []
     names: set[str] = set()
     try:
-        for name, value in raw:
-            text = name.decode("latin-1")
-            pairs.append((text, value.decode()))
+        for raw_name, raw_value in raw:
+            text = raw_name.decode("latin-1")
+            pairs.append((text, raw_value.decode()))
             names.add(text.lower())
     except UnicodeDecodeError:
         pairs = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in raw]
