@@ -10,7 +10,8 @@ same client. So a REST call never waits for GraphQL quota nor the other way roun
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
+from typing import Any
 
 from adapter.upstream.caller import UpstreamCaller
 from adapter.upstream.messages import UpstreamRequest, UpstreamResponse
@@ -29,10 +30,17 @@ class QuotaRouter(CallerLayer):
         super().__init__(inner)
         self.quotas = dict(quotas)
 
-    async def send(self, request: UpstreamRequest, *, deadline: float) -> UpstreamResponse:
+    # Not a coroutine function: it hands over the chosen caller's coroutine, which the
+    # layer above awaits; a routing layer's own coroutine cost ~1% of a call in place.
+    def send(self, request: UpstreamRequest, *, deadline: float) -> Coroutine[Any, Any, UpstreamResponse]:
         if not request.quota:
-            return await self.inner.send(request, deadline=deadline)
+            return self.inner.send(request, deadline=deadline)
         caller = self.quotas.get(request.quota)
         if caller is None:
-            raise ValueError(f"{self.name}: no quota {request.quota!r} is configured")
-        return await caller.send(request, deadline=deadline)
+            return _refused(f"{self.name}: no quota {request.quota!r} is configured")
+        return caller.send(request, deadline=deadline)
+
+
+async def _refused(message: str) -> UpstreamResponse:
+    """Raises when awaited, as the layer's own coroutine did."""
+    raise ValueError(message)

@@ -31,7 +31,7 @@ from .credentials import CredentialProvider
 from .deadline_timer import DeadlineTimer
 from .errors import CallDeadlineExceeded, UpstreamRedirectBlocked, UpstreamStatusError
 from .messages import UpstreamRequest, UpstreamResponse
-from .transport import Answer, build_transport
+from .transport import build_transport
 
 __all__ = ["UpstreamClient", "raise_for_status"]
 
@@ -120,7 +120,24 @@ class UpstreamClient:
         method, body = request.method, request.body
         headers = [*request.headers, *auth]
         for hop in range(self.settings.max_redirects + 1):
-            answer = await self._exchange(method, url, headers, body, request.route)
+            # The exchange with its span, here rather than in a coroutine of its own
+            # (one a call cost ~1% of a call's CPU in place).
+            sent = list(headers)
+            exchange = self._spans.start(method, url, request.route, sent)
+            try:
+                answer = await self._http.exchange(
+                    method,
+                    url,
+                    sent,
+                    body,
+                    max_bytes=self.settings.max_response_bytes,
+                    upstream=self.name,
+                    route=request.route,
+                )
+            except BaseException as exc:  # the span ends whatever happened, then it propagates
+                self._spans.failed(exchange, exc)
+                raise
+            self._spans.answered(exchange, answer.status)
             location = answer.headers.get("location") if answer.status in _REDIRECTS else None
             if location is None:
                 break
@@ -150,27 +167,6 @@ class UpstreamClient:
             request_id=request_id,
             max_server_delay=self.settings.resilience.max_server_delay_seconds,
         )
-
-    async def _exchange(
-        self, method: str, url: str, headers: list[tuple[str, str]], body: bytes | None, route: str
-    ) -> Answer:
-        sent = list(headers)
-        exchange = self._spans.start(method, url, route, sent)
-        try:
-            answer = await self._http.exchange(
-                method,
-                url,
-                sent,
-                body,
-                max_bytes=self.settings.max_response_bytes,
-                upstream=self.name,
-                route=route,
-            )
-        except BaseException as exc:  # the span ends whatever happened, then it propagates
-            self._spans.failed(exchange, exc)
-            raise
-        self._spans.answered(exchange, answer.status)
-        return answer
 
     def _follow(self, url: str, location: str, route: str) -> str:
         # A Location may hold characters a URL must carry percent-encoded; yarl
