@@ -38,6 +38,7 @@ from adapter.upstream.errors import UpstreamMalformedResponse
 from adapter.upstream.messages import UpstreamResponse
 
 from .large_payloads import LargePayloadWorker
+from .request_decoding import UndecodableRequest, refuse_undecodable, refuses_undecodable
 
 __all__ = ["HandlerContext", "MethodHandler", "UpstreamMethodHandler"]
 
@@ -100,9 +101,13 @@ class MethodHandler:
         #: Where a large request is bound and a large answer decoded (None: on the loop).
         self._large_payloads = large_payloads
 
-    async def handle(self, request: Message, context: HandlerContext) -> Message | None:
+    @refuses_undecodable
+    async def handle(self, request: Message | UndecodableRequest, context: HandlerContext) -> Message | None:
         """The gRPC behaviour. Register this bound method, not the object: grpc.aio
         needs a coroutine function and does not look inside callable objects."""
+        if isinstance(request, UndecodableRequest):  # (refused here, not by a wrapper)
+            refuse_undecodable(context, request)
+            return None
         spec = self.spec
         call = self._spans.start(context.invocation_metadata())
         span = call.span

@@ -9,7 +9,13 @@ import grpc
 import pytest
 from openframe.v1 import devices_pb2
 
-from adapter.server.request_decoding import UndecodableRequest, guarded_handler
+from adapter.server.handlers import MethodHandler
+from adapter.server.request_decoding import (
+    UndecodableRequest,
+    guarded_handler,
+    refuse_undecodable,
+    refuses_undecodable,
+)
 
 
 async def _echo(request: Any, context: Any) -> Any:
@@ -67,3 +73,28 @@ async def test_every_shape_of_unary_behavior_answers_and_refuses_undecodable(beh
     assert await guarded.unary_unary(guarded.request_deserializer(b"\xff\xff"), context) is None
     assert context.code == grpc.StatusCode.INVALID_ARGUMENT
     assert dict(context.trailing_metadata).keys() == {"grpc-status-details-bin"}
+
+
+async def test_a_behavior_that_refuses_undecodable_requests_itself_is_not_wrapped() -> None:
+    @refuses_undecodable
+    async def checked(request: Any, context: Any) -> Any:
+        if isinstance(request, UndecodableRequest):
+            refuse_undecodable(context, request)
+            return None
+        return request
+
+    handler = grpc.unary_unary_rpc_method_handler(
+        checked,
+        request_deserializer=devices_pb2.GetDeviceRequest.FromString,
+        response_serializer=devices_pb2.Device.SerializeToString,
+    )
+    guarded = guarded_handler(handler)
+    assert guarded.unary_unary is checked  # no wrapper's coroutine a call
+    assert isinstance(guarded.request_deserializer(b"\xff\xff"), UndecodableRequest)  # still tolerant
+    context = _Context()
+    assert await guarded.unary_unary(guarded.request_deserializer(b"\xff\xff"), context) is None
+    assert context.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert dict(context.trailing_metadata).keys() == {"grpc-status-details-bin"}
+    # The adapter's own RPC behaviour is such a behavior (tests/server/test_hostile_table.py
+    # sends it undecodable bytes end to end).
+    assert getattr(MethodHandler.handle, "_refuses_undecodable_requests", False)
