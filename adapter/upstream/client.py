@@ -31,7 +31,7 @@ from .credentials import CredentialProvider
 from .deadline_timer import DeadlineTimer
 from .errors import CallDeadlineExceeded, UpstreamRedirectBlocked, UpstreamStatusError
 from .messages import UpstreamRequest, UpstreamResponse
-from .transport import build_transport
+from .transport import Answer, build_transport
 
 __all__ = ["UpstreamClient", "raise_for_status"]
 
@@ -92,68 +92,85 @@ class UpstreamClient:
 
     async def send(self, request: UpstreamRequest, *, deadline: float) -> UpstreamResponse:
         """One call (plus one re-authentication on 401 when the credentials can
-        refresh). ``deadline`` is absolute, on the event loop's clock."""
+        refresh). ``deadline`` is absolute, on the event loop's clock.
+
+        One coroutine for the attempts, their redirects and exchanges: a coroutine of
+        its own for each of them cost ~1% of a call's CPU in place (docs/benchmarks.md);
+        what is not awaited is in the plain methods below."""
         loop = asyncio.get_running_loop()
         budget = deadline - loop.time()
         expiry = self._deadlines.start(deadline)
+        route = request.route
         try:
             auth = self._credentials.ready_headers() or await self._credentials.auth_headers()
-            response = await self._attempt(request, auth)
-            if response.status == 401 and await self._credentials.rejected(auth):
-                auth = await self._credentials.auth_headers()
-                response = await self._attempt(request, auth)
-                response = dataclasses.replace(response, attempts=2)
-            return response
+            for attempt in (1, 2):
+                url, method, body = self._url_of(request), request.method, request.body
+                headers = [*request.headers, *auth]
+                for hop in range(self.settings.max_redirects + 1):
+                    sent = list(headers)
+                    exchange = self._spans.start(method, url, route, sent)
+                    try:
+                        answer = await self._http.exchange(
+                            method,
+                            url,
+                            sent,
+                            body,
+                            max_bytes=self.settings.max_response_bytes,
+                            upstream=self.name,
+                            route=route,
+                        )
+                    except BaseException as exc:  # the span ends whatever happened, then it propagates
+                        self._spans.failed(exchange, exc)
+                        raise
+                    self._spans.answered(exchange, answer.status)
+                    location = answer.headers.get("location") if answer.status in _REDIRECTS else None
+                    if location is None:
+                        break
+                    url, method, body, headers = self._redirected(
+                        answer.status, url, location, hop, method, body, headers, route
+                    )
+                response = self._response(answer)
+                if attempt == 1 and response.status == 401 and await self._credentials.rejected(auth):
+                    auth = await self._credentials.auth_headers()
+                    continue
+                return response if attempt == 1 else dataclasses.replace(response, attempts=2)
+            raise AssertionError("unreachable")  # (the second attempt returns)
         except asyncio.CancelledError:
             if self._deadlines.expired(expiry):
-                raise CallDeadlineExceeded(request.route, budget) from None
+                raise CallDeadlineExceeded(route, budget) from None
             raise
         except TimeoutError:  # (as under asyncio.timeout_at, which this replaced)
-            raise CallDeadlineExceeded(request.route, budget) from None
+            raise CallDeadlineExceeded(route, budget) from None
         finally:
             self._deadlines.forget(expiry)
 
-    async def _attempt(self, request: UpstreamRequest, auth: list[tuple[str, str]]) -> UpstreamResponse:
+    def _url_of(self, request: UpstreamRequest) -> str:
         url = self._base + request.path
-        if request.query:
-            url += "?" + urlencode(request.query)
-        method, body = request.method, request.body
-        headers = [*request.headers, *auth]
-        for hop in range(self.settings.max_redirects + 1):
-            # The exchange with its span, here rather than in a coroutine of its own
-            # (one a call cost ~1% of a call's CPU in place).
-            sent = list(headers)
-            exchange = self._spans.start(method, url, request.route, sent)
-            try:
-                answer = await self._http.exchange(
-                    method,
-                    url,
-                    sent,
-                    body,
-                    max_bytes=self.settings.max_response_bytes,
-                    upstream=self.name,
-                    route=request.route,
-                )
-            except BaseException as exc:  # the span ends whatever happened, then it propagates
-                self._spans.failed(exchange, exc)
-                raise
-            self._spans.answered(exchange, answer.status)
-            location = answer.headers.get("location") if answer.status in _REDIRECTS else None
-            if location is None:
-                break
-            if hop == self.settings.max_redirects:
-                raise UpstreamRedirectBlocked(
-                    f"more than {self.settings.max_redirects} redirects",
-                    upstream=self.name,
-                    route=request.route,
-                )
-            url = self._follow(url, location, request.route)
-            if (answer.status == 303 and method != "HEAD") or (
-                answer.status in (301, 302) and method == "POST"
-            ):
-                # As browsers and httpx do: the next request is a GET without the body.
-                method, body = "GET", None
-                headers = [h for h in headers if h[0].lower() != "content-type"]
+        return url + "?" + urlencode(request.query) if request.query else url
+
+    def _redirected(
+        self,
+        status: int,
+        url: str,
+        location: str,
+        hop: int,
+        method: str,
+        body: bytes | None,
+        headers: list[tuple[str, str]],
+        route: str,
+    ) -> tuple[str, str, bytes | None, list[tuple[str, str]]]:
+        """The request that follows a redirect: URL, method, body and headers."""
+        if hop == self.settings.max_redirects:
+            raise UpstreamRedirectBlocked(
+                f"more than {self.settings.max_redirects} redirects", upstream=self.name, route=route
+            )
+        url = self._follow(url, location, route)
+        if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
+            # As browsers and httpx do: the next request is a GET without the body.
+            return url, "GET", None, [h for h in headers if h[0].lower() != "content-type"]
+        return url, method, body, headers
+
+    def _response(self, answer: Answer) -> UpstreamResponse:
         request_id = ""
         for name in _REQUEST_ID_HEADERS:  # the first one sent
             value = answer.headers.get(name)
