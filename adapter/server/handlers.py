@@ -27,7 +27,7 @@ from adapter.status.mapping import to_rpc_status
 from adapter.telemetry.lean_tracer import LeanSpan
 from adapter.telemetry.redaction import redacted
 from adapter.telemetry.repeated_lines import DEFAULT_INTERVAL, RepeatedLines
-from adapter.telemetry.rpc_spans import RpcSpans
+from adapter.telemetry.rpc_spans import RpcCall, RpcSpans
 from adapter.transcoding.json_codec import MalformedPayloadError
 from adapter.transcoding.method_transcoder import MethodTranscoder
 from adapter.transcoding.request_binding import BoundRequest
@@ -77,8 +77,9 @@ class HandlerContext(Protocol):
 
 class MethodHandler:
     """Serves one RPC from its upstream: the deadline, logging and failure status every
-    upstream-backed RPC shares. Subclasses make the call (:meth:`exchange`) and may map
-    failures of their own (:meth:`status_of`)."""
+    upstream-backed RPC shares. Subclasses make the call (:meth:`exchange`), or write
+    :meth:`handle` out with :meth:`_begin` and :meth:`_failed` as the hot
+    :class:`UpstreamMethodHandler` does, and may map failures of their own (:meth:`status_of`)."""
 
     def __init__(
         self,
@@ -108,37 +109,44 @@ class MethodHandler:
         if isinstance(request, UndecodableRequest):  # (refused here, not by a wrapper)
             refuse_undecodable(context, request)
             return None
-        spec = self.spec
-        call = self._spans.start(context.invocation_metadata())
-        span = call.span
-        trace_id = span.trace_id if type(span) is LeanSpan else span.get_span_context().trace_id
-        note_trace_id(trace_id)
+        call, deadline = self._begin(request, context)
         try:
-            loop = asyncio.get_running_loop()
-            remaining = context.time_remaining()
-            budget = self._default_timeout
-            if remaining is not None:
-                budget = min(budget, max(remaining, 0.0))
-            if logger.isEnabledFor(logging.DEBUG):
-                logger.debug("%s request %s", spec.path, redacted(request))
-            response = await self.exchange(request, deadline=loop.time() + budget, context=context)
+            response = await self.exchange(request, deadline=deadline, context=context)
         except asyncio.CancelledError:
             self._spans.end(call, grpc.StatusCode.CANCELLED, "cancelled by the caller")
             raise
         except Exception as exc:  # every failure leaves as a status, never UNKNOWN
-            try:
-                status = self.status_of(exc)
-            except Exception as broken:  # a bug in building it: INTERNAL, logged, not its text
-                logger.error("%s: building the status of a %s failed", spec.path, type(exc).__name__)
-                status = to_rpc_status(broken)
-            code = _CODES.get(status.code, grpc.StatusCode.UNKNOWN)
-            level = logging.INFO if code in _QUIET else logging.WARNING
-            self._failure_lines.log(level, code, "%s -> %s: %s", spec.path, code.name, status.message)
-            self._spans.end(call, code, status.message)
-            end_call(context, status)
+            self._failed(call, exc, context)
             return None
         self._spans.end(call)
         return response
+
+    def _begin(self, request: Message, context: HandlerContext) -> tuple[RpcCall, float]:
+        """Starts the call's span; its deadline on the loop's clock."""
+        call = self._spans.start(context.invocation_metadata())
+        span = call.span
+        note_trace_id(span.trace_id if type(span) is LeanSpan else span.get_span_context().trace_id)
+        remaining = context.time_remaining()
+        budget = self._default_timeout
+        if remaining is not None:
+            budget = min(budget, max(remaining, 0.0))
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s request %s", self.spec.path, redacted(request))
+        return call, asyncio.get_running_loop().time() + budget
+
+    def _failed(self, call: RpcCall, exc: Exception, context: HandlerContext) -> None:
+        """Ends a failed call with its status, its span and its log line."""
+        path = self.spec.path
+        try:
+            status = self.status_of(exc)
+        except Exception as broken:  # a bug in building it: INTERNAL, logged, not its text
+            logger.error("%s: building the status of a %s failed", path, type(exc).__name__)
+            status = to_rpc_status(broken)
+        code = _CODES.get(status.code, grpc.StatusCode.UNKNOWN)
+        level = logging.INFO if code in _QUIET else logging.WARNING
+        self._failure_lines.log(level, code, "%s -> %s: %s", path, code.name, status.message)
+        self._spans.end(call, code, status.message)
+        end_call(context, status)
 
     __call__ = handle
 
@@ -204,19 +212,38 @@ class UpstreamMethodHandler(MethodHandler):
         )
         self._transcoder = transcoder
 
-    async def exchange(self, request: Message, *, deadline: float, context: HandlerContext) -> Message:
-        spec = self.spec
-        bind = self._transcoder.bind
-        if self.request_is_large(request):
-            bound = await self.bind_request(bind, request)
-        else:
-            bound = bind(request)
-        note_upstream_path(bound.request.method, bound.request.path)
-        response = await self._caller.send(bound.request, deadline=deadline)
-        raise_for_status(response, upstream=self._caller.name, route=spec.route, path=bound.request.path)
-        if self.answer_is_large(response.body):
-            return await self.decode_answer(response.body, self._decode, response, bound)
-        return self._decode(response, bound)
+    @refuses_undecodable
+    async def handle(self, request: Message | UndecodableRequest, context: HandlerContext) -> Message | None:
+        """:meth:`MethodHandler.handle` with the exchange written out in it (this class
+        has no :meth:`exchange`): the hot path of every upstream-backed RPC, and an
+        exchange coroutine of its own cost ~1% of a call's CPU in place (docs/benchmarks.md)."""
+        if isinstance(request, UndecodableRequest):
+            refuse_undecodable(context, request)
+            return None
+        call, deadline = self._begin(request, context)
+        try:
+            spec = self.spec
+            bind = self._transcoder.bind
+            bound = (
+                await self.bind_request(bind, request) if self.request_is_large(request) else bind(request)
+            )
+            note_upstream_path(bound.request.method, bound.request.path)
+            response = await self._caller.send(bound.request, deadline=deadline)
+            raise_for_status(response, upstream=self._caller.name, route=spec.route, path=bound.request.path)
+            if self.answer_is_large(response.body):
+                message = await self.decode_answer(response.body, self._decode, response, bound)
+            else:
+                message = self._decode(response, bound)
+        except asyncio.CancelledError:
+            self._spans.end(call, grpc.StatusCode.CANCELLED, "cancelled by the caller")
+            raise
+        except Exception as exc:  # every failure leaves as a status, never UNKNOWN
+            self._failed(call, exc, context)
+            return None
+        self._spans.end(call)
+        return message
+
+    __call__ = handle
 
     def _decode(self, response: UpstreamResponse, bound: BoundRequest) -> Message:
         spec = self.spec
