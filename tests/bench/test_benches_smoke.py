@@ -188,7 +188,7 @@ def test_call_census_smoke() -> None:
     # Every call ran the handler (at least once: a resumption after an await counts too)
     # and sent one upstream request.
     handle = re.search(
-        r"^\| MethodHandler\.handle \(adapter/server/handlers\.py\) +\| +([\d.]+) \|$", out, re.M
+        r"^\| UpstreamMethodHandler\.handle \(adapter/server/handlers\.py\) +\| +([\d.]+) \|$", out, re.M
     )
     assert handle is not None and float(handle.group(1)) >= 1.0, out
     assert re.search(r"^\| upstream client \(adapter code\) +\| +[1-9][\d.]* \|", out, re.M), out
