@@ -11,8 +11,8 @@ which counts every Python function call and every C function call on the loop's
 thread while ghz makes exactly ``--calls`` calls. The counts do not drift with the
 machine, so a change to the call path shows in them exactly: what a cut removed,
 and where the calls that are left are. A coroutine resumed after an ``await`` that
-waited counts as a call again (so ``MethodHandler.handle`` at 2.0 a call means it
-waited once). Counting slows the adapter several times over: nothing is timed.
+waited counts as a call again (so ``UpstreamMethodHandler.handle`` at 2.0 a call means
+it waited once). Counting slows the adapter several times over: nothing is timed.
 """
 
 from __future__ import annotations
