@@ -230,6 +230,10 @@ class TelemetrySettings(_Frozen):
     #: At shutdown, spans and metrics get this long to reach the OTLP collector;
     #: what is not exported by then is dropped, with a warning (adapter/telemetry/shutdown.py).
     flush_timeout_seconds: float = Field(default=5.0, ge=0, le=60)
+    #: The span export thread sleeps this long after every 32 spans it encodes (for at
+    #: most 20 ms an export), so the event loop sharing its core is not kept waiting for
+    #: the GIL while a batch of 512 is encoded (adapter/telemetry/export_pauses.py); 0: off.
+    export_pause_microseconds: int = Field(default=100, ge=0, le=5000)
     #: A failed call's log line: the first of each method and status code at once, then
     #: at most one per this long, saying how many like it were not logged (0: every one;
     #: at DEBUG level, every one too). Each failure still counts in the metrics.

@@ -30,6 +30,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, StatusCode
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
+from .export_pauses import ExportPauses
 from .lean_tracer import LeanSpan
 from .sdk_trace_compat import readable_span_layout_known
 
@@ -296,13 +297,18 @@ def _scope(scope: InstrumentationScope | None) -> bytes:
     return encoded
 
 
-def encode_trace_request(spans: Sequence[ReadableSpan]) -> bytes:
+def encode_trace_request(spans: Sequence[ReadableSpan], *, pauses: ExportPauses | None = None) -> bytes:
     """The serialized ``ExportTraceServiceRequest`` of ``spans``, grouped by resource and
-    then instrumentation scope in first-seen order, as the official encoder groups them."""
+    then instrumentation scope in first-seen order, as the official encoder groups them.
+    ``pauses`` (started by the caller) pauses between groups of spans (see its module)."""
     # By identity: hashing a Resource serializes its attributes to JSON every time (a
     # provider has one Resource object, shared by all its spans).
     grouped: dict[int, tuple[Resource, dict[InstrumentationScope | None, list[bytes]]]] = {}
-    for span in spans:
+    pause = pauses.pause if pauses is not None and pauses.enabled else None
+    every = pauses.every if pauses is not None else 0
+    for index, span in enumerate(spans):
+        if pause is not None and index and not index % every:
+            pause()
         resource = span.resource
         entry = grouped.get(id(resource))
         if entry is None:

@@ -28,9 +28,10 @@ def build_tracer_provider(settings: TelemetrySettings, *, set_global: bool = Tru
     environment variables are read by the exporter itself)."""
     provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name}))
     if settings.otlp_enabled:
+        from adapter.telemetry.export_pauses import ExportPauses
         from adapter.telemetry.otlp_exporter import WireOTLPSpanExporter
 
-        exporter = WireOTLPSpanExporter()
+        exporter = WireOTLPSpanExporter(pauses=ExportPauses(settings.export_pause_microseconds / 1e6))
         provider.add_span_processor(
             BoundedBatchSpanProcessor(exporter, shutdown_timeout_s=settings.flush_timeout_seconds)
         )
