@@ -14,9 +14,10 @@ of that export is encoded in one go, as before, since a busy loop's calls wait o
 other more than on the export, and each such pause cost it a forced hand-over (~1% of a
 call's CPU at 64 calls in flight, measured). And at most ``budget_seconds`` of wall time
 from :meth:`ExportPauses.start`: an export that fell behind would let the processor's
-queue fill and drop spans. Never sleeps on a
-thread that runs an event loop (an export run from the loop's thread, which the SDK's
-processor does not do). Written by hand: no library paces a Python thread against the GIL.
+queue fill and drop spans. Never sleeps on a thread that runs an event loop (an export run
+from the loop's thread, which the SDK's processor does not do). One instance serves one
+export at a time: the processor's exports (its worker's and a ``force_flush``'s) hold its
+export lock. Written by hand: no library paces a Python thread against the GIL.
 """
 
 from __future__ import annotations

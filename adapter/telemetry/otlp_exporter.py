@@ -38,8 +38,8 @@ class _PreEncodedTraceServiceStub:
 class WireOTLPSpanExporter(OTLPSpanExporter):
     """``OTLPSpanExporter`` encoding ~3x faster (the same message, checked by
     tests/telemetry/test_otlp_wire.py), pausing now and then while it encodes
-    (``pauses``; see :mod:`adapter.telemetry.export_pauses`). Takes the same arguments
-    besides."""
+    (``pauses``; see :mod:`adapter.telemetry.export_pauses`). Takes ``OTLPSpanExporter``'s
+    arguments besides ``pauses``."""
 
     def __init__(self, *, pauses: ExportPauses | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
