@@ -304,7 +304,8 @@ def encode_trace_request(spans: Sequence[ReadableSpan], *, pauses: ExportPauses 
     # By identity: hashing a Resource serializes its attributes to JSON every time (a
     # provider has one Resource object, shared by all its spans).
     grouped: dict[int, tuple[Resource, dict[InstrumentationScope | None, list[bytes]]]] = {}
-    pause = pauses.pause if pauses is not None and pauses.enabled else None
+    # (A pause that is off or not started returns at once: see its start().)
+    pause = pauses.pause if pauses is not None else None
     every = pauses.every if pauses is not None else 0
     for index, span in enumerate(spans):
         if pause is not None and index and not index % every:

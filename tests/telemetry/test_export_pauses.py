@@ -28,7 +28,6 @@ class FakeTime:
         self.now = 100.0
         self.extra = extra
         self.sleeps: list[float] = []
-        self.at_span: list[int] = []
 
     def clock(self) -> float:
         return self.now
