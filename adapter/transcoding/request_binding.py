@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from google.protobuf import descriptor as _d
 from google.protobuf.message import Message
 
+from adapter.call_values import call_value
 from adapter.descriptors.access import descriptor_of, enum_of, field_of, message_of
 from adapter.descriptors.method_spec import MethodSpec
 from adapter.descriptors.path_template import PathTemplateError
@@ -70,7 +70,7 @@ _QUERY_FORBIDDEN = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@call_value
 class BoundRequest:
     """The upstream call plus the paging state needed to read its answer."""
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
+
+from adapter.call_values import call_value
 
 from .response_headers import ResponseHeaders
 from .server_delay import DEFAULT_MAX_SERVER_DELAY, parse_retry_after
@@ -12,7 +14,7 @@ from .server_delay import DEFAULT_MAX_SERVER_DELAY, parse_retry_after
 __all__ = ["UpstreamRequest", "UpstreamResponse"]
 
 
-@dataclass(frozen=True, slots=True)
+@call_value
 class UpstreamRequest:
     """An upstream REST call, fully bound (path rendered, body encoded)."""
 
@@ -37,7 +39,7 @@ class UpstreamRequest:
     answer_is_failure: Callable[[bytes], bool] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@call_value
 class UpstreamResponse:
     """A complete upstream answer (body read within the size cap)."""
 

@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import httpx
 
+from adapter.call_values import call_value
 from adapter.config.settings import UpstreamSettings
 from adapter.security.reloading import ReloadingFile
 
@@ -48,7 +48,7 @@ __all__ = [
 CA_BUNDLE_RELOAD_SECONDS = 5.0
 
 
-@dataclass(frozen=True, slots=True)
+@call_value
 class Answer:
     """One HTTP answer, read whole."""
 
