@@ -4,9 +4,9 @@ A ``@dataclass(frozen=True)`` builds each instance through ``object.__setattr__`
 one call per field, because its own ``__setattr__`` refuses; a plain slots class
 stores each field with one bytecode. An upstream-backed call builds four such
 values (the bound request, the upstream request, the transport's answer and the
-upstream response, 25 fields): side by side (``bench.peer.side_by_side``, c=16,
-six rounds) the frozen ones cost 0.972x the CPU of a call against these
-(docs/benchmarks.md, "Thirty-eighth stop").
+upstream response, 25 fields): side by side (``bench.peer.side_by_side``) a call
+costs 0.968x the CPU with these at c=16 and 0.961x at c=64 (docs/benchmarks.md,
+"Thirty-eighth stop").
 
 What ``frozen=True`` gave is kept where it is checked: :func:`call_value` is a
 ``dataclass_transform`` whose fields are read-only by default, so ``mypy --strict``
