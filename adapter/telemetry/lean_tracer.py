@@ -62,7 +62,7 @@ from opentelemetry.trace import (
 )
 from opentelemetry.util import types
 
-from .sdk_trace_compat import readable_span_layout_known, span_link_limit
+from .sdk_trace_compat import local_span_context, readable_span_layout_known, span_link_limit
 
 __all__ = ["LeanTracer"]
 
@@ -71,6 +71,8 @@ logger = logging.getLogger(__name__)
 _PLAIN = (str, bool, int, float)
 _UNSET = Status(StatusCode.UNSET)
 _SAMPLE = Decision.RECORD_AND_SAMPLE
+# Every 8-bit flags value as the API's TraceFlags, made once (not one a span).
+_TRACE_FLAGS = tuple(TraceFlags(value) for value in range(256))
 
 
 def _valid_link(context: SpanContext, attributes: types.Attributes) -> bool:
@@ -184,13 +186,7 @@ class LeanTracer:
             span_id = getrandbits(64) or self._ids.generate_span_id()
         else:
             span_id = self._ids.generate_span_id()
-        span_context = SpanContext(
-            trace_id,
-            span_id,
-            is_remote=False,
-            trace_flags=TraceFlags(flags),
-            trace_state=trace_state,
-        )
+        span_context = local_span_context(trace_id, span_id, _TRACE_FLAGS[flags], trace_state)
         if decision is Decision.DROP:
             return trace.NonRecordingSpan(span_context)
         span = LeanSpan(self, name, span_context, parent, kind, start_attributes, links)

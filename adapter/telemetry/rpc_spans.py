@@ -102,9 +102,15 @@ class RpcSpans:
         service, _, method = method_path.lstrip("/").partition("/")
         self._attributes = {RPC_SYSTEM: "grpc", RPC_SERVICE: service, RPC_METHOD: method}
         self._duration = rpc_duration_histogram(meter_provider)
-        # One attribute set per status code, built once (the hot path only looks it up).
+        # Per status code, built once: its histogram series (one attribute set), its
+        # number and whether it is a server error. The hot path makes one lookup (an
+        # Enum's hash is a Python call, and so is its ``value``).
         self._by_code = {
-            code: self._duration.series({**self._attributes, RPC_STATUS: code.value[0]})
+            code: (
+                self._duration.series({**self._attributes, RPC_STATUS: code.value[0]}),
+                code.value[0],
+                code in _SERVER_ERRORS,
+            )
             for code in grpc.StatusCode
         }
 
@@ -132,9 +138,10 @@ class RpcSpans:
     def _record(
         self, span: Span, code: grpc.StatusCode, message: str, duration_ms: float, end_time: int
     ) -> None:
+        series, number, server_error = self._by_code[code]
         # The span, so the trace-based exemplar points at this call.
-        self._by_code[code].record(duration_ms, span, end_time)
-        span.set_attribute(RPC_STATUS, code.value[0])
-        if code in _SERVER_ERRORS:
+        series.record(duration_ms, span, end_time)
+        span.set_attribute(RPC_STATUS, number)
+        if server_error:
             span.set_status(Status(StatusCode.ERROR, f"{code.name}: {message}"))
         span.end(end_time=end_time)

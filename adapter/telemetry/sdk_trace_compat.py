@@ -8,8 +8,9 @@ SDK's. The API's ``CompositePropagator`` keeps its propagators private; the
 upstream trace headers (:mod:`.trace_headers`) need to know that the global one is
 the W3C default. A lean span (:mod:`.lean_tracer`) is a ``ReadableSpan`` by the SDK's
 private field names, and the OTLP encoder (:mod:`.otlp_wire`) reads a finished span's
-fields without the SDK's property calls (~20 a span, a third of its encoding): both only
-when :func:`readable_span_layout_known` says the fields are where this SDK keeps them.
+fields without the SDK's property calls (~20 a span, a third of its encoding), and its
+span contexts are built as that tuple (:func:`local_span_context`): all only when
+:func:`readable_span_layout_known` says the fields are where this SDK keeps them.
 ``tests/telemetry/test_sdk_trace_compat.py`` fails if any of these changes.
 """
 
@@ -25,8 +26,13 @@ from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
-__all__ = ["readable_span_layout_known", "span_link_limit", "w3c_default_parts"]
+__all__ = ["local_span_context", "readable_span_layout_known", "span_link_limit", "w3c_default_parts"]
+
+_MAX_TRACE_ID = 2**128 - 1
+_MAX_SPAN_ID = 2**64 - 1
+_new_tuple = tuple.__new__
 
 
 def span_link_limit(tracer: SdkTracer) -> int:
@@ -55,6 +61,19 @@ def w3c_default_parts(textmap: object) -> tuple[TraceContextTextMapPropagator, W
     if type(trace_context) is TraceContextTextMapPropagator and type(baggage) is W3CBaggagePropagator:
         return trace_context, baggage
     return None
+
+
+def local_span_context(
+    trace_id: int, span_id: int, flags: TraceFlags, trace_state: TraceState | None
+) -> SpanContext:
+    """``SpanContext(trace_id, span_id, is_remote=False, trace_flags=flags,
+    trace_state=trace_state)``, built as the tuple its ``__new__`` builds, with the
+    same validity check: that ``__new__`` is a Python call with keyword arguments,
+    two a call. Only where :func:`readable_span_layout_known` is True."""
+    valid = 0 < trace_id <= _MAX_TRACE_ID and 0 < span_id <= _MAX_SPAN_ID
+    state = DEFAULT_TRACE_STATE if trace_state is None else trace_state
+    context: SpanContext = _new_tuple(SpanContext, (trace_id, span_id, False, flags, state, valid))
+    return context
 
 
 def readable_span_layout_known() -> bool:

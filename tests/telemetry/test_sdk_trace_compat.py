@@ -7,8 +7,9 @@ import sys
 import pytest
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace import Tracer as SdkTracer
+from opentelemetry.trace import SpanContext, TraceFlags, TraceState
 
-from adapter.telemetry.sdk_trace_compat import span_link_limit
+from adapter.telemetry.sdk_trace_compat import local_span_context, span_link_limit
 
 
 def sdk_tracer(provider: TracerProvider) -> SdkTracer:
@@ -64,3 +65,32 @@ def test_a_moved_field_is_noticed(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.delattr(Status, "description")  # a layout the probe cannot confirm
     assert not readable_span_layout_known()
+
+
+@pytest.mark.parametrize(
+    ("trace_id", "span_id"),
+    [
+        (0x0AF7651916CD43DD8448EB211C80319C, 0x00F067AA0BA902B7),  # the W3C example's ids
+        (1, 1),
+        (2**128 - 1, 2**64 - 1),  # the largest valid ids
+        (0, 0x00F067AA0BA902B7),  # invalid: a zero trace id
+        (0x0AF7651916CD43DD8448EB211C80319C, 0),  # invalid: a zero span id
+        (2**128, 1),  # invalid: out of range
+        (1, 2**64),
+    ],
+)
+@pytest.mark.parametrize("flags", [0, 1, 2, 3])
+@pytest.mark.parametrize("state", [None, TraceState([("vendor", "v1")])])
+def test_a_local_span_context_is_the_one_the_api_builds(
+    trace_id: int, span_id: int, flags: int, state: TraceState | None
+) -> None:
+    flags_ = TraceFlags(flags)
+    expected = SpanContext(trace_id, span_id, is_remote=False, trace_flags=flags_, trace_state=state)
+    built = local_span_context(trace_id, span_id, flags_, state)
+    assert type(built) is SpanContext
+    assert tuple(built) == tuple(expected)
+    assert (built.trace_id, built.span_id, built.is_remote, built.is_valid) == (
+        expected.trace_id, expected.span_id, False, expected.is_valid,
+    )  # fmt: skip
+    assert built.trace_flags == flags and built.trace_flags.sampled == bool(flags & 1)
+    assert built.trace_state == (state if state is not None else TraceState())
