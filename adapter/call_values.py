@@ -8,10 +8,11 @@ upstream response, 25 fields): side by side (``bench.peer.side_by_side``) a call
 costs 0.968x the CPU with these at c=16 and 0.961x at c=64 (docs/benchmarks.md,
 "Thirty-eighth stop").
 
-What ``frozen=True`` gave is kept where it is checked: :func:`call_value` is a
-``dataclass_transform`` whose fields are read-only by default, so ``mypy --strict``
-(``make check``) refuses an assignment to one anywhere in ``adapter/``, and
-``dataclasses.replace`` stays the way to change one. At run time the class is a
+Why they were frozen still holds: the response cache shares one response between
+concurrent calls, so no call may change a field. That is now checked where the code
+is: :func:`call_value` is a ``dataclass_transform`` whose fields are read-only by
+default, so ``mypy --strict`` (``make check``) refuses an assignment to one anywhere
+in ``adapter/``, and ``dataclasses.replace`` stays the way to change one. At run time the class is a
 slots dataclass with the hash a frozen one has (``unsafe_hash``: by the compared
 fields), so it keys dicts and sets as before. ``tests/test_call_values.py`` checks
 both halves.

@@ -42,7 +42,7 @@ def test_fields_left_out_of_comparison_are_left_out_of_the_hash() -> None:
         hash(plain)
 
 
-def test_a_subclass_defaults_and_factories_behave_as_dataclass_fields() -> None:
+def test_a_new_call_values_defaults_and_factories_behave_as_dataclass_fields() -> None:
     @call_value
     class Point:
         x: int
