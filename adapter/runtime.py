@@ -40,6 +40,7 @@ from adapter.server.event_service import EventStreamServicer
 from adapter.server.grpc_options import limit_options
 from adapter.server.health_service import HealthService
 from adapter.server.large_payloads import LargePayloadWorker
+from adapter.server.reply_spin import ReplySpin
 from adapter.telemetry.metrics import build_meter_provider
 from adapter.telemetry.ops_server import OpsServer
 from adapter.telemetry.repeated_lines import flush_held_lines
@@ -129,6 +130,7 @@ class MeshAdapter:
             meter_provider=self._meter_provider,
             large_payloads=large_payloads,
             failure_log_interval=settings.telemetry.failure_log_interval_seconds,
+            reply_spin=reply_spin(settings),
         )
         parts: list[Part] = [
             part("upstream callers", _nothing, self._close_callers),
@@ -287,3 +289,12 @@ class MeshAdapter:
 
 async def _nothing() -> None:
     return None
+
+
+def reply_spin(settings: Settings) -> ReplySpin | None:
+    """The handlers' spin after a lone call's reply: on grpc.aio's front only, where the
+    next call reaches the loop through grpc's threads (adapter/server/reply_spin.py)."""
+    microseconds = settings.grpc.reply_spin_microseconds
+    if settings.grpc.front != "grpcio" or microseconds <= 0:
+        return None
+    return ReplySpin(microseconds / 1e6)

@@ -14,6 +14,7 @@ from adapter.config.settings import Settings
 from adapter.server.app import ServedService
 from adapter.server.large_payloads import LargePayloadWorker
 from adapter.server.method_handlers import Transcoder, method_handler, transcoder_for
+from adapter.server.reply_spin import ReplySpin
 from adapter.telemetry.repeated_lines import DEFAULT_INTERVAL
 from adapter.transcoding.json_codec import JsonCodec
 from adapter.transcoding.method_transcoder import MethodTranscoder
@@ -50,10 +51,12 @@ def upstream_services(
     meter_provider: MeterProvider | None = None,
     large_payloads: LargePayloadWorker | None = None,
     failure_log_interval: float = DEFAULT_INTERVAL,
+    reply_spin: ReplySpin | None = None,
 ) -> list[ServedService]:
     """One ServedService per upstream-backed service of the protos; a large request is
     bound, and a large answer decoded, on ``large_payloads``'s thread; a failed call's
-    log line repeats at most once per ``failure_log_interval`` per method and code."""
+    log line repeats at most once per ``failure_log_interval`` per method and code;
+    ``reply_spin`` (one for all the handlers) polls after a lone call's reply."""
     services = []
     for spec in catalog.specs:
         caller = callers[spec.upstream]
@@ -66,6 +69,7 @@ def upstream_services(
                     meter_provider=meter_provider,
                     large_payloads=large_payloads,
                     failure_log_interval=failure_log_interval,
+                    reply_spin=reply_spin,
                 ).handle,
                 request_deserializer=m.input_type.FromString,
                 response_serializer=m.output_type.SerializeToString,

@@ -27,6 +27,7 @@ from adapter.graphql.transcoder import GraphQLTranscoder, NullAtDataPath
 from adapter.security.audit import note_upstream_path
 from adapter.server.handlers import HandlerContext, MethodHandler
 from adapter.server.large_payloads import LargePayloadWorker
+from adapter.server.reply_spin import ReplySpin
 from adapter.status.graphql_errors import graphql_error_status
 from adapter.telemetry.repeated_lines import DEFAULT_INTERVAL
 from adapter.transcoding.json_codec import MalformedPayloadError
@@ -57,6 +58,7 @@ class GraphQLMethodHandler(MethodHandler):
         meter_provider: MeterProvider | None = None,
         large_payloads: LargePayloadWorker | None = None,
         failure_log_interval: float = DEFAULT_INTERVAL,
+        reply_spin: ReplySpin | None = None,
     ) -> None:
         super().__init__(
             transcoder.spec,
@@ -65,6 +67,7 @@ class GraphQLMethodHandler(MethodHandler):
             meter_provider=meter_provider,
             large_payloads=large_payloads,
             failure_log_interval=failure_log_interval,
+            reply_spin=reply_spin,
         )
         self._transcoder = transcoder
 

@@ -38,6 +38,7 @@ from adapter.upstream.errors import UpstreamMalformedResponse
 from adapter.upstream.messages import UpstreamResponse
 
 from .large_payloads import LargePayloadWorker
+from .reply_spin import ReplySpin
 from .request_decoding import UndecodableRequest, refuse_undecodable, refuses_undecodable
 
 __all__ = ["HandlerContext", "MethodHandler", "UpstreamMethodHandler"]
@@ -90,8 +91,11 @@ class MethodHandler:
         meter_provider: MeterProvider | None = None,
         large_payloads: LargePayloadWorker | None = None,
         failure_log_interval: float = DEFAULT_INTERVAL,
+        reply_spin: ReplySpin | None = None,
     ) -> None:
         self.spec = spec
+        #: Counts the calls in flight, and polls after a lone call's reply (None: off).
+        self._reply_spin = reply_spin
         self._caller = caller
         #: Read once: a caller stack's bound comes from its settings when it is built (and
         #: reading it walks every layer's property, a Python call each, on every call).
@@ -113,12 +117,12 @@ class MethodHandler:
         try:
             response = await self.exchange(request, deadline=deadline, context=context)
         except asyncio.CancelledError:
-            self._spans.end(call, grpc.StatusCode.CANCELLED, "cancelled by the caller")
+            self._ended(call, grpc.StatusCode.CANCELLED, "cancelled by the caller")
             raise
         except Exception as exc:  # every failure leaves as a status, never UNKNOWN
             self._failed(call, exc, context)
             return None
-        self._spans.end(call)
+        self._ended(call)
         return response
 
     def _begin(self, request: Message, context: HandlerContext) -> tuple[RpcCall, float]:
@@ -132,7 +136,16 @@ class MethodHandler:
             budget = min(budget, max(remaining, 0.0))
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s request %s", self.spec.path, redacted(request))
+        if self._reply_spin is not None:  # last: every call counted here reaches _ended
+            self._reply_spin.started()
         return call, asyncio.get_running_loop().time() + budget
+
+    def _ended(self, call: RpcCall, code: grpc.StatusCode = grpc.StatusCode.OK, message: str = "") -> None:
+        """The call's span ends (its telemetry is recorded after the reply) and it stops
+        counting as in flight."""
+        self._spans.end(call, code, message)
+        if self._reply_spin is not None:
+            self._reply_spin.ended()
 
     def _failed(self, call: RpcCall, exc: Exception, context: HandlerContext) -> None:
         """Ends a failed call with its status, its span and its log line."""
@@ -145,7 +158,7 @@ class MethodHandler:
         code = _CODES.get(status.code, grpc.StatusCode.UNKNOWN)
         level = logging.INFO if code in _QUIET else logging.WARNING
         self._failure_lines.log(level, code, "%s -> %s: %s", path, code.name, status.message)
-        self._spans.end(call, code, status.message)
+        self._ended(call, code, status.message)
         end_call(context, status)
 
     __call__ = handle
@@ -201,6 +214,7 @@ class UpstreamMethodHandler(MethodHandler):
         meter_provider: MeterProvider | None = None,
         large_payloads: LargePayloadWorker | None = None,
         failure_log_interval: float = DEFAULT_INTERVAL,
+        reply_spin: ReplySpin | None = None,
     ) -> None:
         super().__init__(
             transcoder.spec,
@@ -209,6 +223,7 @@ class UpstreamMethodHandler(MethodHandler):
             meter_provider=meter_provider,
             large_payloads=large_payloads,
             failure_log_interval=failure_log_interval,
+            reply_spin=reply_spin,
         )
         self._transcoder = transcoder
 
@@ -235,12 +250,12 @@ class UpstreamMethodHandler(MethodHandler):
             else:
                 message = self._decode(response, bound)
         except asyncio.CancelledError:
-            self._spans.end(call, grpc.StatusCode.CANCELLED, "cancelled by the caller")
+            self._ended(call, grpc.StatusCode.CANCELLED, "cancelled by the caller")
             raise
         except Exception as exc:  # every failure leaves as a status, never UNKNOWN
             self._failed(call, exc, context)
             return None
-        self._spans.end(call)
+        self._ended(call)
         return message
 
     __call__ = handle

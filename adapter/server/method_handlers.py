@@ -19,6 +19,7 @@ from adapter.upstream.caller import UpstreamCaller
 
 from .handlers import MethodHandler, UpstreamMethodHandler
 from .large_payloads import LargePayloadWorker
+from .reply_spin import ReplySpin
 
 __all__ = ["Transcoder", "method_handler", "transcoder_for"]
 
@@ -56,9 +57,11 @@ def method_handler(
     meter_provider: MeterProvider | None = None,
     large_payloads: LargePayloadWorker | None = None,
     failure_log_interval: float = DEFAULT_INTERVAL,
+    reply_spin: ReplySpin | None = None,
 ) -> MethodHandler:
     """The handler serving ``transcoder``'s method through ``caller``; it makes the
-    call's server span (register its ``.handle``)."""
+    call's server span (register its ``.handle``). ``reply_spin``: shared by every
+    handler of the server (it counts their calls in flight)."""
     if isinstance(transcoder, GraphQLTranscoder):
         return GraphQLMethodHandler(
             transcoder,
@@ -67,6 +70,7 @@ def method_handler(
             meter_provider=meter_provider,
             large_payloads=large_payloads,
             failure_log_interval=failure_log_interval,
+            reply_spin=reply_spin,
         )
     return UpstreamMethodHandler(
         transcoder,
@@ -75,4 +79,5 @@ def method_handler(
         meter_provider=meter_provider,
         large_payloads=large_payloads,
         failure_log_interval=failure_log_interval,
+        reply_spin=reply_spin,
     )
