@@ -20,7 +20,7 @@ from adapter.config.settings import Settings, UpstreamSettings
 from adapter.descriptors.loader import load_service_specs
 from adapter.runtime import reply_spin
 from adapter.server.handlers import UpstreamMethodHandler
-from adapter.server.reply_spin import ReplySpin
+from adapter.server.reply_spin import MIN_GAP_SECONDS, ReplySpin
 from adapter.transcoding.json_codec import JsonCodec
 from adapter.transcoding.method_transcoder import MethodTranscoder
 from adapter.upstream.errors import UpstreamConnectError
@@ -107,6 +107,7 @@ async def test_calls_that_overlapped_do_not_spin_when_the_last_ends() -> None:
     await turns()
     assert not spin.spinning, "spun after a busy stretch of two calls at once"
     assert spin.in_flight == 0
+    await asyncio.sleep(0.002)  # the loop went idle between calls
     spin.started()  # a lone call again: it spins after this one
     spin.ended()
     await turns()
@@ -130,11 +131,41 @@ async def test_no_spin_after_a_gap_longer_than_the_bound_until_one_is_within_it(
     spin.ended()
     await turns()
     assert not spin.spinning, "spun again for calls further apart than the bound"
-    spin.started()  # this one came at once: within the bound
+    await asyncio.sleep(0.001)
+    spin.started()  # this one came soon: within the bound
     spin.ended()
     await turns()
     assert spin.spinning
     await spun_out(spin)
+
+
+async def test_no_spin_when_the_next_call_was_already_waiting() -> None:
+    # Cache hits at 16 in flight: each handler ends before the next starts, without a
+    # gap, so they never overlap, yet the loop is never idle.
+    yields = Counting()
+    spin = ReplySpin(0.05, yield_core=yields.yield_core)
+    spin.started()
+    spin.ended()
+    await turns()
+    assert spin.spinning  # the first call: nothing known yet
+    for _ in range(5):
+        spin.started()  # at once: the next call was queued
+        spin.ended()
+    await turns()
+    assert not spin.spinning, "spun while calls came back to back"
+    assert gap_of(spin) < MIN_GAP_SECONDS
+    after = yields.calls
+    await asyncio.sleep(0.01)
+    assert yields.calls == after
+    spin.started()  # after an idle moment: it spins again
+    spin.ended()
+    await turns()
+    assert spin.spinning
+    await spun_out(spin)
+
+
+def gap_of(spin: ReplySpin) -> float:
+    return spin._last_gap
 
 
 async def test_off_at_zero() -> None:
