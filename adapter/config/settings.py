@@ -203,7 +203,7 @@ class GrpcSettings(_Frozen):
     #: After a call's reply, when it came alone and no other call is in flight, the
     #: event loop polls (giving the core to grpc's threads at each poll) instead of
     #: sleeping for at most this long, while the next call is due: at one call in
-    #: flight the loop's sleep cost the next call ~0.27 ms on this project's machines
+    #: flight the loop's sleep cost the next call ~0.2 ms on this project's machines
     #: (adapter/server/reply_spin.py). CPU while idle, at most this long a reply; not
     #: after overlapping calls nor gaps longer than this. 0 = off; grpcio front only.
     reply_spin_microseconds: int = Field(default=1000, ge=0, le=10_000)

@@ -4,7 +4,7 @@ One call at a time, each call's request reaches the event loop through grpc's ow
 threads (grpc core's I/O and the completion-queue poller, which wakes the loop), and
 the loop sleeps in the poller between calls. On a virtual machine whose idle vCPUs
 halt, that sleep costs the next call the vCPU's wake-up and cold caches: at one call
-in flight a ``GetDevice``'s p50 fell from 0.89 to 0.61 ms with this spin
+in flight a ``GetDevice``'s p50 fell from 0.72 to 0.53 ms with this spin, side by side
 (docs/benchmarks.md, "Thirty-ninth stop"). So once the last call in flight has
 replied, and it came alone, the loop keeps a callback ready (it polls its sockets
 without blocking) for at most ``seconds``, and each poll gives the core to any other
