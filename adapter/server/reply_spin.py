@@ -18,16 +18,16 @@ reply, and only at low concurrency: a reply after a busy stretch in which two or
 calls overlapped does not spin (those calls wake the loop often enough), nor one whose
 next call had started within ``MIN_GAP_SECONDS`` of the last reply (it was already
 queued, as cache hits at 16 in flight are: their handlers never overlap, yet the loop
-is busy, and yielding at each of its turns cost them ~20% of their calls a core), and
-after a gap between calls longer than ``seconds`` (sporadic traffic) it does not spin
-again until a call comes within it: every gap is timed, spun or not. ``grpc.reply_spin_
-microseconds`` sets it (0: off; docs/configuration.md); only on grpc.aio's front
-(behind Envoy the next call does not come through grpc's threads, and it measured no
-gain there).
+is busy; spinning there read 0.94x the ceiling a core in a headline run, against
+1.09-1.13x without), and after a gap between calls longer than ``seconds`` (sporadic
+traffic) it does not spin again until a call comes within it: every gap is timed,
+spun or not. ``grpc.reply_spin_microseconds`` sets it (0: off; docs/configuration.md);
+only on grpc.aio's front (behind Envoy the next call does not come through grpc's
+threads, and it measured no gain there).
 
-Written here because no library does this for asyncio, as for
-:mod:`adapter.upstream.answer_spin` (the same spin-then-park strategy, for the wait
-on an upstream's answer, which needs no other thread and so does not yield).
+The polling itself is :class:`adapter.loop_spin.LoopSpin`'s, as for
+:class:`adapter.upstream.answer_spin.AnswerSpin` (the wait on an upstream's answer,
+which needs no other thread and so does not yield).
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ import asyncio
 import os
 import time
 from collections.abc import Callable
+
+from adapter.loop_spin import LoopSpin
 
 __all__ = ["MIN_GAP_SECONDS", "ReplySpin"]
 
@@ -46,20 +48,16 @@ __all__ = ["MIN_GAP_SECONDS", "ReplySpin"]
 MIN_GAP_SECONDS = 50e-6
 
 
-class ReplySpin:
-    """Counts the calls in flight; after a lone call ends, spins (yielding) while none is."""
+class ReplySpin(LoopSpin):
+    """Counts the calls in flight; after a lone call ends, spins (yielding) until the next starts."""
 
     __slots__ = (
-        "_clock",
         "_idle_since",
         "_in_flight",
         "_last_gap",
         "_peak",
-        "_seconds",
-        "_spinning",
         "_started",
         "_starts_when_armed",
-        "_until",
         "_yield_core",
     )
 
@@ -70,8 +68,7 @@ class ReplySpin:
         clock: Callable[[], float] = time.perf_counter,
         yield_core: Callable[[], None] = os.sched_yield,
     ) -> None:
-        self._seconds = seconds
-        self._clock = clock
+        super().__init__(seconds, clock=clock)
         self._yield_core = yield_core
         self._in_flight = 0
         self._started = 0  # calls started, ever: a spin ends once another has
@@ -79,13 +76,6 @@ class ReplySpin:
         self._peak = 0  # the most calls in flight at once since the loop was last idle
         self._idle_since = 0.0  # when the last call in flight ended (0: none yet)
         self._last_gap = MIN_GAP_SECONDS  # from then to the next call's start (the first: may spin)
-        self._until = 0.0
-        self._spinning = False
-
-    @property
-    def spinning(self) -> bool:
-        """A spin is under way (its next poll is scheduled)."""
-        return self._spinning
 
     @property
     def in_flight(self) -> int:
@@ -109,18 +99,13 @@ class ReplySpin:
         now = self._idle_since = self._clock()
         lone, self._peak = self._peak <= 1, 0
         if lone and MIN_GAP_SECONDS <= self._last_gap <= self._seconds:
-            self._until = now + self._seconds
             self._starts_when_armed = self._started
-            if not self._spinning:
-                self._spinning = True
-                loop = asyncio.get_running_loop()
-                loop.call_soon(self._tick, loop)
+            self._arm(now, asyncio.get_running_loop())
 
-    def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _still_waiting(self) -> bool:
         # Until the next call starts (even one that ended since: a cache hit ends
-        # within the turn it starts in), at most until the bound.
-        if self._started == self._starts_when_armed and self._clock() < self._until:
-            self._yield_core()
-            loop.call_soon(self._tick, loop)
-        else:
-            self._spinning = False
+        # within the turn it starts in).
+        return self._started == self._starts_when_armed
+
+    def _between_polls(self) -> None:
+        self._yield_core()

@@ -14,10 +14,8 @@ runs. With two or more exchanges waiting the loop has other work and does not
 spin, and after an answer that took longer than ``seconds`` (a distant upstream)
 it does not spin again until one comes within it: every lone wait is timed, spun
 or not. ``upstream.answer_spin_microseconds`` sets it (0: off; docs/configuration.md).
-
-Written here because no library does this for asyncio: asyncio's loop and uvloop
-sleep in the poller as soon as nothing is ready, and ``SO_BUSY_POLL`` needs a
-device queue to poll (loopback and most virtual NICs have none).
+The polling itself is :class:`adapter.loop_spin.LoopSpin`'s; this spin does not yield
+the core at each poll, since the answer comes through the loop's own socket.
 """
 
 from __future__ import annotations
@@ -26,27 +24,21 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from adapter.loop_spin import LoopSpin
+
 __all__ = ["AnswerSpin"]
 
 
-class AnswerSpin:
+class AnswerSpin(LoopSpin):
     """Counts the exchanges waiting for an answer; spins the loop while one waits alone."""
 
-    __slots__ = ("_clock", "_last_wait", "_seconds", "_since", "_spinning", "_until", "_waiting")
+    __slots__ = ("_last_wait", "_since", "_waiting")
 
     def __init__(self, seconds: float, *, clock: Callable[[], float] = time.perf_counter) -> None:
-        self._seconds = seconds
-        self._clock = clock
+        super().__init__(seconds, clock=clock)
         self._waiting = 0
         self._since = 0.0  # when the lone exchange began to wait
         self._last_wait = 0.0  # how long the last lone exchange waited
-        self._until = 0.0
-        self._spinning = False
-
-    @property
-    def spinning(self) -> bool:
-        """A spin is under way (its next poll is scheduled)."""
-        return self._spinning
 
     @property
     def waiting_now(self) -> int:
@@ -59,10 +51,7 @@ class AnswerSpin:
         if self._waiting == 1 and self._seconds > 0:
             now = self._since = self._clock()
             if self._last_wait <= self._seconds:
-                self._until = now + self._seconds
-                if not self._spinning:
-                    self._spinning = True
-                    loop.call_soon(self._tick, loop)
+                self._arm(now, loop)
 
     def answered(self) -> None:
         """That exchange ended: answered, failed or cancelled."""
@@ -70,8 +59,5 @@ class AnswerSpin:
             self._last_wait = self._clock() - self._since
         self._waiting -= 1
 
-    def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._waiting == 1 and self._clock() < self._until:
-            loop.call_soon(self._tick, loop)
-        else:
-            self._spinning = False
+    def _still_waiting(self) -> bool:
+        return self._waiting == 1
