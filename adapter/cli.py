@@ -28,7 +28,7 @@ logger = logging.getLogger("adapter")
 async def serve(settings: Settings) -> int:
     """Runs the adapter until SIGINT/SIGTERM (exit 0), or until a supervised task
     dies under ``on_task_death = exit`` (exit 1); shuts down gracefully either way."""
-    from adapter.gc_tuning import freeze_startup_heap
+    from adapter.gc_tuning import tune_collector_for_serving
     from adapter.runtime import MeshAdapter
     from adapter.telemetry.metrics import build_meter_provider
     from adapter.telemetry.shutdown import shut_down_telemetry
@@ -44,7 +44,7 @@ async def serve(settings: Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await adapter.start()
-    freeze_startup_heap()
+    tune_collector_for_serving()
     try:
         signalled = asyncio.ensure_future(stop.wait())
         ended = asyncio.ensure_future(adapter.wait_for_termination())

@@ -110,7 +110,7 @@ async def _source(url: str, count: int, *, traced: bool) -> tuple[float, float]:
     from adapter.events.spool import EventSpool
     from adapter.events.watermarks import WatermarkStore
     from adapter.events.websocket_source import WebSocketSource
-    from adapter.gc_tuning import freeze_startup_heap
+    from adapter.gc_tuning import tune_collector_for_serving
     from adapter.transcoding.json_codec import JsonCodec
 
     routes = load_event_routes(EventsSettings())
@@ -130,7 +130,7 @@ async def _source(url: str, count: int, *, traced: bool) -> tuple[float, float]:
                 intake=EventIntake(encoder, spool, tracer_provider=provider),
                 watermarks=WatermarkStore(Path(scratch) / "watermarks.json"),
             )
-            freeze_startup_heap()  # as the adapter does once it has started
+            tune_collector_for_serving()  # as the adapter does once it has started
             await source.start()
             try:
                 await asyncio.wait_for(source.streaming.wait(), 10)

@@ -34,7 +34,7 @@ from adapter.events.delivery import SpoolDrainer
 from adapter.events.kafka_sink import Delivered, DeliveryError, HandedOver, KafkaSink
 from adapter.events.records import OutboundRecord
 from adapter.events.spool import EventSpool
-from adapter.gc_tuning import freeze_startup_heap
+from adapter.gc_tuning import tune_collector_for_serving
 from adapter.helper_threads import HelperThreadPolicy
 from bench import spool_throughput as st
 
@@ -196,10 +196,10 @@ async def main(
 async def _measure(seconds: float, count: int, paced_seconds: float, raw_first: bool) -> dict[str, Any]:
     topic = f"bench-peer-{uuid.uuid4().hex[:8]}"
     records, raw_records = (st.make_records(topic, count) for _ in range(2))
-    # As `python -m adapter` freezes its startup heap: the bench's prebuilt inputs (hundreds of
-    # thousands of records no adapter holds) would otherwise make every full collection a
-    # 100-200 ms stall.
-    freeze_startup_heap()
+    # As `python -m adapter` tunes its collector (its startup heap frozen): the bench's prebuilt
+    # inputs (hundreds of thousands of records no adapter holds) would otherwise make every full
+    # collection a 100-200 ms stall.
+    tune_collector_for_serving()
     await st.topic_admin("create", topic)
     try:
         with tempfile.TemporaryDirectory(prefix="peer-events-") as tmp:
@@ -216,7 +216,7 @@ async def _measure(seconds: float, count: int, paced_seconds: float, raw_first: 
             half = adapter_rate / 2
             paced_count = int(half * paced_seconds) + 1_000
             paced_records, raw_paced_records = (st.make_records(topic, paced_count) for _ in range(2))
-            freeze_startup_heap()
+            tune_collector_for_serving()
             latencies, raw_latencies = await in_order(
                 raw_first,
                 functools.partial(paced, Path(tmp), paced_records, half, paced_seconds),

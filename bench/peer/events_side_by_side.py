@@ -37,7 +37,10 @@ _ONE_SIDE = """
 import asyncio, json, sys, tempfile, time, uuid
 from pathlib import Path
 from adapter.config.settings import TelemetrySettings
-from adapter.gc_tuning import freeze_startup_heap
+try:
+    from adapter.gc_tuning import tune_collector_for_serving
+except ImportError:  # a tree from before the fortieth stop
+    from adapter.gc_tuning import freeze_startup_heap as tune_collector_for_serving
 from adapter.telemetry.tracing import build_tracer_provider
 from bench import spool_throughput as st
 
@@ -47,7 +50,7 @@ build_tracer_provider(TelemetrySettings(otlp_enabled=False))
 async def main():
     topic = f"bench-sbs-{uuid.uuid4().hex[:8]}"
     records = st.make_records(topic, count)
-    freeze_startup_heap()
+    tune_collector_for_serving()
     await st.topic_admin("create", topic)
     try:
         with tempfile.TemporaryDirectory(prefix="events-sbs-") as tmp:
@@ -67,7 +70,10 @@ _ONE_PACED_SIDE = """
 import asyncio, json, sys, tempfile, uuid
 from pathlib import Path
 from adapter.config.settings import TelemetrySettings
-from adapter.gc_tuning import freeze_startup_heap
+try:
+    from adapter.gc_tuning import tune_collector_for_serving
+except ImportError:  # a tree from before the fortieth stop
+    from adapter.gc_tuning import freeze_startup_heap as tune_collector_for_serving
 from adapter.telemetry.tracing import build_tracer_provider
 from bench import spool_throughput as st
 from bench.peer import events
@@ -78,7 +84,7 @@ build_tracer_provider(TelemetrySettings(otlp_enabled=False))
 async def main():
     topic = f"bench-sbs-{uuid.uuid4().hex[:8]}"
     records = st.make_records(topic, int(rate * seconds) + 1_000)
-    freeze_startup_heap()
+    tune_collector_for_serving()
     await st.topic_admin("create", topic)
     try:
         with tempfile.TemporaryDirectory(prefix="events-sbs-") as tmp:

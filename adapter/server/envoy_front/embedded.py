@@ -56,7 +56,7 @@ class EmbeddedAdapter:
         from adapter.cli import start_failure
         from adapter.config.settings import load_settings
         from adapter.events.aiokafka_compat import quiet_aiokafka
-        from adapter.gc_tuning import freeze_startup_heap
+        from adapter.gc_tuning import tune_collector_for_serving
         from adapter.runtime import MeshAdapter
         from adapter.telemetry.logs import configure_logging
         from adapter.telemetry.metrics import build_meter_provider
@@ -98,7 +98,7 @@ class EmbeddedAdapter:
         )
         server.attach_front(_Closing(front, self._status))
         self._front = front
-        freeze_startup_heap()
+        tune_collector_for_serving()
 
         async def stop() -> int:
             await adapter.stop()
