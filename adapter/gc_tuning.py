@@ -11,9 +11,9 @@ __all__ = ["YOUNG_GENERATION_THRESHOLD", "tune_collector_for_serving"]
 #: grpc.aio itself (its ``_find_method_handler`` coroutine keeps the ``query_handlers``
 #: closure that points back at it: five objects a call only the collector frees), so
 #: at 700 a young collection ran every ~40 calls, and each walked again everything
-#: the calls in flight hold. At 10,000: a twentieth of the collections, 2% less CPU a
-#: call at 16 in flight, and a young collection of ~1.5 ms instead of ~0.1
-#: (docs/benchmarks.md, "Fortieth stop").
+#: the calls in flight hold. At 10,000: a fortieth of the collections, 1.5-2% less CPU
+#: a call at 16 in flight, and a young collection of ~4.6 ms instead of ~0.3 on a slow
+#: bench host (docs/benchmarks.md, "Fortieth stop").
 YOUNG_GENERATION_THRESHOLD = 10_000
 
 
