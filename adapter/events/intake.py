@@ -96,10 +96,10 @@ class EventIntake:
             owners.extend([index] * len(produced))
         try:
             fresh = await self._spool.append(records, claim=claim)
-        except SpoolFull:
+        except SpoolFull as full:
             if not wait:
                 raise IntakeFullError(self._retry_after) from None
-            fresh = await self._append_as_room_frees(records, owners, events)
+            fresh = await self._append_as_room_frees(records, owners, events, full.depth)
         if claim is not None and records and not any(fresh):
             # A replayed delivery: nothing was stored, dead letters included.
             for event in events:
@@ -120,16 +120,22 @@ class EventIntake:
         return result
 
     async def _append_as_room_frees(
-        self, records: list[OutboundRecord], owners: list[int], events: Sequence[VendorEvent]
+        self,
+        records: list[OutboundRecord],
+        owners: list[int],
+        events: Sequence[VendorEvent],
+        depth: int,
     ) -> list[bool]:
         """Appends event by event, in order, each as soon as it fits: a batch larger
-        than the free room must not wait for a room it will never get at once."""
+        than the free room must not wait for a room it will never get at once.
+        ``depth``: the spool's depth when it refused the batch, which the log line
+        gives (by the time it is written the drainer may have freed some already)."""
         sources = _sources(events)
         self._lines.log(
             logging.WARNING,
             ("spool full", sources),
             "event spool full (%d events): pausing %s intake until Kafka takes some",
-            self._spool.depth,
+            depth,
             sources,
         )
         fresh: list[bool] = []

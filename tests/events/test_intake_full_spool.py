@@ -13,10 +13,14 @@ import pytest
 from adapter.config.settings import EventsSettings
 from adapter.events.encoding import EventEncoder, VendorEvent
 from adapter.events.intake import EventIntake
+from adapter.events.records import OutboundRecord
 from adapter.events.routing import EventRouter, load_event_routes
 from adapter.events.spool import EventSpool
+from adapter.events.spool_errors import SpoolFull
 from adapter.telemetry.repeated_lines import flush_held_lines
 from adapter.transcoding.json_codec import JsonCodec
+
+from .kafka_fixtures import wait_until
 
 BATCHES, PER_BATCH = 10, 4
 
@@ -49,6 +53,9 @@ async def test_a_spool_full_at_every_batch_logs_once_then_its_tail(
         delivered: list[bytes] = []
 
         async def kafka_catching_up() -> None:  # room frees two records at a time
+            # Not before the second batch met the full spool: on a slow host the first ack could
+            # otherwise come first, and the second batch would be refused at a depth of two.
+            await wait_until(lambda: bool(_lines(caplog)), within=10, what="the first 'spool full' line")
             while len(delivered) < BATCHES * PER_BATCH:
                 await spool.wait_for_records(5)
                 batch = await spool.pending(2)
@@ -72,3 +79,35 @@ async def test_a_spool_full_at_every_batch_logs_once_then_its_tail(
     ]
     [held] = tail
     assert re.search(rf"\(the last of {BATCHES - 2} like it held back in the last \d+ s\)$", held), held
+
+
+class _SpoolThatFreedRoom:
+    """A spool that refuses the first append at a depth of four and has freed room by the
+    time the intake reads its depth again (as when the drainer's ack lands in between)."""
+
+    def __init__(self) -> None:
+        self.depth = 2
+        self.appended: list[OutboundRecord] = []
+        self._refused = False
+
+    async def append(self, records: list[OutboundRecord], *, claim: object = None) -> list[bool]:
+        if not self._refused:
+            self._refused = True
+            raise SpoolFull(depth=4, bytes=4_000, max_records=4, max_bytes=10**6, wanted=len(records))
+        self.appended += records
+        return [True] * len(records)
+
+    async def wait_for_room(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 (the API)
+        return True
+
+
+async def test_the_full_line_gives_the_depth_the_spool_refused_at(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="adapter.events.intake")
+    encoder = EventEncoder(EventRouter(load_event_routes(EventsSettings())), JsonCodec(), source_uris={})
+    spool = _SpoolThatFreedRoom()
+    intake = EventIntake(encoder, spool)  # type: ignore[arg-type]  # (the part of a spool it uses)
+    result = await intake.accept(_alerts(0), wait=True)
+    assert result.accepted == PER_BATCH and len(spool.appended) == PER_BATCH
+    assert _lines(caplog) == [
+        "event spool full (4 events): pausing openframe websocket intake until Kafka takes some"
+    ]
