@@ -367,8 +367,10 @@ async def test_only_queries_are_cached_and_writes_drop_them(start_sim: StartSim)
         assert sim.count(**GRAPHQL) == 8 + 3  # hash miss + registration, then the hash again
 
 
-def _large_worker_threads() -> set[int | None]:
-    return {t.ident for t in threading.enumerate() if t.name.startswith(THREAD_NAME_PREFIX)}
+def _large_worker_threads() -> set[threading.Thread]:
+    # The threads themselves, not their idents: a thread that ended may hand its ident (its
+    # pthread's address) to the next one, and the new worker then looked like the old one.
+    return {t for t in threading.enumerate() if t.name.startswith(THREAD_NAME_PREFIX)}
 
 
 async def test_a_large_answer_is_decoded_on_the_worker_and_arrives_whole(start_sim: StartSim) -> None:

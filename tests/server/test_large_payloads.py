@@ -38,8 +38,9 @@ async def test_the_worker_runs_on_its_thread_in_the_caller_s_context_and_inline_
     assert await worker.run("request", _where, "?") == (threading.current_thread().name, "billing?")
 
 
-def _worker_threads() -> set[int | None]:
-    return {t.ident for t in threading.enumerate() if t.name.startswith(THREAD_NAME_PREFIX)}
+def _worker_threads() -> set[threading.Thread]:
+    # The threads themselves, not their idents: an ended thread's ident can be the next one's.
+    return {t for t in threading.enumerate() if t.name.startswith(THREAD_NAME_PREFIX)}
 
 
 def _metadata(approx_bytes: int) -> struct_pb2.Struct:
