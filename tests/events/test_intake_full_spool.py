@@ -39,6 +39,10 @@ def _alerts(first: int) -> list[VendorEvent]:
     ]
 
 
+def _encoder() -> EventEncoder:
+    return EventEncoder(EventRouter(load_event_routes(EventsSettings())), JsonCodec(), source_uris={})
+
+
 def _lines(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if "event spool full" in r.getMessage()]
 
@@ -47,9 +51,8 @@ async def test_a_spool_full_at_every_batch_logs_once_then_its_tail(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="adapter.events.intake")
-    encoder = EventEncoder(EventRouter(load_event_routes(EventsSettings())), JsonCodec(), source_uris={})
     async with EventSpool(tmp_path / "spool.db", max_records=PER_BATCH) as spool:
-        intake = EventIntake(encoder, spool)
+        intake = EventIntake(_encoder(), spool)
         delivered: list[bytes] = []
 
         async def kafka_catching_up() -> None:  # room frees two records at a time
@@ -103,9 +106,8 @@ class _SpoolThatFreedRoom:
 
 async def test_the_full_line_gives_the_depth_the_spool_refused_at(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="adapter.events.intake")
-    encoder = EventEncoder(EventRouter(load_event_routes(EventsSettings())), JsonCodec(), source_uris={})
     spool = _SpoolThatFreedRoom()
-    intake = EventIntake(encoder, spool)  # type: ignore[arg-type]  # (the part of a spool it uses)
+    intake = EventIntake(_encoder(), spool)  # a fake of the part of a spool the intake uses
     result = await intake.accept(_alerts(0), wait=True)
     assert result.accepted == PER_BATCH and len(spool.appended) == PER_BATCH
     assert _lines(caplog) == [
