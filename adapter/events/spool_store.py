@@ -55,6 +55,10 @@ _CLAIMS_PRUNE_SECONDS = 1.0  # expired delivery claims are garbage: forgotten on
 # event loop's thread each time. A commit of 160 records stepped row by row took 63-518 ms
 # instead of 2-3 ms while another thread ran Python (a 0.5-5 ms switch interval per
 # step), so the statements here insert, claim and delete many rows in one step each.
+# Each statement also gives the GIL up at its reset (a SELECT once more, stepping past
+# its last row): a commit's statements are kept few, and it ends with
+# ``Connection.commit()``, which prepares, steps and finalizes ``COMMIT`` in one
+# release, where an executed ``"COMMIT"`` gives it up twice.
 # SQL_SHAPES: each batch padded to one of a few sizes, so its text is a prepared
 # statement the connection has cached (sql_shapes.py).
 # Header codec: (name length u16, value length u32) then both, per header.
@@ -118,7 +122,7 @@ class SpoolStore:
             db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
             db.execute("BEGIN IMMEDIATE")  # an older spool's dedupe rows move in one step
             self._seen.load(db)
-            db.execute("COMMIT")
+            db.commit()  # GIL_STEPS
             self._depth, self._bytes = db.execute(
                 "SELECT count(*), coalesce(sum(size), 0) FROM records"
             ).fetchone()
@@ -184,7 +188,7 @@ class SpoolStore:
                 self._claims_pruned_at = now
             results = work(db, stored)
             self._seen.prune(db)
-            db.execute("COMMIT")
+            db.commit()  # GIL_STEPS
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
@@ -202,7 +206,7 @@ class SpoolStore:
         try:
             fresh = sum(self._seen.claim(db, identities))
             self._seen.prune(db)
-            db.execute("COMMIT")
+            db.commit()  # GIL_STEPS
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
@@ -227,7 +231,7 @@ class SpoolStore:
         db.execute("BEGIN IMMEDIATE")
         try:
             self._delete(db, seqs, dead_letter_reason)
-            db.execute("COMMIT")
+            db.commit()  # GIL_STEPS
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
@@ -239,23 +243,31 @@ class SpoolStore:
         """Removes ``seqs`` (dead-lettered with a reason) inside the caller's transaction,
         and accounts for them; the caller restores the counts if it rolls back."""
         removed = removed_bytes = dead = 0
-        for which, chunk in _seq_filters(seqs):
+        filters = list(_seq_filters(seqs))
+        for which, chunk in filters:
             if dead_letter_reason is not None:
                 dead += db.execute(
                     f"INSERT OR IGNORE INTO dead_letters SELECT {_COLUMNS}, ?, ? FROM records WHERE {which}",
                     (self._clock(), dead_letter_reason, *chunk),
                 ).rowcount
             # Counted, then deleted: two steps, not one per row (GIL_STEPS).
-            count, size = db.execute(
-                f"SELECT count(*), coalesce(sum(size), 0) FROM records WHERE {which}", chunk
-            ).fetchone()
+            if which == _RUN:  # the usual case, and then the only filter
+                # The records left are those outside the run: the oldest of them is read
+                # with the count, one statement a commit less (GIL_STEPS).
+                count, size, oldest = db.execute(_COUNT_RUN_AND_OLDEST_LEFT, chunk).fetchone()
+                self._oldest_at = None if oldest is None else float(oldest)
+            else:
+                count, size = db.execute(
+                    f"SELECT count(*), coalesce(sum(size), 0) FROM records WHERE {which}", chunk
+                ).fetchone()
             db.execute(f"DELETE FROM records WHERE {which}", chunk)
             removed += count
             removed_bytes += size
         self._depth -= removed
         self._bytes -= removed_bytes
         self._dead += dead
-        self._oldest_at = self._query_oldest()
+        if filters and filters[0][0] != _RUN:
+            self._oldest_at = self._query_oldest()
 
     def _sized_if_together(
         self,
@@ -400,6 +412,18 @@ class SpoolStore:
         return self._db
 
 
+#: The filter of one run of sequence numbers (:func:`_seq_filters` yields it alone).
+_RUN = "seq BETWEEN ? AND ?"
+# A run's count and size, and the oldest record outside it: two rowid seeks, before
+# and after the run (the drainer acknowledges from the head, so usually the after).
+_COUNT_RUN_AND_OLDEST_LEFT = (
+    "SELECT count(*), coalesce(sum(size), 0), coalesce("
+    "(SELECT enqueued_at FROM records WHERE seq < ?1 ORDER BY seq LIMIT 1),"
+    " (SELECT enqueued_at FROM records WHERE seq > ?2 ORDER BY seq LIMIT 1))"
+    " FROM records WHERE seq BETWEEN ?1 AND ?2"
+)
+
+
 def _seq_filters(seqs: Sequence[int]) -> Iterator[tuple[str, list[int]]]:
     """``WHERE`` conditions, with their parameters, that select ``seqs`` between them.
 
@@ -413,7 +437,7 @@ def _seq_filters(seqs: Sequence[int]) -> Iterator[tuple[str, list[int]]]:
         return
     ordered = sorted(set(seqs))
     if ordered[-1] - ordered[0] == len(ordered) - 1:  # distinct and sorted: one run
-        yield "seq BETWEEN ? AND ?", [ordered[0], ordered[-1]]
+        yield _RUN, [ordered[0], ordered[-1]]
         return
     for i in range(0, len(ordered), MAX_ROWS):
         chunk = padded_keys(ordered[i : i + MAX_ROWS])

@@ -197,6 +197,38 @@ async def test_dead_letters_leave_the_queue_but_stay_on_disk(tmp_path: Path) -> 
         assert spool.depth == 1
 
 
+@pytest.mark.parametrize(
+    ("acked", "oldest_left_at"),
+    [
+        ([1, 2], 300.0),  # the head as a run: the drainer's usual ack
+        ([3, 4], 100.0),  # a run in the middle
+        ([5, 6], 100.0),  # the tail as a run
+        ([1, 2, 3, 4], 500.0),
+        ([1, 3], 200.0),  # not a run
+        ([1, 2, 4], 300.0),
+        ([1, 2, 3, 4, 5, 6], None),  # nothing left
+        ([7, 8], 100.0),  # nothing of it stored: nothing removed
+    ],
+)
+async def test_the_oldest_pending_age_follows_acks_of_any_shape(
+    tmp_path: Path, acked: list[int], oldest_left_at: float | None
+) -> None:
+    clock = [0.0]
+    async with EventSpool(tmp_path / "s.db", clock=lambda: clock[0]) as spool:
+        for n in range(1, 7):  # records 1-6 enqueued at 100, 200, ... 600
+            clock[0] = 100.0 * n
+            await spool.append([record(n)])
+        seqs = {int(r.ce_id[2:]): seq for seq, r in await spool.pending(10)}
+        last = max(seqs.values())
+        clock[0] = 1000.0
+        await spool.ack([seqs[n] if n in seqs else last + n for n in acked])
+        assert spool.depth == len(set(seqs) - set(acked))
+        expected = 0.0 if oldest_left_at is None else 1000.0 - oldest_left_at
+        assert spool.oldest_pending_age == expected
+    async with EventSpool(tmp_path / "s.db", clock=lambda: clock[0]) as reopened:
+        assert reopened.oldest_pending_age == expected  # as read from the file
+
+
 async def test_pending_records_survive_reopening(tmp_path: Path) -> None:
     clock = [1000.0]
     async with EventSpool(tmp_path / "s.db", clock=lambda: clock[0]) as spool:
