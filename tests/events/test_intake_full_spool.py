@@ -10,16 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from adapter.config.settings import EventsSettings
-from adapter.events.encoding import EventEncoder, VendorEvent
+from adapter.events.encoding import VendorEvent
 from adapter.events.intake import EventIntake
 from adapter.events.records import OutboundRecord
-from adapter.events.routing import EventRouter, load_event_routes
 from adapter.events.spool import EventSpool
 from adapter.events.spool_errors import SpoolFull
 from adapter.telemetry.repeated_lines import flush_held_lines
-from adapter.transcoding.json_codec import JsonCodec
 
+from .encoder_fixtures import default_encoder
 from .kafka_fixtures import wait_until
 
 BATCHES, PER_BATCH = 10, 4
@@ -39,10 +37,6 @@ def _alerts(first: int) -> list[VendorEvent]:
     ]
 
 
-def _encoder() -> EventEncoder:
-    return EventEncoder(EventRouter(load_event_routes(EventsSettings())), JsonCodec(), source_uris={})
-
-
 def _lines(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if "event spool full" in r.getMessage()]
 
@@ -52,7 +46,7 @@ async def test_a_spool_full_at_every_batch_logs_once_then_its_tail(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="adapter.events.intake")
     async with EventSpool(tmp_path / "spool.db", max_records=PER_BATCH) as spool:
-        intake = EventIntake(_encoder(), spool)
+        intake = EventIntake(default_encoder(), spool)
         delivered: list[bytes] = []
 
         async def kafka_catching_up() -> None:  # room frees two records at a time
@@ -107,7 +101,7 @@ class _SpoolThatFreedRoom:
 async def test_the_full_line_gives_the_depth_the_spool_refused_at(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="adapter.events.intake")
     spool = _SpoolThatFreedRoom()
-    intake = EventIntake(_encoder(), spool)  # a fake of the part of a spool the intake uses
+    intake = EventIntake(default_encoder(), spool)  # a fake of the part of a spool the intake uses
     result = await intake.accept(_alerts(0), wait=True)
     assert result.accepted == PER_BATCH and len(spool.appended) == PER_BATCH
     assert _lines(caplog) == [

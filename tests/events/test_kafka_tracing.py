@@ -18,14 +18,13 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
-from adapter.config.settings import EventsSettings
-from adapter.events.encoding import EventEncoder, VendorEvent
+from adapter.events.encoding import VendorEvent
 from adapter.events.kafka_tracing import MAX_LINKS, ProducerTracing, creation_context
 from adapter.events.records import OutboundRecord
-from adapter.events.routing import EventRouter, load_event_routes
 from adapter.events.spool import EventSpool
 from adapter.telemetry.lean_tracer import LeanSpan
-from adapter.transcoding.json_codec import JsonCodec
+
+from .encoder_fixtures import default_encoder
 
 TRACEPARENT = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -137,7 +136,7 @@ def sent_links(records: list[OutboundRecord]) -> list[Link]:
 
 def encoded_alert(context: Context) -> list[OutboundRecord]:
     """An OpenFrame alert's records as the intake's encoder makes them under ``context``."""
-    encoder = EventEncoder(EventRouter(load_event_routes(EventsSettings())), JsonCodec(), source_uris={})
+    encoder = default_encoder()
     event = VendorEvent(
         source="openframe", type="alert", id="evt-1", data={"id": "alt_1", "severity": "high"}
     )

@@ -14,13 +14,10 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from adapter.config.settings import EventsSettings, TlsSettings, WebhookSettings
-from adapter.events.encoding import EventEncoder
+from adapter.config.settings import TlsSettings, WebhookSettings
 from adapter.events.intake import EventIntake
-from adapter.events.routing import EventRouter, load_event_routes
 from adapter.events.spool import EventSpool
 from adapter.events.webhook_receiver import WebhookReceiver
-from adapter.transcoding.json_codec import JsonCodec
 from tests.events.kafka_fixtures import wait_until
 from tests.events.test_webhook_receiver import _endpoint, body, sign
 from tests.idle_connections import (
@@ -32,6 +29,8 @@ from tests.idle_connections import (
     status_of,
 )
 from tests.security.pki import Pki
+
+from .encoder_fixtures import default_encoder
 
 CAP = 3
 
@@ -45,7 +44,7 @@ async def spool(tmp_path: Path) -> AsyncIterator[EventSpool]:
 
 
 def receiver_for(spool: EventSpool, **settings: object) -> WebhookReceiver:
-    encoder = EventEncoder(EventRouter(load_event_routes(EventsSettings())), JsonCodec(), source_uris={})
+    encoder = default_encoder()
     return WebhookReceiver(
         WebhookSettings(port=0, max_connections=CAP, **settings),  # type: ignore[arg-type]
         [_endpoint()],

@@ -12,16 +12,15 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from adapter.config.settings import EventsSettings, WebhookSettings
-from adapter.events.encoding import EventEncoder
+from adapter.config.settings import WebhookSettings
 from adapter.events.intake import EventIntake
-from adapter.events.routing import EventRouter, load_event_routes
 from adapter.events.spool import EventSpool
 from adapter.events.webhook_receiver import WebhookReceiver
 from adapter.telemetry.ops_server import OpsServer
-from adapter.transcoding.json_codec import JsonCodec
 from tests.events.test_webhook_receiver import _endpoint, body, sign
 from tests.idle_connections import close, opened, status_of
+
+from .encoder_fixtures import default_encoder
 
 SECRET_LOOKING = "sk_live_" + "Q" * 5000
 
@@ -30,7 +29,7 @@ SECRET_LOOKING = "sk_live_" + "Q" * 5000
 async def receiver(tmp_path: Path) -> AsyncIterator[tuple[WebhookReceiver, EventSpool]]:
     spool = EventSpool(tmp_path / "spool.db", max_records=100)
     await spool.start()
-    encoder = EventEncoder(EventRouter(load_event_routes(EventsSettings())), JsonCodec(), source_uris={})
+    encoder = default_encoder()
     receiver = WebhookReceiver(WebhookSettings(port=0), [_endpoint()], intake=EventIntake(encoder, spool))
     await receiver.start()
     yield receiver, spool

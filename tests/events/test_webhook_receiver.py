@@ -20,19 +20,17 @@ import pytest
 import pytest_asyncio
 from pydantic import SecretStr
 
-from adapter.config.settings import EventsSettings, WebhookSettings, WebhookSourceSettings
-from adapter.events.encoding import EventEncoder
+from adapter.config.settings import WebhookSettings, WebhookSourceSettings
 from adapter.events.intake import EventIntake
-from adapter.events.routing import EventRouter, load_event_routes
 from adapter.events.spool import EventSpool
 from adapter.events.webhook_auth import DeliveryCheck, SignatureCheck, TokenCheck
 from adapter.events.webhook_receiver import WebhookEndpoint, WebhookReceiver
 from adapter.events.webhook_verifier import WebhookVerifier
 from adapter.telemetry.repeated_lines import flush_held_lines
-from adapter.transcoding.json_codec import JsonCodec
 from tests.gzip_bomb import cpu_until_quiet, gzip_bomb
 from tests.idle_connections import OPENINGS, seconds_until_closed
 
+from .encoder_fixtures import default_encoder
 from .mesh_fixtures import declared
 
 SECRET = "whsec-receiver-test"
@@ -89,7 +87,7 @@ async def _receiver(
 ) -> tuple[WebhookReceiver, EventSpool]:
     spool = EventSpool(tmp_path / name, max_records=max_records, clock=clock, dedupe_window=dedupe_window)
     await spool.start()
-    encoder = EventEncoder(EventRouter(load_event_routes(EventsSettings())), JsonCodec(), source_uris={})
+    encoder = default_encoder()
     receiver = WebhookReceiver(
         WebhookSettings(port=0, max_body_bytes=4096),
         [_endpoint(**config)],
@@ -331,7 +329,7 @@ async def test_a_compressed_body_is_refused_before_it_is_inflated(tmp_path: Path
     never inflated: it costs what the same bytes cost unlabelled."""
     spool = EventSpool(tmp_path / "spool.db", max_records=10)
     await spool.start()
-    encoder = EventEncoder(EventRouter(load_event_routes(EventsSettings())), JsonCodec(), source_uris={})
+    encoder = default_encoder()
     receiver = WebhookReceiver(WebhookSettings(port=0), [_endpoint()], intake=EventIntake(encoder, spool))
     await receiver.start()
     bomb = gzip_bomb(1000 * 1024)  # inflates to ~1 GB
@@ -371,7 +369,7 @@ async def test_a_body_trickled_too_slowly_is_refused_and_frees_its_turn(tmp_path
     now arrive within ``read_timeout_seconds`` of its turn."""
     spool = EventSpool(tmp_path / "spool.db", max_records=10)
     await spool.start()
-    encoder = EventEncoder(EventRouter(load_event_routes(EventsSettings())), JsonCodec(), source_uris={})
+    encoder = default_encoder()
     settings = WebhookSettings(port=0, max_concurrent_deliveries=1, read_timeout_seconds=0.5)
     receiver = WebhookReceiver(settings, [_endpoint()], intake=EventIntake(encoder, spool))
     await receiver.start()
@@ -417,7 +415,7 @@ async def test_a_connection_without_a_request_in_progress_is_closed_when_idle(
     after ``idle_timeout_seconds``, and deliveries on other connections go on."""
     spool = EventSpool(tmp_path / "spool.db", max_records=10)
     await spool.start()
-    encoder = EventEncoder(EventRouter(load_event_routes(EventsSettings())), JsonCodec(), source_uris={})
+    encoder = default_encoder()
     settings = WebhookSettings(port=0, idle_timeout_seconds=0.5)
     receiver = WebhookReceiver(settings, [_endpoint()], intake=EventIntake(encoder, spool))
     await receiver.start()

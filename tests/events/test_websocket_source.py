@@ -14,12 +14,10 @@ from openframe.v1 import alerts_pb2
 from pydantic import SecretStr
 
 from adapter.auth.api_key import ApiKeyCredentials
-from adapter.config.settings import EventsSettings, WebSocketSourceSettings
+from adapter.config.settings import WebSocketSourceSettings
 from adapter.descriptors.loader import load_service_specs
 from adapter.events.backfill import MAX_PAGES, Backfiller
-from adapter.events.encoding import EventEncoder
 from adapter.events.intake import EventIntake
-from adapter.events.routing import EventRouter, load_event_routes
 from adapter.events.spool import EventSpool
 from adapter.events.watermarks import WatermarkStore
 from adapter.events.websocket_source import FrameQueue, ReceivedFrame, StreamState, WebSocketSource
@@ -29,6 +27,7 @@ from adapter.upstream.client import UpstreamClient
 from simulator import Fault, Simulator
 
 from ..conftest import OPENFRAME_KEY, adapter_settings
+from .encoder_fixtures import default_encoder
 from .kafka_fixtures import wait_until
 from .mesh_fixtures import declared
 
@@ -47,7 +46,7 @@ async def spool(tmp_path: Path) -> AsyncIterator[EventSpool]:
 
 
 def source(sim: Simulator, spool: EventSpool, tmp_path: Path, key: str) -> WebSocketSource:
-    encoder = EventEncoder(EventRouter(load_event_routes(EventsSettings())), JsonCodec(), source_uris={})
+    encoder = default_encoder()
     auth = adapter_settings(sim).upstreams["openframe"].auth  # the header the simulator's profile reads
     return WebSocketSource(
         declared().streams["openframe"],
@@ -251,7 +250,7 @@ async def test_a_crashed_stream_task_is_reported_and_restarted(
     tmp_path: Path,
     caplog,  # type: ignore[no-untyped-def]
 ) -> None:
-    encoder = EventEncoder(EventRouter(load_event_routes(EventsSettings())), JsonCodec(), source_uris={})
+    encoder = default_encoder()
     states: list[StreamState] = []
     stream = WebSocketSource(
         declared().streams["openframe"],

@@ -4,7 +4,6 @@ queries, the separate quota, caching of queries only, no retry of mutations."""
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import grpc
@@ -22,9 +21,9 @@ from octospine.v1 import (
 
 from adapter.resilience import UpstreamRateLimiter
 from adapter.server.graphql_handler import PARTIAL_ERRORS_TRAILER
-from adapter.server.large_payloads import THREAD_NAME_PREFIX
 from simulator import Fault, Simulator
 from tests.resilience.harness import Harness, StartSim, error_details, running_adapter
+from tests.server.large_payload_threads import large_payload_threads
 
 C = grpc.StatusCode
 GRAPHQL = {"vendor": "octospine", "route": "/graphql"}
@@ -367,12 +366,6 @@ async def test_only_queries_are_cached_and_writes_drop_them(start_sim: StartSim)
         assert sim.count(**GRAPHQL) == 8 + 3  # hash miss + registration, then the hash again
 
 
-def _large_worker_threads() -> set[threading.Thread]:
-    # The threads themselves, not their idents: a thread that ended may hand its ident (its
-    # pthread's address) to the next one, and the new worker then looked like the old one.
-    return {t for t in threading.enumerate() if t.name.startswith(THREAD_NAME_PREFIX)}
-
-
 async def test_a_large_answer_is_decoded_on_the_worker_and_arrives_whole(start_sim: StartSim) -> None:
     sim = await start_sim()
     source = pipelines_pb2.PipelineSource(type="http", endpoint="https://example.test/feed")
@@ -383,10 +376,10 @@ async def test_a_large_answer_is_decoded_on_the_worker_and_arrives_whole(start_s
             pipelines_pb2.CreatePipelineRequest(pipeline=pipelines_pb2.Pipeline(name="wide", source=source)),
             timeout=10,
         )
-    before = _large_worker_threads()
+    before = large_payload_threads()
     async with running_adapter(sim) as h:  # a fresh adapter: its worker starts for the answer alone
         overview = await _pipelines(h).GetPipelineOverview(_overview(created.id), timeout=10)
-        started = _large_worker_threads() - before
+        started = large_payload_threads() - before
     answers = sim.find_requests(**GRAPHQL)
     assert len(answers) == 1
     assert overview.pipeline.id == created.id and overview.pipeline.source.parameters == source.parameters

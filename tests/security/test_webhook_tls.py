@@ -10,14 +10,12 @@ from pathlib import Path
 
 import httpx
 
-from adapter.config.settings import EventsSettings, TlsSettings, WebhookSettings
-from adapter.events.encoding import EventEncoder
+from adapter.config.settings import TlsSettings, WebhookSettings
 from adapter.events.intake import EventIntake
-from adapter.events.routing import EventRouter, load_event_routes
 from adapter.events.spool import EventSpool
 from adapter.events.webhook_receiver import WebhookReceiver
-from adapter.transcoding.json_codec import JsonCodec
 from scripts.dev_certs import issue, make_ca, pem, write_pair
+from tests.events.encoder_fixtures import default_encoder
 from tests.events.test_webhook_receiver import _endpoint, body, sign
 
 from .pki import Pki
@@ -33,7 +31,7 @@ async def test_webhooks_over_tls_across_a_certificate_rotation(tmp_path: Path) -
     certs = pki.dir
     spool = EventSpool(tmp_path / "spool.db", max_records=100)
     await spool.start()
-    encoder = EventEncoder(EventRouter(load_event_routes(EventsSettings())), JsonCodec(), source_uris={})
+    encoder = default_encoder()
     tls = TlsSettings(cert_file=certs / "server.pem", key_file=certs / "server-key.pem", client_auth="none")
     receiver = WebhookReceiver(
         WebhookSettings(port=0, tls=tls), [_endpoint()], intake=EventIntake(encoder, spool)

@@ -18,6 +18,7 @@ from adapter.runtime import MeshAdapter
 from adapter.server.large_payloads import ANSWER_BYTES, REQUEST_BYTES, THREAD_NAME_PREFIX, LargePayloadWorker
 from simulator import Simulator
 from tests.conftest import adapter_settings
+from tests.server.large_payload_threads import large_payload_threads
 
 _CALLER = contextvars.ContextVar("caller", default="")
 
@@ -38,11 +39,6 @@ async def test_the_worker_runs_on_its_thread_in_the_caller_s_context_and_inline_
     assert await worker.run("request", _where, "?") == (threading.current_thread().name, "billing?")
 
 
-def _worker_threads() -> set[threading.Thread]:
-    # The threads themselves, not their idents: an ended thread's ident can be the next one's.
-    return {t for t in threading.enumerate() if t.name.startswith(THREAD_NAME_PREFIX)}
-
-
 def _metadata(approx_bytes: int) -> struct_pb2.Struct:
     metadata = struct_pb2.Struct()
     for i in range(approx_bytes // 40):
@@ -55,13 +51,13 @@ async def test_a_large_create_round_trips_through_the_worker(simulator: Simulato
         alert=alerts_pb2.Alert(title="large", severity=alerts_pb2.SEVERITY_LOW, metadata=_metadata(120_000))
     )
     assert request.ByteSize() >= REQUEST_BYTES
-    before = _worker_threads()
+    before = large_payload_threads()
     async with (
         MeshAdapter(adapter_settings(simulator)) as adapter,
         grpc.aio.insecure_channel(f"127.0.0.1:{adapter.port}") as channel,
     ):
         created = await alerts_pb2_grpc.AlertServiceStub(channel).CreateAlert(request, timeout=30)
-        started = _worker_threads() - before
+        started = large_payload_threads() - before
     sent = simulator.find_requests(method="POST", route="/v1/alerts")
     assert len(sent) == 1 and len(sent[0].body) >= ANSWER_BYTES  # and so is the answer, which echoes it
     assert orjson.loads(sent[0].body)["metadata"] == json_format.MessageToDict(request.alert.metadata)
