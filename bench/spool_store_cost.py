@@ -67,7 +67,7 @@ with tempfile.TemporaryDirectory(prefix="store-cost-") as tmp:
     cpu, written = time.thread_time() - began, written_bytes() - written
     # The times a commit gives the GIL up (GIL_STEPS in spool_store.py): beside a thread
     # that never gives it back of its own accord, each release costs the commit one
-    # switch interval, so its wall time counts them (this host's noise does not move it).
+    # switch interval, so its wall time counts them (steadier than any timing on this host).
     import threading
     sys.setswitchinterval(0.002)
     spinning = True
